@@ -1,0 +1,208 @@
+//! `chasm log`: what happened, newest first, like `git log`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use chrono::Local;
+use serde_json::{Value, json};
+
+use super::time::{Point, parse_point, rfc3339};
+use crate::journal::{ChangeType, EntityType, OpenMode, Origin, SyncChange};
+use crate::session::{first_words, hex};
+
+/// Show the history of one session, or of every session, newest first
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A session id or a unique prefix of one; all sessions when left out
+    session: Option<String>,
+    /// Only changes made on this side
+    #[arg(long, value_parser = parse_origin)]
+    origin: Option<Origin>,
+    /// Only changes of this type (create, update, delete, merge)
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_change_type)]
+    change_type: Option<ChangeType>,
+    /// Only changes to this kind of entity (session, message, metadata, tag)
+    #[arg(long, value_parser = parse_entity)]
+    entity: Option<EntityType>,
+    /// Only changes at or after T (a seq, an RFC 3339 time or a date)
+    #[arg(long, value_name = "T", value_parser = parse_point)]
+    since: Option<Point>,
+    /// Only changes at or before T (a seq, an RFC 3339 time or a date)
+    #[arg(long, value_name = "T", value_parser = parse_point)]
+    until: Option<Point>,
+    /// Show at most N changes (the newest N, even with --reverse)
+    #[arg(short = 'n', long = "max-count", value_name = "N")]
+    max_count: Option<usize>,
+    /// Oldest first
+    #[arg(long)]
+    reverse: bool,
+    /// One JSON object per line
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_origin(s: &str) -> Result<Origin, String> {
+    s.parse()
+}
+fn parse_change_type(s: &str) -> Result<ChangeType, String> {
+    s.parse()
+}
+fn parse_entity(s: &str) -> Result<EntityType, String> {
+    s.parse()
+}
+
+impl Args {
+    fn matches(&self, r: &SyncChange) -> bool {
+        self.origin.is_none_or(|o| r.origin == o)
+            && self.change_type.is_none_or(|t| r.change_type == t)
+            && self.entity.is_none_or(|e| r.entity_type == e)
+            && self.since.is_none_or(|p| match p {
+                Point::Seq(s) => r.seq >= s,
+                Point::Time(t) => r.timestamp >= t,
+            })
+            && self.until.is_none_or(|p| match p {
+                Point::Seq(s) => r.seq <= s,
+                Point::Time(t) => r.timestamp <= t,
+            })
+    }
+}
+
+pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
+    let journal = super::open_journal(journal_dir, OpenMode::Existing)?;
+    let limit = args.max_count.unwrap_or(usize::MAX);
+    // Newest first, stopping as soon as the limit is reached.
+    let mut shown: Vec<SyncChange> = Vec::new();
+    match &args.session {
+        Some(prefix) => {
+            let id = journal.resolve_session(prefix)?;
+            for seq in journal.session_seqs(&id)?.into_iter().rev() {
+                if shown.len() >= limit {
+                    break;
+                }
+                let Some(r) = journal.get(seq)? else { continue };
+                if args.matches(&r) {
+                    shown.push(r);
+                }
+            }
+        }
+        None => {
+            for r in journal.iter().rev() {
+                if shown.len() >= limit {
+                    break;
+                }
+                let r = r?;
+                if args.matches(&r) {
+                    shown.push(r);
+                }
+            }
+        }
+    }
+    if args.reverse {
+        shown.reverse();
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for r in &shown {
+        if args.json {
+            writeln!(out, "{}", json_line(r))?;
+        } else {
+            writeln!(out, "{}", human_line(r))?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `--json` form of a record; the schema is documented in the README.
+pub fn json_line(r: &SyncChange) -> Value {
+    json!({
+        "seq": r.seq,
+        "id": r.id.to_string(),
+        "session_id": r.session_id,
+        "change_type": r.change_type.as_str(),
+        "entity_type": r.entity_type.as_str(),
+        "entity_id": r.entity_id,
+        "origin": r.origin.as_str(),
+        "provider": r.provider,
+        "timestamp": rfc3339(&r.timestamp),
+        "prev_hash": hex(&r.prev_hash),
+        "hash": hex(&r.hash),
+        "payload": r.payload,
+    })
+}
+
+fn human_line(r: &SyncChange) -> String {
+    let when = r
+        .timestamp
+        .with_timezone(&Local)
+        .format("%Y-%m-%d %H:%M:%S");
+    let short: String = r.session_id.chars().take(8).collect();
+    let what = format!("{}/{}", r.change_type, r.entity_type);
+    format!(
+        "{:>6}  {when}  {:<6}  {what:<15}  {short:<8}  {}",
+        r.seq,
+        r.origin.as_str(),
+        summary(r)
+    )
+}
+
+/// A few words on what the change did.
+fn summary(r: &SyncChange) -> String {
+    let p = &r.payload;
+    let request_words = || {
+        let text = p
+            .get("request")
+            .and_then(|q| q.get("message"))
+            .and_then(|m| m.get("text"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let index = p
+            .get("index")
+            .and_then(Value::as_u64)
+            .map(|i| format!("#{} ", i + 1))
+            .unwrap_or_default();
+        if text.trim().is_empty() {
+            format!("{index}{}", r.entity_id)
+        } else {
+            format!("{index}\"{}\"", first_words(text, 60))
+        }
+    };
+    match (r.entity_type, r.change_type) {
+        (_, ChangeType::Merge) => "checkpoint".into(),
+        (EntityType::Session, ChangeType::Create) => {
+            let title = p
+                .get("customTitle")
+                .and_then(Value::as_str)
+                .map(|t| format!(" \"{}\"", first_words(t, 60)));
+            format!("new session{}", title.unwrap_or_default())
+        }
+        (EntityType::Session, ChangeType::Update) => "replaced the whole session".into(),
+        (EntityType::Session, ChangeType::Delete) => "deleted the session".into(),
+        (EntityType::Message, ChangeType::Create) => format!("added {}", request_words()),
+        (EntityType::Message, ChangeType::Update) => {
+            let parts = p
+                .get("request")
+                .and_then(|q| q.get("response"))
+                .and_then(Value::as_array)
+                .map(Vec::len)
+                .unwrap_or(0);
+            format!(
+                "changed {} ({parts} response part{})",
+                request_words(),
+                if parts == 1 { "" } else { "s" }
+            )
+        }
+        (EntityType::Message, ChangeType::Delete) => format!("removed request {}", r.entity_id),
+        (EntityType::Metadata, ChangeType::Delete) => format!("removed field {}", r.entity_id),
+        (EntityType::Metadata, _) => {
+            let value = p.get("value").map(|v| match v {
+                Value::String(s) => format!("\"{}\"", first_words(s, 50)),
+                other => first_words(&other.to_string(), 50),
+            });
+            format!("{} = {}", r.entity_id, value.unwrap_or_default())
+        }
+        (EntityType::Tag, ChangeType::Delete) => format!("untagged \"{}\"", r.entity_id),
+        (EntityType::Tag, _) => format!("tagged \"{}\"", r.entity_id),
+    }
+}

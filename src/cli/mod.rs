@@ -1,0 +1,83 @@
+//! The command line: one module per command, and the few helpers they share. This is the only
+//! layer that prints, and the only one that uses `anyhow`.
+
+mod capture;
+mod log;
+mod replay;
+mod time;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::journal::{Journal, OpenMode};
+
+/// chasm keeps a durable, auditable history of your AI chat sessions.
+#[derive(Debug, Parser)]
+#[command(name = "chasm", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The journal directory [default: the platform data dir, e.g. ~/.local/share/chasm/journal]
+    #[arg(long, global = true, env = "CHASM_JOURNAL", value_name = "DIR")]
+    pub journal: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Capture(capture::Args),
+    Log(log::Args),
+    Replay(replay::Args),
+    Verify(verify::Args),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let journal_dir = match cli.journal {
+        Some(dir) => dir,
+        None => default_journal_dir()
+            .context("cannot find a data directory for the journal; pass --journal DIR")?,
+    };
+    match cli.command {
+        Command::Capture(args) => capture::run(&journal_dir, args),
+        Command::Log(args) => log::run(&journal_dir, args),
+        Command::Replay(args) => replay::run(&journal_dir, args),
+        Command::Verify(args) => verify::run(&journal_dir, args),
+    }
+}
+
+/// Whether an error is stdout closing early (`chasm log | head`): not a failure.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn open_journal(dir: &std::path::Path, mode: OpenMode) -> Result<Journal> {
+    Ok(Journal::open(dir, mode)?)
+}
+
+/// `$XDG_DATA_HOME/chasm/journal` or `~/.local/share/chasm/journal` on Linux and the BSDs,
+/// `~/Library/Application Support/chasm/journal` on macOS, `%APPDATA%\chasm\journal` on Windows.
+fn default_journal_dir() -> Option<PathBuf> {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let base = if cfg!(windows) {
+        env("APPDATA")?
+    } else if cfg!(target_os = "macos") {
+        env("HOME")?.join("Library").join("Application Support")
+    } else {
+        env("XDG_DATA_HOME")
+            .filter(|p| p.is_absolute())
+            .or_else(|| Some(env("HOME")?.join(".local").join("share")))?
+    };
+    Some(base.join("chasm").join("journal"))
+}

@@ -1,0 +1,95 @@
+//! `chasm replay`: a session as it stood right after any event.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+
+use super::time::{Point, parse_point, parse_time, rfc3339};
+use crate::fold::fold;
+use crate::journal::OpenMode;
+use crate::provider::vscode::jsonl;
+use crate::transcript;
+
+/// Show a session as it stood at any point in its history
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A session id or a unique prefix of one
+    session: String,
+    /// Right after the event with this seq [default: the latest]
+    #[arg(long, value_name = "SEQ", conflicts_with = "at_time")]
+    at: Option<u64>,
+    /// As it stood at this time (RFC 3339 or a date)
+    #[arg(long, value_name = "T", value_parser = parse_at_time)]
+    at_time: Option<DateTime<Utc>>,
+    /// json: a VS Code session file; jsonl: a VS Code mutation log; markdown: a transcript
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    format: Format,
+    /// Write to FILE (atomically) instead of standard output
+    #[arg(short = 'o', long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Json,
+    Jsonl,
+    Markdown,
+}
+
+fn parse_at_time(s: &str) -> Result<DateTime<Utc>, String> {
+    match parse_point(s) {
+        Ok(Point::Seq(_)) => Err("give a time here; a seq goes with --at".into()),
+        _ => parse_time(s).map_err(|e| e.to_string()),
+    }
+}
+
+pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
+    let journal = super::open_journal(journal_dir, OpenMode::Existing)?;
+    let id = journal.resolve_session(&args.session)?;
+    let events = journal.session_events(&id)?;
+    let upto: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            args.at.is_none_or(|at| e.seq <= at) && args.at_time.is_none_or(|t| e.timestamp <= t)
+        })
+        .collect();
+    let point = match (args.at, args.at_time) {
+        (Some(seq), _) => format!("at seq {seq}"),
+        (_, Some(t)) => format!("at {}", rfc3339(&t)),
+        _ => "now".into(),
+    };
+    let Some(state) = fold(upto.iter().copied())? else {
+        let first = events.first().map(|e| e.seq).unwrap_or(0);
+        bail!("session {id} did not exist yet {point} (its history starts at seq {first})");
+    };
+    if !state.exists {
+        bail!(
+            "session {id} was deleted {point} (at seq {}); replay --at an earlier seq to see it",
+            state.deleted_seq.unwrap_or(state.last_seq)
+        );
+    }
+    let value = state.session.to_value();
+    let text = match args.format {
+        Format::Json => {
+            let mut s =
+                serde_json::to_string_pretty(&value).context("cannot serialize the session")?;
+            s.push('\n');
+            s
+        }
+        Format::Jsonl => jsonl::initial_line(&value),
+        Format::Markdown => transcript::markdown(&id, &state.session),
+    };
+    match args.output {
+        Some(path) => crate::atomic::write(&path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

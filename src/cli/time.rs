@@ -1,0 +1,64 @@
+//! Points in history as users write them: a seq, or a time.
+
+use anyhow::{Result, bail};
+use chrono::{DateTime, Local, NaiveDate, TimeZone, Utc};
+
+/// A point in the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Point {
+    Seq(u64),
+    Time(DateTime<Utc>),
+}
+
+/// Parses a seq (`42`), an RFC 3339 time (`2026-11-25T10:00:00Z`) or a date (`2026-11-25`,
+/// local midnight).
+pub fn parse_point(s: &str) -> Result<Point> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return match s.parse() {
+            Ok(seq) => Ok(Point::Seq(seq)),
+            Err(_) => bail!("seq {s} is out of range"),
+        };
+    }
+    parse_time(s).map(Point::Time)
+}
+
+/// Parses an RFC 3339 time or a date (local midnight).
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        if let Some(t) = d
+            .and_hms_opt(0, 0, 0)
+            .and_then(|t| Local.from_local_datetime(&t).earliest())
+        {
+            return Ok(t.with_timezone(&Utc));
+        }
+    }
+    bail!("{s:?} is not a seq, an RFC 3339 time (2026-11-25T10:00:00Z) or a date (2026-11-25)")
+}
+
+/// RFC 3339 in UTC with milliseconds, as in `--json` output.
+pub fn rfc3339(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_seqs_times_and_dates() {
+        assert_eq!(parse_point("42").unwrap(), Point::Seq(42));
+        assert_eq!(
+            parse_point("2026-11-25T10:00:00+01:00").unwrap(),
+            Point::Time(Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap())
+        );
+        assert!(matches!(parse_point("2026-11-25").unwrap(), Point::Time(_)));
+        assert!(parse_point("yesterday").is_err());
+        assert!(parse_point("99999999999999999999999").is_err());
+        assert!(parse_point("").is_err());
+    }
+}

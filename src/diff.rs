@@ -1,0 +1,327 @@
+//! The diff: what changed between the journal's view of a session and a session read from a
+//! file, as entity-level changes. Pure, no I/O.
+//!
+//! The changes are built so that folding them onto the old state gives exactly the new session,
+//! field order included (a property test below holds this for arbitrary sessions):
+//!
+//! 1. metadata fields that disappeared (`metadata/delete`), then fields that are new or changed
+//!    (`metadata/update`, carrying their position in the new field order, where the fold inserts
+//!    a new field; fields the journal already has keep their place);
+//! 2. requests that disappeared (`message/delete`), then, walking the new list in order, every
+//!    request that is new, changed, or no longer at its position (`message/create` or
+//!    `message/update`, carrying its index in the new list).
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::fold::{SessionState, message_payload, metadata_payload};
+use crate::journal::{ChangeType, EntityType};
+use crate::session::{Session, entity_ids};
+
+/// One entity-level change, before the journal gives it a seq.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityChange {
+    pub change_type: ChangeType,
+    pub entity_type: EntityType,
+    pub entity_id: String,
+    pub payload: Value,
+}
+
+/// The changes that turn `old` (the journal's view, `None` for a session it has never seen)
+/// into `new`. An existing, unchanged session gives no changes; a session the journal does not
+/// have (or has as deleted) starts with `session/create`.
+pub fn diff(session_id: &str, old: Option<&SessionState>, new: &Session) -> Vec<EntityChange> {
+    let mut out = Vec::new();
+    let new_ids = entity_ids(&new.requests);
+    let old = match old {
+        Some(state) if state.exists => state,
+        _ => {
+            out.push(EntityChange {
+                change_type: ChangeType::Create,
+                entity_type: EntityType::Session,
+                entity_id: session_id.to_owned(),
+                payload: new.without_requests().to_value(),
+            });
+            for (index, (id, request)) in new_ids.iter().zip(&new.requests).enumerate() {
+                out.push(message(
+                    ChangeType::Create,
+                    id,
+                    message_payload(index, request),
+                ));
+            }
+            return out;
+        }
+    };
+
+    for (key, _) in old.session.metadata() {
+        if new.field(key).is_none() {
+            out.push(EntityChange {
+                change_type: ChangeType::Delete,
+                entity_type: EntityType::Metadata,
+                entity_id: key.to_owned(),
+                payload: Value::Null,
+            });
+        }
+    }
+    for (key, value) in new.metadata() {
+        if old.session.field(key) != Some(value) {
+            let position = new.field_position(key).expect("a field of the session");
+            out.push(EntityChange {
+                change_type: ChangeType::Update,
+                entity_type: EntityType::Metadata,
+                entity_id: key.to_owned(),
+                payload: metadata_payload(value, position),
+            });
+        }
+    }
+
+    let new_index: HashMap<&str, usize> = new_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let mut current: Vec<&str> = Vec::with_capacity(old.ids.len());
+    for id in &old.ids {
+        if new_index.contains_key(id.as_str()) {
+            current.push(id);
+        } else {
+            out.push(message(ChangeType::Delete, id, Value::Null));
+        }
+    }
+    // `current` mirrors the fold's request order as the changes so far leave it; after handling
+    // new index i, its first i + 1 entries are the new list's.
+    for (index, (id, request)) in new_ids.iter().zip(&new.requests).enumerate() {
+        match current.iter().position(|x| x == id) {
+            None => {
+                out.push(message(
+                    ChangeType::Create,
+                    id,
+                    message_payload(index, request),
+                ));
+                current.insert(index, id);
+            }
+            Some(at) => {
+                let unchanged = old.request(id) == Some(request);
+                if !(unchanged && at == index) {
+                    out.push(message(
+                        ChangeType::Update,
+                        id,
+                        message_payload(index, request),
+                    ));
+                    current.remove(at);
+                    current.insert(index, id);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn message(change_type: ChangeType, id: &str, payload: Value) -> EntityChange {
+    EntityChange {
+        change_type,
+        entity_type: EntityType::Message,
+        entity_id: id.to_owned(),
+        payload,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fold::fold;
+    use crate::journal::{NewChange, Origin, SyncChange};
+    use chrono::Utc;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// Seals changes as consecutive journal events after `first_seq`.
+    fn events(changes: Vec<EntityChange>, first_seq: u64) -> Vec<SyncChange> {
+        changes
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let change = NewChange {
+                    session_id: "s".into(),
+                    change_type: c.change_type,
+                    entity_type: c.entity_type,
+                    entity_id: c.entity_id,
+                    timestamp: Utc::now(),
+                    origin: Origin::Remote,
+                    provider: "vscode".into(),
+                    payload: c.payload,
+                };
+                SyncChange::seal(change, first_seq + i as u64, [0; 32])
+            })
+            .collect()
+    }
+
+    fn session(v: Value) -> Session {
+        Session::from_value(v).unwrap()
+    }
+
+    /// Folds `a`, then the diff to `b`, and checks the result is `b` exactly (order too).
+    fn check_transition(a: &Session, b: &Session) -> Vec<EntityChange> {
+        let mut log = events(diff("s", None, a), 1);
+        let state = fold(&log).unwrap().unwrap();
+        assert_eq!(state.session.to_value(), a.to_value());
+        let changes = diff("s", Some(&state), b);
+        log.extend(events(changes.clone(), log.len() as u64 + 1));
+        let state = fold(&log).unwrap().unwrap();
+        assert_eq!(state.session.to_value(), b.to_value());
+        // Field order is kept too, unless `b` reorders fields both sessions have (which only a
+        // rewrite by another program does; the journal keeps its first order then).
+        if same_relative_order(a, b) {
+            assert_eq!(
+                serde_json::to_string(&state.session.to_value()).unwrap(),
+                serde_json::to_string(&b.to_value()).unwrap()
+            );
+        }
+        assert!(
+            diff("s", Some(&state), b).is_empty(),
+            "a second diff must be empty"
+        );
+        changes
+    }
+
+    fn same_relative_order(a: &Session, b: &Session) -> bool {
+        let keys = |s: &Session, other: &Session| -> Vec<String> {
+            let all = s.to_value();
+            let o = other.to_value();
+            all.as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| o.get(k.as_str()).is_some())
+                .cloned()
+                .collect()
+        };
+        keys(a, b) == keys(b, a)
+    }
+
+    #[test]
+    fn a_new_session_is_a_create_then_one_message_per_request() {
+        let s = session(
+            json!({"version": 3, "requests": [{"requestId": "r1"}, {"requestId": "r2"}], "sessionId": "s"}),
+        );
+        let changes = diff("s", None, &s);
+        let kinds: Vec<_> = changes
+            .iter()
+            .map(|c| (c.change_type, c.entity_type, c.entity_id.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (ChangeType::Create, EntityType::Session, "s"),
+                (ChangeType::Create, EntityType::Message, "r1"),
+                (ChangeType::Create, EntityType::Message, "r2")
+            ]
+        );
+        assert_eq!(
+            changes[0].payload,
+            json!({"version": 3, "requests": [], "sessionId": "s"})
+        );
+    }
+
+    #[test]
+    fn streaming_a_response_is_one_message_update() {
+        let a = session(json!({"requests": [{"requestId": "r1", "response": []}]}));
+        let b = session(json!({"requests": [{"requestId": "r1", "response": [{"value": "Hel"}]}]}));
+        let changes = check_transition(&a, &b);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(
+            (changes[0].change_type, changes[0].entity_type),
+            (ChangeType::Update, EntityType::Message)
+        );
+    }
+
+    #[test]
+    fn rename_add_and_remove() {
+        let a = session(
+            json!({"customTitle": "a", "requests": [{"requestId": "r1"}, {"requestId": "r2"}], "x": 1}),
+        );
+        let b = session(
+            json!({"customTitle": "b", "requests": [{"requestId": "r2"}, {"requestId": "r3"}], "y": 2}),
+        );
+        let changes = check_transition(&a, &b);
+        let kinds: Vec<_> = changes
+            .iter()
+            .map(|c| {
+                (
+                    c.change_type.as_str(),
+                    c.entity_type.as_str(),
+                    c.entity_id.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("delete", "metadata", "x"),
+                ("update", "metadata", "customTitle"),
+                ("update", "metadata", "y"),
+                ("delete", "message", "r1"),
+                ("create", "message", "r3")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_deleted_session_is_created_again() {
+        let s = session(json!({"requests": []}));
+        let state = SessionState {
+            exists: false,
+            ..SessionState::default()
+        };
+        assert_eq!(
+            diff("s", Some(&state), &s)[0].change_type,
+            ChangeType::Create
+        );
+    }
+
+    fn arb_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<i32>().prop_map(Value::from),
+            "[a-c]{0,3}".prop_map(Value::from)
+        ]
+    }
+
+    fn arb_session() -> impl Strategy<Value = Session> {
+        let field = ("[a-e]", arb_value());
+        let request = (0u8..6, prop::option::of(arb_value()), any::<bool>()).prop_map(
+            |(id, resp, with_id)| {
+                let mut r = serde_json::Map::new();
+                if with_id {
+                    r.insert("requestId".into(), Value::from(format!("r{id}")));
+                }
+                r.insert("message".into(), json!({"text": format!("m{id}")}));
+                if let Some(resp) = resp {
+                    r.insert("response".into(), json!([resp]));
+                }
+                Value::Object(r)
+            },
+        );
+        (
+            prop::collection::vec(field, 0..5),
+            0usize..5,
+            prop::collection::vec(request, 0..6),
+        )
+            .prop_map(|(fields, req_pos, requests)| {
+                let mut m = serde_json::Map::new();
+                for (k, v) in fields {
+                    m.insert(k, v);
+                }
+                let at = req_pos.min(m.len());
+                m.shift_insert(at, "requests".into(), Value::Array(requests));
+                Session::from_value(Value::Object(m)).unwrap()
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn folding_the_diff_gives_the_new_session(a in arb_session(), b in arb_session()) {
+            check_transition(&a, &b);
+        }
+    }
+}

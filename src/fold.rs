@@ -1,0 +1,189 @@
+//! The fold: a session's events → its state. Pure, no I/O.
+//!
+//! The same fold serves `replay` (fold a prefix), `capture` (what the journal currently believes,
+//! to diff a file against) and, later, status and conflicts. Applying events one at a time via
+//! [`SessionState::apply`] lets a caller stop at any seq.
+//!
+//! Payloads by event (the journal-format.md lists them too):
+//!
+//! | event | `entity_id` | payload |
+//! | --- | --- | --- |
+//! | session/create, session/update | session id | the whole session object (any `requests` included) |
+//! | session/delete | session id | `null` |
+//! | metadata/create, metadata/update | field name | `{"value": v, "position": p}` |
+//! | metadata/delete | field name | `null` |
+//! | message/create, message/update | request id | `{"index": i, "request": {…}}` |
+//! | message/delete | request id | `null` |
+//! | tag/create, tag/delete | tag | `null` |
+//! | merge | session id | checkpoint data (ignored by the content fold) |
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::journal::{ChangeType, EntityType, SyncChange};
+use crate::session::{REQUESTS_KEY, Request, Session, entity_ids, json_type};
+
+/// A session as the journal says it stood after some event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionState {
+    pub session: Session,
+    /// The entity id of each request, parallel to `session.requests`.
+    pub ids: Vec<String>,
+    /// Created and not deleted since.
+    pub exists: bool,
+    pub tags: BTreeSet<String>,
+    /// The newest event folded in.
+    pub last_seq: u64,
+    /// The event that deleted the session, while it stays deleted.
+    pub deleted_seq: Option<u64>,
+    /// The newest checkpoint (`merge` event) folded in.
+    pub last_checkpoint: Option<u64>,
+    /// How many events were folded: what replay cost.
+    pub events_read: u64,
+}
+
+/// An event the fold cannot apply: only a journal written by something other than chasm (or a
+/// bug) has one, so it is reported rather than guessed around.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event {seq}: {reason}")]
+pub struct FoldError {
+    pub seq: u64,
+    pub reason: String,
+}
+
+impl Default for SessionState {
+    fn default() -> Self {
+        SessionState {
+            session: Session::empty(),
+            ids: Vec::new(),
+            exists: false,
+            tags: BTreeSet::new(),
+            last_seq: 0,
+            deleted_seq: None,
+            last_checkpoint: None,
+            events_read: 0,
+        }
+    }
+}
+
+/// The payload of a `message/create` or `message/update`.
+pub fn message_payload(index: usize, request: &Request) -> Value {
+    json!({"index": index, "request": request.to_value()})
+}
+
+/// The payload of a `metadata/update`.
+pub fn metadata_payload(value: &Value, position: usize) -> Value {
+    json!({"value": value, "position": position})
+}
+
+/// Folds events (one session's, in seq order) into its state; `None` when there are none.
+pub fn fold<'a>(
+    events: impl IntoIterator<Item = &'a SyncChange>,
+) -> Result<Option<SessionState>, FoldError> {
+    let mut state: Option<SessionState> = None;
+    for event in events {
+        state
+            .get_or_insert_with(SessionState::default)
+            .apply(event)?;
+    }
+    Ok(state)
+}
+
+impl SessionState {
+    /// Applies one event.
+    pub fn apply(&mut self, event: &SyncChange) -> Result<(), FoldError> {
+        let err = |reason: String| FoldError {
+            seq: event.seq,
+            reason,
+        };
+        let payload = &event.payload;
+        let id = event.entity_id.as_str();
+        match (event.entity_type, event.change_type) {
+            (_, ChangeType::Merge) => self.last_checkpoint = Some(event.seq),
+            (EntityType::Session, ChangeType::Create | ChangeType::Update) => {
+                let session =
+                    Session::from_value(payload.clone()).map_err(|e| err(e.to_string()))?;
+                self.ids = entity_ids(&session.requests);
+                self.session = session;
+                self.exists = true;
+                self.deleted_seq = None;
+            }
+            (EntityType::Session, ChangeType::Delete) => {
+                self.exists = false;
+                self.deleted_seq = Some(event.seq);
+            }
+            (EntityType::Metadata, ChangeType::Create | ChangeType::Update) => {
+                if id == REQUESTS_KEY {
+                    return Err(err("`requests` is not a metadata field".into()));
+                }
+                let value = payload
+                    .get("value")
+                    .ok_or_else(|| err("metadata payload without `value`".into()))?;
+                let position = payload
+                    .get("position")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(u64::MAX);
+                self.session.set_field(
+                    id,
+                    value.clone(),
+                    usize::try_from(position).unwrap_or(usize::MAX),
+                );
+            }
+            (EntityType::Metadata, ChangeType::Delete) => {
+                self.session.remove_field(id);
+            }
+            (EntityType::Message, ChangeType::Create | ChangeType::Update) => {
+                let request = match payload.get("request") {
+                    Some(Value::Object(fields)) => {
+                        Request::from_value(Value::Object(fields.clone())).expect("an object")
+                    }
+                    Some(other) => {
+                        return Err(err(format!(
+                            "message payload `request` is {}",
+                            json_type(other)
+                        )));
+                    }
+                    None => return Err(err("message payload without `request`".into())),
+                };
+                let index = payload
+                    .get("index")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(u64::MAX);
+                self.remove_request(id);
+                let at = usize::try_from(index)
+                    .unwrap_or(usize::MAX)
+                    .min(self.ids.len());
+                self.ids.insert(at, id.to_owned());
+                self.session.requests.insert(at, request);
+            }
+            (EntityType::Message, ChangeType::Delete) => {
+                self.remove_request(id);
+            }
+            (EntityType::Tag, ChangeType::Create | ChangeType::Update) => {
+                self.tags.insert(id.to_owned());
+            }
+            (EntityType::Tag, ChangeType::Delete) => {
+                self.tags.remove(id);
+            }
+        }
+        self.last_seq = event.seq;
+        self.events_read += 1;
+        Ok(())
+    }
+
+    fn remove_request(&mut self, id: &str) {
+        if let Some(pos) = self.ids.iter().position(|x| x == id) {
+            self.ids.remove(pos);
+            self.session.requests.remove(pos);
+        }
+    }
+
+    /// The request with this entity id.
+    pub fn request(&self, id: &str) -> Option<&Request> {
+        self.ids
+            .iter()
+            .position(|x| x == id)
+            .map(|i| &self.session.requests[i])
+    }
+}

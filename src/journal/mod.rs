@@ -1,0 +1,422 @@
+//! The append-only, hash-chained journal: the single source of truth.
+//!
+//! Records are only ever appended; the per-session index and the `sessions` table are derived
+//! from the log and checked by [`Journal::verify`]. One process at a time holds a journal open
+//! (sled locks its data file); a second one gets [`JournalError::Locked`].
+
+pub mod record;
+mod store;
+mod verify;
+
+use std::path::{Path, PathBuf};
+
+pub use record::{ChangeType, EntityType, NewChange, Origin, SyncChange};
+pub use store::FORMAT_VERSION;
+pub use verify::{Problem, VerifyReport};
+
+use record::GENESIS_HASH;
+use store::{Row, Store};
+
+/// Why a journal operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("no journal at {0}")]
+    NotFound(PathBuf),
+    #[error("{0} is not a chasm journal (it is not empty and holds no sled database)")]
+    NotAJournal(PathBuf),
+    #[error("the journal at {0} is locked by another process (is another chasm running?)")]
+    Locked(PathBuf),
+    #[error(
+        "the journal at {dir} has format {found}, newer than this chasm supports ({supported}); upgrade chasm"
+    )]
+    NewerFormat {
+        dir: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("the journal at {0} has an unknown format")]
+    UnknownFormat(PathBuf),
+    #[error("journal storage: {0}")]
+    Storage(String),
+    #[error("journal: {0}")]
+    Io(String),
+    #[error("journal record {seq} is damaged: {reason} (run `chasm verify`)")]
+    Corrupt { seq: u64, reason: String },
+    #[error("invalid change: {0}")]
+    InvalidChange(String),
+    #[error("no session matches {0:?}")]
+    UnknownSession(String),
+    #[error("{prefix:?} matches {count} sessions ({examples}…); give more of the id")]
+    AmbiguousSession {
+        prefix: String,
+        count: usize,
+        examples: String,
+    },
+}
+
+/// Whether opening may create a new journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the directory and an empty journal when there is none (commands that record).
+    Create,
+    /// Fail with [`JournalError::NotFound`] when there is none (commands that only read).
+    Existing,
+}
+
+/// An open journal.
+pub struct Journal {
+    store: Store,
+    last_seq: u64,
+    head_hash: [u8; 32],
+}
+
+impl Journal {
+    /// Opens the journal in `dir`. A directory that exists, is not empty and holds no sled
+    /// database is refused rather than filled with journal files.
+    pub fn open(dir: &Path, mode: OpenMode) -> Result<Journal, JournalError> {
+        match std::fs::read_dir(dir) {
+            Ok(mut entries) => {
+                let has_db = dir.join("db").is_file() && dir.join("conf").is_file();
+                if !has_db && entries.next().is_some() {
+                    return Err(JournalError::NotAJournal(dir.to_owned()));
+                }
+                if !has_db && mode == OpenMode::Existing {
+                    return Err(JournalError::NotFound(dir.to_owned()));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if mode == OpenMode::Existing {
+                    return Err(JournalError::NotFound(dir.to_owned()));
+                }
+                create_dir_durably(dir)?;
+            }
+            Err(e) => {
+                return Err(JournalError::Io(format!(
+                    "cannot read {}: {e}",
+                    dir.display()
+                )));
+            }
+        }
+        let store = Store::open(dir)?;
+        store.check_format()?;
+        let (last_seq, head_hash) = match store.last()? {
+            None => (0, GENESIS_HASH),
+            Some((seq, bytes)) => {
+                let record = SyncChange::decode(&bytes).map_err(|e| JournalError::Corrupt {
+                    seq,
+                    reason: e.to_string(),
+                })?;
+                (seq, record.hash)
+            }
+        };
+        Ok(Journal {
+            store,
+            last_seq,
+            head_hash,
+        })
+    }
+
+    /// The directory the journal lives in.
+    pub fn dir(&self) -> &Path {
+        &self.store.dir
+    }
+
+    /// The seq of the newest record (0 when empty).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Appends a batch: seqs are assigned densely, each record is chained to the one before,
+    /// and the whole batch becomes durable with one flush before this returns (group commit).
+    /// Either the whole batch is stored or none of it.
+    pub fn append(&mut self, batch: Vec<NewChange>) -> Result<Vec<SyncChange>, JournalError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        for change in &batch {
+            if change.session_id.is_empty() || change.session_id.len() > u16::MAX as usize {
+                return Err(JournalError::InvalidChange(format!(
+                    "session id of {} bytes",
+                    change.session_id.len()
+                )));
+            }
+        }
+        let mut seq = self.last_seq;
+        let mut prev = self.head_hash;
+        let mut records = Vec::with_capacity(batch.len());
+        let mut rows = Vec::with_capacity(batch.len());
+        for change in batch {
+            seq += 1;
+            let record = SyncChange::seal(change, seq, prev);
+            prev = record.hash;
+            rows.push(Row {
+                seq,
+                session_id: record.session_id.clone(),
+                bytes: record.encode(),
+            });
+            records.push(record);
+        }
+        self.store.append(&rows, store::head_value(seq, &prev))?;
+        self.last_seq = seq;
+        self.head_hash = prev;
+        Ok(records)
+    }
+
+    /// The record at `seq`, if there is one.
+    pub fn get(&self, seq: u64) -> Result<Option<SyncChange>, JournalError> {
+        match self.store.log.get(store::log_key(seq)).map_err(storage)? {
+            None => Ok(None),
+            Some(bytes) => decode(seq, &bytes).map(Some),
+        }
+    }
+
+    /// Every record in seq order, oldest first (`.rev()` for newest first). A record that does
+    /// not decode is an error item, not a panic.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = Result<SyncChange, JournalError>> + '_ {
+        self.store.log.iter().map(|item| {
+            let (k, v) = item.map_err(storage)?;
+            let seq = store::parse_log_key(&k).unwrap_or(0);
+            decode(seq, &v)
+        })
+    }
+
+    /// One session's records in seq order, read through the per-session index.
+    pub fn session_events(&self, session_id: &str) -> Result<Vec<SyncChange>, JournalError> {
+        self.session_seqs(session_id)?
+            .into_iter()
+            .map(|seq| {
+                self.get(seq)?.ok_or_else(|| JournalError::Corrupt {
+                    seq,
+                    reason: "indexed but missing from the log".into(),
+                })
+            })
+            .collect()
+    }
+
+    /// The seqs of one session's records, ascending, from the per-session index.
+    pub fn session_seqs(&self, session_id: &str) -> Result<Vec<u64>, JournalError> {
+        if session_id.is_empty() || session_id.len() > u16::MAX as usize {
+            return Ok(Vec::new());
+        }
+        let prefix = store::session_prefix(session_id);
+        self.store
+            .session_log
+            .scan_prefix(&prefix)
+            .map(|item| {
+                let (k, _) = item.map_err(storage)?;
+                store::parse_session_log_key(&k)
+                    .map(|(_, seq)| seq)
+                    .ok_or_else(|| JournalError::Corrupt {
+                        seq: 0,
+                        reason: "a session index key does not decode".into(),
+                    })
+            })
+            .collect()
+    }
+
+    /// Every session id the journal knows, sorted.
+    pub fn session_ids(&self) -> Result<Vec<String>, JournalError> {
+        self.store
+            .sessions
+            .iter()
+            .keys()
+            .map(|k| {
+                let k = k.map_err(storage)?;
+                String::from_utf8(k.to_vec()).map_err(|_| JournalError::Corrupt {
+                    seq: 0,
+                    reason: "a session id is not UTF-8".into(),
+                })
+            })
+            .collect()
+    }
+
+    /// Resolves a full session id or a unique prefix of one, as git resolves commit ids.
+    pub fn resolve_session(&self, prefix: &str) -> Result<String, JournalError> {
+        if prefix.is_empty() {
+            return Err(JournalError::UnknownSession(prefix.to_owned()));
+        }
+        if self
+            .store
+            .sessions
+            .contains_key(prefix.as_bytes())
+            .map_err(storage)?
+        {
+            return Ok(prefix.to_owned());
+        }
+        let mut matches = Vec::new();
+        for k in self.store.sessions.scan_prefix(prefix.as_bytes()).keys() {
+            let k = k.map_err(storage)?;
+            matches.push(String::from_utf8_lossy(&k).into_owned());
+            if matches.len() > 3 {
+                break;
+            }
+        }
+        match matches.len() {
+            0 => Err(JournalError::UnknownSession(prefix.to_owned())),
+            1 => Ok(matches.remove(0)),
+            _ => {
+                let count = self.store.sessions.scan_prefix(prefix.as_bytes()).count();
+                let examples = matches
+                    .iter()
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                Err(JournalError::AmbiguousSession {
+                    prefix: prefix.to_owned(),
+                    count,
+                    examples,
+                })
+            }
+        }
+    }
+
+    /// Recomputes the hash chain and checks every index against the log.
+    pub fn verify(&self) -> Result<VerifyReport, JournalError> {
+        verify::verify(&self.store)
+    }
+}
+
+fn storage(e: sled::Error) -> JournalError {
+    JournalError::Storage(e.to_string())
+}
+
+fn decode(seq: u64, bytes: &[u8]) -> Result<SyncChange, JournalError> {
+    SyncChange::decode(bytes).map_err(|e| JournalError::Corrupt {
+        seq,
+        reason: e.to_string(),
+    })
+}
+
+/// Creates a directory and fsyncs its parent, so the new entry survives a power cut.
+fn create_dir_durably(dir: &Path) -> Result<(), JournalError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| JournalError::Io(format!("cannot create {}: {e}", dir.display())))?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        // Directories cannot be opened for syncing on every platform; a failure here is not an
+        // error, since the data itself is synced on every append.
+        if let Ok(d) = std::fs::File::open(parent) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use serde_json::json;
+
+    pub(crate) fn change(session: &str, entity: &str) -> NewChange {
+        NewChange {
+            session_id: session.into(),
+            change_type: ChangeType::Create,
+            entity_type: EntityType::Message,
+            entity_id: entity.into(),
+            timestamp: Utc::now(),
+            origin: Origin::Remote,
+            provider: "vscode".into(),
+            payload: json!({"n": entity}),
+        }
+    }
+
+    #[test]
+    fn append_assigns_dense_seqs_and_chains_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("j"), OpenMode::Create).unwrap();
+        let a = j
+            .append(vec![change("s1", "a"), change("s2", "b")])
+            .unwrap();
+        let b = j.append(vec![change("s1", "c")]).unwrap();
+        assert_eq!(
+            a.iter().chain(&b).map(|r| r.seq).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert_eq!(a[0].prev_hash, GENESIS_HASH);
+        assert_eq!(a[1].prev_hash, a[0].hash);
+        assert_eq!(b[0].prev_hash, a[1].hash);
+        assert_eq!(j.session_seqs("s1").unwrap(), [1, 3]);
+        assert_eq!(j.session_ids().unwrap(), ["s1", "s2"]);
+        assert!(j.verify().unwrap().problems.is_empty());
+    }
+
+    #[test]
+    fn appends_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let first = {
+            let mut j = Journal::open(&path, OpenMode::Create).unwrap();
+            j.append(vec![change("s1", "a")]).unwrap()
+        };
+        let mut j = Journal::open(&path, OpenMode::Existing).unwrap();
+        assert_eq!(j.last_seq(), 1);
+        assert_eq!(j.get(1).unwrap().unwrap(), first[0]);
+        let next = j.append(vec![change("s1", "b")]).unwrap();
+        assert_eq!(next[0].prev_hash, first[0].hash);
+    }
+
+    #[test]
+    fn prefixes_resolve_like_git() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("j"), OpenMode::Create).unwrap();
+        j.append(vec![
+            change("abc1", "a"),
+            change("abd2", "a"),
+            change("ab", "a"),
+        ])
+        .unwrap();
+        assert_eq!(j.resolve_session("abc").unwrap(), "abc1");
+        assert_eq!(j.resolve_session("ab").unwrap(), "ab");
+        assert!(matches!(
+            j.resolve_session("a"),
+            Err(JournalError::AmbiguousSession { count: 3, .. })
+        ));
+        assert!(matches!(
+            j.resolve_session("zz"),
+            Err(JournalError::UnknownSession(_))
+        ));
+    }
+
+    #[test]
+    fn refuses_to_take_over_a_non_empty_directory_or_open_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+        assert!(matches!(
+            Journal::open(dir.path(), OpenMode::Create),
+            Err(JournalError::NotAJournal(_))
+        ));
+        assert!(matches!(
+            Journal::open(&dir.path().join("none"), OpenMode::Existing),
+            Err(JournalError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn a_second_open_is_locked_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let _j = Journal::open(dir.path(), OpenMode::Create).unwrap();
+        assert!(matches!(
+            Journal::open(dir.path(), OpenMode::Existing),
+            Err(JournalError::Locked(_))
+        ));
+    }
+
+    #[test]
+    fn a_newer_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Journal::open(dir.path(), OpenMode::Create).unwrap());
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree(store::TREE_META)
+                .unwrap()
+                .insert(store::META_FORMAT, &2u32.to_be_bytes())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        assert!(matches!(
+            Journal::open(dir.path(), OpenMode::Existing),
+            Err(JournalError::NewerFormat { found: 2, .. })
+        ));
+    }
+}

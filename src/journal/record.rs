@@ -1,0 +1,339 @@
+//! One journal record ([`SyncChange`]), its binary codec and its place in the hash chain.
+//!
+//! The stored bytes of a record are `C ‖ prev_hash ‖ hash` where `C` (the canonical record
+//! bytes) is a version byte followed by the bincode encoding (fixed-width little-endian
+//! integers) of every other field, and `hash = SHA-256(prev_hash ‖ C)`. The JSON payload is
+//! kept as bytes inside `C`: bincode cannot decode a `serde_json::Value`, and the bytes are what
+//! the hash covers. `journal-format.md` describes every byte.
+
+use std::fmt;
+
+use bincode::{BorrowDecode, Encode};
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// The version byte that starts the canonical bytes of every record this chasm writes.
+pub const RECORD_VERSION: u8 = 1;
+
+/// The `prev_hash` of the first record.
+pub const GENESIS_HASH: [u8; 32] = [0; 32];
+
+/// What happened to the entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, BorrowDecode)]
+pub enum ChangeType {
+    Create,
+    Update,
+    Delete,
+    /// A sync checkpoint: both sides reflect the journal up to a point.
+    Merge,
+}
+
+/// What kind of thing changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, BorrowDecode)]
+pub enum EntityType {
+    /// The session as a whole (created, deleted, replaced).
+    Session,
+    /// One request/response turn; `entity_id` is its request id.
+    Message,
+    /// One top-level field of the session; `entity_id` is the field name.
+    Metadata,
+    /// A chasm tag; `entity_id` is the tag.
+    Tag,
+}
+
+/// Which side a change was made on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, BorrowDecode)]
+pub enum Origin {
+    /// Made through chasm.
+    Local,
+    /// Observed in the provider's own storage.
+    Remote,
+}
+
+macro_rules! names {
+    ($ty:ty { $($variant:ident = $name:literal),* $(,)? }) => {
+        impl $ty {
+            /// Every value, in encoding order.
+            pub const ALL: &'static [$ty] = &[$(<$ty>::$variant),*];
+            /// The lower-case name used on the command line and in JSON.
+            pub fn as_str(self) -> &'static str {
+                match self { $(<$ty>::$variant => $name),* }
+            }
+        }
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s { $($name => Ok(<$ty>::$variant),)* _ => Err(format!("unknown value {s:?}")) }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+    };
+}
+names!(ChangeType { Create = "create", Update = "update", Delete = "delete", Merge = "merge" });
+names!(EntityType { Session = "session", Message = "message", Metadata = "metadata", Tag = "tag" });
+names!(Origin { Local = "local", Remote = "remote" });
+
+/// A change to be appended: everything but the fields the journal assigns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewChange {
+    pub session_id: String,
+    pub change_type: ChangeType,
+    pub entity_type: EntityType,
+    pub entity_id: String,
+    pub timestamp: DateTime<Utc>,
+    pub origin: Origin,
+    pub provider: String,
+    pub payload: Value,
+}
+
+/// One appended journal record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncChange {
+    pub id: Uuid,
+    /// Dense position in the journal, from 1.
+    pub seq: u64,
+    pub session_id: String,
+    pub change_type: ChangeType,
+    pub entity_type: EntityType,
+    pub entity_id: String,
+    /// When chasm recorded the change, millisecond precision.
+    pub timestamp: DateTime<Utc>,
+    pub origin: Origin,
+    pub provider: String,
+    pub payload: Value,
+    pub prev_hash: [u8; 32],
+    pub hash: [u8; 32],
+}
+
+/// Why stored bytes are not a record.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record too short ({0} bytes)")]
+    TooShort(usize),
+    #[error("unknown record version {0}")]
+    UnknownVersion(u8),
+    #[error("record body does not decode: {0}")]
+    Body(String),
+    #[error("{0} stray bytes after the record body")]
+    TrailingBytes(usize),
+    #[error("payload is not valid JSON: {0}")]
+    Payload(String),
+    #[error("timestamp {0} ms is out of range")]
+    Timestamp(i64),
+}
+
+/// The body as encoded: field order here is the on-disk field order.
+#[derive(Encode, BorrowDecode)]
+struct Body<'a> {
+    id: [u8; 16],
+    seq: u64,
+    session_id: &'a str,
+    change_type: ChangeType,
+    entity_type: EntityType,
+    entity_id: &'a str,
+    timestamp_ms: i64,
+    origin: Origin,
+    provider: &'a str,
+    payload: &'a [u8],
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_fixed_int_encoding()
+        .with_little_endian()
+}
+
+/// SHA-256(prev_hash ‖ canonical record bytes): the link of the chain.
+pub fn chain_hash(prev_hash: &[u8; 32], canonical: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(prev_hash);
+    h.update(canonical);
+    h.finalize().into()
+}
+
+impl SyncChange {
+    /// Builds the record that follows `prev_hash` at `seq`, computing its hash. Timestamps are
+    /// kept to the millisecond, as stored.
+    pub fn seal(change: NewChange, seq: u64, prev_hash: [u8; 32]) -> SyncChange {
+        let timestamp = Utc
+            .timestamp_millis_opt(change.timestamp.timestamp_millis())
+            .single()
+            .unwrap_or(change.timestamp);
+        let mut record = SyncChange {
+            id: Uuid::new_v4(),
+            seq,
+            session_id: change.session_id,
+            change_type: change.change_type,
+            entity_type: change.entity_type,
+            entity_id: change.entity_id,
+            timestamp,
+            origin: change.origin,
+            provider: change.provider,
+            payload: change.payload,
+            prev_hash,
+            hash: [0; 32],
+        };
+        record.hash = chain_hash(&prev_hash, &record.canonical_bytes());
+        record
+    }
+
+    /// `C`: the version byte and the encoded body, what the hash covers after `prev_hash`.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let payload = serde_json::to_vec(&self.payload).expect("a JSON value always serializes");
+        let body = Body {
+            id: *self.id.as_bytes(),
+            seq: self.seq,
+            session_id: &self.session_id,
+            change_type: self.change_type,
+            entity_type: self.entity_type,
+            entity_id: &self.entity_id,
+            timestamp_ms: self.timestamp.timestamp_millis(),
+            origin: self.origin,
+            provider: &self.provider,
+            payload: &payload,
+        };
+        let mut out = vec![RECORD_VERSION];
+        bincode::encode_into_std_write(body, &mut out, config())
+            .expect("writing to a Vec cannot fail");
+        out
+    }
+
+    /// The stored bytes: `C ‖ prev_hash ‖ hash`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.canonical_bytes();
+        out.extend_from_slice(&self.prev_hash);
+        out.extend_from_slice(&self.hash);
+        out
+    }
+
+    /// Decodes stored bytes. Does not check the hash: see [`SyncChange::hash_matches`].
+    pub fn decode(bytes: &[u8]) -> Result<SyncChange, DecodeError> {
+        let (canonical, prev_hash, hash) = split(bytes)?;
+        let (body, used): (Body, usize) =
+            bincode::borrow_decode_from_slice(&canonical[1..], config())
+                .map_err(|e| DecodeError::Body(e.to_string()))?;
+        if used != canonical.len() - 1 {
+            return Err(DecodeError::TrailingBytes(canonical.len() - 1 - used));
+        }
+        let payload: Value = serde_json::from_slice(body.payload)
+            .map_err(|e| DecodeError::Payload(e.to_string()))?;
+        let timestamp = Utc
+            .timestamp_millis_opt(body.timestamp_ms)
+            .single()
+            .ok_or(DecodeError::Timestamp(body.timestamp_ms))?;
+        Ok(SyncChange {
+            id: Uuid::from_bytes(body.id),
+            seq: body.seq,
+            session_id: body.session_id.to_owned(),
+            change_type: body.change_type,
+            entity_type: body.entity_type,
+            entity_id: body.entity_id.to_owned(),
+            timestamp,
+            origin: body.origin,
+            provider: body.provider.to_owned(),
+            payload,
+            prev_hash,
+            hash,
+        })
+    }
+
+    /// Whether stored bytes carry the hash their content and `prev_hash` give.
+    pub fn hash_matches(bytes: &[u8]) -> Result<bool, DecodeError> {
+        let (canonical, prev_hash, hash) = split(bytes)?;
+        Ok(chain_hash(&prev_hash, canonical) == hash)
+    }
+}
+
+fn split(bytes: &[u8]) -> Result<(&[u8], [u8; 32], [u8; 32]), DecodeError> {
+    if bytes.len() < 1 + 64 {
+        return Err(DecodeError::TooShort(bytes.len()));
+    }
+    let (canonical, hashes) = bytes.split_at(bytes.len() - 64);
+    if canonical[0] != RECORD_VERSION {
+        return Err(DecodeError::UnknownVersion(canonical[0]));
+    }
+    let prev_hash: [u8; 32] = hashes[..32].try_into().expect("32 bytes");
+    let hash: [u8; 32] = hashes[32..].try_into().expect("32 bytes");
+    Ok((canonical, prev_hash, hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn change(payload: Value) -> NewChange {
+        NewChange {
+            session_id: "s-1".into(),
+            change_type: ChangeType::Update,
+            entity_type: EntityType::Message,
+            entity_id: "request_1".into(),
+            timestamp: Utc.timestamp_millis_opt(1_770_580_257_491).unwrap(),
+            origin: Origin::Remote,
+            provider: "vscode".into(),
+            payload,
+        }
+    }
+
+    #[test]
+    fn encode_decode_round_trip() {
+        let r = SyncChange::seal(
+            change(json!({"index": 0, "request": {"b": 1.50, "a": "é"}})),
+            7,
+            [9; 32],
+        );
+        let bytes = r.encode();
+        assert_eq!(SyncChange::decode(&bytes).unwrap(), r);
+        assert!(SyncChange::hash_matches(&bytes).unwrap());
+        assert_eq!(bytes[0], RECORD_VERSION);
+        // seq is at a fixed offset: version byte + 16-byte id.
+        assert_eq!(&bytes[17..25], &7u64.to_le_bytes());
+    }
+
+    #[test]
+    fn any_flipped_byte_breaks_the_hash_or_the_decode() {
+        let bytes = SyncChange::seal(change(json!({"x": [1, 2, 3]})), 1, GENESIS_HASH).encode();
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x01;
+            let ok = matches!(SyncChange::hash_matches(&bad), Ok(true));
+            assert!(!ok, "flipping byte {i} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn names_parse_back() {
+        for t in ChangeType::ALL {
+            assert_eq!(t.as_str().parse::<ChangeType>().unwrap(), *t);
+        }
+        for t in EntityType::ALL {
+            assert_eq!(t.as_str().parse::<EntityType>().unwrap(), *t);
+        }
+        for t in Origin::ALL {
+            assert_eq!(t.as_str().parse::<Origin>().unwrap(), *t);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = SyncChange::decode(&bytes);
+            let _ = SyncChange::hash_matches(&bytes);
+        }
+
+        #[test]
+        fn round_trip_any_strings(sid in "\\PC{1,40}", eid in "\\PC{0,40}", text in "\\PC{0,200}", seq in 1u64..u64::MAX, ms in -8_000_000_000_000i64..8_000_000_000_000i64) {
+            let mut c = change(json!({"text": text}));
+            c.session_id = sid;
+            c.entity_id = eid;
+            c.timestamp = Utc.timestamp_millis_opt(ms).unwrap();
+            let r = SyncChange::seal(c, seq, [3; 32]);
+            prop_assert_eq!(SyncChange::decode(&r.encode()).unwrap(), r);
+        }
+    }
+}

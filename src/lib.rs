@@ -1,0 +1,28 @@
+//! chasm: a durable, auditable history of AI chat sessions, kept in sync with the editor.
+//!
+//! Every change to a session, made in VS Code or through chasm, becomes a [`journal::SyncChange`]
+//! appended to a hash-chained journal. Everything else is derived by folding that journal. Data
+//! flows one way:
+//!
+//! ```text
+//! provider files ─▶ provider ─▶ diff ─▶ journal ◀─ fold ◀─ cli
+//! ```
+//!
+//! - [`session`]: the lossless session model (every field kept, in order) and its canonical hash.
+//! - [`provider`]: the editors' own storage; [`provider::vscode`] reads `.json` session files and
+//!   the `.jsonl` mutation log.
+//! - [`diff`]: a session read from a file against the journal's view of it → entity changes (pure).
+//! - [`journal`]: the append-only sled-backed log, its record codec, indexes and `verify`.
+//! - [`fold`]: events → session state at any point (pure).
+//! - [`transcript`]: a session as readable Markdown (pure).
+//! - [`cli`]: one module per command; the only place that prints.
+//! - [`atomic`]: whole-file writes that never leave a torn file.
+
+pub mod atomic;
+pub mod cli;
+pub mod diff;
+pub mod fold;
+pub mod journal;
+pub mod provider;
+pub mod session;
+pub mod transcript;

@@ -1,0 +1,168 @@
+//! VS Code Copilot Chat storage: the session files in `chatSessions/`.
+//!
+//! Two file generations are read here: `<sessionId>.json` (one session object, `"version": 3`,
+//! also the shape of panel exports) and `<sessionId>.jsonl` (the mutation log, see [`jsonl`]).
+
+pub mod jsonl;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::session::{Session, SessionError};
+
+/// The provider name recorded in journal events that come from VS Code.
+pub const PROVIDER: &str = "vscode";
+
+/// The longest session id accepted, in bytes.
+pub const MAX_SESSION_ID_LEN: usize = 256;
+
+/// The storage format of a session file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// `<id>.json`: one whole session object.
+    Json,
+    /// `<id>.jsonl`: the mutation log.
+    Jsonl,
+}
+
+/// A session read from a file.
+#[derive(Debug, Clone)]
+pub struct SessionFile {
+    pub path: PathBuf,
+    /// `sessionId` from the content, else the file name without its extension (VS Code names
+    /// session files by id; panel exports carry no id at all).
+    pub session_id: String,
+    pub session: Session,
+    pub format: FileFormat,
+    /// A `.jsonl` whose incomplete last line was ignored (VS Code was mid-write).
+    pub torn_tail: bool,
+}
+
+/// Why a session file cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not valid JSON: {source}")]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{path}: {source}")]
+    Jsonl {
+        path: PathBuf,
+        source: jsonl::JsonlError,
+    },
+    #[error("{path}: {source}")]
+    Session { path: PathBuf, source: SessionError },
+    #[error("{path}: {reason}")]
+    BadSessionId { path: PathBuf, reason: String },
+}
+
+/// Reads a `.json` or `.jsonl` session file (by extension; anything else is read as `.json`).
+pub fn read_session_file(path: &Path) -> Result<SessionFile, ReadError> {
+    let bytes = std::fs::read(path).map_err(|source| ReadError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let format = match path.extension().and_then(|e| e.to_str()) {
+        Some(ext) if ext.eq_ignore_ascii_case("jsonl") => FileFormat::Jsonl,
+        _ => FileFormat::Json,
+    };
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let (value, torn_tail) = match format {
+        FileFormat::Json => {
+            let value: Value = serde_json::from_slice(bytes).map_err(|source| ReadError::Json {
+                path: path.to_owned(),
+                source,
+            })?;
+            (value, false)
+        }
+        FileFormat::Jsonl => {
+            let log = jsonl::read(bytes).map_err(|source| ReadError::Jsonl {
+                path: path.to_owned(),
+                source,
+            })?;
+            (log.state, log.torn_tail)
+        }
+    };
+    let session = Session::from_value(value).map_err(|source| ReadError::Session {
+        path: path.to_owned(),
+        source,
+    })?;
+    let session_id = match session.session_id() {
+        Some(id) => id.to_owned(),
+        None => path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    validate_session_id(&session_id).map_err(|reason| ReadError::BadSessionId {
+        path: path.to_owned(),
+        reason,
+    })?;
+    Ok(SessionFile {
+        path: path.to_owned(),
+        session_id,
+        session,
+        format,
+        torn_tail,
+    })
+}
+
+/// Checks that a session id is safe to use as a file name and to show in a terminal: not empty,
+/// at most [`MAX_SESSION_ID_LEN`] bytes, no path separators, no `..`, no control characters.
+pub fn validate_session_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("empty session id".into());
+    }
+    if id.len() > MAX_SESSION_ID_LEN {
+        return Err(format!("session id longer than {MAX_SESSION_ID_LEN} bytes"));
+    }
+    if id == "." || id == ".." || id.contains("..") {
+        return Err(format!("session id {id:?} contains `..`"));
+    }
+    if id
+        .chars()
+        .any(|c| c == '/' || c == '\\' || c == ':' || c.is_control())
+    {
+        return Err(format!(
+            "session id {id:?} contains a path separator or control character"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_that_could_escape_a_directory_are_refused() {
+        for bad in [
+            "",
+            "..",
+            "a/../b",
+            "a/b",
+            "a\\b",
+            "c:x",
+            "a\0b",
+            "a\nb",
+            &"x".repeat(257),
+        ] {
+            assert!(validate_session_id(bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            "7de89a80-6d93-43e7-be0a-0a9afe980198",
+            "02-panel-2024-07-legacy",
+            "a.b",
+        ] {
+            assert!(validate_session_id(good).is_ok(), "{good:?}");
+        }
+    }
+}

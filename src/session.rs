@@ -1,0 +1,468 @@
+//! The lossless model of one VS Code chat session and its canonical content hash.
+//!
+//! Real session files carry dozens of fields chasm does not interpret (`variableData`, `agent`,
+//! `result.metadata`, tool invocations …) and their shape drifts between VS Code versions. A
+//! struct with a `#[serde(flatten)]` catch-all would keep those fields but lose their order, so a
+//! file written back would be a noisy diff. Instead a [`Session`] keeps every top-level field in
+//! its original order, holds the `requests` as [`Request`]s (the entities chasm diffs and
+//! journals one by one), and exposes the fields chasm reasons about through typed accessors that
+//! read the verbatim JSON. Nothing is ever dropped or normalised: `Session::from_value(v).to_value()
+//! == v` for every session object (see [`Session::from_value`] for the one addition).
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// The top-level key holding the list of requests.
+pub const REQUESTS_KEY: &str = "requests";
+
+/// Domain prefix of [`Session::content_hash`], so a session hash can never collide with a hash
+/// of some other JSON value computed elsewhere in chasm.
+const SESSION_HASH_DOMAIN: &[u8] = b"chasm/session/v1\0";
+
+/// Why a JSON value is not a chat session.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SessionError {
+    #[error("a chat session must be a JSON object, found {0}")]
+    NotAnObject(&'static str),
+    #[error("`requests` must be an array, found {0}")]
+    RequestsNotArray(&'static str),
+    #[error("request {index} must be a JSON object, found {found}")]
+    RequestNotObject { index: usize, found: &'static str },
+}
+
+/// One chat session: ordered top-level fields plus the list of requests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    /// Every top-level field in file order. The `requests` key is present as a `null`
+    /// placeholder that marks where the requests array goes when the session is written.
+    fields: Map<String, Value>,
+    /// The requests, in order.
+    pub requests: Vec<Request>,
+}
+
+/// One request/response turn of a session, every field verbatim and in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    fields: Map<String, Value>,
+}
+
+/// The JSON type name of a value, for error messages.
+pub fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl Session {
+    /// Reads a session object. Fails only when the value cannot be a session at all (not an
+    /// object, `requests` not an array of objects); unknown and oddly typed fields are kept.
+    ///
+    /// A session without a `requests` key gains an empty one at the end: every session VS Code
+    /// writes has the key, and chasm always writes it.
+    pub fn from_value(value: Value) -> Result<Session, SessionError> {
+        let mut fields = match value {
+            Value::Object(map) => map,
+            other => return Err(SessionError::NotAnObject(json_type(&other))),
+        };
+        let requests = match fields.get_mut(REQUESTS_KEY) {
+            None => {
+                fields.insert(REQUESTS_KEY.to_owned(), Value::Null);
+                Vec::new()
+            }
+            Some(slot) => match slot.take() {
+                Value::Array(items) => items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, item)| {
+                        Request::from_value(item)
+                            .map_err(|found| SessionError::RequestNotObject { index, found })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+                other => return Err(SessionError::RequestsNotArray(json_type(&other))),
+            },
+        };
+        Ok(Session { fields, requests })
+    }
+
+    /// A session with only the given top-level fields and no requests.
+    pub fn empty() -> Session {
+        Session::from_value(Value::Object(Map::new())).expect("an empty object is a session")
+    }
+
+    /// The session as a JSON value, fields in their original order.
+    pub fn to_value(&self) -> Value {
+        let mut out = Map::with_capacity(self.fields.len());
+        for (key, value) in &self.fields {
+            if key == REQUESTS_KEY {
+                let requests = self
+                    .requests
+                    .iter()
+                    .map(|r| Value::Object(r.fields.clone()))
+                    .collect();
+                out.insert(key.clone(), Value::Array(requests));
+            } else {
+                out.insert(key.clone(), value.clone());
+            }
+        }
+        Value::Object(out)
+    }
+
+    /// The top-level fields other than `requests`, in order: what `metadata` events describe.
+    pub fn metadata(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.fields
+            .iter()
+            .filter(|(k, _)| *k != REQUESTS_KEY)
+            .map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// A top-level field other than `requests`.
+    pub fn field(&self, key: &str) -> Option<&Value> {
+        if key == REQUESTS_KEY {
+            None
+        } else {
+            self.fields.get(key)
+        }
+    }
+
+    /// The position of a top-level key in field order (the `requests` placeholder counts).
+    pub fn field_position(&self, key: &str) -> Option<usize> {
+        self.fields.keys().position(|k| k == key)
+    }
+
+    /// Sets a top-level field other than `requests`. An existing field keeps its place; a new
+    /// one is inserted at `position` (clamped to the end), so a replayed sequence of inserts
+    /// reproduces the original field order.
+    pub fn set_field(&mut self, key: &str, value: Value, position: usize) {
+        if key == REQUESTS_KEY {
+            return;
+        }
+        if let Some(slot) = self.fields.get_mut(key) {
+            *slot = value;
+        } else {
+            let at = position.min(self.fields.len());
+            self.fields.shift_insert(at, key.to_owned(), value);
+        }
+    }
+
+    /// Removes a top-level field other than `requests`; later fields keep their order.
+    pub fn remove_field(&mut self, key: &str) -> Option<Value> {
+        if key == REQUESTS_KEY {
+            None
+        } else {
+            self.fields.shift_remove(key)
+        }
+    }
+
+    /// The same session with no requests: the payload of a `session/create` event, whose
+    /// requests follow as one `message` event each.
+    pub fn without_requests(&self) -> Session {
+        Session {
+            fields: self.fields.clone(),
+            requests: Vec::new(),
+        }
+    }
+
+    fn str_field(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).and_then(Value::as_str)
+    }
+
+    /// `sessionId`, absent from panel exports.
+    pub fn session_id(&self) -> Option<&str> {
+        self.str_field("sessionId")
+    }
+
+    /// `customTitle`, the title the user or VS Code gave the session.
+    pub fn custom_title(&self) -> Option<&str> {
+        self.str_field("customTitle")
+    }
+
+    /// `creationDate`, ms since the epoch.
+    pub fn creation_date(&self) -> Option<i64> {
+        self.fields.get("creationDate").and_then(Value::as_i64)
+    }
+
+    /// `lastMessageDate`, ms since the epoch.
+    pub fn last_message_date(&self) -> Option<i64> {
+        self.fields.get("lastMessageDate").and_then(Value::as_i64)
+    }
+
+    /// `version` of the session format (3 for the files chasm targets; absent in exports).
+    pub fn version(&self) -> Option<u64> {
+        self.fields.get("version").and_then(Value::as_u64)
+    }
+
+    /// A title for people: `customTitle`, else the first words of the first request.
+    pub fn display_title(&self) -> Option<String> {
+        if let Some(t) = self.custom_title().filter(|t| !t.trim().is_empty()) {
+            return Some(t.to_owned());
+        }
+        self.requests
+            .iter()
+            .find_map(|r| r.message_text())
+            .map(|t| first_words(t, 60))
+    }
+
+    /// SHA-256 over the canonical JSON of the whole session (see [`canonical_json`]). Every
+    /// field counts, known or not; field order does not, since it carries no meaning.
+    pub fn content_hash(&self) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(SESSION_HASH_DOMAIN);
+        hasher.update(canonical_json(&self.to_value()));
+        hasher.finalize().into()
+    }
+}
+
+impl Request {
+    /// Reads a request object; the error names the JSON type found instead.
+    pub fn from_value(value: Value) -> Result<Request, &'static str> {
+        match value {
+            Value::Object(fields) => Ok(Request { fields }),
+            other => Err(json_type(&other)),
+        }
+    }
+
+    /// The request as a JSON value, fields in their original order.
+    pub fn to_value(&self) -> Value {
+        Value::Object(self.fields.clone())
+    }
+
+    /// A field of the request, verbatim.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.fields.get(key)
+    }
+
+    /// `requestId`; 2024 exports have none.
+    pub fn request_id(&self) -> Option<&str> {
+        self.fields
+            .get("requestId")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// `timestamp`, ms since the epoch.
+    pub fn timestamp(&self) -> Option<i64> {
+        self.fields.get("timestamp").and_then(Value::as_i64)
+    }
+
+    /// `message.text`, what the user typed.
+    pub fn message_text(&self) -> Option<&str> {
+        self.fields.get("message")?.get("text")?.as_str()
+    }
+
+    /// `response`: an array of parts in real files (markdown `{value}`, `inlineReference`,
+    /// tool invocations …). Anything else yields no parts.
+    pub fn response_parts(&self) -> &[Value] {
+        self.fields
+            .get("response")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// `modelId`, e.g. `copilot/gpt-4.1`.
+    pub fn model_id(&self) -> Option<&str> {
+        self.fields.get("modelId").and_then(Value::as_str)
+    }
+}
+
+/// The entity ids of a list of requests, in order: the `requestId` where there is one, else
+/// `msg-` and 16 hex digits of the hash of the request's `message` (what the user asked never
+/// changes while the response streams in, so the id is stable from capture to capture). A
+/// repeated id gets `#2`, `#3` … so ids are unique within a session.
+pub fn entity_ids(requests: &[Request]) -> Vec<String> {
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    requests
+        .iter()
+        .map(|r| {
+            let base = match r.request_id() {
+                Some(id) => id.to_owned(),
+                None => {
+                    let message = r.get("message").cloned().unwrap_or(Value::Null);
+                    let digest = Sha256::digest(canonical_json(&message));
+                    format!("msg-{}", &hex(&digest)[..16])
+                }
+            };
+            let n = seen.entry(base.clone()).or_insert(0);
+            *n += 1;
+            if *n == 1 { base } else { format!("{base}#{n}") }
+        })
+        .collect()
+}
+
+/// The canonical bytes of a JSON value: no insignificant whitespace, object keys sorted by their
+/// UTF-8 bytes, strings escaped as serde_json escapes them, numbers exactly as they were written
+/// (chasm parses with `arbitrary_precision`, so `1.0` stays `1.0`). JSON is self-delimiting, so
+/// two different values never share canonical bytes.
+pub fn canonical_json(value: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.push(b'{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, k).expect("writing to a Vec cannot fail");
+                out.push(b':');
+                write_canonical(v, out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(v, out);
+            }
+            out.push(b']');
+        }
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("writing to a Vec cannot fail"),
+    }
+}
+
+/// Lower-case hex of some bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 0xf) as usize] as char);
+    }
+    s
+}
+
+/// The first `max_chars` characters of a text on one line, with `…` when cut.
+pub fn first_words(text: &str, max_chars: usize) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= max_chars {
+        one_line
+    } else {
+        let cut: String = one_line.chars().take(max_chars.saturating_sub(1)).collect();
+        format!("{}…", cut.trim_end())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn round_trip_keeps_every_field_and_order() {
+        let text = r#"{"version":3,"requests":[{"message":{"text":"hi"},"zeta":1,"alpha":[1.0,0.66,123456789012345678901234567890]}],"sessionId":"s","x":{"b":1,"a":2}}"#;
+        let v: Value = serde_json::from_str(text).unwrap();
+        let s = Session::from_value(v.clone()).unwrap();
+        assert_eq!(s.to_value(), v);
+        assert_eq!(serde_json::to_string(&s.to_value()).unwrap(), text);
+    }
+
+    #[test]
+    fn missing_requests_gains_an_empty_array() {
+        let s = Session::from_value(json!({"a": 1})).unwrap();
+        assert_eq!(s.to_value(), json!({"a": 1, "requests": []}));
+    }
+
+    #[test]
+    fn rejects_what_cannot_be_a_session() {
+        assert_eq!(
+            Session::from_value(json!([1])),
+            Err(SessionError::NotAnObject("an array"))
+        );
+        assert_eq!(
+            Session::from_value(json!({"requests": {}})),
+            Err(SessionError::RequestsNotArray("an object"))
+        );
+        assert_eq!(
+            Session::from_value(json!({"requests": [{}, 3]})),
+            Err(SessionError::RequestNotObject {
+                index: 1,
+                found: "a number"
+            })
+        );
+    }
+
+    #[test]
+    fn hash_covers_every_field_but_not_key_order() {
+        let a = Session::from_value(json!({"requests": [], "a": 1, "b": 2})).unwrap();
+        let b = Session::from_value(json!({"b": 2, "a": 1, "requests": []})).unwrap();
+        let c = Session::from_value(json!({"requests": [], "a": 1, "b": 3})).unwrap();
+        let d =
+            Session::from_value(json!({"requests": [], "a": 1, "b": 2, "unknown": null})).unwrap();
+        assert_eq!(a.content_hash(), b.content_hash());
+        assert_ne!(a.content_hash(), c.content_hash());
+        assert_ne!(a.content_hash(), d.content_hash());
+    }
+
+    #[test]
+    fn canonical_framing_is_unambiguous() {
+        // The classic concatenation collision: ["ab","c"] vs ["a","bc"].
+        assert_ne!(
+            canonical_json(&json!(["ab", "c"])),
+            canonical_json(&json!(["a", "bc"]))
+        );
+        assert_ne!(
+            canonical_json(&json!({"a": "b,\"c\":1"})),
+            canonical_json(&json!({"a": "b", "c": 1}))
+        );
+        assert_eq!(
+            canonical_json(&json!({"b": [1, {"d": 1, "c": 2}], "a": "é"})),
+            r#"{"a":"é","b":[1,{"c":2,"d":1}]}"#.as_bytes()
+        );
+    }
+
+    #[test]
+    fn entity_ids_fall_back_to_a_stable_message_hash_and_stay_unique() {
+        let reqs: Vec<Request> = [
+            json!({"requestId": "request_1", "message": {"text": "a"}}),
+            json!({"message": {"text": "continue"}}),
+            json!({"message": {"text": "continue"}, "response": [{"value": "x"}]}),
+            json!({"requestId": "request_1"}),
+        ]
+        .into_iter()
+        .map(|v| Request::from_value(v).unwrap())
+        .collect();
+        let ids = entity_ids(&reqs);
+        assert_eq!(ids[0], "request_1");
+        assert!(ids[1].starts_with("msg-") && ids[1].len() == 20);
+        assert_eq!(ids[2], format!("{}#2", ids[1]));
+        assert_eq!(ids[3], "request_1#2");
+        // Stable: a response streaming in does not change the id.
+        assert_eq!(entity_ids(&reqs[2..3])[0], ids[1]);
+    }
+
+    #[test]
+    fn set_field_inserts_at_position_and_keeps_existing_place() {
+        let mut s = Session::from_value(json!({"a": 1, "requests": [], "c": 3})).unwrap();
+        s.set_field("b", json!(2), 1);
+        s.set_field("a", json!(10), 3);
+        assert_eq!(
+            serde_json::to_string(&s.to_value()).unwrap(),
+            r#"{"a":10,"b":2,"requests":[],"c":3}"#
+        );
+        s.remove_field("b");
+        assert_eq!(
+            serde_json::to_string(&s.to_value()).unwrap(),
+            r#"{"a":10,"requests":[],"c":3}"#
+        );
+    }
+
+    #[test]
+    fn first_words_cuts_on_one_line() {
+        assert_eq!(first_words("hello\r\n  world", 60), "hello world");
+        assert_eq!(first_words("abcdef", 4), "abc…");
+    }
+}
