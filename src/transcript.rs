@@ -88,40 +88,32 @@ pub fn response_markdown(parts: &[Value]) -> String {
                 quote(&mut out, text_of(part.get("content")));
             }
             Some("textEditGroup") => {
-                if let Some(uri) = uri_of(part.get("uri")) {
-                    let _ = write!(out, "\n\n> edited `{uri}`\n\n");
-                }
+                quote(
+                    &mut out,
+                    uri_of(part.get("uri")).map(|uri| format!("edited `{uri}`")),
+                );
             }
             _ => {}
         }
     }
-    collapse_blank_lines(&out)
+    out
 }
 
 /// A note on its own quoted paragraph; nothing for an empty one.
 fn quote(out: &mut String, msg: Option<String>) {
     if let Some(msg) = msg.filter(|m| !m.trim().is_empty()) {
-        let _ = write!(out, "\n\n> {}\n\n", msg.trim().replace('\n', "\n> "));
+        paragraph_break(out);
+        let _ = write!(out, "> {}\n\n", msg.trim().replace('\n', "\n> "));
     }
 }
 
-/// At most one blank line in a row, outside and inside code alike (parts are joined with
-/// paragraph breaks, which pile up when several notes follow each other).
-fn collapse_blank_lines(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut newlines = 0;
-    for c in text.chars() {
-        if c == '\n' {
-            newlines += 1;
-            if newlines > 2 {
-                continue;
-            }
-        } else {
-            newlines = 0;
+/// Ends `out` with a blank line, unless it is empty or already does.
+fn paragraph_break(out: &mut String) {
+    if !out.is_empty() {
+        while !out.ends_with("\n\n") {
+            out.push('\n');
         }
-        out.push(c);
     }
-    out
 }
 
 /// A string, or the `value` of a `{value: string}` object (VS Code's MarkdownString).
