@@ -67,7 +67,9 @@ pub enum OpenMode {
 pub struct Journal {
     store: Store,
     last_seq: u64,
-    head_hash: [u8; 32],
+    /// The hash the next record chains to, or why the last record cannot give one (a damaged
+    /// journal can still be read and verified, but not appended to).
+    head_hash: Result<[u8; 32], String>,
 }
 
 impl Journal {
@@ -100,14 +102,13 @@ impl Journal {
         let store = Store::open(dir)?;
         store.check_format()?;
         let (last_seq, head_hash) = match store.last()? {
-            None => (0, GENESIS_HASH),
-            Some((seq, bytes)) => {
-                let record = SyncChange::decode(&bytes).map_err(|e| JournalError::Corrupt {
-                    seq,
-                    reason: e.to_string(),
-                })?;
-                (seq, record.hash)
-            }
+            None => (0, Ok(GENESIS_HASH)),
+            Some((seq, bytes)) => (
+                seq,
+                SyncChange::decode(&bytes)
+                    .map(|r| r.hash)
+                    .map_err(|e| e.to_string()),
+            ),
         };
         Ok(Journal {
             store,
@@ -142,7 +143,10 @@ impl Journal {
             }
         }
         let mut seq = self.last_seq;
-        let mut prev = self.head_hash;
+        let mut prev = self
+            .head_hash
+            .clone()
+            .map_err(|reason| JournalError::Corrupt { seq, reason })?;
         let mut records = Vec::with_capacity(batch.len());
         let mut rows = Vec::with_capacity(batch.len());
         for change in batch {
@@ -158,7 +162,7 @@ impl Journal {
         }
         self.store.append(&rows, store::head_value(seq, &prev))?;
         self.last_seq = seq;
-        self.head_hash = prev;
+        self.head_hash = Ok(prev);
         Ok(records)
     }
 

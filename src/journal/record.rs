@@ -248,7 +248,10 @@ impl SyncChange {
     }
 }
 
-fn split(bytes: &[u8]) -> Result<(&[u8], [u8; 32], [u8; 32]), DecodeError> {
+/// Stored bytes cut into (canonical bytes, prev_hash, hash).
+type Parts<'a> = (&'a [u8], [u8; 32], [u8; 32]);
+
+fn split(bytes: &[u8]) -> Result<Parts<'_>, DecodeError> {
     if bytes.len() < 1 + 64 {
         return Err(DecodeError::TooShort(bytes.len()));
     }

@@ -1,0 +1,252 @@
+//! The command line as a user meets it: `log` filters and formats, prefixes, and bad input
+//! answered with one `error:` line, a non-zero exit and an untouched journal.
+
+mod common;
+
+use common::Env;
+use serde_json::{Value, json};
+
+fn write_session(env: &Env, id: &str, title: &str, texts: &[&str]) -> std::path::PathBuf {
+    let requests: Vec<Value> = texts.iter().enumerate().map(|(i, t)| json!({"requestId": format!("{id}-r{i}"), "message": {"text": t}, "response": [{"value": "ok"}]})).collect();
+    let path = env.chat_dir().join(format!("{id}.json"));
+    std::fs::write(
+        &path,
+        json!({"version": 3, "sessionId": id, "customTitle": title, "requests": requests})
+            .to_string(),
+    )
+    .unwrap();
+    path
+}
+
+fn p(path: &std::path::Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn log_filters_limits_and_orders_like_git_log() {
+    let env = Env::new();
+    let a = write_session(
+        &env,
+        "11111111-aaaa",
+        "First",
+        &["hello there", "second question"],
+    );
+    let b = write_session(&env, "22222222-bbbb", "Second", &["other"]);
+    env.ok(&["capture", p(&a), p(&b)]);
+    // seqs: 1 create a, 2-3 messages a, 4 create b, 5 message b
+    let seqs = |args: &[&str]| -> Vec<u64> {
+        let mut all = vec!["log", "--json"];
+        all.extend_from_slice(args);
+        env.ok(&all)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["seq"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(seqs(&[]), [5, 4, 3, 2, 1]);
+    assert_eq!(seqs(&["--reverse"]), [1, 2, 3, 4, 5]);
+    assert_eq!(seqs(&["-n", "2"]), [5, 4]);
+    assert_eq!(seqs(&["-n", "2", "--reverse"]), [4, 5]);
+    assert_eq!(seqs(&["1111"]), [3, 2, 1]);
+    assert_eq!(seqs(&["--entity", "session"]), [4, 1]);
+    assert_eq!(
+        seqs(&["--type", "create", "--entity", "message", "2222"]),
+        [5]
+    );
+    assert_eq!(seqs(&["--origin", "local"]), Vec::<u64>::new());
+    assert_eq!(seqs(&["--origin", "remote", "-n", "1"]), [5]);
+    assert_eq!(seqs(&["--since", "2", "--until", "4"]), [4, 3, 2]);
+
+    // Times: everything was recorded before now and after an hour ago.
+    let log: Vec<Value> = env.log();
+    let t = log[0]["timestamp"].as_str().unwrap();
+    assert_eq!(seqs(&["--since", t]).len(), 5);
+    assert_eq!(
+        seqs(&["--until", "2000-01-01T00:00:00Z"]),
+        Vec::<u64>::new()
+    );
+    assert_eq!(seqs(&["--since", "2000-01-01"]).len(), 5);
+
+    // The JSON schema.
+    let r = &log[1];
+    for key in [
+        "seq",
+        "id",
+        "session_id",
+        "change_type",
+        "entity_type",
+        "entity_id",
+        "origin",
+        "provider",
+        "timestamp",
+        "prev_hash",
+        "hash",
+        "payload",
+    ] {
+        assert!(r.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(r["hash"].as_str().unwrap().len(), 64);
+    assert_eq!(r["prev_hash"], log[0]["hash"]);
+    assert_eq!(log[0]["prev_hash"], "0".repeat(64));
+    assert!(chrono::DateTime::parse_from_rfc3339(r["timestamp"].as_str().unwrap()).is_ok());
+    assert_eq!(r["payload"]["request"]["message"]["text"], "hello there");
+
+    // The human form: one line per event with seq, origin, type/entity, short id and words.
+    let human = env.ok(&["log", "-n", "1", "1111"]);
+    let line = human.lines().next().unwrap();
+    assert!(line.trim_start().starts_with("3 "), "{line}");
+    assert!(
+        line.contains("remote")
+            && line.contains("create/message")
+            && line.contains("11111111")
+            && line.contains("\"second question\""),
+        "{line}"
+    );
+    assert!(
+        env.ok(&["log", "--entity", "session", "--until", "1"])
+            .contains("new session \"First\"")
+    );
+}
+
+#[test]
+fn sessions_resolve_by_unique_prefix() {
+    let env = Env::new();
+    let a = write_session(&env, "abc-1", "A", &["x"]);
+    let b = write_session(&env, "abd-2", "B", &["y"]);
+    env.ok(&["capture", p(&a), p(&b)]);
+    assert_eq!(env.replay("abc", None)["customTitle"], "A");
+    let err = env.fails(&["replay", "ab"]);
+    assert!(err.contains("matches 2 sessions"), "{err}");
+    let err = env.fails(&["log", "zzz"]);
+    assert!(err.contains("no session matches"), "{err}");
+}
+
+#[test]
+fn replay_writes_a_file_atomically_and_renders_markdown() {
+    let env = Env::new();
+    let a = write_session(&env, "abc-1", "Atomic", &["what is fsync?"]);
+    env.ok(&["capture", p(&a)]);
+    let out = env.dir.path().join("out.json");
+    env.ok(&["replay", "abc", "-o", p(&out)]);
+    let written: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(
+        written,
+        serde_json::from_slice::<Value>(&std::fs::read(&a).unwrap()).unwrap()
+    );
+    let md = env.ok(&["replay", "abc", "--format", "markdown"]);
+    assert!(
+        md.starts_with("# Atomic") && md.contains("what is fsync?"),
+        "{md}"
+    );
+}
+
+/// Bad input: one `error:` line, non-zero exit, and the journal exactly as it was.
+#[test]
+fn bad_input_is_refused_and_stores_nothing() {
+    let env = Env::new();
+    let good = write_session(&env, "good-1", "Good", &["fine"]);
+    env.ok(&["capture", p(&good)]);
+    let before = env.log();
+    let dir = env.chat_dir();
+
+    let cases: Vec<(&str, &[u8])> = vec![
+        ("bad.json", b"{\"requests\": [1, 2"),
+        ("array.json", b"[1, 2, 3]"),
+        ("requests.json", b"{\"requests\": {}}"),
+        ("torn-only.jsonl", b"{\"kind\":0,\"v\":{\"reque"),
+        ("mid-torn.jsonl", b"{\"kind\":0,\"v\":{\"requests\":[]}}\n{\"kind\":1,\n{\"kind\":1,\"k\":[\"a\"],\"v\":1}\n"),
+        ("bad-path.jsonl", b"{\"kind\":0,\"v\":{\"requests\":[]}}\n{\"kind\":1,\"k\":[\"requests\",7,\"x\"],\"v\":1}\n"),
+        ("hostile.json", b"{\"sessionId\": \"../../etc/passwd\", \"requests\": []}"),
+        ("deep.json", &[b'['; 10_000]),
+        ("nul.json", b"{\"requests\": []}\0"),
+    ];
+    for (name, bytes) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        // Even next to a good file, a bad one means nothing is recorded.
+        let line = env.fails(&["capture", p(&good), p(&path)]);
+        assert!(line.contains(name), "{name}: {line}");
+        assert_eq!(env.log(), before, "{name} changed the journal");
+    }
+    let line = env.fails(&["capture", p(&dir.join("missing.json"))]);
+    assert!(line.contains("missing.json"), "{line}");
+    assert_eq!(env.log(), before);
+    assert!(env.ok(&["verify"]).starts_with("ok:"));
+}
+
+#[test]
+fn a_locked_journal_is_a_clear_error() {
+    let env = Env::new();
+    let a = write_session(&env, "abc-1", "A", &["x"]);
+    env.ok(&["capture", p(&a)]);
+    let held =
+        chasm::journal::Journal::open(&env.journal(), chasm::journal::OpenMode::Existing).unwrap();
+    let line = env.fails(&["log"]);
+    assert!(line.contains("locked by another process"), "{line}");
+    let line = env.fails(&["capture", p(&a)]);
+    assert!(line.contains("locked"), "{line}");
+    drop(held);
+    env.ok(&["log"]);
+}
+
+#[test]
+fn a_journal_of_an_unknown_format_is_refused() {
+    let env = Env::new();
+    let a = write_session(&env, "abc-1", "A", &["x"]);
+    env.ok(&["capture", p(&a)]);
+    {
+        let db = sled::open(env.journal()).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert("format", &7u32.to_be_bytes()[..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let line = env.fails(&["log"]);
+    assert!(
+        line.contains("format 7") && line.contains("newer"),
+        "{line}"
+    );
+    let line = env.fails(&["capture", p(&a)]);
+    assert!(line.contains("format 7"), "{line}");
+}
+
+#[test]
+fn reading_commands_do_not_create_a_journal() {
+    let env = Env::new();
+    for args in [&["log"][..], &["verify"], &["replay", "x"]] {
+        let line = env.fails(args);
+        assert!(line.contains("no journal"), "{line}");
+    }
+    assert!(!env.journal().exists());
+}
+
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    let env = Env::new();
+    let texts: Vec<String> = (0..300).map(|i| format!("question number {i}")).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let a = write_session(&env, "abc-1", "Long", &refs);
+    env.ok(&["capture", p(&a)]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chasm"))
+        .args(["--journal", p(&env.journal()), "log"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

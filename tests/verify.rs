@@ -1,0 +1,176 @@
+//! `chasm verify` notices any change to stored history: tests edit the sled trees directly, as
+//! a disk fault, a bug or a person with a hex editor might.
+
+mod common;
+
+use common::{Env, assert_error_line};
+use serde_json::Value;
+
+/// A journal with two sessions and 7 records.
+fn journal_with_history() -> Env {
+    let env = Env::new();
+    let dir = env.chat_dir();
+    for (id, n) in [("aaaa1111", 3), ("bbbb2222", 2)] {
+        let requests: Vec<Value> = (0..n).map(|i| serde_json::json!({"requestId": format!("r{i}"), "message": {"text": format!("question {i}")}, "response": []})).collect();
+        let session = serde_json::json!({"version": 3, "sessionId": id, "requests": requests});
+        let path = dir.join(format!("{id}.json"));
+        std::fs::write(&path, session.to_string()).unwrap();
+        env.ok(&["capture", path.to_str().unwrap()]);
+    }
+    assert_eq!(env.log().len(), 7);
+    assert!(
+        env.ok(&["verify"])
+            .starts_with("ok: 7 records in 2 sessions")
+    );
+    env
+}
+
+/// Edits the journal's sled database while no chasm holds it.
+fn tamper(env: &Env, edit: impl FnOnce(&sled::Db)) {
+    let db = sled::open(env.journal()).unwrap();
+    edit(&db);
+    db.flush().unwrap();
+}
+
+/// Runs verify and returns (first bad seq, the error line).
+fn first_bad_seq(env: &Env) -> (u64, String) {
+    let out = env.chasm(&["verify", "--json"]);
+    let line = assert_error_line(&out);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    (report["first_bad_seq"].as_u64().unwrap(), line)
+}
+
+#[test]
+fn a_modified_record_is_detected() {
+    let env = journal_with_history();
+    tamper(&env, |db| {
+        let log = db.open_tree("log").unwrap();
+        let key = 4u64.to_be_bytes();
+        let mut bytes = log.get(key).unwrap().unwrap().to_vec();
+        // Change one character of the JSON payload ("question" -> "questioN").
+        let at = bytes.windows(8).position(|w| w == b"question").unwrap() + 7;
+        bytes[at] = b'N';
+        log.insert(key, bytes).unwrap();
+    });
+    let (seq, line) = first_bad_seq(&env);
+    assert_eq!(seq, 4);
+    assert!(
+        line.contains("seq 4") && line.contains("modified"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_modified_record_with_a_recomputed_hash_breaks_the_next_link() {
+    let env = journal_with_history();
+    tamper(&env, |db| {
+        let log = db.open_tree("log").unwrap();
+        let key = 2u64.to_be_bytes();
+        let mut record =
+            chasm::journal::SyncChange::decode(&log.get(key).unwrap().unwrap()).unwrap();
+        record.entity_id = "forged".into();
+        let forged = chasm::journal::SyncChange {
+            hash: chasm::journal::record::chain_hash(&record.prev_hash, &record.canonical_bytes()),
+            ..record
+        };
+        log.insert(key, forged.encode()).unwrap();
+    });
+    assert_eq!(first_bad_seq(&env).0, 3);
+}
+
+#[test]
+fn a_deleted_record_is_detected() {
+    let env = journal_with_history();
+    tamper(&env, |db| {
+        db.open_tree("log")
+            .unwrap()
+            .remove(3u64.to_be_bytes())
+            .unwrap();
+    });
+    let (seq, line) = first_bad_seq(&env);
+    assert_eq!(seq, 3);
+    assert!(line.contains("missing"), "{line}");
+}
+
+#[test]
+fn a_record_cut_off_the_end_is_detected() {
+    let env = journal_with_history();
+    tamper(&env, |db| {
+        db.open_tree("log")
+            .unwrap()
+            .remove(7u64.to_be_bytes())
+            .unwrap();
+    });
+    assert_eq!(first_bad_seq(&env).0, 7);
+}
+
+#[test]
+fn reordered_records_are_detected() {
+    let env = journal_with_history();
+    tamper(&env, |db| {
+        let log = db.open_tree("log").unwrap();
+        let a = log.get(5u64.to_be_bytes()).unwrap().unwrap();
+        let b = log.get(6u64.to_be_bytes()).unwrap().unwrap();
+        log.insert(5u64.to_be_bytes(), b).unwrap();
+        log.insert(6u64.to_be_bytes(), a).unwrap();
+    });
+    let (seq, line) = first_bad_seq(&env);
+    assert_eq!(seq, 5);
+    assert!(line.contains("reordered"), "{line}");
+}
+
+#[test]
+fn a_damaged_index_is_detected() {
+    let env = journal_with_history();
+    tamper(&env, |db| {
+        let idx = db.open_tree("session_log").unwrap();
+        let key = idx.iter().keys().nth(1).unwrap().unwrap();
+        idx.remove(key).unwrap();
+    });
+    assert_eq!(first_bad_seq(&env).0, 2);
+
+    let env = journal_with_history();
+    tamper(&env, |db| {
+        db.open_tree("sessions")
+            .unwrap()
+            .insert("cccc3333", &3u64.to_be_bytes()[..])
+            .unwrap();
+    });
+    let (seq, line) = first_bad_seq(&env);
+    assert_eq!(seq, 3);
+    assert!(line.contains("cccc3333"), "{line}");
+}
+
+#[test]
+fn garbage_in_a_record_is_an_error_not_a_panic() {
+    let env = journal_with_history();
+    tamper(&env, |db| {
+        db.open_tree("log")
+            .unwrap()
+            .insert(2u64.to_be_bytes(), &b"\x01garbage"[..])
+            .unwrap();
+    });
+    assert_eq!(first_bad_seq(&env).0, 2);
+    // Reading commands report the damaged record instead of crashing.
+    let line = env.fails(&["log"]);
+    assert!(line.contains("record 2"), "{line}");
+    env.ok(&["replay", "bbbb"]);
+}
+
+#[test]
+fn a_damaged_last_record_can_be_verified_but_not_appended_to() {
+    let env = journal_with_history();
+    tamper(&env, |db| {
+        db.open_tree("log")
+            .unwrap()
+            .insert(7u64.to_be_bytes(), &b"\x01garbage"[..])
+            .unwrap();
+    });
+    assert_eq!(first_bad_seq(&env).0, 7);
+    let session = serde_json::json!({"sessionId": "cccc3333", "requests": []});
+    let path = env.chat_dir().join("cccc3333.json");
+    std::fs::write(&path, session.to_string()).unwrap();
+    let line = env.fails(&["capture", path.to_str().unwrap()]);
+    assert!(line.contains("record 7 is damaged"), "{line}");
+}
