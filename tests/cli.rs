@@ -184,9 +184,9 @@ fn a_locked_journal_is_a_clear_error() {
     env.ok(&["capture", p(&a)]);
     let held =
         chasm::journal::Journal::open(&env.journal(), chasm::journal::OpenMode::Existing).unwrap();
-    let line = env.fails(&["log"]);
+    let line = common::assert_error_line(&env.chasm_once(&["log"]));
     assert!(line.contains("locked by another process"), "{line}");
-    let line = env.fails(&["capture", p(&a)]);
+    let line = common::assert_error_line(&env.chasm_once(&["capture", p(&a)]));
     assert!(line.contains("locked"), "{line}");
     drop(held);
     env.ok(&["log"]);
