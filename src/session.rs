@@ -15,6 +15,11 @@ use sha2::{Digest, Sha256};
 /// The top-level key holding the list of requests.
 pub const REQUESTS_KEY: &str = "requests";
 
+/// The deepest nesting of arrays and objects a session may have. serde_json refuses to parse
+/// more than 128 levels, and the journal wraps a request in two more (`{"request": …}` inside
+/// a record's payload), so a session deeper than this could be stored but never read back.
+pub const MAX_DEPTH: usize = 120;
+
 /// Domain prefix of [`Session::content_hash`], so a session hash can never collide with a hash
 /// of some other JSON value computed elsewhere in chasm.
 const SESSION_HASH_DOMAIN: &[u8] = b"chasm/session/v1\0";
@@ -28,6 +33,8 @@ pub enum SessionError {
     RequestsNotArray(&'static str),
     #[error("request {index} must be a JSON object, found {found}")]
     RequestNotObject { index: usize, found: &'static str },
+    #[error("the session nests deeper than {MAX_DEPTH} levels")]
+    TooDeep,
 }
 
 /// One chat session: ordered top-level fields plus the list of requests.
@@ -65,6 +72,9 @@ impl Session {
     /// A session without a `requests` key gains an empty one at the end: every session VS Code
     /// writes has the key, and chasm always writes it.
     pub fn from_value(value: Value) -> Result<Session, SessionError> {
+        if depth(&value) > MAX_DEPTH {
+            return Err(SessionError::TooDeep);
+        }
         let mut fields = match value {
             Value::Object(map) => map,
             other => return Err(SessionError::NotAnObject(json_type(&other))),
@@ -334,6 +344,22 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
+/// How deeply arrays and objects nest in a value (a scalar is 0), without recursion.
+pub fn depth(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(d + 1);
+        stack.extend(children.map(|c| (c, d + 1)));
+    }
+    deepest
+}
+
 /// Lower-case hex of some bytes.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -393,6 +419,17 @@ mod tests {
                 found: "a number"
             })
         );
+    }
+
+    #[test]
+    fn depth_is_bounded() {
+        assert_eq!(depth(&json!(1)), 0);
+        assert_eq!(depth(&json!({"a": [1, {"b": []}]})), 4);
+        let mut deep = json!({"requests": []});
+        for _ in 0..MAX_DEPTH {
+            deep = json!({"requests": [], "x": deep});
+        }
+        assert_eq!(Session::from_value(deep), Err(SessionError::TooDeep));
     }
 
     #[test]
