@@ -127,7 +127,10 @@ pub fn assert_error_line(out: &Output) -> String {
 pub fn real_fixtures() -> Option<Vec<PathBuf>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/vscode-real");
     let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!(
+        // Written to the stderr handle, not with eprintln!, so the test harness does not swallow it.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
             "notice: {} is absent; skipping the tests on real sessions",
             dir.display()
         );
