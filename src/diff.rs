@@ -13,10 +13,11 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::fold::{SessionState, message_payload, metadata_payload};
-use crate::journal::{ChangeType, EntityType};
+use crate::journal::{ChangeType, EntityType, NewChange, Origin};
 use crate::session::{Session, entity_ids};
 
 /// One entity-level change, before the journal gives it a seq.
@@ -26,6 +27,28 @@ pub struct EntityChange {
     pub entity_type: EntityType,
     pub entity_id: String,
     pub payload: Value,
+}
+
+impl EntityChange {
+    /// The journal change for this entity change, made on `origin` at `timestamp`.
+    pub fn into_change(
+        self,
+        session_id: &str,
+        timestamp: DateTime<Utc>,
+        origin: Origin,
+        provider: &str,
+    ) -> NewChange {
+        NewChange {
+            session_id: session_id.to_owned(),
+            change_type: self.change_type,
+            entity_type: self.entity_type,
+            entity_id: self.entity_id,
+            timestamp,
+            origin,
+            provider: provider.to_owned(),
+            payload: self.payload,
+        }
+    }
 }
 
 /// The changes that turn `old` (the journal's view, `None` for a session it has never seen)
@@ -131,8 +154,7 @@ fn message(change_type: ChangeType, id: &str, payload: Value) -> EntityChange {
 mod tests {
     use super::*;
     use crate::fold::fold;
-    use crate::journal::{NewChange, Origin, SyncChange};
-    use chrono::Utc;
+    use crate::journal::SyncChange;
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -142,16 +164,7 @@ mod tests {
             .into_iter()
             .enumerate()
             .map(|(i, c)| {
-                let change = NewChange {
-                    session_id: "s".into(),
-                    change_type: c.change_type,
-                    entity_type: c.entity_type,
-                    entity_id: c.entity_id,
-                    timestamp: Utc::now(),
-                    origin: Origin::Remote,
-                    provider: "vscode".into(),
-                    payload: c.payload,
-                };
+                let change = c.into_change("s", Utc::now(), Origin::Remote, "vscode");
                 SyncChange::seal(change, first_seq + i as u64, [0; 32])
             })
             .collect()

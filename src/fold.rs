@@ -187,3 +187,127 @@ impl SessionState {
             .map(|i| &self.session.requests[i])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{NewChange, Origin};
+    use chrono::Utc;
+    use proptest::prelude::*;
+
+    fn event(
+        seq: u64,
+        change_type: ChangeType,
+        entity_type: EntityType,
+        entity_id: &str,
+        payload: Value,
+    ) -> SyncChange {
+        let change = NewChange {
+            session_id: "s".into(),
+            change_type,
+            entity_type,
+            entity_id: entity_id.into(),
+            timestamp: Utc::now(),
+            origin: Origin::Remote,
+            provider: "vscode".into(),
+            payload,
+        };
+        SyncChange::seal(change, seq, [0; 32])
+    }
+
+    #[test]
+    fn a_deleted_session_keeps_its_content_and_can_come_back() {
+        let events = [
+            event(
+                1,
+                ChangeType::Create,
+                EntityType::Session,
+                "s",
+                json!({"requests": [], "customTitle": "a"}),
+            ),
+            event(
+                2,
+                ChangeType::Create,
+                EntityType::Message,
+                "r1",
+                json!({"index": 0, "request": {"requestId": "r1"}}),
+            ),
+            event(3, ChangeType::Delete, EntityType::Session, "s", Value::Null),
+        ];
+        let state = fold(&events).unwrap().unwrap();
+        assert!(!state.exists);
+        assert_eq!(state.deleted_seq, Some(3));
+        assert_eq!(state.session.requests.len(), 1);
+        let state = fold(&events[..2]).unwrap().unwrap();
+        assert!(state.exists && state.events_read == 2 && state.last_seq == 2);
+    }
+
+    #[test]
+    fn malformed_payloads_are_errors_naming_the_event() {
+        let bad = [
+            event(4, ChangeType::Create, EntityType::Session, "s", json!([1])),
+            event(
+                4,
+                ChangeType::Update,
+                EntityType::Message,
+                "r",
+                json!({"index": 0}),
+            ),
+            event(
+                4,
+                ChangeType::Update,
+                EntityType::Message,
+                "r",
+                json!({"request": 3}),
+            ),
+            event(4, ChangeType::Update, EntityType::Metadata, "x", json!({})),
+            event(
+                4,
+                ChangeType::Update,
+                EntityType::Metadata,
+                "requests",
+                json!({"value": 1}),
+            ),
+        ];
+        for e in &bad {
+            assert_eq!(fold([e]).unwrap_err().seq, 4);
+        }
+    }
+
+    fn arb_event() -> impl Strategy<Value = (u8, u8, u8, Value)> {
+        let payload = prop_oneof![
+            Just(Value::Null),
+            Just(json!({"requests": [{"requestId": "a"}, {}]})),
+            (0u64..5, "[a-c]")
+                .prop_map(|(i, id)| json!({"index": i, "request": {"requestId": id}})),
+            (any::<i8>(), 0u64..5).prop_map(|(v, p)| json!({"value": v, "position": p})),
+            Just(json!({"index": 18446744073709551615u64, "request": {}})),
+        ];
+        (0u8..4, 0u8..4, 0u8..4, payload)
+    }
+
+    proptest! {
+        /// Any sequence of events folds without panicking, and the state stays coherent: one
+        /// entity id per request, no id twice.
+        #[test]
+        fn fold_is_total_and_coherent(raw in prop::collection::vec(arb_event(), 0..40)) {
+            let events: Vec<SyncChange> = raw
+                .into_iter()
+                .enumerate()
+                .map(|(i, (ct, et, id, payload))| {
+                    let id = ["a", "b", "c", "requests"][id as usize];
+                    event(i as u64 + 1, ChangeType::ALL[ct as usize], EntityType::ALL[et as usize], id, payload)
+                })
+                .collect();
+            let mut state = SessionState::default();
+            for e in &events {
+                if state.apply(e).is_err() {
+                    continue;
+                }
+                prop_assert_eq!(state.ids.len(), state.session.requests.len());
+                let unique: BTreeSet<&String> = state.ids.iter().collect();
+                prop_assert_eq!(unique.len(), state.ids.len());
+            }
+        }
+    }
+}

@@ -11,7 +11,7 @@ use chrono::Utc;
 
 use crate::diff::diff;
 use crate::fold::{SessionState, fold};
-use crate::journal::{NewChange, OpenMode, Origin, SyncChange};
+use crate::journal::{OpenMode, Origin, SyncChange};
 use crate::provider::vscode::{PROVIDER, read_session_file};
 
 /// Record changes from VS Code chat session files (.json or .jsonl) into the journal
@@ -51,16 +51,9 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
         let changes = diff(&file.session_id, view.as_ref(), &file.session);
         let mut view = view.unwrap_or_default();
         for c in &changes {
-            let change = NewChange {
-                session_id: file.session_id.clone(),
-                change_type: c.change_type,
-                entity_type: c.entity_type,
-                entity_id: c.entity_id.clone(),
-                timestamp: now,
-                origin: Origin::Remote,
-                provider: PROVIDER.to_owned(),
-                payload: c.payload.clone(),
-            };
+            let change = c
+                .clone()
+                .into_change(&file.session_id, now, Origin::Remote, PROVIDER);
             view.apply(&SyncChange::seal(change.clone(), 0, [0; 32]))?;
             batch.push(change);
         }
