@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::journal::{ChangeType, EntityType, SyncChange};
+use crate::journal::{ChangeType, EntityType, Origin, SyncChange};
 use crate::session::{REQUESTS_KEY, Request, Session, entity_ids, json_type};
 
 /// A session as the journal says it stood after some event.
@@ -88,6 +88,113 @@ pub fn fold<'a>(
             .apply(event)?;
     }
     Ok(state)
+}
+
+/// A sync checkpoint: both sides reflected the session's events up to `seq`, with this content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The seq of the `merge` event.
+    pub seq: u64,
+    /// Hex SHA-256 of the session content both sides held ([`Session::content_hash`]); empty
+    /// when the session was deleted on both.
+    pub hash: String,
+    /// Where the provider keeps the session, as recorded by the sync that wrote the checkpoint.
+    pub path: Option<String>,
+}
+
+impl Checkpoint {
+    /// The payload of a checkpoint (`merge` event).
+    pub fn payload(local_seq: u64, remote_seq: u64, hash: &str, path: Option<&str>) -> Value {
+        json!({"local_seq": local_seq, "remote_seq": remote_seq, "hash": hash, "path": path})
+    }
+}
+
+/// A session seen three ways, as a three-way merge needs it: the merge base (the state at the
+/// last checkpoint) and each side's view (the base plus that side's changes since). Deriving
+/// both views from the one journal is what lets status and conflicts come from the fold alone.
+#[derive(Debug, Clone, Default)]
+pub struct Views {
+    pub checkpoint: Option<Checkpoint>,
+    /// The state at the checkpoint; `None` when there is none.
+    pub base: Option<SessionState>,
+    /// The base plus local changes since (`None`: no local history at all).
+    pub local: Option<SessionState>,
+    /// The base plus remote changes since (`None`: no remote history at all).
+    pub remote: Option<SessionState>,
+    /// Every event folded in seq order: what `replay` shows.
+    pub full: Option<SessionState>,
+    /// Events after the checkpoint, by side.
+    pub local_changes: Vec<SyncChange>,
+    pub remote_changes: Vec<SyncChange>,
+}
+
+impl Views {
+    /// The seq of the newest event on a side, up to and including the checkpoint or not.
+    pub fn last_seq(events: &[SyncChange], origin: Origin) -> u64 {
+        events
+            .iter()
+            .rev()
+            .find(|e| e.origin == origin && e.change_type != ChangeType::Merge)
+            .map(|e| e.seq)
+            .unwrap_or(0)
+    }
+}
+
+/// Splits a session's events (in seq order) at its last checkpoint and folds the three views.
+pub fn views(events: &[SyncChange]) -> Result<Views, FoldError> {
+    let cp_index = events
+        .iter()
+        .rposition(|e| e.change_type == ChangeType::Merge);
+    let (before, after) = match cp_index {
+        Some(i) => events.split_at(i + 1),
+        None => events.split_at(0),
+    };
+    let checkpoint = cp_index.map(|i| {
+        let e = &events[i];
+        Checkpoint {
+            seq: e.seq,
+            hash: e
+                .payload
+                .get("hash")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            path: e
+                .payload
+                .get("path")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        }
+    });
+    let base = if checkpoint.is_some() {
+        fold(before)?
+    } else {
+        None
+    };
+    let side = |origin: Origin| -> Result<Option<SessionState>, FoldError> {
+        let mut state = base.clone();
+        for e in after.iter().filter(|e| e.origin == origin) {
+            state.get_or_insert_with(SessionState::default).apply(e)?;
+        }
+        Ok(state)
+    };
+    Ok(Views {
+        local: side(Origin::Local)?,
+        remote: side(Origin::Remote)?,
+        full: fold(events)?,
+        local_changes: after
+            .iter()
+            .filter(|e| e.origin == Origin::Local && e.change_type != ChangeType::Merge)
+            .cloned()
+            .collect(),
+        remote_changes: after
+            .iter()
+            .filter(|e| e.origin == Origin::Remote && e.change_type != ChangeType::Merge)
+            .cloned()
+            .collect(),
+        checkpoint,
+        base,
+    })
 }
 
 impl SessionState {

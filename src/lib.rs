@@ -23,6 +23,7 @@ pub mod cli;
 pub mod diff;
 pub mod fold;
 pub mod journal;
+pub mod merge;
 pub mod provider;
 pub mod session;
 pub mod transcript;
