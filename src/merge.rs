@@ -289,11 +289,11 @@ impl Merger<'_, '_> {
     }
 
     /// Settles a conflict over one entity; `Ok(None)` leaves it open.
-    fn settle<'v>(
+    fn settle(
         &mut self,
         c: Conflict,
         key: (EntityType, String),
-        base: Option<&'v Value>,
+        base: Option<&Value>,
     ) -> Result<Option<Option<Value>>, MergeError> {
         let Some(take) = self.decide(&c, Some(key)) else {
             self.out.conflicts.push(c);
