@@ -3,7 +3,9 @@
 //! Two file generations are read here: `<sessionId>.json` (one session object, `"version": 3`,
 //! also the shape of panel exports) and `<sessionId>.jsonl` (the mutation log, see [`jsonl`]).
 
+pub mod discover;
 pub mod jsonl;
+pub mod write;
 
 use std::path::{Path, PathBuf};
 

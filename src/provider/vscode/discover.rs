@@ -1,0 +1,283 @@
+//! Where VS Code keeps chat sessions, and listing them safely.
+//!
+//! A User dir holds `workspaceStorage/<hash>/chatSessions/` (one per folder or workspace window,
+//! named by `workspace.json` beside it) and `globalStorage/emptyWindowChatSessions/`. Code,
+//! Code - Insiders and VSCodium use the same layout under their own User dirs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::{FileFormat, validate_session_id};
+
+/// The editor flavours whose User dirs are searched by default.
+pub const FLAVOURS: &[&str] = &["Code", "Code - Insiders", "VSCodium"];
+
+/// A folder of session files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatDir {
+    pub path: PathBuf,
+    /// The project the sessions belong to (`workspace.json`'s folder or workspace URI); `None`
+    /// for empty windows.
+    pub project: Option<String>,
+}
+
+/// A session file found in a chat dir.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub session_id: String,
+    pub path: PathBuf,
+    pub format: FileFormat,
+    pub project: Option<String>,
+}
+
+/// The User dirs of every installed flavour on this platform's usual paths.
+pub fn default_user_dirs() -> Vec<PathBuf> {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let base = if cfg!(windows) {
+        env("APPDATA")
+    } else if cfg!(target_os = "macos") {
+        env("HOME").map(|h| h.join("Library").join("Application Support"))
+    } else {
+        env("XDG_CONFIG_HOME")
+            .filter(|p| p.is_absolute())
+            .or_else(|| env("HOME").map(|h| h.join(".config")))
+    };
+    let Some(base) = base else { return Vec::new() };
+    FLAVOURS
+        .iter()
+        .map(|f| base.join(f).join("User"))
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
+/// The chat dirs under a root, which may be a User dir, a `workspaceStorage` dir, one
+/// workspace's storage dir, or a chat dir itself.
+pub fn chat_dirs(root: &Path) -> Vec<ChatDir> {
+    let mut out = Vec::new();
+    let name = root.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if name == "chatSessions" || name == "emptyWindowChatSessions" {
+        out.push(ChatDir {
+            path: root.to_owned(),
+            project: root.parent().and_then(project_of),
+        });
+    } else if root.join("workspaceStorage").is_dir() || root.join("globalStorage").is_dir() {
+        out.extend(workspace_chat_dirs(&root.join("workspaceStorage")));
+        let empty = root.join("globalStorage").join("emptyWindowChatSessions");
+        if empty.is_dir() {
+            out.push(ChatDir {
+                path: empty,
+                project: None,
+            });
+        }
+    } else if root.join("chatSessions").is_dir() {
+        out.push(ChatDir {
+            path: root.join("chatSessions"),
+            project: project_of(root),
+        });
+    } else {
+        let nested = workspace_chat_dirs(root);
+        if nested.is_empty() {
+            out.push(ChatDir {
+                path: root.to_owned(),
+                project: None,
+            });
+        } else {
+            out.extend(nested);
+        }
+    }
+    out
+}
+
+fn workspace_chat_dirs(storage: &Path) -> Vec<ChatDir> {
+    let Ok(entries) = std::fs::read_dir(storage) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<ChatDir> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("chatSessions").is_dir())
+        .map(|p| ChatDir {
+            path: p.join("chatSessions"),
+            project: project_of(&p),
+        })
+        .collect();
+    dirs.sort_by(|a, b| a.path.cmp(&b.path));
+    dirs
+}
+
+/// The project named by `workspace.json` in a workspace storage dir.
+fn project_of(workspace_dir: &Path) -> Option<String> {
+    let bytes = std::fs::read(workspace_dir.join("workspace.json")).ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    ["folder", "workspace"]
+        .iter()
+        .find_map(|k| v.get(k).and_then(Value::as_str))
+        .map(str::to_owned)
+}
+
+/// The session files in some chat dirs. A file whose name is not a safe session id, or that is
+/// a link leading outside its chat dir, is skipped with a warning. Where `.json` and `.jsonl`
+/// exist for one id, the `.jsonl` wins, as in VS Code; an id found in two chat dirs is taken
+/// from the first, with a warning.
+pub fn list(dirs: &[ChatDir], warnings: &mut Vec<String>) -> Vec<Found> {
+    let mut by_id: HashMap<String, Found> = HashMap::new();
+    let mut order: Vec<String> = Vec::new();
+    for dir in dirs {
+        let Ok(canonical_dir) = dir.path.canonicalize() else {
+            warnings.push(format!("{}: cannot read the folder", dir.path.display()));
+            continue;
+        };
+        let Ok(entries) = std::fs::read_dir(&dir.path) else {
+            warnings.push(format!("{}: cannot read the folder", dir.path.display()));
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+        files.sort();
+        let mut here: HashMap<String, Found> = HashMap::new();
+        for path in files {
+            let format = match path.extension().and_then(|e| e.to_str()) {
+                Some("json") => FileFormat::Json,
+                Some("jsonl") => FileFormat::Jsonl,
+                _ => continue,
+            };
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+                warnings.push(format!(
+                    "{}: skipped: the file name is not UTF-8",
+                    path.display()
+                ));
+                continue;
+            };
+            if let Err(reason) = validate_session_id(stem) {
+                warnings.push(format!("{}: skipped: {reason}", path.display()));
+                continue;
+            }
+            match inside(&path, &canonical_dir) {
+                Ok(true) => {}
+                Ok(false) => {
+                    warnings.push(format!(
+                        "{}: skipped: a link leading outside its chat folder",
+                        path.display()
+                    ));
+                    continue;
+                }
+                Err(_) => continue, // vanished since the listing, or a dangling link
+            }
+            let found = Found {
+                session_id: stem.to_owned(),
+                path: path.clone(),
+                format,
+                project: dir.project.clone(),
+            };
+            match here.get(stem) {
+                Some(prev) if prev.format == FileFormat::Jsonl => {}
+                _ => {
+                    here.insert(stem.to_owned(), found);
+                }
+            }
+        }
+        let mut ids: Vec<String> = here.keys().cloned().collect();
+        ids.sort();
+        for id in ids {
+            let found = here.remove(&id).expect("listed");
+            if let Some(first) = by_id.get(&id) {
+                warnings.push(format!(
+                    "{}: skipped: session {id} is also at {}",
+                    found.path.display(),
+                    first.path.display()
+                ));
+                continue;
+            }
+            order.push(id.clone());
+            by_id.insert(id, found);
+        }
+    }
+    order
+        .into_iter()
+        .map(|id| by_id.remove(&id).expect("listed"))
+        .collect()
+}
+
+/// Whether `path` is a regular file that resolves (through any links) inside `dir`.
+fn inside(path: &Path, canonical_dir: &Path) -> std::io::Result<bool> {
+    let real = path.canonicalize()?;
+    Ok(real.starts_with(canonical_dir) && real.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(p: &Path) {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, "{}").unwrap();
+    }
+
+    #[test]
+    fn finds_workspace_and_empty_window_sessions_under_a_user_dir() {
+        let t = tempfile::tempdir().unwrap();
+        let user = t.path().join("Code/User");
+        let ws = user.join("workspaceStorage/abc123");
+        std::fs::create_dir_all(ws.join("chatSessions")).unwrap();
+        std::fs::write(
+            ws.join("workspace.json"),
+            r#"{"folder": "file:///home/ada/proj"}"#,
+        )
+        .unwrap();
+        touch(&ws.join("chatSessions/s1.json"));
+        touch(&ws.join("chatSessions/s1.jsonl"));
+        touch(&ws.join("chatSessions/s2.json"));
+        touch(&ws.join("chatSessions/notes.txt"));
+        touch(&user.join("globalStorage/emptyWindowChatSessions/s3.jsonl"));
+        let dirs = chat_dirs(&user);
+        assert_eq!(dirs.len(), 2);
+        assert_eq!(dirs[0].project.as_deref(), Some("file:///home/ada/proj"));
+        let mut warnings = Vec::new();
+        let found = list(&dirs, &mut warnings);
+        let summary: Vec<(&str, FileFormat)> = found
+            .iter()
+            .map(|f| (f.session_id.as_str(), f.format))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("s1", FileFormat::Jsonl),
+                ("s2", FileFormat::Json),
+                ("s3", FileFormat::Jsonl)
+            ]
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+        // The other root shapes reach the same folders.
+        assert_eq!(chat_dirs(&user.join("workspaceStorage")), dirs[..1]);
+        assert_eq!(chat_dirs(&ws), dirs[..1]);
+        assert_eq!(chat_dirs(&ws.join("chatSessions")), dirs[..1]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_out_of_the_folder_and_unsafe_names_are_skipped_with_a_warning() {
+        let t = tempfile::tempdir().unwrap();
+        let chat = t.path().join("ws/chatSessions");
+        std::fs::create_dir_all(&chat).unwrap();
+        touch(&t.path().join("secret.json"));
+        std::os::unix::fs::symlink(t.path().join("secret.json"), chat.join("evil.json")).unwrap();
+        touch(&chat.join("real.json"));
+        std::os::unix::fs::symlink(chat.join("real.json"), chat.join("alias.json")).unwrap();
+        touch(&chat.join("a..b.json"));
+        let mut warnings = Vec::new();
+        let found = list(&chat_dirs(&chat), &mut warnings);
+        let ids: Vec<&str> = found.iter().map(|f| f.session_id.as_str()).collect();
+        assert_eq!(ids, ["alias", "real"]);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("evil.json") && w.contains("outside"))
+        );
+    }
+}
