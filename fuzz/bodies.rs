@@ -12,11 +12,8 @@ use chasm::session::Session;
 pub type Body = fn(&[u8]);
 
 /// The targets by name: the corpus folder of each is `fuzz/corpus/<name>`.
-pub const TARGETS: &[(&str, Body)] = &[
-    ("record_decode", record_decode),
-    ("jsonl_read", jsonl_read),
-    ("session_roundtrip", session_roundtrip),
-];
+pub const TARGETS: &[(&str, Body)] =
+    &[("record_decode", record_decode), ("jsonl_read", jsonl_read), ("session_roundtrip", session_roundtrip)];
 
 /// Arbitrary bytes as a stored journal record: decoding never panics, and a record that
 /// decodes re-encodes to bytes that decode to the same record with a valid hash.
@@ -24,10 +21,7 @@ pub fn record_decode(data: &[u8]) {
     let _ = SyncChange::hash_matches(data);
     if let Ok(record) = SyncChange::decode(data) {
         let again = record.encode();
-        assert_eq!(
-            SyncChange::decode(&again).expect("a re-encoded record decodes"),
-            record
-        );
+        assert_eq!(SyncChange::decode(&again).expect("a re-encoded record decodes"), record);
         let resealed = SyncChange {
             hash: chasm::journal::record::chain_hash(&record.prev_hash, &record.canonical_bytes()),
             ..record

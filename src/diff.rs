@@ -31,13 +31,7 @@ pub struct EntityChange {
 
 impl EntityChange {
     /// The journal change for this entity change, made on `origin` at `timestamp`.
-    pub fn into_change(
-        self,
-        session_id: &str,
-        timestamp: DateTime<Utc>,
-        origin: Origin,
-        provider: &str,
-    ) -> NewChange {
+    pub fn into_change(self, session_id: &str, timestamp: DateTime<Utc>, origin: Origin, provider: &str) -> NewChange {
         NewChange {
             session_id: session_id.to_owned(),
             change_type: self.change_type,
@@ -67,11 +61,7 @@ pub fn diff(session_id: &str, old: Option<&SessionState>, new: &Session) -> Vec<
                 payload: new.without_requests().to_value(),
             });
             for (index, (id, request)) in new_ids.iter().zip(&new.requests).enumerate() {
-                out.push(message(
-                    ChangeType::Create,
-                    id,
-                    message_payload(index, request),
-                ));
+                out.push(message(ChangeType::Create, id, message_payload(index, request)));
             }
             return out;
         }
@@ -99,11 +89,7 @@ pub fn diff(session_id: &str, old: Option<&SessionState>, new: &Session) -> Vec<
         }
     }
 
-    let new_index: HashMap<&str, usize> = new_ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.as_str(), i))
-        .collect();
+    let new_index: HashMap<&str, usize> = new_ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
     let mut current: Vec<&str> = Vec::with_capacity(old.ids.len());
     for id in &old.ids {
         if new_index.contains_key(id.as_str()) {
@@ -117,21 +103,13 @@ pub fn diff(session_id: &str, old: Option<&SessionState>, new: &Session) -> Vec<
     for (index, (id, request)) in new_ids.iter().zip(&new.requests).enumerate() {
         match current.iter().position(|x| x == id) {
             None => {
-                out.push(message(
-                    ChangeType::Create,
-                    id,
-                    message_payload(index, request),
-                ));
+                out.push(message(ChangeType::Create, id, message_payload(index, request)));
                 current.insert(index, id);
             }
             Some(at) => {
                 let unchanged = old.request(id) == Some(request);
                 if !(unchanged && at == index) {
-                    out.push(message(
-                        ChangeType::Update,
-                        id,
-                        message_payload(index, request),
-                    ));
+                    out.push(message(ChangeType::Update, id, message_payload(index, request)));
                     current.remove(at);
                     current.insert(index, id);
                 }
@@ -142,12 +120,7 @@ pub fn diff(session_id: &str, old: Option<&SessionState>, new: &Session) -> Vec<
 }
 
 fn message(change_type: ChangeType, id: &str, payload: Value) -> EntityChange {
-    EntityChange {
-        change_type,
-        entity_type: EntityType::Message,
-        entity_id: id.to_owned(),
-        payload,
-    }
+    EntityChange { change_type, entity_type: EntityType::Message, entity_id: id.to_owned(), payload }
 }
 
 #[cfg(test)]
@@ -191,10 +164,7 @@ mod tests {
                 serde_json::to_string(&b.to_value()).unwrap()
             );
         }
-        assert!(
-            diff("s", Some(&state), b).is_empty(),
-            "a second diff must be empty"
-        );
+        assert!(diff("s", Some(&state), b).is_empty(), "a second diff must be empty");
         changes
     }
 
@@ -202,26 +172,17 @@ mod tests {
         let keys = |s: &Session, other: &Session| -> Vec<String> {
             let all = s.to_value();
             let o = other.to_value();
-            all.as_object()
-                .unwrap()
-                .keys()
-                .filter(|k| o.get(k.as_str()).is_some())
-                .cloned()
-                .collect()
+            all.as_object().unwrap().keys().filter(|k| o.get(k.as_str()).is_some()).cloned().collect()
         };
         keys(a, b) == keys(b, a)
     }
 
     #[test]
     fn a_new_session_is_a_create_then_one_message_per_request() {
-        let s = session(
-            json!({"version": 3, "requests": [{"requestId": "r1"}, {"requestId": "r2"}], "sessionId": "s"}),
-        );
+        let s =
+            session(json!({"version": 3, "requests": [{"requestId": "r1"}, {"requestId": "r2"}], "sessionId": "s"}));
         let changes = diff("s", None, &s);
-        let kinds: Vec<_> = changes
-            .iter()
-            .map(|c| (c.change_type, c.entity_type, c.entity_id.as_str()))
-            .collect();
+        let kinds: Vec<_> = changes.iter().map(|c| (c.change_type, c.entity_type, c.entity_id.as_str())).collect();
         assert_eq!(
             kinds,
             [
@@ -230,10 +191,7 @@ mod tests {
                 (ChangeType::Create, EntityType::Message, "r2")
             ]
         );
-        assert_eq!(
-            changes[0].payload,
-            json!({"version": 3, "requests": [], "sessionId": "s"})
-        );
+        assert_eq!(changes[0].payload, json!({"version": 3, "requests": [], "sessionId": "s"}));
     }
 
     #[test]
@@ -242,31 +200,16 @@ mod tests {
         let b = session(json!({"requests": [{"requestId": "r1", "response": [{"value": "Hel"}]}]}));
         let changes = check_transition(&a, &b);
         assert_eq!(changes.len(), 1);
-        assert_eq!(
-            (changes[0].change_type, changes[0].entity_type),
-            (ChangeType::Update, EntityType::Message)
-        );
+        assert_eq!((changes[0].change_type, changes[0].entity_type), (ChangeType::Update, EntityType::Message));
     }
 
     #[test]
     fn rename_add_and_remove() {
-        let a = session(
-            json!({"customTitle": "a", "requests": [{"requestId": "r1"}, {"requestId": "r2"}], "x": 1}),
-        );
-        let b = session(
-            json!({"customTitle": "b", "requests": [{"requestId": "r2"}, {"requestId": "r3"}], "y": 2}),
-        );
+        let a = session(json!({"customTitle": "a", "requests": [{"requestId": "r1"}, {"requestId": "r2"}], "x": 1}));
+        let b = session(json!({"customTitle": "b", "requests": [{"requestId": "r2"}, {"requestId": "r3"}], "y": 2}));
         let changes = check_transition(&a, &b);
-        let kinds: Vec<_> = changes
-            .iter()
-            .map(|c| {
-                (
-                    c.change_type.as_str(),
-                    c.entity_type.as_str(),
-                    c.entity_id.as_str(),
-                )
-            })
-            .collect();
+        let kinds: Vec<_> =
+            changes.iter().map(|c| (c.change_type.as_str(), c.entity_type.as_str(), c.entity_id.as_str())).collect();
         assert_eq!(
             kinds,
             [
@@ -282,45 +225,29 @@ mod tests {
     #[test]
     fn a_deleted_session_is_created_again() {
         let s = session(json!({"requests": []}));
-        let state = SessionState {
-            exists: false,
-            ..SessionState::default()
-        };
-        assert_eq!(
-            diff("s", Some(&state), &s)[0].change_type,
-            ChangeType::Create
-        );
+        let state = SessionState { exists: false, ..SessionState::default() };
+        assert_eq!(diff("s", Some(&state), &s)[0].change_type, ChangeType::Create);
     }
 
     fn arb_value() -> impl Strategy<Value = Value> {
-        prop_oneof![
-            Just(Value::Null),
-            any::<i32>().prop_map(Value::from),
-            "[a-c]{0,3}".prop_map(Value::from)
-        ]
+        prop_oneof![Just(Value::Null), any::<i32>().prop_map(Value::from), "[a-c]{0,3}".prop_map(Value::from)]
     }
 
     fn arb_session() -> impl Strategy<Value = Session> {
         let field = ("[a-e]", arb_value());
-        let request = (0u8..6, prop::option::of(arb_value()), any::<bool>()).prop_map(
-            |(id, resp, with_id)| {
-                let mut r = serde_json::Map::new();
-                if with_id {
-                    r.insert("requestId".into(), Value::from(format!("r{id}")));
-                }
-                r.insert("message".into(), json!({"text": format!("m{id}")}));
-                if let Some(resp) = resp {
-                    r.insert("response".into(), json!([resp]));
-                }
-                Value::Object(r)
-            },
-        );
-        (
-            prop::collection::vec(field, 0..5),
-            0usize..5,
-            prop::collection::vec(request, 0..6),
-        )
-            .prop_map(|(fields, req_pos, requests)| {
+        let request = (0u8..6, prop::option::of(arb_value()), any::<bool>()).prop_map(|(id, resp, with_id)| {
+            let mut r = serde_json::Map::new();
+            if with_id {
+                r.insert("requestId".into(), Value::from(format!("r{id}")));
+            }
+            r.insert("message".into(), json!({"text": format!("m{id}")}));
+            if let Some(resp) = resp {
+                r.insert("response".into(), json!([resp]));
+            }
+            Value::Object(r)
+        });
+        (prop::collection::vec(field, 0..5), 0usize..5, prop::collection::vec(request, 0..6)).prop_map(
+            |(fields, req_pos, requests)| {
                 let mut m = serde_json::Map::new();
                 for (k, v) in fields {
                     m.insert(k, v);
@@ -328,7 +255,8 @@ mod tests {
                 let at = req_pos.min(m.len());
                 m.shift_insert(at, "requests".into(), Value::Array(requests));
                 Session::from_value(Value::Object(m)).unwrap()
-            })
+            },
+        )
     }
 
     proptest! {

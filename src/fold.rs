@@ -78,14 +78,10 @@ pub fn metadata_payload(value: &Value, position: usize) -> Value {
 }
 
 /// Folds events (one session's, in seq order) into its state; `None` when there are none.
-pub fn fold<'a>(
-    events: impl IntoIterator<Item = &'a SyncChange>,
-) -> Result<Option<SessionState>, FoldError> {
+pub fn fold<'a>(events: impl IntoIterator<Item = &'a SyncChange>) -> Result<Option<SessionState>, FoldError> {
     let mut state: Option<SessionState> = None;
     for event in events {
-        state
-            .get_or_insert_with(SessionState::default)
-            .apply(event)?;
+        state.get_or_insert_with(SessionState::default).apply(event)?;
     }
     Ok(state)
 }
@@ -115,7 +111,8 @@ impl Checkpoint {
 #[derive(Debug, Clone, Default)]
 pub struct Views {
     pub checkpoint: Option<Checkpoint>,
-    /// The state at the checkpoint; `None` when there is none.
+    /// The merge base: the state at the last checkpoint, or the implicit base (see [`views`]);
+    /// `None` when there is none.
     pub base: Option<SessionState>,
     /// The base plus local changes since (`None`: no local history at all).
     pub local: Option<SessionState>,
@@ -123,7 +120,7 @@ pub struct Views {
     pub remote: Option<SessionState>,
     /// Every event folded in seq order: what `replay` shows.
     pub full: Option<SessionState>,
-    /// Events after the checkpoint, by side.
+    /// Events after the merge base, by side.
     pub local_changes: Vec<SyncChange>,
     pub remote_changes: Vec<SyncChange>,
 }
@@ -140,37 +137,28 @@ impl Views {
     }
 }
 
-/// Splits a session's events (in seq order) at its last checkpoint and folds the three views.
+/// Splits a session's events (in seq order) at the merge base and folds the three views.
+///
+/// The merge base is the last checkpoint. A session never checkpointed has an implicit one:
+/// the state just before its first local event, because every local change is made on the
+/// journal's view, which until then held only what was seen in VS Code. A session that began
+/// locally has no base at all.
 pub fn views(events: &[SyncChange]) -> Result<Views, FoldError> {
-    let cp_index = events
-        .iter()
-        .rposition(|e| e.change_type == ChangeType::Merge);
-    let (before, after) = match cp_index {
-        Some(i) => events.split_at(i + 1),
-        None => events.split_at(0),
+    let cp_index = events.iter().rposition(|e| e.change_type == ChangeType::Merge);
+    let split = match cp_index {
+        Some(i) => i + 1,
+        None => events.iter().position(|e| e.origin == Origin::Local).unwrap_or(events.len()),
     };
+    let (before, after) = events.split_at(split);
     let checkpoint = cp_index.map(|i| {
         let e = &events[i];
         Checkpoint {
             seq: e.seq,
-            hash: e
-                .payload
-                .get("hash")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            path: e
-                .payload
-                .get("path")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            hash: e.payload.get("hash").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            path: e.payload.get("path").and_then(Value::as_str).map(str::to_owned),
         }
     });
-    let base = if checkpoint.is_some() {
-        fold(before)?
-    } else {
-        None
-    };
+    let base = fold(before)?;
     let side = |origin: Origin| -> Result<Option<SessionState>, FoldError> {
         let mut state = base.clone();
         for e in after.iter().filter(|e| e.origin == origin) {
@@ -200,17 +188,13 @@ pub fn views(events: &[SyncChange]) -> Result<Views, FoldError> {
 impl SessionState {
     /// Applies one event.
     pub fn apply(&mut self, event: &SyncChange) -> Result<(), FoldError> {
-        let err = |reason: String| FoldError {
-            seq: event.seq,
-            reason,
-        };
+        let err = |reason: String| FoldError { seq: event.seq, reason };
         let payload = &event.payload;
         let id = event.entity_id.as_str();
         match (event.entity_type, event.change_type) {
             (_, ChangeType::Merge) => self.last_checkpoint = Some(event.seq),
             (EntityType::Session, ChangeType::Create | ChangeType::Update) => {
-                let session =
-                    Session::from_value(payload.clone()).map_err(|e| err(e.to_string()))?;
+                let session = Session::from_value(payload.clone()).map_err(|e| err(e.to_string()))?;
                 self.ids = entity_ids(&session.requests);
                 self.session = session;
                 self.exists = true;
@@ -224,18 +208,9 @@ impl SessionState {
                 if id == REQUESTS_KEY {
                     return Err(err("`requests` is not a metadata field".into()));
                 }
-                let value = payload
-                    .get("value")
-                    .ok_or_else(|| err("metadata payload without `value`".into()))?;
-                let position = payload
-                    .get("position")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(u64::MAX);
-                self.session.set_field(
-                    id,
-                    value.clone(),
-                    usize::try_from(position).unwrap_or(usize::MAX),
-                );
+                let value = payload.get("value").ok_or_else(|| err("metadata payload without `value`".into()))?;
+                let position = payload.get("position").and_then(Value::as_u64).unwrap_or(u64::MAX);
+                self.session.set_field(id, value.clone(), usize::try_from(position).unwrap_or(usize::MAX));
             }
             (EntityType::Metadata, ChangeType::Delete) => {
                 self.session.remove_field(id);
@@ -246,21 +221,13 @@ impl SessionState {
                         Request::from_value(Value::Object(fields.clone())).expect("an object")
                     }
                     Some(other) => {
-                        return Err(err(format!(
-                            "message payload `request` is {}",
-                            json_type(other)
-                        )));
+                        return Err(err(format!("message payload `request` is {}", json_type(other))));
                     }
                     None => return Err(err("message payload without `request`".into())),
                 };
-                let index = payload
-                    .get("index")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(u64::MAX);
+                let index = payload.get("index").and_then(Value::as_u64).unwrap_or(u64::MAX);
                 self.remove_request(id);
-                let at = usize::try_from(index)
-                    .unwrap_or(usize::MAX)
-                    .min(self.ids.len());
+                let at = usize::try_from(index).unwrap_or(usize::MAX).min(self.ids.len());
                 self.ids.insert(at, id.to_owned());
                 self.session.requests.insert(at, request);
             }
@@ -288,10 +255,7 @@ impl SessionState {
 
     /// The request with this entity id.
     pub fn request(&self, id: &str) -> Option<&Request> {
-        self.ids
-            .iter()
-            .position(|x| x == id)
-            .map(|i| &self.session.requests[i])
+        self.ids.iter().position(|x| x == id).map(|i| &self.session.requests[i])
     }
 }
 
@@ -325,13 +289,7 @@ mod tests {
     #[test]
     fn a_deleted_session_keeps_its_content_and_can_come_back() {
         let events = [
-            event(
-                1,
-                ChangeType::Create,
-                EntityType::Session,
-                "s",
-                json!({"requests": [], "customTitle": "a"}),
-            ),
+            event(1, ChangeType::Create, EntityType::Session, "s", json!({"requests": [], "customTitle": "a"})),
             event(
                 2,
                 ChangeType::Create,
@@ -350,31 +308,49 @@ mod tests {
     }
 
     #[test]
+    fn views_split_at_the_checkpoint_or_the_first_local_event() {
+        let create =
+            |seq| event(seq, ChangeType::Create, EntityType::Session, "s", json!({"requests": [], "customTitle": "a"}));
+        let title = |seq, origin, t: &str| {
+            let mut e =
+                event(seq, ChangeType::Update, EntityType::Metadata, "customTitle", json!({"value": t, "position": 1}));
+            e.origin = origin;
+            e
+        };
+        let title_of = |s: &Option<SessionState>| s.as_ref().unwrap().session.custom_title().unwrap().to_owned();
+        // Seen in VS Code, then renamed through chasm: the base is what VS Code had.
+        let events = [create(1), title(2, Origin::Local, "mine")];
+        let v = views(&events).unwrap();
+        assert!(v.checkpoint.is_none());
+        assert_eq!(title_of(&v.base), "a");
+        assert_eq!(title_of(&v.local), "mine");
+        assert_eq!(title_of(&v.remote), "a");
+        assert_eq!(v.local_changes.len(), 1);
+        // After a checkpoint, each side's changes since.
+        let mut cp = event(3, ChangeType::Merge, EntityType::Session, "s", Checkpoint::payload(2, 1, "h", Some("/p")));
+        cp.origin = Origin::Local;
+        let events = [create(1), title(2, Origin::Local, "mine"), cp, title(4, Origin::Remote, "theirs")];
+        let v = views(&events).unwrap();
+        assert_eq!(v.checkpoint.as_ref().unwrap().path.as_deref(), Some("/p"));
+        assert_eq!(title_of(&v.base), "mine");
+        assert_eq!(title_of(&v.local), "mine");
+        assert_eq!(title_of(&v.remote), "theirs");
+        assert_eq!((v.local_changes.len(), v.remote_changes.len()), (0, 1));
+        // Begun through chasm: no base, no remote.
+        let mut local_create = create(1);
+        local_create.origin = Origin::Local;
+        let v = views(&[local_create]).unwrap();
+        assert!(v.base.is_none() && v.remote.is_none() && v.local.is_some());
+    }
+
+    #[test]
     fn malformed_payloads_are_errors_naming_the_event() {
         let bad = [
             event(4, ChangeType::Create, EntityType::Session, "s", json!([1])),
-            event(
-                4,
-                ChangeType::Update,
-                EntityType::Message,
-                "r",
-                json!({"index": 0}),
-            ),
-            event(
-                4,
-                ChangeType::Update,
-                EntityType::Message,
-                "r",
-                json!({"request": 3}),
-            ),
+            event(4, ChangeType::Update, EntityType::Message, "r", json!({"index": 0})),
+            event(4, ChangeType::Update, EntityType::Message, "r", json!({"request": 3})),
             event(4, ChangeType::Update, EntityType::Metadata, "x", json!({})),
-            event(
-                4,
-                ChangeType::Update,
-                EntityType::Metadata,
-                "requests",
-                json!({"value": 1}),
-            ),
+            event(4, ChangeType::Update, EntityType::Metadata, "requests", json!({"value": 1})),
         ];
         for e in &bad {
             assert_eq!(fold([e]).unwrap_err().seq, 4);
@@ -385,8 +361,7 @@ mod tests {
         let payload = prop_oneof![
             Just(Value::Null),
             Just(json!({"requests": [{"requestId": "a"}, {}]})),
-            (0u64..5, "[a-c]")
-                .prop_map(|(i, id)| json!({"index": i, "request": {"requestId": id}})),
+            (0u64..5, "[a-c]").prop_map(|(i, id)| json!({"index": i, "request": {"requestId": id}})),
             (any::<i8>(), 0u64..5).prop_map(|(v, p)| json!({"value": v, "position": p})),
             Just(json!({"index": 18446744073709551615u64, "request": {}})),
         ];

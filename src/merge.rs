@@ -145,31 +145,16 @@ pub struct MergeError {
 
 /// Merges the three versions. `overrides` settles named conflicts (from `chasm resolve`)
 /// before the strategy is asked.
-pub fn merge(
-    sides: &Sides,
-    strategy: Strategy,
-    overrides: &HashMap<String, Take>,
-) -> Result<Outcome, MergeError> {
+pub fn merge(sides: &Sides, strategy: Strategy, overrides: &HashMap<String, Take>) -> Result<Outcome, MergeError> {
     let (base, local, remote) = (sides.base, sides.local, sides.remote);
     // One side unchanged (or both alike): the other side is the result, exactly.
     if local == base || local == remote {
-        return Ok(Outcome {
-            merged: remote.cloned(),
-            ..Outcome::default()
-        });
+        return Ok(Outcome { merged: remote.cloned(), ..Outcome::default() });
     }
     if remote == base {
-        return Ok(Outcome {
-            merged: local.cloned(),
-            ..Outcome::default()
-        });
+        return Ok(Outcome { merged: local.cloned(), ..Outcome::default() });
     }
-    let mut m = Merger {
-        sides,
-        strategy,
-        overrides,
-        out: Outcome::default(),
-    };
+    let mut m = Merger { sides, strategy, overrides, out: Outcome::default() };
     match (local, remote) {
         (Some(l), Some(r)) => {
             let empty = Session::empty();
@@ -279,10 +264,7 @@ impl Merger<'_, '_> {
                     Some(k) => times.get(k).copied(),
                     None => times.values().max().copied(),
                 };
-                let (l, r) = (
-                    latest(self.sides.local_times),
-                    latest(self.sides.remote_times),
-                );
+                let (l, r) = (latest(self.sides.local_times), latest(self.sides.remote_times));
                 Some(if l > r { Take::Local } else { Take::Remote })
             }
         }
@@ -308,10 +290,7 @@ impl Merger<'_, '_> {
             }
             Take::Merge => match (&c.local, &c.remote) {
                 (Some(l), Some(r)) => {
-                    Some(merge_fields(base, l, r).map_err(|what| MergeError {
-                        id: c.id.clone(),
-                        what,
-                    })?)
+                    Some(merge_fields(base, l, r).map_err(|what| MergeError { id: c.id.clone(), what })?)
                 }
                 (l, r) => l.clone().or_else(|| r.clone()),
             },
@@ -320,22 +299,13 @@ impl Merger<'_, '_> {
         Ok(Some(value))
     }
 
-    fn merge_sessions(
-        &mut self,
-        base: &Session,
-        local: &Session,
-        remote: &Session,
-    ) -> Result<Session, MergeError> {
+    fn merge_sessions(&mut self, base: &Session, local: &Session, remote: &Session) -> Result<Session, MergeError> {
         let mut merged = remote.clone();
 
         // Top-level fields.
         let mut keys: Vec<&str> = Vec::new();
         let mut seen = HashSet::new();
-        for (k, _) in remote
-            .metadata()
-            .chain(local.metadata())
-            .chain(base.metadata())
-        {
+        for (k, _) in remote.metadata().chain(local.metadata()).chain(base.metadata()) {
             if seen.insert(k) {
                 keys.push(k);
             }
@@ -345,11 +315,8 @@ impl Merger<'_, '_> {
             let value = match three_way(b, l, r) {
                 Ok(v) => v.cloned(),
                 Err(()) => {
-                    let kind = if l.is_none() || r.is_none() {
-                        ConflictKind::Deletion
-                    } else {
-                        ConflictKind::SessionMetadata
-                    };
+                    let kind =
+                        if l.is_none() || r.is_none() { ConflictKind::Deletion } else { ConflictKind::SessionMetadata };
                     let c = self.conflict(kind, EntityType::Metadata, key, l.cloned(), r.cloned());
                     match self.settle(c, (EntityType::Metadata, key.to_owned()), b)? {
                         Some(v) => v,
@@ -359,10 +326,7 @@ impl Merger<'_, '_> {
             };
             match value {
                 Some(v) => {
-                    let position = local
-                        .field_position(key)
-                        .or(remote.field_position(key))
-                        .unwrap_or(usize::MAX);
+                    let position = local.field_position(key).or(remote.field_position(key)).unwrap_or(usize::MAX);
                     merged.set_field(key, v, position);
                 }
                 None => {
@@ -373,26 +337,15 @@ impl Merger<'_, '_> {
 
         // Requests, by entity id.
         let index = |s: &Session| -> Vec<(String, Request)> {
-            entity_ids(&s.requests)
-                .into_iter()
-                .zip(s.requests.iter().cloned())
-                .collect()
+            entity_ids(&s.requests).into_iter().zip(s.requests.iter().cloned()).collect()
         };
         let (b, l, r) = (index(base), index(local), index(remote));
-        let find = |list: &[(String, Request)], id: &str| {
-            list.iter().find(|(x, _)| x == id).map(|(_, q)| q.clone())
-        };
+        let find = |list: &[(String, Request)], id: &str| list.iter().find(|(x, _)| x == id).map(|(_, q)| q.clone());
         let base_ids: HashSet<&str> = b.iter().map(|(id, _)| id.as_str()).collect();
-        let local_added: Vec<&str> = l
-            .iter()
-            .map(|(id, _)| id.as_str())
-            .filter(|id| !base_ids.contains(id) && find(&r, id).is_none())
-            .collect();
-        let remote_added: Vec<&str> = r
-            .iter()
-            .map(|(id, _)| id.as_str())
-            .filter(|id| !base_ids.contains(id) && find(&l, id).is_none())
-            .collect();
+        let local_added: Vec<&str> =
+            l.iter().map(|(id, _)| id.as_str()).filter(|id| !base_ids.contains(id) && find(&r, id).is_none()).collect();
+        let remote_added: Vec<&str> =
+            r.iter().map(|(id, _)| id.as_str()).filter(|id| !base_ids.contains(id) && find(&l, id).is_none()).collect();
 
         // Which additions survive: both sides' unless both added and the strategy says otherwise.
         let (mut keep_local_adds, mut keep_remote_adds, mut sort_adds) = (true, true, false);
@@ -401,20 +354,8 @@ impl Merger<'_, '_> {
                 ConflictKind::ConcurrentAdd,
                 EntityType::Message,
                 self.sides.session_id,
-                Some(Value::Array(
-                    local_added
-                        .iter()
-                        .filter_map(|id| find(&l, id))
-                        .map(|q| q.to_value())
-                        .collect(),
-                )),
-                Some(Value::Array(
-                    remote_added
-                        .iter()
-                        .filter_map(|id| find(&r, id))
-                        .map(|q| q.to_value())
-                        .collect(),
-                )),
+                Some(Value::Array(local_added.iter().filter_map(|id| find(&l, id)).map(|q| q.to_value()).collect())),
+                Some(Value::Array(remote_added.iter().filter_map(|id| find(&r, id)).map(|q| q.to_value()).collect())),
             );
             match self.decide(&c, None) {
                 None => {
@@ -455,11 +396,8 @@ impl Merger<'_, '_> {
             let chosen = match three_way(bq.as_ref(), lq.as_ref(), rq.as_ref()) {
                 Ok(q) => q.cloned(),
                 Err(()) => {
-                    let kind = if lq.is_none() || rq.is_none() {
-                        ConflictKind::Deletion
-                    } else {
-                        ConflictKind::MessageEdit
-                    };
+                    let kind =
+                        if lq.is_none() || rq.is_none() { ConflictKind::Deletion } else { ConflictKind::MessageEdit };
                     let c = self.conflict(
                         kind,
                         EntityType::Message,
@@ -527,21 +465,9 @@ mod tests {
         json!({"requestId": id, "timestamp": ts, "message": {"text": text}, "response": []})
     }
 
-    fn run(
-        base: Option<&Session>,
-        local: Option<&Session>,
-        remote: Option<&Session>,
-        strategy: Strategy,
-    ) -> Outcome {
+    fn run(base: Option<&Session>, local: Option<&Session>, remote: Option<&Session>, strategy: Strategy) -> Outcome {
         let times = ChangeTimes::new();
-        let sides = Sides {
-            session_id: "s",
-            base,
-            local,
-            remote,
-            local_times: &times,
-            remote_times: &times,
-        };
+        let sides = Sides { session_id: "s", base, local, remote, local_times: &times, remote_times: &times };
         merge(&sides, strategy, &HashMap::new()).unwrap()
     }
 
@@ -552,8 +478,7 @@ mod tests {
     #[test]
     fn changes_to_different_entities_merge_cleanly() {
         let base = s(json!({"customTitle": "t", "requests": [req("a", 1, "a"), req("b", 2, "b")]}));
-        let local =
-            s(json!({"customTitle": "renamed", "requests": [req("a", 1, "a"), req("b", 2, "b")]}));
+        let local = s(json!({"customTitle": "renamed", "requests": [req("a", 1, "a"), req("b", 2, "b")]}));
         let mut rb = req("b", 2, "b");
         rb["response"] = json!([{"value": "answer"}]);
         let remote = s(json!({"customTitle": "t", "requests": [req("a", 1, "a"), rb.clone()]}));
@@ -569,9 +494,7 @@ mod tests {
     #[test]
     fn the_same_change_on_both_sides_is_agreement() {
         let base = s(json!({"requests": [req("a", 1, "a")]}));
-        let both = s(
-            json!({"customTitle": "x", "requests": [req("a", 1, "a"), req("b", 2, "b")], "y": 1}),
-        );
+        let both = s(json!({"customTitle": "x", "requests": [req("a", 1, "a"), req("b", 2, "b")], "y": 1}));
         let out = run(Some(&base), Some(&both), Some(&both), Strategy::Manual);
         assert!(out.conflicts.is_empty());
         assert_eq!(out.merged.unwrap(), both);
@@ -587,31 +510,17 @@ mod tests {
         let mut rb = req("b", 2, "b");
         rb["isCanceled"] = json!(true);
         let local = s(json!({"customTitle": "L", "requests": [la, req("c", 3, "local add")]}));
-        let remote =
-            s(json!({"customTitle": "R", "requests": [ra, rb, req("d", 4, "remote add")]}));
+        let remote = s(json!({"customTitle": "R", "requests": [ra, rb, req("d", 4, "remote add")]}));
         let out = run(Some(&base), Some(&local), Some(&remote), Strategy::Manual);
-        let mut kinds: Vec<(&str, &str)> = out
-            .conflicts
-            .iter()
-            .map(|c| (c.kind.as_str(), c.entity_id.as_str()))
-            .collect();
+        let mut kinds: Vec<(&str, &str)> =
+            out.conflicts.iter().map(|c| (c.kind.as_str(), c.entity_id.as_str())).collect();
         kinds.sort();
         assert_eq!(
             kinds,
-            [
-                ("concurrent_add", "s"),
-                ("deletion", "b"),
-                ("message_edit", "a"),
-                ("session_metadata", "customTitle")
-            ]
+            [("concurrent_add", "s"), ("deletion", "b"), ("message_edit", "a"), ("session_metadata", "customTitle")]
         );
         // auto_merge settles only the concurrent additions.
-        let out = run(
-            Some(&base),
-            Some(&local),
-            Some(&remote),
-            Strategy::AutoMerge,
-        );
+        let out = run(Some(&base), Some(&local), Some(&remote), Strategy::AutoMerge);
         assert_eq!(out.conflicts.len(), 3);
         assert_eq!(out.resolved.len(), 1);
     }
@@ -619,37 +528,17 @@ mod tests {
     #[test]
     fn auto_merge_takes_the_union_of_concurrent_additions_by_timestamp() {
         let base = s(json!({"requests": [req("a", 1, "a")]}));
-        let local =
-            s(json!({"requests": [req("a", 1, "a"), req("l1", 10, "l1"), req("l2", 30, "l2")]}));
+        let local = s(json!({"requests": [req("a", 1, "a"), req("l1", 10, "l1"), req("l2", 30, "l2")]}));
         let remote = s(json!({"requests": [req("a", 1, "a"), req("r1", 20, "r1")]}));
-        let out = run(
-            Some(&base),
-            Some(&local),
-            Some(&remote),
-            Strategy::AutoMerge,
-        );
+        let out = run(Some(&base), Some(&local), Some(&remote), Strategy::AutoMerge);
         assert!(out.conflicts.is_empty());
         assert_eq!(ids(out.merged.as_ref().unwrap()), ["a", "l1", "r1", "l2"]);
         assert_eq!(
-            ids(&run(
-                Some(&base),
-                Some(&local),
-                Some(&remote),
-                Strategy::LocalWins
-            )
-            .merged
-            .unwrap()),
+            ids(&run(Some(&base), Some(&local), Some(&remote), Strategy::LocalWins).merged.unwrap()),
             ["a", "l1", "l2"]
         );
         assert_eq!(
-            ids(&run(
-                Some(&base),
-                Some(&local),
-                Some(&remote),
-                Strategy::RemoteWins
-            )
-            .merged
-            .unwrap()),
+            ids(&run(Some(&base), Some(&local), Some(&remote), Strategy::RemoteWins).merged.unwrap()),
             ["a", "r1"]
         );
         let both = run(Some(&base), Some(&local), Some(&remote), Strategy::KeepBoth);
@@ -663,24 +552,8 @@ mod tests {
         let local = s(json!({"customTitle": "L", "requests": []}));
         let remote = s(json!({"customTitle": "R", "requests": []}));
         let title = |o: Outcome| o.merged.unwrap().custom_title().unwrap().to_owned();
-        assert_eq!(
-            title(run(
-                Some(&base),
-                Some(&local),
-                Some(&remote),
-                Strategy::LocalWins
-            )),
-            "L"
-        );
-        assert_eq!(
-            title(run(
-                Some(&base),
-                Some(&local),
-                Some(&remote),
-                Strategy::RemoteWins
-            )),
-            "R"
-        );
+        assert_eq!(title(run(Some(&base), Some(&local), Some(&remote), Strategy::LocalWins)), "L");
+        assert_eq!(title(run(Some(&base), Some(&local), Some(&remote), Strategy::RemoteWins)), "R");
         let manual = run(Some(&base), Some(&local), Some(&remote), Strategy::Manual);
         assert_eq!(manual.conflicts.len(), 1);
         assert_eq!(manual.conflicts[0].kind, ConflictKind::SessionMetadata);
@@ -697,19 +570,9 @@ mod tests {
             local_times: &late,
             remote_times: &early,
         };
-        assert_eq!(
-            title(merge(&sides, Strategy::MostRecent, &HashMap::new()).unwrap()),
-            "L"
-        );
-        let sides = Sides {
-            local_times: &early,
-            remote_times: &late,
-            ..sides
-        };
-        assert_eq!(
-            title(merge(&sides, Strategy::MostRecent, &HashMap::new()).unwrap()),
-            "R"
-        );
+        assert_eq!(title(merge(&sides, Strategy::MostRecent, &HashMap::new()).unwrap()), "L");
+        let sides = Sides { local_times: &early, remote_times: &late, ..sides };
+        assert_eq!(title(merge(&sides, Strategy::MostRecent, &HashMap::new()).unwrap()), "R");
 
         // An override from `resolve` beats the strategy.
         let id = manual.conflicts[0].id.clone();
@@ -735,14 +598,8 @@ mod tests {
         let out = run(Some(&base), None, Some(&changed), Strategy::AutoMerge);
         assert_eq!(out.conflicts.len(), 1);
         assert_eq!(out.conflicts[0].kind, ConflictKind::Deletion);
-        assert_eq!(
-            run(Some(&base), None, Some(&changed), Strategy::LocalWins).merged,
-            None
-        );
-        assert_eq!(
-            run(Some(&base), None, Some(&changed), Strategy::RemoteWins).merged,
-            Some(changed.clone())
-        );
+        assert_eq!(run(Some(&base), None, Some(&changed), Strategy::LocalWins).merged, None);
+        assert_eq!(run(Some(&base), None, Some(&changed), Strategy::RemoteWins).merged, Some(changed.clone()));
         // Deleted on one side, untouched on the other: the deletion wins, no conflict.
         let out = run(Some(&base), Some(&base), None, Strategy::Manual);
         assert!(out.conflicts.is_empty() && out.merged.is_none());
@@ -755,11 +612,7 @@ mod tests {
         let out = run(None, Some(&local), Some(&remote), Strategy::AutoMerge);
         assert_eq!(out.conflicts.len(), 1);
         // Same content first seen on both sides: agreement.
-        assert!(
-            run(None, Some(&local), Some(&local), Strategy::Manual)
-                .conflicts
-                .is_empty()
-        );
+        assert!(run(None, Some(&local), Some(&local), Strategy::Manual).conflicts.is_empty());
     }
 
     #[test]
@@ -792,10 +645,7 @@ mod tests {
         let local2 = s(json!({"requests": [la2]}));
         let manual = run(Some(&base), Some(&local2), Some(&remote), Strategy::Manual);
         let id = manual.conflicts[0].id.clone();
-        let sides = Sides {
-            local: Some(&local2),
-            ..sides
-        };
+        let sides = Sides { local: Some(&local2), ..sides };
         assert!(merge(&sides, Strategy::Manual, &[(id, Take::Merge)].into()).is_err());
     }
 

@@ -89,8 +89,7 @@ impl Session {
                     .into_iter()
                     .enumerate()
                     .map(|(index, item)| {
-                        Request::from_value(item)
-                            .map_err(|found| SessionError::RequestNotObject { index, found })
+                        Request::from_value(item).map_err(|found| SessionError::RequestNotObject { index, found })
                     })
                     .collect::<Result<Vec<_>, _>>()?,
                 other => return Err(SessionError::RequestsNotArray(json_type(&other))),
@@ -109,11 +108,7 @@ impl Session {
         let mut out = Map::with_capacity(self.fields.len());
         for (key, value) in &self.fields {
             if key == REQUESTS_KEY {
-                let requests = self
-                    .requests
-                    .iter()
-                    .map(|r| Value::Object(r.fields.clone()))
-                    .collect();
+                let requests = self.requests.iter().map(|r| Value::Object(r.fields.clone())).collect();
                 out.insert(key.clone(), Value::Array(requests));
             } else {
                 out.insert(key.clone(), value.clone());
@@ -124,19 +119,12 @@ impl Session {
 
     /// The top-level fields other than `requests`, in order: what `metadata` events describe.
     pub fn metadata(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.fields
-            .iter()
-            .filter(|(k, _)| *k != REQUESTS_KEY)
-            .map(|(k, v)| (k.as_str(), v))
+        self.fields.iter().filter(|(k, _)| *k != REQUESTS_KEY).map(|(k, v)| (k.as_str(), v))
     }
 
     /// A top-level field other than `requests`.
     pub fn field(&self, key: &str) -> Option<&Value> {
-        if key == REQUESTS_KEY {
-            None
-        } else {
-            self.fields.get(key)
-        }
+        if key == REQUESTS_KEY { None } else { self.fields.get(key) }
     }
 
     /// The position of a top-level key in field order (the `requests` placeholder counts).
@@ -161,20 +149,13 @@ impl Session {
 
     /// Removes a top-level field other than `requests`; later fields keep their order.
     pub fn remove_field(&mut self, key: &str) -> Option<Value> {
-        if key == REQUESTS_KEY {
-            None
-        } else {
-            self.fields.shift_remove(key)
-        }
+        if key == REQUESTS_KEY { None } else { self.fields.shift_remove(key) }
     }
 
     /// The same session with no requests: the payload of a `session/create` event, whose
     /// requests follow as one `message` event each.
     pub fn without_requests(&self) -> Session {
-        Session {
-            fields: self.fields.clone(),
-            requests: Vec::new(),
-        }
+        Session { fields: self.fields.clone(), requests: Vec::new() }
     }
 
     fn str_field(&self, key: &str) -> Option<&str> {
@@ -211,10 +192,7 @@ impl Session {
         if let Some(t) = self.custom_title().filter(|t| !t.trim().is_empty()) {
             return Some(t.to_owned());
         }
-        self.requests
-            .iter()
-            .find_map(|r| r.message_text())
-            .map(|t| first_words(t, 60))
+        self.requests.iter().find_map(|r| r.message_text()).map(|t| first_words(t, 60))
     }
 
     /// SHA-256 over the canonical JSON of the whole session (see [`canonical_json`]). Every
@@ -248,10 +226,7 @@ impl Request {
 
     /// `requestId`; 2024 exports have none.
     pub fn request_id(&self) -> Option<&str> {
-        self.fields
-            .get("requestId")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
+        self.fields.get("requestId").and_then(Value::as_str).filter(|s| !s.is_empty())
     }
 
     /// `timestamp`, ms since the epoch.
@@ -267,11 +242,7 @@ impl Request {
     /// `response`: an array of parts in real files (markdown `{value}`, `inlineReference`,
     /// tool invocations …). Anything else yields no parts.
     pub fn response_parts(&self) -> &[Value] {
-        self.fields
-            .get("response")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        self.fields.get("response").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// `modelId`, e.g. `copilot/gpt-4.1`.
@@ -404,20 +375,11 @@ mod tests {
 
     #[test]
     fn rejects_what_cannot_be_a_session() {
-        assert_eq!(
-            Session::from_value(json!([1])),
-            Err(SessionError::NotAnObject("an array"))
-        );
-        assert_eq!(
-            Session::from_value(json!({"requests": {}})),
-            Err(SessionError::RequestsNotArray("an object"))
-        );
+        assert_eq!(Session::from_value(json!([1])), Err(SessionError::NotAnObject("an array")));
+        assert_eq!(Session::from_value(json!({"requests": {}})), Err(SessionError::RequestsNotArray("an object")));
         assert_eq!(
             Session::from_value(json!({"requests": [{}, 3]})),
-            Err(SessionError::RequestNotObject {
-                index: 1,
-                found: "a number"
-            })
+            Err(SessionError::RequestNotObject { index: 1, found: "a number" })
         );
     }
 
@@ -437,8 +399,7 @@ mod tests {
         let a = Session::from_value(json!({"requests": [], "a": 1, "b": 2})).unwrap();
         let b = Session::from_value(json!({"b": 2, "a": 1, "requests": []})).unwrap();
         let c = Session::from_value(json!({"requests": [], "a": 1, "b": 3})).unwrap();
-        let d =
-            Session::from_value(json!({"requests": [], "a": 1, "b": 2, "unknown": null})).unwrap();
+        let d = Session::from_value(json!({"requests": [], "a": 1, "b": 2, "unknown": null})).unwrap();
         assert_eq!(a.content_hash(), b.content_hash());
         assert_ne!(a.content_hash(), c.content_hash());
         assert_ne!(a.content_hash(), d.content_hash());
@@ -447,14 +408,8 @@ mod tests {
     #[test]
     fn canonical_framing_is_unambiguous() {
         // The classic concatenation collision: ["ab","c"] vs ["a","bc"].
-        assert_ne!(
-            canonical_json(&json!(["ab", "c"])),
-            canonical_json(&json!(["a", "bc"]))
-        );
-        assert_ne!(
-            canonical_json(&json!({"a": "b,\"c\":1"})),
-            canonical_json(&json!({"a": "b", "c": 1}))
-        );
+        assert_ne!(canonical_json(&json!(["ab", "c"])), canonical_json(&json!(["a", "bc"])));
+        assert_ne!(canonical_json(&json!({"a": "b,\"c\":1"})), canonical_json(&json!({"a": "b", "c": 1})));
         assert_eq!(
             canonical_json(&json!({"b": [1, {"d": 1, "c": 2}], "a": "é"})),
             r#"{"a":"é","b":[1,{"c":2,"d":1}]}"#.as_bytes()
@@ -486,15 +441,9 @@ mod tests {
         let mut s = Session::from_value(json!({"a": 1, "requests": [], "c": 3})).unwrap();
         s.set_field("b", json!(2), 1);
         s.set_field("a", json!(10), 3);
-        assert_eq!(
-            serde_json::to_string(&s.to_value()).unwrap(),
-            r#"{"a":10,"b":2,"requests":[],"c":3}"#
-        );
+        assert_eq!(serde_json::to_string(&s.to_value()).unwrap(), r#"{"a":10,"b":2,"requests":[],"c":3}"#);
         s.remove_field("b");
-        assert_eq!(
-            serde_json::to_string(&s.to_value()).unwrap(),
-            r#"{"a":10,"requests":[],"c":3}"#
-        );
+        assert_eq!(serde_json::to_string(&s.to_value()).unwrap(), r#"{"a":10,"requests":[],"c":3}"#);
     }
 
     #[test]

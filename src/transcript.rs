@@ -16,9 +16,7 @@ use crate::session::Session;
 /// Renders the transcript.
 pub fn markdown(session_id: &str, session: &Session) -> String {
     let mut out = String::new();
-    let title = session
-        .display_title()
-        .unwrap_or_else(|| "Untitled session".into());
+    let title = session.display_title().unwrap_or_else(|| "Untitled session".into());
     let _ = writeln!(out, "# {}\n", title.trim());
     let _ = writeln!(out, "- Session: `{session_id}`");
     if let Some(date) = session.creation_date().and_then(format_ms) {
@@ -29,28 +27,13 @@ pub fn markdown(session_id: &str, session: &Session) -> String {
     }
     let _ = writeln!(out, "- Requests: {}", session.requests.len());
     for (i, request) in session.requests.iter().enumerate() {
-        let when = request
-            .timestamp()
-            .and_then(format_ms)
-            .map(|t| format!(" · {t}"))
-            .unwrap_or_default();
+        let when = request.timestamp().and_then(format_ms).map(|t| format!(" · {t}")).unwrap_or_default();
         let _ = writeln!(out, "\n## {}. User{when}\n", i + 1);
         let _ = writeln!(out, "{}", request.message_text().unwrap_or("").trim_end());
-        let model = request
-            .model_id()
-            .map(|m| format!(" · {m}"))
-            .unwrap_or_default();
+        let model = request.model_id().map(|m| format!(" · {m}")).unwrap_or_default();
         let _ = writeln!(out, "\n### Assistant{model}\n");
         let body = response_markdown(request.response_parts());
-        let _ = writeln!(
-            out,
-            "{}",
-            if body.trim().is_empty() {
-                "_(no response)_"
-            } else {
-                body.trim_end()
-            }
-        );
+        let _ = writeln!(out, "{}", if body.trim().is_empty() { "_(no response)_" } else { body.trim_end() });
         if request.get("isCanceled").and_then(Value::as_bool) == Some(true) {
             let _ = writeln!(out, "\n_(canceled)_");
         }
@@ -80,18 +63,14 @@ pub fn response_markdown(parts: &[Value]) -> String {
                 }
             }
             Some("toolInvocationSerialized") | Some("toolInvocation") => {
-                let msg = text_of(part.get("pastTenseMessage"))
-                    .or_else(|| text_of(part.get("invocationMessage")));
+                let msg = text_of(part.get("pastTenseMessage")).or_else(|| text_of(part.get("invocationMessage")));
                 quote(&mut out, msg);
             }
             Some("progressTaskSerialized") | Some("progressMessage") => {
                 quote(&mut out, text_of(part.get("content")));
             }
             Some("textEditGroup") => {
-                quote(
-                    &mut out,
-                    uri_of(part.get("uri")).map(|uri| format!("edited `{uri}`")),
-                );
+                quote(&mut out, uri_of(part.get("uri")).map(|uri| format!("edited `{uri}`")));
             }
             _ => {}
         }
@@ -134,16 +113,11 @@ fn uri_of(v: Option<&Value>) -> Option<String> {
     if let Some(uri) = v.get("uri") {
         return uri_of(Some(uri));
     }
-    ["fsPath", "path", "external"]
-        .iter()
-        .find_map(|k| v.get(k).and_then(Value::as_str))
-        .map(str::to_owned)
+    ["fsPath", "path", "external"].iter().find_map(|k| v.get(k).and_then(Value::as_str)).map(str::to_owned)
 }
 
 fn format_ms(ms: i64) -> Option<String> {
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+    Utc.timestamp_millis_opt(ms).single().map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
 }
 
 #[cfg(test)]

@@ -7,12 +7,15 @@ use common::Env;
 use serde_json::{Value, json};
 
 fn write_session(env: &Env, id: &str, title: &str, texts: &[&str]) -> std::path::PathBuf {
-    let requests: Vec<Value> = texts.iter().enumerate().map(|(i, t)| json!({"requestId": format!("{id}-r{i}"), "message": {"text": t}, "response": [{"value": "ok"}]})).collect();
+    let requests: Vec<Value> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| json!({"requestId": format!("{id}-r{i}"), "message": {"text": t}, "response": [{"value": "ok"}]}))
+        .collect();
     let path = env.chat_dir().join(format!("{id}.json"));
     std::fs::write(
         &path,
-        json!({"version": 3, "sessionId": id, "customTitle": title, "requests": requests})
-            .to_string(),
+        json!({"version": 3, "sessionId": id, "customTitle": title, "requests": requests}).to_string(),
     )
     .unwrap();
     path
@@ -25,26 +28,14 @@ fn p(path: &std::path::Path) -> &str {
 #[test]
 fn log_filters_limits_and_orders_like_git_log() {
     let env = Env::new();
-    let a = write_session(
-        &env,
-        "11111111-aaaa",
-        "First",
-        &["hello there", "second question"],
-    );
+    let a = write_session(&env, "11111111-aaaa", "First", &["hello there", "second question"]);
     let b = write_session(&env, "22222222-bbbb", "Second", &["other"]);
     env.ok(&["capture", p(&a), p(&b)]);
     // seqs: 1 create a, 2-3 messages a, 4 create b, 5 message b
     let seqs = |args: &[&str]| -> Vec<u64> {
         let mut all = vec!["log", "--json"];
         all.extend_from_slice(args);
-        env.ok(&all)
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<Value>(l).unwrap()["seq"]
-                    .as_u64()
-                    .unwrap()
-            })
-            .collect()
+        env.ok(&all).lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["seq"].as_u64().unwrap()).collect()
     };
     assert_eq!(seqs(&[]), [5, 4, 3, 2, 1]);
     assert_eq!(seqs(&["--reverse"]), [1, 2, 3, 4, 5]);
@@ -52,10 +43,7 @@ fn log_filters_limits_and_orders_like_git_log() {
     assert_eq!(seqs(&["-n", "2", "--reverse"]), [4, 5]);
     assert_eq!(seqs(&["1111"]), [3, 2, 1]);
     assert_eq!(seqs(&["--entity", "session"]), [4, 1]);
-    assert_eq!(
-        seqs(&["--type", "create", "--entity", "message", "2222"]),
-        [5]
-    );
+    assert_eq!(seqs(&["--type", "create", "--entity", "message", "2222"]), [5]);
     assert_eq!(seqs(&["--origin", "local"]), Vec::<u64>::new());
     assert_eq!(seqs(&["--origin", "remote", "-n", "1"]), [5]);
     assert_eq!(seqs(&["--since", "2", "--until", "4"]), [4, 3, 2]);
@@ -64,10 +52,7 @@ fn log_filters_limits_and_orders_like_git_log() {
     let log: Vec<Value> = env.log();
     let t = log[0]["timestamp"].as_str().unwrap();
     assert_eq!(seqs(&["--since", t]).len(), 5);
-    assert_eq!(
-        seqs(&["--until", "2000-01-01T00:00:00Z"]),
-        Vec::<u64>::new()
-    );
+    assert_eq!(seqs(&["--until", "2000-01-01T00:00:00Z"]), Vec::<u64>::new());
     assert_eq!(seqs(&["--since", "2000-01-01"]).len(), 5);
 
     // The JSON schema.
@@ -105,10 +90,7 @@ fn log_filters_limits_and_orders_like_git_log() {
             && line.contains("\"second question\""),
         "{line}"
     );
-    assert!(
-        env.ok(&["log", "--entity", "session", "--until", "1"])
-            .contains("new session \"First\"")
-    );
+    assert!(env.ok(&["log", "--entity", "session", "--until", "1"]).contains("new session \"First\""));
 }
 
 #[test]
@@ -132,15 +114,9 @@ fn replay_writes_a_file_atomically_and_renders_markdown() {
     let out = env.dir.path().join("out.json");
     env.ok(&["replay", "abc", "-o", p(&out)]);
     let written: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-    assert_eq!(
-        written,
-        serde_json::from_slice::<Value>(&std::fs::read(&a).unwrap()).unwrap()
-    );
+    assert_eq!(written, serde_json::from_slice::<Value>(&std::fs::read(&a).unwrap()).unwrap());
     let md = env.ok(&["replay", "abc", "--format", "markdown"]);
-    assert!(
-        md.starts_with("# Atomic") && md.contains("what is fsync?"),
-        "{md}"
-    );
+    assert!(md.starts_with("# Atomic") && md.contains("what is fsync?"), "{md}");
 }
 
 /// Bad input: one `error:` line, non-zero exit, and the journal exactly as it was.
@@ -158,7 +134,10 @@ fn bad_input_is_refused_and_stores_nothing() {
         ("requests.json", b"{\"requests\": {}}"),
         ("torn-only.jsonl", b"{\"kind\":0,\"v\":{\"reque"),
         ("mid-torn.jsonl", b"{\"kind\":0,\"v\":{\"requests\":[]}}\n{\"kind\":1,\n{\"kind\":1,\"k\":[\"a\"],\"v\":1}\n"),
-        ("bad-path.jsonl", b"{\"kind\":0,\"v\":{\"requests\":[]}}\n{\"kind\":1,\"k\":[\"requests\",7,\"x\"],\"v\":1}\n"),
+        (
+            "bad-path.jsonl",
+            b"{\"kind\":0,\"v\":{\"requests\":[]}}\n{\"kind\":1,\"k\":[\"requests\",7,\"x\"],\"v\":1}\n",
+        ),
         ("hostile.json", b"{\"sessionId\": \"../../etc/passwd\", \"requests\": []}"),
         ("deep.json", &[b'['; 10_000]),
         ("nul.json", b"{\"requests\": []}\0"),
@@ -182,8 +161,7 @@ fn a_locked_journal_is_a_clear_error() {
     let env = Env::new();
     let a = write_session(&env, "abc-1", "A", &["x"]);
     env.ok(&["capture", p(&a)]);
-    let held =
-        chasm::journal::Journal::open(&env.journal(), chasm::journal::OpenMode::Existing).unwrap();
+    let held = chasm::journal::Journal::open(&env.journal(), chasm::journal::OpenMode::Existing).unwrap();
     let line = common::assert_error_line(&env.chasm_once(&["log"]));
     assert!(line.contains("locked by another process"), "{line}");
     let line = common::assert_error_line(&env.chasm_once(&["capture", p(&a)]));
@@ -199,17 +177,11 @@ fn a_journal_of_an_unknown_format_is_refused() {
     env.ok(&["capture", p(&a)]);
     {
         let db = sled::open(env.journal()).unwrap();
-        db.open_tree("meta")
-            .unwrap()
-            .insert("format", &7u32.to_be_bytes()[..])
-            .unwrap();
+        db.open_tree("meta").unwrap().insert("format", &7u32.to_be_bytes()[..]).unwrap();
         db.flush().unwrap();
     }
     let line = env.fails(&["log"]);
-    assert!(
-        line.contains("format 7") && line.contains("newer"),
-        "{line}"
-    );
+    assert!(line.contains("format 7") && line.contains("newer"), "{line}");
     let line = env.fails(&["capture", p(&a)]);
     assert!(line.contains("format 7"), "{line}");
 }
@@ -239,14 +211,6 @@ fn a_closed_stdout_is_not_an_error() {
         .unwrap();
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -12,10 +12,7 @@ fn inputs(dir: &Path) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut files: Vec<_> = entries
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .collect();
+    let mut files: Vec<_> = entries.map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
     files.sort();
     files
 }
@@ -54,13 +51,7 @@ fn records_written_from_the_format_spec_decode_and_chain() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/record_decode");
     let records: Vec<SyncChange> = inputs(&dir)
         .into_iter()
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("valid-")
-        })
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("valid-"))
         .map(|p| {
             let bytes = std::fs::read(&p).unwrap();
             assert!(SyncChange::hash_matches(&bytes).unwrap(), "{}", p.display());
@@ -78,19 +69,11 @@ fn records_written_from_the_format_spec_decode_and_chain() {
         assert_eq!(pair[1].seq, pair[0].seq + 1);
     }
     assert_eq!(
-        (
-            records[0].change_type,
-            records[0].entity_type,
-            records[0].origin
-        ),
+        (records[0].change_type, records[0].entity_type, records[0].origin),
         (ChangeType::Create, EntityType::Session, Origin::Remote)
     );
     assert_eq!(
-        (
-            records[2].change_type,
-            records[2].entity_type,
-            records[2].origin
-        ),
+        (records[2].change_type, records[2].entity_type, records[2].origin),
         (ChangeType::Update, EntityType::Metadata, Origin::Local)
     );
     assert_eq!(records[2].timestamp.timestamp_millis(), 1_764_000_000_002);

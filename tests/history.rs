@@ -34,18 +34,9 @@ impl Story {
     fn capture(&mut self, changes: usize) {
         let before = self.env.log().len();
         let out = self.env.chasm(&["capture", self.path.to_str().unwrap()]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let after = self.env.log().len();
-        assert_eq!(
-            after - before,
-            changes,
-            "step after seq {before}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        assert_eq!(after - before, changes, "step after seq {before}: {}", String::from_utf8_lossy(&out.stdout));
         for _ in 0..changes {
             self.expected.push(self.state.clone());
         }
@@ -72,12 +63,7 @@ fn replay_at_every_seq_matches_the_file_at_that_point() {
         "requests": [],
         "inputState": {"inputText": "", "selections": []},
     });
-    let mut s = Story {
-        env,
-        path,
-        expected: Vec::new(),
-        state: initial.clone(),
-    };
+    let mut s = Story { env, path, expected: Vec::new(), state: initial.clone() };
 
     // 1: the session appears.
     s.write(json!({"kind": 0, "v": initial}), |_| {});
@@ -95,29 +81,25 @@ fn replay_at_every_seq_matches_the_file_at_that_point() {
         "The borrow checker enforces that references never outlive their data.",
     ] {
         let parts = json!([{"value": chunk, "supportThemeIcons": false}]);
-        s.write(
-            json!({"kind": 1, "k": ["requests", 0, "response"], "v": parts}),
-            |st| st["requests"][0]["response"] = parts.clone(),
-        );
+        s.write(json!({"kind": 1, "k": ["requests", 0, "response"], "v": parts}), |st| {
+            st["requests"][0]["response"] = parts.clone()
+        });
         s.capture(1);
     }
     let result = json!({"timings": {"firstProgress": 812, "totalElapsed": 2950}, "metadata": {"toolCallRounds": []}});
-    s.write(
-        json!({"kind": 1, "k": ["requests", 0, "result"], "v": result}),
-        |st| st["requests"][0]["result"] = result.clone(),
-    );
+    s.write(json!({"kind": 1, "k": ["requests", 0, "result"], "v": result}), |st| {
+        st["requests"][0]["result"] = result.clone()
+    });
     s.capture(1);
 
     // 3: VS Code titles the session; the input box changes (metadata).
-    s.write(
-        json!({"kind": 1, "k": ["customTitle"], "v": "Borrow checker basics"}),
-        |st| st["customTitle"] = json!("Borrow checker basics"),
-    );
+    s.write(json!({"kind": 1, "k": ["customTitle"], "v": "Borrow checker basics"}), |st| {
+        st["customTitle"] = json!("Borrow checker basics")
+    });
     s.capture(1);
-    s.write(
-        json!({"kind": 1, "k": ["inputState", "inputText"], "v": "and lifetimes?"}),
-        |st| st["inputState"]["inputText"] = json!("and lifetimes?"),
-    );
+    s.write(json!({"kind": 1, "k": ["inputState", "inputText"], "v": "and lifetimes?"}), |st| {
+        st["inputState"]["inputText"] = json!("and lifetimes?")
+    });
     s.capture(1);
 
     // 4: two more requests, one capture each.
@@ -133,19 +115,15 @@ fn replay_at_every_seq_matches_the_file_at_that_point() {
     s.capture(1);
 
     // 5: the user renames the session.
-    s.write(
-        json!({"kind": 1, "k": ["customTitle"], "v": "Rust ownership Q&A"}),
-        |st| st["customTitle"] = json!("Rust ownership Q&A"),
-    );
+    s.write(json!({"kind": 1, "k": ["customTitle"], "v": "Rust ownership Q&A"}), |st| {
+        st["customTitle"] = json!("Rust ownership Q&A")
+    });
     s.capture(1);
 
     // 6: request 2 is removed: VS Code truncates the array at 1 and pushes request 3 back.
-    s.write(
-        json!({"kind": 2, "k": ["requests"], "i": 1, "v": [r3]}),
-        |st| {
-            st["requests"].as_array_mut().unwrap().remove(1);
-        },
-    );
+    s.write(json!({"kind": 2, "k": ["requests"], "i": 1, "v": [r3]}), |st| {
+        st["requests"].as_array_mut().unwrap().remove(1);
+    });
     s.capture(1);
 
     // 7: a field is deleted.
@@ -177,28 +155,16 @@ fn replay_at_every_seq_matches_the_file_at_that_point() {
     assert_eq!(log.len(), s.expected.len());
     for (i, expected) in s.expected.iter().enumerate() {
         let seq = i as u64 + 1;
-        assert_eq!(
-            &s.env.replay(&ID[..8], Some(seq)),
-            expected,
-            "replay --at {seq}"
-        );
+        assert_eq!(&s.env.replay(&ID[..8], Some(seq)), expected, "replay --at {seq}");
     }
     // The latest state is the file's, and the journal is intact.
     assert_eq!(s.env.replay(ID, None), s.state);
     assert!(s.env.ok(&["verify"]).starts_with("ok:"));
 
     // --at-time picks the state at a time: after everything, and before anything.
-    let last_time = log.last().unwrap()["timestamp"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(
-        serde_json::from_str::<Value>(&s.env.ok(&["replay", ID, "--at-time", &last_time])).unwrap(),
-        s.state
-    );
-    let err = s
-        .env
-        .fails(&["replay", ID, "--at-time", "2000-01-01T00:00:00Z"]);
+    let last_time = log.last().unwrap()["timestamp"].as_str().unwrap().to_owned();
+    assert_eq!(serde_json::from_str::<Value>(&s.env.ok(&["replay", ID, "--at-time", &last_time])).unwrap(), s.state);
+    let err = s.env.fails(&["replay", ID, "--at-time", "2000-01-01T00:00:00Z"]);
     assert!(err.contains("did not exist"), "{err}");
 
     // The entity ids and kinds recorded are the ones a user would expect.
@@ -221,8 +187,5 @@ fn replay_at_every_seq_matches_the_file_at_that_point() {
     assert_eq!(kinds[11], "delete/message request_0002");
     assert_eq!(kinds[12], "delete/metadata hasPendingEdits");
     assert_eq!(kinds[13], "update/message request_0003");
-    assert!(
-        log.iter()
-            .all(|r| r["origin"] == "remote" && r["provider"] == "vscode")
-    );
+    assert!(log.iter().all(|r| r["origin"] == "remote" && r["provider"] == "vscode"));
 }

@@ -37,30 +37,15 @@ fn every_real_fixture_replays_to_the_same_json_value() {
         // The jsonl form is one kind 0 line holding the same value.
         let jsonl = env.ok(&["replay", &id, "--format", "jsonl"]);
         assert_eq!(jsonl.lines().count(), 1);
-        assert_eq!(
-            chasm::provider::vscode::jsonl::read(jsonl.as_bytes())
-                .unwrap()
-                .state,
-            expected
-        );
+        assert_eq!(chasm::provider::vscode::jsonl::read(jsonl.as_bytes()).unwrap().state, expected);
         // The transcript names every request.
         let md = env.ok(&["replay", &id, "--format", "markdown"]);
-        let turns = md
-            .lines()
-            .filter(|l| l.starts_with("## ") && l.contains(". User"))
-            .count();
-        assert_eq!(
-            turns,
-            expected["requests"].as_array().unwrap().len(),
-            "{}",
-            path.display()
-        );
+        let turns = md.lines().filter(|l| l.starts_with("## ") && l.contains(". User")).count();
+        assert_eq!(turns, expected["requests"].as_array().unwrap().len(), "{}", path.display());
     }
     // Capturing unchanged files again records nothing.
     let before = env.log().len();
-    let args: Vec<&str> = std::iter::once("capture")
-        .chain(files.iter().map(|p| p.to_str().unwrap()))
-        .collect();
+    let args: Vec<&str> = std::iter::once("capture").chain(files.iter().map(|p| p.to_str().unwrap())).collect();
     let out = env.ok(&args);
     assert!(out.contains("recorded 0 changes"), "{out}");
     assert_eq!(env.log().len(), before);
@@ -80,21 +65,7 @@ fn the_jsonl_fixture_is_read_as_vs_code_reads_it() {
     let env = Env::new();
     env.ok(&["capture", path.to_str().unwrap()]);
     let log = env.log();
-    let kinds: Vec<(&str, &str)> = log
-        .iter()
-        .map(|r| {
-            (
-                r["change_type"].as_str().unwrap(),
-                r["entity_type"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        kinds,
-        [
-            ("create", "session"),
-            ("create", "message"),
-            ("create", "message")
-        ]
-    );
+    let kinds: Vec<(&str, &str)> =
+        log.iter().map(|r| (r["change_type"].as_str().unwrap(), r["entity_type"].as_str().unwrap())).collect();
+    assert_eq!(kinds, [("create", "session"), ("create", "message"), ("create", "message")]);
 }

@@ -18,10 +18,7 @@ fn journal_with_history() -> Env {
         env.ok(&["capture", path.to_str().unwrap()]);
     }
     assert_eq!(env.log().len(), 7);
-    assert!(
-        env.ok(&["verify"])
-            .starts_with("ok: 7 records in 2 sessions")
-    );
+    assert!(env.ok(&["verify"]).starts_with("ok: 7 records in 2 sessions"));
     env
 }
 
@@ -55,10 +52,7 @@ fn a_modified_record_is_detected() {
     });
     let (seq, line) = first_bad_seq(&env);
     assert_eq!(seq, 4);
-    assert!(
-        line.contains("seq 4") && line.contains("modified"),
-        "{line}"
-    );
+    assert!(line.contains("seq 4") && line.contains("modified"), "{line}");
 }
 
 #[test]
@@ -67,8 +61,7 @@ fn a_modified_record_with_a_recomputed_hash_breaks_the_next_link() {
     tamper(&env, |db| {
         let log = db.open_tree("log").unwrap();
         let key = 2u64.to_be_bytes();
-        let mut record =
-            chasm::journal::SyncChange::decode(&log.get(key).unwrap().unwrap()).unwrap();
+        let mut record = chasm::journal::SyncChange::decode(&log.get(key).unwrap().unwrap()).unwrap();
         record.entity_id = "forged".into();
         let forged = chasm::journal::SyncChange {
             hash: chasm::journal::record::chain_hash(&record.prev_hash, &record.canonical_bytes()),
@@ -83,10 +76,7 @@ fn a_modified_record_with_a_recomputed_hash_breaks_the_next_link() {
 fn a_deleted_record_is_detected() {
     let env = journal_with_history();
     tamper(&env, |db| {
-        db.open_tree("log")
-            .unwrap()
-            .remove(3u64.to_be_bytes())
-            .unwrap();
+        db.open_tree("log").unwrap().remove(3u64.to_be_bytes()).unwrap();
     });
     let (seq, line) = first_bad_seq(&env);
     assert_eq!(seq, 3);
@@ -97,10 +87,7 @@ fn a_deleted_record_is_detected() {
 fn a_record_cut_off_the_end_is_detected() {
     let env = journal_with_history();
     tamper(&env, |db| {
-        db.open_tree("log")
-            .unwrap()
-            .remove(7u64.to_be_bytes())
-            .unwrap();
+        db.open_tree("log").unwrap().remove(7u64.to_be_bytes()).unwrap();
     });
     assert_eq!(first_bad_seq(&env).0, 7);
 }
@@ -132,10 +119,7 @@ fn a_damaged_index_is_detected() {
 
     let env = journal_with_history();
     tamper(&env, |db| {
-        db.open_tree("sessions")
-            .unwrap()
-            .insert("cccc3333", &3u64.to_be_bytes()[..])
-            .unwrap();
+        db.open_tree("sessions").unwrap().insert("cccc3333", &3u64.to_be_bytes()[..]).unwrap();
     });
     let (seq, line) = first_bad_seq(&env);
     assert_eq!(seq, 3);
@@ -146,10 +130,7 @@ fn a_damaged_index_is_detected() {
 fn garbage_in_a_record_is_an_error_not_a_panic() {
     let env = journal_with_history();
     tamper(&env, |db| {
-        db.open_tree("log")
-            .unwrap()
-            .insert(2u64.to_be_bytes(), &b"\x01garbage"[..])
-            .unwrap();
+        db.open_tree("log").unwrap().insert(2u64.to_be_bytes(), &b"\x01garbage"[..]).unwrap();
     });
     assert_eq!(first_bad_seq(&env).0, 2);
     // Reading commands report the damaged record instead of crashing.
@@ -162,10 +143,7 @@ fn garbage_in_a_record_is_an_error_not_a_panic() {
 fn a_damaged_last_record_can_be_verified_but_not_appended_to() {
     let env = journal_with_history();
     tamper(&env, |db| {
-        db.open_tree("log")
-            .unwrap()
-            .insert(7u64.to_be_bytes(), &b"\x01garbage"[..])
-            .unwrap();
+        db.open_tree("log").unwrap().insert(7u64.to_be_bytes(), &b"\x01garbage"[..]).unwrap();
     });
     assert_eq!(first_bad_seq(&env).0, 7);
     let session = serde_json::json!({"sessionId": "cccc3333", "requests": []});

@@ -10,7 +10,7 @@ use anyhow::Result;
 use chrono::Utc;
 
 use crate::diff::diff;
-use crate::fold::{SessionState, fold};
+use crate::fold::{SessionState, views};
 use crate::journal::{OpenMode, Origin, SyncChange};
 use crate::provider::vscode::{PROVIDER, read_session_file};
 
@@ -25,40 +25,33 @@ pub struct Args {
 
 pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     // Read and validate every file before touching the journal: bad input appends nothing.
-    let files = args
-        .files
-        .iter()
-        .map(|p| read_session_file(p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let files = args.files.iter().map(|p| read_session_file(p)).collect::<Result<Vec<_>, _>>()?;
     for f in files.iter().filter(|f| f.torn_tail) {
-        eprintln!(
-            "warning: {}: ignored an incomplete last line (VS Code may still be writing it)",
-            f.path.display()
-        );
+        eprintln!("warning: {}: ignored an incomplete last line (VS Code may still be writing it)", f.path.display());
     }
 
     let mut journal = super::open_journal(journal_dir, OpenMode::Create)?;
     let now = Utc::now();
-    // The journal's view of each session, advanced by the changes of earlier files in this run.
-    let mut views: HashMap<String, Option<SessionState>> = HashMap::new();
+    // What the journal last saw of each session in VS Code (not its own view: a rename made
+    // through chasm and not yet synced is not a change VS Code made), advanced by the changes
+    // of earlier files in this run.
+    let mut seen: HashMap<String, Option<SessionState>> = HashMap::new();
     let mut batch = Vec::new();
     let mut per_file = Vec::new();
     for file in &files {
-        let view = match views.remove(&file.session_id) {
+        let view = match seen.remove(&file.session_id) {
             Some(view) => view,
-            None => fold(&journal.session_events(&file.session_id)?)?,
+            None => views(&journal.session_events(&file.session_id)?)?.remote,
         };
         let changes = diff(&file.session_id, view.as_ref(), &file.session);
         let mut view = view.unwrap_or_default();
         for c in &changes {
-            let change = c
-                .clone()
-                .into_change(&file.session_id, now, Origin::Remote, PROVIDER);
+            let change = c.clone().into_change(&file.session_id, now, Origin::Remote, PROVIDER);
             view.apply(&SyncChange::seal(change.clone(), 0, [0; 32]))?;
             batch.push(change);
         }
         per_file.push(changes.len());
-        views.insert(file.session_id.clone(), Some(view));
+        seen.insert(file.session_id.clone(), Some(view));
     }
 
     let first_seq = journal.last_seq() + 1;
@@ -67,18 +60,9 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     let mut seq = first_seq;
     for (file, n) in files.iter().zip(per_file) {
         if n == 0 {
-            writeln!(
-                out,
-                "{}: session {} unchanged",
-                file.path.display(),
-                file.session_id
-            )?;
+            writeln!(out, "{}: session {} unchanged", file.path.display(), file.session_id)?;
         } else {
-            let range = if n == 1 {
-                format!("seq {seq}")
-            } else {
-                format!("seq {seq}..{}", seq + n as u64 - 1)
-            };
+            let range = if n == 1 { format!("seq {seq}") } else { format!("seq {seq}..{}", seq + n as u64 - 1) };
             writeln!(
                 out,
                 "{}: session {}: {n} change{} ({range})",
@@ -90,12 +74,7 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
         }
     }
     if files.len() > 1 {
-        writeln!(
-            out,
-            "recorded {appended} change{} from {} files",
-            if appended == 1 { "" } else { "s" },
-            files.len()
-        )?;
+        writeln!(out, "recorded {appended} change{} from {} files", if appended == 1 { "" } else { "s" }, files.len())?;
     }
     Ok(ExitCode::SUCCESS)
 }

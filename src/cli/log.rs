@@ -133,18 +133,10 @@ pub fn json_line(r: &SyncChange) -> Value {
 }
 
 fn human_line(r: &SyncChange) -> String {
-    let when = r
-        .timestamp
-        .with_timezone(&Local)
-        .format("%Y-%m-%d %H:%M:%S");
+    let when = r.timestamp.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S");
     let short: String = r.session_id.chars().take(8).collect();
     let what = format!("{}/{}", r.change_type, r.entity_type);
-    format!(
-        "{:>6}  {when}  {:<6}  {what:<15}  {short:<8}  {}",
-        r.seq,
-        r.origin.as_str(),
-        summary(r)
-    )
+    format!("{:>6}  {when}  {:<6}  {what:<15}  {short:<8}  {}", r.seq, r.origin.as_str(), summary(r))
 }
 
 /// A few words on what the change did.
@@ -157,11 +149,7 @@ fn summary(r: &SyncChange) -> String {
             .and_then(|m| m.get("text"))
             .and_then(Value::as_str)
             .unwrap_or("");
-        let index = p
-            .get("index")
-            .and_then(Value::as_u64)
-            .map(|i| format!("#{} ", i + 1))
-            .unwrap_or_default();
+        let index = p.get("index").and_then(Value::as_u64).map(|i| format!("#{} ", i + 1)).unwrap_or_default();
         if text.trim().is_empty() {
             format!("{index}{}", r.entity_id)
         } else {
@@ -171,27 +159,16 @@ fn summary(r: &SyncChange) -> String {
     match (r.entity_type, r.change_type) {
         (_, ChangeType::Merge) => "checkpoint".into(),
         (EntityType::Session, ChangeType::Create) => {
-            let title = p
-                .get("customTitle")
-                .and_then(Value::as_str)
-                .map(|t| format!(" \"{}\"", first_words(t, 60)));
+            let title = p.get("customTitle").and_then(Value::as_str).map(|t| format!(" \"{}\"", first_words(t, 60)));
             format!("new session{}", title.unwrap_or_default())
         }
         (EntityType::Session, ChangeType::Update) => "replaced the whole session".into(),
         (EntityType::Session, ChangeType::Delete) => "deleted the session".into(),
         (EntityType::Message, ChangeType::Create) => format!("added {}", request_words()),
         (EntityType::Message, ChangeType::Update) => {
-            let parts = p
-                .get("request")
-                .and_then(|q| q.get("response"))
-                .and_then(Value::as_array)
-                .map(Vec::len)
-                .unwrap_or(0);
-            format!(
-                "changed {} ({parts} response part{})",
-                request_words(),
-                if parts == 1 { "" } else { "s" }
-            )
+            let parts =
+                p.get("request").and_then(|q| q.get("response")).and_then(Value::as_array).map(Vec::len).unwrap_or(0);
+            format!("changed {} ({parts} response part{})", request_words(), if parts == 1 { "" } else { "s" })
         }
         (EntityType::Message, ChangeType::Delete) => format!("removed request {}", r.entity_id),
         (EntityType::Metadata, ChangeType::Delete) => format!("removed field {}", r.entity_id),

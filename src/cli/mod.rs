@@ -39,8 +39,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let journal_dir = match cli.journal {
         Some(dir) => dir,
-        None => default_journal_dir()
-            .context("cannot find a data directory for the journal; pass --journal DIR")?,
+        None => default_journal_dir().context("cannot find a data directory for the journal; pass --journal DIR")?,
     };
     match cli.command {
         Command::Capture(args) => capture::run(&journal_dir, args),
@@ -52,10 +51,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Whether an error is stdout closing early (`chasm log | head`): not a failure.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| {
-        e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    err.chain()
+        .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 fn open_journal(dir: &std::path::Path, mode: OpenMode) -> Result<Journal> {
@@ -65,19 +62,13 @@ fn open_journal(dir: &std::path::Path, mode: OpenMode) -> Result<Journal> {
 /// `$XDG_DATA_HOME/chasm/journal` or `~/.local/share/chasm/journal` on Linux and the BSDs,
 /// `~/Library/Application Support/chasm/journal` on macOS, `%APPDATA%\chasm\journal` on Windows.
 fn default_journal_dir() -> Option<PathBuf> {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
     let base = if cfg!(windows) {
         env("APPDATA")?
     } else if cfg!(target_os = "macos") {
         env("HOME")?.join("Library").join("Application Support")
     } else {
-        env("XDG_DATA_HOME")
-            .filter(|p| p.is_absolute())
-            .or_else(|| Some(env("HOME")?.join(".local").join("share")))?
+        env("XDG_DATA_HOME").filter(|p| p.is_absolute()).or_else(|| Some(env("HOME")?.join(".local").join("share")))?
     };
     Some(base.join("chasm").join("journal"))
 }

@@ -52,9 +52,7 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     let events = journal.session_events(&id)?;
     let upto: Vec<_> = events
         .iter()
-        .filter(|e| {
-            args.at.is_none_or(|at| e.seq <= at) && args.at_time.is_none_or(|t| e.timestamp <= t)
-        })
+        .filter(|e| args.at.is_none_or(|at| e.seq <= at) && args.at_time.is_none_or(|t| e.timestamp <= t))
         .collect();
     let point = match (args.at, args.at_time) {
         (Some(seq), _) => format!("at seq {seq}"),
@@ -74,8 +72,7 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     let value = state.session.to_value();
     let text = match args.format {
         Format::Json => {
-            let mut s =
-                serde_json::to_string_pretty(&value).context("cannot serialize the session")?;
+            let mut s = serde_json::to_string_pretty(&value).context("cannot serialize the session")?;
             s.push('\n');
             s
         }
@@ -83,8 +80,9 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
         Format::Markdown => transcript::markdown(&id, &state.session),
     };
     match args.output {
-        Some(path) => crate::atomic::write(&path, text.as_bytes())
-            .with_context(|| format!("cannot write {}", path.display()))?,
+        Some(path) => {
+            crate::atomic::write(&path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?
+        }
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes())?;

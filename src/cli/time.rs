@@ -30,10 +30,7 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>> {
         return Ok(t.with_timezone(&Utc));
     }
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        if let Some(t) = d
-            .and_hms_opt(0, 0, 0)
-            .and_then(|t| Local.from_local_datetime(&t).earliest())
-        {
+        if let Some(t) = d.and_hms_opt(0, 0, 0).and_then(|t| Local.from_local_datetime(&t).earliest()) {
             return Ok(t.with_timezone(&Utc));
         }
     }

@@ -43,11 +43,7 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     }
     out.flush()?;
     if let Some(first) = report.first_problem() {
-        bail!(
-            "journal verification failed at seq {}: {}",
-            first.seq,
-            first.reason
-        );
+        bail!("journal verification failed at seq {}: {}", first.seq, first.reason);
     }
     Ok(ExitCode::SUCCESS)
 }

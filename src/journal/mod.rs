@@ -26,14 +26,8 @@ pub enum JournalError {
     NotAJournal(PathBuf),
     #[error("the journal at {0} is locked by another process (is another chasm running?)")]
     Locked(PathBuf),
-    #[error(
-        "the journal at {dir} has format {found}, newer than this chasm supports ({supported}); upgrade chasm"
-    )]
-    NewerFormat {
-        dir: PathBuf,
-        found: u32,
-        supported: u32,
-    },
+    #[error("the journal at {dir} has format {found}, newer than this chasm supports ({supported}); upgrade chasm")]
+    NewerFormat { dir: PathBuf, found: u32, supported: u32 },
     #[error("the journal at {0} has an unknown format")]
     UnknownFormat(PathBuf),
     #[error("journal storage: {0}")]
@@ -47,11 +41,7 @@ pub enum JournalError {
     #[error("no session matches {0:?}")]
     UnknownSession(String),
     #[error("{prefix:?} matches {count} sessions ({examples}…); give more of the id")]
-    AmbiguousSession {
-        prefix: String,
-        count: usize,
-        examples: String,
-    },
+    AmbiguousSession { prefix: String, count: usize, examples: String },
 }
 
 /// Whether opening may create a new journal.
@@ -93,28 +83,16 @@ impl Journal {
                 create_dir_durably(dir)?;
             }
             Err(e) => {
-                return Err(JournalError::Io(format!(
-                    "cannot read {}: {e}",
-                    dir.display()
-                )));
+                return Err(JournalError::Io(format!("cannot read {}: {e}", dir.display())));
             }
         }
         let store = Store::open(dir)?;
         store.check_format()?;
         let (last_seq, head_hash) = match store.last()? {
             None => (0, Ok(GENESIS_HASH)),
-            Some((seq, bytes)) => (
-                seq,
-                SyncChange::decode(&bytes)
-                    .map(|r| r.hash)
-                    .map_err(|e| e.to_string()),
-            ),
+            Some((seq, bytes)) => (seq, SyncChange::decode(&bytes).map(|r| r.hash).map_err(|e| e.to_string())),
         };
-        Ok(Journal {
-            store,
-            last_seq,
-            head_hash,
-        })
+        Ok(Journal { store, last_seq, head_hash })
     }
 
     /// The directory the journal lives in.
@@ -136,28 +114,18 @@ impl Journal {
         }
         for change in &batch {
             if change.session_id.is_empty() || change.session_id.len() > u16::MAX as usize {
-                return Err(JournalError::InvalidChange(format!(
-                    "session id of {} bytes",
-                    change.session_id.len()
-                )));
+                return Err(JournalError::InvalidChange(format!("session id of {} bytes", change.session_id.len())));
             }
         }
         let mut seq = self.last_seq;
-        let mut prev = self
-            .head_hash
-            .clone()
-            .map_err(|reason| JournalError::Corrupt { seq, reason })?;
+        let mut prev = self.head_hash.clone().map_err(|reason| JournalError::Corrupt { seq, reason })?;
         let mut records = Vec::with_capacity(batch.len());
         let mut rows = Vec::with_capacity(batch.len());
         for change in batch {
             seq += 1;
             let record = SyncChange::seal(change, seq, prev);
             prev = record.hash;
-            rows.push(Row {
-                seq,
-                session_id: record.session_id.clone(),
-                bytes: record.encode(),
-            });
+            rows.push(Row { seq, session_id: record.session_id.clone(), bytes: record.encode() });
             records.push(record);
         }
         self.store.append(&rows, store::head_value(seq, &prev))?;
@@ -189,10 +157,8 @@ impl Journal {
         self.session_seqs(session_id)?
             .into_iter()
             .map(|seq| {
-                self.get(seq)?.ok_or_else(|| JournalError::Corrupt {
-                    seq,
-                    reason: "indexed but missing from the log".into(),
-                })
+                self.get(seq)?
+                    .ok_or_else(|| JournalError::Corrupt { seq, reason: "indexed but missing from the log".into() })
             })
             .collect()
     }
@@ -208,12 +174,10 @@ impl Journal {
             .scan_prefix(&prefix)
             .map(|item| {
                 let (k, _) = item.map_err(storage)?;
-                store::parse_session_log_key(&k)
-                    .map(|(_, seq)| seq)
-                    .ok_or_else(|| JournalError::Corrupt {
-                        seq: 0,
-                        reason: "a session index key does not decode".into(),
-                    })
+                store::parse_session_log_key(&k).map(|(_, seq)| seq).ok_or_else(|| JournalError::Corrupt {
+                    seq: 0,
+                    reason: "a session index key does not decode".into(),
+                })
             })
             .collect()
     }
@@ -226,10 +190,8 @@ impl Journal {
             .keys()
             .map(|k| {
                 let k = k.map_err(storage)?;
-                String::from_utf8(k.to_vec()).map_err(|_| JournalError::Corrupt {
-                    seq: 0,
-                    reason: "a session id is not UTF-8".into(),
-                })
+                String::from_utf8(k.to_vec())
+                    .map_err(|_| JournalError::Corrupt { seq: 0, reason: "a session id is not UTF-8".into() })
             })
             .collect()
     }
@@ -239,12 +201,7 @@ impl Journal {
         if prefix.is_empty() {
             return Err(JournalError::UnknownSession(prefix.to_owned()));
         }
-        if self
-            .store
-            .sessions
-            .contains_key(prefix.as_bytes())
-            .map_err(storage)?
-        {
+        if self.store.sessions.contains_key(prefix.as_bytes()).map_err(storage)? {
             return Ok(prefix.to_owned());
         }
         let mut matches = Vec::new();
@@ -260,17 +217,8 @@ impl Journal {
             1 => Ok(matches.remove(0)),
             _ => {
                 let count = self.store.sessions.scan_prefix(prefix.as_bytes()).count();
-                let examples = matches
-                    .iter()
-                    .take(3)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                Err(JournalError::AmbiguousSession {
-                    prefix: prefix.to_owned(),
-                    count,
-                    examples,
-                })
+                let examples = matches.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+                Err(JournalError::AmbiguousSession { prefix: prefix.to_owned(), count, examples })
             }
         }
     }
@@ -286,16 +234,12 @@ fn storage(e: sled::Error) -> JournalError {
 }
 
 fn decode(seq: u64, bytes: &[u8]) -> Result<SyncChange, JournalError> {
-    SyncChange::decode(bytes).map_err(|e| JournalError::Corrupt {
-        seq,
-        reason: e.to_string(),
-    })
+    SyncChange::decode(bytes).map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })
 }
 
 /// Creates a directory and fsyncs its parent, so the new entry survives a power cut.
 fn create_dir_durably(dir: &Path) -> Result<(), JournalError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| JournalError::Io(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|e| JournalError::Io(format!("cannot create {}: {e}", dir.display())))?;
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         // Directories cannot be opened for syncing on every platform; a failure here is not an
         // error, since the data itself is synced on every append.
@@ -329,14 +273,9 @@ mod tests {
     fn append_assigns_dense_seqs_and_chains_hashes() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(&dir.path().join("j"), OpenMode::Create).unwrap();
-        let a = j
-            .append(vec![change("s1", "a"), change("s2", "b")])
-            .unwrap();
+        let a = j.append(vec![change("s1", "a"), change("s2", "b")]).unwrap();
         let b = j.append(vec![change("s1", "c")]).unwrap();
-        assert_eq!(
-            a.iter().chain(&b).map(|r| r.seq).collect::<Vec<_>>(),
-            [1, 2, 3]
-        );
+        assert_eq!(a.iter().chain(&b).map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
         assert_eq!(a[0].prev_hash, GENESIS_HASH);
         assert_eq!(a[1].prev_hash, a[0].hash);
         assert_eq!(b[0].prev_hash, a[1].hash);
@@ -364,46 +303,26 @@ mod tests {
     fn prefixes_resolve_like_git() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(&dir.path().join("j"), OpenMode::Create).unwrap();
-        j.append(vec![
-            change("abc1", "a"),
-            change("abd2", "a"),
-            change("ab", "a"),
-        ])
-        .unwrap();
+        j.append(vec![change("abc1", "a"), change("abd2", "a"), change("ab", "a")]).unwrap();
         assert_eq!(j.resolve_session("abc").unwrap(), "abc1");
         assert_eq!(j.resolve_session("ab").unwrap(), "ab");
-        assert!(matches!(
-            j.resolve_session("a"),
-            Err(JournalError::AmbiguousSession { count: 3, .. })
-        ));
-        assert!(matches!(
-            j.resolve_session("zz"),
-            Err(JournalError::UnknownSession(_))
-        ));
+        assert!(matches!(j.resolve_session("a"), Err(JournalError::AmbiguousSession { count: 3, .. })));
+        assert!(matches!(j.resolve_session("zz"), Err(JournalError::UnknownSession(_))));
     }
 
     #[test]
     fn refuses_to_take_over_a_non_empty_directory_or_open_a_missing_one() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
-        assert!(matches!(
-            Journal::open(dir.path(), OpenMode::Create),
-            Err(JournalError::NotAJournal(_))
-        ));
-        assert!(matches!(
-            Journal::open(&dir.path().join("none"), OpenMode::Existing),
-            Err(JournalError::NotFound(_))
-        ));
+        assert!(matches!(Journal::open(dir.path(), OpenMode::Create), Err(JournalError::NotAJournal(_))));
+        assert!(matches!(Journal::open(&dir.path().join("none"), OpenMode::Existing), Err(JournalError::NotFound(_))));
     }
 
     #[test]
     fn a_second_open_is_locked_out() {
         let dir = tempfile::tempdir().unwrap();
         let _j = Journal::open(dir.path(), OpenMode::Create).unwrap();
-        assert!(matches!(
-            Journal::open(dir.path(), OpenMode::Existing),
-            Err(JournalError::Locked(_))
-        ));
+        assert!(matches!(Journal::open(dir.path(), OpenMode::Existing), Err(JournalError::Locked(_))));
     }
 
     #[test]
@@ -412,10 +331,7 @@ mod tests {
         drop(Journal::open(dir.path(), OpenMode::Create).unwrap());
         {
             let db = sled::open(dir.path()).unwrap();
-            db.open_tree(store::TREE_META)
-                .unwrap()
-                .insert(store::META_FORMAT, &2u32.to_be_bytes())
-                .unwrap();
+            db.open_tree(store::TREE_META).unwrap().insert(store::META_FORMAT, &2u32.to_be_bytes()).unwrap();
             db.flush().unwrap();
         }
         assert!(matches!(

@@ -142,9 +142,7 @@ struct Body<'a> {
 }
 
 fn config() -> impl bincode::config::Config {
-    bincode::config::standard()
-        .with_fixed_int_encoding()
-        .with_little_endian()
+    bincode::config::standard().with_fixed_int_encoding().with_little_endian()
 }
 
 /// SHA-256(prev_hash ‖ canonical record bytes): the link of the chain.
@@ -159,10 +157,8 @@ impl SyncChange {
     /// Builds the record that follows `prev_hash` at `seq`, computing its hash. Timestamps are
     /// kept to the millisecond, as stored.
     pub fn seal(change: NewChange, seq: u64, prev_hash: [u8; 32]) -> SyncChange {
-        let timestamp = Utc
-            .timestamp_millis_opt(change.timestamp.timestamp_millis())
-            .single()
-            .unwrap_or(change.timestamp);
+        let timestamp =
+            Utc.timestamp_millis_opt(change.timestamp.timestamp_millis()).single().unwrap_or(change.timestamp);
         let mut record = SyncChange {
             id: Uuid::new_v4(),
             seq,
@@ -197,8 +193,7 @@ impl SyncChange {
             payload: &payload,
         };
         let mut out = vec![RECORD_VERSION];
-        bincode::encode_into_std_write(body, &mut out, config())
-            .expect("writing to a Vec cannot fail");
+        bincode::encode_into_std_write(body, &mut out, config()).expect("writing to a Vec cannot fail");
         out
     }
 
@@ -213,18 +208,14 @@ impl SyncChange {
     /// Decodes stored bytes. Does not check the hash: see [`SyncChange::hash_matches`].
     pub fn decode(bytes: &[u8]) -> Result<SyncChange, DecodeError> {
         let (canonical, prev_hash, hash) = split(bytes)?;
-        let (body, used): (Body, usize) =
-            bincode::borrow_decode_from_slice(&canonical[1..], config())
-                .map_err(|e| DecodeError::Body(e.to_string()))?;
+        let (body, used): (Body, usize) = bincode::borrow_decode_from_slice(&canonical[1..], config())
+            .map_err(|e| DecodeError::Body(e.to_string()))?;
         if used != canonical.len() - 1 {
             return Err(DecodeError::TrailingBytes(canonical.len() - 1 - used));
         }
-        let payload: Value = serde_json::from_slice(body.payload)
-            .map_err(|e| DecodeError::Payload(e.to_string()))?;
-        let timestamp = Utc
-            .timestamp_millis_opt(body.timestamp_ms)
-            .single()
-            .ok_or(DecodeError::Timestamp(body.timestamp_ms))?;
+        let payload: Value = serde_json::from_slice(body.payload).map_err(|e| DecodeError::Payload(e.to_string()))?;
+        let timestamp =
+            Utc.timestamp_millis_opt(body.timestamp_ms).single().ok_or(DecodeError::Timestamp(body.timestamp_ms))?;
         Ok(SyncChange {
             id: Uuid::from_bytes(body.id),
             seq: body.seq,
@@ -285,11 +276,7 @@ mod tests {
 
     #[test]
     fn encode_decode_round_trip() {
-        let r = SyncChange::seal(
-            change(json!({"index": 0, "request": {"b": 1.50, "a": "é"}})),
-            7,
-            [9; 32],
-        );
+        let r = SyncChange::seal(change(json!({"index": 0, "request": {"b": 1.50, "a": "é"}})), 7, [9; 32]);
         let bytes = r.encode();
         assert_eq!(SyncChange::decode(&bytes).unwrap(), r);
         assert!(SyncChange::hash_matches(&bytes).unwrap());

@@ -53,10 +53,7 @@ pub fn parse_session_log_key(key: &[u8]) -> Option<(String, u64)> {
     let len = u16::from_be_bytes(key.get(..2)?.try_into().ok()?) as usize;
     let id = key.get(2..2 + len)?;
     let seq = key.get(2 + len..)?;
-    Some((
-        String::from_utf8(id.to_vec()).ok()?,
-        u64::from_be_bytes(seq.try_into().ok()?),
-    ))
+    Some((String::from_utf8(id.to_vec()).ok()?, u64::from_be_bytes(seq.try_into().ok()?)))
 }
 
 /// `meta/head` value: last seq (u64 BE) ‖ its hash.
@@ -100,24 +97,11 @@ impl Store {
             _ => JournalError::Storage(format!("cannot open {}: {e}", dir.display())),
         })?;
         let tree = |name: &str| db.open_tree(name).map_err(storage);
-        let (meta, log, session_log, sessions) = (
-            tree(TREE_META)?,
-            tree(TREE_LOG)?,
-            tree(TREE_SESSION_LOG)?,
-            tree(TREE_SESSIONS)?,
-        );
-        let db_file = File::open(dir.join("db")).map_err(|e| {
-            JournalError::Io(format!("cannot open {}: {e}", dir.join("db").display()))
-        })?;
-        Ok(Store {
-            dir: dir.to_owned(),
-            db,
-            meta,
-            log,
-            session_log,
-            sessions,
-            db_file,
-        })
+        let (meta, log, session_log, sessions) =
+            (tree(TREE_META)?, tree(TREE_LOG)?, tree(TREE_SESSION_LOG)?, tree(TREE_SESSIONS)?);
+        let db_file = File::open(dir.join("db"))
+            .map_err(|e| JournalError::Io(format!("cannot open {}: {e}", dir.join("db").display())))?;
+        Ok(Store { dir: dir.to_owned(), db, meta, log, session_log, sessions, db_file })
     }
 
     /// Reads the stored format version, writing [`FORMAT_VERSION`] into a new journal.
@@ -130,22 +114,13 @@ impl Store {
                 if found == FORMAT_VERSION {
                     Ok(())
                 } else if found > FORMAT_VERSION {
-                    Err(JournalError::NewerFormat {
-                        dir: self.dir.clone(),
-                        found,
-                        supported: FORMAT_VERSION,
-                    })
+                    Err(JournalError::NewerFormat { dir: self.dir.clone(), found, supported: FORMAT_VERSION })
                 } else {
                     Err(JournalError::UnknownFormat(self.dir.clone()))
                 }
             }
-            None if self.log.is_empty()
-                && self.session_log.is_empty()
-                && self.sessions.is_empty() =>
-            {
-                self.meta
-                    .insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes())
-                    .map_err(storage)?;
+            None if self.log.is_empty() && self.session_log.is_empty() && self.sessions.is_empty() => {
+                self.meta.insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes()).map_err(storage)?;
                 self.sync()
             }
             None => Err(JournalError::UnknownFormat(self.dir.clone())),
@@ -157,10 +132,8 @@ impl Store {
         match self.log.last().map_err(storage)? {
             None => Ok(None),
             Some((k, v)) => {
-                let seq = parse_log_key(&k).ok_or_else(|| JournalError::Corrupt {
-                    seq: 0,
-                    reason: "a log key is not 8 bytes".into(),
-                })?;
+                let seq = parse_log_key(&k)
+                    .ok_or_else(|| JournalError::Corrupt { seq: 0, reason: "a log key is not 8 bytes".into() })?;
                 Ok(Some((seq, v)))
             }
         }
@@ -169,21 +142,18 @@ impl Store {
     /// Writes a batch of records and their index entries in one transaction, then makes it
     /// durable with a single flush: the group commit.
     pub fn append(&self, rows: &[Row], head: [u8; 40]) -> Result<(), JournalError> {
-        let result: Result<(), TransactionError<()>> =
-            (&self.meta, &self.log, &self.session_log, &self.sessions).transaction(
-                |(meta, log, session_log, sessions)| {
-                    for row in rows {
-                        log.insert(&log_key(row.seq)[..], row.bytes.as_slice())?;
-                        session_log
-                            .insert(session_log_key(&row.session_id, row.seq), &[] as &[u8])?;
-                        if sessions.get(row.session_id.as_bytes())?.is_none() {
-                            sessions.insert(row.session_id.as_bytes(), &log_key(row.seq)[..])?;
-                        }
+        let result: Result<(), TransactionError<()>> = (&self.meta, &self.log, &self.session_log, &self.sessions)
+            .transaction(|(meta, log, session_log, sessions)| {
+                for row in rows {
+                    log.insert(&log_key(row.seq)[..], row.bytes.as_slice())?;
+                    session_log.insert(session_log_key(&row.session_id, row.seq), &[] as &[u8])?;
+                    if sessions.get(row.session_id.as_bytes())?.is_none() {
+                        sessions.insert(row.session_id.as_bytes(), &log_key(row.seq)[..])?;
                     }
-                    meta.insert(META_HEAD, &head[..])?;
-                    Ok::<(), ConflictableTransactionError<()>>(())
-                },
-            );
+                }
+                meta.insert(META_HEAD, &head[..])?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
         result.map_err(|e| JournalError::Storage(format!("append failed: {e:?}")))?;
         self.sync()
     }
@@ -192,9 +162,7 @@ impl Store {
     /// not a power cut; `sync_all` on its data file afterwards makes the write durable.
     fn sync(&self) -> Result<(), JournalError> {
         self.db.flush().map_err(storage)?;
-        self.db_file
-            .sync_all()
-            .map_err(|e| JournalError::Io(format!("cannot sync the journal: {e}")))
+        self.db_file.sync_all().map_err(|e| JournalError::Io(format!("cannot sync the journal: {e}")))
     }
 }
 

@@ -62,20 +62,14 @@ pub(super) fn verify(store: &Store) -> Result<VerifyReport, JournalError> {
         let record = match SyncChange::decode(&bytes) {
             Ok(r) => r,
             Err(e) => {
-                problems.push(Problem {
-                    seq,
-                    reason: format!("record does not decode: {e}"),
-                });
+                problems.push(Problem { seq, reason: format!("record does not decode: {e}") });
                 break;
             }
         };
         if record.seq != seq {
             problems.push(Problem {
                 seq,
-                reason: format!(
-                    "the record stored at seq {seq} says it is seq {} (moved or reordered)",
-                    record.seq
-                ),
+                reason: format!("the record stored at seq {seq} says it is seq {} (moved or reordered)", record.seq),
             });
             break;
         }
@@ -84,10 +78,7 @@ pub(super) fn verify(store: &Store) -> Result<VerifyReport, JournalError> {
             break;
         }
         if !SyncChange::hash_matches(&bytes).unwrap_or(false) {
-            problems.push(Problem {
-                seq,
-                reason: "hash mismatch: the record was modified".into(),
-            });
+            problems.push(Problem { seq, reason: "hash mismatch: the record was modified".into() });
             break;
         }
         first_seq.entry(record.session_id.clone()).or_insert(seq);
@@ -103,30 +94,21 @@ pub(super) fn verify(store: &Store) -> Result<VerifyReport, JournalError> {
     if !chain_broken {
         match store.meta.get(store::META_HEAD).map_err(storage)? {
             None if records == 0 => {}
-            None => problems.push(Problem {
-                seq: records,
-                reason: "the journal head is missing".into(),
-            }),
-            Some(head) if head.len() != 40 => problems.push(Problem {
-                seq: records,
-                reason: "the journal head is malformed".into(),
-            }),
+            None => problems.push(Problem { seq: records, reason: "the journal head is missing".into() }),
+            Some(head) if head.len() != 40 => {
+                problems.push(Problem { seq: records, reason: "the journal head is malformed".into() })
+            }
             Some(head) => {
                 let head_seq = u64::from_be_bytes(head[..8].try_into().expect("8 bytes"));
                 if head_seq > records {
                     problems.push(Problem {
                         seq: records + 1,
-                        reason: format!(
-                            "records {}..={head_seq} are missing from the end",
-                            records + 1
-                        ),
+                        reason: format!("records {}..={head_seq} are missing from the end", records + 1),
                     });
                 } else if head_seq < records || head[8..] != prev_hash {
                     problems.push(Problem {
                         seq: records,
-                        reason: format!(
-                            "the journal head (seq {head_seq}) does not match the last record"
-                        ),
+                        reason: format!("the journal head (seq {head_seq}) does not match the last record"),
                     });
                 }
             }
@@ -138,13 +120,15 @@ pub(super) fn verify(store: &Store) -> Result<VerifyReport, JournalError> {
     for item in store.session_log.iter() {
         let (key, _) = item.map_err(storage)?;
         match store::parse_session_log_key(&key) {
-            None => problems.push(Problem {
-                seq: 0,
-                reason: "a session index key does not decode".into(),
-            }),
+            None => problems.push(Problem { seq: 0, reason: "a session index key does not decode".into() }),
             Some((sid, seq)) => {
                 if !indexed.remove(&(sid.clone(), seq)) && (!chain_broken || seq < expected) {
-                    problems.push(Problem { seq, reason: format!("the session index lists record {seq} under session {sid:?}, which the log does not") });
+                    problems.push(Problem {
+                        seq,
+                        reason: format!(
+                            "the session index lists record {seq} under session {sid:?}, which the log does not"
+                        ),
+                    });
                 }
             }
         }
@@ -164,23 +148,22 @@ pub(super) fn verify(store: &Store) -> Result<VerifyReport, JournalError> {
         let stored = store::parse_log_key(&value).unwrap_or(0);
         match expected_sessions.remove(&sid) {
             Some(first) if first == stored => {}
-            Some(first) => problems.push(Problem { seq: first, reason: format!("the sessions table says session {sid:?} starts at {stored}, the log says {first}") }),
+            Some(first) => problems.push(Problem {
+                seq: first,
+                reason: format!("the sessions table says session {sid:?} starts at {stored}, the log says {first}"),
+            }),
             None if chain_broken && stored >= expected => {}
-            None => problems.push(Problem { seq: stored, reason: format!("the sessions table lists session {sid:?}, which the log does not") }),
+            None => problems.push(Problem {
+                seq: stored,
+                reason: format!("the sessions table lists session {sid:?}, which the log does not"),
+            }),
         }
     }
     for (sid, first) in expected_sessions {
-        problems.push(Problem {
-            seq: first,
-            reason: format!("session {sid:?} is missing from the sessions table"),
-        });
+        problems.push(Problem { seq: first, reason: format!("session {sid:?} is missing from the sessions table") });
     }
 
     problems.sort_by_key(|p| p.seq);
     problems.truncate(MAX_PROBLEMS);
-    Ok(VerifyReport {
-        records,
-        sessions: first_seq.len() as u64,
-        problems,
-    })
+    Ok(VerifyReport { records, sessions: first_seq.len() as u64, problems })
 }

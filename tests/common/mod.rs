@@ -15,9 +15,7 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        Env { dir: tempfile::tempdir().unwrap() }
     }
 
     pub fn journal(&self) -> PathBuf {
@@ -26,10 +24,7 @@ impl Env {
 
     /// `User/workspaceStorage/<hash>/chatSessions`, created on first use.
     pub fn chat_dir(&self) -> PathBuf {
-        let dir = self
-            .dir
-            .path()
-            .join("User/workspaceStorage/4f1c2a9b7e/chatSessions");
+        let dir = self.dir.path().join("User/workspaceStorage/4f1c2a9b7e/chatSessions");
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
@@ -53,21 +48,14 @@ impl Env {
     /// Runs chasm once, without retrying on a locked journal.
     pub fn chasm_once(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chasm"));
-        cmd.arg("--journal")
-            .arg(self.journal())
-            .args(args)
-            .env_remove("CHASM_JOURNAL");
+        cmd.arg("--journal").arg(self.journal()).args(args).env_remove("CHASM_JOURNAL");
         cmd.output().unwrap()
     }
 
     /// Runs chasm and returns stdout, failing the test on a non-zero exit.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.chasm(args);
-        assert!(
-            out.status.success(),
-            "chasm {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "chasm {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -84,11 +72,7 @@ impl Env {
         if !out.status.success() {
             return Vec::new();
         }
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 
     /// `replay SESSION --at SEQ` (or latest) as a JSON value.
@@ -109,15 +93,9 @@ pub fn assert_error_line(out: &Output) -> String {
     assert!(!out.status.success());
     assert_ne!(out.status.code(), Some(101), "chasm panicked");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = stderr
-        .lines()
-        .filter(|l| !l.starts_with("warning:"))
-        .collect();
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.starts_with("warning:")).collect();
     assert_eq!(lines.len(), 1, "expected one error line, got: {stderr}");
-    assert!(
-        lines[0].starts_with("error: "),
-        "expected `error:`, got: {stderr}"
-    );
+    assert!(lines[0].starts_with("error: "), "expected `error:`, got: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     lines[0].to_string()
 }
@@ -129,21 +107,12 @@ pub fn real_fixtures() -> Option<Vec<PathBuf>> {
     let Ok(entries) = std::fs::read_dir(&dir) else {
         // Written to the stderr handle, not with eprintln!, so the test harness does not swallow it.
         use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "notice: {} is absent; skipping the tests on real sessions",
-            dir.display()
-        );
+        let _ = writeln!(std::io::stderr(), "notice: {} is absent; skipping the tests on real sessions", dir.display());
         return None;
     };
     let mut files: Vec<PathBuf> = entries
         .map(|e| e.unwrap().path())
-        .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("json" | "jsonl")
-            )
-        })
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("json" | "jsonl")))
         .collect();
     files.sort();
     Some(files)
@@ -152,10 +121,6 @@ pub fn real_fixtures() -> Option<Vec<PathBuf>> {
 /// Appends text to a file (a VS Code mutation-log write).
 pub fn append(path: &Path, text: &str) {
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).create(true).open(path).unwrap();
     f.write_all(text.as_bytes()).unwrap();
 }

@@ -34,26 +34,16 @@ pub struct Found {
 
 /// The User dirs of every installed flavour on this platform's usual paths.
 pub fn default_user_dirs() -> Vec<PathBuf> {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
     let base = if cfg!(windows) {
         env("APPDATA")
     } else if cfg!(target_os = "macos") {
         env("HOME").map(|h| h.join("Library").join("Application Support"))
     } else {
-        env("XDG_CONFIG_HOME")
-            .filter(|p| p.is_absolute())
-            .or_else(|| env("HOME").map(|h| h.join(".config")))
+        env("XDG_CONFIG_HOME").filter(|p| p.is_absolute()).or_else(|| env("HOME").map(|h| h.join(".config")))
     };
     let Some(base) = base else { return Vec::new() };
-    FLAVOURS
-        .iter()
-        .map(|f| base.join(f).join("User"))
-        .filter(|p| p.is_dir())
-        .collect()
+    FLAVOURS.iter().map(|f| base.join(f).join("User")).filter(|p| p.is_dir()).collect()
 }
 
 /// The chat dirs under a root, which may be a User dir, a `workspaceStorage` dir, one
@@ -62,31 +52,19 @@ pub fn chat_dirs(root: &Path) -> Vec<ChatDir> {
     let mut out = Vec::new();
     let name = root.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if name == "chatSessions" || name == "emptyWindowChatSessions" {
-        out.push(ChatDir {
-            path: root.to_owned(),
-            project: root.parent().and_then(project_of),
-        });
+        out.push(ChatDir { path: root.to_owned(), project: root.parent().and_then(project_of) });
     } else if root.join("workspaceStorage").is_dir() || root.join("globalStorage").is_dir() {
         out.extend(workspace_chat_dirs(&root.join("workspaceStorage")));
         let empty = root.join("globalStorage").join("emptyWindowChatSessions");
         if empty.is_dir() {
-            out.push(ChatDir {
-                path: empty,
-                project: None,
-            });
+            out.push(ChatDir { path: empty, project: None });
         }
     } else if root.join("chatSessions").is_dir() {
-        out.push(ChatDir {
-            path: root.join("chatSessions"),
-            project: project_of(root),
-        });
+        out.push(ChatDir { path: root.join("chatSessions"), project: project_of(root) });
     } else {
         let nested = workspace_chat_dirs(root);
         if nested.is_empty() {
-            out.push(ChatDir {
-                path: root.to_owned(),
-                project: None,
-            });
+            out.push(ChatDir { path: root.to_owned(), project: None });
         } else {
             out.extend(nested);
         }
@@ -102,10 +80,7 @@ fn workspace_chat_dirs(storage: &Path) -> Vec<ChatDir> {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.join("chatSessions").is_dir())
-        .map(|p| ChatDir {
-            path: p.join("chatSessions"),
-            project: project_of(&p),
-        })
+        .map(|p| ChatDir { path: p.join("chatSessions"), project: project_of(&p) })
         .collect();
     dirs.sort_by(|a, b| a.path.cmp(&b.path));
     dirs
@@ -115,10 +90,7 @@ fn workspace_chat_dirs(storage: &Path) -> Vec<ChatDir> {
 fn project_of(workspace_dir: &Path) -> Option<String> {
     let bytes = std::fs::read(workspace_dir.join("workspace.json")).ok()?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
-    ["folder", "workspace"]
-        .iter()
-        .find_map(|k| v.get(k).and_then(Value::as_str))
-        .map(str::to_owned)
+    ["folder", "workspace"].iter().find_map(|k| v.get(k).and_then(Value::as_str)).map(str::to_owned)
 }
 
 /// The session files in some chat dirs. A file whose name is not a safe session id, or that is
@@ -147,10 +119,7 @@ pub fn list(dirs: &[ChatDir], warnings: &mut Vec<String>) -> Vec<Found> {
                 _ => continue,
             };
             let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
-                warnings.push(format!(
-                    "{}: skipped: the file name is not UTF-8",
-                    path.display()
-                ));
+                warnings.push(format!("{}: skipped: the file name is not UTF-8", path.display()));
                 continue;
             };
             if let Err(reason) = validate_session_id(stem) {
@@ -160,20 +129,12 @@ pub fn list(dirs: &[ChatDir], warnings: &mut Vec<String>) -> Vec<Found> {
             match inside(&path, &canonical_dir) {
                 Ok(true) => {}
                 Ok(false) => {
-                    warnings.push(format!(
-                        "{}: skipped: a link leading outside its chat folder",
-                        path.display()
-                    ));
+                    warnings.push(format!("{}: skipped: a link leading outside its chat folder", path.display()));
                     continue;
                 }
                 Err(_) => continue, // vanished since the listing, or a dangling link
             }
-            let found = Found {
-                session_id: stem.to_owned(),
-                path: path.clone(),
-                format,
-                project: dir.project.clone(),
-            };
+            let found = Found { session_id: stem.to_owned(), path: path.clone(), format, project: dir.project.clone() };
             match here.get(stem) {
                 Some(prev) if prev.format == FileFormat::Jsonl => {}
                 _ => {
@@ -197,10 +158,7 @@ pub fn list(dirs: &[ChatDir], warnings: &mut Vec<String>) -> Vec<Found> {
             by_id.insert(id, found);
         }
     }
-    order
-        .into_iter()
-        .map(|id| by_id.remove(&id).expect("listed"))
-        .collect()
+    order.into_iter().map(|id| by_id.remove(&id).expect("listed")).collect()
 }
 
 /// Whether `path` is a regular file that resolves (through any links) inside `dir`.
@@ -224,11 +182,7 @@ mod tests {
         let user = t.path().join("Code/User");
         let ws = user.join("workspaceStorage/abc123");
         std::fs::create_dir_all(ws.join("chatSessions")).unwrap();
-        std::fs::write(
-            ws.join("workspace.json"),
-            r#"{"folder": "file:///home/ada/proj"}"#,
-        )
-        .unwrap();
+        std::fs::write(ws.join("workspace.json"), r#"{"folder": "file:///home/ada/proj"}"#).unwrap();
         touch(&ws.join("chatSessions/s1.json"));
         touch(&ws.join("chatSessions/s1.jsonl"));
         touch(&ws.join("chatSessions/s2.json"));
@@ -239,18 +193,8 @@ mod tests {
         assert_eq!(dirs[0].project.as_deref(), Some("file:///home/ada/proj"));
         let mut warnings = Vec::new();
         let found = list(&dirs, &mut warnings);
-        let summary: Vec<(&str, FileFormat)> = found
-            .iter()
-            .map(|f| (f.session_id.as_str(), f.format))
-            .collect();
-        assert_eq!(
-            summary,
-            [
-                ("s1", FileFormat::Jsonl),
-                ("s2", FileFormat::Json),
-                ("s3", FileFormat::Jsonl)
-            ]
-        );
+        let summary: Vec<(&str, FileFormat)> = found.iter().map(|f| (f.session_id.as_str(), f.format)).collect();
+        assert_eq!(summary, [("s1", FileFormat::Jsonl), ("s2", FileFormat::Json), ("s3", FileFormat::Jsonl)]);
         assert!(warnings.is_empty(), "{warnings:?}");
         // The other root shapes reach the same folders.
         assert_eq!(chat_dirs(&user.join("workspaceStorage")), dirs[..1]);
@@ -274,10 +218,6 @@ mod tests {
         let ids: Vec<&str> = found.iter().map(|f| f.session_id.as_str()).collect();
         assert_eq!(ids, ["alias", "real"]);
         assert_eq!(warnings.len(), 2, "{warnings:?}");
-        assert!(
-            warnings
-                .iter()
-                .any(|w| w.contains("evil.json") && w.contains("outside"))
-        );
+        assert!(warnings.iter().any(|w| w.contains("evil.json") && w.contains("outside")));
     }
 }

@@ -71,11 +71,7 @@ pub fn read(bytes: &[u8]) -> Result<MutationLog, JsonlError> {
         entries += 1;
     }
     match state {
-        Some(state) => Ok(MutationLog {
-            state,
-            entries,
-            torn_tail,
-        }),
+        Some(state) => Ok(MutationLog { state, entries, torn_tail }),
         None => Err(JsonlError::Empty),
     }
 }
@@ -85,8 +81,7 @@ pub fn initial_line(state: &Value) -> String {
     let mut entry = Map::new();
     entry.insert("kind".into(), Value::from(0));
     entry.insert("v".into(), state.clone());
-    let mut line =
-        serde_json::to_string(&Value::Object(entry)).expect("a JSON value always serializes");
+    let mut line = serde_json::to_string(&Value::Object(entry)).expect("a JSON value always serializes");
     line.push('\n');
     line
 }
@@ -103,15 +98,9 @@ enum Step<'a> {
 
 fn apply(state: &mut Option<Value>, entry: Value) -> Result<(), String> {
     let Value::Object(mut entry) = entry else {
-        return Err(format!(
-            "an entry must be an object, found {}",
-            json_type(&entry)
-        ));
+        return Err(format!("an entry must be an object, found {}", json_type(&entry)));
     };
-    let kind = entry
-        .get("kind")
-        .and_then(Value::as_u64)
-        .ok_or("an entry needs a numeric `kind`")?;
+    let kind = entry.get("kind").and_then(Value::as_u64).ok_or("an entry needs a numeric `kind`")?;
     if kind == 0 {
         *state = Some(entry.remove("v").ok_or("kind 0 needs `v`")?);
         return Ok(());
@@ -119,26 +108,17 @@ fn apply(state: &mut Option<Value>, entry: Value) -> Result<(), String> {
     if kind > 3 {
         return Err(format!("unknown entry kind {kind}"));
     }
-    let root = state
-        .as_mut()
-        .ok_or("a mutation before the initial state (kind 0)")?;
+    let root = state.as_mut().ok_or("a mutation before the initial state (kind 0)")?;
     let Some(Value::Array(path)) = entry.remove("k") else {
         return Err("a mutation needs a key path `k` (an array)".into());
     };
     if path.len() > MAX_PATH_LEN {
-        return Err(format!(
-            "key path of {} steps (at most {MAX_PATH_LEN})",
-            path.len()
-        ));
+        return Err(format!("key path of {} steps (at most {MAX_PATH_LEN})", path.len()));
     }
     let steps = path.iter().map(step).collect::<Result<Vec<_>, _>>()?;
     let Some((last, parents)) = steps.split_last() else {
         // VS Code ignores a set or delete with an empty path; a push needs an array to push to.
-        return if kind == 2 {
-            Err("kind 2 with an empty key path".into())
-        } else {
-            Ok(())
-        };
+        return if kind == 2 { Err("kind 2 with an empty key path".into()) } else { Ok(()) };
     };
     let parent = navigate(root, parents)?;
     match kind {
@@ -155,30 +135,22 @@ fn step(v: &Value) -> Result<Step<'_>, String> {
             Some(i) => Ok(Step::Index(i)),
             None => Err(format!("bad array index {n} in key path")),
         },
-        other => Err(format!(
-            "a key path step must be a string or an index, found {}",
-            json_type(other)
-        )),
+        other => Err(format!("a key path step must be a string or an index, found {}", json_type(other))),
     }
 }
 
 fn navigate<'v>(mut at: &'v mut Value, steps: &[Step]) -> Result<&'v mut Value, String> {
     for (depth, s) in steps.iter().enumerate() {
         at = match (at, s) {
-            (Value::Object(map), Step::Key(k)) => map
-                .get_mut(*k)
-                .ok_or_else(|| format!("key path step {depth}: no property {k:?}"))?,
+            (Value::Object(map), Step::Key(k)) => {
+                map.get_mut(*k).ok_or_else(|| format!("key path step {depth}: no property {k:?}"))?
+            }
             (Value::Array(items), Step::Index(i)) => {
                 let len = items.len();
-                items.get_mut(*i).ok_or_else(|| {
-                    format!("key path step {depth}: index {i} past the end ({len})")
-                })?
+                items.get_mut(*i).ok_or_else(|| format!("key path step {depth}: index {i} past the end ({len})"))?
             }
             (other, _) => {
-                return Err(format!(
-                    "key path step {depth}: cannot step into {}",
-                    json_type(other)
-                ));
+                return Err(format!("key path step {depth}: cannot step into {}", json_type(other)));
             }
         };
     }
@@ -199,24 +171,14 @@ fn set(parent: &mut Value, last: &Step, value: Value) -> Result<(), String> {
             items.push(value);
             Ok(())
         }
-        (Value::Array(items), Step::Index(i)) => {
-            Err(format!("set at index {i} past the end ({})", items.len()))
-        }
+        (Value::Array(items), Step::Index(i)) => Err(format!("set at index {i} past the end ({})", items.len())),
         (other, _) => Err(format!("cannot set a property of {}", json_type(other))),
     }
 }
 
-fn push(
-    parent: &mut Value,
-    last: &Step,
-    values: Option<Value>,
-    truncate: Option<&Value>,
-) -> Result<(), String> {
+fn push(parent: &mut Value, last: &Step, values: Option<Value>, truncate: Option<&Value>) -> Result<(), String> {
     let Value::Object(map) = parent else {
-        return Err(format!(
-            "cannot push into a property of {}",
-            json_type(parent)
-        ));
+        return Err(format!("cannot push into a property of {}", json_type(parent)));
     };
     let Step::Key(key) = last else {
         return Err("kind 2 must name an array property".into());
@@ -225,18 +187,12 @@ fn push(
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items,
         Some(other) => {
-            return Err(format!(
-                "kind 2 `v` must be an array, found {}",
-                json_type(&other)
-            ));
+            return Err(format!("kind 2 `v` must be an array, found {}", json_type(&other)));
         }
     };
     let truncate = match truncate {
         None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .ok_or_else(|| format!("bad truncate index {v}"))?,
-        ),
+        Some(v) => Some(v.as_u64().ok_or_else(|| format!("bad truncate index {v}"))?),
     };
     let slot = map.entry(*key).or_insert_with(|| Value::Array(Vec::new()));
     if slot.is_null() {
@@ -297,10 +253,7 @@ mod tests {
             r#"{"kind":2,"k":["new"],"v":[1]}"#,
             "\n",
         );
-        assert_eq!(
-            state(log),
-            json!({"requests": [{"id": 1}, {"id": 4}], "new": [1]})
-        );
+        assert_eq!(state(log), json!({"requests": [{"id": 1}, {"id": 4}], "new": [1]}));
     }
 
     #[test]
@@ -315,12 +268,8 @@ mod tests {
         let read_log = read(log.as_bytes()).unwrap();
         assert_eq!(read_log.state, json!({"a": 1}));
         assert!(read_log.torn_tail);
-        let broken =
-            "{\"kind\":0,\"v\":{\"a\":1}}\n{\"kind\":1,\n{\"kind\":1,\"k\":[\"a\"],\"v\":2}\n";
-        assert!(matches!(
-            read(broken.as_bytes()),
-            Err(JsonlError::BadLine { line: 2, .. })
-        ));
+        let broken = "{\"kind\":0,\"v\":{\"a\":1}}\n{\"kind\":1,\n{\"kind\":1,\"k\":[\"a\"],\"v\":2}\n";
+        assert!(matches!(read(broken.as_bytes()), Err(JsonlError::BadLine { line: 2, .. })));
     }
 
     #[test]
@@ -331,8 +280,7 @@ mod tests {
 
     #[test]
     fn truncate_past_the_end_keeps_the_array() {
-        let log =
-            "{\"kind\":0,\"v\":{\"r\":[1,2]}}\n{\"kind\":2,\"k\":[\"r\"],\"i\":99,\"v\":[3]}\n";
+        let log = "{\"kind\":0,\"v\":{\"r\":[1,2]}}\n{\"kind\":2,\"k\":[\"r\"],\"i\":99,\"v\":[3]}\n";
         assert_eq!(state(log), json!({"r": [1, 2, 3]}));
     }
 
@@ -354,19 +302,10 @@ mod tests {
             r#"[1,2]"#,
         ] {
             let log = format!("{{\"kind\":0,\"v\":{{\"a\":1,\"r\":[0]}}}}\n{line}\n");
-            assert!(
-                matches!(
-                    read(log.as_bytes()),
-                    Err(JsonlError::BadLine { line: 2, .. })
-                ),
-                "{line}"
-            );
+            assert!(matches!(read(log.as_bytes()), Err(JsonlError::BadLine { line: 2, .. })), "{line}");
         }
         let long_path: Vec<String> = (0..=MAX_PATH_LEN).map(|_| "\"a\"".to_string()).collect();
-        let log = format!(
-            "{{\"kind\":0,\"v\":{{}}}}\n{{\"kind\":1,\"k\":[{}],\"v\":1}}\n",
-            long_path.join(",")
-        );
+        let log = format!("{{\"kind\":0,\"v\":{{}}}}\n{{\"kind\":1,\"k\":[{}],\"v\":1}}\n", long_path.join(","));
         assert!(read(log.as_bytes()).is_err());
     }
 
@@ -374,10 +313,7 @@ mod tests {
     fn mutations_need_an_initial_state() {
         assert_eq!(read(b""), Err(JsonlError::Empty));
         assert_eq!(read(b"\n\n"), Err(JsonlError::Empty));
-        assert!(matches!(
-            read(b"{\"kind\":1,\"k\":[\"a\"],\"v\":1}\n"),
-            Err(JsonlError::BadLine { line: 1, .. })
-        ));
+        assert!(matches!(read(b"{\"kind\":1,\"k\":[\"a\"],\"v\":1}\n"), Err(JsonlError::BadLine { line: 1, .. })));
         assert_eq!(read(b"{\"kind\":0,\"v\":"), Err(JsonlError::Empty));
     }
 

@@ -45,20 +45,11 @@ pub struct SessionFile {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: not valid JSON: {source}")]
-    Json {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    Json { path: PathBuf, source: serde_json::Error },
     #[error("{path}: {source}")]
-    Jsonl {
-        path: PathBuf,
-        source: jsonl::JsonlError,
-    },
+    Jsonl { path: PathBuf, source: jsonl::JsonlError },
     #[error("{path}: {source}")]
     Session { path: PathBuf, source: SessionError },
     #[error("{path}: {reason}")]
@@ -67,10 +58,7 @@ pub enum ReadError {
 
 /// Reads a `.json` or `.jsonl` session file (by extension; anything else is read as `.json`).
 pub fn read_session_file(path: &Path) -> Result<SessionFile, ReadError> {
-    let bytes = std::fs::read(path).map_err(|source| ReadError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| ReadError::Io { path: path.to_owned(), source })?;
     let format = match path.extension().and_then(|e| e.to_str()) {
         Some(ext) if ext.eq_ignore_ascii_case("jsonl") => FileFormat::Jsonl,
         _ => FileFormat::Json,
@@ -78,43 +66,22 @@ pub fn read_session_file(path: &Path) -> Result<SessionFile, ReadError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     let (value, torn_tail) = match format {
         FileFormat::Json => {
-            let value: Value = serde_json::from_slice(bytes).map_err(|source| ReadError::Json {
-                path: path.to_owned(),
-                source,
-            })?;
+            let value: Value =
+                serde_json::from_slice(bytes).map_err(|source| ReadError::Json { path: path.to_owned(), source })?;
             (value, false)
         }
         FileFormat::Jsonl => {
-            let log = jsonl::read(bytes).map_err(|source| ReadError::Jsonl {
-                path: path.to_owned(),
-                source,
-            })?;
+            let log = jsonl::read(bytes).map_err(|source| ReadError::Jsonl { path: path.to_owned(), source })?;
             (log.state, log.torn_tail)
         }
     };
-    let session = Session::from_value(value).map_err(|source| ReadError::Session {
-        path: path.to_owned(),
-        source,
-    })?;
+    let session = Session::from_value(value).map_err(|source| ReadError::Session { path: path.to_owned(), source })?;
     let session_id = match session.session_id() {
         Some(id) => id.to_owned(),
-        None => path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default()
-            .to_owned(),
+        None => path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned(),
     };
-    validate_session_id(&session_id).map_err(|reason| ReadError::BadSessionId {
-        path: path.to_owned(),
-        reason,
-    })?;
-    Ok(SessionFile {
-        path: path.to_owned(),
-        session_id,
-        session,
-        format,
-        torn_tail,
-    })
+    validate_session_id(&session_id).map_err(|reason| ReadError::BadSessionId { path: path.to_owned(), reason })?;
+    Ok(SessionFile { path: path.to_owned(), session_id, session, format, torn_tail })
 }
 
 /// Checks that a session id is safe to use as a file name and to show in a terminal: not empty,
@@ -129,13 +96,8 @@ pub fn validate_session_id(id: &str) -> Result<(), String> {
     if id == "." || id == ".." || id.contains("..") {
         return Err(format!("session id {id:?} contains `..`"));
     }
-    if id
-        .chars()
-        .any(|c| c == '/' || c == '\\' || c == ':' || c.is_control())
-    {
-        return Err(format!(
-            "session id {id:?} contains a path separator or control character"
-        ));
+    if id.chars().any(|c| c == '/' || c == '\\' || c == ':' || c.is_control()) {
+        return Err(format!("session id {id:?} contains a path separator or control character"));
     }
     Ok(())
 }
@@ -146,24 +108,10 @@ mod tests {
 
     #[test]
     fn session_ids_that_could_escape_a_directory_are_refused() {
-        for bad in [
-            "",
-            "..",
-            "a/../b",
-            "a/b",
-            "a\\b",
-            "c:x",
-            "a\0b",
-            "a\nb",
-            &"x".repeat(257),
-        ] {
+        for bad in ["", "..", "a/../b", "a/b", "a\\b", "c:x", "a\0b", "a\nb", &"x".repeat(257)] {
             assert!(validate_session_id(bad).is_err(), "{bad:?}");
         }
-        for good in [
-            "7de89a80-6d93-43e7-be0a-0a9afe980198",
-            "02-panel-2024-07-legacy",
-            "a.b",
-        ] {
+        for good in ["7de89a80-6d93-43e7-be0a-0a9afe980198", "02-panel-2024-07-legacy", "a.b"] {
             assert!(validate_session_id(good).is_ok(), "{good:?}");
         }
     }

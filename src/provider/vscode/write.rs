@@ -21,19 +21,13 @@ pub const COMPACT_AFTER: usize = 512;
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("{0}: changed in VS Code while chasm was syncing; it will be picked up next time")]
     ChangedMeanwhile(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WriteError + '_ {
-    move |source| WriteError::Io {
-        path: path.display().to_string(),
-        source,
-    }
+    move |source| WriteError::Io { path: path.display().to_string(), source }
 }
 
 /// The mutation-log entries (kinds 1–3) that turn `old` into `new`, as VS Code's own writer
@@ -64,10 +58,7 @@ pub fn mutations(old: &Value, new: &Value) -> Vec<Value> {
 fn requests_mutations(old: &[Value], new: &[Value], out: &mut Vec<Value>) {
     let common = old.iter().zip(new).take_while(|(a, b)| a == b).count();
     let same_ids = old.len() == new.len()
-        && old
-            .iter()
-            .zip(new)
-            .all(|(a, b)| a.get("requestId").is_some() && a.get("requestId") == b.get("requestId"));
+        && old.iter().zip(new).all(|(a, b)| a.get("requestId").is_some() && a.get("requestId") == b.get("requestId"));
     if common == old.len() && common == new.len() {
         // Unchanged.
     } else if common == old.len() {
@@ -106,29 +97,21 @@ pub fn write_session(
                 return Ok(());
             }
             if entries + lines.len() > COMPACT_AFTER {
-                return crate::atomic::write(path, jsonl::initial_line(&new).as_bytes())
-                    .map_err(io(path));
+                return crate::atomic::write(path, jsonl::initial_line(&new).as_bytes()).map_err(io(path));
             }
             let mut text = String::new();
             if !ends_with_newline {
                 text.push('\n');
             }
             for line in lines {
-                text.push_str(
-                    &serde_json::to_string(&line).expect("a JSON value always serializes"),
-                );
+                text.push_str(&serde_json::to_string(&line).expect("a JSON value always serializes"));
                 text.push('\n');
             }
-            let mut f = std::fs::OpenOptions::new()
-                .append(true)
-                .open(path)
-                .map_err(io(path))?;
+            let mut f = std::fs::OpenOptions::new().append(true).open(path).map_err(io(path))?;
             f.write_all(text.as_bytes()).map_err(io(path))?;
             f.sync_all().map_err(io(path))
         }
-        (FileFormat::Jsonl, None) => {
-            crate::atomic::write(path, jsonl::initial_line(&new).as_bytes()).map_err(io(path))
-        }
+        (FileFormat::Jsonl, None) => crate::atomic::write(path, jsonl::initial_line(&new).as_bytes()).map_err(io(path)),
         (FileFormat::Json, _) => {
             let text = serde_json::to_string_pretty(&new).expect("a JSON value always serializes");
             crate::atomic::write(path, text.as_bytes()).map_err(io(path))
@@ -138,11 +121,7 @@ pub fn write_session(
 
 /// Removes a session's files (`.json` and `.jsonl` alike, so VS Code does not fall back to the
 /// other). `expected` guards against removing a session VS Code changed since chasm read it.
-pub fn delete_session(
-    path: &Path,
-    format: FileFormat,
-    expected: Option<&Session>,
-) -> Result<(), WriteError> {
+pub fn delete_session(path: &Path, format: FileFormat, expected: Option<&Session>) -> Result<(), WriteError> {
     let current = read_current(path, format)?;
     if current.as_ref().map(|(s, _, _)| s) != expected {
         return Err(WriteError::ChangedMeanwhile(path.display().to_string()));
@@ -159,10 +138,7 @@ pub fn delete_session(
 
 /// The session a file holds now, its entry count and whether it ends with a newline; `None`
 /// when there is no file. A torn last line or unreadable content counts as a change.
-fn read_current(
-    path: &Path,
-    format: FileFormat,
-) -> Result<Option<(Session, usize, bool)>, WriteError> {
+fn read_current(path: &Path, format: FileFormat) -> Result<Option<(Session, usize, bool)>, WriteError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -170,10 +146,7 @@ fn read_current(
     };
     let changed = || WriteError::ChangedMeanwhile(path.display().to_string());
     let (value, entries) = match format {
-        FileFormat::Json => (
-            serde_json::from_slice::<Value>(&bytes).map_err(|_| changed())?,
-            1,
-        ),
+        FileFormat::Json => (serde_json::from_slice::<Value>(&bytes).map_err(|_| changed())?, 1),
         FileFormat::Jsonl => {
             let log = jsonl::read(&bytes).map_err(|_| changed())?;
             if log.torn_tail {
@@ -211,32 +184,27 @@ mod tests {
         let m = mutations(&old, &streamed);
         assert_eq!(
             m,
-            [
-                json!({"kind": 1, "k": ["requests", 0], "v": {"requestId": "r1", "response": [{"value": "x"}]}})
-            ]
+            [json!({"kind": 1, "k": ["requests", 0], "v": {"requestId": "r1", "response": [{"value": "x"}]}})]
         );
         let truncated = json!({"a": 1, "requests": [], "gone": true});
-        assert_eq!(
-            mutations(&old, &truncated),
-            [json!({"kind": 2, "k": ["requests"], "i": 0})]
-        );
+        assert_eq!(mutations(&old, &truncated), [json!({"kind": 2, "k": ["requests"], "i": 0})]);
         assert!(mutations(&old, &old).is_empty());
     }
 
     fn arb_session() -> impl Strategy<Value = Value> {
-        let req = (0u8..4, prop::option::of(0u8..3)).prop_map(|(id, resp)| json!({"requestId": format!("r{id}"), "response": resp.map(|r| vec![r]).unwrap_or_default()}));
-        (
-            prop::collection::vec(("[a-d]", 0u8..3), 0..4),
-            prop::collection::vec(req, 0..5),
-        )
-            .prop_map(|(fields, requests)| {
+        let req = (0u8..4, prop::option::of(0u8..3)).prop_map(
+            |(id, resp)| json!({"requestId": format!("r{id}"), "response": resp.map(|r| vec![r]).unwrap_or_default()}),
+        );
+        (prop::collection::vec(("[a-d]", 0u8..3), 0..4), prop::collection::vec(req, 0..5)).prop_map(
+            |(fields, requests)| {
                 let mut m = Map::new();
                 for (k, v) in fields {
                     m.insert(k, json!(v));
                 }
                 m.insert("requests".into(), Value::Array(requests));
                 Value::Object(m)
-            })
+            },
+        )
     }
 
     proptest! {
@@ -256,10 +224,7 @@ mod tests {
         let v2 = Session::from_value(json!({"requests": [{"requestId": "r"}], "t": 1})).unwrap();
         write_session(&path, FileFormat::Jsonl, &v2, Some(&v1)).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
-        assert_eq!(
-            jsonl::read(&std::fs::read(&path).unwrap()).unwrap().state,
-            v2.to_value()
-        );
+        assert_eq!(jsonl::read(&std::fs::read(&path).unwrap()).unwrap().state, v2.to_value());
         // Expecting v1 while the file holds v2: refused, file untouched.
         let v3 = Session::from_value(json!({"requests": [], "t": 3})).unwrap();
         assert!(matches!(
@@ -267,12 +232,7 @@ mod tests {
             Err(WriteError::ChangedMeanwhile(_))
         ));
         // A torn last line (VS Code mid-write) counts as a change.
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(b"{\"kind\":1,")
-            .unwrap();
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"kind\":1,").unwrap();
         assert!(matches!(
             write_session(&path, FileFormat::Jsonl, &v3, Some(&v2)),
             Err(WriteError::ChangedMeanwhile(_))
