@@ -26,4 +26,5 @@ pub mod journal;
 pub mod merge;
 pub mod provider;
 pub mod session;
+pub mod sync;
 pub mod transcript;

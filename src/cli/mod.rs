@@ -2,8 +2,15 @@
 //! layer that prints, and the only one that uses `anyhow`.
 
 mod capture;
+mod delete;
+mod edit;
 mod log;
+mod rename;
 mod replay;
+mod resolve;
+mod status;
+mod sync;
+mod tag;
 mod time;
 mod verify;
 
@@ -33,6 +40,60 @@ pub enum Command {
     Log(log::Args),
     Replay(replay::Args),
     Verify(verify::Args),
+    Sync(sync::Args),
+    Status(status::Args),
+    Conflicts(status::ConflictsArgs),
+    Resolve(resolve::Args),
+    Rename(rename::Args),
+    Tag(tag::Args),
+    /// Remove a tag from a session
+    Untag(tag::Args),
+    Delete(delete::Args),
+}
+
+/// The VS Code storage a command works on.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RootArgs {
+    /// VS Code storage to sync (repeatable): a User dir, a workspaceStorage dir, or a chat
+    /// folder [default: the User dirs of Code, Code - Insiders and VSCodium]
+    #[arg(long = "root", value_name = "DIR")]
+    roots: Vec<PathBuf>,
+}
+
+impl RootArgs {
+    fn provider(&self) -> crate::provider::vscode::VsCode {
+        crate::provider::vscode::VsCode::new(&self.roots)
+    }
+}
+
+/// A conflict, for `--json`.
+fn conflict_json(c: &crate::merge::Conflict) -> serde_json::Value {
+    serde_json::json!({
+        "id": c.id,
+        "session_id": c.session_id,
+        "kind": c.kind.as_str(),
+        "entity_type": c.entity_type.as_str(),
+        "entity_id": c.entity_id,
+        "local": c.local,
+        "remote": c.remote,
+    })
+}
+
+/// A few words on one side of a conflict.
+fn describe(v: Option<&serde_json::Value>) -> String {
+    match v {
+        None => "deleted".into(),
+        Some(serde_json::Value::String(s)) => format!("{:?}", crate::session::first_words(s, 40)),
+        Some(serde_json::Value::Array(items)) => format!("{} request(s)", items.len()),
+        Some(v) => match v.get("message").and_then(|m| m.get("text")).and_then(serde_json::Value::as_str) {
+            Some(text) => format!(
+                "{:?} ({} response parts)",
+                crate::session::first_words(text, 30),
+                v.get("response").and_then(serde_json::Value::as_array).map_or(0, Vec::len)
+            ),
+            None => crate::session::first_words(&v.to_string(), 40),
+        },
+    }
 }
 
 /// Runs a parsed command line.
@@ -46,6 +107,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Log(args) => log::run(&journal_dir, args),
         Command::Replay(args) => replay::run(&journal_dir, args),
         Command::Verify(args) => verify::run(&journal_dir, args),
+        Command::Sync(args) => sync::run(&journal_dir, args),
+        Command::Status(args) => status::run(&journal_dir, args),
+        Command::Conflicts(args) => status::run_conflicts(&journal_dir, args),
+        Command::Resolve(args) => resolve::run(&journal_dir, args),
+        Command::Rename(args) => rename::run(&journal_dir, args),
+        Command::Tag(args) => tag::run(&journal_dir, args, true),
+        Command::Untag(args) => tag::run(&journal_dir, args, false),
+        Command::Delete(args) => delete::run(&journal_dir, args),
     }
 }
 

@@ -1,3 +1,63 @@
-//! The editors' own chat storage ("remote" in sync terms). Only VS Code so far.
+//! The editors' own chat storage ("remote" in sync terms), behind one trait so the sync engine
+//! does not know which editor it talks to. Only VS Code so far.
 
 pub mod vscode;
+
+use std::path::PathBuf;
+
+pub use vscode::FileFormat;
+
+use crate::session::Session;
+
+/// Where a provider keeps one session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub path: PathBuf,
+    pub format: FileFormat,
+}
+
+/// A session the provider lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub session_id: String,
+    pub location: Location,
+    /// The project it belongs to, where the provider knows.
+    pub project: Option<String>,
+}
+
+/// A session read from the provider.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    pub session: Session,
+    /// A write in progress was ignored (the next read will see it).
+    pub torn_tail: bool,
+}
+
+/// Why a provider operation failed. Every variant is about one session and leaves the rest of
+/// a sync to go on.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error(transparent)]
+    Read(#[from] vscode::ReadError),
+    #[error(transparent)]
+    Write(#[from] vscode::write::WriteError),
+}
+
+/// Provider-native storage: what the sync engine reads from and writes to.
+pub trait Provider {
+    /// The provider name recorded in journal events.
+    fn name(&self) -> &'static str;
+    /// Every session the provider holds; what had to be skipped goes to `warnings`.
+    fn list(&self, warnings: &mut Vec<String>) -> Vec<Listed>;
+    /// Whether a location lies in the storage this provider instance covers (a sync over some
+    /// roots must not read a session missing from other roots as deleted).
+    fn covers(&self, location: &Location) -> bool;
+    /// Reads one session.
+    fn pull(&self, location: &Location) -> Result<Pulled, ProviderError>;
+    /// Writes a session, provided the location still holds `expected` (`None`: nothing).
+    fn push(&self, location: &Location, session: &Session, expected: Option<&Session>) -> Result<(), ProviderError>;
+    /// Deletes a session, provided the location still holds `expected`.
+    fn delete(&self, location: &Location, expected: Option<&Session>) -> Result<(), ProviderError>;
+    /// Where a new session with this id goes, beside an existing one.
+    fn location_for_new(&self, near: &Location, session_id: &str) -> Location;
+}

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::provider::{Listed, Location, Provider, ProviderError, Pulled};
 use crate::session::{Session, SessionError};
 
 /// The provider name recorded in journal events that come from VS Code.
@@ -54,6 +55,63 @@ pub enum ReadError {
     Session { path: PathBuf, source: SessionError },
     #[error("{path}: {reason}")]
     BadSessionId { path: PathBuf, reason: String },
+}
+
+/// VS Code's chat storage under some chat dirs (see [`discover`]).
+pub struct VsCode {
+    pub dirs: Vec<discover::ChatDir>,
+}
+
+impl VsCode {
+    /// The chat dirs under the given roots, or under every installed flavour's User dir when
+    /// there are none.
+    pub fn new(roots: &[PathBuf]) -> VsCode {
+        let roots = if roots.is_empty() { discover::default_user_dirs() } else { roots.to_vec() };
+        VsCode { dirs: roots.iter().flat_map(|r| discover::chat_dirs(r)).collect() }
+    }
+}
+
+impl Provider for VsCode {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn list(&self, warnings: &mut Vec<String>) -> Vec<Listed> {
+        discover::list(&self.dirs, warnings)
+            .into_iter()
+            .map(|f| Listed {
+                session_id: f.session_id,
+                location: Location { path: f.path, format: f.format },
+                project: f.project,
+            })
+            .collect()
+    }
+
+    fn covers(&self, location: &Location) -> bool {
+        let Some(parent) = location.path.parent() else { return false };
+        self.dirs.iter().any(|d| d.path == parent)
+    }
+
+    fn pull(&self, location: &Location) -> Result<Pulled, ProviderError> {
+        let file = read_session_file(&location.path)?;
+        Ok(Pulled { session: file.session, torn_tail: file.torn_tail })
+    }
+
+    fn push(&self, location: &Location, session: &Session, expected: Option<&Session>) -> Result<(), ProviderError> {
+        Ok(write::write_session(&location.path, location.format, session, expected)?)
+    }
+
+    fn delete(&self, location: &Location, expected: Option<&Session>) -> Result<(), ProviderError> {
+        Ok(write::delete_session(&location.path, location.format, expected)?)
+    }
+
+    fn location_for_new(&self, near: &Location, session_id: &str) -> Location {
+        let ext = match near.format {
+            FileFormat::Json => "json",
+            FileFormat::Jsonl => "jsonl",
+        };
+        Location { path: near.path.with_file_name(format!("{session_id}.{ext}")), format: near.format }
+    }
 }
 
 /// Reads a `.json` or `.jsonl` session file (by extension; anything else is read as `.json`).

@@ -1,0 +1,55 @@
+//! `chasm resolve`: settle one conflict, then sync that session.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+
+use super::RootArgs;
+use super::status::survey;
+use super::sync::{exit_code, print_report};
+use crate::journal::OpenMode;
+use crate::merge::{Strategy, Take};
+use crate::sync::{Options, sync};
+
+/// Settle a conflict listed by `chasm conflicts`, then sync its session
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The conflict id (or a unique prefix of it)
+    conflict: String,
+    /// Which version to keep: local (the journal's), remote (VS Code's), both (VS Code's in
+    /// place and the local one as a new session), merge (combine where possible)
+    #[arg(long, value_enum)]
+    take: Take,
+    #[command(flatten)]
+    roots: RootArgs,
+    /// The strategy for the session's other conflicts
+    #[arg(long, value_enum, default_value_t = Strategy::AutoMerge)]
+    strategy: Strategy,
+}
+
+pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
+    let mut journal = super::open_journal(journal_dir, OpenMode::Existing)?;
+    let report = survey(&mut journal, &args.roots, Strategy::Manual, None)?;
+    let matches: Vec<_> =
+        report.sessions.iter().flat_map(|s| s.conflicts.iter()).filter(|c| c.id.starts_with(&args.conflict)).collect();
+    let conflict = match matches.as_slice() {
+        [one] => (*one).clone(),
+        [] => bail!(
+            "no conflict {} (run `chasm conflicts` to list them; ids change when either side changes)",
+            args.conflict
+        ),
+        _ => bail!("{} matches {} conflicts; give more of the id", args.conflict, matches.len()),
+    };
+    let opts = Options {
+        strategy: args.strategy,
+        dry_run: false,
+        max_delete: usize::MAX,
+        overrides: HashMap::from([(conflict.id.clone(), args.take)]),
+        only: Some(conflict.session_id.clone()),
+    };
+    let report = sync(&mut journal, &args.roots.provider(), &opts)?;
+    print_report(&report, false, false)?;
+    Ok(exit_code(&report))
+}

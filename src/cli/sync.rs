@@ -1,0 +1,132 @@
+//! `chasm sync`: keep the journal and VS Code's chat storage in step, both ways.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::{RootArgs, conflict_json};
+use crate::journal::OpenMode;
+use crate::merge::Strategy;
+use crate::sync::{Action, Options, Report, SessionSync, sync};
+
+/// Exit status when conflicts wait for `chasm resolve`.
+pub const EXIT_CONFLICTS: u8 = 3;
+
+/// Sync the journal with VS Code's chat sessions, both ways
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    roots: RootArgs,
+    /// How conflicts are settled
+    #[arg(long, value_enum, default_value_t = Strategy::AutoMerge)]
+    strategy: Strategy,
+    /// Report what would happen; write nothing anywhere
+    #[arg(long)]
+    dry_run: bool,
+    /// Abort before deleting more than N sessions on either side
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    max_delete: usize,
+    /// Print the report as one JSON object
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
+    let mut journal = super::open_journal(journal_dir, OpenMode::Create)?;
+    let provider = args.roots.provider();
+    let opts =
+        Options { strategy: args.strategy, dry_run: args.dry_run, max_delete: args.max_delete, ..Options::default() };
+    let report = sync(&mut journal, &provider, &opts)?;
+    print_report(&report, args.dry_run, args.json)?;
+    Ok(exit_code(&report))
+}
+
+/// 0 when everything converged, [`EXIT_CONFLICTS`] when conflicts wait.
+pub fn exit_code(report: &Report) -> ExitCode {
+    if report.sessions.iter().any(|s| s.action == Action::Conflicted) {
+        ExitCode::from(EXIT_CONFLICTS)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn count(report: &Report, action: Action) -> usize {
+    report.sessions.iter().filter(|s| s.action == action).count()
+}
+
+/// Prints a sync report: a line per session that changed and a summary, or one JSON object.
+pub fn print_report(report: &Report, dry_run: bool, as_json: bool) -> Result<()> {
+    let mut err = std::io::stderr().lock();
+    for w in &report.warnings {
+        writeln!(err, "warning: {}", w.replace('\n', " "))?;
+    }
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        let sessions: Vec<_> = report.sessions.iter().filter(|s| s.action != Action::None).map(session_json).collect();
+        let value = json!({
+            "dry_run": dry_run,
+            "pulled": count(report, Action::Pulled),
+            "pushed": count(report, Action::Pushed),
+            "merged": count(report, Action::Merged),
+            "conflicted": count(report, Action::Conflicted),
+            "failed": count(report, Action::Failed),
+            "appended": report.appended,
+            "files_written": report.files_written,
+            "sessions": sessions,
+            "warnings": report.warnings,
+        });
+        writeln!(out, "{value}")?;
+        return Ok(());
+    }
+    for s in report.sessions.iter().filter(|s| s.action != Action::None) {
+        let short: String = s.session_id.chars().take(8).collect();
+        let mut line = format!("{:<10}  {short:<8}  {}", s.action.as_str(), s.title.as_deref().unwrap_or(""));
+        if s.deleted {
+            line.push_str("  (deleted)");
+        }
+        if !s.conflicts.is_empty() {
+            line.push_str(&format!("  — {} conflict(s), see `chasm conflicts`", s.conflicts.len()));
+        }
+        if let Some(copy) = &s.copy {
+            line.push_str(&format!("  — local version kept as {copy}"));
+        }
+        if let Some(e) = &s.error {
+            line.push_str(&format!("  — {e}"));
+        }
+        writeln!(out, "{line}")?;
+    }
+    writeln!(
+        out,
+        "{}{} pulled, {} pushed, {} merged, {} conflicted{}",
+        if dry_run { "dry run (nothing written): " } else { "sync: " },
+        count(report, Action::Pulled),
+        count(report, Action::Pushed),
+        count(report, Action::Merged),
+        count(report, Action::Conflicted),
+        match count(report, Action::Failed) {
+            0 => String::new(),
+            n => format!(", {n} failed"),
+        }
+    )?;
+    Ok(())
+}
+
+/// A session's part in a sync or its status, for `--json`.
+pub fn session_json(s: &SessionSync) -> serde_json::Value {
+    json!({
+        "session_id": s.session_id,
+        "title": s.title,
+        "status": s.status.as_str(),
+        "action": s.action.as_str(),
+        "local_changes": s.local_changes,
+        "remote_changes": s.remote_changes,
+        "path": s.location.as_ref().map(|l| l.path.to_string_lossy().into_owned()),
+        "conflicts": s.conflicts.iter().map(conflict_json).collect::<Vec<_>>(),
+        "copy": s.copy,
+        "deleted": s.deleted,
+        "error": s.error,
+    })
+}

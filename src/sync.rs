@@ -1,0 +1,491 @@
+//! The sync engine: scan → record → decide → push → checkpoint.
+//!
+//! 1. **Scan** every session the provider lists and diff it against what the journal last saw
+//!    of it in the provider (the remote view); a session gone from a covered location is a
+//!    remote deletion.
+//! 2. **Record** those differences as `origin = remote` events, in one durable batch, before
+//!    anything else happens: what VS Code did is history whatever the sync decides.
+//! 3. **Decide** per session with the three-way merge of the fold's views (base, local, remote).
+//! 4. **Push** the merged session to the provider where it differs, in the file's own format,
+//!    only over the content chasm read (a file VS Code changed meanwhile is left for next time).
+//! 5. **Checkpoint**: append, in one batch, the local events that make the journal's own fold
+//!    equal the merged session (a conflict's resolution) and a `merge` event saying both sides
+//!    now hold it. That checkpoint is the next sync's merge base.
+//!
+//! A session with nothing new since its checkpoint costs a read and a diff, and appends and
+//! writes nothing.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use chrono::Utc;
+
+use crate::diff::{EntityChange, diff};
+use crate::fold::{Checkpoint, FoldError, SessionState, Views, views};
+use crate::journal::{ChangeType, EntityType, Journal, JournalError, NewChange, Origin, SyncChange};
+use crate::merge::{ChangeTimes, Conflict, MergeError, Sides, Strategy, Take, merge};
+use crate::provider::{FileFormat, Location, Provider};
+use crate::session::{Session, hex};
+
+/// What a sync run may do.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub strategy: Strategy,
+    /// Decide and report, but append nothing and write nothing.
+    pub dry_run: bool,
+    /// Abort, before changing anything, when more sessions than this would be deleted on
+    /// either side (rclone bisync's safety check against a wrong root or a wiped folder).
+    pub max_delete: usize,
+    /// Settlements of named conflicts, from `chasm resolve`.
+    pub overrides: HashMap<String, Take>,
+    /// Only this session.
+    pub only: Option<String>,
+}
+
+/// Where a session stands, from the fold since its last checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Both sides hold what the last checkpoint says.
+    Synced,
+    /// The journal has changes VS Code does not (VS Code may have some too, which merge
+    /// cleanly).
+    LocalAhead,
+    /// VS Code has changes the journal has not synced.
+    RemoteAhead,
+    /// Both sides changed the same entity; `chasm resolve` or a strategy settles it.
+    Conflict,
+    /// Never synced.
+    Unsynced,
+    /// The session could not be read.
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Synced => "synced",
+            Status::LocalAhead => "local_ahead",
+            Status::RemoteAhead => "remote_ahead",
+            Status::Conflict => "conflict",
+            Status::Unsynced => "unsynced",
+            Status::Error => "error",
+        }
+    }
+}
+
+/// What a sync did to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing to do.
+    None,
+    /// VS Code's changes recorded; nothing written to VS Code.
+    Pulled,
+    /// The journal's changes written to VS Code.
+    Pushed,
+    /// Changes from both sides combined and written.
+    Merged,
+    /// Conflicts wait for `resolve`; nothing overwritten.
+    Conflicted,
+    /// Could not be synced this time (see `error`).
+    Failed,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::None => "none",
+            Action::Pulled => "pulled",
+            Action::Pushed => "pushed",
+            Action::Merged => "merged",
+            Action::Conflicted => "conflicted",
+            Action::Failed => "failed",
+        }
+    }
+}
+
+/// One session's part in a sync.
+#[derive(Debug, Clone)]
+pub struct SessionSync {
+    pub session_id: String,
+    pub title: Option<String>,
+    pub location: Option<Location>,
+    /// Where it stood before this sync acted (what `status` shows).
+    pub status: Status,
+    pub action: Action,
+    /// Changes since the checkpoint on each side (VS Code's including those just scanned).
+    pub local_changes: usize,
+    pub remote_changes: usize,
+    pub conflicts: Vec<Conflict>,
+    pub resolved: Vec<(Conflict, Take)>,
+    /// `keep_both`: the id of the new session holding the journal's version.
+    pub copy: Option<String>,
+    /// The session ends up deleted (on both sides).
+    pub deleted: bool,
+    pub error: Option<String>,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub sessions: Vec<SessionSync>,
+    /// Journal records appended.
+    pub appended: usize,
+    /// Provider files written or deleted.
+    pub files_written: usize,
+    pub warnings: Vec<String>,
+}
+
+/// Why a sync stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Fold(#[from] FoldError),
+    #[error(transparent)]
+    Merge(#[from] MergeError),
+    #[error("{count} sessions would be deleted {side} (more than --max-delete {max}); nothing was changed")]
+    TooManyDeletes { side: &'static str, count: usize, max: usize },
+}
+
+/// One session being synced.
+struct Work {
+    id: String,
+    events: Vec<SyncChange>,
+    location: Option<Location>,
+    /// What the provider holds now (`None`: no file).
+    pulled: Option<Session>,
+    error: Option<String>,
+}
+
+/// The decision for one session, before anything is written.
+struct Plan {
+    report: SessionSync,
+    /// Write this (or delete, for `None`) to the provider.
+    push: Option<Option<Session>>,
+    expected: Option<Session>,
+    /// Local events that make the journal's fold the merged session.
+    resolution: Vec<EntityChange>,
+    copy: Option<(String, Location, Session)>,
+    checkpoint: Option<(String, u64, u64)>,
+}
+
+/// Runs one sync.
+pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> Result<Report, SyncError> {
+    let mut report = Report::default();
+    let now = Utc::now();
+    let wanted = |id: &str| opts.only.as_deref().is_none_or(|only| only == id);
+
+    // Scan: every listed session, and every journal session last synced to a covered place.
+    let mut work: Vec<Work> = Vec::new();
+    let mut listed_ids = BTreeSet::new();
+    for listed in provider.list(&mut report.warnings) {
+        if !wanted(&listed.session_id) {
+            continue;
+        }
+        listed_ids.insert(listed.session_id.clone());
+        let events = journal.session_events(&listed.session_id)?;
+        let (pulled, error) = match provider.pull(&listed.location) {
+            Ok(p) if p.session.session_id().is_some_and(|sid| sid != listed.session_id) => {
+                (None, Some(format!("the file holds session {}", p.session.session_id().unwrap_or_default())))
+            }
+            Ok(p) => {
+                if p.torn_tail {
+                    report.warnings.push(format!(
+                        "{}: ignored an incomplete last line (VS Code may be writing it)",
+                        listed.location.path.display()
+                    ));
+                }
+                (Some(p.session), None)
+            }
+            Err(e) => (None, Some(e.to_string())),
+        };
+        work.push(Work { id: listed.session_id, events, location: Some(listed.location), pulled, error });
+    }
+    for id in journal.session_ids()? {
+        if listed_ids.contains(&id) || !wanted(&id) {
+            continue;
+        }
+        let events = journal.session_events(&id)?;
+        let v = views(&events)?;
+        let location = v.checkpoint.as_ref().and_then(|c| c.path.as_deref()).map(location_of);
+        let location = location.filter(|l| provider.covers(l));
+        work.push(Work { id, events, location, pulled: None, error: None });
+    }
+
+    // Record what VS Code changed.
+    let mut remote_batch: Vec<NewChange> = Vec::new();
+    let mut remote_deletes = 0;
+    for w in work.iter().filter(|w| w.error.is_none()) {
+        let remote = views(&w.events)?.remote.filter(|s| s.exists);
+        let changes = match (&w.pulled, &w.location) {
+            (Some(session), _) => diff(&w.id, remote.as_ref(), session),
+            // Synced to a place this run covers, and no longer there: deleted in VS Code.
+            (None, Some(loc))
+                if remote.is_some() && !loc.path.exists() && !loc.path.with_extension("json").exists() =>
+            {
+                remote_deletes += 1;
+                vec![EntityChange {
+                    change_type: ChangeType::Delete,
+                    entity_type: EntityType::Session,
+                    entity_id: w.id.clone(),
+                    payload: serde_json::Value::Null,
+                }]
+            }
+            _ => Vec::new(),
+        };
+        remote_batch.extend(changes.into_iter().map(|c| c.into_change(&w.id, now, Origin::Remote, provider.name())));
+    }
+    if remote_deletes > opts.max_delete {
+        return Err(SyncError::TooManyDeletes { side: "in VS Code", count: remote_deletes, max: opts.max_delete });
+    }
+    let recorded = if opts.dry_run {
+        seal_pending(remote_batch, journal.last_seq())
+    } else {
+        let records = journal.append(remote_batch)?;
+        report.appended += records.len();
+        records
+    };
+    for record in recorded {
+        if let Some(w) = work.iter_mut().find(|w| w.id == record.session_id) {
+            w.events.push(record);
+        }
+    }
+
+    // Decide.
+    let mut plans = Vec::new();
+    for w in work {
+        plans.push(plan(w, provider, opts)?);
+    }
+    let local_deletes = plans.iter().filter(|p| matches!(p.push, Some(None))).count();
+    if local_deletes > opts.max_delete {
+        return Err(SyncError::TooManyDeletes {
+            side: "in VS Code by chasm",
+            count: local_deletes,
+            max: opts.max_delete,
+        });
+    }
+    if opts.dry_run {
+        report.sessions = plans.into_iter().map(|p| p.report).collect();
+        return Ok(report);
+    }
+
+    // Push, then record resolutions and checkpoints in one batch.
+    let mut batch: Vec<NewChange> = Vec::new();
+    for mut p in plans {
+        let id = p.report.session_id.clone();
+        if let (Some(target), Some(loc)) = (&p.push, &p.report.location) {
+            let result = match target {
+                Some(session) => provider.push(loc, session, p.expected.as_ref()),
+                None => provider.delete(loc, p.expected.as_ref()),
+            };
+            if let Err(e) = result {
+                report.warnings.push(e.to_string());
+                p.report.action = Action::Failed;
+                p.report.error = Some(e.to_string());
+                report.sessions.push(p.report);
+                continue;
+            }
+            report.files_written += 1;
+        }
+        let next_seq = |batch: &Vec<NewChange>| journal.last_seq() + batch.len() as u64 + 1;
+        let mut last_local = p.checkpoint.as_ref().map(|c| c.1).unwrap_or(0);
+        for change in p.resolution {
+            last_local = next_seq(&batch);
+            batch.push(change.into_change(&id, now, Origin::Local, provider.name()));
+        }
+        if let Some((hash, _, remote_seq)) = p.checkpoint {
+            let path = p.report.location.as_ref().map(|l| l.path.to_string_lossy().into_owned());
+            batch.push(checkpoint(&id, last_local, remote_seq, &hash, path.as_deref(), provider.name(), now));
+        }
+        if let Some((copy_id, loc, session)) = p.copy {
+            match provider.push(&loc, &session, None) {
+                Err(e) => report.warnings.push(format!("keep_both copy of {id}: {e}")),
+                Ok(()) => {
+                    report.files_written += 1;
+                    for change in diff(&copy_id, None, &session) {
+                        batch.push(change.into_change(&copy_id, now, Origin::Local, provider.name()));
+                    }
+                    let last = journal.last_seq() + batch.len() as u64;
+                    let hash = hex(&session.content_hash());
+                    let path = loc.path.to_string_lossy().into_owned();
+                    batch.push(checkpoint(&copy_id, last, 0, &hash, Some(&path), provider.name(), now));
+                    p.report.copy = Some(copy_id);
+                }
+            }
+        }
+        report.sessions.push(p.report);
+    }
+    report.appended += journal.append(batch)?.len();
+    Ok(report)
+}
+
+fn checkpoint(
+    id: &str,
+    local_seq: u64,
+    remote_seq: u64,
+    hash: &str,
+    path: Option<&str>,
+    provider: &str,
+    now: chrono::DateTime<Utc>,
+) -> NewChange {
+    NewChange {
+        session_id: id.to_owned(),
+        change_type: ChangeType::Merge,
+        entity_type: EntityType::Session,
+        entity_id: id.to_owned(),
+        timestamp: now,
+        origin: Origin::Local,
+        provider: provider.to_owned(),
+        payload: Checkpoint::payload(local_seq, remote_seq, hash, path),
+    }
+}
+
+/// Changes not appended (a dry run), sealed with the seqs they would get.
+fn seal_pending(batch: Vec<NewChange>, last_seq: u64) -> Vec<SyncChange> {
+    let mut prev = [0; 32];
+    batch
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let r = SyncChange::seal(c, last_seq + i as u64 + 1, prev);
+            prev = r.hash;
+            r
+        })
+        .collect()
+}
+
+/// A location from a recorded path: the format follows the extension.
+fn location_of(path: &str) -> Location {
+    let path = PathBuf::from(path);
+    let format = if path.extension().is_some_and(|e| e == "jsonl") { FileFormat::Jsonl } else { FileFormat::Json };
+    Location { path, format }
+}
+
+/// The latest change time of each entity among some events.
+fn change_times(events: &[SyncChange]) -> ChangeTimes {
+    let mut times = ChangeTimes::new();
+    for e in events {
+        let slot = times.entry((e.entity_type, e.entity_id.clone())).or_insert(e.timestamp);
+        *slot = (*slot).max(e.timestamp);
+    }
+    times
+}
+
+fn existing(state: &Option<SessionState>) -> Option<&Session> {
+    state.as_ref().filter(|s| s.exists).map(|s| &s.session)
+}
+
+/// Where a session stands, from its views (and conflicts found).
+pub fn status_of(v: &Views, has_conflicts: bool) -> Status {
+    if has_conflicts {
+        Status::Conflict
+    } else if v.checkpoint.is_none() {
+        Status::Unsynced
+    } else if !v.local_changes.is_empty() {
+        Status::LocalAhead
+    } else if !v.remote_changes.is_empty() {
+        Status::RemoteAhead
+    } else {
+        Status::Synced
+    }
+}
+
+fn plan(w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, SyncError> {
+    let v = views(&w.events)?;
+    let title = existing(&v.full).or(w.pulled.as_ref()).and_then(Session::display_title);
+    let mut report = SessionSync {
+        session_id: w.id.clone(),
+        title,
+        location: w.location.clone(),
+        status: Status::Error,
+        action: Action::Failed,
+        local_changes: v.local_changes.len(),
+        remote_changes: v.remote_changes.len(),
+        conflicts: Vec::new(),
+        resolved: Vec::new(),
+        copy: None,
+        deleted: false,
+        error: w.error.clone(),
+    };
+    let mut plan = Plan {
+        report: report.clone(),
+        push: None,
+        expected: None,
+        resolution: Vec::new(),
+        copy: None,
+        checkpoint: None,
+    };
+    if w.error.is_some() {
+        return Ok(plan);
+    }
+    let (local_times, remote_times) = (change_times(&v.local_changes), change_times(&v.remote_changes));
+    let sides = Sides {
+        session_id: &w.id,
+        base: existing(&v.base),
+        local: existing(&v.local),
+        remote: existing(&v.remote),
+        local_times: &local_times,
+        remote_times: &remote_times,
+    };
+    let outcome = merge(&sides, opts.strategy, &opts.overrides)?;
+    report.status = status_of(&v, !merge(&sides, Strategy::AutoMerge, &HashMap::new())?.conflicts.is_empty());
+    report.resolved = outcome.resolved.clone();
+    report.action = Action::None;
+    let Some(location) = w.location.clone() else {
+        // Never synced to a place this run covers (say, captured from an export): nothing to do.
+        plan.report = report;
+        return Ok(plan);
+    };
+    if !outcome.conflicts.is_empty() {
+        report.conflicts = outcome.conflicts;
+        report.action = Action::Conflicted;
+        plan.report = report;
+        return Ok(plan);
+    }
+    if v.checkpoint.is_some() && v.local_changes.is_empty() && v.remote_changes.is_empty() {
+        report.deleted = existing(&v.full).is_none();
+        plan.report = report;
+        return Ok(plan);
+    }
+
+    let merged = outcome.merged;
+    let remote = existing(&v.remote);
+    if merged.as_ref() != remote {
+        plan.push = Some(merged.clone());
+        plan.expected = w.pulled.clone();
+    }
+    let full = v.full.as_ref().filter(|s| s.exists);
+    plan.resolution = match &merged {
+        Some(m) if existing(&v.full) != Some(m) => diff(&w.id, full, m),
+        None if full.is_some() => vec![EntityChange {
+            change_type: ChangeType::Delete,
+            entity_type: EntityType::Session,
+            entity_id: w.id.clone(),
+            payload: serde_json::Value::Null,
+        }],
+        _ => Vec::new(),
+    };
+    if let Some(copy) = outcome.copy {
+        let copy_id = uuid::Uuid::new_v4().to_string();
+        let mut session = copy;
+        if let Some(pos) = session.field_position("sessionId") {
+            session.set_field("sessionId", serde_json::Value::from(copy_id.clone()), pos);
+        }
+        let title = format!("{} (local copy)", session.display_title().unwrap_or_else(|| "Untitled".into()));
+        let pos = session.field_position("customTitle").unwrap_or(usize::MAX);
+        session.set_field("customTitle", serde_json::Value::from(title), pos);
+        plan.copy = Some((copy_id.clone(), provider.location_for_new(&location, &copy_id), session));
+    }
+    let hash = merged.as_ref().map(|m| hex(&m.content_hash())).unwrap_or_default();
+    plan.checkpoint =
+        Some((hash, Views::last_seq(&w.events, Origin::Local), Views::last_seq(&w.events, Origin::Remote)));
+    report.deleted = merged.is_none();
+    report.action = match (&plan.push, v.remote_changes.is_empty() && v.checkpoint.is_some()) {
+        (Some(_), true) => Action::Pushed,
+        (Some(_), false) => Action::Merged,
+        (None, _) => Action::Pulled,
+    };
+    plan.report = report;
+    Ok(plan)
+}
