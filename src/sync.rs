@@ -198,7 +198,10 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
                 }
                 (Some(p.session), None)
             }
-            Err(e) => (None, Some(e.to_string())),
+            Err(e) => {
+                report.warnings.push(format!("skipped: {e}"));
+                (None, Some(e.to_string()))
+            }
         };
         work.push(Work { id: listed.session_id, events, location: Some(listed.location), pulled, error });
     }

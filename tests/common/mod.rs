@@ -124,3 +124,65 @@ pub fn append(path: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new().append(true).create(true).open(path).unwrap();
     f.write_all(text.as_bytes()).unwrap();
 }
+
+/// VS Code's own reading of a `.jsonl` mutation log (`ObjectMutationLog.read`), written out
+/// plainly and independently of chasm's reader: split on newlines, parse each non-empty line,
+/// kind 0 replaces the state, 1 sets, 2 truncates-then-pushes, 3 deletes.
+pub fn vscode_read_jsonl(bytes: &[u8]) -> Value {
+    let mut state = Value::Null;
+    for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let entry: Value = serde_json::from_slice(line).expect("VS Code would fail on this line");
+        let path: Vec<Value> = entry.get("k").and_then(Value::as_array).cloned().unwrap_or_default();
+        let kind = entry["kind"].as_u64().unwrap();
+        if kind == 0 {
+            state = entry["v"].clone();
+            continue;
+        }
+        if path.is_empty() {
+            continue;
+        }
+        let mut parent = &mut state;
+        for step in &path[..path.len() - 1] {
+            parent = match step {
+                Value::String(k) => parent.get_mut(k.as_str()).unwrap(),
+                n => parent.get_mut(n.as_u64().unwrap() as usize).unwrap(),
+            };
+        }
+        let last = &path[path.len() - 1];
+        match kind {
+            1 => match last {
+                Value::String(k) => {
+                    parent.as_object_mut().unwrap().insert(k.clone(), entry["v"].clone());
+                }
+                n => parent.as_array_mut().unwrap()[n.as_u64().unwrap() as usize] = entry["v"].clone(),
+            },
+            2 => {
+                let key = last.as_str().unwrap();
+                let obj = parent.as_object_mut().unwrap();
+                let mut arr = obj.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
+                if let Some(i) = entry.get("i").and_then(Value::as_u64) {
+                    arr.truncate(i as usize);
+                }
+                if let Some(v) = entry.get("v").and_then(Value::as_array) {
+                    arr.extend(v.iter().cloned());
+                }
+                obj.insert(key.to_owned(), Value::Array(arr));
+            }
+            3 => {
+                parent.as_object_mut().unwrap().shift_remove(last.as_str().unwrap());
+            }
+            _ => panic!("unknown kind"),
+        }
+    }
+    state
+}
+
+/// What VS Code reads from a session file, `.json` or `.jsonl`.
+pub fn vscode_read(path: &Path) -> Value {
+    let bytes = std::fs::read(path).unwrap();
+    if path.extension().is_some_and(|e| e == "jsonl") {
+        vscode_read_jsonl(&bytes)
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    }
+}

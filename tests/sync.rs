@@ -1,0 +1,487 @@
+//! `chasm sync` against a temporary VS Code user dir laid out like the real one.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use chasm::journal::{ChangeType, EntityType, Journal, NewChange, OpenMode, Origin};
+use common::{Env, append, real_fixtures, vscode_read};
+use serde_json::{Value, json};
+
+const HAIKU: &str = "9c2d4e6f-8a0b-4c1d-9e3f-5a7b9c1d3e5f";
+const READING: &str = "3b5e8f20-6c1d-4a9e-b7f2-0e4d6c8a1f35";
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sessions").join(name)
+}
+
+struct Vs {
+    env: Env,
+}
+
+impl Vs {
+    /// A user dir with the two example sessions (a `.jsonl` and a `.json`) in one workspace.
+    fn new() -> Vs {
+        let env = Env::new();
+        let chat = env.chat_dir();
+        std::fs::write(chat.parent().unwrap().join("workspace.json"), r#"{"folder":"file:///home/ada/notes"}"#)
+            .unwrap();
+        std::fs::copy(example(&format!("{HAIKU}.jsonl")), chat.join(format!("{HAIKU}.jsonl"))).unwrap();
+        std::fs::copy(example(&format!("{READING}.json")), chat.join(format!("{READING}.json"))).unwrap();
+        Vs { env }
+    }
+
+    fn root(&self) -> String {
+        self.env.dir.path().join("User").to_str().unwrap().to_owned()
+    }
+
+    fn file(&self, id: &str) -> PathBuf {
+        let chat = self.env.chat_dir();
+        let jsonl = chat.join(format!("{id}.jsonl"));
+        if jsonl.exists() { jsonl } else { chat.join(format!("{id}.json")) }
+    }
+
+    /// What VS Code would read for a session.
+    fn remote(&self, id: &str) -> Value {
+        vscode_read(&self.file(id))
+    }
+
+    /// Runs `chasm sync --root <user dir> ARGS`; returns (exit code, stdout).
+    fn sync(&self, args: &[&str]) -> (i32, String) {
+        let root = self.root();
+        let mut all = vec!["sync", "--root", root.as_str()];
+        all.extend_from_slice(args);
+        let out = self.env.chasm(&all);
+        assert_ne!(out.status.code(), Some(101), "panicked: {}", String::from_utf8_lossy(&out.stderr));
+        (out.status.code().unwrap(), String::from_utf8(out.stdout).unwrap())
+    }
+
+    fn with_root(&self, args: &[&str]) -> String {
+        let root = self.root();
+        let mut all = args.to_vec();
+        all.extend(["--root", root.as_str()]);
+        self.env.ok(&all)
+    }
+
+    /// VS Code writes a mutation-log line.
+    fn vscode_writes(&self, id: &str, line: Value) {
+        append(&self.file(id), &format!("{line}\n"));
+    }
+
+    /// A local change made through the library, as future commands (restore) will make them.
+    fn local_change(
+        &self,
+        id: &str,
+        change_type: ChangeType,
+        entity_type: EntityType,
+        entity_id: &str,
+        payload: Value,
+    ) {
+        let mut j = Journal::open(&self.env.journal(), OpenMode::Existing).unwrap();
+        j.append(vec![NewChange {
+            session_id: id.into(),
+            change_type,
+            entity_type,
+            entity_id: entity_id.into(),
+            timestamp: chrono::Utc::now(),
+            origin: Origin::Local,
+            provider: "vscode".into(),
+            payload,
+        }])
+        .unwrap();
+    }
+
+    fn conflicts(&self) -> Vec<Value> {
+        self.with_root(&["conflicts", "--json"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    fn status(&self, id: &str) -> String {
+        let line = self.with_root(&["status", id, "--json"]);
+        serde_json::from_str::<Value>(line.trim()).unwrap()["status"].as_str().unwrap().to_owned()
+    }
+}
+
+fn request(id: &str, ts: i64, text: &str) -> Value {
+    json!({"requestId": id, "timestamp": ts, "message": {"text": text}, "response": [{"value": format!("answer to {text}")}]})
+}
+
+#[test]
+fn first_sync_checkpoints_real_sessions_and_a_second_sync_touches_nothing() {
+    let Some(files) = real_fixtures() else { return };
+    let env = Env::new();
+    let chat = env.chat_dir();
+    // On disk VS Code names a session file by its id; exports carry none, so they keep their name.
+    let mut ids = Vec::new();
+    for f in &files {
+        let id = vscode_read(f)["sessionId"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| f.file_stem().unwrap().to_str().unwrap().to_owned());
+        std::fs::copy(f, chat.join(format!("{id}.{}", f.extension().unwrap().to_str().unwrap()))).unwrap();
+        ids.push(id);
+    }
+    let vs = Vs { env };
+    let (code, out) = vs.sync(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("sync: {} pulled, 0 pushed", files.len())), "{out}");
+    // Every session is checkpointed, synced, and replays to exactly what VS Code holds.
+    let log = vs.env.log();
+    assert_eq!(log.iter().filter(|r| r["change_type"] == "merge").count(), files.len());
+    for id in &ids {
+        assert_eq!(vs.status(id), "synced");
+        assert_eq!(vs.env.replay(id, None), vs.remote(id));
+    }
+    let mtimes = |dir: &Path| -> Vec<(PathBuf, std::time::SystemTime, Vec<u8>)> {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let p = e.unwrap().path();
+                (p.clone(), std::fs::metadata(&p).unwrap().modified().unwrap(), std::fs::read(&p).unwrap())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = mtimes(&chat);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let (code, out) = vs.sync(&[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("sync: 0 pulled, 0 pushed, 0 merged, 0 conflicted"), "{out}");
+    assert_eq!(vs.env.log().len(), log.len(), "a second sync appended");
+    assert_eq!(mtimes(&chat), before, "a second sync touched a file");
+}
+
+#[test]
+fn local_edits_reach_vs_code_in_each_file_format() {
+    let vs = Vs::new();
+    vs.sync(&[]);
+    vs.env.ok(&["rename", "9c2d", "Poems about storage"]);
+    vs.env.ok(&["rename", "3b5e", "File reading"]);
+    vs.env.ok(&["tag", "9c2d", "poetry"]);
+    assert_eq!(vs.status(HAIKU), "local_ahead");
+    let jsonl_before = std::fs::read(vs.file(HAIKU)).unwrap();
+    let (code, out) = vs.sync(&[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("0 pulled, 2 pushed"), "{out}");
+    // The .jsonl was appended to (not rewritten), and VS Code's reading of it is the journal's.
+    let jsonl_after = std::fs::read(vs.file(HAIKU)).unwrap();
+    assert!(jsonl_after.starts_with(&jsonl_before));
+    assert_eq!(vs.remote(HAIKU)["customTitle"], "Poems about storage");
+    assert_eq!(vs.remote(HAIKU), vs.env.replay(HAIKU, None));
+    assert_eq!(vs.remote(READING)["customTitle"], "File reading");
+    assert_eq!(vs.remote(READING), vs.env.replay(READING, None));
+    // Tags stay in the journal.
+    assert!(vs.remote(HAIKU).get("tags").is_none());
+    assert_eq!(vs.status(HAIKU), "synced");
+
+    // A delete removes the file; the history keeps the session.
+    vs.env.ok(&["delete", "3b5e"]);
+    let (code, _) = vs.sync(&[]);
+    assert_eq!(code, 0);
+    assert!(!vs.file(READING).exists());
+    let seqs: Vec<u64> = vs
+        .env
+        .log()
+        .iter()
+        .filter(|r| r["session_id"] == READING && r["change_type"] == "delete")
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(vs.env.replay(READING, Some(seqs[0] - 1))["customTitle"], "File reading");
+}
+
+#[test]
+fn vs_code_changes_are_pulled_and_jsonl_compaction_is_no_change() {
+    let vs = Vs::new();
+    vs.sync(&[]);
+    vs.vscode_writes(
+        HAIKU,
+        json!({"kind": 2, "k": ["requests"], "v": [request("r3", 1764050200000, "One more, about fsync")]}),
+    );
+    assert_eq!(vs.status(HAIKU), "remote_ahead");
+    let (code, out) = vs.sync(&[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("1 pulled"), "{out}");
+    assert_eq!(vs.env.replay(HAIKU, None), vs.remote(HAIKU));
+    assert_eq!(vs.env.replay(HAIKU, None)["requests"].as_array().unwrap().len(), 3);
+
+    // VS Code compacts the log into one kind 0 line: same session, nothing to do.
+    let state = vs.remote(HAIKU);
+    std::fs::write(vs.file(HAIKU), format!("{}\n", json!({"kind": 0, "v": state}))).unwrap();
+    let records = vs.env.log().len();
+    let (code, out) = vs.sync(&[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("0 pulled, 0 pushed"), "{out}");
+    assert_eq!(vs.env.log().len(), records);
+}
+
+#[test]
+fn a_torn_line_from_vs_code_mid_write_is_never_appended_to() {
+    let vs = Vs::new();
+    vs.sync(&[]);
+    vs.env.ok(&["rename", "9c2d", "Renamed while VS Code writes"]);
+    let line = json!({"kind": 1, "k": ["requests", 0, "isCanceled"], "v": true}).to_string();
+    append(&vs.file(HAIKU), &line[..10]);
+    let (code, out) = vs.sync(&[]);
+    assert_eq!(code, 0, "{out}");
+    // Nothing appended after half a line.
+    assert!(std::fs::read_to_string(vs.file(HAIKU)).unwrap().ends_with(&line[..10]));
+    // VS Code finishes the line; the next sync merges both changes.
+    append(&vs.file(HAIKU), &format!("{}\n", &line[10..]));
+    let (code, out) = vs.sync(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("1 merged"), "{out}");
+    let remote = vs.remote(HAIKU);
+    assert_eq!(remote["customTitle"], "Renamed while VS Code writes");
+    assert_eq!(remote["requests"][0]["isCanceled"], true);
+    assert_eq!(remote, vs.env.replay(HAIKU, None));
+}
+
+#[test]
+fn vs_code_appending_while_chasm_syncs_loses_nothing() {
+    let vs = Vs::new();
+    vs.sync(&[]);
+    let path = vs.file(HAIKU);
+    let writer = std::thread::spawn(move || {
+        for i in 0..40 {
+            let line = json!({"kind": 2, "k": ["requests"], "v": [request(&format!("w{i}"), 1764060000000 + i, &format!("turn {i}"))]});
+            append(&path, &format!("{line}\n"));
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    });
+    let mut renamed = 0;
+    while !writer.is_finished() {
+        renamed += 1;
+        vs.env.ok(&["rename", "9c2d", &format!("title {renamed}")]);
+        let (code, _) = vs.sync(&[]);
+        assert_eq!(code, 0);
+    }
+    writer.join().unwrap();
+    let (code, _) = vs.sync(&[]);
+    assert_eq!(code, 0);
+    let (code, out) = vs.sync(&[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("0 pulled, 0 pushed"), "not converged: {out}");
+    let remote = vs.remote(HAIKU);
+    assert_eq!(remote["requests"].as_array().unwrap().len(), 42, "a request was lost");
+    assert_eq!(remote["customTitle"], format!("title {renamed}"));
+    assert_eq!(remote, vs.env.replay(HAIKU, None));
+    assert!(vs.env.ok(&["verify"]).starts_with("ok:"));
+}
+
+/// Renames on both sides: a `session_metadata` conflict, settled by each strategy.
+fn title_conflict() -> Vs {
+    let vs = Vs::new();
+    vs.sync(&[]);
+    vs.env.ok(&["rename", "9c2d", "Local title"]);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    vs.vscode_writes(HAIKU, json!({"kind": 1, "k": ["customTitle"], "v": "VS Code title"}));
+    vs
+}
+
+#[test]
+fn auto_merge_and_manual_leave_an_edit_conflict_for_resolve() {
+    for strategy in ["auto_merge", "manual"] {
+        let vs = title_conflict();
+        let before = std::fs::read(vs.file(HAIKU)).unwrap();
+        let (code, out) = vs.sync(&["--strategy", strategy]);
+        assert_eq!(code, 3, "{out}");
+        assert!(out.contains("1 conflicted"), "{out}");
+        assert_eq!(std::fs::read(vs.file(HAIKU)).unwrap(), before, "nothing is overwritten");
+        assert_eq!(vs.status(HAIKU), "conflict");
+        let conflicts = vs.conflicts();
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(conflicts[0]["kind"], "session_metadata");
+        assert_eq!(conflicts[0]["local"], "Local title");
+        assert_eq!(conflicts[0]["remote"], "VS Code title");
+        // Resolving takes the local title to VS Code; everything converges.
+        let id = conflicts[0]["id"].as_str().unwrap();
+        let root = vs.root();
+        let out = vs.env.chasm(&["resolve", &id[..6], "--take", "local", "--root", &root]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(vs.remote(HAIKU)["customTitle"], "Local title");
+        assert_eq!(vs.status(HAIKU), "synced");
+        assert!(vs.conflicts().is_empty());
+        // The losing title stays in the journal.
+        assert!(vs.env.log().iter().any(|r| r["payload"]["value"] == "VS Code title"));
+    }
+}
+
+#[test]
+fn local_wins_remote_wins_and_most_recent() {
+    for (strategy, expected) in
+        [("local_wins", "Local title"), ("remote_wins", "VS Code title"), ("most_recent", "VS Code title")]
+    {
+        let vs = title_conflict();
+        let (code, out) = vs.sync(&["--strategy", strategy]);
+        assert_eq!(code, 0, "{strategy}: {out}");
+        assert_eq!(vs.remote(HAIKU)["customTitle"], expected, "{strategy}");
+        assert_eq!(vs.env.replay(HAIKU, None), vs.remote(HAIKU), "{strategy}");
+        assert_eq!(vs.status(HAIKU), "synced");
+    }
+    // most_recent goes the other way when the local change is the newer one: VS Code's change
+    // is recorded first (by capture), then the rename.
+    let vs = Vs::new();
+    vs.sync(&[]);
+    vs.vscode_writes(HAIKU, json!({"kind": 1, "k": ["customTitle"], "v": "VS Code title"}));
+    vs.env.ok(&["capture", vs.file(HAIKU).to_str().unwrap()]);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    vs.env.ok(&["rename", "9c2d", "Newer local title"]);
+    let (code, _) = vs.sync(&["--strategy", "most_recent"]);
+    assert_eq!(code, 0);
+    assert_eq!(vs.remote(HAIKU)["customTitle"], "Newer local title");
+}
+
+#[test]
+fn keep_both_makes_the_local_version_a_new_visible_session() {
+    let vs = title_conflict();
+    let (code, out) = vs.sync(&["--strategy", "keep_both"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(vs.remote(HAIKU)["customTitle"], "VS Code title");
+    let copies: Vec<PathBuf> = std::fs::read_dir(vs.env.chat_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.to_str().unwrap().contains(HAIKU) && !p.to_str().unwrap().contains(READING))
+        .collect();
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    let copy = vscode_read(&copies[0]);
+    let copy_id = copies[0].file_stem().unwrap().to_str().unwrap();
+    assert_eq!(copy["sessionId"], copy_id);
+    assert_eq!(copy["customTitle"], "Local title (local copy)");
+    assert_eq!(copy["requests"], vs.remote(HAIKU)["requests"]);
+    // The copy is a journal session of its own, synced.
+    assert_eq!(vs.env.replay(copy_id, None), copy);
+    assert_eq!(vs.status(copy_id), "synced");
+    let (code, out) = vs.sync(&[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("0 pulled, 0 pushed, 0 merged"), "{out}");
+}
+
+#[test]
+fn message_edit_deletion_and_concurrent_add_conflicts() {
+    // message_edit: the same request changed on both sides.
+    let vs = Vs::new();
+    vs.sync(&[]);
+    let mut mine = vs.remote(HAIKU)["requests"][0].clone();
+    mine["response"] = json!([{"value": "a local answer"}]);
+    let id = mine["requestId"].as_str().unwrap().to_owned();
+    vs.local_change(HAIKU, ChangeType::Update, EntityType::Message, &id, json!({"index": 0, "request": mine}));
+    vs.vscode_writes(HAIKU, json!({"kind": 1, "k": ["requests", 0, "response"], "v": [{"value": "VS Code's answer"}]}));
+    let (code, _) = vs.sync(&[]);
+    assert_eq!(code, 3);
+    let c = vs.conflicts();
+    assert_eq!((c[0]["kind"].as_str(), c[0]["entity_id"].as_str()), (Some("message_edit"), Some(id.as_str())));
+    let (code, _) = vs.sync(&["--strategy", "remote_wins"]);
+    assert_eq!(code, 0);
+    assert_eq!(vs.remote(HAIKU)["requests"][0]["response"][0]["value"], "VS Code's answer");
+
+    // deletion: deleted through chasm, changed in VS Code.
+    let vs = Vs::new();
+    vs.sync(&[]);
+    vs.env.ok(&["delete", "9c2d"]);
+    vs.vscode_writes(HAIKU, json!({"kind": 1, "k": ["customTitle"], "v": "still here"}));
+    let (code, _) = vs.sync(&[]);
+    assert_eq!(code, 3);
+    assert_eq!(vs.conflicts()[0]["kind"], "deletion");
+    assert!(vs.file(HAIKU).exists());
+    let (code, _) = vs.sync(&["--strategy", "local_wins"]);
+    assert_eq!(code, 0);
+    assert!(!vs.file(HAIKU).exists());
+
+    // concurrent_add: both sides appended requests; auto_merge takes both, by timestamp.
+    let vs = Vs::new();
+    vs.sync(&[]);
+    let local = request("local-1", 1764050150000, "added through chasm");
+    vs.local_change(HAIKU, ChangeType::Create, EntityType::Message, "local-1", json!({"index": 2, "request": local}));
+    vs.vscode_writes(
+        HAIKU,
+        json!({"kind": 2, "k": ["requests"], "v": [request("remote-1", 1764050120000, "typed in VS Code")]}),
+    );
+    let (code, _) = vs.sync(&["--strategy", "manual"]);
+    assert_eq!(code, 3);
+    assert_eq!(vs.conflicts_with("manual")[0]["kind"], "concurrent_add");
+    assert!(vs.conflicts().is_empty(), "auto_merge settles concurrent additions");
+    let (code, out) = vs.sync(&[]);
+    assert_eq!(code, 0, "{out}");
+    let remote = vs.remote(HAIKU);
+    let ids: Vec<&str> =
+        remote["requests"].as_array().unwrap().iter().map(|r| r["requestId"].as_str().unwrap()).collect();
+    assert_eq!(ids[2..], ["remote-1", "local-1"]);
+    assert_eq!(vs.remote(HAIKU), vs.env.replay(HAIKU, None));
+}
+
+impl Vs {
+    fn conflicts_with(&self, strategy: &str) -> Vec<Value> {
+        self.with_root(&["conflicts", "--json", "--strategy", strategy])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+#[test]
+fn dry_run_writes_nothing_anywhere() {
+    let vs = Vs::new();
+    vs.sync(&[]);
+    vs.env.ok(&["rename", "9c2d", "Would be pushed"]);
+    std::fs::write(
+        vs.file(READING),
+        serde_json::to_string(&{
+            let mut v = vs.remote(READING);
+            v["customTitle"] = json!("Changed in VS Code");
+            v
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    let records = vs.env.log().len();
+    let files: Vec<Vec<u8>> = [HAIKU, READING].iter().map(|id| std::fs::read(vs.file(id)).unwrap()).collect();
+    let (code, out) = vs.sync(&["--dry-run"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("dry run") && out.contains("1 pulled, 1 pushed"), "{out}");
+    assert_eq!(vs.env.log().len(), records);
+    assert_eq!([HAIKU, READING].iter().map(|id| std::fs::read(vs.file(id)).unwrap()).collect::<Vec<_>>(), files);
+}
+
+#[test]
+fn max_delete_stops_a_sync_that_would_delete_too_much() {
+    let vs = Vs::new();
+    for i in 0..3 {
+        let id = format!("extra-{i}");
+        std::fs::write(
+            vs.env.chat_dir().join(format!("{id}.json")),
+            json!({"version": 3, "sessionId": id, "requests": []}).to_string(),
+        )
+        .unwrap();
+    }
+    vs.sync(&[]);
+    for entry in std::fs::read_dir(vs.env.chat_dir()).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let records = vs.env.log().len();
+    let root = vs.root();
+    let out = vs.env.chasm(&["sync", "--root", &root, "--max-delete", "4"]);
+    let line = common::assert_error_line(&out);
+    assert!(line.contains("5 sessions would be deleted"), "{line}");
+    assert_eq!(vs.env.log().len(), records, "nothing recorded");
+    let (code, _) = vs.sync(&["--max-delete", "5"]);
+    assert_eq!(code, 0);
+    let deletes = vs.env.log().iter().filter(|r| r["change_type"] == "delete" && r["entity_type"] == "session").count();
+    assert_eq!(deletes, 5);
+    // Deleted sessions are not deleted again.
+    let (code, out) = vs.sync(&[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("0 pulled, 0 pushed"), "{out}");
+}
+
+#[test]
+fn unsafe_files_are_skipped_with_a_warning() {
+    let vs = Vs::new();
+    std::fs::write(vs.env.chat_dir().join("broken.json"), "{ not json").unwrap();
+    std::fs::write(vs.env.chat_dir().join("..json"), "{}").unwrap();
+    let root = vs.root();
+    let out = vs.env.chasm(&["sync", "--root", &root]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("warning:") && stderr.contains("broken.json"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 pulled"));
+}
