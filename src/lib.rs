@@ -5,15 +5,21 @@
 //! flows one way:
 //!
 //! ```text
-//! provider files ─▶ provider ─▶ diff ─▶ journal ◀─ fold ◀─ cli
+//! provider files ─▶ provider ─▶ sync ─▶ journal ◀─ fold ◀─ cli
+//!                                 │                   ▲
+//!                                 └── diff, merge ────┘   (pure)
 //! ```
 //!
 //! - [`session`]: the lossless session model (every field kept, in order) and its canonical hash.
-//! - [`provider`]: the editors' own storage; [`provider::vscode`] reads `.json` session files and
-//!   the `.jsonl` mutation log.
+//! - [`provider`]: the editors' own storage behind one trait; [`provider::vscode`] discovers
+//!   VS Code's chat folders, reads `.json` files and the `.jsonl` mutation log, and writes back
+//!   in each file's own format.
 //! - [`diff`]: a session read from a file against the journal's view of it → entity changes (pure).
 //! - [`journal`]: the append-only sled-backed log, its record codec, indexes and `verify`.
-//! - [`fold`]: events → session state at any point (pure).
+//! - [`fold`]: events → session state at any point, and the three views (merge base, local,
+//!   remote) that status, conflicts and sync decisions are derived from (pure).
+//! - [`merge`]: the three-way merge and the six conflict strategies (pure).
+//! - [`sync`]: the engine: scan, record, decide, push, checkpoint.
 //! - [`transcript`]: a session as readable Markdown (pure).
 //! - [`cli`]: one module per command; the only place that prints.
 //! - [`atomic`]: whole-file writes that never leave a torn file.
