@@ -120,7 +120,7 @@ pub struct Views {
     pub remote: Option<SessionState>,
     /// Every event folded in seq order: what `replay` shows.
     pub full: Option<SessionState>,
-    /// Events after the merge base, by side.
+    /// Events after the merge base that the other side should see (tags excluded), by side.
     pub local_changes: Vec<SyncChange>,
     pub remote_changes: Vec<SyncChange>,
 }
@@ -135,6 +135,12 @@ impl Views {
             .map(|e| e.seq)
             .unwrap_or(0)
     }
+}
+
+/// Whether an event is a change the other side should see: not a checkpoint, and not a tag
+/// (tags are chasm's own and never written to the provider).
+fn syncs(e: &SyncChange) -> bool {
+    e.change_type != ChangeType::Merge && e.entity_type != EntityType::Tag
 }
 
 /// Splits a session's events (in seq order) at the merge base and folds the three views.
@@ -170,16 +176,8 @@ pub fn views(events: &[SyncChange]) -> Result<Views, FoldError> {
         local: side(Origin::Local)?,
         remote: side(Origin::Remote)?,
         full: fold(events)?,
-        local_changes: after
-            .iter()
-            .filter(|e| e.origin == Origin::Local && e.change_type != ChangeType::Merge)
-            .cloned()
-            .collect(),
-        remote_changes: after
-            .iter()
-            .filter(|e| e.origin == Origin::Remote && e.change_type != ChangeType::Merge)
-            .cloned()
-            .collect(),
+        local_changes: after.iter().filter(|e| e.origin == Origin::Local && syncs(e)).cloned().collect(),
+        remote_changes: after.iter().filter(|e| e.origin == Origin::Remote && syncs(e)).cloned().collect(),
         checkpoint,
         base,
     })

@@ -172,6 +172,16 @@ fn local_edits_reach_vs_code_in_each_file_format() {
     assert_eq!(vs.remote(READING), vs.env.replay(READING, None));
     // Tags stay in the journal.
     assert!(vs.remote(HAIKU).get("tags").is_none());
+    vs.env.ok(&["untag", "9c2d", "poetry"]);
+    assert!(vs.env.ok(&["untag", "9c2d", "poetry"]).contains("not tagged"));
+    let tags: Vec<String> = vs
+        .env
+        .log()
+        .iter()
+        .filter(|r| r["entity_type"] == "tag")
+        .map(|r| format!("{} {}", r["change_type"].as_str().unwrap(), r["entity_id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(tags, ["create poetry", "delete poetry"]);
     assert_eq!(vs.status(HAIKU), "synced");
 
     // A delete removes the file; the history keeps the session.
@@ -483,7 +493,8 @@ fn unsafe_files_are_skipped_with_a_warning() {
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("warning:") && stderr.contains("broken.json"), "{stderr}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("2 pulled"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 pulled, 0 pushed, 0 merged, 0 conflicted, 1 failed"));
+    assert_eq!(vs.status("broken"), "error");
 }
 
 /// A small deterministic generator, so a failing run can be replayed from its seed.

@@ -31,7 +31,7 @@ pub struct Args {
 
 pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     let mut journal = super::open_journal(journal_dir, OpenMode::Existing)?;
-    let report = survey(&mut journal, &args.roots, Strategy::Manual, None)?;
+    let report = survey(&mut journal, &args.roots, Strategy::Manual)?;
     let matches: Vec<_> =
         report.sessions.iter().flat_map(|s| s.conflicts.iter()).filter(|c| c.id.starts_with(&args.conflict)).collect();
     let conflict = match matches.as_slice() {

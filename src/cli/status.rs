@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 use super::RootArgs;
 use super::sync::session_json;
@@ -39,15 +39,26 @@ pub struct ConflictsArgs {
 }
 
 /// A dry-run sync: what the next sync would find.
-pub fn survey(journal: &mut Journal, roots: &RootArgs, strategy: Strategy, only: Option<String>) -> Result<Report> {
-    let only = only.map(|prefix| journal.resolve_session(&prefix)).transpose()?;
-    let opts = Options { strategy, dry_run: true, max_delete: usize::MAX, only, ..Options::default() };
+pub fn survey(journal: &mut Journal, roots: &RootArgs, strategy: Strategy) -> Result<Report> {
+    let opts = Options { strategy, dry_run: true, max_delete: usize::MAX, ..Options::default() };
     Ok(sync(journal, &roots.provider(), &opts)?)
 }
 
 pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     let mut journal = super::open_journal(journal_dir, OpenMode::Existing)?;
-    let report = survey(&mut journal, &args.roots, Strategy::AutoMerge, args.session)?;
+    let mut report = survey(&mut journal, &args.roots, Strategy::AutoMerge)?;
+    if let Some(prefix) = &args.session {
+        // Sessions VS Code has and the journal does not yet count too.
+        report.sessions.retain(|s| s.session_id.starts_with(prefix.as_str()));
+        if let Some(exact) = report.sessions.iter().position(|s| &s.session_id == prefix) {
+            report.sessions = vec![report.sessions.swap_remove(exact)];
+        }
+        match report.sessions.len() {
+            0 => bail!("no session matches {prefix:?}"),
+            1 => {}
+            n => bail!("{prefix:?} matches {n} sessions; give more of the id"),
+        }
+    }
     let mut err = std::io::stderr().lock();
     for w in &report.warnings {
         writeln!(err, "warning: {}", w.replace('\n', " "))?;
@@ -84,7 +95,7 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
 
 pub fn run_conflicts(journal_dir: &Path, args: ConflictsArgs) -> Result<ExitCode> {
     let mut journal = super::open_journal(journal_dir, OpenMode::Existing)?;
-    let report = survey(&mut journal, &args.roots, args.strategy, None)?;
+    let report = survey(&mut journal, &args.roots, args.strategy)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for s in &report.sessions {
         for c in &s.conflicts {
