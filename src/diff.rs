@@ -119,6 +119,34 @@ pub fn diff(session_id: &str, old: Option<&SessionState>, new: &Session) -> Vec<
     out
 }
 
+/// The changes that turn `current` (`None`: no history) into `target`, tags included: what a
+/// restore records. A target where the session did not exist deletes it.
+pub fn restore(session_id: &str, current: Option<&SessionState>, target: &SessionState) -> Vec<EntityChange> {
+    let mut out = Vec::new();
+    let current_exists = current.is_some_and(|c| c.exists);
+    if target.exists {
+        out = diff(session_id, current, &target.session);
+    } else if current_exists {
+        out.push(EntityChange {
+            change_type: ChangeType::Delete,
+            entity_type: EntityType::Session,
+            entity_id: session_id.to_owned(),
+            payload: Value::Null,
+        });
+    }
+    let none = std::collections::BTreeSet::new();
+    let tags = current.map_or(&none, |c| &c.tags);
+    let tag = |change_type, t: &String| EntityChange {
+        change_type,
+        entity_type: EntityType::Tag,
+        entity_id: t.clone(),
+        payload: Value::Null,
+    };
+    out.extend(tags.difference(&target.tags).map(|t| tag(ChangeType::Delete, t)));
+    out.extend(target.tags.difference(tags).map(|t| tag(ChangeType::Create, t)));
+    out
+}
+
 fn message(change_type: ChangeType, id: &str, payload: Value) -> EntityChange {
     EntityChange { change_type, entity_type: EntityType::Message, entity_id: id.to_owned(), payload }
 }
@@ -220,6 +248,29 @@ mod tests {
                 ("create", "message", "r3")
             ]
         );
+    }
+
+    #[test]
+    fn a_restore_returns_to_an_earlier_state_and_back() {
+        let a = session(json!({"customTitle": "A", "requests": [{"requestId": "r1", "message": {"text": "hi"}}]}));
+        let b = session(json!({"customTitle": "B", "extra": 1, "requests": [{"requestId": "r2"}]}));
+        let mut history = events(diff("s", None, &a), 0);
+        let at_a = fold(&history).unwrap().unwrap();
+        history.extend(events(diff("s", Some(&at_a), &b), history.len() as u64));
+        let mut tagged = fold(&history).unwrap().unwrap();
+        tagged.tags.insert("keep".into());
+        history.extend(events(restore("s", fold(&history).unwrap().as_ref(), &tagged), history.len() as u64));
+        let at_b = fold(&history).unwrap().unwrap();
+        assert!(at_b.tags.contains("keep"));
+        // Back to A: content and tags.
+        history.extend(events(restore("s", Some(&at_b), &at_a), history.len() as u64));
+        let now = fold(&history).unwrap().unwrap();
+        assert_eq!((now.session.to_value(), &now.tags), (a.to_value(), &at_a.tags));
+        // To a point where it was deleted: a delete; and to the same state: nothing.
+        let mut gone = now.clone();
+        gone.exists = false;
+        assert_eq!(restore("s", Some(&now), &gone)[0].change_type, ChangeType::Delete);
+        assert!(restore("s", Some(&now), &now).is_empty());
     }
 
     #[test]

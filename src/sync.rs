@@ -306,13 +306,8 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
                 Err(e) => report.warnings.push(format!("keep_both copy of {id}: {e}")),
                 Ok(()) => {
                     report.files_written += 1;
-                    for change in diff(&copy_id, None, &session) {
-                        batch.push(change.into_change(&copy_id, now, Origin::Local, provider.name()));
-                    }
-                    let last = journal.last_seq() + batch.len() as u64;
-                    let hash = hex(&session.content_hash());
-                    let path = loc.path.to_string_lossy().into_owned();
-                    batch.push(checkpoint(&copy_id, last, 0, &hash, Some(&path), provider.name(), now));
+                    let first_seq = journal.last_seq() + batch.len() as u64 + 1;
+                    batch.extend(placed_session(&copy_id, &session, &loc, first_seq, provider.name()));
                     p.report.copy = Some(copy_id);
                 }
             }
@@ -342,6 +337,25 @@ fn checkpoint(
         provider: provider.to_owned(),
         payload: Checkpoint::payload(local_seq, remote_seq, hash, path),
     }
+}
+
+/// The events for a session chasm has just written to a new place in the provider: its
+/// creation (local) and a checkpoint saying both sides hold it. `first_seq` is the seq the
+/// first of them will get.
+pub fn placed_session(id: &str, session: &Session, loc: &Location, first_seq: u64, provider: &str) -> Vec<NewChange> {
+    let now = Utc::now();
+    let mut out: Vec<NewChange> =
+        diff(id, None, session).into_iter().map(|c| c.into_change(id, now, Origin::Local, provider)).collect();
+    let last = first_seq + out.len() as u64 - 1;
+    let path = loc.path.to_string_lossy().into_owned();
+    out.push(checkpoint(id, last, 0, &hex(&session.content_hash()), Some(&path), provider, now));
+    out
+}
+
+/// Where the provider keeps a session, as its last checkpoint recorded.
+pub fn home_of(journal: &Journal, state: &SessionState) -> Result<Option<Location>, JournalError> {
+    let Some(seq) = state.last_checkpoint else { return Ok(None) };
+    Ok(journal.get(seq)?.and_then(|r| r.payload.get("path").and_then(serde_json::Value::as_str).map(location_of)))
 }
 
 /// Changes not appended (a dry run), sealed with the seqs they would get.

@@ -4,14 +4,14 @@ use anyhow::{Result, bail};
 use chrono::Utc;
 use serde_json::Value;
 
-use crate::fold::{SessionState, fold};
+use crate::fold::SessionState;
 use crate::journal::{ChangeType, EntityType, Journal, NewChange, Origin};
 use crate::provider::vscode::PROVIDER;
 
 /// The session a prefix names, as the journal holds it now; an error if it was deleted.
 pub fn current(journal: &Journal, prefix: &str) -> Result<(String, SessionState)> {
     let id = journal.resolve_session(prefix)?;
-    match fold(&journal.session_events(&id)?)? {
+    match journal.state_at(&id, u64::MAX)? {
         Some(state) if state.exists => Ok((id, state)),
         Some(state) => bail!("session {id} was deleted at seq {}", state.deleted_seq.unwrap_or(state.last_seq)),
         None => bail!("no session matches {prefix:?}"),

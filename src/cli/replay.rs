@@ -7,8 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 
-use super::time::{Point, parse_point, parse_time, rfc3339};
-use crate::fold::fold;
+use super::time::{parse_at_time, point_of};
 use crate::journal::OpenMode;
 use crate::provider::vscode::jsonl;
 use crate::transcript;
@@ -39,28 +38,17 @@ enum Format {
     Markdown,
 }
 
-fn parse_at_time(s: &str) -> Result<DateTime<Utc>, String> {
-    match parse_point(s) {
-        Ok(Point::Seq(_)) => Err("give a time here; a seq goes with --at".into()),
-        _ => parse_time(s).map_err(|e| e.to_string()),
-    }
-}
-
 pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     let journal = super::open_journal(journal_dir, OpenMode::Existing)?;
     let id = journal.resolve_session(&args.session)?;
-    let events = journal.session_events(&id)?;
-    let upto: Vec<_> = events
-        .iter()
-        .filter(|e| args.at.is_none_or(|at| e.seq <= at) && args.at_time.is_none_or(|t| e.timestamp <= t))
-        .collect();
-    let point = match (args.at, args.at_time) {
-        (Some(seq), _) => format!("at seq {seq}"),
-        (_, Some(t)) => format!("at {}", rfc3339(&t)),
-        _ => "now".into(),
+    let point = point_of(args.at, args.at_time);
+    let upto = match point {
+        Some(p) => p.seq_in(&journal, &id)?,
+        None => u64::MAX,
     };
-    let Some(state) = fold(upto.iter().copied())? else {
-        let first = events.first().map(|e| e.seq).unwrap_or(0);
+    let point = point.map_or_else(|| "now".into(), |p| p.describe());
+    let Some(state) = journal.state_at(&id, upto)? else {
+        let first = journal.session_seqs(&id)?.first().copied().unwrap_or(0);
         bail!("session {id} did not exist yet {point} (its history starts at seq {first})");
     };
     if !state.exists {

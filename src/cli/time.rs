@@ -3,6 +3,8 @@
 use anyhow::{Result, bail};
 use chrono::{DateTime, Local, NaiveDate, TimeZone, Utc};
 
+use crate::journal::Journal;
+
 /// A point in the journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Point {
@@ -35,6 +37,51 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>> {
         }
     }
     bail!("{s:?} is not a seq, an RFC 3339 time (2026-11-25T10:00:00Z) or a date (2026-11-25)")
+}
+
+impl Point {
+    /// The seq this point stands for in one session's history: a seq as given; a time as the
+    /// session's last event recorded at or before it (0: none yet). Times are found by binary
+    /// search over the session's events, which chasm records in time order.
+    pub fn seq_in(self, journal: &Journal, session_id: &str) -> Result<u64> {
+        let t = match self {
+            Point::Seq(seq) => return Ok(seq),
+            Point::Time(t) => t,
+        };
+        let seqs = journal.session_seqs(session_id)?;
+        let (mut lo, mut hi) = (0, seqs.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let record = journal.get(seqs[mid])?;
+            if record.is_some_and(|r| r.timestamp <= t) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(if lo == 0 { 0 } else { seqs[lo - 1] })
+    }
+
+    /// How the point reads in a message.
+    pub fn describe(self) -> String {
+        match self {
+            Point::Seq(seq) => format!("at seq {seq}"),
+            Point::Time(t) => format!("at {}", rfc3339(&t)),
+        }
+    }
+}
+
+/// The point given by `--at SEQ` or `--at-time T`, if either.
+pub fn point_of(at: Option<u64>, at_time: Option<DateTime<Utc>>) -> Option<Point> {
+    at.map(Point::Seq).or(at_time.map(Point::Time))
+}
+
+/// A clap parser for `--at-time`: a time or a date, not a seq.
+pub fn parse_at_time(s: &str) -> Result<DateTime<Utc>, String> {
+    match parse_point(s) {
+        Ok(Point::Seq(_)) => Err("give a time here; a seq goes with --at".into()),
+        _ => parse_time(s).map_err(|e| e.to_string()),
+    }
 }
 
 /// RFC 3339 in UTC with milliseconds, as in `--json` output.

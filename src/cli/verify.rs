@@ -27,10 +27,18 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
             "records": report.records,
             "sessions": report.sessions,
             "first_bad_seq": report.first_problem().map(|p| p.seq),
+            "snapshots_rebuilt": report.snapshots_rebuilt,
             "problems": report.problems.iter().map(|p| json!({"seq": p.seq, "reason": p.reason})).collect::<Vec<_>>(),
         });
         writeln!(out, "{value}")?;
     } else if report.problems.is_empty() {
+        if report.snapshots_rebuilt > 0 {
+            writeln!(
+                out,
+                "rebuilt {} snapshot(s) that did not match the log (derived data)",
+                report.snapshots_rebuilt
+            )?;
+        }
         writeln!(
             out,
             "ok: {} records in {} sessions; hash chain intact; indexes consistent",

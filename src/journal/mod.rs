@@ -5,15 +5,18 @@
 //! (sled locks its data file); a second one gets [`JournalError::Locked`].
 
 pub mod record;
+mod snapshot;
 mod store;
 mod verify;
 
 use std::path::{Path, PathBuf};
 
 pub use record::{ChangeType, EntityType, NewChange, Origin, SyncChange};
+pub use snapshot::SNAPSHOT_INTERVAL;
 pub use store::FORMAT_VERSION;
 pub use verify::{Problem, VerifyReport};
 
+use crate::fold::{FoldError, SessionState};
 use record::GENESIS_HASH;
 use store::{Row, Store};
 
@@ -42,6 +45,15 @@ pub enum JournalError {
     UnknownSession(String),
     #[error("{prefix:?} matches {count} sessions ({examples}…); give more of the id")]
     AmbiguousSession { prefix: String, count: usize, examples: String },
+}
+
+/// Why a session's state could not be derived.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Fold(#[from] FoldError),
 }
 
 /// Whether opening may create a new journal.
@@ -131,6 +143,12 @@ impl Journal {
         self.store.append(&rows, store::head_value(seq, &prev))?;
         self.last_seq = seq;
         self.head_hash = Ok(prev);
+        // The batch is durable; snapshots are derived, and one not taken now is taken by the
+        // next append or `verify`, so a failure here does not fail the append.
+        let touched: std::collections::BTreeSet<&str> = records.iter().map(|r| r.session_id.as_str()).collect();
+        for session_id in touched {
+            let _ = self.store.take_due_snapshots(session_id);
+        }
         Ok(records)
     }
 
@@ -161,6 +179,22 @@ impl Journal {
                     .ok_or_else(|| JournalError::Corrupt { seq, reason: "indexed but missing from the log".into() })
             })
             .collect()
+    }
+
+    /// A session as it stood right after its last event at or before `upto` (`u64::MAX`: now);
+    /// `None` when it had no events by then. Reads the nearest valid snapshot and fewer than
+    /// [`SNAPSHOT_INTERVAL`] events after it; the state's `events_read` says how many.
+    pub fn state_at(&self, session_id: &str, upto: u64) -> Result<Option<SessionState>, StateError> {
+        let snapshot = self.store.snapshot_before(session_id, upto)?;
+        let after = snapshot.as_ref().map_or(0, |s| s.last_seq);
+        let mut state = snapshot;
+        for seq in self.store.session_seqs_between(session_id, after, upto)? {
+            let record = self
+                .get(seq)?
+                .ok_or_else(|| JournalError::Corrupt { seq, reason: "indexed but missing from the log".into() })?;
+            state.get_or_insert_with(SessionState::default).apply(&record)?;
+        }
+        Ok(state)
     }
 
     /// The seqs of one session's records, ascending, from the per-session index.
@@ -323,6 +357,69 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let _j = Journal::open(dir.path(), OpenMode::Create).unwrap();
         assert!(matches!(Journal::open(dir.path(), OpenMode::Existing), Err(JournalError::Locked(_))));
+    }
+
+    /// A session of `n` events: 20 requests created, then streamed updates to them.
+    fn long_session(j: &mut Journal, n: usize) -> Vec<SyncChange> {
+        let mut all = Vec::new();
+        let mut batch =
+            vec![NewChange { entity_type: EntityType::Session, payload: json!({"requests": []}), ..change("s", "s") }];
+        for i in 1..n {
+            let id = format!("r{}", i % 20);
+            let change_type = if i <= 20 { ChangeType::Create } else { ChangeType::Update };
+            let payload = json!({"index": i % 20, "request": {"requestId": id, "response": [{"value": i}]}});
+            batch.push(NewChange { change_type, payload, ..change("s", &id) });
+            if batch.len() == 500 || i == n - 1 {
+                all.extend(j.append(std::mem::take(&mut batch)).unwrap());
+                j.append(vec![change("other", "x")]).unwrap();
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn replay_of_any_point_reads_fewer_events_than_the_snapshot_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), OpenMode::Create).unwrap();
+        let events = long_session(&mut j, 10_000);
+        assert_eq!(events.len(), 10_000);
+        for (i, e) in events.iter().enumerate().step_by(37).chain(events.iter().enumerate().rev().take(3)) {
+            let state = j.state_at("s", e.seq).unwrap().unwrap();
+            assert!(state.events_read < SNAPSHOT_INTERVAL, "{} events read at seq {}", state.events_read, e.seq);
+            if i % 1000 < 37 {
+                let full = crate::fold::fold(&events[..=i]).unwrap().unwrap();
+                assert_eq!((&state.session, &state.ids, state.last_seq), (&full.session, &full.ids, full.last_seq));
+            }
+        }
+        assert!(j.state_at("s", 0).unwrap().is_none());
+        assert!(j.verify().unwrap().snapshots_rebuilt == 0);
+    }
+
+    #[test]
+    fn a_damaged_or_missing_snapshot_is_passed_over_and_rebuilt_by_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), OpenMode::Create).unwrap();
+        let events = long_session(&mut j, 300);
+        let at = events[250].seq;
+        let good = j.state_at("s", at).unwrap().unwrap();
+        let keys: Vec<_> = j.store.snapshots.iter().keys().map(Result::unwrap).collect();
+        assert_eq!(keys.len(), 4);
+        // Damage the snapshot the replay would use (its checksum no longer holds) and drop the
+        // one before it.
+        let v = j.store.snapshots.get(&keys[2]).unwrap().unwrap();
+        let mut v = v.to_vec();
+        let n = v.len();
+        v[n - 3] ^= 0x20;
+        j.store.snapshots.insert(&keys[2], v).unwrap();
+        j.store.snapshots.remove(&keys[1]).unwrap();
+        let state = j.state_at("s", at).unwrap().unwrap();
+        assert_eq!((&state.session, state.last_seq), (&good.session, good.last_seq));
+        assert!(state.events_read >= SNAPSHOT_INTERVAL, "the damaged snapshot was not used");
+        let report = j.verify().unwrap();
+        assert!(report.problems.is_empty());
+        assert_eq!(report.snapshots_rebuilt, 2);
+        assert!(j.state_at("s", at).unwrap().unwrap().events_read < SNAPSHOT_INTERVAL);
+        assert_eq!(j.verify().unwrap().snapshots_rebuilt, 0);
     }
 
     #[test]

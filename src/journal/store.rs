@@ -17,6 +17,8 @@ pub const TREE_META: &str = "meta";
 pub const TREE_LOG: &str = "log";
 pub const TREE_SESSION_LOG: &str = "session_log";
 pub const TREE_SESSIONS: &str = "sessions";
+/// Derived per-session snapshots (see `snapshot.rs`); keys as in `session_log`.
+pub const TREE_SNAPSHOTS: &str = "snapshots";
 
 pub const META_FORMAT: &[u8] = b"format";
 pub const META_HEAD: &[u8] = b"head";
@@ -79,6 +81,7 @@ pub struct Store {
     pub log: sled::Tree,
     pub session_log: sled::Tree,
     pub sessions: sled::Tree,
+    pub snapshots: sled::Tree,
     /// sled's data file, kept open to `sync_all` after each flush.
     db_file: File,
 }
@@ -97,11 +100,11 @@ impl Store {
             _ => JournalError::Storage(format!("cannot open {}: {e}", dir.display())),
         })?;
         let tree = |name: &str| db.open_tree(name).map_err(storage);
-        let (meta, log, session_log, sessions) =
-            (tree(TREE_META)?, tree(TREE_LOG)?, tree(TREE_SESSION_LOG)?, tree(TREE_SESSIONS)?);
+        let (meta, log, session_log, sessions, snapshots) =
+            (tree(TREE_META)?, tree(TREE_LOG)?, tree(TREE_SESSION_LOG)?, tree(TREE_SESSIONS)?, tree(TREE_SNAPSHOTS)?);
         let db_file = File::open(dir.join("db"))
             .map_err(|e| JournalError::Io(format!("cannot open {}: {e}", dir.join("db").display())))?;
-        Ok(Store { dir: dir.to_owned(), db, meta, log, session_log, sessions, db_file })
+        Ok(Store { dir: dir.to_owned(), db, meta, log, session_log, sessions, snapshots, db_file })
     }
 
     /// Reads the stored format version, writing [`FORMAT_VERSION`] into a new journal.
@@ -156,6 +159,12 @@ impl Store {
             });
         result.map_err(|e| JournalError::Storage(format!("append failed: {e:?}")))?;
         self.sync()
+    }
+
+    /// Writes what sled buffers, without the fsync that makes it survive a power cut: enough for
+    /// derived data, which is rebuilt when lost.
+    pub fn db_flush(&self) -> Result<(), JournalError> {
+        self.db.flush().map(|_| ()).map_err(storage)
     }
 
     /// sled's `flush` ends in `sync_file_range` on Linux, which survives a killed process but

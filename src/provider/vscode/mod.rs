@@ -4,6 +4,7 @@
 //! also the shape of panel exports) and `<sessionId>.jsonl` (the mutation log, see [`jsonl`]).
 
 pub mod discover;
+pub mod index;
 pub mod jsonl;
 pub mod write;
 

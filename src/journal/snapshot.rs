@@ -1,0 +1,207 @@
+//! Per-session snapshots: the fold's state stored every [`SNAPSHOT_INTERVAL`] events of a
+//! session, so that the state at any point costs one snapshot read plus fewer than that many
+//! events, however long the history.
+//!
+//! Snapshots are derived data. Each one names the record it was taken at by that record's hash
+//! and carries a checksum of its own bytes; a snapshot that fails either check is passed over
+//! for an earlier one (ultimately the full fold), so a lost or damaged snapshot costs time,
+//! never correctness. `verify` compares every snapshot with a full fold and rebuilds what is
+//! missing or wrong.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::store::{self, Store};
+use super::{JournalError, SyncChange, decode, storage};
+use crate::fold::SessionState;
+use crate::session::Session;
+
+/// A snapshot is taken at every this-many-th event of a session: replaying any point reads at
+/// most `SNAPSHOT_INTERVAL - 1` events after the nearest snapshot.
+pub const SNAPSHOT_INTERVAL: u64 = 64;
+
+/// A snapshot's bytes: the hash of the record it was taken at (32) ‖ SHA-256 of the body (32) ‖
+/// the body (the state as JSON).
+fn encode(record_hash: &[u8; 32], state: &SessionState) -> Vec<u8> {
+    let body = json!({
+        "session": state.session.to_value(),
+        "ids": state.ids,
+        "exists": state.exists,
+        "tags": state.tags,
+        "last_seq": state.last_seq,
+        "deleted_seq": state.deleted_seq,
+        "last_checkpoint": state.last_checkpoint,
+    });
+    let body = serde_json::to_vec(&body).expect("a JSON value serializes");
+    let mut out = Vec::with_capacity(64 + body.len());
+    out.extend_from_slice(record_hash);
+    out.extend_from_slice(&Sha256::digest(&body));
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Decodes a snapshot taken at `seq`, if its checksum holds. The record hash is returned for
+/// the caller to check against the log.
+fn decode_snapshot(seq: u64, bytes: &[u8]) -> Option<([u8; 32], SessionState)> {
+    let record_hash: [u8; 32] = bytes.get(..32)?.try_into().ok()?;
+    let checksum = bytes.get(32..64)?;
+    let body = bytes.get(64..)?;
+    if Sha256::digest(body).as_slice() != checksum {
+        return None;
+    }
+    let mut v: Value = serde_json::from_slice(body).ok()?;
+    let session = Session::from_value(v.get_mut("session")?.take()).ok()?;
+    let ids: Vec<String> = serde_json::from_value(v.get_mut("ids")?.take()).ok()?;
+    let tags: BTreeSet<String> = serde_json::from_value(v.get_mut("tags")?.take()).ok()?;
+    if ids.len() != session.requests.len() || v.get("last_seq")?.as_u64()? != seq {
+        return None;
+    }
+    let state = SessionState {
+        session,
+        ids,
+        exists: v.get("exists")?.as_bool()?,
+        tags,
+        last_seq: seq,
+        deleted_seq: v.get("deleted_seq")?.as_u64(),
+        last_checkpoint: v.get("last_checkpoint")?.as_u64(),
+        events_read: 0,
+    };
+    Some((record_hash, state))
+}
+
+fn key(session_id: &str, seq: u64) -> Vec<u8> {
+    store::session_log_key(session_id, seq)
+}
+
+impl Store {
+    /// The newest valid snapshot of a session at or before `upto`: one whose checksum holds and
+    /// whose record is in the log with the hash it names.
+    pub(super) fn snapshot_before(&self, session_id: &str, upto: u64) -> Result<Option<SessionState>, JournalError> {
+        let range = key(session_id, 0)..=key(session_id, upto);
+        for item in self.snapshots.range(range).rev() {
+            let (k, v) = item.map_err(storage)?;
+            let Some((_, seq)) = store::parse_session_log_key(&k) else { continue };
+            let Some((record_hash, state)) = decode_snapshot(seq, &v) else { continue };
+            let Some(bytes) = self.log.get(store::log_key(seq)).map_err(storage)? else { continue };
+            match decode(seq, &bytes) {
+                Ok(r) if r.hash == record_hash && r.session_id == session_id => return Ok(Some(state)),
+                _ => continue,
+            }
+        }
+        Ok(None)
+    }
+
+    /// A session's seqs after `after` up to `upto`, from the per-session index.
+    pub(super) fn session_seqs_between(
+        &self,
+        session_id: &str,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<u64>, JournalError> {
+        if after >= upto {
+            return Ok(Vec::new());
+        }
+        self.session_log
+            .range(key(session_id, after + 1)..=key(session_id, upto))
+            .keys()
+            .map(|k| {
+                let k = k.map_err(storage)?;
+                store::parse_session_log_key(&k).map(|(_, seq)| seq).ok_or_else(|| JournalError::Corrupt {
+                    seq: 0,
+                    reason: "a session index key does not decode".into(),
+                })
+            })
+            .collect()
+    }
+
+    /// Stores the snapshots a session is due after new records: one at every
+    /// [`SNAPSHOT_INTERVAL`]-th event after its newest valid snapshot. Snapshots are derived,
+    /// so they are written without a flush of their own: a crash loses them, and the next
+    /// append or `verify` writes them again. A session whose events do not fold gets none.
+    pub(super) fn take_due_snapshots(&self, session_id: &str) -> Result<usize, JournalError> {
+        let base = self.snapshot_before(session_id, u64::MAX)?;
+        let after = base.as_ref().map_or(0, |s| s.last_seq);
+        let seqs = self.session_seqs_between(session_id, after, u64::MAX)?;
+        if (seqs.len() as u64) < SNAPSHOT_INTERVAL {
+            return Ok(0);
+        }
+        let mut state = base.unwrap_or_default();
+        let mut taken = 0;
+        for (i, seq) in seqs.iter().enumerate() {
+            let Some(bytes) = self.log.get(store::log_key(*seq)).map_err(storage)? else { return Ok(taken) };
+            let record = decode(*seq, &bytes)?;
+            if state.apply(&record).is_err() {
+                return Ok(taken);
+            }
+            if (i as u64 + 1) % SNAPSHOT_INTERVAL == 0 {
+                self.snapshots.insert(key(session_id, *seq), encode(&record.hash, &state)).map_err(storage)?;
+                taken += 1;
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Checks one session's snapshots against a full fold of its `records` (in seq order) and
+    /// rewrites the set where it differs: wrong ones replaced, missing ones added, stray ones
+    /// removed. Returns how many snapshots had to change.
+    pub(super) fn rebuild_snapshots(&self, session_id: &str, records: &[SyncChange]) -> Result<usize, JournalError> {
+        let mut want: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut state = SessionState::default();
+        for (i, record) in records.iter().enumerate() {
+            if state.apply(record).is_err() {
+                break;
+            }
+            if (i as u64 + 1) % SNAPSHOT_INTERVAL == 0 {
+                want.push((record.seq, encode(&record.hash, &state)));
+            }
+        }
+        let prefix = store::session_prefix(session_id);
+        let mut have: Vec<(u64, Vec<u8>)> = Vec::new();
+        for item in self.snapshots.scan_prefix(&prefix) {
+            let (k, v) = item.map_err(storage)?;
+            let seq = store::parse_session_log_key(&k).map_or(u64::MAX, |(_, seq)| seq);
+            have.push((seq, v.to_vec()));
+        }
+        let seqs: BTreeSet<u64> = have.iter().chain(&want).map(|(seq, _)| *seq).collect();
+        let changed =
+            seqs.iter().filter(|seq| have.iter().find(|h| h.0 == **seq) != want.iter().find(|w| w.0 == **seq)).count();
+        if changed > 0 {
+            for (seq, _) in &have {
+                self.snapshots.remove(key(session_id, *seq)).map_err(storage)?;
+            }
+            for (seq, bytes) in want {
+                self.snapshots.insert(key(session_id, seq), bytes).map_err(storage)?;
+            }
+            self.db_flush()?;
+        }
+        Ok(changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_round_trips_and_a_damaged_one_is_refused() {
+        let mut state = SessionState {
+            session: Session::from_value(json!({"sessionId": "s", "requests": [{"requestId": "r1"}]})).unwrap(),
+            ids: vec!["r1".into()],
+            exists: true,
+            last_seq: 7,
+            last_checkpoint: Some(5),
+            ..SessionState::default()
+        };
+        state.tags.insert("t".into());
+        let bytes = encode(&[9; 32], &state);
+        let (hash, back) = decode_snapshot(7, &bytes).unwrap();
+        assert_eq!((hash, &back), ([9; 32], &state));
+        assert!(decode_snapshot(8, &bytes).is_none(), "taken at another seq");
+        let mut flipped = bytes.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert!(decode_snapshot(7, &flipped).is_none());
+        assert!(decode_snapshot(7, &bytes[..40]).is_none());
+    }
+}

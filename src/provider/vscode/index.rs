@@ -1,0 +1,253 @@
+//! VS Code's session index: which sessions its chat history lists.
+//!
+//! VS Code lists only the sessions named in `state.vscdb` beside the chat folder (SQLite, table
+//! `ItemTable`, key `chat.ChatSessionStore.index`, value JSON `{"version": 1, "entries":
+//! {<id>: {sessionId, title, lastMessageDate, …}}}`), and drops old entries from it: the file
+//! stays, the session is no longer shown. chasm reads the index to tell such hidden sessions
+//! apart, and adds an entry for a session it writes back or creates.
+//!
+//! VS Code keeps the index in memory while it runs and writes it back whole, so an edit made
+//! under a running VS Code would be lost; a database VS Code holds busy is reported as
+//! [`IndexError::Locked`] and the edit is left for a run with VS Code closed.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
+use serde_json::{Map, Value, json};
+
+use crate::session::Session;
+
+/// The `ItemTable` key of the chat session index.
+pub const INDEX_KEY: &str = "chat.ChatSessionStore.index";
+
+/// The name of the copy of `state.vscdb` taken before chasm changes it.
+pub const BACKUP_SUFFIX: &str = "chasm-backup";
+
+/// How long to wait for a busy database before calling it locked.
+const BUSY_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Why the index could not be read or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("{0} is locked (is VS Code running?)")]
+    Locked(PathBuf),
+    #[error("{path} is not a VS Code state database: {reason}")]
+    NotAStateDb { path: PathBuf, reason: String },
+    #[error("{path}: the chat session index is not valid JSON; left as it is")]
+    BadIndex { path: PathBuf },
+    #[error("{path}: {reason}")]
+    Sqlite { path: PathBuf, reason: String },
+}
+
+/// What registering a session did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registered {
+    /// An entry was added or brought up to date.
+    Added,
+    /// The index already listed the session as it is.
+    AlreadyListed,
+    /// There is no `state.vscdb` (VS Code never opened this storage): nothing to add to.
+    NoDatabase,
+}
+
+/// The `state.vscdb` whose index covers a chat folder: beside it, for a workspace's
+/// `chatSessions/` and for `globalStorage/emptyWindowChatSessions/` alike.
+pub fn state_db_for(chat_dir: &Path) -> Option<PathBuf> {
+    chat_dir.parent().map(|p| p.join("state.vscdb"))
+}
+
+fn error(path: &Path, e: rusqlite::Error) -> IndexError {
+    let path = path.to_owned();
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => IndexError::Locked(path),
+        Some(ErrorCode::NotADatabase) => IndexError::NotAStateDb { path, reason: "not an SQLite database".into() },
+        _ if e.to_string().contains("no such table") => {
+            IndexError::NotAStateDb { path, reason: "it has no ItemTable".into() }
+        }
+        _ => IndexError::Sqlite { path, reason: e.to_string() },
+    }
+}
+
+fn open(path: &Path, flags: OpenFlags) -> Result<Connection, IndexError> {
+    let conn =
+        Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(|e| error(path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| error(path, e))?;
+    Ok(conn)
+}
+
+fn read_value(conn: &Connection, path: &Path) -> Result<Option<Value>, IndexError> {
+    let text: Option<Vec<u8>> = conn
+        .query_row("SELECT value FROM ItemTable WHERE key = ?1", [INDEX_KEY], |row| {
+            // VS Code stores text; a BLOB holding the same bytes reads the same.
+            match row.get_ref(0)? {
+                rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => Ok(t.to_vec()),
+                _ => Ok(Vec::new()),
+            }
+        })
+        .optional()
+        .map_err(|e| error(path, e))?;
+    match text {
+        None => Ok(None),
+        Some(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+            Ok(v) if v.get("entries").is_some_and(Value::is_object) => Ok(Some(v)),
+            _ => Err(IndexError::BadIndex { path: path.to_owned() }),
+        },
+    }
+}
+
+/// The session ids the index lists; `None` when there is no `state.vscdb`.
+pub fn listed_ids(db: &Path) -> Result<Option<BTreeSet<String>>, IndexError> {
+    if !db.is_file() {
+        return Ok(None);
+    }
+    let conn = open(db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let value = read_value(&conn, db)?;
+    let ids = value
+        .as_ref()
+        .and_then(|v| v.get("entries"))
+        .and_then(Value::as_object)
+        .map(|entries| entries.keys().cloned().collect())
+        .unwrap_or_default();
+    Ok(Some(ids))
+}
+
+/// The index entry VS Code would write for a session.
+pub fn entry_for(session_id: &str, session: &Session) -> Value {
+    let last = session
+        .last_message_date()
+        .or_else(|| session.requests.iter().filter_map(|r| r.timestamp()).max())
+        .or_else(|| session.creation_date())
+        .unwrap_or(0);
+    let mut entry = json!({
+        "sessionId": session_id,
+        "title": session.display_title().unwrap_or_else(|| "New Chat".into()),
+        "lastMessageDate": last,
+    });
+    if let Some(location) = session.field("initialLocation") {
+        entry["initialLocation"] = location.clone();
+    }
+    entry["hasPendingEdits"] = Value::Bool(false);
+    entry["isEmpty"] = Value::Bool(session.requests.is_empty());
+    entry
+}
+
+/// Adds (or brings up to date) a session's entry in the index of `db`, after copying the
+/// database to `state.vscdb.chasm-backup`. The change is one transaction; fields of an
+/// existing entry that chasm does not set are kept.
+pub fn register(db: &Path, session_id: &str, session: &Session) -> Result<Registered, IndexError> {
+    if !db.is_file() {
+        return Ok(Registered::NoDatabase);
+    }
+    let mut conn = open(db, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    let wanted = entry_for(session_id, session);
+    let current = read_value(&conn, db)?;
+    let existing = current.as_ref().and_then(|v| v.get("entries")).and_then(|e| e.get(session_id));
+    let listed_as_is =
+        existing.is_some_and(|e| ["title", "lastMessageDate"].iter().all(|k| e.get(*k) == wanted.get(*k)));
+    if listed_as_is {
+        return Ok(Registered::AlreadyListed);
+    }
+
+    let backup = db.with_extension(format!("vscdb.{BACKUP_SUFFIX}"));
+    conn.backup(rusqlite::MAIN_DB, &backup, None).map_err(|e| error(db, e))?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| error(db, e))?;
+    // Read again inside the transaction: what VS Code wrote since is kept.
+    let mut index = read_value(&tx, db)?.unwrap_or_else(|| json!({"version": 1, "entries": {}}));
+    let entries = index
+        .get_mut("entries")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| IndexError::BadIndex { path: db.to_owned() })?;
+    let mut entry = entries.get(session_id).and_then(Value::as_object).cloned().unwrap_or_else(Map::new);
+    for (k, v) in wanted.as_object().expect("an object") {
+        if !(entry.contains_key(k) && matches!(k.as_str(), "initialLocation" | "hasPendingEdits")) {
+            entry.insert(k.clone(), v.clone());
+        }
+    }
+    entries.insert(session_id.to_owned(), Value::Object(entry));
+    tx.execute(
+        "INSERT OR REPLACE INTO ItemTable (key, value) VALUES (?1, ?2)",
+        rusqlite::params![INDEX_KEY, index.to_string()],
+    )
+    .map_err(|e| error(db, e))?;
+    tx.commit().map_err(|e| error(db, e))?;
+    Ok(Registered::Added)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A `state.vscdb` with VS Code's schema and an index listing `ids`.
+    pub fn make_state_db(path: &Path, ids: &[&str]) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS ItemTable (key TEXT UNIQUE ON CONFLICT REPLACE, value BLOB)")
+            .unwrap();
+        let entries: Map<String, Value> = ids
+            .iter()
+            .map(|id| (id.to_string(), json!({"sessionId": id, "title": "t", "lastMessageDate": 1, "isEmpty": false})))
+            .collect();
+        conn.execute(
+            "INSERT INTO ItemTable (key, value) VALUES (?1, ?2)",
+            rusqlite::params![INDEX_KEY, json!({"version": 1, "entries": entries}).to_string()],
+        )
+        .unwrap();
+        conn.execute("INSERT INTO ItemTable (key, value) VALUES ('other.key', 'kept')", []).unwrap();
+    }
+
+    fn session(title: &str) -> Session {
+        Session::from_value(json!({"customTitle": title, "lastMessageDate": 5, "requests": [{"requestId": "r"}]}))
+            .unwrap()
+    }
+
+    #[test]
+    fn registering_adds_an_entry_once_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.vscdb");
+        make_state_db(&db, &["a"]);
+        assert_eq!(listed_ids(&db).unwrap().unwrap(), BTreeSet::from(["a".to_string()]));
+        assert_eq!(register(&db, "b", &session("Bee")).unwrap(), Registered::Added);
+        assert_eq!(register(&db, "b", &session("Bee")).unwrap(), Registered::AlreadyListed);
+        assert_eq!(listed_ids(&db).unwrap().unwrap(), BTreeSet::from(["a".to_string(), "b".to_string()]));
+        assert!(dir.path().join("state.vscdb.chasm-backup").is_file());
+        let conn = Connection::open(&db).unwrap();
+        let other: String =
+            conn.query_row("SELECT value FROM ItemTable WHERE key = 'other.key'", [], |r| r.get(0)).unwrap();
+        assert_eq!(other, "kept");
+        let index: String =
+            conn.query_row("SELECT value FROM ItemTable WHERE key = ?1", [INDEX_KEY], |r| r.get(0)).unwrap();
+        let index: Value = serde_json::from_str(&index).unwrap();
+        assert_eq!(index["entries"]["b"]["title"], "Bee");
+        assert_eq!(index["entries"]["b"]["lastMessageDate"], 5);
+        assert_eq!(index["entries"]["a"]["title"], "t");
+    }
+
+    #[test]
+    fn no_database_and_not_a_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.vscdb");
+        assert_eq!(register(&db, "b", &session("x")).unwrap(), Registered::NoDatabase);
+        assert!(listed_ids(&db).unwrap().is_none());
+        std::fs::write(&db, b"this is not a database, just some text that is long enough to be a header").unwrap();
+        assert!(
+            matches!(register(&db, "b", &session("x")), Err(IndexError::NotAStateDb { .. })),
+            "{:?}",
+            register(&db, "b", &session("x"))
+        );
+        assert!(matches!(listed_ids(&db), Err(IndexError::NotAStateDb { .. })));
+        assert_eq!(std::fs::read(&db).unwrap()[..4], *b"this");
+    }
+
+    #[test]
+    fn a_busy_database_is_reported_as_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.vscdb");
+        make_state_db(&db, &[]);
+        let holder = Connection::open(&db).unwrap();
+        holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        assert!(matches!(register(&db, "b", &session("x")), Err(IndexError::Locked(_))));
+        holder.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(register(&db, "b", &session("x")).unwrap(), Registered::Added);
+    }
+}
