@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::fold::{SessionState, message_payload, metadata_payload};
 use crate::journal::{ChangeType, EntityType, NewChange, Origin};
-use crate::session::{Session, entity_ids};
+use crate::session::{Request, Session, entity_ids};
 
 /// One entity-level change, before the journal gives it a seq.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,6 +147,70 @@ pub fn restore(session_id: &str, current: Option<&SessionState>, target: &Sessio
     out
 }
 
+/// What differs between two states of a session, for people: `chasm diff`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    pub existed_before: bool,
+    pub exists_after: bool,
+    /// (field, before, after); `None`: absent.
+    pub fields: Vec<(String, Option<Value>, Option<Value>)>,
+    pub added: Vec<(String, Request)>,
+    pub removed: Vec<(String, Request)>,
+    /// (entity id, before, after, the request keys that differ).
+    pub changed: Vec<(String, Request, Request, Vec<String>)>,
+}
+
+impl Summary {
+    pub fn is_empty(&self) -> bool {
+        self.existed_before == self.exists_after
+            && self.fields.is_empty()
+            && self.added.is_empty()
+            && self.removed.is_empty()
+            && self.changed.is_empty()
+    }
+}
+
+/// Compares two states (`None` or deleted: no session) request by request and field by field.
+pub fn summarize(before: Option<&SessionState>, after: Option<&SessionState>) -> Summary {
+    let live = |s: Option<&SessionState>| s.filter(|s| s.exists).cloned();
+    let (before, after) = (live(before), live(after));
+    let empty = SessionState::default();
+    let (b, a) = (before.as_ref().unwrap_or(&empty), after.as_ref().unwrap_or(&empty));
+    let mut out = Summary { existed_before: before.is_some(), exists_after: after.is_some(), ..Summary::default() };
+    for (key, value) in b.session.metadata() {
+        if a.session.field(key).is_none() {
+            out.fields.push((key.to_owned(), Some(value.clone()), None));
+        }
+    }
+    for (key, value) in a.session.metadata() {
+        let old = b.session.field(key);
+        if old != Some(value) {
+            out.fields.push((key.to_owned(), old.cloned(), Some(value.clone())));
+        }
+    }
+    for (id, request) in b.ids.iter().zip(&b.session.requests) {
+        if a.request(id).is_none() {
+            out.removed.push((id.clone(), request.clone()));
+        }
+    }
+    for (id, request) in a.ids.iter().zip(&a.session.requests) {
+        match b.request(id) {
+            None => out.added.push((id.clone(), request.clone())),
+            Some(old) if old != request => {
+                let (ov, nv) = (old.to_value(), request.to_value());
+                let (ov, nv) =
+                    (ov.as_object().cloned().unwrap_or_default(), nv.as_object().cloned().unwrap_or_default());
+                let mut keys: Vec<String> =
+                    nv.iter().filter(|(k, v)| ov.get(*k) != Some(v)).map(|(k, _)| k.clone()).collect();
+                keys.extend(ov.keys().filter(|k| !nv.contains_key(*k)).cloned());
+                out.changed.push((id.clone(), old.clone(), request.clone(), keys));
+            }
+            Some(_) => {}
+        }
+    }
+    out
+}
+
 fn message(change_type: ChangeType, id: &str, payload: Value) -> EntityChange {
     EntityChange { change_type, entity_type: EntityType::Message, entity_id: id.to_owned(), payload }
 }
@@ -271,6 +335,27 @@ mod tests {
         gone.exists = false;
         assert_eq!(restore("s", Some(&now), &gone)[0].change_type, ChangeType::Delete);
         assert!(restore("s", Some(&now), &now).is_empty());
+    }
+
+    #[test]
+    fn a_summary_names_added_removed_and_changed_requests_and_fields() {
+        let a = session(
+            json!({"customTitle": "A", "gone": 1, "requests": [{"requestId": "r1", "response": []}, {"requestId": "r2"}]}),
+        );
+        let b = session(
+            json!({"customTitle": "B", "requests": [{"requestId": "r1", "response": [{"value": "x"}]}, {"requestId": "r3"}]}),
+        );
+        let sa = fold(&events(diff("s", None, &a), 0)).unwrap().unwrap();
+        let sb = fold(&events(diff("s", None, &b), 0)).unwrap().unwrap();
+        let sum = summarize(Some(&sa), Some(&sb));
+        assert_eq!(sum.fields.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(), ["gone", "customTitle"]);
+        assert_eq!(sum.added.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["r3"]);
+        assert_eq!(sum.removed.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["r2"]);
+        assert_eq!(sum.changed.len(), 1);
+        assert_eq!(sum.changed[0].3, ["response"]);
+        assert!(summarize(Some(&sa), Some(&sa)).is_empty());
+        let created = summarize(None, Some(&sa));
+        assert!(!created.existed_before && created.exists_after && created.added.len() == 2);
     }
 
     #[test]

@@ -212,7 +212,9 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         let events = journal.session_events(&id)?;
         let v = views(&events)?;
         let location = v.checkpoint.as_ref().and_then(|c| c.path.as_deref()).map(location_of);
-        let location = location.filter(|l| provider.covers(l));
+        // A recorded path is trusted only inside the roots and under the session's own name (an
+        // imported journal could name any path).
+        let location = location.filter(|l| provider.covers(l) && l.path.file_stem() == Some(id.as_ref()));
         work.push(Work { id, events, location, pulled: None, error: None });
     }
 
@@ -290,6 +292,10 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
                 continue;
             }
             report.files_written += 1;
+            // A file chasm brought back (or created) is not shown until the editor lists it.
+            if let (Some(session), None) = (target, &p.expected) {
+                list(provider, loc, &id, session, &mut report.warnings);
+            }
         }
         let next_seq = |batch: &Vec<NewChange>| journal.last_seq() + batch.len() as u64 + 1;
         let mut last_local = p.checkpoint.as_ref().map(|c| c.1).unwrap_or(0);
@@ -308,6 +314,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
                     report.files_written += 1;
                     let first_seq = journal.last_seq() + batch.len() as u64 + 1;
                     batch.extend(placed_session(&copy_id, &session, &loc, first_seq, provider.name()));
+                    list(provider, &loc, &copy_id, &session, &mut report.warnings);
                     p.report.copy = Some(copy_id);
                 }
             }
@@ -336,6 +343,16 @@ fn checkpoint(
         origin: Origin::Local,
         provider: provider.to_owned(),
         payload: Checkpoint::payload(local_seq, remote_seq, hash, path),
+    }
+}
+
+/// Has the editor list a session chasm wrote; where it cannot now, a warning says how to finish.
+pub fn list(provider: &dyn Provider, loc: &Location, id: &str, session: &Session, warnings: &mut Vec<String>) {
+    if let Err(e) = provider.ensure_listed(loc, id, session) {
+        warnings.push(format!(
+            "{id} was written to {}, but VS Code will not list it yet: {e}; close VS Code and run `chasm restore {id} --push` to list it",
+            loc.path.display()
+        ));
     }
 }
 

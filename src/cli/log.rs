@@ -6,11 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use chrono::Local;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::time::{Point, parse_point, rfc3339};
+use super::time::{Point, parse_point};
 use crate::journal::{ChangeType, EntityType, OpenMode, Origin, SyncChange};
-use crate::session::{first_words, hex};
+use crate::session::first_words;
 
 /// Show the history of one session, or of every session, newest first
 #[derive(Debug, clap::Args)]
@@ -114,22 +114,10 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The `--json` form of a record; the schema is documented in the README.
+/// The `--json` form of a record (the schema is in the README): the same object as a line of
+/// `chasm export`.
 pub fn json_line(r: &SyncChange) -> Value {
-    json!({
-        "seq": r.seq,
-        "id": r.id.to_string(),
-        "session_id": r.session_id,
-        "change_type": r.change_type.as_str(),
-        "entity_type": r.entity_type.as_str(),
-        "entity_id": r.entity_id,
-        "origin": r.origin.as_str(),
-        "provider": r.provider,
-        "timestamp": rfc3339(&r.timestamp),
-        "prev_hash": hex(&r.prev_hash),
-        "hash": hex(&r.hash),
-        "payload": r.payload,
-    })
+    crate::journal::export::record_line(r)
 }
 
 fn human_line(r: &SyncChange) -> String {

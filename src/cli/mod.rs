@@ -3,11 +3,15 @@
 
 mod capture;
 mod delete;
+mod diff;
 mod edit;
+mod export;
+mod import;
 mod log;
 mod rename;
 mod replay;
 mod resolve;
+mod restore;
 mod status;
 mod sync;
 mod tag;
@@ -44,11 +48,15 @@ pub enum Command {
     Status(status::Args),
     Conflicts(status::ConflictsArgs),
     Resolve(resolve::Args),
+    Restore(restore::Args),
     Rename(rename::Args),
     Tag(tag::Args),
     /// Remove a tag from a session
     Untag(tag::Args),
     Delete(delete::Args),
+    Diff(diff::Args),
+    Export(export::Args),
+    Import(import::Args),
 }
 
 /// The VS Code storage a command works on.
@@ -111,10 +119,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(args) => status::run(&journal_dir, args),
         Command::Conflicts(args) => status::run_conflicts(&journal_dir, args),
         Command::Resolve(args) => resolve::run(&journal_dir, args),
+        Command::Restore(args) => restore::run(&journal_dir, args),
         Command::Rename(args) => rename::run(&journal_dir, args),
         Command::Tag(args) => tag::run(&journal_dir, args, true),
         Command::Untag(args) => tag::run(&journal_dir, args, false),
         Command::Delete(args) => delete::run(&journal_dir, args),
+        Command::Diff(args) => diff::run(&journal_dir, args),
+        Command::Export(args) => export::run(&journal_dir, args),
+        Command::Import(args) => import::run(&journal_dir, args),
     }
 }
 

@@ -1,17 +1,22 @@
 //! `chasm status` and `chasm conflicts`: where sessions stand, derived from the fold since each
 //! session's last checkpoint and a read of VS Code's files. Nothing is written.
 
+use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
+use serde_json::Value;
 
 use super::RootArgs;
 use super::sync::session_json;
+use super::time::rfc3339;
 use crate::journal::{Journal, OpenMode};
 use crate::merge::Strategy;
-use crate::sync::{Options, Report, sync};
+use crate::provider::vscode::index;
+use crate::session::Session;
+use crate::sync::{Options, Report, SessionSync, sync};
 
 /// Show whether each session is synced, ahead on one side, or in conflict
 #[derive(Debug, clap::Args)]
@@ -23,6 +28,66 @@ pub struct Args {
     /// One JSON object per session
     #[arg(long)]
     json: bool,
+    /// Also list sessions VS Code no longer has: deleted there, or dropped from its index
+    #[arg(long)]
+    all: bool,
+}
+
+/// Whether VS Code still shows a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Presence {
+    /// In VS Code's storage and listed (or no index to say otherwise).
+    Present,
+    /// The file is there, but VS Code's index no longer lists it, so VS Code does not show it.
+    Hidden,
+    /// Deleted (in VS Code or by chasm); the journal keeps its history.
+    Deleted { seq: u64 },
+    /// Only ever in the journal (captured from a file outside VS Code's storage).
+    JournalOnly,
+}
+
+impl Presence {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Presence::Present => "present",
+            Presence::Hidden => "hidden",
+            Presence::Deleted { .. } => "deleted",
+            Presence::JournalOnly => "journal_only",
+        }
+    }
+}
+
+/// Where a session stands in VS Code, and the last content the journal has of it.
+fn presence(
+    journal: &Journal,
+    s: &SessionSync,
+    listed: &mut HashMap<PathBuf, Option<BTreeSet<String>>>,
+    warnings: &mut Vec<String>,
+) -> Result<(Presence, Option<Session>)> {
+    let mut state = journal.state_at(&s.session_id, u64::MAX)?;
+    let mut deleted = None;
+    while let Some(st) = state.as_ref().filter(|st| !st.exists) {
+        let seq = st.deleted_seq.unwrap_or(st.last_seq);
+        deleted.get_or_insert(seq);
+        state = journal.state_at(&s.session_id, seq - 1)?;
+    }
+    let last = state.map(|st| st.session);
+    if let Some(seq) = deleted {
+        return Ok((Presence::Deleted { seq }, last));
+    }
+    let Some(loc) = s.location.as_ref().filter(|l| l.path.is_file()) else {
+        return Ok((if s.location.is_none() { Presence::JournalOnly } else { Presence::Present }, last));
+    };
+    let Some(db) = loc.path.parent().and_then(index::state_db_for) else { return Ok((Presence::Present, last)) };
+    let ids = listed.entry(db.clone()).or_insert_with(|| match index::listed_ids(&db) {
+        Ok(ids) => ids,
+        Err(e) => {
+            warnings.push(format!("cannot tell which sessions VS Code lists: {e}"));
+            None
+        }
+    });
+    let hidden = ids.as_ref().is_some_and(|ids| !ids.contains(&s.session_id));
+    Ok((if hidden { Presence::Hidden } else { Presence::Present }, last))
 }
 
 /// List the conflicts waiting for `chasm resolve`
@@ -59,14 +124,34 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
             n => bail!("{prefix:?} matches {n} sessions; give more of the id"),
         }
     }
+    let mut listed = HashMap::new();
+    let mut warnings = report.warnings.clone();
+    let mut rows = Vec::new();
+    for s in &report.sessions {
+        let (presence, last) = presence(&journal, s, &mut listed, &mut warnings)?;
+        if matches!(presence, Presence::Deleted { .. }) && !args.all && args.session.is_none() {
+            continue;
+        }
+        rows.push((s, presence, last));
+    }
     let mut err = std::io::stderr().lock();
-    for w in &report.warnings {
+    for w in &warnings {
         writeln!(err, "warning: {}", w.replace('\n', " "))?;
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for s in &report.sessions {
+    for (s, presence, last) in rows {
+        let last_title = s.title.clone().or_else(|| last.as_ref().and_then(Session::display_title));
+        let last_date = last.as_ref().and_then(|l| l.last_message_date().or(l.creation_date()));
+        let last_date = last_date.and_then(chrono::DateTime::from_timestamp_millis).map(|t| rfc3339(&t));
         if args.json {
-            writeln!(out, "{}", session_json(s))?;
+            let mut v = session_json(s);
+            v["presence"] = Value::from(presence.as_str());
+            v["last_title"] = Value::from(last_title);
+            v["last_message_date"] = Value::from(last_date);
+            if let Presence::Deleted { seq } = presence {
+                v["deleted_seq"] = Value::from(seq);
+            }
+            writeln!(out, "{v}")?;
             continue;
         }
         let short: String = s.session_id.chars().take(8).collect();
@@ -80,14 +165,27 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
         if !s.conflicts.is_empty() {
             detail.push(format!("{} conflict(s)", s.conflicts.len()));
         }
-        if s.location.is_none() {
-            detail.push("not in VS Code's storage".into());
+        let restore_hint = format!("`chasm restore {short} --push` brings it back");
+        let mut state = s.status.as_str();
+        match presence {
+            Presence::Present => {}
+            Presence::JournalOnly => detail.push("not in VS Code's storage".into()),
+            Presence::Hidden => {
+                detail.push(format!("hidden: VS Code's index no longer lists it; {restore_hint}"));
+            }
+            Presence::Deleted { seq } => {
+                state = "deleted";
+                if let Some(date) = &last_date {
+                    detail.push(format!("last message {date}"));
+                }
+                detail.push(format!("deleted at seq {seq}; {restore_hint}"));
+            }
         }
         if let Some(e) = &s.error {
             detail.push(e.clone());
         }
         let detail = if detail.is_empty() { String::new() } else { format!("  ({})", detail.join(", ")) };
-        writeln!(out, "{:<12}  {short:<8}  {}{detail}", s.status.as_str(), s.title.as_deref().unwrap_or(""))?;
+        writeln!(out, "{state:<12}  {short:<8}  {}{detail}", last_title.as_deref().unwrap_or(""))?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

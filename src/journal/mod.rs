@@ -4,6 +4,7 @@
 //! from the log and checked by [`Journal::verify`]. One process at a time holds a journal open
 //! (sled locks its data file); a second one gets [`JournalError::Locked`].
 
+pub mod export;
 pub mod record;
 mod snapshot;
 mod store;
@@ -107,6 +108,11 @@ impl Journal {
         Ok(Journal { store, last_seq, head_hash })
     }
 
+    /// The hash the next record chains to (an error for a journal whose last record is damaged).
+    pub fn head_hash(&self) -> Result<[u8; 32], JournalError> {
+        self.head_hash.clone().map_err(|reason| JournalError::Corrupt { seq: self.last_seq, reason })
+    }
+
     /// The directory the journal lives in.
     pub fn dir(&self) -> &Path {
         &self.store.dir
@@ -121,25 +127,60 @@ impl Journal {
     /// and the whole batch becomes durable with one flush before this returns (group commit).
     /// Either the whole batch is stored or none of it.
     pub fn append(&mut self, batch: Vec<NewChange>) -> Result<Vec<SyncChange>, JournalError> {
+        self.append_sealed(batch.into_iter().map(|c| (uuid::Uuid::new_v4(), c)).collect())
+    }
+
+    /// Appends changes recorded elsewhere (an import), each keeping its record id, timestamp and
+    /// content but taking its place in this journal's chain.
+    pub fn append_foreign(&mut self, records: Vec<SyncChange>) -> Result<Vec<SyncChange>, JournalError> {
+        self.append_sealed(records.into_iter().map(|r| (r.id, r.to_change())).collect())
+    }
+
+    /// Appends records exactly as they are, seqs and hashes included: they must continue this
+    /// journal's chain (an import into the journal they were exported from, or an empty one).
+    pub fn append_verbatim(&mut self, records: Vec<SyncChange>) -> Result<Vec<SyncChange>, JournalError> {
+        let mut seq = self.last_seq;
+        let mut prev = self.head_hash.clone().map_err(|reason| JournalError::Corrupt { seq, reason })?;
+        for r in &records {
+            seq += 1;
+            if r.seq != seq || r.prev_hash != prev || !r.is_sealed() {
+                return Err(JournalError::InvalidChange(format!(
+                    "record {} does not continue this journal's chain at seq {seq}",
+                    r.seq
+                )));
+            }
+            prev = r.hash;
+        }
+        self.store_records(records)
+    }
+
+    fn append_sealed(&mut self, batch: Vec<(uuid::Uuid, NewChange)>) -> Result<Vec<SyncChange>, JournalError> {
         if batch.is_empty() {
             return Ok(Vec::new());
-        }
-        for change in &batch {
-            if change.session_id.is_empty() || change.session_id.len() > u16::MAX as usize {
-                return Err(JournalError::InvalidChange(format!("session id of {} bytes", change.session_id.len())));
-            }
         }
         let mut seq = self.last_seq;
         let mut prev = self.head_hash.clone().map_err(|reason| JournalError::Corrupt { seq, reason })?;
         let mut records = Vec::with_capacity(batch.len());
-        let mut rows = Vec::with_capacity(batch.len());
-        for change in batch {
+        for (id, change) in batch {
             seq += 1;
-            let record = SyncChange::seal(change, seq, prev);
+            let record = SyncChange::seal_as(id, change, seq, prev);
             prev = record.hash;
-            rows.push(Row { seq, session_id: record.session_id.clone(), bytes: record.encode() });
             records.push(record);
         }
+        self.store_records(records)
+    }
+
+    /// Stores sealed records that continue the chain, durably, in one group commit.
+    fn store_records(&mut self, records: Vec<SyncChange>) -> Result<Vec<SyncChange>, JournalError> {
+        let Some(last) = records.last() else { return Ok(records) };
+        for r in &records {
+            if r.session_id.is_empty() || r.session_id.len() > u16::MAX as usize {
+                return Err(JournalError::InvalidChange(format!("session id of {} bytes", r.session_id.len())));
+            }
+        }
+        let (seq, prev) = (last.seq, last.hash);
+        let rows: Vec<Row> =
+            records.iter().map(|r| Row { seq: r.seq, session_id: r.session_id.clone(), bytes: r.encode() }).collect();
         self.store.append(&rows, store::head_value(seq, &prev))?;
         self.last_seq = seq;
         self.head_hash = Ok(prev);
@@ -427,13 +468,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         drop(Journal::open(dir.path(), OpenMode::Create).unwrap());
         {
-            let db = sled::open(dir.path()).unwrap();
+            // sled lets go of its file lock a moment after the journal is dropped.
+            let db = (0..200)
+                .find_map(|_| {
+                    sled::open(dir.path()).ok().or_else(|| {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        None
+                    })
+                })
+                .unwrap();
             db.open_tree(store::TREE_META).unwrap().insert(store::META_FORMAT, &2u32.to_be_bytes()).unwrap();
             db.flush().unwrap();
         }
-        assert!(matches!(
-            Journal::open(dir.path(), OpenMode::Existing),
-            Err(JournalError::NewerFormat { found: 2, .. })
-        ));
+        let reopened = (0..200)
+            .map(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                Journal::open(dir.path(), OpenMode::Existing)
+            })
+            .find(|r| !matches!(r, Err(JournalError::Locked(_))))
+            .unwrap();
+        assert!(matches!(reopened, Err(JournalError::NewerFormat { found: 2, .. })));
     }
 }

@@ -157,10 +157,16 @@ impl SyncChange {
     /// Builds the record that follows `prev_hash` at `seq`, computing its hash. Timestamps are
     /// kept to the millisecond, as stored.
     pub fn seal(change: NewChange, seq: u64, prev_hash: [u8; 32]) -> SyncChange {
+        SyncChange::seal_as(Uuid::new_v4(), change, seq, prev_hash)
+    }
+
+    /// [`SyncChange::seal`] keeping a record id given elsewhere: an imported record placed in
+    /// another chain is the same change, and its id is how an import knows it has it.
+    pub fn seal_as(id: Uuid, change: NewChange, seq: u64, prev_hash: [u8; 32]) -> SyncChange {
         let timestamp =
             Utc.timestamp_millis_opt(change.timestamp.timestamp_millis()).single().unwrap_or(change.timestamp);
         let mut record = SyncChange {
-            id: Uuid::new_v4(),
+            id,
             seq,
             session_id: change.session_id,
             change_type: change.change_type,
@@ -230,6 +236,25 @@ impl SyncChange {
             prev_hash,
             hash,
         })
+    }
+
+    /// The change this record carries, without what the journal assigned.
+    pub fn to_change(&self) -> NewChange {
+        NewChange {
+            session_id: self.session_id.clone(),
+            change_type: self.change_type,
+            entity_type: self.entity_type,
+            entity_id: self.entity_id.clone(),
+            timestamp: self.timestamp,
+            origin: self.origin,
+            provider: self.provider.clone(),
+            payload: self.payload.clone(),
+        }
+    }
+
+    /// Whether the record's hash is the one its content and `prev_hash` give.
+    pub fn is_sealed(&self) -> bool {
+        chain_hash(&self.prev_hash, &self.canonical_bytes()) == self.hash
     }
 
     /// Whether stored bytes carry the hash their content and `prev_hash` give.

@@ -41,6 +41,19 @@ pub enum ProviderError {
     Read(#[from] vscode::ReadError),
     #[error(transparent)]
     Write(#[from] vscode::write::WriteError),
+    #[error(transparent)]
+    Index(#[from] vscode::index::IndexError),
+}
+
+/// Whether the editor lists a session in its own history view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// It did not; now it does.
+    Added,
+    /// It already did.
+    AlreadyListed,
+    /// The editor keeps no list here (yet); the file is all there is.
+    NoList,
 }
 
 /// Provider-native storage: what the sync engine reads from and writes to.
@@ -58,6 +71,10 @@ pub trait Provider {
     fn push(&self, location: &Location, session: &Session, expected: Option<&Session>) -> Result<(), ProviderError>;
     /// Deletes a session, provided the location still holds `expected`.
     fn delete(&self, location: &Location, expected: Option<&Session>) -> Result<(), ProviderError>;
+    /// Makes the editor list a session it holds at `location`: a session file alone is not
+    /// shown where the editor keeps a separate list (VS Code's index in `state.vscdb`).
+    fn ensure_listed(&self, location: &Location, session_id: &str, session: &Session)
+    -> Result<Listing, ProviderError>;
     /// Where a new session with this id goes, beside an existing one.
     fn location_for_new(&self, near: &Location, session_id: &str) -> Location;
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::provider::{Listed, Location, Provider, ProviderError, Pulled};
+use crate::provider::{Listed, Listing, Location, Provider, ProviderError, Pulled};
 use crate::session::{Session, SessionError};
 
 /// The provider name recorded in journal events that come from VS Code.
@@ -104,6 +104,20 @@ impl Provider for VsCode {
 
     fn delete(&self, location: &Location, expected: Option<&Session>) -> Result<(), ProviderError> {
         Ok(write::delete_session(&location.path, location.format, expected)?)
+    }
+
+    fn ensure_listed(
+        &self,
+        location: &Location,
+        session_id: &str,
+        session: &Session,
+    ) -> Result<Listing, ProviderError> {
+        let Some(db) = location.path.parent().and_then(index::state_db_for) else { return Ok(Listing::NoList) };
+        Ok(match index::register(&db, session_id, session)? {
+            index::Registered::Added => Listing::Added,
+            index::Registered::AlreadyListed => Listing::AlreadyListed,
+            index::Registered::NoDatabase => Listing::NoList,
+        })
     }
 
     fn location_for_new(&self, near: &Location, session_id: &str) -> Location {

@@ -1,0 +1,205 @@
+//! The portable form of journal records: JSON Lines, one header line then one record per line,
+//! in seq order. Each record line is the `chasm log --json` object, which carries every field
+//! the hash covers, so a reader can recompute each hash and check the chain without chasm's
+//! binary codec. `journal-format.md` specifies it. Pure: values in, values out.
+
+use chrono::DateTime;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{ChangeType, EntityType, Origin, SyncChange};
+use crate::session::hex;
+
+/// The `chasm_export` version of the header this chasm writes and reads.
+pub const EXPORT_VERSION: u64 = 1;
+
+/// The header line of an export.
+pub fn header(session: Option<&str>, since: Option<u64>, records: usize, last_seq: u64) -> Value {
+    json!({
+        "chasm_export": EXPORT_VERSION,
+        "session": session,
+        "since": since,
+        "records": records,
+        "journal_last_seq": last_seq,
+    })
+}
+
+/// A record as one JSON object (also `chasm log --json`'s line).
+pub fn record_line(r: &SyncChange) -> Value {
+    json!({
+        "seq": r.seq,
+        "id": r.id.to_string(),
+        "session_id": r.session_id,
+        "change_type": r.change_type.as_str(),
+        "entity_type": r.entity_type.as_str(),
+        "entity_id": r.entity_id,
+        "origin": r.origin.as_str(),
+        "provider": r.provider,
+        "timestamp": r.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "prev_hash": hex(&r.prev_hash),
+        "hash": hex(&r.hash),
+        "payload": r.payload,
+    })
+}
+
+/// Parses a record line back, checking its hash: a record whose content does not give its
+/// hash is refused.
+pub fn parse_record(v: &Value) -> Result<SyncChange, String> {
+    let text = |k: &str| v.get(k).and_then(Value::as_str).ok_or_else(|| format!("no `{k}` string"));
+    let hash = |k: &str| -> Result<[u8; 32], String> {
+        let s = text(k)?;
+        if s.len() != 64 {
+            return Err(format!("`{k}` is not 64 hex digits"));
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| format!("`{k}` is not hex"))?;
+        }
+        Ok(out)
+    };
+    let timestamp = DateTime::parse_from_rfc3339(text("timestamp")?)
+        .map_err(|e| format!("`timestamp`: {e}"))?
+        .with_timezone(&chrono::Utc);
+    let record = SyncChange {
+        id: Uuid::parse_str(text("id")?).map_err(|e| format!("`id`: {e}"))?,
+        seq: v.get("seq").and_then(Value::as_u64).ok_or("no `seq` number")?,
+        session_id: text("session_id")?.to_owned(),
+        change_type: text("change_type")?.parse::<ChangeType>()?,
+        entity_type: text("entity_type")?.parse::<EntityType>()?,
+        entity_id: text("entity_id")?.to_owned(),
+        timestamp,
+        origin: text("origin")?.parse::<Origin>()?,
+        provider: text("provider")?.to_owned(),
+        payload: v.get("payload").cloned().ok_or("no `payload`")?,
+        prev_hash: hash("prev_hash")?,
+        hash: hash("hash")?,
+    };
+    if !record.is_sealed() {
+        return Err("hash mismatch: the record was modified".into());
+    }
+    Ok(record)
+}
+
+/// Why an export cannot be imported: the first bad line, with its seq where known.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}{}: {reason}", seq.map(|s| format!(" (seq {s})")).unwrap_or_default())]
+pub struct ExportError {
+    pub line: usize,
+    pub seq: Option<u64>,
+    pub reason: String,
+}
+
+/// Parses a whole export and checks its chain: every record's own hash, seqs strictly rising,
+/// and each record's `prev_hash` equal to the hash of the record before it wherever both are in
+/// the file (a full export is one unbroken chain from the genesis hash). The header's count
+/// catches a file cut short.
+pub fn parse(text: &str) -> Result<Vec<SyncChange>, ExportError> {
+    let bad = |line: usize, seq: Option<u64>, reason: String| ExportError { line, seq, reason };
+    if !text.is_empty() && !text.ends_with('\n') {
+        let n = text.lines().count();
+        return Err(bad(n, None, "the last line is incomplete (the file was cut short)".into()));
+    }
+    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
+    let Some((_, first)) = lines.next() else { return Err(bad(1, None, "the file is empty".into())) };
+    let header: Value = serde_json::from_str(first).map_err(|e| bad(1, None, format!("not a chasm export: {e}")))?;
+    match header.get("chasm_export").and_then(Value::as_u64) {
+        Some(EXPORT_VERSION) => {}
+        Some(v) => return Err(bad(1, None, format!("export version {v} is newer than this chasm reads"))),
+        None => return Err(bad(1, None, "not a chasm export (no `chasm_export` header)".into())),
+    }
+    let mut records: Vec<SyncChange> = Vec::new();
+    for (n, line) in lines {
+        let v: Value = serde_json::from_str(line).map_err(|e| bad(n, None, format!("not valid JSON: {e}")))?;
+        let seq = v.get("seq").and_then(Value::as_u64);
+        let record = parse_record(&v).map_err(|reason| bad(n, seq, reason))?;
+        match records.last() {
+            Some(prev) if record.seq <= prev.seq => {
+                return Err(bad(n, seq, format!("seq {} does not follow seq {}", record.seq, prev.seq)));
+            }
+            Some(prev) if record.seq == prev.seq + 1 && record.prev_hash != prev.hash => {
+                return Err(bad(n, seq, format!("prev_hash does not match the hash of seq {}", prev.seq)));
+            }
+            None if record.seq == 1 && record.prev_hash != super::record::GENESIS_HASH => {
+                return Err(bad(n, seq, "the first record does not start the chain".into()));
+            }
+            _ => {}
+        }
+        records.push(record);
+    }
+    // A whole-journal export is every record from the first: a missing one is a gap.
+    let whole = header.get("session").is_none_or(Value::is_null) && header.get("since").is_none_or(Value::is_null);
+    if whole {
+        if let Some((i, r)) = records.iter().enumerate().find(|(i, r)| r.seq != *i as u64 + 1) {
+            return Err(bad(i + 2, Some(r.seq), format!("record {} is missing from a whole-journal export", i + 1)));
+        }
+    }
+    let expected = header.get("records").and_then(Value::as_u64);
+    if expected.is_some_and(|e| e != records.len() as u64) {
+        return Err(bad(
+            text.lines().count(),
+            None,
+            format!("the header promises {} records, the file holds {}", expected.unwrap_or(0), records.len()),
+        ));
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::NewChange;
+    use crate::journal::record::GENESIS_HASH;
+
+    fn chain(n: usize) -> Vec<SyncChange> {
+        let mut prev = GENESIS_HASH;
+        (1..=n as u64)
+            .map(|seq| {
+                let change = NewChange {
+                    session_id: "s".into(),
+                    change_type: ChangeType::Create,
+                    entity_type: EntityType::Message,
+                    entity_id: format!("r{seq}"),
+                    timestamp: chrono::Utc::now(),
+                    origin: Origin::Remote,
+                    provider: "vscode".into(),
+                    payload: json!({"index": 0, "request": {"n": 1.50, "big": 123456789012345678901234567890u128.to_string()}}),
+                };
+                let r = SyncChange::seal(change, seq, prev);
+                prev = r.hash;
+                r
+            })
+            .collect()
+    }
+
+    fn export(records: &[SyncChange]) -> String {
+        let mut s = format!("{}\n", header(None, None, records.len(), records.len() as u64));
+        for r in records {
+            s.push_str(&format!("{}\n", record_line(r)));
+        }
+        s
+    }
+
+    #[test]
+    fn an_export_parses_back_to_the_same_records() {
+        let records = chain(3);
+        assert_eq!(parse(&export(&records)).unwrap(), records);
+    }
+
+    #[test]
+    fn tampering_truncation_and_reordering_are_refused_with_the_first_bad_line() {
+        let records = chain(4);
+        let text = export(&records);
+        let tampered = text.replacen("\"r3\"", "\"rX\"", 1);
+        let e = parse(&tampered).unwrap_err();
+        assert_eq!((e.line, e.seq), (4, Some(3)), "{e}");
+        // A whole line dropped from the middle: the chain link is missing.
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.remove(2);
+        let e = parse(&(lines.join("\n") + "\n")).unwrap_err();
+        assert!(e.reason.contains("missing"), "{e}");
+        // Cut short.
+        assert!(parse(&text[..text.len() - 10]).unwrap_err().reason.contains("incomplete"));
+        assert!(parse("{\"chasm_export\": 9}\n").unwrap_err().reason.contains("newer"));
+        assert!(parse("").is_err());
+    }
+}
