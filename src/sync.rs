@@ -121,6 +121,8 @@ pub struct SessionSync {
     pub copy: Option<String>,
     /// The session ends up deleted (on both sides).
     pub deleted: bool,
+    /// chasm added the session to the editor's list (VS Code's index) after writing it.
+    pub listed: bool,
     pub error: Option<String>,
 }
 
@@ -294,7 +296,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             report.files_written += 1;
             // A file chasm brought back (or created) is not shown until the editor lists it.
             if let (Some(session), None) = (target, &p.expected) {
-                list(provider, loc, &id, session, &mut report.warnings);
+                p.report.listed = list(provider, loc, &id, session, &mut report.warnings);
             }
         }
         let next_seq = |batch: &Vec<NewChange>| journal.last_seq() + batch.len() as u64 + 1;
@@ -347,12 +349,17 @@ fn checkpoint(
 }
 
 /// Has the editor list a session chasm wrote; where it cannot now, a warning says how to finish.
-pub fn list(provider: &dyn Provider, loc: &Location, id: &str, session: &Session, warnings: &mut Vec<String>) {
-    if let Err(e) = provider.ensure_listed(loc, id, session) {
-        warnings.push(format!(
-            "{id} was written to {}, but VS Code will not list it yet: {e}; close VS Code and run `chasm restore {id} --push` to list it",
-            loc.path.display()
-        ));
+/// Returns whether an entry was added.
+pub fn list(provider: &dyn Provider, loc: &Location, id: &str, session: &Session, warnings: &mut Vec<String>) -> bool {
+    match provider.ensure_listed(loc, id, session) {
+        Ok(listing) => listing == crate::provider::Listing::Added,
+        Err(e) => {
+            warnings.push(format!(
+                "{id} was written to {}, but VS Code will not list it yet: {e}; close VS Code and run `chasm restore {id} --push` to list it",
+                loc.path.display()
+            ));
+            false
+        }
     }
 }
 
@@ -440,6 +447,7 @@ fn plan(w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, SyncEr
         resolved: Vec::new(),
         copy: None,
         deleted: false,
+        listed: false,
         error: w.error.clone(),
     };
     let mut plan = Plan {

@@ -90,6 +90,9 @@ pub fn print_report(report: &Report, dry_run: bool, as_json: bool) -> Result<()>
         if !s.conflicts.is_empty() {
             line.push_str(&format!("  — {} conflict(s), see `chasm conflicts`", s.conflicts.len()));
         }
+        if s.listed {
+            line.push_str("  — listed in VS Code's chat history again");
+        }
         if let Some(copy) = &s.copy {
             line.push_str(&format!("  — local version kept as {copy}"));
         }
@@ -127,6 +130,7 @@ pub fn session_json(s: &SessionSync) -> serde_json::Value {
         "conflicts": s.conflicts.iter().map(conflict_json).collect::<Vec<_>>(),
         "copy": s.copy,
         "deleted": s.deleted,
+        "listed": s.listed,
         "error": s.error,
     })
 }

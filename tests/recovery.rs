@@ -1,0 +1,395 @@
+//! Getting things back: `restore` at any point (and its undo), recovering sessions VS Code
+//! deleted or stopped listing, `diff` between points, and `export`/`import` between journals.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Env, assert_error_line, vscode_read};
+use rusqlite::Connection;
+use serde_json::{Value, json};
+
+const ID: &str = "6a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+const OTHER: &str = "7b2c3d4e-5f6a-4b7c-9d8e-0f1a2b3c4d5e";
+const INDEX_KEY: &str = "chat.ChatSessionStore.index";
+
+fn request(n: u32, text: &str) -> Value {
+    json!({
+        "requestId": format!("request_{n:04}"),
+        "timestamp": 1_764_000_000_000i64 + i64::from(n) * 60_000,
+        "message": {"text": text, "parts": [{"kind": "text", "text": text}]},
+        "response": [{"value": format!("About {text}.")}],
+        "modelId": "copilot/gpt-4.1",
+    })
+}
+
+fn session(id: &str, title: &str, requests: &[Value]) -> Value {
+    json!({
+        "version": 3,
+        "sessionId": id,
+        "creationDate": 1_764_000_000_000i64,
+        "lastMessageDate": 1_764_000_000_000i64 + requests.len() as i64 * 60_000,
+        "customTitle": title,
+        "initialLocation": "panel",
+        "requests": requests,
+    })
+}
+
+fn write(path: &Path, v: &Value) {
+    std::fs::write(path, serde_json::to_string_pretty(v).unwrap()).unwrap();
+}
+
+fn seqs(env: &Env, id: &str) -> Vec<u64> {
+    env.log().iter().filter(|r| r["session_id"] == id).map(|r| r["seq"].as_u64().unwrap()).collect()
+}
+
+/// A VS Code user dir with one workspace, its `state.vscdb` (VS Code's schema) listing the
+/// sessions written by [`Vs::put`].
+struct Vs {
+    env: Env,
+}
+
+impl Vs {
+    fn new() -> Vs {
+        let env = Env::new();
+        let chat = env.chat_dir();
+        std::fs::write(chat.parent().unwrap().join("workspace.json"), r#"{"folder":"file:///home/ada/app"}"#).unwrap();
+        let db = Connection::open(chat.parent().unwrap().join("state.vscdb")).unwrap();
+        db.execute_batch("CREATE TABLE ItemTable (key TEXT UNIQUE ON CONFLICT REPLACE, value BLOB)").unwrap();
+        db.execute("INSERT INTO ItemTable VALUES ('workbench.panel.chat', '{\"visible\":true}')", []).unwrap();
+        Vs { env }
+    }
+
+    fn db_path(&self) -> PathBuf {
+        self.env.chat_dir().parent().unwrap().join("state.vscdb")
+    }
+
+    fn index(&self) -> Value {
+        let db = Connection::open(self.db_path()).unwrap();
+        let text: Option<String> =
+            db.query_row("SELECT value FROM ItemTable WHERE key = ?1", [INDEX_KEY], |r| r.get(0)).ok();
+        text.map(|t| serde_json::from_str(&t).unwrap()).unwrap_or(json!({"version": 1, "entries": {}}))
+    }
+
+    fn set_index(&self, ids: &[&str]) {
+        let entries: serde_json::Map<String, Value> = ids
+            .iter()
+            .map(|id| (id.to_string(), json!({"sessionId": id, "title": "x", "lastMessageDate": 1, "isEmpty": false})))
+            .collect();
+        let db = Connection::open(self.db_path()).unwrap();
+        db.execute(
+            "INSERT INTO ItemTable (key, value) VALUES (?1, ?2)",
+            rusqlite::params![INDEX_KEY, json!({"version": 1, "entries": entries}).to_string()],
+        )
+        .unwrap();
+    }
+
+    fn listed(&self) -> Vec<String> {
+        self.index()["entries"].as_object().unwrap().keys().cloned().collect()
+    }
+
+    fn file(&self, id: &str) -> PathBuf {
+        self.env.chat_dir().join(format!("{id}.json"))
+    }
+
+    fn root(&self) -> String {
+        self.env.dir.path().join("User").to_str().unwrap().to_owned()
+    }
+
+    /// Runs chasm with `--root <user dir>` after ARGS.
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        let root = self.root();
+        let mut all = args.to_vec();
+        all.extend(["--root", root.as_str()]);
+        self.env.chasm(&all)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "chasm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn status_all(&self) -> Vec<Value> {
+        self.ok(&["status", "--all", "--json"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+}
+
+#[test]
+fn restore_to_any_point_equals_replay_there_and_is_undone_by_restoring_the_seq_before() {
+    let env = Env::new();
+    let path = env.dir.path().join(format!("{ID}.json"));
+    let file = path.to_str().unwrap();
+    // A history: requests added, one edited, the title changed, one removed, a field dropped.
+    let steps = vec![
+        session(ID, "Parsing", &[request(1, "parse a date")]),
+        session(ID, "Parsing", &[request(1, "parse a date"), request(2, "and a time")]),
+        session(ID, "Dates", &[request(1, "parse a date"), request(2, "and a time zone")]),
+        session(ID, "Dates", &[request(2, "and a time zone"), request(3, "format it")]),
+        {
+            let mut v = session(ID, "Dates and times", &[request(2, "and a time zone"), request(3, "format it")]);
+            v.as_object_mut().unwrap().remove("initialLocation");
+            v
+        },
+    ];
+    for step in &steps {
+        write(&path, step);
+        env.ok(&["capture", file]);
+    }
+    env.ok(&["tag", &ID[..8], "dates"]);
+    let points = seqs(&env, ID);
+    assert!(points.len() >= 10, "{points:?}");
+    for &at in &points {
+        let before = env.replay(ID, None);
+        let head = env.log().len() as u64;
+        let out = env.ok(&["restore", &ID[..8], "--at", &at.to_string()]);
+        assert_eq!(env.replay(ID, None), env.replay(ID, Some(at)), "restore --at {at}: {out}");
+        // Undo: back to the seq before the restore.
+        env.ok(&["restore", ID, "--at", &head.to_string()]);
+        assert_eq!(env.replay(ID, None), before, "undo of restore --at {at}");
+    }
+    // Restoring appends; history before it is untouched.
+    let log = env.log();
+    assert!(log.iter().any(|r| r["origin"] == "local" && r["entity_type"] == "message"));
+    env.ok(&["verify"]);
+    // A restore to where it already stands records nothing.
+    let n = env.log().len();
+    assert!(env.ok(&["restore", ID, "--at", &n.to_string()]).contains("nothing to restore"));
+    assert_eq!(env.log().len(), n);
+    // Tags come back with the content: before the tag was added, there was none.
+    env.ok(&["restore", ID, "--at", &points[0].to_string()]);
+    let newest_tag = env.ok(&["log", ID, "--entity", "tag", "--json", "-n", "1"]);
+    assert!(newest_tag.contains("\"change_type\":\"delete\""), "{newest_tag}");
+    // Bad points are errors, not panics.
+    assert_error_line(&env.chasm(&["restore", ID, "--at", "0"]));
+    assert_error_line(&env.chasm(&["restore", ID, "--at-time", "2001-01-01"]));
+}
+
+#[test]
+fn a_session_deleted_in_vs_code_is_listed_and_restored_into_vs_code_and_its_index() {
+    let vs = Vs::new();
+    write(&vs.file(ID), &session(ID, "Borrow checker", &[request(1, "why E0502"), request(2, "fix it")]));
+    write(&vs.file(OTHER), &session(OTHER, "Other", &[request(1, "hello")]));
+    vs.set_index(&[ID, OTHER]);
+    vs.ok(&["sync"]);
+    let original = vs.env.replay(ID, None);
+
+    // VS Code deletes it: the file goes, and so does its index entry.
+    std::fs::remove_file(vs.file(ID)).unwrap();
+    vs.set_index(&[OTHER]);
+    assert!(vs.ok(&["sync"]).contains("deleted"));
+    // Plain status leaves it out; --all lists it with its last title and date.
+    assert!(!vs.ok(&["status"]).contains(&ID[..8]));
+    let all = vs.status_all();
+    let row = all.iter().find(|r| r["session_id"] == ID).expect("listed with --all");
+    assert_eq!(row["presence"], "deleted");
+    assert_eq!(row["last_title"], "Borrow checker");
+    assert!(row["last_message_date"].as_str().unwrap().starts_with("2025-11-"));
+    let text = vs.ok(&["status", "--all"]);
+    assert!(
+        text.lines().any(|l| l.starts_with("deleted") && l.contains("Borrow checker") && l.contains("chasm restore")),
+        "{text}"
+    );
+
+    // One command brings it back: file written, index entry added, a backup of the database kept.
+    let out = vs.ok(&["restore", &ID[..8], "--push"]);
+    assert!(out.contains("listed in VS Code"), "{out}");
+    assert_eq!(vscode_read(&vs.file(ID)), original);
+    assert_eq!(vs.env.replay(ID, None), original);
+    assert!(vs.listed().contains(&ID.to_string()));
+    assert_eq!(vs.index()["entries"][ID]["title"], "Borrow checker");
+    assert!(vs.db_path().with_extension("vscdb.chasm-backup").is_file());
+    let row = vs.status_all().into_iter().find(|r| r["session_id"] == ID).unwrap();
+    assert_eq!((row["status"].as_str(), row["presence"].as_str()), (Some("synced"), Some("present")));
+    // Other keys of VS Code's state survive.
+    let db = Connection::open(vs.db_path()).unwrap();
+    let kept: String =
+        db.query_row("SELECT value FROM ItemTable WHERE key = 'workbench.panel.chat'", [], |r| r.get(0)).unwrap();
+    assert_eq!(kept, "{\"visible\":true}");
+}
+
+#[test]
+fn a_session_dropped_from_the_index_is_shown_as_hidden_and_listed_again() {
+    let vs = Vs::new();
+    write(&vs.file(ID), &session(ID, "Old but gold", &[request(1, "lifetimes")]));
+    write(&vs.file(OTHER), &session(OTHER, "New", &[request(1, "hello")]));
+    vs.set_index(&[OTHER]);
+    vs.ok(&["sync"]);
+    let row = vs.status_all().into_iter().find(|r| r["session_id"] == ID).unwrap();
+    assert_eq!(row["presence"], "hidden");
+    assert!(vs.ok(&["status"]).contains("hidden"));
+
+    // VS Code is running: the database is busy. The user is told, in one line, what to do.
+    let holder = Connection::open(vs.db_path()).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let out = vs.run(&["restore", ID, "--push"]);
+    let line = assert_error_line(&out);
+    assert!(line.contains("close VS Code"), "{line}");
+    holder.execute_batch("ROLLBACK").unwrap();
+    drop(holder);
+    assert!(!vs.listed().contains(&ID.to_string()));
+
+    // With VS Code closed, the same command lists it; nothing needed restoring in the journal.
+    let before = vs.env.log().len();
+    let out = vs.ok(&["restore", ID, "--push"]);
+    assert!(out.contains("nothing to restore") && out.contains("listed in VS Code"), "{out}");
+    assert_eq!(vs.env.log().len(), before);
+    assert!(vs.listed().contains(&ID.to_string()));
+    assert_eq!(vs.index()["entries"][ID]["title"], "Old but gold");
+    assert_eq!(vs.index()["entries"][ID]["lastMessageDate"], 1_764_000_060_000i64);
+}
+
+#[test]
+fn restore_as_new_writes_a_copy_beside_the_original() {
+    let vs = Vs::new();
+    write(&vs.file(ID), &session(ID, "Plans", &[request(1, "plan A")]));
+    vs.set_index(&[ID]);
+    vs.ok(&["sync"]);
+    let first = *seqs(&vs.env, ID).last().unwrap();
+    write(&vs.file(ID), &session(ID, "Plans", &[request(1, "plan A"), request(2, "plan B")]));
+    vs.ok(&["sync"]);
+    let out = vs.ok(&["restore", ID, "--at", &first.to_string(), "--as-new"]);
+    let copy = out.split_whitespace().nth(1).unwrap().to_owned();
+    assert_ne!(copy, ID);
+    let written = vscode_read(&vs.file(&copy));
+    assert_eq!(written["sessionId"], copy.as_str());
+    assert_eq!(written["customTitle"], "Plans (restored)");
+    assert_eq!(written["requests"].as_array().unwrap().len(), 1);
+    assert_eq!(vs.env.replay(&copy, None), written);
+    assert!(vs.listed().contains(&copy));
+    // The original is untouched, and the next sync has nothing to do.
+    assert_eq!(vscode_read(&vs.file(ID))["requests"].as_array().unwrap().len(), 2);
+    assert!(vs.ok(&["sync"]).contains("sync: 0 pulled, 0 pushed, 0 merged, 0 conflicted"));
+}
+
+#[test]
+fn restore_without_push_is_written_by_the_next_sync() {
+    let vs = Vs::new();
+    write(&vs.file(ID), &session(ID, "Draft", &[request(1, "one")]));
+    vs.ok(&["sync"]);
+    let at = *seqs(&vs.env, ID).last().unwrap();
+    write(&vs.file(ID), &session(ID, "Draft", &[request(1, "one"), request(2, "two")]));
+    vs.ok(&["sync"]);
+    vs.ok(&["restore", ID, "--at", &at.to_string()]);
+    let row = vs.status_all().into_iter().find(|r| r["session_id"] == ID).unwrap();
+    assert_eq!(row["status"], "local_ahead");
+    assert!(vs.ok(&["sync"]).contains("pushed"));
+    assert_eq!(vscode_read(&vs.file(ID)), vs.env.replay(ID, Some(at)));
+}
+
+#[test]
+fn diff_names_what_changed_between_two_points() {
+    let env = Env::new();
+    let path = env.dir.path().join(format!("{ID}.json"));
+    write(&path, &session(ID, "Before", &[request(1, "keep"), request(2, "drop")]));
+    env.ok(&["capture", path.to_str().unwrap()]);
+    let from = env.log().len().to_string();
+    let mut edited = request(1, "keep");
+    edited["response"] = json!([{"value": "About keep."}, {"value": "More."}]);
+    write(&path, &session(ID, "After", &[edited, request(3, "new one")]));
+    env.ok(&["capture", path.to_str().unwrap()]);
+
+    let text = env.ok(&["diff", &ID[..6], &from]);
+    assert!(text.contains("field customTitle: \"Before\" → \"After\""), "{text}");
+    assert!(text.contains("+ request_0003  \"new one\""), "{text}");
+    assert!(text.contains("- request_0002  \"drop\""), "{text}");
+    assert!(text.contains("~ request_0001") && text.contains("response parts 1 → 2"), "{text}");
+    let v: Value = serde_json::from_str(&env.ok(&["diff", ID, &from, "--json"])).unwrap();
+    assert_eq!(v["added"][0]["id"], "request_0003");
+    assert_eq!(v["removed"][0]["id"], "request_0002");
+    assert_eq!(v["changed"][0]["keys"], json!(["response"]));
+    assert_eq!(v["fields"].as_array().unwrap().len(), 1, "{v}");
+    // Between a point and itself: nothing.
+    assert!(env.ok(&["diff", ID, &from, &from]).contains("no changes"));
+    // From before the session existed: created.
+    assert!(env.ok(&["diff", ID, "0", &from]).contains("session created"));
+}
+
+#[test]
+fn export_then_import_into_an_empty_journal_gives_identical_history() {
+    let vs = Vs::new();
+    write(&vs.file(ID), &session(ID, "One", &[request(1, "a")]));
+    write(&vs.file(OTHER), &session(OTHER, "Two", &[request(1, "b")]));
+    vs.ok(&["sync"]);
+    write(&vs.file(ID), &session(ID, "One", &[request(1, "a"), request(2, "c")]));
+    vs.ok(&["sync"]);
+    vs.env.ok(&["rename", OTHER, "Second"]);
+    vs.env.ok(&["tag", ID, "kept"]);
+    let export = vs.env.dir.path().join("backup.jsonl");
+    vs.env.ok(&["export", "-o", export.to_str().unwrap()]);
+
+    let fresh = Env::new();
+    let out = fresh.ok(&["import", export.to_str().unwrap()]);
+    assert!(out.contains("imported"), "{out}");
+    assert_eq!(fresh.ok(&["log", "--json"]), vs.env.ok(&["log", "--json"]));
+    for id in [ID, OTHER] {
+        assert_eq!(fresh.ok(&["replay", id]), vs.env.ok(&["replay", id]));
+    }
+    fresh.ok(&["verify"]);
+    // Importing again adds nothing.
+    assert!(fresh.ok(&["import", export.to_str().unwrap()]).contains("nothing to import"));
+    assert_eq!(fresh.log().len(), vs.env.log().len());
+
+    // An incremental export continues where the last one ended.
+    let last = vs.env.log().len() as u64;
+    vs.env.ok(&["rename", ID, "First"]);
+    let more = vs.env.dir.path().join("more.jsonl");
+    vs.env.ok(&["export", "--since", &(last + 1).to_string(), "-o", more.to_str().unwrap()]);
+    fresh.ok(&["import", more.to_str().unwrap()]);
+    assert_eq!(fresh.ok(&["log", "--json"]), vs.env.ok(&["log", "--json"]));
+
+    // One session's history, into a journal with a history of its own: new seqs, same content.
+    let other = Env::new();
+    let path = other.dir.path().join("mine.json");
+    write(&path, &session("mine", "Mine", &[request(1, "x")]));
+    other.ok(&["capture", path.to_str().unwrap()]);
+    let one = vs.env.dir.path().join("one.jsonl");
+    vs.env.ok(&["export", &ID[..8], "-o", one.to_str().unwrap()]);
+    assert!(other.ok(&["import", one.to_str().unwrap()]).contains("new seqs"));
+    assert_eq!(other.ok(&["replay", ID]), vs.env.ok(&["replay", ID]));
+    assert!(other.ok(&["import", one.to_str().unwrap()]).contains("nothing to import"));
+    other.ok(&["verify"]);
+}
+
+#[test]
+fn a_tampered_or_truncated_export_is_refused_naming_the_first_bad_record() {
+    let env = Env::new();
+    let path = env.dir.path().join(format!("{ID}.json"));
+    write(&path, &session(ID, "Secret", &[request(1, "a"), request(2, "b")]));
+    env.ok(&["capture", path.to_str().unwrap()]);
+    let export = env.ok(&["export"]);
+    let file = env.dir.path().join("e.jsonl");
+
+    let tampered = export.replacen("About b.", "About z.", 1);
+    std::fs::write(&file, &tampered).unwrap();
+    let fresh = Env::new();
+    let line = assert_error_line(&fresh.chasm(&["import", file.to_str().unwrap()]));
+    let bad_line = tampered.lines().position(|l| l.contains("About z.")).unwrap() + 1;
+    assert!(line.contains(&format!("line {bad_line} (seq ")) && line.contains("modified"), "{line}");
+    assert!(!fresh.journal().join("db").exists() || fresh.log().is_empty());
+
+    std::fs::write(&file, &export[..export.len() - 20]).unwrap();
+    assert!(assert_error_line(&fresh.chasm(&["import", file.to_str().unwrap()])).contains("cut short"));
+    let mut lines: Vec<&str> = export.lines().collect();
+    lines.remove(2);
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    assert!(assert_error_line(&fresh.chasm(&["import", file.to_str().unwrap()])).contains("missing"));
+    std::fs::write(&file, "not json\n").unwrap();
+    assert_error_line(&fresh.chasm(&["import", file.to_str().unwrap()]));
+    assert_error_line(&fresh.chasm(&["import", "/nonexistent/export.jsonl"]));
+}
+
+#[test]
+fn a_keep_both_copy_is_listed_in_vs_code_index() {
+    let vs = Vs::new();
+    write(&vs.file(ID), &session(ID, "Shared", &[request(1, "a")]));
+    vs.set_index(&[ID]);
+    vs.ok(&["sync"]);
+    vs.env.ok(&["rename", ID, "Mine"]);
+    write(&vs.file(ID), &session(ID, "Theirs", &[request(1, "a")]));
+    let out = vs.ok(&["sync", "--strategy", "keep_both"]);
+    let copy = out.split("kept as ").nth(1).expect(&out).split_whitespace().next().unwrap().to_owned();
+    assert_eq!(vscode_read(&vs.file(&copy))["customTitle"], "Mine (local copy)");
+    assert_eq!(vs.index()["entries"][copy.as_str()]["title"], "Mine (local copy)");
+    assert_eq!(vs.listed().len(), 2);
+}
