@@ -33,3 +33,16 @@ step replay 9c2d --at 10 --format markdown
 step replay 9c2d --format markdown
 step log --entity session
 step verify
+
+# Sync the chat folder both ways, then lose the live session in VS Code and get it back.
+step sync --root "$work/User"
+rm "$live"
+step sync --root "$work/User"
+step status --all --root "$work/User"
+step restore 9c2d --push --root "$work/User"
+step diff 9c2d 10
+
+# Carry the whole history into a second journal: identical.
+step export -o "$work/history.jsonl"
+CHASM_JOURNAL="$work/copy" step import "$work/history.jsonl"
+CHASM_JOURNAL="$work/copy" step verify

@@ -434,7 +434,10 @@ pub fn status_of(v: &Views, has_conflicts: bool) -> Status {
 
 fn plan(w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, SyncError> {
     let v = views(&w.events)?;
-    let title = existing(&v.full).or(w.pulled.as_ref()).and_then(Session::display_title);
+    let title = [existing(&v.full), w.pulled.as_ref(), existing(&v.base), existing(&v.local)]
+        .into_iter()
+        .flatten()
+        .find_map(Session::display_title);
     let mut report = SessionSync {
         session_id: w.id.clone(),
         title,

@@ -160,6 +160,11 @@ fn restore_to_any_point_equals_replay_there_and_is_undone_by_restoring_the_seq_b
     env.ok(&["restore", ID, "--at", &points[0].to_string()]);
     let newest_tag = env.ok(&["log", ID, "--entity", "tag", "--json", "-n", "1"]);
     assert!(newest_tag.contains("\"change_type\":\"delete\""), "{newest_tag}");
+    // A time works as a point too: the state at that time, as replay shows it.
+    let t = env.log().iter().find(|r| r["seq"] == points[3]).unwrap()["timestamp"].as_str().unwrap().to_owned();
+    env.ok(&["restore", ID, "--at-time", &t]);
+    let at_t: Value = serde_json::from_str(&env.ok(&["replay", ID, "--at-time", &t])).unwrap();
+    assert_eq!(env.replay(ID, None), at_t);
     // Bad points are errors, not panics.
     assert_error_line(&env.chasm(&["restore", ID, "--at", "0"]));
     assert_error_line(&env.chasm(&["restore", ID, "--at-time", "2001-01-01"]));

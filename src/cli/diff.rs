@@ -100,7 +100,7 @@ fn write_human(out: &mut impl Write, id: &str, from: u64, to: u64, s: &Summary) 
         writeln!(out, "  field {k}: {} → {}", value_words(b), value_words(a))?;
     }
     for (rid, r) in &s.added {
-        writeln!(out, "  + {rid}  {}  ({} response parts)", words(r), r.response_parts().len())?;
+        writeln!(out, "  + {rid}  {}  ({} response part(s))", words(r), r.response_parts().len())?;
     }
     for (rid, r) in &s.removed {
         writeln!(out, "  - {rid}  {}", words(r))?;
