@@ -30,6 +30,9 @@ pub struct SessionState {
     pub session: Session,
     /// The entity id of each request, parallel to `session.requests`.
     pub ids: Vec<String>,
+    /// Where each request's current value is in the journal, parallel to `session.requests`:
+    /// the event that set it last, so a snapshot can refer to requests instead of copying them.
+    pub sources: Vec<Source>,
     /// Created and not deleted since.
     pub exists: bool,
     pub tags: BTreeSet<String>,
@@ -41,6 +44,14 @@ pub struct SessionState {
     pub last_checkpoint: Option<u64>,
     /// How many events were folded: what replay cost.
     pub events_read: u64,
+}
+
+/// The event that holds a request's current value: its `request` (a message event), or
+/// `requests[index]` (a whole-session event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    pub seq: u64,
+    pub index: Option<u32>,
 }
 
 /// An event the fold cannot apply: only a journal written by something other than chasm (or a
@@ -57,6 +68,7 @@ impl Default for SessionState {
         SessionState {
             session: Session::empty(),
             ids: Vec::new(),
+            sources: Vec::new(),
             exists: false,
             tags: BTreeSet::new(),
             last_seq: 0,
@@ -194,6 +206,9 @@ impl SessionState {
             (EntityType::Session, ChangeType::Create | ChangeType::Update) => {
                 let session = Session::from_value(payload.clone()).map_err(|e| err(e.to_string()))?;
                 self.ids = entity_ids(&session.requests);
+                self.sources = (0..session.requests.len())
+                    .map(|i| Source { seq: event.seq, index: Some(u32::try_from(i).unwrap_or(u32::MAX)) })
+                    .collect();
                 self.session = session;
                 self.exists = true;
                 self.deleted_seq = None;
@@ -227,6 +242,7 @@ impl SessionState {
                 self.remove_request(id);
                 let at = usize::try_from(index).unwrap_or(usize::MAX).min(self.ids.len());
                 self.ids.insert(at, id.to_owned());
+                self.sources.insert(at, Source { seq: event.seq, index: None });
                 self.session.requests.insert(at, request);
             }
             (EntityType::Message, ChangeType::Delete) => {
@@ -247,6 +263,7 @@ impl SessionState {
     fn remove_request(&mut self, id: &str) {
         if let Some(pos) = self.ids.iter().position(|x| x == id) {
             self.ids.remove(pos);
+            self.sources.remove(pos);
             self.session.requests.remove(pos);
         }
     }

@@ -1,33 +1,40 @@
-//! Per-session snapshots: the fold's state stored every [`SNAPSHOT_INTERVAL`] events of a
-//! session, so that the state at any point costs one snapshot read plus fewer than that many
-//! events, however long the history.
+//! Per-session snapshots: the fold's state recorded every [`SNAPSHOT_INTERVAL`] events of a
+//! session, so that the state at any point costs one snapshot plus fewer than that many events,
+//! however long the history.
 //!
-//! Snapshots are derived data. Each one names the record it was taken at by that record's hash
-//! and carries a checksum of its own bytes; a snapshot that fails either check is passed over
-//! for an earlier one (ultimately the full fold), so a lost or damaged snapshot costs time,
-//! never correctness. `verify` compares every snapshot with a full fold and rebuilds what is
-//! missing or wrong.
+//! A snapshot does not copy the requests: it names, for each, the event that holds its current
+//! value (requests are most of a session's bytes, and most of them stop changing once
+//! answered). Reading one therefore costs a record read per distinct event it names — bounded
+//! by the session's size, not its history — and a snapshot costs tens of bytes per request.
+//!
+//! Snapshots are derived data. Each names the record it was taken at by that record's hash and
+//! carries a checksum of its own bytes; one that fails either check, or names a record that is
+//! not there, is passed over for an earlier one (ultimately the full fold), so a lost or damaged
+//! snapshot costs time, never correctness. `verify` compares every snapshot with a full fold and
+//! rebuilds what is missing or wrong.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::store::{self, Store};
 use super::{JournalError, SyncChange, decode, storage};
-use crate::fold::SessionState;
-use crate::session::Session;
+use crate::fold::{SessionState, Source};
+use crate::session::{Request, Session};
 
-/// A snapshot is taken at every this-many-th event of a session: replaying any point reads at
+/// A snapshot is taken at every this-many-th event of a session: replaying any point folds at
 /// most `SNAPSHOT_INTERVAL - 1` events after the nearest snapshot.
 pub const SNAPSHOT_INTERVAL: u64 = 64;
 
 /// A snapshot's bytes: the hash of the record it was taken at (32) ‖ SHA-256 of the body (32) ‖
-/// the body (the state as JSON).
+/// the body (JSON).
 fn encode(record_hash: &[u8; 32], state: &SessionState) -> Vec<u8> {
+    let sources: Vec<Value> = state.sources.iter().map(|s| json!([s.seq, s.index])).collect();
     let body = json!({
-        "session": state.session.to_value(),
+        "fields": state.session.without_requests().to_value(),
         "ids": state.ids,
+        "sources": sources,
         "exists": state.exists,
         "tags": state.tags,
         "last_seq": state.last_seq,
@@ -42,9 +49,15 @@ fn encode(record_hash: &[u8; 32], state: &SessionState) -> Vec<u8> {
     out
 }
 
-/// Decodes a snapshot taken at `seq`, if its checksum holds. The record hash is returned for
-/// the caller to check against the log.
-fn decode_snapshot(seq: u64, bytes: &[u8]) -> Option<([u8; 32], SessionState)> {
+/// A decoded snapshot whose requests are still references.
+struct Stored {
+    record_hash: [u8; 32],
+    state: SessionState,
+}
+
+/// Decodes a snapshot taken at `seq`, if its checksum holds. Requests are left empty; the
+/// caller fills them from the records named in `state.sources`.
+fn decode_snapshot(seq: u64, bytes: &[u8]) -> Option<Stored> {
     let record_hash: [u8; 32] = bytes.get(..32)?.try_into().ok()?;
     let checksum = bytes.get(32..64)?;
     let body = bytes.get(64..)?;
@@ -52,15 +65,29 @@ fn decode_snapshot(seq: u64, bytes: &[u8]) -> Option<([u8; 32], SessionState)> {
         return None;
     }
     let mut v: Value = serde_json::from_slice(body).ok()?;
-    let session = Session::from_value(v.get_mut("session")?.take()).ok()?;
+    let session = Session::from_value(v.get_mut("fields")?.take()).ok()?;
     let ids: Vec<String> = serde_json::from_value(v.get_mut("ids")?.take()).ok()?;
     let tags: BTreeSet<String> = serde_json::from_value(v.get_mut("tags")?.take()).ok()?;
-    if ids.len() != session.requests.len() || v.get("last_seq")?.as_u64()? != seq {
+    let sources: Vec<Source> = v
+        .get("sources")?
+        .as_array()?
+        .iter()
+        .map(|s| {
+            let seq = s.get(0)?.as_u64()?;
+            let index = match s.get(1)? {
+                Value::Null => None,
+                i => Some(u32::try_from(i.as_u64()?).ok()?),
+            };
+            Some(Source { seq, index })
+        })
+        .collect::<Option<_>>()?;
+    if ids.len() != sources.len() || v.get("last_seq")?.as_u64()? != seq || sources.iter().any(|s| s.seq > seq) {
         return None;
     }
     let state = SessionState {
         session,
         ids,
+        sources,
         exists: v.get("exists")?.as_bool()?,
         tags,
         last_seq: seq,
@@ -68,7 +95,7 @@ fn decode_snapshot(seq: u64, bytes: &[u8]) -> Option<([u8; 32], SessionState)> {
         last_checkpoint: v.get("last_checkpoint")?.as_u64(),
         events_read: 0,
     };
-    Some((record_hash, state))
+    Some(Stored { record_hash, state })
 }
 
 fn key(session_id: &str, seq: u64) -> Vec<u8> {
@@ -76,18 +103,50 @@ fn key(session_id: &str, seq: u64) -> Vec<u8> {
 }
 
 impl Store {
-    /// The newest valid snapshot of a session at or before `upto`: one whose checksum holds and
-    /// whose record is in the log with the hash it names.
+    /// The record at `seq`, if it is there and belongs to `session_id`.
+    fn session_record(&self, session_id: &str, seq: u64) -> Result<Option<SyncChange>, JournalError> {
+        let Some(bytes) = self.log.get(store::log_key(seq)).map_err(storage)? else { return Ok(None) };
+        Ok(decode(seq, &bytes).ok().filter(|r| r.session_id == session_id))
+    }
+
+    /// Fills a decoded snapshot's requests from the records its sources name; `None` when one
+    /// is missing or does not hold the request named.
+    fn materialize(&self, session_id: &str, mut state: SessionState) -> Result<Option<SessionState>, JournalError> {
+        let mut records: HashMap<u64, Option<SyncChange>> = HashMap::new();
+        let mut requests = Vec::with_capacity(state.sources.len());
+        for source in &state.sources {
+            let record = match records.entry(source.seq) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(self.session_record(session_id, source.seq)?),
+            };
+            let Some(record) = record.as_ref() else { return Ok(None) };
+            let value = match source.index {
+                None => record.payload.get("request"),
+                Some(i) => record.payload.get("requests").and_then(|r| r.get(i as usize)),
+            };
+            match value.cloned().map(Request::from_value) {
+                Some(Ok(request)) => requests.push(request),
+                _ => return Ok(None),
+            }
+        }
+        state.session.requests = requests;
+        Ok(Some(state))
+    }
+
+    /// The newest valid snapshot of a session at or before `upto`: one whose checksum holds,
+    /// whose record is in the log with the hash it names, and whose requests are all found.
     pub(super) fn snapshot_before(&self, session_id: &str, upto: u64) -> Result<Option<SessionState>, JournalError> {
         let range = key(session_id, 0)..=key(session_id, upto);
         for item in self.snapshots.range(range).rev() {
             let (k, v) = item.map_err(storage)?;
             let Some((_, seq)) = store::parse_session_log_key(&k) else { continue };
-            let Some((record_hash, state)) = decode_snapshot(seq, &v) else { continue };
-            let Some(bytes) = self.log.get(store::log_key(seq)).map_err(storage)? else { continue };
-            match decode(seq, &bytes) {
-                Ok(r) if r.hash == record_hash && r.session_id == session_id => return Ok(Some(state)),
+            let Some(stored) = decode_snapshot(seq, &v) else { continue };
+            match self.session_record(session_id, seq)? {
+                Some(r) if r.hash == stored.record_hash => {}
                 _ => continue,
+            }
+            if let Some(state) = self.materialize(session_id, stored.state)? {
+                return Ok(Some(state));
             }
         }
         Ok(None)
@@ -117,21 +176,26 @@ impl Store {
     }
 
     /// Stores the snapshots a session is due after new records: one at every
-    /// [`SNAPSHOT_INTERVAL`]-th event after its newest valid snapshot. Snapshots are derived,
-    /// so they are written without a flush of their own: a crash loses them, and the next
-    /// append or `verify` writes them again. A session whose events do not fold gets none.
+    /// [`SNAPSHOT_INTERVAL`]-th event of the session. Cheap when none is due (two key scans).
+    /// Snapshots are derived, so they are written without a flush of their own: a crash loses
+    /// them, and the next append or `verify` writes them again. A session whose events do not
+    /// fold gets none.
     pub(super) fn take_due_snapshots(&self, session_id: &str) -> Result<usize, JournalError> {
-        let base = self.snapshot_before(session_id, u64::MAX)?;
-        let after = base.as_ref().map_or(0, |s| s.last_seq);
-        let seqs = self.session_seqs_between(session_id, after, u64::MAX)?;
-        if (seqs.len() as u64) < SNAPSHOT_INTERVAL {
+        let prefix = store::session_prefix(session_id);
+        let newest = match self.snapshots.scan_prefix(&prefix).keys().next_back() {
+            Some(k) => store::parse_session_log_key(&k.map_err(storage)?).map_or(0, |(_, seq)| seq),
+            None => 0,
+        };
+        let pending = self.session_log.range(key(session_id, newest + 1)..=key(session_id, u64::MAX)).count() as u64;
+        if pending < SNAPSHOT_INTERVAL {
             return Ok(0);
         }
+        let base = self.snapshot_before(session_id, u64::MAX)?;
+        let after = base.as_ref().map_or(0, |s| s.last_seq);
         let mut state = base.unwrap_or_default();
         let mut taken = 0;
-        for (i, seq) in seqs.iter().enumerate() {
-            let Some(bytes) = self.log.get(store::log_key(*seq)).map_err(storage)? else { return Ok(taken) };
-            let record = decode(*seq, &bytes)?;
+        for (i, seq) in self.session_seqs_between(session_id, after, u64::MAX)?.iter().enumerate() {
+            let Some(record) = self.session_record(session_id, *seq)? else { return Ok(taken) };
             if state.apply(&record).is_err() {
                 return Ok(taken);
             }
@@ -189,6 +253,7 @@ mod tests {
         let mut state = SessionState {
             session: Session::from_value(json!({"sessionId": "s", "requests": [{"requestId": "r1"}]})).unwrap(),
             ids: vec!["r1".into()],
+            sources: vec![Source { seq: 3, index: Some(0) }],
             exists: true,
             last_seq: 7,
             last_checkpoint: Some(5),
@@ -196,8 +261,10 @@ mod tests {
         };
         state.tags.insert("t".into());
         let bytes = encode(&[9; 32], &state);
-        let (hash, back) = decode_snapshot(7, &bytes).unwrap();
-        assert_eq!((hash, &back), ([9; 32], &state));
+        let stored = decode_snapshot(7, &bytes).unwrap();
+        let mut back = stored.state;
+        back.session.requests = state.session.requests.clone();
+        assert_eq!((stored.record_hash, &back), ([9; 32], &state));
         assert!(decode_snapshot(8, &bytes).is_none(), "taken at another seq");
         let mut flipped = bytes.clone();
         *flipped.last_mut().unwrap() ^= 1;

@@ -126,10 +126,14 @@ pub fn list(dirs: &[ChatDir], warnings: &mut Vec<String>) -> Vec<Found> {
                 warnings.push(format!("{}: skipped: {reason}", path.display()));
                 continue;
             }
-            match inside(&path, &canonical_dir) {
-                Ok(true) => {}
-                Ok(false) => {
+            match place(&path, &canonical_dir) {
+                Ok(Place::File) => {}
+                Ok(Place::Outside) => {
                     warnings.push(format!("{}: skipped: a link leading outside its chat folder", path.display()));
+                    continue;
+                }
+                Ok(Place::NotAFile) => {
+                    warnings.push(format!("{}: skipped: not a regular file", path.display()));
                     continue;
                 }
                 Err(_) => continue, // vanished since the listing, or a dangling link
@@ -161,10 +165,25 @@ pub fn list(dirs: &[ChatDir], warnings: &mut Vec<String>) -> Vec<Found> {
     order.into_iter().map(|id| by_id.remove(&id).expect("listed")).collect()
 }
 
-/// Whether `path` is a regular file that resolves (through any links) inside `dir`.
-fn inside(path: &Path, canonical_dir: &Path) -> std::io::Result<bool> {
+/// What a listed name is, followed through any links.
+enum Place {
+    /// A regular file inside the chat folder.
+    File,
+    /// Resolves outside the chat folder.
+    Outside,
+    /// A directory, FIFO, socket or device: reading it could block or never end.
+    NotAFile,
+}
+
+fn place(path: &Path, canonical_dir: &Path) -> std::io::Result<Place> {
     let real = path.canonicalize()?;
-    Ok(real.starts_with(canonical_dir) && real.is_file())
+    Ok(if !real.starts_with(canonical_dir) {
+        Place::Outside
+    } else if real.is_file() {
+        Place::File
+    } else {
+        Place::NotAFile
+    })
 }
 
 #[cfg(test)]

@@ -56,6 +56,10 @@ pub enum ReadError {
     Session { path: PathBuf, source: SessionError },
     #[error("{path}: {reason}")]
     BadSessionId { path: PathBuf, reason: String },
+    #[error("{path}: not a regular file")]
+    NotAFile { path: PathBuf },
+    #[error("{path}: {len} bytes, more than a session file may hold ({MAX_SESSION_FILE})")]
+    TooLarge { path: PathBuf, len: u64 },
 }
 
 /// VS Code's chat storage under some chat dirs (see [`discover`]).
@@ -129,9 +133,30 @@ impl Provider for VsCode {
     }
 }
 
+/// The largest session file read, so that memory stays bounded whatever a folder holds (real
+/// sessions run to a few megabytes; one with large tool outputs to tens).
+pub const MAX_SESSION_FILE: u64 = 512 << 20;
+
 /// Reads a `.json` or `.jsonl` session file (by extension; anything else is read as `.json`).
+/// Only a regular file is read: a FIFO or device named like a session would block or never end.
 pub fn read_session_file(path: &Path) -> Result<SessionFile, ReadError> {
-    let bytes = std::fs::read(path).map_err(|source| ReadError::Io { path: path.to_owned(), source })?;
+    let io = |source| ReadError::Io { path: path.to_owned(), source };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(ReadError::NotAFile { path: path.to_owned() });
+    }
+    if meta.len() > MAX_SESSION_FILE {
+        return Err(ReadError::TooLarge { path: path.to_owned(), len: meta.len() });
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path).map_err(io)?, MAX_SESSION_FILE + 1),
+        &mut bytes,
+    )
+    .map_err(io)?;
+    if bytes.len() as u64 > MAX_SESSION_FILE {
+        return Err(ReadError::TooLarge { path: path.to_owned(), len: bytes.len() as u64 });
+    }
     let format = match path.extension().and_then(|e| e.to_str()) {
         Some(ext) if ext.eq_ignore_ascii_case("jsonl") => FileFormat::Jsonl,
         _ => FileFormat::Json,
