@@ -73,6 +73,9 @@ pub struct Journal {
     /// The hash the next record chains to, or why the last record cannot give one (a damaged
     /// journal can still be read and verified, but not appended to).
     head_hash: Result<[u8; 32], String>,
+    /// Seqs of an append that failed part-way, found on opening; appends are refused until
+    /// `repair` removes them.
+    incomplete: Option<(u64, u64)>,
 }
 
 impl Journal {
@@ -101,16 +104,51 @@ impl Journal {
         }
         let store = Store::open(dir)?;
         store.check_format()?;
+        let incomplete = store.incomplete_append()?;
         let (last_seq, head_hash) = match store.last()? {
             None => (0, Ok(GENESIS_HASH)),
             Some((seq, bytes)) => (seq, SyncChange::decode(&bytes).map(|r| r.hash).map_err(|e| e.to_string())),
         };
-        Ok(Journal { store, last_seq, head_hash })
+        let head_hash = match incomplete {
+            Some((from, to)) => Err(format!(
+                "records {from}..={to} are the remains of an append that did not complete (a full disk?); \
+                 `chasm verify --repair` discards them"
+            )),
+            None => head_hash,
+        };
+        Ok(Journal { store, last_seq, head_hash, incomplete })
     }
 
     /// The hash the next record chains to (an error for a journal whose last record is damaged).
     pub fn head_hash(&self) -> Result<[u8; 32], JournalError> {
         self.head_hash.clone().map_err(|reason| JournalError::Corrupt { seq: self.last_seq, reason })
+    }
+
+    /// The seqs of an append that failed part-way (a full disk), if the journal holds such
+    /// remains: never acknowledged, they block appends until [`Journal::repair`].
+    pub fn incomplete_append(&self) -> Option<(u64, u64)> {
+        self.incomplete
+    }
+
+    /// Discards the remains of an append that did not complete, provided everything before
+    /// them verifies: the history before is never touched. Returns the seqs removed.
+    pub fn repair(&mut self) -> Result<Option<(u64, u64)>, JournalError> {
+        let Some((from, to)) = self.incomplete else { return Ok(None) };
+        let report = self.verify()?;
+        if let Some(p) = report.problems.iter().find(|p| p.seq < from) {
+            return Err(JournalError::Corrupt {
+                seq: p.seq,
+                reason: format!("{} — damage before the failed append, not repaired", p.reason),
+            });
+        }
+        self.store.roll_back(from, to)?;
+        self.incomplete = None;
+        self.last_seq = from - 1;
+        self.head_hash = match from {
+            1 => Ok(GENESIS_HASH),
+            _ => self.get(from - 1)?.map(|r| r.hash).ok_or_else(|| format!("record {} is missing", from - 1)),
+        };
+        Ok(Some((from, to)))
     }
 
     /// The directory the journal lives in.
@@ -178,10 +216,10 @@ impl Journal {
                 return Err(JournalError::InvalidChange(format!("session id of {} bytes", r.session_id.len())));
             }
         }
-        let (seq, prev) = (last.seq, last.hash);
+        let (seq, prev, first) = (last.seq, last.hash, records[0].seq);
         let rows: Vec<Row> =
             records.iter().map(|r| Row { seq: r.seq, session_id: r.session_id.clone(), bytes: r.encode() }).collect();
-        self.store.append(&rows, store::head_value(seq, &prev))?;
+        self.store.append(&rows, store::head_value(seq, &prev, first))?;
         self.last_seq = seq;
         self.head_hash = Ok(prev);
         // The batch is durable; snapshots are derived, and one not taken now is taken by the

@@ -3,7 +3,9 @@
 //! one module means another engine could replace it without touching the rest of chasm.
 
 use std::fs::File;
+use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -58,12 +60,26 @@ pub fn parse_session_log_key(key: &[u8]) -> Option<(String, u64)> {
     Some((String::from_utf8(id.to_vec()).ok()?, u64::from_be_bytes(seq.try_into().ok()?)))
 }
 
-/// `meta/head` value: last seq (u64 BE) ‖ its hash.
-pub fn head_value(seq: u64, hash: &[u8; 32]) -> [u8; 40] {
-    let mut v = [0; 40];
+/// `meta/head` value: last seq (u64 BE) ‖ its hash ‖ the first seq of the batch that ended
+/// there (u64 BE), so that an append that failed part-way can be found and rolled back.
+pub fn head_value(seq: u64, hash: &[u8; 32], batch_first: u64) -> [u8; 48] {
+    let mut v = [0; 48];
     v[..8].copy_from_slice(&seq.to_be_bytes());
-    v[8..].copy_from_slice(hash);
+    v[8..40].copy_from_slice(hash);
+    v[40..].copy_from_slice(&batch_first.to_be_bytes());
     v
+}
+
+/// Decodes `meta/head`: (last seq, its hash, first seq of its batch). A 40-byte head (written
+/// before batches were recorded) counts as a batch of one.
+pub fn parse_head(v: &[u8]) -> Option<(u64, [u8; 32], u64)> {
+    if v.len() != 40 && v.len() != 48 {
+        return None;
+    }
+    let seq = u64::from_be_bytes(v[..8].try_into().ok()?);
+    let hash: [u8; 32] = v[8..40].try_into().ok()?;
+    let first = if v.len() == 48 { u64::from_be_bytes(v[40..].try_into().ok()?) } else { seq };
+    Some((seq, hash, first))
 }
 
 /// One record ready to be stored.
@@ -74,16 +90,39 @@ pub struct Row {
 }
 
 /// The open sled database and its trees.
+///
+/// The handles are dropped by hand: sled flushes on drop, and after a failed write (a full
+/// disk) that flush waits forever for a write that will never succeed. A store that saw a
+/// write fail is poisoned and lets its handles go without flushing; what was acknowledged is
+/// already durable, and sled's recovery drops the unfinished rest on the next open.
 pub struct Store {
     pub dir: PathBuf,
-    db: sled::Db,
-    pub meta: sled::Tree,
-    pub log: sled::Tree,
-    pub session_log: sled::Tree,
-    pub sessions: sled::Tree,
-    pub snapshots: sled::Tree,
+    db: ManuallyDrop<sled::Db>,
+    pub meta: ManuallyDrop<sled::Tree>,
+    pub log: ManuallyDrop<sled::Tree>,
+    pub session_log: ManuallyDrop<sled::Tree>,
+    pub sessions: ManuallyDrop<sled::Tree>,
+    pub snapshots: ManuallyDrop<sled::Tree>,
     /// sled's data file, kept open to `sync_all` after each flush.
     db_file: File,
+    poisoned: AtomicBool,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if self.poisoned.load(Ordering::Relaxed) {
+            return;
+        }
+        // SAFETY: each handle is dropped exactly once, here, and the store is gone after.
+        unsafe {
+            ManuallyDrop::drop(&mut self.meta);
+            ManuallyDrop::drop(&mut self.log);
+            ManuallyDrop::drop(&mut self.session_log);
+            ManuallyDrop::drop(&mut self.sessions);
+            ManuallyDrop::drop(&mut self.snapshots);
+            ManuallyDrop::drop(&mut self.db);
+        }
+    }
 }
 
 fn storage(e: sled::Error) -> JournalError {
@@ -104,7 +143,17 @@ impl Store {
             (tree(TREE_META)?, tree(TREE_LOG)?, tree(TREE_SESSION_LOG)?, tree(TREE_SESSIONS)?, tree(TREE_SNAPSHOTS)?);
         let db_file = File::open(dir.join("db"))
             .map_err(|e| JournalError::Io(format!("cannot open {}: {e}", dir.join("db").display())))?;
-        Ok(Store { dir: dir.to_owned(), db, meta, log, session_log, sessions, snapshots, db_file })
+        Ok(Store {
+            dir: dir.to_owned(),
+            db: ManuallyDrop::new(db),
+            meta: ManuallyDrop::new(meta),
+            log: ManuallyDrop::new(log),
+            session_log: ManuallyDrop::new(session_log),
+            sessions: ManuallyDrop::new(sessions),
+            snapshots: ManuallyDrop::new(snapshots),
+            db_file,
+            poisoned: AtomicBool::new(false),
+        })
     }
 
     /// Reads the stored format version, writing [`FORMAT_VERSION`] into a new journal.
@@ -144,8 +193,8 @@ impl Store {
 
     /// Writes a batch of records and their index entries in one transaction, then makes it
     /// durable with a single flush: the group commit.
-    pub fn append(&self, rows: &[Row], head: [u8; 40]) -> Result<(), JournalError> {
-        let result: Result<(), TransactionError<()>> = (&self.meta, &self.log, &self.session_log, &self.sessions)
+    pub fn append(&self, rows: &[Row], head: [u8; 48]) -> Result<(), JournalError> {
+        let result: Result<(), TransactionError<()>> = (&*self.meta, &*self.log, &*self.session_log, &*self.sessions)
             .transaction(|(meta, log, session_log, sessions)| {
                 for row in rows {
                     log.insert(&log_key(row.seq)[..], row.bytes.as_slice())?;
@@ -157,21 +206,139 @@ impl Store {
                 meta.insert(META_HEAD, &head[..])?;
                 Ok::<(), ConflictableTransactionError<()>>(())
             });
-        result.map_err(|e| JournalError::Storage(format!("append failed: {e:?}")))?;
+        result.map_err(|e| {
+            let reason = match e {
+                TransactionError::Storage(e) => e.to_string(),
+                TransactionError::Abort(()) => "aborted".into(),
+            };
+            self.poison(JournalError::Storage(format!("append failed: {reason}")))
+        })?;
         self.sync()
     }
 
     /// Writes what sled buffers, without the fsync that makes it survive a power cut: enough for
     /// derived data, which is rebuilt when lost.
     pub fn db_flush(&self) -> Result<(), JournalError> {
-        self.db.flush().map(|_| ()).map_err(storage)
+        self.db.flush().map(|_| ()).map_err(|e| self.poison(storage(e)))
     }
 
     /// sled's `flush` ends in `sync_file_range` on Linux, which survives a killed process but
     /// not a power cut; `sync_all` on its data file afterwards makes the write durable.
     fn sync(&self) -> Result<(), JournalError> {
-        self.db.flush().map_err(storage)?;
-        self.db_file.sync_all().map_err(|e| JournalError::Io(format!("cannot sync the journal: {e}")))
+        self.db.flush().map_err(|e| self.poison(storage(e)))?;
+        self.db_file.sync_all().map_err(|e| self.poison(JournalError::Io(format!("cannot sync the journal: {e}"))))
+    }
+
+    /// Finds the remains of an append that failed part-way: sled does not undo a transaction
+    /// whose write failed (a full disk), so some of its records or index entries may be there
+    /// after a reopen. Returns the seqs of that batch (and anything after it). An append that
+    /// completed is never included: its batch is whole and its last record carries the hash the
+    /// head names. (A log whose tail was cut or altered looks the same; that is why removing
+    /// them is left to an explicit `verify --repair`.)
+    pub fn incomplete_append(&self) -> Result<Option<(u64, u64)>, JournalError> {
+        let max = match self.log.last().map_err(storage)? {
+            Some((k, _)) => parse_log_key(&k).unwrap_or(0),
+            None => 0,
+        };
+        let head = self.meta.get(META_HEAD).map_err(storage)?;
+        let head = head.as_deref().and_then(parse_head);
+        let from = match head {
+            None if max == 0 => return Ok(None),
+            None => 1,
+            Some((last, hash, first)) => {
+                let whole = (first..=last).all(|seq| self.log.contains_key(log_key(seq)).unwrap_or(false));
+                let ends_right = self
+                    .log
+                    .get(log_key(last))
+                    .map_err(storage)?
+                    .and_then(|b| super::SyncChange::decode(&b).ok())
+                    .is_some_and(|r| r.hash == hash);
+                if !(whole && ends_right) {
+                    first
+                } else if max > last {
+                    last + 1
+                } else {
+                    return Ok(None);
+                }
+            }
+        };
+        Ok(Some((from, max.max(head.map_or(0, |h| h.0)))))
+    }
+
+    /// Removes records `from..=to` and everything derived from them, and points the head at
+    /// the record before: the undoing of an append that never completed.
+    pub fn roll_back(&self, from: u64, to: u64) -> Result<(), JournalError> {
+        for seq in from..=to {
+            self.log.remove(log_key(seq)).map_err(storage)?;
+            self.snapshots_at(seq)?;
+        }
+        let stray: Vec<(String, u64)> = self
+            .session_log
+            .iter()
+            .keys()
+            .filter_map(|k| k.ok().and_then(|k| parse_session_log_key(&k)))
+            .filter(|(_, seq)| (from..=to).contains(seq))
+            .collect();
+        for (sid, seq) in stray {
+            self.session_log.remove(session_log_key(&sid, seq)).map_err(storage)?;
+        }
+        let firsts: Vec<sled::IVec> = self
+            .sessions
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, v)| parse_log_key(v).is_some_and(|seq| (from..=to).contains(&seq)))
+            .map(|(k, _)| k)
+            .collect();
+        for sid in firsts {
+            // The session may have records before the rolled-back ones: its first is the
+            // lowest left in its index.
+            let prefix = session_prefix(&String::from_utf8_lossy(&sid));
+            match self.session_log.scan_prefix(&prefix).keys().next() {
+                Some(k) => {
+                    let seq = parse_session_log_key(&k.map_err(storage)?).map_or(0, |(_, seq)| seq);
+                    self.sessions.insert(&sid, &log_key(seq)[..]).map_err(storage)?;
+                }
+                None => {
+                    self.sessions.remove(&sid).map_err(storage)?;
+                }
+            }
+        }
+        if from <= 1 {
+            self.meta.remove(META_HEAD).map_err(storage)?;
+        } else {
+            let prev = self
+                .log
+                .get(log_key(from - 1))
+                .map_err(storage)?
+                .and_then(|b| super::SyncChange::decode(&b).ok())
+                .ok_or_else(|| JournalError::Corrupt {
+                    seq: from - 1,
+                    reason: "missing before a failed append".into(),
+                })?;
+            self.meta.insert(META_HEAD, &head_value(from - 1, &prev.hash, from - 1)[..]).map_err(storage)?;
+        }
+        self.sync()
+    }
+
+    /// Removes every session's snapshot taken at `seq` (there is at most one).
+    fn snapshots_at(&self, seq: u64) -> Result<(), JournalError> {
+        let stale: Vec<sled::IVec> = self
+            .snapshots
+            .iter()
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| parse_session_log_key(k).is_some_and(|(_, s)| s == seq))
+            .collect();
+        for k in stale {
+            self.snapshots.remove(k).map_err(storage)?;
+        }
+        Ok(())
+    }
+
+    /// Marks the store as having seen a failed write (see [`Store`]) and passes the error on.
+    fn poison(&self, e: JournalError) -> JournalError {
+        self.poisoned.store(true, Ordering::Relaxed);
+        e
     }
 }
 

@@ -98,7 +98,7 @@ pub(super) fn verify(store: &Store) -> Result<VerifyReport, JournalError> {
         match store.meta.get(store::META_HEAD).map_err(storage)? {
             None if records == 0 => {}
             None => problems.push(Problem { seq: records, reason: "the journal head is missing".into() }),
-            Some(head) if head.len() != 40 => {
+            Some(head) if store::parse_head(&head).is_none() => {
                 problems.push(Problem { seq: records, reason: "the journal head is malformed".into() })
             }
             Some(head) => {
@@ -108,7 +108,7 @@ pub(super) fn verify(store: &Store) -> Result<VerifyReport, JournalError> {
                         seq: records + 1,
                         reason: format!("records {}..={head_seq} are missing from the end", records + 1),
                     });
-                } else if head_seq < records || head[8..] != prev_hash {
+                } else if head_seq < records || head[8..40] != prev_hash {
                     problems.push(Problem {
                         seq: records,
                         reason: format!("the journal head (seq {head_seq}) does not match the last record"),

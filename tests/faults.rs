@@ -1,0 +1,245 @@
+//! Faults from the environment: a read-only chat folder, a file that vanishes between listing
+//! and reading, a disk that fills up during an append, and two chasm processes on one journal.
+//! Each gets a clear `error:` line or a warning and a skip, and leaves the journal and the
+//! provider files intact. (VS Code appending while chasm reads is in `tests/sync.rs`.)
+//!
+//! The read-only and full-disk cases mount a small filesystem where the test may (as root);
+//! elsewhere they fall back (chmod) or skip with a notice.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use chasm::journal::{Journal, OpenMode};
+use chasm::provider::vscode::VsCode;
+use chasm::provider::{Listed, Listing, Location, Provider, ProviderError, Pulled};
+use chasm::session::Session;
+use chasm::sync::{Action, Options, sync};
+use common::{Env, assert_error_line, vscode_read};
+use serde_json::{Value, json};
+
+fn session(id: &str, title: &str) -> Value {
+    json!({"version": 3, "sessionId": id, "customTitle": title, "requests": [{"requestId": "r1", "message": {"text": "hi"}, "response": []}]})
+}
+
+fn notice(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "notice: {text}");
+}
+
+/// A mount made for one test, undone when dropped.
+struct Mount(PathBuf);
+
+impl Mount {
+    fn run(args: &[&str]) -> bool {
+        Command::new("mount").args(args).status().is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Makes `dir` read-only for chasm: a read-only bind mount over it where the test can mount
+/// (root ignores permissions), else its permissions.
+fn make_read_only(dir: &Path) -> Option<Mount> {
+    let d = dir.to_str().unwrap();
+    if Mount::run(&["--bind", d, d]) {
+        let m = Mount(dir.to_owned());
+        if Mount::run(&["-o", "remount,bind,ro", d]) {
+            return Some(m);
+        }
+        return None;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    if std::fs::write(dir.join(".probe"), b"").is_ok() {
+        let _ = std::fs::remove_file(dir.join(".probe"));
+        return None;
+    }
+    Some(Mount(PathBuf::new()))
+}
+
+#[test]
+fn a_read_only_chat_folder_is_a_warning_and_a_retry_later() {
+    let env = Env::new();
+    let chat = env.chat_dir();
+    let file = chat.join("s1.json");
+    std::fs::write(&file, session("s1", "Before").to_string()).unwrap();
+    let root = env.dir.path().join("User");
+    let root = root.to_str().unwrap();
+    env.ok(&["sync", "--root", root]);
+    env.ok(&["rename", "s1", "After"]);
+    let journal_before = env.ok(&["log", "--json"]);
+
+    let Some(guard) = make_read_only(&chat) else {
+        notice("cannot make a folder read-only here; skipping the read-only case");
+        return;
+    };
+    let out = env.chasm(&["sync", "--root", root]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.lines().any(|l| l.starts_with("warning:") && l.contains("s1.json")), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 failed"));
+    // Nothing changed: the file, and the journal (no checkpoint claims a push that failed).
+    assert_eq!(vscode_read(&file)["customTitle"], "Before");
+    assert_eq!(env.ok(&["log", "--json"]), journal_before);
+    drop(guard);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&chat, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    // Writable again: the next sync delivers the rename.
+    env.ok(&["sync", "--root", root]);
+    assert_eq!(vscode_read(&file)["customTitle"], "After");
+    env.ok(&["verify"]);
+}
+
+/// VS Code's storage, where every file vanishes just before chasm reads it.
+struct Vanishing(VsCode);
+
+impl Provider for Vanishing {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn list(&self, warnings: &mut Vec<String>) -> Vec<Listed> {
+        self.0.list(warnings)
+    }
+    fn covers(&self, location: &Location) -> bool {
+        self.0.covers(location)
+    }
+    fn pull(&self, location: &Location) -> Result<Pulled, ProviderError> {
+        std::fs::remove_file(&location.path).unwrap();
+        self.0.pull(location)
+    }
+    fn push(&self, location: &Location, session: &Session, expected: Option<&Session>) -> Result<(), ProviderError> {
+        self.0.push(location, session, expected)
+    }
+    fn delete(&self, location: &Location, expected: Option<&Session>) -> Result<(), ProviderError> {
+        self.0.delete(location, expected)
+    }
+    fn ensure_listed(&self, location: &Location, id: &str, session: &Session) -> Result<Listing, ProviderError> {
+        self.0.ensure_listed(location, id, session)
+    }
+    fn location_for_new(&self, near: &Location, session_id: &str) -> Location {
+        self.0.location_for_new(near, session_id)
+    }
+}
+
+#[test]
+fn a_file_that_vanishes_between_listing_and_reading_is_skipped_not_deleted() {
+    let env = Env::new();
+    let chat = env.chat_dir();
+    std::fs::write(chat.join("s1.json"), session("s1", "One").to_string()).unwrap();
+    let roots = vec![env.dir.path().join("User")];
+    {
+        let mut journal = Journal::open(&env.journal(), OpenMode::Create).unwrap();
+        sync(&mut journal, &VsCode::new(&roots), &Options { max_delete: 10, ..Options::default() }).unwrap();
+        let before = journal.last_seq();
+        let report =
+            sync(&mut journal, &Vanishing(VsCode::new(&roots)), &Options { max_delete: 10, ..Options::default() })
+                .unwrap();
+        assert_eq!(report.sessions[0].action, Action::Failed);
+        assert!(report.warnings.iter().any(|w| w.contains("s1.json")), "{:?}", report.warnings);
+        // Not read is not deleted: nothing recorded this time.
+        assert_eq!(journal.last_seq(), before);
+        // The next sync sees it gone, and records the deletion, with the history kept.
+        let report =
+            sync(&mut journal, &VsCode::new(&roots), &Options { max_delete: 10, ..Options::default() }).unwrap();
+        assert!(report.sessions[0].deleted);
+        assert!(journal.verify().unwrap().problems.is_empty());
+    }
+    assert_eq!(env.replay("s1", Some(2))["customTitle"], "One");
+}
+
+#[test]
+fn a_full_disk_during_an_append_is_an_error_and_damages_nothing() {
+    let env = Env::new();
+    let mnt = env.dir.path().join("small");
+    std::fs::create_dir_all(&mnt).unwrap();
+    if !Mount::run(&["-t", "tmpfs", "-o", "size=16m", "tmpfs", mnt.to_str().unwrap()]) {
+        notice("cannot mount a small filesystem here; skipping the full-disk case");
+        return;
+    }
+    let _guard = Mount(mnt.clone());
+    let j = mnt.join("journal");
+    let run =
+        |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_chasm")).arg("--journal").arg(&j).args(args).output().unwrap();
+    let small = env.dir.path().join("small.json");
+    std::fs::write(&small, session("small", "Small").to_string()).unwrap();
+    assert!(run(&["capture", small.to_str().unwrap()]).status.success());
+    let before = String::from_utf8(run(&["log", "--json", "--reverse"]).stdout).unwrap();
+
+    // Fill the disk, then free a little: the journal opens, and the next append runs out.
+    let filler = mnt.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let block = vec![7u8; 64 << 10];
+    while std::io::Write::write_all(&mut f, &block).is_ok() {}
+    drop(f);
+    let len = std::fs::metadata(&filler).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&filler).unwrap().set_len(len - (1 << 20)).unwrap();
+    let big = env.dir.path().join("big.json");
+    let requests: Vec<Value> =
+        (0..60).map(|i| json!({"requestId": format!("r{i}"), "response": [{"value": "z".repeat(50_000)}]})).collect();
+    std::fs::write(&big, json!({"sessionId": "big", "requests": requests}).to_string()).unwrap();
+    let line = assert_error_line(&run(&["capture", big.to_str().unwrap()]));
+    assert!(line.contains("No space left"), "{line}");
+
+    // Room again. Whatever the failed append left is never taken for history: appends are
+    // refused until `verify --repair` discards it, and every acknowledged record is intact.
+    std::fs::remove_file(&filler).unwrap();
+    let out = run(&["verify", "--repair"]);
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let after = String::from_utf8(run(&["log", "--json", "--reverse"]).stdout).unwrap();
+    assert_eq!(after, before, "acknowledged records changed");
+    let out = run(&["capture", big.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(run(&["verify"]).status.success());
+    assert!(String::from_utf8(run(&["log", "--json"]).stdout).unwrap().lines().count() > 60);
+}
+
+#[test]
+fn two_processes_on_one_journal_take_turns_or_are_told_it_is_locked() {
+    let env = Env::new();
+    let dir = env.dir.path().join("in");
+    std::fs::create_dir_all(&dir).unwrap();
+    let files: Vec<PathBuf> = (0..6)
+        .map(|i| {
+            let p = dir.join(format!("s{i}.json"));
+            std::fs::write(&p, session(&format!("s{i}"), "x").to_string()).unwrap();
+            p
+        })
+        .collect();
+    env.ok(&["capture", files[0].to_str().unwrap()]);
+    let children: Vec<_> = files[1..]
+        .iter()
+        .map(|f| {
+            Command::new(env!("CARGO_BIN_EXE_chasm"))
+                .arg("--journal")
+                .arg(env.journal())
+                .args(["capture", f.to_str().unwrap()])
+                .env_remove("CHASM_JOURNAL")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut captured = vec!["s0".to_string()];
+    for (i, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        if out.status.success() {
+            captured.push(format!("s{}", i + 1));
+        } else {
+            let line = assert_error_line(&out);
+            assert!(line.contains("locked by another process"), "{line}");
+        }
+    }
+    env.ok(&["verify"]);
+    let mut ids: Vec<String> = env.log().iter().map(|r| r["session_id"].as_str().unwrap().to_owned()).collect();
+    ids.dedup();
+    ids.sort();
+    assert_eq!(ids, captured);
+}
