@@ -141,6 +141,7 @@ pub fn fold_merge(data: &[u8]) {
     let events = events_from(data);
     let Ok(Some(full)) = fold(&events) else { return };
     assert_eq!(full.ids.len(), full.session.requests.len());
+    assert_eq!(full.sources.len(), full.ids.len(), "each request knows the event that holds it");
     assert_eq!(full.ids.iter().collect::<HashSet<_>>().len(), full.ids.len(), "request ids are unique");
 
     let Ok(v) = views(&events) else { return };

@@ -211,3 +211,47 @@ fn a_state_db_that_is_not_a_database_is_reported_and_left_alone() {
     assert_eq!(std::fs::read(&db).unwrap(), garbage);
     assert!(!Path::new(&format!("{}.chasm-backup", db.display())).exists());
 }
+
+#[test]
+fn a_journal_naming_paths_outside_the_roots_never_writes_there() {
+    use chasm::journal::{ChangeType, EntityType, Journal, NewChange, OpenMode, Origin};
+    let env = Env::new();
+    let chat = env.chat_dir();
+    let outside = env.dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    // A history (imported from elsewhere, say) whose checkpoints name a path outside the root,
+    // and one inside the root but under another session's name.
+    {
+        let mut j = Journal::open(&env.journal(), OpenMode::Create).unwrap();
+        let change = |id: &str, change_type, entity_type, payload: Value| NewChange {
+            session_id: id.into(),
+            change_type,
+            entity_type,
+            entity_id: id.into(),
+            timestamp: chrono::Utc::now(),
+            origin: Origin::Local,
+            provider: "vscode".into(),
+            payload,
+        };
+        let victim = chat.join("victim.json");
+        std::fs::write(&victim, session("victim").to_string()).unwrap();
+        for (id, path) in [("far", outside.join("far.json")), ("near", victim.clone())] {
+            j.append(vec![
+                change(id, ChangeType::Create, EntityType::Session, json!({"sessionId": id, "requests": []})),
+                change(
+                    id,
+                    ChangeType::Merge,
+                    EntityType::Session,
+                    json!({"local_seq": 0, "remote_seq": 0, "hash": "x", "path": path}),
+                ),
+                change(id, ChangeType::Update, EntityType::Metadata, json!({"value": "pwned", "position": 1})),
+            ])
+            .unwrap();
+        }
+    }
+    let root = env.dir.path().join("User");
+    let out = run_bounded(&env, &["sync", "--root", root.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "wrote outside the root");
+    assert_eq!(vscode_read(&chat.join("victim.json")), session("victim"));
+}
