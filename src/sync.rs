@@ -22,7 +22,7 @@ use chrono::Utc;
 
 use crate::diff::{EntityChange, diff};
 use crate::fold::{Checkpoint, FoldError, SessionState, Views, views};
-use crate::journal::{ChangeType, EntityType, Journal, JournalError, NewChange, Origin, SyncChange};
+use crate::journal::{ChangeType, EntityType, Fingerprint, Journal, JournalError, NewChange, Origin, SyncChange};
 use crate::merge::{ChangeTimes, Conflict, MergeError, Sides, Strategy, Take, merge};
 use crate::provider::{FileFormat, Location, Provider};
 use crate::session::{Session, hex};
@@ -158,6 +158,8 @@ struct Work {
     /// What the provider holds now (`None`: no file).
     pulled: Option<Session>,
     error: Option<String>,
+    /// The provider's fingerprint of the file, taken before it was read.
+    token: Option<String>,
 }
 
 /// The decision for one session, before anything is written.
@@ -170,6 +172,7 @@ struct Plan {
     resolution: Vec<EntityChange>,
     copy: Option<(String, Location, Session)>,
     checkpoint: Option<(String, u64, u64)>,
+    token: Option<String>,
 }
 
 /// Runs one sync.
@@ -181,11 +184,34 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     // Scan: every listed session, and every journal session last synced to a covered place.
     let mut work: Vec<Work> = Vec::new();
     let mut listed_ids = BTreeSet::new();
+    let mut order: HashMap<String, usize> = HashMap::new();
     for listed in provider.list(&mut report.warnings) {
         if !wanted(&listed.session_id) {
             continue;
         }
         listed_ids.insert(listed.session_id.clone());
+        order.insert(listed.session_id.clone(), order.len());
+        // The fast path: the same file as when both sides were last in step, and no record
+        // since. Nothing to read, fold or write.
+        let token = provider.fingerprint(&listed.location);
+        if let Some(fp) = unchanged(journal, &listed.session_id, token.as_deref(), opts)? {
+            report.sessions.push(SessionSync {
+                session_id: listed.session_id,
+                title: fp.title,
+                location: Some(listed.location),
+                status: Status::Synced,
+                action: Action::None,
+                local_changes: 0,
+                remote_changes: 0,
+                conflicts: Vec::new(),
+                resolved: Vec::new(),
+                copy: None,
+                deleted: false,
+                listed: false,
+                error: None,
+            });
+            continue;
+        }
         let events = journal.session_events(&listed.session_id)?;
         let (pulled, error) = match provider.pull(&listed.location) {
             Ok(p) if p.session.session_id().is_some_and(|sid| sid != listed.session_id) => {
@@ -205,7 +231,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
                 (None, Some(e.to_string()))
             }
         };
-        work.push(Work { id: listed.session_id, events, location: Some(listed.location), pulled, error });
+        work.push(Work { id: listed.session_id, events, location: Some(listed.location), pulled, error, token });
     }
     for id in journal.session_ids()? {
         if listed_ids.contains(&id) || !wanted(&id) {
@@ -217,7 +243,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         // A recorded path is trusted only inside the roots and under the session's own name (an
         // imported journal could name any path).
         let location = location.filter(|l| provider.covers(l) && l.path.file_stem() == Some(id.as_ref()));
-        work.push(Work { id, events, location, pulled: None, error: None });
+        work.push(Work { id, events, location, pulled: None, error: None, token: None });
     }
 
     // Record what VS Code changed.
@@ -273,12 +299,14 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         });
     }
     if opts.dry_run {
-        report.sessions = plans.into_iter().map(|p| p.report).collect();
+        report.sessions.extend(plans.into_iter().map(|p| p.report));
+        sort_by_listing(&mut report, &order);
         return Ok(report);
     }
 
     // Push, then record resolutions and checkpoints in one batch.
     let mut batch: Vec<NewChange> = Vec::new();
+    let mut in_step: Vec<(String, Option<String>, String)> = Vec::new();
     for mut p in plans {
         let id = p.report.session_id.clone();
         if let (Some(target), Some(loc)) = (&p.push, &p.report.location) {
@@ -321,10 +349,44 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
                 }
             }
         }
+        // In step and the file not written by us: its fingerprint stands for its content.
+        if let (Action::None | Action::Pulled, Some(token)) = (p.report.action, p.token.take()) {
+            if p.report.conflicts.is_empty() && p.report.error.is_none() && !p.report.deleted {
+                in_step.push((id.clone(), p.report.title.clone(), token));
+            }
+        }
         report.sessions.push(p.report);
     }
     report.appended += journal.append(batch)?.len();
+    let mut fingerprints = Vec::new();
+    for (id, title, token) in in_step {
+        let last_seq = journal.session_last_seq(&id)?;
+        fingerprints.push((id, Fingerprint { token, last_seq, title }));
+    }
+    journal.set_fingerprints(&fingerprints)?;
+    sort_by_listing(&mut report, &order);
     Ok(report)
+}
+
+/// The session's fingerprint when the file is as it was when both sides were last in step and
+/// the journal has nothing newer: the session can be skipped.
+fn unchanged(
+    journal: &Journal,
+    id: &str,
+    token: Option<&str>,
+    opts: &Options,
+) -> Result<Option<Fingerprint>, JournalError> {
+    let Some(token) = token else { return Ok(None) };
+    if !opts.overrides.is_empty() {
+        return Ok(None);
+    }
+    let Some(fp) = journal.fingerprint(id)? else { return Ok(None) };
+    Ok((fp.token == token && fp.last_seq > 0 && journal.session_last_seq(id)? == fp.last_seq).then_some(fp))
+}
+
+/// Reports list sessions in the provider's order, then the journal's.
+fn sort_by_listing(report: &mut Report, order: &HashMap<String, usize>) {
+    report.sessions.sort_by_key(|s| order.get(&s.session_id).copied().unwrap_or(usize::MAX));
 }
 
 fn checkpoint(
@@ -460,6 +522,7 @@ fn plan(w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, SyncEr
         resolution: Vec::new(),
         copy: None,
         checkpoint: None,
+        token: w.token.clone(),
     };
     if w.error.is_some() {
         return Ok(plan);

@@ -110,6 +110,9 @@ impl Provider for Vanishing {
     fn covers(&self, location: &Location) -> bool {
         self.0.covers(location)
     }
+    fn fingerprint(&self, _: &Location) -> Option<String> {
+        None
+    }
     fn pull(&self, location: &Location) -> Result<Pulled, ProviderError> {
         std::fs::remove_file(&location.path).unwrap();
         self.0.pull(location)

@@ -620,3 +620,39 @@ fn randomized_edits_on_both_sides_converge_and_lose_nothing() {
         assert!(vs.env.ok(&["verify"]).starts_with("ok:"));
     }
 }
+
+/// Sets a file's modification time an hour back, as if VS Code wrote it long ago.
+fn age(path: &Path) {
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options().write(true).open(path).unwrap().set_modified(old).unwrap();
+}
+
+#[test]
+fn an_unchanged_file_is_not_read_again_and_any_change_is_seen() {
+    let vs = Vs::new();
+    let (haiku, reading) = (vs.file(HAIKU), vs.file(READING));
+    age(&haiku);
+    age(&reading);
+    vs.sync(&[]);
+    // Same size, same mtime, same inode, different bytes: a sync that skips reading unchanged
+    // files does not notice, which shows it did not read it.
+    let text = std::fs::read_to_string(&reading).unwrap();
+    let old_mtime = std::fs::metadata(&reading).unwrap().modified().unwrap();
+    let swapped = text.replacen("Rust", "Rast", 1);
+    assert_eq!(swapped.len(), text.len());
+    std::fs::write(&reading, &swapped).unwrap();
+    std::fs::File::options().write(true).open(&reading).unwrap().set_modified(old_mtime).unwrap();
+    let (code, out) = vs.sync(&["--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["appended"], 0, "{out}");
+    assert_eq!(vs.status(READING), "synced");
+    // A change of size is seen.
+    append(&haiku, &format!("{}\n", json!({"kind": 1, "k": ["customTitle"], "v": "Seen"})));
+    age(&haiku);
+    vs.sync(&[]);
+    assert_eq!(vs.env.replay(HAIKU, None)["customTitle"], "Seen");
+    // So is a change made through chasm, though the file did not change.
+    vs.env.ok(&["rename", READING, "Renamed"]);
+    vs.sync(&[]);
+    assert_eq!(vs.remote(READING)["customTitle"], "Renamed");
+}

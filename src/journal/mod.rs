@@ -48,6 +48,17 @@ pub enum JournalError {
     AmbiguousSession { prefix: String, count: usize, examples: String },
 }
 
+/// See [`Journal::fingerprint`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fingerprint {
+    /// The provider's token for the file (size, modification time, inode).
+    pub token: String,
+    /// The session's newest seq when the token was taken.
+    pub last_seq: u64,
+    /// Its title then, for reports that skip reading it.
+    pub title: Option<String>,
+}
+
 /// Why a session's state could not be derived.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -274,6 +285,41 @@ impl Journal {
             state.get_or_insert_with(SessionState::default).apply(&record)?;
         }
         Ok(state)
+    }
+
+    /// The seq of a session's newest record (0: none), from one step of the per-session index.
+    pub fn session_last_seq(&self, session_id: &str) -> Result<u64, JournalError> {
+        if session_id.is_empty() || session_id.len() > u16::MAX as usize {
+            return Ok(0);
+        }
+        match self.store.session_log.scan_prefix(store::session_prefix(session_id)).keys().next_back() {
+            None => Ok(0),
+            Some(k) => Ok(store::parse_session_log_key(&k.map_err(storage)?).map_or(0, |(_, seq)| seq)),
+        }
+    }
+
+    /// What a session's provider file looked like the last time both sides were in step, and
+    /// the session's newest seq then. A sync that finds the same file and no newer record
+    /// skips the session without reading it. A cache, not history: `clear_fingerprints` or a
+    /// lost entry only costs a read.
+    pub fn fingerprint(&self, session_id: &str) -> Result<Option<Fingerprint>, JournalError> {
+        let Some(v) = self.store.fingerprints.get(session_id.as_bytes()).map_err(storage)? else { return Ok(None) };
+        Ok(serde_json::from_slice(&v).ok())
+    }
+
+    /// Records fingerprints (see [`Journal::fingerprint`]); written without a flush of their own.
+    pub fn set_fingerprints(&self, fingerprints: &[(String, Fingerprint)]) -> Result<(), JournalError> {
+        for (id, fp) in fingerprints {
+            let bytes = serde_json::to_vec(fp).expect("a fingerprint serializes");
+            self.store.fingerprints.insert(id.as_bytes(), bytes).map_err(storage)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets a session's fingerprint, so the next sync reads its file.
+    pub fn clear_fingerprint(&self, session_id: &str) -> Result<(), JournalError> {
+        self.store.fingerprints.remove(session_id.as_bytes()).map_err(storage)?;
+        Ok(())
     }
 
     /// The seqs of one session's records, ascending, from the per-session index.

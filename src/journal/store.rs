@@ -21,6 +21,9 @@ pub const TREE_SESSION_LOG: &str = "session_log";
 pub const TREE_SESSIONS: &str = "sessions";
 /// Derived per-session snapshots (see `snapshot.rs`); keys as in `session_log`.
 pub const TREE_SNAPSHOTS: &str = "snapshots";
+/// A cache of what each session's provider file looked like when it was last in step (see
+/// `Journal::fingerprint`); keys are session ids. Not part of the history.
+pub const TREE_FINGERPRINTS: &str = "fingerprints";
 
 pub const META_FORMAT: &[u8] = b"format";
 pub const META_HEAD: &[u8] = b"head";
@@ -103,6 +106,7 @@ pub struct Store {
     pub session_log: ManuallyDrop<sled::Tree>,
     pub sessions: ManuallyDrop<sled::Tree>,
     pub snapshots: ManuallyDrop<sled::Tree>,
+    pub fingerprints: ManuallyDrop<sled::Tree>,
     /// sled's data file, kept open to `sync_all` after each flush.
     db_file: File,
     poisoned: AtomicBool,
@@ -120,6 +124,7 @@ impl Drop for Store {
             ManuallyDrop::drop(&mut self.session_log);
             ManuallyDrop::drop(&mut self.sessions);
             ManuallyDrop::drop(&mut self.snapshots);
+            ManuallyDrop::drop(&mut self.fingerprints);
             ManuallyDrop::drop(&mut self.db);
         }
     }
@@ -139,8 +144,9 @@ impl Store {
             _ => JournalError::Storage(format!("cannot open {}: {e}", dir.display())),
         })?;
         let tree = |name: &str| db.open_tree(name).map_err(storage);
-        let (meta, log, session_log, sessions, snapshots) =
-            (tree(TREE_META)?, tree(TREE_LOG)?, tree(TREE_SESSION_LOG)?, tree(TREE_SESSIONS)?, tree(TREE_SNAPSHOTS)?);
+        let (meta, log, session_log, sessions) =
+            (tree(TREE_META)?, tree(TREE_LOG)?, tree(TREE_SESSION_LOG)?, tree(TREE_SESSIONS)?);
+        let (snapshots, fingerprints) = (tree(TREE_SNAPSHOTS)?, tree(TREE_FINGERPRINTS)?);
         let db_file = File::open(dir.join("db"))
             .map_err(|e| JournalError::Io(format!("cannot open {}: {e}", dir.join("db").display())))?;
         Ok(Store {
@@ -151,6 +157,7 @@ impl Store {
             session_log: ManuallyDrop::new(session_log),
             sessions: ManuallyDrop::new(sessions),
             snapshots: ManuallyDrop::new(snapshots),
+            fingerprints: ManuallyDrop::new(fingerprints),
             db_file,
             poisoned: AtomicBool::new(false),
         })

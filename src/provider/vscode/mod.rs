@@ -97,6 +97,22 @@ impl Provider for VsCode {
         self.dirs.iter().any(|d| d.path == parent)
     }
 
+    fn fingerprint(&self, location: &Location) -> Option<String> {
+        let meta = std::fs::metadata(&location.path).ok()?;
+        let modified = meta.modified().ok()?;
+        // A file changed within the last two seconds may change again within the same mtime
+        // tick: read it (the content-hash path) until it has been still for a while.
+        if std::time::SystemTime::now().duration_since(modified).map_or(true, |age| age.as_secs() < 2) {
+            return None;
+        }
+        let mtime = modified.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0u64;
+        Some(format!("{}:{mtime}:{inode}", meta.len()))
+    }
+
     fn pull(&self, location: &Location) -> Result<Pulled, ProviderError> {
         let file = read_session_file(&location.path)?;
         Ok(Pulled { session: file.session, torn_tail: file.torn_tail })
