@@ -200,7 +200,15 @@ impl Journal {
             }
             prev = r.hash;
         }
-        self.store_records(records)
+        self.store_records(
+            records
+                .into_iter()
+                .map(|r| {
+                    let b = r.encode();
+                    (r, b)
+                })
+                .collect(),
+        )
     }
 
     fn append_sealed(&mut self, batch: Vec<(uuid::Uuid, NewChange)>) -> Result<Vec<SyncChange>, JournalError> {
@@ -212,24 +220,28 @@ impl Journal {
         let mut records = Vec::with_capacity(batch.len());
         for (id, change) in batch {
             seq += 1;
-            let record = SyncChange::seal_as(id, change, seq, prev);
+            let (record, bytes) = SyncChange::seal_stored(id, change, seq, prev);
             prev = record.hash;
-            records.push(record);
+            records.push((record, bytes));
         }
         self.store_records(records)
     }
 
     /// Stores sealed records that continue the chain, durably, in one group commit.
-    fn store_records(&mut self, records: Vec<SyncChange>) -> Result<Vec<SyncChange>, JournalError> {
-        let Some(last) = records.last() else { return Ok(records) };
-        for r in &records {
+    fn store_records(&mut self, sealed: Vec<(SyncChange, Vec<u8>)>) -> Result<Vec<SyncChange>, JournalError> {
+        let Some((last, _)) = sealed.last() else { return Ok(Vec::new()) };
+        for (r, _) in &sealed {
             if r.session_id.is_empty() || r.session_id.len() > u16::MAX as usize {
                 return Err(JournalError::InvalidChange(format!("session id of {} bytes", r.session_id.len())));
             }
         }
-        let (seq, prev, first) = (last.seq, last.hash, records[0].seq);
-        let rows: Vec<Row> =
-            records.iter().map(|r| Row { seq: r.seq, session_id: r.session_id.clone(), bytes: r.encode() }).collect();
+        let (seq, prev, first) = (last.seq, last.hash, sealed[0].0.seq);
+        let mut records = Vec::with_capacity(sealed.len());
+        let mut rows = Vec::with_capacity(sealed.len());
+        for (r, bytes) in sealed {
+            rows.push(Row { seq: r.seq, session_id: r.session_id.clone(), bytes });
+            records.push(r);
+        }
         self.store.append(&rows, store::head_value(seq, &prev, first))?;
         self.last_seq = seq;
         self.head_hash = Ok(prev);

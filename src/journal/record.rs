@@ -163,6 +163,12 @@ impl SyncChange {
     /// [`SyncChange::seal`] keeping a record id given elsewhere: an imported record placed in
     /// another chain is the same change, and its id is how an import knows it has it.
     pub fn seal_as(id: Uuid, change: NewChange, seq: u64, prev_hash: [u8; 32]) -> SyncChange {
+        SyncChange::seal_stored(id, change, seq, prev_hash).0
+    }
+
+    /// [`SyncChange::seal_as`] that also returns the stored bytes, so an append serializes the
+    /// payload once rather than once for the hash and again for storage.
+    pub fn seal_stored(id: Uuid, change: NewChange, seq: u64, prev_hash: [u8; 32]) -> (SyncChange, Vec<u8>) {
         let timestamp =
             Utc.timestamp_millis_opt(change.timestamp.timestamp_millis()).single().unwrap_or(change.timestamp);
         let mut record = SyncChange {
@@ -179,8 +185,11 @@ impl SyncChange {
             prev_hash,
             hash: [0; 32],
         };
-        record.hash = chain_hash(&prev_hash, &record.canonical_bytes());
-        record
+        let mut bytes = record.canonical_bytes();
+        record.hash = chain_hash(&prev_hash, &bytes);
+        bytes.extend_from_slice(&prev_hash);
+        bytes.extend_from_slice(&record.hash);
+        (record, bytes)
     }
 
     /// `C`: the version byte and the encoded body, what the hash covers after `prev_hash`.

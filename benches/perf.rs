@@ -1,0 +1,583 @@
+//! chasm's benchmark harness: every figure beside its peer, measured in the same run.
+//!
+//! `cargo bench --bench perf` runs the full workloads (1,000 sessions, a 1,000,000-event journal);
+//! `cargo bench --bench perf -- --quick` runs them at a tenth of the size. Each timing is the
+//! median of several runs; whole commands are timed as a user runs them (process start and the
+//! journal's open included). It prints a Markdown report for BENCHMARKS.md.
+//!
+//! Peers: raw sled (the floor for appends: the same bytes, the same flush policy), reading the
+//! files' bytes once (the floor for a sync), and git over the chat folder (what people use for
+//! history today: a commit per sync round, `git log -- FILE`, `git show REV:FILE`, a packed repo).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use chasm::diff::diff;
+use chasm::fold::SessionState;
+use chasm::journal::{ChangeType, EntityType, Journal, NewChange, OpenMode, Origin, SyncChange};
+use chasm::session::Session;
+use serde_json::{Value, json};
+
+const CHASM: &str = env!("CARGO_BIN_EXE_chasm");
+
+struct Scale {
+    sessions: usize,
+    log_events: usize,
+    session_events: usize,
+    append_events: usize,
+    runs: usize,
+}
+
+/// A deterministic generator (xorshift), so every run builds the same workloads.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const WORDS: &[&str] = &[
+    "the",
+    "function",
+    "returns",
+    "a",
+    "Result",
+    "so",
+    "you",
+    "can",
+    "use",
+    "`?`",
+    "to",
+    "propagate",
+    "errors",
+    "iterator",
+    "borrow",
+    "checker",
+    "lifetime",
+    "struct",
+    "impl",
+    "trait",
+    "async",
+    "await",
+    "tokio",
+    "serde",
+    "field",
+    "value",
+    "Here",
+    "is",
+    "an",
+    "example:",
+    "```rust",
+    "```",
+    "let",
+    "mut",
+    "match",
+    "Some(x)",
+    "None",
+    "vector",
+    "HashMap",
+    "clone",
+    "reference",
+    "compile",
+    "error",
+    "E0502",
+    "because",
+    "of",
+    "the",
+    "loop",
+];
+
+fn prose(rng: &mut Rng, words: usize) -> String {
+    let mut s = String::with_capacity(words * 7);
+    for i in 0..words {
+        if i > 0 {
+            s.push(if rng.below(12) == 0 { '\n' } else { ' ' });
+        }
+        s.push_str(WORDS[rng.below(WORDS.len() as u64) as usize]);
+    }
+    s
+}
+
+/// A request as VS Code stores it, with a response of about `words` words.
+fn request(rng: &mut Rng, n: usize, words: usize) -> Value {
+    let question = prose(rng, 12);
+    json!({
+        "requestId": format!("request_{:08x}-{n:04}", rng.next() as u32),
+        "timestamp": 1_764_000_000_000u64 + n as u64 * 60_000,
+        "message": {"text": question, "parts": [{"kind": "text", "text": question}]},
+        "variableData": {"variables": []},
+        "response": [{"value": prose(rng, words)}, {"kind": "inlineReference", "inlineReference": {"path": "/src/main.rs"}}],
+        "result": {"timings": {"firstProgress": 800, "totalElapsed": 4000}, "metadata": {"modelMessageId": n}},
+        "modelId": "copilot/gpt-4.1",
+        "agent": {"id": "github.copilot.editsAgent", "extensionVersion": "0.37.1"},
+    })
+}
+
+fn session(id: &str, requests: Vec<Value>) -> Value {
+    json!({"version": 3, "sessionId": id, "creationDate": 1_764_000_000_000u64, "customTitle": format!("Session {id}"),
+           "initialLocation": "panel", "requesterUsername": "ada", "responderUsername": "GitHub Copilot", "requests": requests})
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time_runs(runs: usize, mut f: impl FnMut()) -> Duration {
+    median(
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed()
+            })
+            .collect(),
+    )
+}
+
+fn run(cmd: &mut Command) {
+    let status = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+    assert!(status.success(), "{cmd:?} failed");
+}
+
+fn chasm(journal: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(CHASM);
+    c.arg("--journal").arg(journal).args(args).env_remove("CHASM_JOURNAL");
+    c
+}
+
+fn git(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new("git");
+    c.arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "b")
+        .env("GIT_AUTHOR_EMAIL", "b@b")
+        .env("GIT_COMMITTER_NAME", "b")
+        .env("GIT_COMMITTER_EMAIL", "b@b");
+    c
+}
+
+fn dir_size(path: &Path) -> u64 {
+    walk(path).iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum()
+}
+
+fn walk(path: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+        }
+    }
+    out
+}
+
+fn age(path: &Path) {
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options().write(true).open(path).unwrap().set_modified(old).unwrap();
+}
+
+struct Report(Vec<String>);
+impl Report {
+    fn row(&mut self, what: &str, chasm: String, peer: String, ratio: String, target: &str) {
+        let line = format!("| {what} | {chasm} | {peer} | {ratio} | {target} |");
+        println!("{line}");
+        self.0.push(line);
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+// ---------------------------------------------------------------- appends
+
+fn bench_appends(scale: &Scale, tmp: &Path, rep: &mut Report) {
+    let mut rng = Rng(7);
+    let changes: Vec<NewChange> = (0..scale.append_events)
+        .map(|i| NewChange {
+            session_id: format!("s{:04}", i % 97),
+            change_type: ChangeType::Create,
+            entity_type: EntityType::Message,
+            entity_id: format!("r{i}"),
+            timestamp: chrono::Utc::now(),
+            origin: Origin::Remote,
+            provider: "vscode".into(),
+            payload: json!({"index": i / 97, "request": request(&mut rng, i, 120)}),
+        })
+        .collect();
+    for batch in [1usize, 16, 256] {
+        let n = if batch == 1 { scale.append_events / 8 } else { scale.append_events };
+        let mut ours = Vec::new();
+        let mut raw = Vec::new();
+        let mut bytes: Vec<Vec<u8>> = Vec::new();
+        for r in 0..3 {
+            let dir = tmp.join(format!("append-{batch}-{r}"));
+            let mut j = Journal::open(&dir, OpenMode::Create).unwrap();
+            let t = Instant::now();
+            for chunk in changes[..n].chunks(batch) {
+                let records = j.append(chunk.to_vec()).unwrap();
+                if r == 0 {
+                    bytes.extend(records.iter().map(SyncChange::encode));
+                }
+            }
+            ours.push(t.elapsed());
+            drop(j);
+            // Raw sled: the same bytes under the same keys, one flush and fsync per batch.
+            let rdir = tmp.join(format!("raw-{batch}-{r}"));
+            let db = sled::open(&rdir).unwrap();
+            let tree = db.open_tree("log").unwrap();
+            let file = std::fs::File::open(rdir.join("db")).unwrap();
+            let t = Instant::now();
+            for (c, chunk) in bytes.chunks(batch).enumerate() {
+                let mut b = sled::Batch::default();
+                for (k, v) in chunk.iter().enumerate() {
+                    b.insert(&((c * batch + k) as u64).to_be_bytes()[..], v.as_slice());
+                }
+                tree.apply_batch(b).unwrap();
+                db.flush().unwrap();
+                file.sync_all().unwrap();
+            }
+            raw.push(t.elapsed());
+        }
+        let (ours, raw) = (median(ours), median(raw));
+        let per = |d: Duration| n as f64 / d.as_secs_f64();
+        rep.row(
+            &format!("durable append, batch {batch} ({n} events)"),
+            format!("{:.0} events/s", per(ours)),
+            format!("{:.0} events/s (raw sled)", per(raw)),
+            format!("{:.0}% of raw", 100.0 * per(ours) / per(raw)),
+            if batch == 256 { "≥ 70%" } else { "" },
+        );
+    }
+}
+
+// ---------------------------------------------------------------- sync
+
+fn bench_sync(scale: &Scale, tmp: &Path, rep: &mut Report) {
+    let mut rng = Rng(11);
+    let user = tmp.join("sync/User");
+    let chat = user.join("workspaceStorage/0123abcd/chatSessions");
+    std::fs::create_dir_all(&chat).unwrap();
+    std::fs::write(chat.parent().unwrap().join("workspace.json"), r#"{"folder":"file:///home/ada/app"}"#).unwrap();
+    let mut files = Vec::new();
+    for i in 0..scale.sessions {
+        // 10..=500 requests, most sessions short.
+        let x = rng.below(1000) as f64 / 1000.0;
+        let n = 10 + (x * x * x * 490.0) as usize;
+        let reqs: Vec<Value> = (0..n)
+            .map(|k| {
+                let words = 60 + rng.below(200) as usize;
+                request(&mut rng, k, words)
+            })
+            .collect();
+        let id = format!("{:08x}-0000-4000-8000-{i:012}", rng.next() as u32);
+        let v = session(&id, reqs);
+        let path = if i % 2 == 0 {
+            let p = chat.join(format!("{id}.jsonl"));
+            std::fs::write(&p, format!("{}\n", json!({"kind": 0, "v": v}))).unwrap();
+            p
+        } else {
+            let p = chat.join(format!("{id}.json"));
+            std::fs::write(&p, v.to_string()).unwrap();
+            p
+        };
+        age(&path);
+        files.push(path);
+    }
+    let total: u64 = files.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    let root = user.to_str().unwrap().to_owned();
+    let read_all = time_runs(scale.runs, || {
+        for f in &files {
+            std::hint::black_box(std::fs::read(f).unwrap());
+        }
+    });
+
+    let journal = tmp.join("sync/journal");
+    let first = time_runs(1, || run(&mut chasm(&journal, &["sync", "--root", &root])));
+    rep.row(
+        &format!("first sync of {} sessions ({:.0} MB)", files.len(), total as f64 / 1e6),
+        ms(first),
+        format!("{} (read the bytes once)", ms(read_all)),
+        format!("{:.1}× the read", first.as_secs_f64() / read_all.as_secs_f64()),
+        "",
+    );
+    let noop = time_runs(scale.runs, || run(&mut chasm(&journal, &["sync", "--root", &root])));
+    rep.row(
+        &format!("no-op sync of {} sessions", files.len()),
+        ms(noop),
+        format!("{} (read the bytes once)", ms(read_all)),
+        format!("{:.1}% of the read", 100.0 * noop.as_secs_f64() / read_all.as_secs_f64()),
+        "≤ 10%",
+    );
+
+    // git over the same folder: one commit of everything, then a commit per round.
+    run(&mut git(&user, &["init", "-q"]));
+    run(&mut git(&user, &["add", "-A"]));
+    run(&mut git(&user, &["commit", "-qm", "first"]));
+    let changed = (scale.sessions / 100).max(1);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 0..scale.runs {
+        for k in 0..changed {
+            let f = &files[(round * changed + k * 7) % files.len()];
+            if f.extension().is_some_and(|e| e == "jsonl") {
+                let line = json!({"kind": 2, "k": ["requests"], "v": [request(&mut rng, 1000 + round, 150)]});
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(f)
+                    .unwrap()
+                    .write_all(format!("{line}\n").as_bytes())
+                    .unwrap();
+            } else {
+                let mut v: Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+                v["requests"].as_array_mut().unwrap().push(request(&mut rng, 1000 + round, 150));
+                std::fs::write(f, v.to_string()).unwrap();
+            }
+        }
+        let t = Instant::now();
+        run(&mut chasm(&journal, &["sync", "--root", &root]));
+        ours.push(t.elapsed());
+        let t = Instant::now();
+        run(&mut git(&user, &["add", "-A"]));
+        run(&mut git(&user, &["commit", "-qm", "round"]));
+        theirs.push(t.elapsed());
+    }
+    let (ours, theirs) = (median(ours), median(theirs));
+    rep.row(
+        &format!("sync round, {changed} of {} sessions changed (1%)", files.len()),
+        ms(ours),
+        format!("{} (git add -A && git commit)", ms(theirs)),
+        format!("{:.1}× faster", theirs.as_secs_f64() / ours.as_secs_f64()),
+        "≥ 10× faster",
+    );
+}
+
+// ---------------------------------------------------------------- history: log, replay, size
+
+/// The events of one session streaming `events` changes (requests added, their responses
+/// streamed in), and the session file after each event, as VS Code would hold it.
+fn streaming_session(id: &str, events: usize, rng: &mut Rng) -> (Vec<NewChange>, Vec<String>) {
+    let mut state: Option<SessionState> = None;
+    let mut changes = Vec::new();
+    let mut files = Vec::new();
+    let mut current = Session::from_value(session(id, vec![])).unwrap();
+    let mut seq = 0u64;
+    let per_request = 50;
+    while changes.len() < events {
+        let k = changes.len() / per_request;
+        let mut v = current.to_value();
+        let reqs = v["requests"].as_array_mut().unwrap();
+        if changes.len() % per_request == 0 || reqs.is_empty() {
+            reqs.push(request(rng, k, 10));
+        } else {
+            let last = reqs.last_mut().unwrap();
+            let text = last["response"][0]["value"].as_str().unwrap().to_owned();
+            last["response"][0]["value"] = Value::from(format!("{text} {}", prose(rng, 4)));
+        }
+        let next = Session::from_value(v).unwrap();
+        for c in diff(id, state.as_ref(), &next) {
+            let change = c.into_change(id, chrono::Utc::now(), Origin::Remote, "vscode");
+            seq += 1;
+            state
+                .get_or_insert_with(SessionState::default)
+                .apply(&SyncChange::seal(change.clone(), seq, [0; 32]))
+                .unwrap();
+            changes.push(change);
+            files.push(next.to_value().to_string());
+        }
+        current = next;
+    }
+    changes.truncate(events);
+    files.truncate(events);
+    (changes, files)
+}
+
+fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
+    let mut rng = Rng(23);
+    let big_id = "big00000-0000-4000-8000-000000000000";
+    let small_id = "small000-0000-4000-8000-000000000000";
+    let (big, big_files) = streaming_session(big_id, scale.session_events, &mut rng);
+    let (small, _) = streaming_session(small_id, 100, &mut rng);
+
+    // A journal of `log_events` events: the big and small sessions spread through filler
+    // traffic of many other sessions.
+    let build = |dir: &Path, total: usize, rng: &mut Rng| {
+        let mut j = Journal::open(dir, OpenMode::Create).unwrap();
+        let mut big_left = big.iter();
+        let mut small_left = small.iter();
+        let mut batch = Vec::new();
+        let mut n = 0;
+        while n < total {
+            let pick = rng.below(total as u64) as usize;
+            let change = if pick < big.len() {
+                big_left.next().cloned()
+            } else if pick < big.len() + small.len() {
+                small_left.next().cloned()
+            } else {
+                None
+            };
+            let change = change.unwrap_or_else(|| NewChange {
+                session_id: format!("filler-{:04}", rng.below(1000)),
+                change_type: ChangeType::Update,
+                entity_type: EntityType::Metadata,
+                entity_id: "customTitle".into(),
+                timestamp: chrono::Utc::now(),
+                origin: Origin::Remote,
+                provider: "vscode".into(),
+                payload: json!({"value": prose(rng, 8), "position": 0}),
+            });
+            batch.push(change);
+            n += 1;
+            if batch.len() == 10_000 {
+                j.append(std::mem::take(&mut batch)).unwrap();
+            }
+        }
+        batch.extend(big_left.cloned());
+        batch.extend(small_left.cloned());
+        j.append(batch).unwrap();
+    };
+    let large = tmp.join("history/large");
+    let t = Instant::now();
+    build(&large, scale.log_events, &mut rng);
+    eprintln!("built a {}-event journal in {:?}", scale.log_events, t.elapsed());
+    let tiny = tmp.join("history/tiny");
+    build(&tiny, 1_000, &mut Rng(5));
+
+    let first_page = |dir: &Path| time_runs(scale.runs, || run(&mut chasm(dir, &["log", "-n", "20"])));
+    let (large_page, tiny_page) = (first_page(&large), first_page(&tiny));
+    rep.row(
+        &format!("`chasm log -n 20`, {} events vs 1,000", scale.log_events),
+        ms(large_page),
+        format!("{} (1,000 events)", ms(tiny_page)),
+        format!("{:.2}×", large_page.as_secs_f64() / tiny_page.as_secs_f64()),
+        "≤ 2×",
+    );
+    let full = time_runs(1, || run(&mut chasm(&large, &["log"])));
+    rep.row(
+        &format!("`chasm log` full scan, {} events", scale.log_events),
+        ms(full),
+        "".into(),
+        format!("{:.0} events/s", scale.log_events as f64 / full.as_secs_f64()),
+        "",
+    );
+
+    // git: the big session's file after each of its events, one commit each.
+    let repo = tmp.join("history/git");
+    std::fs::create_dir_all(&repo).unwrap();
+    run(&mut git(&repo, &["init", "-q"]));
+    let mut stream = String::new();
+    for (i, content) in big_files.iter().enumerate() {
+        stream.push_str(&format!(
+            "commit refs/heads/main\nmark :{}\ncommitter b <b@b> {} +0000\ndata 1\nx\n{}M 100644 inline chat.json\ndata {}\n{content}\n",
+            i + 1,
+            1_764_000_000 + i,
+            if i > 0 { format!("from :{i}\n") } else { String::new() },
+            content.len()
+        ));
+    }
+    let mut fi = git(&repo, &["fast-import", "--quiet"]).stdin(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    fi.stdin.take().unwrap().write_all(stream.as_bytes()).unwrap();
+    assert!(fi.wait().unwrap().success());
+    run(&mut git(&repo, &["checkout", "-q", "main"]));
+    run(&mut git(&repo, &["gc", "-q", "--aggressive"]));
+
+    let ours = time_runs(scale.runs, || run(&mut chasm(&large, &["log", big_id])));
+    let theirs = time_runs(scale.runs, || run(&mut git(&repo, &["log", "--", "chat.json"])));
+    rep.row(
+        &format!("`chasm log SESSION`, {} of its events in {} (vs `git log -- FILE`)", big.len(), scale.log_events),
+        ms(ours),
+        ms(theirs),
+        format!("{:.1}× faster", theirs.as_secs_f64() / ours.as_secs_f64()),
+        "≥ 10× faster",
+    );
+    let big_seqs: Vec<u64> = {
+        let j = Journal::open(&large, OpenMode::Existing).unwrap();
+        j.session_seqs(big_id).unwrap()
+    };
+    let mid_seq = big_seqs[big_seqs.len() / 2].to_string();
+    let mid_rev = format!("main~{}:chat.json", big_files.len() - big_files.len() / 2 - 1);
+    let replay_mid = time_runs(scale.runs, || run(&mut chasm(&large, &["replay", big_id, "--at", &mid_seq])));
+    let show_mid = time_runs(scale.runs, || run(&mut git(&repo, &["show", &mid_rev])));
+    rep.row(
+        "`chasm replay --at` the middle of it (vs `git show REV:FILE`)",
+        ms(replay_mid),
+        ms(show_mid),
+        format!("{:.2}× git's time", replay_mid.as_secs_f64() / show_mid.as_secs_f64()),
+        "≤ 1×",
+    );
+    let replay_last = time_runs(scale.runs, || run(&mut chasm(&large, &["replay", big_id])));
+    let replay_small = time_runs(scale.runs, || run(&mut chasm(&large, &["replay", small_id])));
+    rep.row(
+        &format!("`chasm replay` latest, {}-event session vs a 100-event one", big.len()),
+        ms(replay_last),
+        format!("{} (100 events)", ms(replay_small)),
+        format!("{:.2}×", replay_last.as_secs_f64() / replay_small.as_secs_f64()),
+        "≤ 2×",
+    );
+    rep.row(
+        &format!("`chasm replay --at` middle, {}-event session vs a 100-event one", big.len()),
+        ms(replay_mid),
+        format!("{} (100 events)", ms(replay_small)),
+        format!("{:.2}×", replay_mid.as_secs_f64() / replay_small.as_secs_f64()),
+        "≤ 2×",
+    );
+
+    // Size: a journal holding only the big session's history, beside the packed git repo.
+    let alone = tmp.join("history/alone");
+    {
+        let mut j = Journal::open(&alone, OpenMode::Create).unwrap();
+        for chunk in big.chunks(1000) {
+            j.append(chunk.to_vec()).unwrap();
+        }
+    }
+    let journal_bytes = dir_size(&alone);
+    let pack_bytes = dir_size(&repo.join(".git/objects"));
+    let large_bytes = dir_size(&large);
+    rep.row(
+        &format!("journal size, the {}-event session alone (vs packed git)", big.len()),
+        format!("{:.2} MB", journal_bytes as f64 / 1e6),
+        format!("{:.2} MB", pack_bytes as f64 / 1e6),
+        format!("{:.1}× git's size", journal_bytes as f64 / pack_bytes as f64),
+        "≤ 1×",
+    );
+    rep.row(
+        &format!("journal bytes per event ({} events)", scale.log_events),
+        format!("{:.0} B", large_bytes as f64 / (scale.log_events + big.len() + small.len()) as f64),
+        format!("{:.0} MB in all", large_bytes as f64 / 1e6),
+        "".into(),
+        "",
+    );
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let scale = if quick {
+        Scale { sessions: 100, log_events: 100_000, session_events: 10_000, append_events: 2048, runs: 5 }
+    } else {
+        Scale { sessions: 1_000, log_events: 1_000_000, session_events: 10_000, append_events: 8192, runs: 5 }
+    };
+    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let want = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rep = Report(Vec::new());
+    println!("| measure | chasm | peer | ratio | target |");
+    println!("| --- | ---: | ---: | ---: | --- |");
+    if want("append") {
+        bench_appends(&scale, tmp.path(), &mut rep);
+    }
+    if want("sync") {
+        bench_sync(&scale, tmp.path(), &mut rep);
+    }
+    if want("history") {
+        bench_history(&scale, tmp.path(), &mut rep);
+    }
+}
