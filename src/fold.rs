@@ -162,11 +162,7 @@ fn syncs(e: &SyncChange) -> bool {
 /// journal's view, which until then held only what was seen in VS Code. A session that began
 /// locally has no base at all.
 pub fn views(events: &[SyncChange]) -> Result<Views, FoldError> {
-    let cp_index = events.iter().rposition(|e| e.change_type == ChangeType::Merge);
-    let split = match cp_index {
-        Some(i) => i + 1,
-        None => events.iter().position(|e| e.origin == Origin::Local).unwrap_or(events.len()),
-    };
+    let (split, cp_index) = merge_base(events);
     let (before, after) = events.split_at(split);
     let checkpoint = cp_index.map(|i| {
         let e = &events[i];
@@ -177,22 +173,44 @@ pub fn views(events: &[SyncChange]) -> Result<Views, FoldError> {
         }
     });
     let base = fold(before)?;
-    let side = |origin: Origin| -> Result<Option<SessionState>, FoldError> {
+    let side = |origin: Option<Origin>| -> Result<Option<SessionState>, FoldError> {
         let mut state = base.clone();
-        for e in after.iter().filter(|e| e.origin == origin) {
+        for e in after.iter().filter(|e| origin.is_none_or(|o| e.origin == o)) {
             state.get_or_insert_with(SessionState::default).apply(e)?;
         }
         Ok(state)
     };
     Ok(Views {
-        local: side(Origin::Local)?,
-        remote: side(Origin::Remote)?,
-        full: fold(events)?,
+        local: side(Some(Origin::Local))?,
+        remote: side(Some(Origin::Remote))?,
+        full: side(None)?,
         local_changes: after.iter().filter(|e| e.origin == Origin::Local && syncs(e)).cloned().collect(),
         remote_changes: after.iter().filter(|e| e.origin == Origin::Remote && syncs(e)).cloned().collect(),
         checkpoint,
         base,
     })
+}
+
+/// Only the remote view of [`views`]: what the journal last saw of the session in the
+/// provider, which a file read from the provider is diffed against. One fold, no copies.
+pub fn remote_view(events: &[SyncChange]) -> Result<Option<SessionState>, FoldError> {
+    let (split, _) = merge_base(events);
+    let (before, after) = events.split_at(split);
+    let mut state = fold(before)?;
+    for e in after.iter().filter(|e| e.origin == Origin::Remote) {
+        state.get_or_insert_with(SessionState::default).apply(e)?;
+    }
+    Ok(state)
+}
+
+/// Where the merge base splits a session's events, and the index of the last checkpoint.
+fn merge_base(events: &[SyncChange]) -> (usize, Option<usize>) {
+    let cp_index = events.iter().rposition(|e| e.change_type == ChangeType::Merge);
+    let split = match cp_index {
+        Some(i) => i + 1,
+        None => events.iter().position(|e| e.origin == Origin::Local).unwrap_or(events.len()),
+    };
+    (split, cp_index)
 }
 
 impl SessionState {

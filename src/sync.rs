@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use chrono::Utc;
 
 use crate::diff::{EntityChange, diff};
-use crate::fold::{Checkpoint, FoldError, SessionState, Views, views};
+use crate::fold::{Checkpoint, FoldError, SessionState, Views, remote_view, views};
 use crate::journal::{ChangeType, EntityType, Fingerprint, Journal, JournalError, NewChange, Origin, SyncChange};
 use crate::merge::{ChangeTimes, Conflict, MergeError, Sides, Strategy, Take, merge};
 use crate::provider::{FileFormat, Location, Provider};
@@ -250,7 +250,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     let mut remote_batch: Vec<NewChange> = Vec::new();
     let mut remote_deletes = 0;
     for w in work.iter().filter(|w| w.error.is_none()) {
-        let remote = views(&w.events)?.remote.filter(|s| s.exists);
+        let remote = remote_view(&w.events)?.filter(|s| s.exists);
         let changes = match (&w.pulled, &w.location) {
             (Some(session), _) => diff(&w.id, remote.as_ref(), session),
             // Synced to a place this run covers, and no longer there: deleted in VS Code.

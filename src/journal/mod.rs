@@ -247,9 +247,12 @@ impl Journal {
         self.head_hash = Ok(prev);
         // The batch is durable; snapshots are derived, and one not taken now is taken by the
         // next append or `verify`, so a failure here does not fail the append.
-        let touched: std::collections::BTreeSet<&str> = records.iter().map(|r| r.session_id.as_str()).collect();
-        for session_id in touched {
-            let _ = self.store.take_due_snapshots(session_id);
+        let mut touched: std::collections::BTreeMap<&str, Vec<&SyncChange>> = std::collections::BTreeMap::new();
+        for r in &records {
+            touched.entry(r.session_id.as_str()).or_default().push(r);
+        }
+        for (session_id, fresh) in touched {
+            let _ = self.store.take_due_snapshots(session_id, &fresh);
         }
         Ok(records)
     }

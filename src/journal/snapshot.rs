@@ -177,10 +177,11 @@ impl Store {
 
     /// Stores the snapshots a session is due after new records: one at every
     /// [`SNAPSHOT_INTERVAL`]-th event of the session. Cheap when none is due (two key scans).
-    /// Snapshots are derived, so they are written without a flush of their own: a crash loses
-    /// them, and the next append or `verify` writes them again. A session whose events do not
-    /// fold gets none.
-    pub(super) fn take_due_snapshots(&self, session_id: &str) -> Result<usize, JournalError> {
+    /// `fresh` are the records just appended for this session, in seq order: they are folded
+    /// from memory rather than read back. Snapshots are derived, so they are written without a
+    /// flush of their own: a crash loses them, and the next append or `verify` writes them
+    /// again. A session whose events do not fold gets none.
+    pub(super) fn take_due_snapshots(&self, session_id: &str, fresh: &[&SyncChange]) -> Result<usize, JournalError> {
         let prefix = store::session_prefix(session_id);
         let newest = match self.snapshots.scan_prefix(&prefix).keys().next_back() {
             Some(k) => store::parse_session_log_key(&k.map_err(storage)?).map_or(0, |(_, seq)| seq),
@@ -195,8 +196,18 @@ impl Store {
         let mut state = base.unwrap_or_default();
         let mut taken = 0;
         for (i, seq) in self.session_seqs_between(session_id, after, u64::MAX)?.iter().enumerate() {
-            let Some(record) = self.session_record(session_id, *seq)? else { return Ok(taken) };
-            if state.apply(&record).is_err() {
+            let stored;
+            let record = match fresh.binary_search_by_key(seq, |r| r.seq) {
+                Ok(at) => fresh[at],
+                Err(_) => match self.session_record(session_id, *seq)? {
+                    Some(r) => {
+                        stored = r;
+                        &stored
+                    }
+                    None => return Ok(taken),
+                },
+            };
+            if state.apply(record).is_err() {
                 return Ok(taken);
             }
             if (i as u64 + 1) % SNAPSHOT_INTERVAL == 0 {
