@@ -72,46 +72,46 @@ impl Args {
 pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     let journal = super::open_journal(journal_dir, OpenMode::Existing)?;
     let limit = args.max_count.unwrap_or(usize::MAX);
-    // Newest first, stopping as soon as the limit is reached.
-    let mut shown: Vec<SyncChange> = Vec::new();
-    match &args.session {
-        Some(prefix) => {
-            let id = journal.resolve_session(prefix)?;
-            for seq in journal.session_seqs(&id)?.into_iter().rev() {
-                if shown.len() >= limit {
-                    break;
-                }
-                let Some(r) = journal.get(seq)? else { continue };
-                if args.matches(&r) {
-                    shown.push(r);
-                }
-            }
+    let session = args.session.as_deref().map(|p| journal.resolve_session(p)).transpose()?;
+    // Records are printed as they are read, so memory stays bounded however long the journal:
+    // newest first; or, with --reverse, oldest first — by reading forwards when every record
+    // is wanted, and by holding only the newest N when -n N asks for them oldest first.
+    let oldest_first = args.reverse && args.max_count.is_none();
+    let seqs: Box<dyn Iterator<Item = u64>> = match &session {
+        Some(id) => {
+            let seqs = journal.session_seqs(id)?;
+            if oldest_first { Box::new(seqs.into_iter()) } else { Box::new(seqs.into_iter().rev()) }
         }
-        None => {
-            for r in journal.iter().rev() {
-                if shown.len() >= limit {
-                    break;
-                }
-                let r = r?;
-                if args.matches(&r) {
-                    shown.push(r);
-                }
-            }
-        }
-    }
-    if args.reverse {
-        shown.reverse();
-    }
+        None if oldest_first => Box::new(1..=journal.last_seq()),
+        None => Box::new((1..=journal.last_seq()).rev()),
+    };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for r in &shown {
-        if args.json {
-            writeln!(out, "{}", json_line(r))?;
-        } else {
-            writeln!(out, "{}", human_line(r))?;
+    let mut held: Vec<SyncChange> = Vec::new();
+    let mut shown = 0;
+    for seq in seqs {
+        if shown >= limit {
+            break;
         }
+        let Some(r) = journal.get(seq)? else { continue };
+        if !args.matches(&r) {
+            continue;
+        }
+        shown += 1;
+        if args.reverse && !oldest_first {
+            held.push(r);
+        } else {
+            write_record(&mut out, &r, args.json)?;
+        }
+    }
+    for r in held.iter().rev() {
+        write_record(&mut out, r, args.json)?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn write_record(out: &mut impl Write, r: &SyncChange, json: bool) -> std::io::Result<()> {
+    if json { writeln!(out, "{}", json_line(r)) } else { writeln!(out, "{}", human_line(r)) }
 }
 
 /// The `--json` form of a record (the schema is in the README): the same object as a line of
