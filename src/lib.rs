@@ -28,6 +28,7 @@ pub mod atomic;
 pub mod cli;
 pub mod diff;
 pub mod fold;
+pub mod in_step;
 pub mod journal;
 pub mod merge;
 pub mod provider;

@@ -123,6 +123,8 @@ pub struct SessionSync {
     pub deleted: bool,
     /// chasm added the session to the editor's list (VS Code's index) after writing it.
     pub listed: bool,
+    /// The provider's fingerprint of the file as this sync saw it (before reading it).
+    pub fingerprint: Option<String>,
     pub error: Option<String>,
 }
 
@@ -209,6 +211,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
                 deleted: false,
                 listed: false,
                 error: None,
+                fingerprint: token,
             });
             continue;
         }
@@ -514,6 +517,7 @@ fn plan(w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, SyncEr
         deleted: false,
         listed: false,
         error: w.error.clone(),
+        fingerprint: w.token.clone(),
     };
     let mut plan = Plan {
         report: report.clone(),

@@ -656,3 +656,41 @@ fn an_unchanged_file_is_not_read_again_and_any_change_is_seen() {
     vs.sync(&[]);
     assert_eq!(vs.remote(READING)["customTitle"], "Renamed");
 }
+
+#[test]
+fn a_sync_with_nothing_to_do_is_noted_and_the_next_one_does_not_open_the_journal() {
+    let vs = Vs::new();
+    let note = vs.env.journal().join("in-step.json");
+    for id in [HAIKU, READING] {
+        age(&vs.file(id));
+    }
+    vs.sync(&[]);
+    assert!(!note.exists(), "a sync that recorded changes leaves no note");
+    vs.sync(&[]);
+    assert!(note.exists(), "a sync that found nothing to do notes it");
+
+    // With the journal held by another process, a sync with nothing to do still succeeds:
+    // it never opened the journal.
+    let held = Journal::open(&vs.env.journal(), OpenMode::Existing).unwrap();
+    let (code, out) = vs.sync(&["--json"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["appended"], 0);
+    // A file VS Code changed takes the full path, which needs the journal.
+    append(&vs.file(HAIKU), &format!("{}\n", json!({"kind": 1, "k": ["customTitle"], "v": "Changed"})));
+    age(&vs.file(HAIKU));
+    let out = vs.env.chasm_once(&["sync", "--root", &vs.root()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("locked"), "{out:?}");
+    drop(held);
+    vs.sync(&[]);
+    assert_eq!(vs.env.replay(HAIKU, None)["customTitle"], "Changed");
+
+    // A change made through chasm drops the note, so the next sync delivers it.
+    vs.sync(&[]);
+    age(&vs.file(HAIKU));
+    vs.sync(&[]);
+    assert!(note.exists());
+    vs.env.ok(&["rename", READING, "Noted"]);
+    assert!(!note.exists());
+    vs.sync(&[]);
+    assert_eq!(vs.remote(READING)["customTitle"], "Noted");
+}

@@ -8,6 +8,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::{RootArgs, conflict_json};
+use crate::in_step;
 use crate::journal::OpenMode;
 use crate::merge::Strategy;
 use crate::sync::{Action, Options, Report, SessionSync, sync};
@@ -35,13 +36,46 @@ pub struct Args {
 }
 
 pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
-    let mut journal = super::open_journal(journal_dir, OpenMode::Create)?;
     let provider = args.roots.provider();
+    // Nothing changed on either side since a sync that left everything in step: done,
+    // without opening the journal.
+    if in_step::holds(journal_dir, &provider) {
+        print_report(&Report::default(), args.dry_run, args.json)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut journal = super::open_journal(journal_dir, OpenMode::Create)?;
     let opts =
         Options { strategy: args.strategy, dry_run: args.dry_run, max_delete: args.max_delete, ..Options::default() };
     let report = sync(&mut journal, &provider, &opts)?;
+    if !args.dry_run {
+        note_if_in_step(journal_dir, &provider, &report);
+    }
     print_report(&report, args.dry_run, args.json)?;
     Ok(exit_code(&report))
+}
+
+/// After a sync that found nothing to do anywhere, notes each file's fingerprint for the fast
+/// path (see [`in_step`]). Only then: a sync that wrote a file or recorded a change leaves
+/// fingerprints that the next sync must confirm the slow way.
+fn note_if_in_step(journal_dir: &Path, provider: &crate::provider::vscode::VsCode, report: &Report) {
+    let quiet = report.appended == 0 && report.files_written == 0 && report.warnings.is_empty();
+    if !quiet || report.sessions.iter().any(|s| s.action != Action::None || s.error.is_some()) {
+        return;
+    }
+    let mut files = std::collections::BTreeMap::new();
+    for s in &report.sessions {
+        match (&s.location, &s.fingerprint) {
+            (Some(loc), Some(token)) => {
+                files.insert(loc.path.clone(), token.clone());
+            }
+            // Deleted on both sides: a file appearing there is not in the note, which is enough.
+            (Some(loc), None) if !loc.path.exists() => {}
+            (Some(_), None) => return, // too fresh to fingerprint: no note this time
+            (None, _) => {}            // only in the journal: no file to watch
+        }
+    }
+    // Only a cache: failing to write it costs the next sync a full run, nothing more.
+    let _ = in_step::record(journal_dir, provider, files);
 }
 
 /// 0 when everything converged, [`EXIT_CONFLICTS`] when conflicts wait.

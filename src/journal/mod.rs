@@ -152,6 +152,8 @@ impl Journal {
                 reason: format!("{} — damage before the failed append, not repaired", p.reason),
             });
         }
+        crate::in_step::invalidate(&self.store.dir)
+            .map_err(|e| JournalError::Io(format!("cannot drop {}: {e}", crate::in_step::FILE)))?;
         self.store.roll_back(from, to)?;
         self.incomplete = None;
         self.last_seq = from - 1;
@@ -235,6 +237,9 @@ impl Journal {
                 return Err(JournalError::InvalidChange(format!("session id of {} bytes", r.session_id.len())));
             }
         }
+        // A note that everything is in step would no longer be true.
+        crate::in_step::invalidate(&self.store.dir)
+            .map_err(|e| JournalError::Io(format!("cannot drop {}: {e}", crate::in_step::FILE)))?;
         let (seq, prev, first) = (last.seq, last.hash, sealed[0].0.seq);
         let mut records = Vec::with_capacity(sealed.len());
         let mut rows = Vec::with_capacity(sealed.len());
