@@ -20,6 +20,11 @@ use chasm::journal::{ChangeType, EntityType, Journal, NewChange, OpenMode, Origi
 use chasm::session::Session;
 use serde_json::{Value, json};
 
+// The tests' helpers, for their deterministic generator.
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::Rng;
+
 const CHASM: &str = env!("CARGO_BIN_EXE_chasm");
 
 struct Scale {
@@ -28,20 +33,6 @@ struct Scale {
     session_events: usize,
     append_events: usize,
     runs: usize,
-}
-
-/// A deterministic generator (xorshift), so every run builds the same workloads.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 const WORDS: &[&str] = &[

@@ -13,25 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Env, append, vscode_read};
+use common::{Env, Rng, append, vscode_read};
 use serde_json::{Value, json};
 
 const SESSIONS: usize = 24;
-
-/// A small deterministic generator, so a failing run can be replayed from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn id(n: usize) -> String {
     format!("0c0ffee0-0000-4000-8000-{n:012}")

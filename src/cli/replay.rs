@@ -5,9 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use chrono::{DateTime, Utc};
 
-use super::time::{parse_at_time, point_of};
+use super::time::PointArgs;
 use crate::journal::OpenMode;
 use crate::provider::vscode::jsonl;
 use crate::transcript;
@@ -17,12 +16,9 @@ use crate::transcript;
 pub struct Args {
     /// A session id or a unique prefix of one
     session: String,
-    /// Right after the event with this seq [default: the latest]
-    #[arg(long, value_name = "SEQ", conflicts_with = "at_time")]
-    at: Option<u64>,
-    /// As it stood at this time (RFC 3339 or a date)
-    #[arg(long, value_name = "T", value_parser = parse_at_time)]
-    at_time: Option<DateTime<Utc>>,
+    // Where in its history; the latest when left out.
+    #[command(flatten)]
+    point: PointArgs,
     /// json: a VS Code session file; jsonl: a VS Code mutation log; markdown: a transcript
     #[arg(long, value_enum, default_value_t = Format::Json)]
     format: Format,
@@ -41,7 +37,7 @@ enum Format {
 pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     let journal = super::open_journal(journal_dir, OpenMode::Existing)?;
     let id = journal.resolve_session(&args.session)?;
-    let point = point_of(args.at, args.at_time);
+    let point = args.point.point();
     let upto = match point {
         Some(p) => p.seq_in(&journal, &id)?,
         None => u64::MAX,

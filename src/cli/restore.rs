@@ -8,12 +8,12 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde_json::Value;
 
 use super::RootArgs;
 use super::sync::{exit_code, print_report};
-use super::time::{parse_at_time, point_of};
+use super::time::PointArgs;
 use crate::diff::restore;
 use crate::fold::SessionState;
 use crate::journal::{Journal, NewChange, OpenMode, Origin};
@@ -25,13 +25,10 @@ use crate::sync::{Options, home_of, placed_session, sync};
 pub struct Args {
     /// A session id or a unique prefix of one
     session: String,
-    /// As it stood right after the event with this seq [default: the latest point at which the
-    /// session existed, which brings back a deleted or hidden session]
-    #[arg(long, value_name = "SEQ", conflicts_with = "at_time")]
-    at: Option<u64>,
-    /// As it stood at this time (RFC 3339 or a date)
-    #[arg(long, value_name = "T", value_parser = parse_at_time)]
-    at_time: Option<DateTime<Utc>>,
+    // Where in its history; left out, the latest point at which the session existed, which
+    // brings back a deleted or hidden session.
+    #[command(flatten)]
+    point: PointArgs,
     /// Create a copy under a new session id instead, beside the original in VS Code
     #[arg(long)]
     as_new: bool,
@@ -46,7 +43,7 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     let mut journal = super::open_journal(journal_dir, OpenMode::Existing)?;
     let id = journal.resolve_session(&args.session)?;
     let Some(current) = journal.state_at(&id, u64::MAX)? else { bail!("no session matches {:?}", args.session) };
-    let (target, point) = match point_of(args.at, args.at_time) {
+    let (target, point) = match args.point.point() {
         Some(p) => {
             let seq = p.seq_in(&journal, &id)?;
             match journal.state_at(&id, seq)? {

@@ -71,9 +71,22 @@ impl Point {
     }
 }
 
-/// The point given by `--at SEQ` or `--at-time T`, if either.
-pub fn point_of(at: Option<u64>, at_time: Option<DateTime<Utc>>) -> Option<Point> {
-    at.map(Point::Seq).or(at_time.map(Point::Time))
+/// `--at SEQ | --at-time T`: a point in a session's history, for the commands that look back.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PointArgs {
+    /// Right after the event with this seq
+    #[arg(long, value_name = "SEQ", conflicts_with = "at_time")]
+    pub at: Option<u64>,
+    /// As it stood at this time (RFC 3339 or a date)
+    #[arg(long, value_name = "T", value_parser = parse_at_time)]
+    pub at_time: Option<DateTime<Utc>>,
+}
+
+impl PointArgs {
+    /// The point given, if any.
+    pub fn point(&self) -> Option<Point> {
+        self.at.map(Point::Seq).or(self.at_time.map(Point::Time))
+    }
 }
 
 /// A clap parser for `--at-time`: a time or a date, not a seq.

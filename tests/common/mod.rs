@@ -186,3 +186,19 @@ pub fn vscode_read(path: &Path) -> Value {
         serde_json::from_slice(&bytes).unwrap()
     }
 }
+
+/// A small deterministic generator (xorshift), so a failing run can be replayed from its seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}

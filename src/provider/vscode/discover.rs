@@ -176,6 +176,14 @@ enum Place {
 }
 
 fn place(path: &Path, canonical_dir: &Path) -> std::io::Result<Place> {
+    // A plain file listed in the folder is in the folder: only a link needs resolving.
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.is_file() {
+        return Ok(Place::File);
+    }
+    if !meta.file_type().is_symlink() {
+        return Ok(Place::NotAFile);
+    }
     let real = path.canonicalize()?;
     Ok(if !real.starts_with(canonical_dir) {
         Place::Outside
