@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Shows chasm's main job on the example sessions in examples/sessions: VS Code writes a chat
 # session's mutation log a few lines at a time, chasm captures each step into a fresh journal,
-# then we read the history (log), look back in time (replay --at) and check it (verify).
+# then we read the history (log), look back in time (replay --at) and check it (verify); then
+# sync with a VS Code-shaped folder, lose the live session there and restore it, and carry the
+# whole history into a second journal (export, import).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
