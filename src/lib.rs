@@ -12,14 +12,17 @@
 //!
 //! - [`session`]: the lossless session model (every field kept, in order) and its canonical hash.
 //! - [`provider`]: the editors' own storage behind one trait; [`provider::vscode`] discovers
-//!   VS Code's chat folders, reads `.json` files and the `.jsonl` mutation log, and writes back
-//!   in each file's own format.
-//! - [`diff`]: a session read from a file against the journal's view of it → entity changes (pure).
-//! - [`journal`]: the append-only sled-backed log, its record codec, indexes and `verify`.
+//!   VS Code's chat folders, reads `.json` files and the `.jsonl` mutation log, writes back
+//!   in each file's own format, and keeps VS Code's session index in `state.vscdb`.
+//! - [`diff`]: a session read from a file against the journal's view of it → entity changes;
+//!   the changes a restore records; summaries for `chasm diff` (pure).
+//! - [`journal`]: the append-only sled-backed log, its record codec, indexes, snapshots for
+//!   bounded replay, the portable export form, and `verify`.
 //! - [`fold`]: events → session state at any point, and the three views (merge base, local,
 //!   remote) that status, conflicts and sync decisions are derived from (pure).
 //! - [`merge`]: the three-way merge and the six conflict strategies (pure).
 //! - [`sync`]: the engine: scan, record, decide, push, checkpoint.
+//! - [`in_step`]: the no-op fast path: a note that everything was in step at the last sync.
 //! - [`transcript`]: a session as readable Markdown (pure).
 //! - [`cli`]: one module per command; the only place that prints.
 //! - [`atomic`]: whole-file writes that never leave a torn file.
