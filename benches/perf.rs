@@ -25,8 +25,6 @@ use serde_json::{Value, json};
 mod common;
 use common::Rng;
 
-const CHASM: &str = env!("CARGO_BIN_EXE_chasm");
-
 struct Scale {
     sessions: usize,
     log_events: usize,
@@ -140,8 +138,8 @@ fn run(cmd: &mut Command) {
 }
 
 fn chasm(journal: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(CHASM);
-    c.arg("--journal").arg(journal).args(args).env_remove("CHASM_JOURNAL");
+    let mut c = common::chasm_command();
+    c.arg("--journal").arg(journal).args(args);
     c
 }
 

@@ -26,9 +26,11 @@
 //! - [`transcript`]: a session as readable Markdown (pure).
 //! - [`cli`]: one module per command; the only place that prints.
 //! - [`atomic`]: whole-file writes that never leave a torn file.
+//! - [`config`]: settings made once (file, environment, flags), and where each came from.
 
 pub mod atomic;
 pub mod cli;
+pub mod config;
 pub mod diff;
 pub mod fold;
 pub mod in_step;

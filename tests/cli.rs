@@ -203,7 +203,7 @@ fn a_closed_stdout_is_not_an_error() {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let a = write_session(&env, "abc-1", "Long", &refs);
     env.ok(&["capture", p(&a)]);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chasm"))
+    let mut child = common::chasm_command()
         .args(["--journal", p(&env.journal()), "log"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

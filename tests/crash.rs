@@ -91,8 +91,8 @@ impl World {
     }
 
     fn command(&self, capture: bool) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chasm"));
-        cmd.arg("--journal").arg(self.env.journal()).env_remove("CHASM_JOURNAL");
+        let mut cmd = common::chasm_command();
+        cmd.arg("--journal").arg(self.env.journal());
         if capture {
             cmd.arg("capture");
             let mut files: Vec<PathBuf> =

@@ -168,8 +168,7 @@ fn a_full_disk_during_an_append_is_an_error_and_damages_nothing() {
     }
     let _guard = Mount(mnt.clone());
     let j = mnt.join("journal");
-    let run =
-        |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_chasm")).arg("--journal").arg(&j).args(args).output().unwrap();
+    let run = |args: &[&str]| common::chasm_command().arg("--journal").arg(&j).args(args).output().unwrap();
     let small = env.dir.path().join("small.json");
     std::fs::write(&small, session("small", "Small").to_string()).unwrap();
     assert!(run(&["capture", small.to_str().unwrap()]).status.success());
@@ -219,11 +218,10 @@ fn two_processes_on_one_journal_take_turns_or_are_told_it_is_locked() {
     let children: Vec<_> = files[1..]
         .iter()
         .map(|f| {
-            Command::new(env!("CARGO_BIN_EXE_chasm"))
+            common::chasm_command()
                 .arg("--journal")
                 .arg(env.journal())
                 .args(["capture", f.to_str().unwrap()])
-                .env_remove("CHASM_JOURNAL")
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()

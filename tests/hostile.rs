@@ -22,11 +22,10 @@ fn jsonl(lines: &[Value]) -> String {
 
 /// Runs chasm, killing it if it runs for more than a minute (a hang is a failure too).
 fn run_bounded(env: &Env, args: &[&str]) -> Output {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chasm"))
+    let mut child = common::chasm_command()
         .arg("--journal")
         .arg(env.journal())
         .args(args)
-        .env_remove("CHASM_JOURNAL")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -2,6 +2,7 @@
 //! layer that prints, and the only one that uses `anyhow`.
 
 mod capture;
+mod config;
 mod delete;
 mod diff;
 mod edit;
@@ -34,6 +35,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "CHASM_JOURNAL", value_name = "DIR")]
     pub journal: Option<PathBuf>,
 
+    /// The config file [default: the platform config dir, e.g. ~/.config/chasm/config.json]
+    #[arg(long, global = true, env = "CHASM_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -57,6 +62,11 @@ pub enum Command {
     Diff(diff::Args),
     Export(export::Args),
     Import(import::Args),
+    Config(config::Args),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    Completions {
+        shell: clap_complete::Shell,
+    },
 }
 
 /// The VS Code storage a command works on.
@@ -69,8 +79,11 @@ pub struct RootArgs {
 }
 
 impl RootArgs {
-    fn provider(&self) -> crate::provider::vscode::VsCode {
-        crate::provider::vscode::VsCode::new(&self.roots)
+    /// The storage to work on: `--root` flags, else the configured roots, else the usual User
+    /// dirs.
+    fn provider(&self, settings: &crate::config::Settings) -> crate::provider::vscode::VsCode {
+        let roots = if self.roots.is_empty() { &settings.roots } else { &self.roots };
+        crate::provider::vscode::VsCode::new(roots)
     }
 }
 
@@ -106,6 +119,17 @@ fn describe(v: Option<&serde_json::Value>) -> String {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    let config_file = cli.config.clone();
+    let settings = || -> Result<crate::config::Settings> { Ok(crate::config::load(config_file.as_deref())?.settings) };
+    match cli.command {
+        Command::Config(args) => return config::run(cli.config.as_deref(), args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "chasm", &mut std::io::stdout());
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     let journal_dir = match cli.journal {
         Some(dir) => dir,
         None => default_journal_dir().context("cannot find a data directory for the journal; pass --journal DIR")?,
@@ -115,11 +139,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Log(args) => log::run(&journal_dir, args),
         Command::Replay(args) => replay::run(&journal_dir, args),
         Command::Verify(args) => verify::run(&journal_dir, args),
-        Command::Sync(args) => sync::run(&journal_dir, args),
-        Command::Status(args) => status::run(&journal_dir, args),
-        Command::Conflicts(args) => status::run_conflicts(&journal_dir, args),
-        Command::Resolve(args) => resolve::run(&journal_dir, args),
-        Command::Restore(args) => restore::run(&journal_dir, args),
+        Command::Sync(args) => sync::run(&journal_dir, args, &settings()?),
+        Command::Status(args) => status::run(&journal_dir, args, &settings()?),
+        Command::Conflicts(args) => status::run_conflicts(&journal_dir, args, &settings()?),
+        Command::Resolve(args) => resolve::run(&journal_dir, args, &settings()?),
+        Command::Restore(args) => restore::run(&journal_dir, args, &settings()?),
         Command::Rename(args) => rename::run(&journal_dir, args),
         Command::Tag(args) => tag::run(&journal_dir, args, true),
         Command::Untag(args) => tag::run(&journal_dir, args, false),
@@ -127,6 +151,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Diff(args) => diff::run(&journal_dir, args),
         Command::Export(args) => export::run(&journal_dir, args),
         Command::Import(args) => import::run(&journal_dir, args),
+        Command::Config(_) | Command::Completions { .. } => unreachable!("handled before the journal is located"),
     }
 }
 

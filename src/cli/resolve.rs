@@ -9,6 +9,7 @@ use anyhow::{Result, bail};
 use super::RootArgs;
 use super::status::survey;
 use super::sync::{exit_code, print_report};
+use crate::config::Settings;
 use crate::journal::OpenMode;
 use crate::merge::{Strategy, Take};
 use crate::sync::{Options, sync};
@@ -24,14 +25,14 @@ pub struct Args {
     take: Take,
     #[command(flatten)]
     roots: RootArgs,
-    /// The strategy for the session's other conflicts
-    #[arg(long, value_enum, default_value_t = Strategy::AutoMerge)]
-    strategy: Strategy,
+    /// The strategy for the session's other conflicts [default: the configured one]
+    #[arg(long, value_enum)]
+    strategy: Option<Strategy>,
 }
 
-pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
+pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCode> {
     let mut journal = super::open_journal(journal_dir, OpenMode::Existing)?;
-    let report = survey(&mut journal, &args.roots, Strategy::Manual)?;
+    let report = survey(&mut journal, &args.roots, settings, Strategy::Manual)?;
     let matches: Vec<_> =
         report.sessions.iter().flat_map(|s| s.conflicts.iter()).filter(|c| c.id.starts_with(&args.conflict)).collect();
     let conflict = match matches.as_slice() {
@@ -43,13 +44,13 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
         _ => bail!("{} matches {} conflicts; give more of the id", args.conflict, matches.len()),
     };
     let opts = Options {
-        strategy: args.strategy,
+        strategy: args.strategy.unwrap_or(settings.strategy),
         dry_run: false,
         max_delete: usize::MAX,
         overrides: HashMap::from([(conflict.id.clone(), args.take)]),
         only: Some(conflict.session_id.clone()),
     };
-    let report = sync(&mut journal, &args.roots.provider(), &opts)?;
+    let report = sync(&mut journal, &args.roots.provider(settings), &opts)?;
     print_report(&report, false, false)?;
     Ok(exit_code(&report))
 }

@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::RootArgs;
 use super::sync::{exit_code, print_report};
 use super::time::PointArgs;
+use crate::config::Settings;
 use crate::diff::restore;
 use crate::fold::SessionState;
 use crate::journal::{Journal, NewChange, OpenMode, Origin};
@@ -39,7 +40,7 @@ pub struct Args {
     roots: RootArgs,
 }
 
-pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
+pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCode> {
     let mut journal = super::open_journal(journal_dir, OpenMode::Existing)?;
     let id = journal.resolve_session(&args.session)?;
     let Some(current) = journal.state_at(&id, u64::MAX)? else { bail!("no session matches {:?}", args.session) };
@@ -53,7 +54,7 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
         }
         None => latest_existing(&journal, &id, current.clone())?,
     };
-    let provider = args.roots.provider();
+    let provider = args.roots.provider(settings);
     if args.as_new {
         return restore_as_new(&mut journal, &provider, &id, &current, target, &point);
     }

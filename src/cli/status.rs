@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::RootArgs;
 use super::sync::session_json;
 use super::time::rfc3339;
+use crate::config::Settings;
 use crate::journal::{Journal, OpenMode};
 use crate::merge::Strategy;
 use crate::provider::vscode::index;
@@ -95,23 +96,24 @@ fn presence(
 pub struct ConflictsArgs {
     #[command(flatten)]
     roots: RootArgs,
-    /// The strategy the next sync would use (conflicts it settles are not listed)
-    #[arg(long, value_enum, default_value_t = Strategy::AutoMerge)]
-    strategy: Strategy,
+    /// The strategy the next sync would use (conflicts it settles are not listed) [default:
+    /// the configured one]
+    #[arg(long, value_enum)]
+    strategy: Option<Strategy>,
     /// One JSON object per conflict
     #[arg(long)]
     json: bool,
 }
 
 /// A dry-run sync: what the next sync would find.
-pub fn survey(journal: &mut Journal, roots: &RootArgs, strategy: Strategy) -> Result<Report> {
+pub fn survey(journal: &mut Journal, roots: &RootArgs, settings: &Settings, strategy: Strategy) -> Result<Report> {
     let opts = Options { strategy, dry_run: true, max_delete: usize::MAX, ..Options::default() };
-    Ok(sync(journal, &roots.provider(), &opts)?)
+    Ok(sync(journal, &roots.provider(settings), &opts)?)
 }
 
-pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
+pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCode> {
     let mut journal = super::open_journal(journal_dir, OpenMode::Existing)?;
-    let mut report = survey(&mut journal, &args.roots, Strategy::AutoMerge)?;
+    let mut report = survey(&mut journal, &args.roots, settings, Strategy::AutoMerge)?;
     if let Some(prefix) = &args.session {
         // Sessions VS Code has and the journal does not yet count too.
         report.sessions.retain(|s| s.session_id.starts_with(prefix.as_str()));
@@ -191,9 +193,9 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn run_conflicts(journal_dir: &Path, args: ConflictsArgs) -> Result<ExitCode> {
+pub fn run_conflicts(journal_dir: &Path, args: ConflictsArgs, settings: &Settings) -> Result<ExitCode> {
     let mut journal = super::open_journal(journal_dir, OpenMode::Existing)?;
-    let report = survey(&mut journal, &args.roots, args.strategy)?;
+    let report = survey(&mut journal, &args.roots, settings, args.strategy.unwrap_or(settings.strategy))?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for s in &report.sessions {
         for c in &s.conflicts {

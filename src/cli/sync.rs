@@ -8,6 +8,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::{RootArgs, conflict_json};
+use crate::config::Settings;
 use crate::in_step;
 use crate::journal::OpenMode;
 use crate::merge::Strategy;
@@ -21,22 +22,23 @@ pub const EXIT_CONFLICTS: u8 = 3;
 pub struct Args {
     #[command(flatten)]
     roots: RootArgs,
-    /// How conflicts are settled
-    #[arg(long, value_enum, default_value_t = Strategy::AutoMerge)]
-    strategy: Strategy,
+    /// How conflicts are settled [default: the configured strategy, else auto_merge]
+    #[arg(long, value_enum)]
+    strategy: Option<Strategy>,
     /// Report what would happen; write nothing anywhere
     #[arg(long)]
     dry_run: bool,
-    /// Abort before deleting more than N sessions on either side
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    max_delete: usize,
+    /// Abort before deleting more than N sessions on either side [default: the configured
+    /// max_delete, else 10]
+    #[arg(long, value_name = "N")]
+    max_delete: Option<usize>,
     /// Print the report as one JSON object
     #[arg(long)]
     json: bool,
 }
 
-pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
-    let provider = args.roots.provider();
+pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCode> {
+    let provider = args.roots.provider(settings);
     // Nothing changed on either side since a sync that left everything in step: done,
     // without opening the journal.
     if in_step::holds(journal_dir, &provider) {
@@ -44,8 +46,12 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut journal = super::open_journal(journal_dir, OpenMode::Create)?;
-    let opts =
-        Options { strategy: args.strategy, dry_run: args.dry_run, max_delete: args.max_delete, ..Options::default() };
+    let opts = Options {
+        strategy: args.strategy.unwrap_or(settings.strategy),
+        dry_run: args.dry_run,
+        max_delete: args.max_delete.unwrap_or(settings.max_delete),
+        ..Options::default()
+    };
     let report = sync(&mut journal, &provider, &opts)?;
     if !args.dry_run {
         note_if_in_step(journal_dir, &provider, &report);

@@ -47,8 +47,8 @@ impl Env {
 
     /// Runs chasm once, without retrying on a locked journal.
     pub fn chasm_once(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chasm"));
-        cmd.arg("--journal").arg(self.journal()).args(args).env_remove("CHASM_JOURNAL");
+        let mut cmd = chasm_command();
+        cmd.arg("--journal").arg(self.journal()).args(args);
         cmd.output().unwrap()
     }
 
@@ -85,6 +85,17 @@ impl Env {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         serde_json::from_str(&self.ok(&args)).unwrap()
     }
+}
+
+/// The `chasm` binary, insulated from the settings of whoever runs the tests: no journal,
+/// config file or setting from the environment, and a config file that does not exist.
+pub fn chasm_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chasm"));
+    for var in ["CHASM_JOURNAL", "CHASM_STRATEGY", "CHASM_ROOTS", "CHASM_MAX_DELETE"] {
+        cmd.env_remove(var);
+    }
+    cmd.env("CHASM_CONFIG", "/nonexistent/chasm-tests/config.json");
+    cmd
 }
 
 /// Checks that a failed run printed exactly one line on stderr, starting with `error:`, and
