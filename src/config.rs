@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::merge::Strategy;
 
 /// The keys, as written in the file and on `chasm config set`.
-pub const KEYS: &[&str] = &["strategy", "roots", "max_delete"];
+pub const KEYS: &[&str] = &["strategy", "roots", "max_delete", "interval", "max_retries", "retry_delay_ms"];
 
 /// The effective settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,11 +23,24 @@ pub struct Settings {
     pub roots: Vec<PathBuf>,
     /// The most sessions a sync may delete on either side before it stops.
     pub max_delete: usize,
+    /// `sync --watch`: seconds between rounds when no file changes sooner.
+    pub interval: u64,
+    /// `sync --watch`: how many times a round that failed is tried again before it is skipped.
+    pub max_retries: u32,
+    /// `sync --watch`: milliseconds between those tries.
+    pub retry_delay_ms: u64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { strategy: Strategy::AutoMerge, roots: Vec::new(), max_delete: 10 }
+        Settings {
+            strategy: Strategy::AutoMerge,
+            roots: Vec::new(),
+            max_delete: 10,
+            interval: 300,
+            max_retries: 3,
+            retry_delay_ms: 1000,
+        }
     }
 }
 
@@ -129,6 +142,18 @@ fn parse_value(key: &str, value: &Value) -> Result<Setting, ConfigError> {
             let n = value.as_u64().ok_or_else(|| bad("must be a whole number, 0 or more"))?;
             Ok(Setting::MaxDelete(usize::try_from(n).map_err(|_| bad("is too large"))?))
         }
+        "interval" => match value.as_u64() {
+            Some(n) if (1..=86_400).contains(&n) => Ok(Setting::Interval(n)),
+            _ => Err(bad("must be a number of seconds from 1 to 86400")),
+        },
+        "max_retries" => match value.as_u64() {
+            Some(n) if n <= 100 => Ok(Setting::MaxRetries(n as u32)),
+            _ => Err(bad("must be a whole number from 0 to 100")),
+        },
+        "retry_delay_ms" => match value.as_u64() {
+            Some(n) if n <= 600_000 => Ok(Setting::RetryDelayMs(n)),
+            _ => Err(bad("must be a number of milliseconds from 0 to 600000")),
+        },
         other => Err(ConfigError::UnknownKey(other.to_owned())),
     }
 }
@@ -137,6 +162,9 @@ enum Setting {
     Strategy(Strategy),
     Roots(Vec<PathBuf>),
     MaxDelete(usize),
+    Interval(u64),
+    MaxRetries(u32),
+    RetryDelayMs(u64),
 }
 
 impl Settings {
@@ -145,6 +173,9 @@ impl Settings {
             Setting::Strategy(s) => self.strategy = s,
             Setting::Roots(r) => self.roots = r,
             Setting::MaxDelete(n) => self.max_delete = n,
+            Setting::Interval(n) => self.interval = n,
+            Setting::MaxRetries(n) => self.max_retries = n,
+            Setting::RetryDelayMs(n) => self.retry_delay_ms = n,
         }
     }
 }
@@ -158,7 +189,9 @@ fn value_from_text(key: &str, text: &str) -> Value {
                 .map(|p| Value::from(p.to_string_lossy().into_owned()))
                 .collect(),
         ),
-        "max_delete" => text.trim().parse::<u64>().map(Value::from).unwrap_or_else(|_| Value::from(text)),
+        "max_delete" | "interval" | "max_retries" | "retry_delay_ms" => {
+            text.trim().parse::<u64>().map(Value::from).unwrap_or_else(|_| Value::from(text))
+        }
         _ => Value::from(text),
     }
 }
@@ -176,8 +209,18 @@ fn read_file(path: &Path) -> Result<Option<Map<String, Value>>, ConfigError> {
     }
 }
 
-/// Defaults, then the file, then the environment (`CHASM_STRATEGY`, `CHASM_ROOTS` as a path
-/// list, `CHASM_MAX_DELETE`). Flags are applied by the commands.
+/// The environment variable of each key.
+pub const ENV: [(&str, &str); 6] = [
+    ("strategy", "CHASM_STRATEGY"),
+    ("roots", "CHASM_ROOTS"),
+    ("max_delete", "CHASM_MAX_DELETE"),
+    ("interval", "CHASM_INTERVAL"),
+    ("max_retries", "CHASM_MAX_RETRIES"),
+    ("retry_delay_ms", "CHASM_RETRY_DELAY_MS"),
+];
+
+/// Defaults, then the file, then the environment ([`ENV`]; `CHASM_ROOTS` is a path list).
+/// Flags are applied by the commands.
 pub fn load(file: Option<&Path>) -> Result<Effective, ConfigError> {
     let file = file.map(Path::to_path_buf).or_else(default_path);
     let mut eff = Effective { settings: Settings::default(), file: file.clone(), sources: Vec::new() };
@@ -190,7 +233,7 @@ pub fn load(file: Option<&Path>) -> Result<Effective, ConfigError> {
             eff.set_source(key, Source::File(path.clone()));
         }
     }
-    for (key, var) in [("strategy", "CHASM_STRATEGY"), ("roots", "CHASM_ROOTS"), ("max_delete", "CHASM_MAX_DELETE")] {
+    for (key, var) in ENV {
         let Some(text) = std::env::var_os(var).filter(|v| !v.is_empty()) else { continue };
         let text = text.to_string_lossy();
         let setting = parse_value(key, &value_from_text(key, &text))

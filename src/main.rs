@@ -15,24 +15,8 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) if chasm::cli::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", one_line(&err));
+            eprintln!("error: {}", chasm::cli::one_line(&err));
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes on one line, each cause once: library errors already name their
-/// source in their own message, so a cause whose text the line already holds is left out.
-fn one_line(err: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            if !line.is_empty() {
-                line.push_str(": ");
-            }
-            line.push_str(&text);
-        }
-    }
-    line.replace(['\n', '\r'], " ")
 }

@@ -21,7 +21,8 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Action {
-    /// Set KEY to VALUE in the config file (strategy, roots as a path list, max_delete)
+    /// Set KEY to VALUE in the config file (strategy, roots as a path list, max_delete,
+    /// interval, max_retries, retry_delay_ms)
     Set {
         key: String,
         #[arg(allow_hyphen_values = true)]
@@ -33,6 +34,9 @@ fn value_of(s: &Settings, key: &str) -> Value {
     match key {
         "strategy" => Value::from(s.strategy.to_string()),
         "roots" => s.roots.iter().map(|p| Value::from(p.to_string_lossy().into_owned())).collect(),
+        "interval" => Value::from(s.interval),
+        "max_retries" => Value::from(s.max_retries),
+        "retry_delay_ms" => Value::from(s.retry_delay_ms),
         _ => Value::from(s.max_delete),
     }
 }

@@ -18,6 +18,7 @@ mod sync;
 mod tag;
 mod time;
 mod verify;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -153,6 +154,22 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Import(args) => import::run(&journal_dir, args),
         Command::Config(_) | Command::Completions { .. } => unreachable!("handled before the journal is located"),
     }
+}
+
+/// The error and its causes on one line, each cause once: library errors already name their
+/// source in their own message, so a cause whose text the line already holds is left out.
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line.replace(['\n', '\r'], " ")
 }
 
 /// Whether an error is stdout closing early (`chasm log | head`): not a failure.

@@ -35,15 +35,46 @@ pub struct Args {
     /// Print the report as one JSON object
     #[arg(long)]
     json: bool,
+    /// Keep syncing: a round every interval, and sooner when a session file changes; stop with
+    /// Ctrl-C (the round under way finishes first)
+    #[arg(long, conflicts_with = "dry_run")]
+    pub watch: bool,
+    /// Seconds between rounds with --watch [default: the configured interval, else 300]
+    #[arg(long, value_name = "SECS", requires = "watch", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub interval: Option<u64>,
+}
+
+impl Args {
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    pub fn provider(&self, settings: &Settings) -> crate::provider::vscode::VsCode {
+        self.roots.provider(settings)
+    }
 }
 
 pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCode> {
+    if args.watch {
+        return super::watch::run(journal_dir, &args, settings);
+    }
     let provider = args.roots.provider(settings);
+    let report = round(journal_dir, &provider, &args, settings)?;
+    print_report(&report, args.dry_run, args.json)?;
+    Ok(exit_code(&report))
+}
+
+/// One sync, taking the no-op fast path where it holds; the journal is held only meanwhile.
+pub fn round(
+    journal_dir: &Path,
+    provider: &crate::provider::vscode::VsCode,
+    args: &Args,
+    settings: &Settings,
+) -> Result<Report> {
     // Nothing changed on either side since a sync that left everything in step: done,
     // without opening the journal.
-    if in_step::holds(journal_dir, &provider) {
-        print_report(&Report::default(), args.dry_run, args.json)?;
-        return Ok(ExitCode::SUCCESS);
+    if in_step::holds(journal_dir, provider) {
+        return Ok(Report::default());
     }
     let mut journal = super::open_journal(journal_dir, OpenMode::Create)?;
     let opts = Options {
@@ -52,12 +83,11 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
         max_delete: args.max_delete.unwrap_or(settings.max_delete),
         ..Options::default()
     };
-    let report = sync(&mut journal, &provider, &opts)?;
+    let report = sync(&mut journal, provider, &opts)?;
     if !args.dry_run {
-        note_if_in_step(journal_dir, &provider, &report);
+        note_if_in_step(journal_dir, provider, &report);
     }
-    print_report(&report, args.dry_run, args.json)?;
-    Ok(exit_code(&report))
+    Ok(report)
 }
 
 /// After a sync that found nothing to do anywhere, notes each file's fingerprint for the fast

@@ -91,7 +91,15 @@ impl Env {
 /// config file or setting from the environment, and a config file that does not exist.
 pub fn chasm_command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_chasm"));
-    for var in ["CHASM_JOURNAL", "CHASM_STRATEGY", "CHASM_ROOTS", "CHASM_MAX_DELETE"] {
+    for var in [
+        "CHASM_JOURNAL",
+        "CHASM_STRATEGY",
+        "CHASM_ROOTS",
+        "CHASM_MAX_DELETE",
+        "CHASM_INTERVAL",
+        "CHASM_MAX_RETRIES",
+        "CHASM_RETRY_DELAY_MS",
+    ] {
         cmd.env_remove(var);
     }
     cmd.env("CHASM_CONFIG", "/nonexistent/chasm-tests/config.json");
