@@ -694,3 +694,27 @@ fn a_sync_with_nothing_to_do_is_noted_and_the_next_one_does_not_open_the_journal
     vs.sync(&[]);
     assert_eq!(vs.remote(READING)["customTitle"], "Noted");
 }
+
+#[test]
+fn the_graph_shows_both_sides_the_conflict_and_its_resolution() {
+    let vs = title_conflict();
+    assert_eq!(vs.sync(&[]).0, 3);
+    let id = vs.conflicts()[0]["id"].as_str().unwrap().to_owned();
+    vs.with_root(&["resolve", &id, "--take", "local"]);
+    let graph = vs.env.ok(&["log", "--graph", "9c2d", "--reverse"]);
+    let lines: Vec<&str> = graph.lines().collect();
+    assert!(lines[0].contains("L R"), "{graph}");
+    let find =
+        |needle: &str| lines.iter().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle}: {graph}"));
+    let local = find("customTitle = \"Local title\"");
+    let remote = find("customTitle = \"VS Code title\"");
+    let resolution = find("<- resolution");
+    assert!(lines[local].contains("* |") && !lines[local].contains('!'), "{graph}");
+    assert!(lines[remote].contains("| *") && lines[remote].contains("changed on both sides"), "{graph}");
+    assert!(lines[resolution].contains("* |") && lines[resolution].contains("Local title"), "{graph}");
+    assert!(local < remote && remote < resolution);
+    // Checkpoints join the lanes: the first sync's, and the one the resolution ended with.
+    let checkpoints: Vec<usize> = lines.iter().enumerate().filter(|(_, l)| l.contains("*=*")).map(|(i, _)| i).collect();
+    assert_eq!(checkpoints.len(), 2, "{graph}");
+    assert!(checkpoints[0] < local && checkpoints[1] == resolution + 1, "{graph}");
+}

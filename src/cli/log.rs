@@ -39,8 +39,12 @@ pub struct Args {
     #[arg(long)]
     reverse: bool,
     /// One JSON object per line
-    #[arg(long)]
+    #[arg(long, conflicts_with = "graph")]
     json: bool,
+    /// Draw the history as two lanes, local (through chasm) and remote (seen in VS Code),
+    /// meeting at each sync checkpoint, with changes made on both sides marked
+    #[arg(long)]
+    graph: bool,
 }
 
 fn parse_origin(s: &str) -> Result<Origin, String> {
@@ -76,6 +80,9 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     // Records are printed as they are read, so memory stays bounded however long the journal:
     // newest first; or, with --reverse, oldest first — by reading forwards when every record
     // is wanted, and by holding only the newest N when -n N asks for them oldest first.
+    if args.graph {
+        return graph(&journal, session.as_deref(), &args, limit);
+    }
     let oldest_first = args.reverse && args.max_count.is_none();
     let seqs: Box<dyn Iterator<Item = u64>> = match &session {
         Some(id) => {
@@ -105,6 +112,33 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     }
     for r in held.iter().rev() {
         write_record(&mut out, r, args.json)?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--graph`: the marks need the whole history in order, so it is read oldest first; the
+/// lines shown are filtered and limited like the plain log's.
+fn graph(journal: &crate::journal::Journal, session: Option<&str>, args: &Args, limit: usize) -> Result<ExitCode> {
+    let events: Vec<SyncChange> = match session {
+        Some(id) => journal.session_events(id)?,
+        None => (1..=journal.last_seq()).filter_map(|seq| journal.get(seq).transpose()).collect::<Result<_, _>>()?,
+    };
+    let lines = super::graph::lines(&events);
+    let mut shown: Vec<String> = lines
+        .iter()
+        .rev()
+        .filter(|l| args.matches(l.event))
+        .take(limit)
+        .map(|l| super::graph::render(l, &summary(l.event), session.is_none()))
+        .collect();
+    if args.reverse {
+        shown.reverse();
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    writeln!(out, "{:>6}  L R  {:<19}  (L: changed through chasm; R: seen in VS Code)", "seq", "time")?;
+    for line in shown {
+        writeln!(out, "{line}")?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

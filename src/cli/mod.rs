@@ -7,6 +7,7 @@ mod delete;
 mod diff;
 mod edit;
 mod export;
+mod graph;
 mod import;
 mod log;
 mod rename;
