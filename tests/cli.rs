@@ -214,3 +214,40 @@ fn a_closed_stdout_is_not_an_error() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Runs a shell command under a pseudo-terminal (`script`), or `None` where there is none.
+fn in_terminal(command: &str, no_color: bool) -> Option<String> {
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", command, "/dev/null"]).env_remove("NO_COLOR");
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    }
+    match cmd.output() {
+        Ok(out) if out.status.success() => Some(String::from_utf8_lossy(&out.stdout).into_owned()),
+        _ => {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "notice: no `script` to make a terminal; skipping the colour test");
+            None
+        }
+    }
+}
+
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    let env = Env::new();
+    let file = write_session(&env, "col", "Colours", &["hi"]);
+    env.ok(&["capture", p(&file)]);
+    // Piped: plain text, with the time both absolute and relative.
+    let piped = env.ok(&["log"]);
+    assert!(!piped.contains('\x1b'), "{piped:?}");
+    assert!(piped.contains("just now") || piped.contains(" s ago"), "{piped}");
+    let command = format!(
+        "{} --journal {} --config /nonexistent/c.json log",
+        env!("CARGO_BIN_EXE_chasm"),
+        env.journal().display()
+    );
+    let Some(coloured) = in_terminal(&command, false) else { return };
+    assert!(coloured.contains("\x1b[33mremote"), "{coloured:?}");
+    let plain = in_terminal(&command, true).unwrap();
+    assert!(!plain.contains('\x1b') && plain.contains("remote"), "{plain:?}");
+}

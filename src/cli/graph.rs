@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::Local;
 
+use super::style::{Paint, paint};
 use crate::journal::{ChangeType, EntityType, Origin, SyncChange};
 
 /// What a line says about the event beyond what happened.
@@ -86,7 +87,7 @@ pub fn lines(events: &[SyncChange]) -> Vec<Line<'_>> {
 }
 
 /// A line as text: seq, the two lanes, the time, what happened.
-pub fn render(line: &Line, what: &str, with_session: bool) -> String {
+pub fn render(line: &Line, what: &str, with_session: bool, colour: bool) -> String {
     let e = line.event;
     let lanes = match (e.change_type, e.origin) {
         (ChangeType::Merge, _) => "*=*",
@@ -99,10 +100,11 @@ pub fn render(line: &Line, what: &str, with_session: bool) -> String {
     let what =
         if e.change_type == ChangeType::Merge { "checkpoint: both sides in step".to_owned() } else { what.to_owned() };
     let mark = match line.mark {
-        Mark::None => "",
-        Mark::BothChanged => "   ! changed on both sides since the last checkpoint",
-        Mark::Resolution => "   <- resolution",
+        Mark::None => String::new(),
+        Mark::BothChanged => paint(colour, Paint::Red, "   ! changed on both sides since the last checkpoint"),
+        Mark::Resolution => paint(colour, Paint::Green, "   <- resolution"),
     };
+    let lanes = paint(colour, if e.change_type == ChangeType::Merge { Paint::Green } else { Paint::Dim }, lanes);
     format!("{:>6}  {lanes}  {when}  {session}{what}{mark}", e.seq)
 }
 
@@ -146,8 +148,8 @@ mod tests {
         let marks: Vec<Mark> = lines(&events).iter().map(|l| l.mark).collect();
         use Mark::*;
         assert_eq!(marks, [None, None, None, BothChanged, Resolution, None, None]);
-        let text = render(&lines(&events)[3], "customTitle = \"B\"", false);
+        let text = render(&lines(&events)[3], "customTitle = \"B\"", false, false);
         assert!(text.contains("| *") && text.contains("changed on both sides"), "{text}");
-        assert!(render(&lines(&events)[5], "", false).contains("*=*"));
+        assert!(render(&lines(&events)[5], "", false, false).contains("*=*"));
     }
 }

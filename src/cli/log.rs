@@ -5,9 +5,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use chrono::Local;
 use serde_json::Value;
 
+use super::style::{self, Paint};
 use super::time::{Point, parse_point};
 use crate::journal::{ChangeType, EntityType, OpenMode, Origin, SyncChange};
 use crate::session::first_words;
@@ -130,7 +130,7 @@ fn graph(journal: &crate::journal::Journal, session: Option<&str>, args: &Args, 
         .rev()
         .filter(|l| args.matches(l.event))
         .take(limit)
-        .map(|l| super::graph::render(l, &summary(l.event), session.is_none()))
+        .map(|l| super::graph::render(l, &summary(l.event), session.is_none(), style::colour()))
         .collect();
     if args.reverse {
         shown.reverse();
@@ -145,7 +145,11 @@ fn graph(journal: &crate::journal::Journal, session: Option<&str>, args: &Args, 
 }
 
 fn write_record(out: &mut impl Write, r: &SyncChange, json: bool) -> std::io::Result<()> {
-    if json { writeln!(out, "{}", json_line(r)) } else { writeln!(out, "{}", human_line(r)) }
+    if json {
+        writeln!(out, "{}", json_line(r))
+    } else {
+        writeln!(out, "{}", human_line(r, style::colour(), &chrono::Utc::now()))
+    }
 }
 
 /// The `--json` form of a record (the schema is in the README): the same object as a line of
@@ -154,11 +158,13 @@ pub fn json_line(r: &SyncChange) -> Value {
     crate::journal::export::record_line(r)
 }
 
-fn human_line(r: &SyncChange) -> String {
-    let when = r.timestamp.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S");
+fn human_line(r: &SyncChange, colour: bool, now: &chrono::DateTime<chrono::Utc>) -> String {
+    let when = style::when(&r.timestamp, now);
     let short: String = r.session_id.chars().take(8).collect();
     let what = format!("{}/{}", r.change_type, r.entity_type);
-    format!("{:>6}  {when}  {:<6}  {what:<15}  {short:<8}  {}", r.seq, r.origin.as_str(), summary(r))
+    let origin = format!("{:<6}", r.origin.as_str());
+    let origin = style::paint(colour, if r.origin == Origin::Local { Paint::Cyan } else { Paint::Yellow }, &origin);
+    format!("{:>6}  {when}  {origin}  {what:<15}  {short:<8}  {}", r.seq, summary(r))
 }
 
 /// A few words on what the change did.

@@ -15,6 +15,7 @@ mod replay;
 mod resolve;
 mod restore;
 mod status;
+mod style;
 mod sync;
 mod tag;
 mod time;

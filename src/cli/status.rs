@@ -10,6 +10,7 @@ use anyhow::{Result, bail};
 use serde_json::Value;
 
 use super::RootArgs;
+use super::style::{self, Paint};
 use super::sync::session_json;
 use super::time::rfc3339;
 use crate::config::Settings;
@@ -141,6 +142,7 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
         writeln!(err, "warning: {}", w.replace('\n', " "))?;
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let colour = style::colour();
     for (s, presence, last) in rows {
         let last_title = s.title.clone().or_else(|| last.as_ref().and_then(Session::display_title));
         let last_date = last.as_ref().and_then(|l| l.last_message_date().or(l.creation_date()));
@@ -187,7 +189,14 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
             detail.push(e.clone());
         }
         let detail = if detail.is_empty() { String::new() } else { format!("  ({})", detail.join(", ")) };
-        writeln!(out, "{state:<12}  {short:<8}  {}{detail}", last_title.as_deref().unwrap_or(""))?;
+        let paint = match state {
+            "synced" => Paint::Green,
+            "conflict" | "error" => Paint::Red,
+            "deleted" => Paint::Dim,
+            _ => Paint::Yellow,
+        };
+        let state = style::paint(colour, paint, &format!("{state:<12}"));
+        writeln!(out, "{state}  {short:<8}  {}{detail}", last_title.as_deref().unwrap_or(""))?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
