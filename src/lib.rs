@@ -26,6 +26,7 @@
 //! - [`transcript`]: a session as readable Markdown (pure).
 //! - [`cli`]: one module per command; the only place that prints.
 //! - [`atomic`]: whole-file writes that never leave a torn file.
+//! - [`progress`]: progress of long operations, as a callback the command line draws.
 //! - [`config`]: settings made once (file, environment, flags), and where each came from.
 
 pub mod atomic;
@@ -36,6 +37,7 @@ pub mod fold;
 pub mod in_step;
 pub mod journal;
 pub mod merge;
+pub mod progress;
 pub mod provider;
 pub mod session;
 pub mod sync;

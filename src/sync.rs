@@ -41,6 +41,8 @@ pub struct Options {
     pub overrides: HashMap<String, Take>,
     /// Only this session.
     pub only: Option<String>,
+    /// Where to report how far the scan has got.
+    pub progress: crate::progress::Progress,
 }
 
 /// Where a session stands, from the fold since its last checkpoint.
@@ -188,7 +190,10 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     let mut work: Vec<Work> = Vec::new();
     let mut listed_ids = BTreeSet::new();
     let mut order: HashMap<String, usize> = HashMap::new();
-    for listed in provider.list(&mut report.warnings) {
+    let listing = provider.list(&mut report.warnings);
+    let total = listing.len() as u64;
+    for (n, listed) in listing.into_iter().enumerate() {
+        opts.progress.report("reading sessions", n as u64, total);
         if !wanted(&listed.session_id) {
             continue;
         }
@@ -249,6 +254,8 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         let location = location.filter(|l| provider.covers(l) && l.path.file_stem() == Some(id.as_ref()));
         work.push(Work { id, events, location, pulled: None, error: None, token: None });
     }
+
+    opts.progress.report("reading sessions", total, total);
 
     // Record what VS Code changed.
     let mut remote_batch: Vec<NewChange> = Vec::new();

@@ -251,3 +251,35 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     let plain = in_terminal(&command, true).unwrap();
     assert!(!plain.contains('\x1b') && plain.contains("remote"), "{plain:?}");
 }
+
+#[test]
+fn progress_is_drawn_on_a_terminal_only_and_never_with_quiet() {
+    let env = Env::new();
+    let chat = env.chat_dir();
+    for i in 0..50 {
+        std::fs::write(chat.join(format!("p{i}.json")), format!(r#"{{"sessionId":"p{i}","requests":[]}}"#)).unwrap();
+    }
+    let root = env.dir.path().join("User");
+    // Piped: nothing but the report.
+    let out = env.chasm(&["sync", "--root", root.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).is_empty(), "{out:?}");
+    let command = |journal: &str, quiet: &str| {
+        format!(
+            "{} --journal {} --config /nonexistent/c.json {quiet} verify",
+            env!("CARGO_BIN_EXE_chasm"),
+            env.dir.path().join(journal).display()
+        )
+    };
+    // A journal big enough for verify to report: one record per session and then some.
+    for i in 0..5 {
+        let f = env.dir.path().join(format!("big{i}.json"));
+        let requests: Vec<String> = (0..2000).map(|k| format!(r#"{{"requestId":"r{k}"}}"#)).collect();
+        std::fs::write(&f, format!(r#"{{"sessionId":"big{i}","requests":[{}]}}"#, requests.join(","))).unwrap();
+        env.ok(&["capture", p(&f)]);
+    }
+    let Some(drawn) = in_terminal(&command("journal", ""), false) else { return };
+    assert!(drawn.contains("checking records:"), "{drawn:?}");
+    let quiet = in_terminal(&command("journal", "--quiet"), false).unwrap();
+    assert!(!quiet.contains("checking records") && quiet.contains("ok:"), "{quiet:?}");
+}

@@ -24,7 +24,7 @@ pub struct Args {
     output: Option<PathBuf>,
 }
 
-pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
+pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress) -> Result<ExitCode> {
     let journal = super::open_journal(journal_dir, OpenMode::Existing)?;
     let since = args.since.unwrap_or(0);
     let session = args.session.as_deref().map(|p| journal.resolve_session(p)).transpose()?;
@@ -38,10 +38,15 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
         None => journal.iter().filter(|r| r.as_ref().map_or(true, |r| r.seq >= since)).collect::<Result<_, _>>()?,
     };
     let mut text = format!("{}\n", header(session.as_deref(), args.since, records.len(), journal.last_seq()));
-    for r in &records {
+    let total = records.len() as u64;
+    for (n, r) in records.iter().enumerate() {
+        if n % 1024 == 0 {
+            progress.report("exporting records", n as u64, total);
+        }
         text.push_str(&record_line(r).to_string());
         text.push('\n');
     }
+    progress.report("exporting records", total, total);
     match &args.output {
         Some(path) => {
             crate::atomic::write(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;

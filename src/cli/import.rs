@@ -22,7 +22,7 @@ pub struct Args {
     file: PathBuf,
 }
 
-pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
+pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress) -> Result<ExitCode> {
     let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
     let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", args.file.display()))?;
     let records = match export::parse(&text) {
@@ -31,9 +31,14 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     };
     let mut journal = super::open_journal(journal_dir, OpenMode::Create)?;
     let mut have = HashSet::new();
-    for r in journal.iter() {
+    let known = journal.last_seq();
+    for (n, r) in journal.iter().enumerate() {
+        if n % 4096 == 0 {
+            progress.report("reading the journal", n as u64, known);
+        }
         have.insert(r?.id);
     }
+    progress.report("reading the journal", known, known);
     let total = records.len();
     let new: Vec<_> = records.into_iter().filter(|r| !have.contains(&r.id)).collect();
     if new.is_empty() {

@@ -38,6 +38,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "CHASM_JOURNAL", value_name = "DIR")]
     pub journal: Option<PathBuf>,
 
+    /// No progress lines on stderr
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+
     /// The config file [default: the platform config dir, e.g. ~/.config/chasm/config.json]
     #[arg(long, global = true, env = "CHASM_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -123,6 +127,7 @@ fn describe(v: Option<&serde_json::Value>) -> String {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let config_file = cli.config.clone();
+    let progress = style::progress(cli.quiet);
     let settings = || -> Result<crate::config::Settings> { Ok(crate::config::load(config_file.as_deref())?.settings) };
     match cli.command {
         Command::Config(args) => return config::run(cli.config.as_deref(), args),
@@ -141,8 +146,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Capture(args) => capture::run(&journal_dir, args),
         Command::Log(args) => log::run(&journal_dir, args),
         Command::Replay(args) => replay::run(&journal_dir, args),
-        Command::Verify(args) => verify::run(&journal_dir, args),
-        Command::Sync(args) => sync::run(&journal_dir, args, &settings()?),
+        Command::Verify(args) => verify::run(&journal_dir, args, &progress),
+        Command::Sync(args) => sync::run(&journal_dir, args, &settings()?, &progress),
         Command::Status(args) => status::run(&journal_dir, args, &settings()?),
         Command::Conflicts(args) => status::run_conflicts(&journal_dir, args, &settings()?),
         Command::Resolve(args) => resolve::run(&journal_dir, args, &settings()?),
@@ -152,8 +157,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Untag(args) => tag::run(&journal_dir, args, false),
         Command::Delete(args) => delete::run(&journal_dir, args),
         Command::Diff(args) => diff::run(&journal_dir, args),
-        Command::Export(args) => export::run(&journal_dir, args),
-        Command::Import(args) => import::run(&journal_dir, args),
+        Command::Export(args) => export::run(&journal_dir, args, &progress),
+        Command::Import(args) => import::run(&journal_dir, args, &progress),
         Command::Config(_) | Command::Completions { .. } => unreachable!("handled before the journal is located"),
     }
 }

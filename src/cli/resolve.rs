@@ -49,6 +49,7 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
         max_delete: usize::MAX,
         overrides: HashMap::from([(conflict.id.clone(), args.take)]),
         only: Some(conflict.session_id.clone()),
+        ..Options::default()
     };
     let report = sync(&mut journal, &args.roots.provider(settings), &opts)?;
     print_report(&report, false, false)?;

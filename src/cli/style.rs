@@ -3,7 +3,35 @@
 
 use std::io::IsTerminal;
 
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use chrono::{DateTime, Local, Utc};
+
+use crate::progress::Progress;
+
+/// A progress line on stderr while a long operation runs, when stderr is a terminal and
+/// `--quiet` was not given; nothing otherwise. Redrawn at most ten times a second, and
+/// cleared when a stage ends.
+pub fn progress(quiet: bool) -> Progress {
+    if quiet || !std::io::stderr().is_terminal() {
+        return Progress::default();
+    }
+    let drawn = Mutex::new(Instant::now() - Duration::from_secs(1));
+    Progress::to(move |what, done, total| {
+        let mut last = drawn.lock().unwrap_or_else(|e| e.into_inner());
+        if done >= total {
+            eprint!("\r\x1b[K");
+            return;
+        }
+        if last.elapsed() < Duration::from_millis(100) {
+            return;
+        }
+        *last = Instant::now();
+        let pct = (done * 100).checked_div(total).unwrap_or(100);
+        eprint!("\r{what}: {done}/{total} ({pct}%)\x1b[K");
+    })
+}
 
 /// Whether to colour stdout: a terminal, and no `NO_COLOR` (https://no-color.org).
 pub fn colour() -> bool {

@@ -12,6 +12,7 @@ use crate::config::Settings;
 use crate::in_step;
 use crate::journal::OpenMode;
 use crate::merge::Strategy;
+use crate::progress::Progress;
 use crate::sync::{Action, Options, Report, SessionSync, sync};
 
 /// Exit status when conflicts wait for `chasm resolve`.
@@ -54,12 +55,12 @@ impl Args {
     }
 }
 
-pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCode> {
+pub fn run(journal_dir: &Path, args: Args, settings: &Settings, progress: &Progress) -> Result<ExitCode> {
     if args.watch {
         return super::watch::run(journal_dir, &args, settings);
     }
     let provider = args.roots.provider(settings);
-    let report = round(journal_dir, &provider, &args, settings)?;
+    let report = round(journal_dir, &provider, &args, settings, progress)?;
     print_report(&report, args.dry_run, args.json)?;
     Ok(exit_code(&report))
 }
@@ -70,6 +71,7 @@ pub fn round(
     provider: &crate::provider::vscode::VsCode,
     args: &Args,
     settings: &Settings,
+    progress: &Progress,
 ) -> Result<Report> {
     // Nothing changed on either side since a sync that left everything in step: done,
     // without opening the journal.
@@ -81,6 +83,7 @@ pub fn round(
         strategy: args.strategy.unwrap_or(settings.strategy),
         dry_run: args.dry_run,
         max_delete: args.max_delete.unwrap_or(settings.max_delete),
+        progress: progress.clone(),
         ..Options::default()
     };
     let report = sync(&mut journal, provider, &opts)?;

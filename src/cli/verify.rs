@@ -21,7 +21,7 @@ pub struct Args {
     repair: bool,
 }
 
-pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
+pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress) -> Result<ExitCode> {
     let mut journal = super::open_journal(journal_dir, OpenMode::Existing)?;
     if args.repair {
         match journal.repair()? {
@@ -31,7 +31,8 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
             None => eprintln!("nothing to repair"),
         }
     }
-    let report = journal.verify()?;
+    let report = journal.verify_with(progress)?;
+    progress.report("checking records", 1, 1);
     let mut out = std::io::stdout().lock();
     if args.json {
         let value = json!({

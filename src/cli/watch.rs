@@ -92,7 +92,7 @@ fn round_with_retries(
 ) -> Option<Report> {
     let mut tries = 0;
     loop {
-        match round(journal_dir, provider, args, settings) {
+        match round(journal_dir, provider, args, settings, &crate::progress::Progress::default()) {
             Ok(report) => return Some(report),
             Err(_) if tries < settings.max_retries && !stop.load(Ordering::Relaxed) => {
                 tries += 1;

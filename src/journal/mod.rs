@@ -404,7 +404,12 @@ impl Journal {
 
     /// Recomputes the hash chain and checks every index against the log.
     pub fn verify(&self) -> Result<VerifyReport, JournalError> {
-        verify::verify(&self.store)
+        verify::verify(&self.store, &crate::progress::Progress::default())
+    }
+
+    /// [`Journal::verify`], reporting how far it has got.
+    pub fn verify_with(&self, progress: &crate::progress::Progress) -> Result<VerifyReport, JournalError> {
+        verify::verify(&self.store, progress)
     }
 }
 

@@ -38,7 +38,8 @@ impl VerifyReport {
     }
 }
 
-pub(super) fn verify(store: &Store) -> Result<VerifyReport, JournalError> {
+pub(super) fn verify(store: &Store, progress: &crate::progress::Progress) -> Result<VerifyReport, JournalError> {
+    let total = store.log.len() as u64;
     let mut problems = Vec::new();
     let mut expected = 1u64;
     let mut prev_hash = GENESIS_HASH;
@@ -83,6 +84,9 @@ pub(super) fn verify(store: &Store) -> Result<VerifyReport, JournalError> {
         if !SyncChange::hash_matches(&bytes).unwrap_or(false) {
             problems.push(Problem { seq, reason: "hash mismatch: the record was modified".into() });
             break;
+        }
+        if seq % 4096 == 0 {
+            progress.report("checking records", seq, total);
         }
         first_seq.entry(record.session_id.clone()).or_insert(seq);
         indexed.insert((record.session_id, seq));
