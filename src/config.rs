@@ -12,7 +12,8 @@ use serde_json::{Map, Value};
 use crate::merge::Strategy;
 
 /// The keys, as written in the file and on `chasm config set`.
-pub const KEYS: &[&str] = &["strategy", "roots", "max_delete", "interval", "max_retries", "retry_delay_ms"];
+pub const KEYS: &[&str] =
+    &["strategy", "roots", "max_delete", "interval", "max_retries", "retry_delay_ms", "batch_size"];
 
 /// The effective settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +30,9 @@ pub struct Settings {
     pub max_retries: u32,
     /// `sync --watch`: milliseconds between those tries.
     pub retry_delay_ms: u64,
+    /// `import`: records appended (and made durable) per batch, so a large import holds little
+    /// in memory at once and a stopped one keeps what it had appended.
+    pub batch_size: usize,
 }
 
 impl Default for Settings {
@@ -40,6 +44,7 @@ impl Default for Settings {
             interval: 300,
             max_retries: 3,
             retry_delay_ms: 1000,
+            batch_size: 50,
         }
     }
 }
@@ -154,6 +159,10 @@ fn parse_value(key: &str, value: &Value) -> Result<Setting, ConfigError> {
             Some(n) if n <= 600_000 => Ok(Setting::RetryDelayMs(n)),
             _ => Err(bad("must be a number of milliseconds from 0 to 600000")),
         },
+        "batch_size" => match value.as_u64() {
+            Some(n) if (1..=1_000_000).contains(&n) => Ok(Setting::BatchSize(n as usize)),
+            _ => Err(bad("must be a whole number from 1 to 1000000")),
+        },
         other => Err(ConfigError::UnknownKey(other.to_owned())),
     }
 }
@@ -165,6 +174,7 @@ enum Setting {
     Interval(u64),
     MaxRetries(u32),
     RetryDelayMs(u64),
+    BatchSize(usize),
 }
 
 impl Settings {
@@ -176,6 +186,7 @@ impl Settings {
             Setting::Interval(n) => self.interval = n,
             Setting::MaxRetries(n) => self.max_retries = n,
             Setting::RetryDelayMs(n) => self.retry_delay_ms = n,
+            Setting::BatchSize(n) => self.batch_size = n,
         }
     }
 }
@@ -189,7 +200,7 @@ fn value_from_text(key: &str, text: &str) -> Value {
                 .map(|p| Value::from(p.to_string_lossy().into_owned()))
                 .collect(),
         ),
-        "max_delete" | "interval" | "max_retries" | "retry_delay_ms" => {
+        "max_delete" | "interval" | "max_retries" | "retry_delay_ms" | "batch_size" => {
             text.trim().parse::<u64>().map(Value::from).unwrap_or_else(|_| Value::from(text))
         }
         _ => Value::from(text),
@@ -210,13 +221,14 @@ fn read_file(path: &Path) -> Result<Option<Map<String, Value>>, ConfigError> {
 }
 
 /// The environment variable of each key.
-pub const ENV: [(&str, &str); 6] = [
+pub const ENV: [(&str, &str); 7] = [
     ("strategy", "CHASM_STRATEGY"),
     ("roots", "CHASM_ROOTS"),
     ("max_delete", "CHASM_MAX_DELETE"),
     ("interval", "CHASM_INTERVAL"),
     ("max_retries", "CHASM_MAX_RETRIES"),
     ("retry_delay_ms", "CHASM_RETRY_DELAY_MS"),
+    ("batch_size", "CHASM_BATCH_SIZE"),
 ];
 
 /// Defaults, then the file, then the environment ([`ENV`]; `CHASM_ROOTS` is a path list).

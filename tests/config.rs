@@ -99,3 +99,25 @@ fn completions_are_printed_for_each_shell() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: "));
 }
+
+#[test]
+fn import_appends_in_batches_of_the_configured_size() {
+    let env = Env::new();
+    let config = env.dir.path().join("config.json");
+    let file = env.dir.path().join("s.json");
+    let requests: Vec<Value> = (0..20).map(|i| json!({"requestId": format!("r{i}")})).collect();
+    std::fs::write(&file, json!({"sessionId": "s", "requests": requests}).to_string()).unwrap();
+    assert!(run(&env, &config, &[], &["capture", file.to_str().unwrap()]).status.success());
+    let export = env.dir.path().join("e.jsonl");
+    assert!(run(&env, &config, &[], &["export", "-o", export.to_str().unwrap()]).status.success());
+
+    let fresh = Env::new();
+    let out = run(&fresh, &config, &[("CHASM_BATCH_SIZE", "3")], &["import", export.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(fresh.ok(&["log", "--json"]), env.ok(&["log", "--json"]));
+    fresh.ok(&["verify"]);
+    assert_eq!(settings(&fresh, &config, &[("CHASM_BATCH_SIZE", "3")])["batch_size"]["value"], 3);
+    assert!(
+        !run(&fresh, &config, &[("CHASM_BATCH_SIZE", "0")], &["import", export.to_str().unwrap()]).status.success()
+    );
+}

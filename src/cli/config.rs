@@ -22,7 +22,7 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Action {
     /// Set KEY to VALUE in the config file (strategy, roots as a path list, max_delete,
-    /// interval, max_retries, retry_delay_ms)
+    /// interval, max_retries, retry_delay_ms, batch_size)
     Set {
         key: String,
         #[arg(allow_hyphen_values = true)]
@@ -37,6 +37,7 @@ fn value_of(s: &Settings, key: &str) -> Value {
         "interval" => Value::from(s.interval),
         "max_retries" => Value::from(s.max_retries),
         "retry_delay_ms" => Value::from(s.retry_delay_ms),
+        "batch_size" => Value::from(s.batch_size),
         _ => Value::from(s.max_delete),
     }
 }

@@ -22,7 +22,12 @@ pub struct Args {
     file: PathBuf,
 }
 
-pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress) -> Result<ExitCode> {
+pub fn run(
+    journal_dir: &Path,
+    args: Args,
+    settings: &crate::config::Settings,
+    progress: &crate::progress::Progress,
+) -> Result<ExitCode> {
     let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
     let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", args.file.display()))?;
     let records = match export::parse(&text) {
@@ -48,12 +53,22 @@ pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress)
     let continues = new[0].seq == journal.last_seq() + 1
         && new[0].prev_hash == journal.head_hash()?
         && new.windows(2).all(|w| w[1].seq == w[0].seq + 1);
-    let added = if continues { journal.append_verbatim(new)? } else { journal.append_foreign(new)? };
+    // In batches of `batch_size`, each durable before the next, so an import stopped half-way
+    // keeps what it appended (importing again adds the rest).
+    let count = new.len() as u64;
+    let mut added = Vec::with_capacity(new.len());
+    let mut batches = new.into_iter().peekable();
+    while batches.peek().is_some() {
+        let batch: Vec<_> = batches.by_ref().take(settings.batch_size).collect();
+        let stored = if continues { journal.append_verbatim(batch)? } else { journal.append_foreign(batch)? };
+        added.extend(stored.into_iter().map(|r| r.seq));
+        progress.report("importing records", added.len() as u64, count);
+    }
     println!(
         "imported {} of {total} record(s) as seqs {}..={}{}",
         added.len(),
-        added[0].seq,
-        added[added.len() - 1].seq,
+        added[0],
+        added[added.len() - 1],
         if continues { "" } else { " (new seqs in this journal; ids, times and content kept)" }
     );
     Ok(ExitCode::SUCCESS)

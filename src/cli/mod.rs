@@ -158,7 +158,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Delete(args) => delete::run(&journal_dir, args),
         Command::Diff(args) => diff::run(&journal_dir, args),
         Command::Export(args) => export::run(&journal_dir, args, &progress),
-        Command::Import(args) => import::run(&journal_dir, args, &progress),
+        Command::Import(args) => import::run(&journal_dir, args, &settings()?, &progress),
         Command::Config(_) | Command::Completions { .. } => unreachable!("handled before the journal is located"),
     }
 }

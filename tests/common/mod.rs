@@ -99,6 +99,7 @@ pub fn chasm_command() -> Command {
         "CHASM_INTERVAL",
         "CHASM_MAX_RETRIES",
         "CHASM_RETRY_DELAY_MS",
+        "CHASM_BATCH_SIZE",
     ] {
         cmd.env_remove(var);
     }
