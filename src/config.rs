@@ -107,15 +107,24 @@ pub enum ConfigError {
 /// `~/.config/chasm/config.json`; `~/Library/Application Support/chasm/config.json` on macOS;
 /// `%APPDATA%\chasm\config.json` on Windows.
 pub fn default_path() -> Option<PathBuf> {
+    Some(chasm_dir("XDG_CONFIG_HOME", &[".config"])?.join("config.json"))
+}
+
+/// chasm's folder in the platform's per-user place: `%APPDATA%\chasm` on Windows,
+/// `~/Library/Application Support/chasm` on macOS, else `$XDG_VAR/chasm` (an absolute path) or
+/// `~/<home_fallback…>/chasm`.
+pub fn chasm_dir(xdg_var: &str, home_fallback: &[&str]) -> Option<PathBuf> {
     let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
     let base = if cfg!(windows) {
         env("APPDATA")?
     } else if cfg!(target_os = "macos") {
         env("HOME")?.join("Library").join("Application Support")
     } else {
-        env("XDG_CONFIG_HOME").filter(|p| p.is_absolute()).or_else(|| Some(env("HOME")?.join(".config")))?
+        env(xdg_var)
+            .filter(|p| p.is_absolute())
+            .or_else(|| Some(home_fallback.iter().fold(env("HOME")?, |p, part| p.join(part))))?
     };
-    Some(base.join("chasm").join("config.json"))
+    Some(base.join("chasm"))
 }
 
 /// Parses one value for `key`.

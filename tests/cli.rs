@@ -283,3 +283,20 @@ fn progress_is_drawn_on_a_terminal_only_and_never_with_quiet() {
     let quiet = in_terminal(&command("journal", "--quiet"), false).unwrap();
     assert!(!quiet.contains("checking records") && quiet.contains("ok:"), "{quiet:?}");
 }
+
+#[test]
+fn empty_environment_variables_count_as_unset() {
+    let env = Env::new();
+    let home = env.dir.path().join("home");
+    let out = common::chasm_command()
+        .args(["log"])
+        .env("CHASM_JOURNAL", "")
+        .env("CHASM_CONFIG", "")
+        .env("HOME", &home)
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("XDG_CONFIG_HOME")
+        .output()
+        .unwrap();
+    let line = common::assert_error_line(&out);
+    assert!(line.contains(&format!("no journal at {}", home.join(".local/share/chasm/journal").display())), "{line}");
+}

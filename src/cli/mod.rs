@@ -34,16 +34,18 @@ use crate::journal::{Journal, OpenMode};
 #[derive(Debug, Parser)]
 #[command(name = "chasm", version, about, max_term_width = 100)]
 pub struct Cli {
-    /// The journal directory [default: the platform data dir, e.g. ~/.local/share/chasm/journal]
-    #[arg(long, global = true, env = "CHASM_JOURNAL", value_name = "DIR")]
+    /// The journal directory [default: $CHASM_JOURNAL, else the platform data dir, e.g.
+    /// ~/.local/share/chasm/journal]
+    #[arg(long, global = true, value_name = "DIR")]
     pub journal: Option<PathBuf>,
 
     /// No progress lines on stderr
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
 
-    /// The config file [default: the platform config dir, e.g. ~/.config/chasm/config.json]
-    #[arg(long, global = true, env = "CHASM_CONFIG", value_name = "FILE")]
+    /// The config file [default: $CHASM_CONFIG, else the platform config dir, e.g.
+    /// ~/.config/chasm/config.json]
+    #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -125,7 +127,14 @@ fn describe(v: Option<&serde_json::Value>) -> String {
 }
 
 /// Runs a parsed command line.
-pub fn run(cli: Cli) -> Result<ExitCode> {
+/// A path from the environment; an empty variable counts as unset.
+fn env_path(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+pub fn run(mut cli: Cli) -> Result<ExitCode> {
+    cli.config = cli.config.or_else(|| env_path("CHASM_CONFIG"));
+    cli.journal = cli.journal.or_else(|| env_path("CHASM_JOURNAL"));
     let config_file = cli.config.clone();
     let progress = style::progress(cli.quiet);
     let settings = || -> Result<crate::config::Settings> { Ok(crate::config::load(config_file.as_deref())?.settings) };
@@ -192,13 +201,5 @@ fn open_journal(dir: &std::path::Path, mode: OpenMode) -> Result<Journal> {
 /// `$XDG_DATA_HOME/chasm/journal` or `~/.local/share/chasm/journal` on Linux and the BSDs,
 /// `~/Library/Application Support/chasm/journal` on macOS, `%APPDATA%\chasm\journal` on Windows.
 fn default_journal_dir() -> Option<PathBuf> {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    let base = if cfg!(windows) {
-        env("APPDATA")?
-    } else if cfg!(target_os = "macos") {
-        env("HOME")?.join("Library").join("Application Support")
-    } else {
-        env("XDG_DATA_HOME").filter(|p| p.is_absolute()).or_else(|| Some(env("HOME")?.join(".local").join("share")))?
-    };
-    Some(base.join("chasm").join("journal"))
+    Some(crate::config::chasm_dir("XDG_DATA_HOME", &[".local", "share"])?.join("journal"))
 }
