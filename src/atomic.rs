@@ -35,6 +35,37 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// Whether a file name is one of [`write`]'s temporaries (`.NAME.chasm-<32 hex>.tmp`): what a
+/// write killed between creating and renaming it leaves behind.
+pub fn is_temporary(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else { return false };
+    match rest.rsplit_once(".chasm-") {
+        Some((target, id)) => !target.is_empty() && id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => false,
+    }
+}
+
+/// Removes the temporaries of killed writes in `dir` that are older than `age` (a younger one
+/// may belong to a write under way). Returns how many were removed.
+pub fn remove_stale_temporaries(dir: &Path, age: std::time::Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let stale = entry
+            .metadata()
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|elapsed| elapsed > age);
+        if stale && name.to_str().is_some_and(is_temporary) && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -45,6 +76,26 @@ mod tests {
         super::write(&path, b"new").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn only_old_temporaries_of_ours_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = ".s.json.chasm-0123456789abcdef0123456789abcdef.tmp";
+        assert!(super::is_temporary(ours));
+        for other in [".s.json.tmp", "s.json", ".x.chasm-123.tmp", ".chasm-0123456789abcdef0123456789abcdef.tmp"] {
+            assert!(!super::is_temporary(other), "{other}");
+        }
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        for name in [ours, ".s.json.tmp"] {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+            std::fs::File::options().write(true).open(dir.path().join(name)).unwrap().set_modified(old).unwrap();
+        }
+        let fresh = ".t.json.chasm-fedcba9876543210fedcba9876543210.tmp";
+        std::fs::write(dir.path().join(fresh), "x").unwrap();
+        assert_eq!(super::remove_stale_temporaries(dir.path(), std::time::Duration::from_secs(3600)), 1);
+        assert!(!dir.path().join(ours).exists());
+        assert!(dir.path().join(".s.json.tmp").exists() && dir.path().join(fresh).exists());
     }
 
     #[test]

@@ -186,6 +186,10 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     let now = Utc::now();
     let wanted = |id: &str| opts.only.as_deref().is_none_or(|only| only == id);
 
+    if !opts.dry_run {
+        provider.tidy();
+    }
+
     // Scan: every listed session, and every journal session last synced to a covered place.
     let mut work: Vec<Work> = Vec::new();
     let mut listed_ids = BTreeSet::new();

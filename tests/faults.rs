@@ -126,6 +126,9 @@ impl Provider for Vanishing {
     fn ensure_listed(&self, location: &Location, id: &str, session: &Session) -> Result<Listing, ProviderError> {
         self.0.ensure_listed(location, id, session)
     }
+    fn tidy(&self) -> usize {
+        self.0.tidy()
+    }
     fn location_for_new(&self, near: &Location, session_id: &str) -> Location {
         self.0.location_for_new(near, session_id)
     }

@@ -79,6 +79,9 @@ pub trait Provider {
     /// shown where the editor keeps a separate list (VS Code's index in `state.vscdb`).
     fn ensure_listed(&self, location: &Location, session_id: &str, session: &Session)
     -> Result<Listing, ProviderError>;
+    /// Removes what killed writes of chasm's left in the provider's storage (temporary files
+    /// older than an hour); returns how many.
+    fn tidy(&self) -> usize;
     /// Where a new session with this id goes, beside an existing one.
     fn location_for_new(&self, near: &Location, session_id: &str) -> Location;
 }

@@ -140,6 +140,11 @@ impl Provider for VsCode {
         })
     }
 
+    fn tidy(&self) -> usize {
+        let hour = std::time::Duration::from_secs(3600);
+        self.dirs.iter().map(|d| crate::atomic::remove_stale_temporaries(&d.path, hour)).sum()
+    }
+
     fn location_for_new(&self, near: &Location, session_id: &str) -> Location {
         let ext = match near.format {
             FileFormat::Json => "json",
