@@ -277,8 +277,8 @@ impl Store {
     pub fn roll_back(&self, from: u64, to: u64) -> Result<(), JournalError> {
         for seq in from..=to {
             self.log.remove(log_key(seq)).map_err(storage)?;
-            self.snapshots_at(seq)?;
         }
+        self.remove_snapshots_between(from, to)?;
         let stray: Vec<(String, u64)> = self
             .session_log
             .iter()
@@ -327,14 +327,14 @@ impl Store {
         self.sync()
     }
 
-    /// Removes every session's snapshot taken at `seq` (there is at most one).
-    fn snapshots_at(&self, seq: u64) -> Result<(), JournalError> {
+    /// Removes every snapshot taken at a seq in `from..=to`, in one pass over the snapshots.
+    fn remove_snapshots_between(&self, from: u64, to: u64) -> Result<(), JournalError> {
         let stale: Vec<sled::IVec> = self
             .snapshots
             .iter()
             .keys()
             .filter_map(Result::ok)
-            .filter(|k| parse_session_log_key(k).is_some_and(|(_, s)| s == seq))
+            .filter(|k| parse_session_log_key(k).is_some_and(|(_, s)| (from..=to).contains(&s)))
             .collect();
         for k in stale {
             self.snapshots.remove(k).map_err(storage)?;
