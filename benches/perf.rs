@@ -12,7 +12,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use chasm::diff::diff;
 use chasm::fold::SessionState;
@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 // The tests' helpers, for their deterministic generator.
 #[path = "../tests/common/mod.rs"]
 mod common;
-use common::Rng;
+use common::{Rng, age};
 
 struct Scale {
     sessions: usize,
@@ -168,11 +168,6 @@ fn walk(path: &Path) -> Vec<PathBuf> {
         }
     }
     out
-}
-
-fn age(path: &Path) {
-    let old = SystemTime::now() - Duration::from_secs(3600);
-    std::fs::File::options().write(true).open(path).unwrap().set_modified(old).unwrap();
 }
 
 struct Report(Vec<String>);

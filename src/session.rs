@@ -195,6 +195,19 @@ impl Session {
         self.requests.iter().find_map(|r| r.message_text()).map(|t| first_words(t, 60))
     }
 
+    /// This session as a separate copy under `new_id`, titled `<title> (<label>)` so the user can
+    /// tell the two apart in VS Code's list (a keep_both copy, a restore as new).
+    pub fn as_copy(&self, new_id: &str, label: &str) -> Session {
+        let mut copy = self.clone();
+        if let Some(pos) = copy.field_position("sessionId") {
+            copy.set_field("sessionId", Value::from(new_id), pos);
+        }
+        let title = format!("{} ({label})", copy.display_title().unwrap_or_else(|| "Untitled".into()));
+        let pos = copy.field_position("customTitle").unwrap_or(usize::MAX);
+        copy.set_field("customTitle", Value::from(title), pos);
+        copy
+    }
+
     /// SHA-256 over the canonical JSON of the whole session (see [`canonical_json`]). Every
     /// field counts, known or not; field order does not, since it carries no meaning.
     pub fn content_hash(&self) -> [u8; 32] {

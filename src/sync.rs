@@ -177,7 +177,6 @@ struct Plan {
     resolution: Vec<EntityChange>,
     copy: Option<(String, Location, Session)>,
     checkpoint: Option<(String, u64, u64)>,
-    token: Option<String>,
 }
 
 /// Runs one sync.
@@ -365,7 +364,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             }
         }
         // In step and the file not written by us: its fingerprint stands for its content.
-        if let (Action::None | Action::Pulled, Some(token)) = (p.report.action, p.token.take()) {
+        if let (Action::None | Action::Pulled, Some(token)) = (p.report.action, p.report.fingerprint.clone()) {
             if p.report.conflicts.is_empty() && p.report.error.is_none() && !p.report.deleted {
                 in_step.push((id.clone(), p.report.title.clone(), token));
             }
@@ -538,7 +537,6 @@ fn plan(w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, SyncEr
         resolution: Vec::new(),
         copy: None,
         checkpoint: None,
-        token: w.token.clone(),
     };
     if w.error.is_some() {
         return Ok(plan);
@@ -592,13 +590,7 @@ fn plan(w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, SyncEr
     };
     if let Some(copy) = outcome.copy {
         let copy_id = uuid::Uuid::new_v4().to_string();
-        let mut session = copy;
-        if let Some(pos) = session.field_position("sessionId") {
-            session.set_field("sessionId", serde_json::Value::from(copy_id.clone()), pos);
-        }
-        let title = format!("{} (local copy)", session.display_title().unwrap_or_else(|| "Untitled".into()));
-        let pos = session.field_position("customTitle").unwrap_or(usize::MAX);
-        session.set_field("customTitle", serde_json::Value::from(title), pos);
+        let session = copy.as_copy(&copy_id, "local copy");
         plan.copy = Some((copy_id.clone(), provider.location_for_new(&location, &copy_id), session));
     }
     let hash = merged.as_ref().map(|m| hex(&m.content_hash())).unwrap_or_default();

@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use chasm::journal::{ChangeType, EntityType, Journal, NewChange, OpenMode, Origin};
-use common::{Env, append, real_fixtures, vscode_read};
+use common::{Env, age, append, real_fixtures, vscode_read};
 use serde_json::{Value, json};
 
 const HAIKU: &str = "9c2d4e6f-8a0b-4c1d-9e3f-5a7b9c1d3e5f";
@@ -619,12 +619,6 @@ fn randomized_edits_on_both_sides_converge_and_lose_nothing() {
         }
         assert!(vs.env.ok(&["verify"]).starts_with("ok:"));
     }
-}
-
-/// Sets a file's modification time an hour back, as if VS Code wrote it long ago.
-fn age(path: &Path) {
-    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-    std::fs::File::options().write(true).open(path).unwrap().set_modified(old).unwrap();
 }
 
 #[test]

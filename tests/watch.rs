@@ -3,18 +3,12 @@
 mod common;
 
 use std::io::BufRead;
-use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use chasm::journal::{Journal, OpenMode};
-use common::{Env, append, chasm_command};
+use common::{Env, age, append, chasm_command};
 use serde_json::json;
-
-fn age(path: &Path) {
-    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
-    std::fs::File::options().write(true).open(path).unwrap().set_modified(old).unwrap();
-}
 
 /// The next line the watcher prints, waiting at most `secs`.
 fn next_line(lines: &mpsc::Receiver<String>, secs: u64) -> String {

@@ -9,15 +9,14 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use chrono::Utc;
-use serde_json::Value;
 
 use super::RootArgs;
 use super::sync::{exit_code, print_report};
 use super::time::PointArgs;
 use crate::config::Settings;
-use crate::diff::restore;
+use crate::diff::{EntityChange, restore};
 use crate::fold::SessionState;
-use crate::journal::{Journal, NewChange, OpenMode, Origin};
+use crate::journal::{ChangeType, EntityType, Journal, NewChange, OpenMode, Origin};
 use crate::provider::{Listing, Provider};
 use crate::sync::{Options, home_of, placed_session, sync};
 
@@ -52,7 +51,14 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
                 None => bail!("session {id} did not exist yet {}", p.describe()),
             }
         }
-        None => latest_existing(&journal, &id, current.clone())?,
+        None => match journal.last_existing(&id)? {
+            (Some(state), None) => (state, "now".to_owned()),
+            (Some(state), Some(deleted)) => {
+                let point = format!("before its deletion at seq {deleted} (seq {})", state.last_seq);
+                (state, point)
+            }
+            (None, _) => bail!("session {id} never held any content to restore"),
+        },
     };
     let provider = args.roots.provider(settings);
     if args.as_new {
@@ -81,8 +87,10 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
     let report =
         sync(&mut journal, &provider, &Options { only: Some(id.clone()), max_delete: 1, ..Options::default() })?;
     print_report(&report, false, false)?;
-    // Brought back or not, the session is only seen in VS Code once its index lists it.
-    if let Some(state) = journal.state_at(&id, u64::MAX)?.filter(|s| s.exists) {
+    // Brought back or not, the session is only seen in VS Code once its index lists it (the
+    // sync has listed a file it wrote anew; a file that was there may still be unlisted).
+    let listed_by_sync = report.sessions.iter().any(|s| s.session_id == id && s.listed);
+    if let Some(state) = journal.state_at(&id, u64::MAX)?.filter(|s| s.exists && !listed_by_sync) {
         if let Some(home) = home_of(&journal, &state)?.filter(|l| l.path.is_file() && provider.covers(l)) {
             match provider.ensure_listed(&home, &id, &state.session) {
                 Ok(Listing::Added) => println!("{id} is listed in VS Code's chat history again"),
@@ -97,22 +105,6 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
     Ok(exit_code(&report))
 }
 
-/// The newest state in which the session existed: now, or just before its latest deletion.
-fn latest_existing(journal: &Journal, id: &str, mut state: SessionState) -> Result<(SessionState, String)> {
-    let mut point = "now".to_owned();
-    while !state.exists {
-        let deleted = state.deleted_seq.unwrap_or(state.last_seq);
-        match journal.state_at(id, deleted - 1)? {
-            Some(before) => {
-                point = format!("before its deletion at seq {deleted} (seq {})", before.last_seq);
-                state = before;
-            }
-            None => bail!("session {id} never held any content to restore"),
-        }
-    }
-    Ok((state, point))
-}
-
 fn restore_as_new(
     journal: &mut Journal,
     provider: &dyn Provider,
@@ -125,13 +117,7 @@ fn restore_as_new(
         bail!("session {id} was deleted {point}; give an earlier --at to copy it");
     }
     let new_id = uuid::Uuid::new_v4().to_string();
-    let session = &mut target.session;
-    if let Some(pos) = session.field_position("sessionId") {
-        session.set_field("sessionId", Value::from(new_id.clone()), pos);
-    }
-    let title = format!("{} (restored)", session.display_title().unwrap_or_else(|| "Untitled".into()));
-    let pos = session.field_position("customTitle").unwrap_or(usize::MAX);
-    session.set_field("customTitle", Value::from(title), pos);
+    target.session = target.session.as_copy(&new_id, "restored");
     let now = Utc::now();
     let mut batch = Vec::new();
     let home = home_of(journal, current)?.filter(|l| provider.covers(l));
@@ -152,12 +138,15 @@ fn restore_as_new(
         }
     };
     // The copy carries the original's tags too.
-    let untagged = SessionState { tags: Default::default(), ..target.clone() };
-    batch.extend(
-        restore(&new_id, Some(&untagged), &target)
-            .into_iter()
-            .map(|c| c.into_change(&new_id, now, Origin::Local, provider.name())),
-    );
+    batch.extend(target.tags.iter().map(|tag| {
+        let change = EntityChange {
+            change_type: ChangeType::Create,
+            entity_type: EntityType::Tag,
+            entity_id: tag.clone(),
+            payload: serde_json::Value::Null,
+        };
+        change.into_change(&new_id, now, Origin::Local, provider.name())
+    }));
     journal.append(batch)?;
     match placed {
         Some(loc) => {

@@ -66,13 +66,7 @@ fn presence(
     listed: &mut HashMap<PathBuf, Option<BTreeSet<String>>>,
     warnings: &mut Vec<String>,
 ) -> Result<(Presence, Option<Session>)> {
-    let mut state = journal.state_at(&s.session_id, u64::MAX)?;
-    let mut deleted = None;
-    while let Some(st) = state.as_ref().filter(|st| !st.exists) {
-        let seq = st.deleted_seq.unwrap_or(st.last_seq);
-        deleted.get_or_insert(seq);
-        state = journal.state_at(&s.session_id, seq - 1)?;
-    }
+    let (state, deleted) = journal.last_existing(&s.session_id)?;
     let last = state.map(|st| st.session);
     if let Some(seq) = deleted {
         return Ok((Presence::Deleted { seq }, last));

@@ -174,8 +174,13 @@ pub fn print_report(report: &Report, dry_run: bool, as_json: bool) -> Result<()>
         }
         writeln!(out, "{line}")?;
     }
-    writeln!(
-        out,
+    writeln!(out, "{}", summary_line(report, dry_run))?;
+    Ok(())
+}
+
+/// The one-line summary of a sync: `sync: 1 pulled, 0 pushed, 0 merged, 0 conflicted`.
+pub fn summary_line(report: &Report, dry_run: bool) -> String {
+    format!(
         "{}{} pulled, {} pushed, {} merged, {} conflicted{}",
         if dry_run { "dry run (nothing written): " } else { "sync: " },
         count(report, Action::Pulled),
@@ -186,8 +191,7 @@ pub fn print_report(report: &Report, dry_run: bool, as_json: bool) -> Result<()>
             0 => String::new(),
             n => format!(", {n} failed"),
         }
-    )?;
-    Ok(())
+    )
 }
 
 /// A session's part in a sync or its status, for `--json`.

@@ -19,9 +19,9 @@ use anyhow::{Context, Result};
 use chrono::Local;
 use notify::Watcher;
 
-use super::sync::{Args, print_report, round};
+use super::sync::{Args, print_report, round, summary_line};
 use crate::config::Settings;
-use crate::sync::{Action, Report};
+use crate::sync::Report;
 
 /// How long the files must be quiet after a change before the round runs.
 const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -73,7 +73,7 @@ pub fn run(journal_dir: &Path, args: &Args, settings: &Settings) -> Result<ExitC
                 if args.json() {
                     print_report(&report, false, true)?;
                 } else {
-                    println!("{}  {}", Local::now().format("%H:%M:%S"), summary(&report));
+                    println!("{}  {}", Local::now().format("%H:%M:%S"), summary_line(&report, false));
                 }
             }
         }
@@ -136,19 +136,4 @@ fn sleep(d: Duration, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) && Instant::now() < until {
         std::thread::sleep(TICK.min(until.saturating_duration_since(Instant::now())));
     }
-}
-
-fn summary(r: &Report) -> String {
-    let count = |a: Action| r.sessions.iter().filter(|s| s.action == a).count();
-    let failed = match count(Action::Failed) {
-        0 => String::new(),
-        n => format!(", {n} failed"),
-    };
-    format!(
-        "sync: {} pulled, {} pushed, {} merged, {} conflicted{failed}",
-        count(Action::Pulled),
-        count(Action::Pushed),
-        count(Action::Merged),
-        count(Action::Conflicted)
-    )
 }

@@ -342,6 +342,20 @@ impl Journal {
         Ok(())
     }
 
+    /// The newest state in which a session existed — now, or just before it was deleted — and
+    /// the seq of its latest deletion when it is deleted now. `None` for the state when it never
+    /// held anything. What brings a deleted session back, and what names it in a listing.
+    pub fn last_existing(&self, session_id: &str) -> Result<(Option<SessionState>, Option<u64>), StateError> {
+        let mut state = self.state_at(session_id, u64::MAX)?;
+        let mut deleted = None;
+        while let Some(st) = state.as_ref().filter(|st| !st.exists) {
+            let seq = st.deleted_seq.unwrap_or(st.last_seq);
+            deleted.get_or_insert(seq);
+            state = self.state_at(session_id, seq - 1)?;
+        }
+        Ok((state, deleted))
+    }
+
     /// The seqs of one session's records, ascending, from the per-session index.
     pub fn session_seqs(&self, session_id: &str) -> Result<Vec<u64>, JournalError> {
         if session_id.is_empty() || session_id.len() > u16::MAX as usize {

@@ -253,7 +253,10 @@ impl Store {
             None if max == 0 => return Ok(None),
             None => 1,
             Some((last, hash, first)) => {
-                let whole = (first..=last).all(|seq| self.log.contains_key(log_key(seq)).unwrap_or(false));
+                // One range walk rather than a lookup per seq: this runs on every open, and the
+                // last batch of a first sync holds every session's history.
+                let whole =
+                    first <= last && self.log.range(log_key(first)..=log_key(last)).count() as u64 == last - first + 1;
                 let ends_right = self
                     .log
                     .get(log_key(last))
