@@ -234,7 +234,8 @@ fn a_journal_naming_paths_outside_the_roots_never_writes_there() {
         };
         let victim = chat.join("victim.json");
         std::fs::write(&victim, session("victim").to_string()).unwrap();
-        for (id, path) in [("far", outside.join("far.json")), ("near", victim.clone())] {
+        let ghost = chat.join("other.json");
+        for (id, path) in [("far", outside.join("far.json")), ("near", victim.clone()), ("ghost", ghost)] {
             j.append(vec![
                 change(id, ChangeType::Create, EntityType::Session, json!({"sessionId": id, "requests": []})),
                 change(
@@ -253,4 +254,10 @@ fn a_journal_naming_paths_outside_the_roots_never_writes_there() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "wrote outside the root");
     assert_eq!(vscode_read(&chat.join("victim.json")), session("victim"));
+    // A path under another session's name is not this session's file: its absence is not a
+    // deletion of this session, and nothing is written there.
+    assert!(!chat.join("other.json").exists());
+    let deletes: Vec<Value> =
+        env.log().into_iter().filter(|r| r["change_type"] == "delete" && r["entity_type"] == "session").collect();
+    assert!(deletes.is_empty(), "{deletes:?}");
 }
