@@ -43,12 +43,12 @@ pub fn record_decode(data: &[u8]) {
 /// Arbitrary bytes as a `.jsonl` mutation log: reading never panics, and a session read from
 /// one survives being written as a kind 0 line and read back.
 pub fn jsonl_read(data: &[u8]) {
-    if let Ok(log) = jsonl::read(data) {
-        if let Ok(session) = Session::from_value(log.state) {
-            let line = jsonl::initial_line(&session.to_value());
-            let back = jsonl::read(line.as_bytes()).expect("chasm's own kind 0 line reads back");
-            assert_eq!(back.state, session.to_value());
-        }
+    if let Ok(log) = jsonl::read(data)
+        && let Ok(session) = Session::from_value(log.state)
+    {
+        let line = jsonl::initial_line(&session.to_value());
+        let back = jsonl::read(line.as_bytes()).expect("chasm's own kind 0 line reads back");
+        assert_eq!(back.state, session.to_value());
     }
 }
 
@@ -170,12 +170,13 @@ pub fn fold_merge(data: &[u8]) {
         } else if remote == base {
             assert_eq!(outcome.merged, local, "{strategy}: an unchanged remote side gives the local side");
         }
-        if outcome.conflicts.is_empty() && strategy != Strategy::KeepBoth {
-            if let Some(m) = &outcome.merged {
-                // Every request on both sides that the other did not remove survives.
-                let ids = chasm::session::entity_ids(&m.requests);
-                assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len(), "{strategy}: duplicate requests");
-            }
+        if outcome.conflicts.is_empty()
+            && strategy != Strategy::KeepBoth
+            && let Some(m) = &outcome.merged
+        {
+            // Every request on both sides that the other did not remove survives.
+            let ids = chasm::session::entity_ids(&m.requests);
+            assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len(), "{strategy}: duplicate requests");
         }
     }
 

@@ -364,10 +364,12 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             }
         }
         // In step and the file not written by us: its fingerprint stands for its content.
-        if let (Action::None | Action::Pulled, Some(token)) = (p.report.action, p.report.fingerprint.clone()) {
-            if p.report.conflicts.is_empty() && p.report.error.is_none() && !p.report.deleted {
-                in_step.push((id.clone(), p.report.title.clone(), token));
-            }
+        if let (Action::None | Action::Pulled, Some(token)) = (p.report.action, p.report.fingerprint.clone())
+            && p.report.conflicts.is_empty()
+            && p.report.error.is_none()
+            && !p.report.deleted
+        {
+            in_step.push((id.clone(), p.report.title.clone(), token));
         }
         report.sessions.push(p.report);
     }

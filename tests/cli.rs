@@ -162,9 +162,9 @@ fn a_locked_journal_is_a_clear_error() {
     let a = write_session(&env, "abc-1", "A", &["x"]);
     env.ok(&["capture", p(&a)]);
     let held = chasm::journal::Journal::open(&env.journal(), chasm::journal::OpenMode::Existing).unwrap();
-    let line = common::assert_error_line(&env.chasm_once(&["log"]));
+    let line = common::assert_error_line(&env.chasm(&["log"]));
     assert!(line.contains("locked by another process"), "{line}");
-    let line = common::assert_error_line(&env.chasm_once(&["capture", p(&a)]));
+    let line = common::assert_error_line(&env.chasm(&["capture", p(&a)]));
     assert!(line.contains("locked"), "{line}");
     drop(held);
     env.ok(&["log"]);
@@ -175,11 +175,10 @@ fn a_journal_of_an_unknown_format_is_refused() {
     let env = Env::new();
     let a = write_session(&env, "abc-1", "A", &["x"]);
     env.ok(&["capture", p(&a)]);
-    {
-        let db = sled::open(env.journal()).unwrap();
-        db.open_tree("meta").unwrap().insert("format", &7u32.to_be_bytes()[..]).unwrap();
-        db.flush().unwrap();
-    }
+    rusqlite::Connection::open(env.journal().join("journal.sqlite"))
+        .unwrap()
+        .execute("UPDATE meta SET value = X'00000007' WHERE key = 'format'", [])
+        .unwrap();
     let line = env.fails(&["log"]);
     assert!(line.contains("format 7") && line.contains("newer"), "{line}");
     let line = env.fails(&["capture", p(&a)]);

@@ -61,7 +61,7 @@ impl World {
     }
 
     fn file(&self, n: usize) -> PathBuf {
-        let ext = if n % 2 == 0 { "jsonl" } else { "json" };
+        let ext = if n.is_multiple_of(2) { "jsonl" } else { "json" };
         self.env.chat_dir().join(format!("{}.{ext}", id(n)))
     }
 
@@ -71,7 +71,7 @@ impl World {
             let n = rng.below(SESSIONS as u64) as usize;
             let path = self.file(n);
             let rename = rng.below(3) == 0;
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 let line = if rename {
                     json!({"kind": 1, "k": ["customTitle"], "v": format!("title {round}")})
                 } else {

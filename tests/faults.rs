@@ -192,10 +192,10 @@ fn a_full_disk_during_an_append_is_an_error_and_damages_nothing() {
     let line = assert_error_line(&run(&["capture", big.to_str().unwrap()]));
     assert!(line.contains("No space left"), "{line}");
 
-    // Room again. Whatever the failed append left is never taken for history: appends are
-    // refused until `verify --repair` discards it, and every acknowledged record is intact.
+    // Room again. The failed append was rolled back whole: the journal verifies, holds every
+    // acknowledged record unchanged, and takes the same append now.
     std::fs::remove_file(&filler).unwrap();
-    let out = run(&["verify", "--repair"]);
+    let out = run(&["verify"]);
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let after = String::from_utf8(run(&["log", "--json", "--reverse"]).stdout).unwrap();
     assert_eq!(after, before, "acknowledged records changed");

@@ -1,5 +1,5 @@
-//! `chasm verify` notices any change to stored history: tests edit the sled trees directly, as
-//! a disk fault, a bug or a person with a hex editor might.
+//! `chasm verify` notices any change to stored history: tests edit the journal's database
+//! directly, as a disk fault, a bug or a person with a hex editor might.
 
 mod common;
 
@@ -22,11 +22,18 @@ fn journal_with_history() -> Env {
     env
 }
 
-/// Edits the journal's sled database while no chasm holds it.
-fn tamper(env: &Env, edit: impl FnOnce(&sled::Db)) {
-    let db = sled::open(env.journal()).unwrap();
+/// Edits the journal's database while no chasm holds it.
+fn tamper(env: &Env, edit: impl FnOnce(&rusqlite::Connection)) {
+    let db = rusqlite::Connection::open(env.journal().join("journal.sqlite")).unwrap();
     edit(&db);
-    db.flush().unwrap();
+}
+
+fn record(db: &rusqlite::Connection, seq: i64) -> Vec<u8> {
+    db.query_row("SELECT record FROM log WHERE seq = ?1", [seq], |r| r.get(0)).unwrap()
+}
+
+fn set_record(db: &rusqlite::Connection, seq: i64, bytes: &[u8]) {
+    db.execute("UPDATE log SET record = ?2 WHERE seq = ?1", rusqlite::params![seq, bytes]).unwrap();
 }
 
 /// Runs verify and returns (first bad seq, the error line).
@@ -42,13 +49,11 @@ fn first_bad_seq(env: &Env) -> (u64, String) {
 fn a_modified_record_is_detected() {
     let env = journal_with_history();
     tamper(&env, |db| {
-        let log = db.open_tree("log").unwrap();
-        let key = 4u64.to_be_bytes();
-        let mut bytes = log.get(key).unwrap().unwrap().to_vec();
+        let mut bytes = record(db, 4);
         // Change one character of the JSON payload ("question" -> "questioN").
         let at = bytes.windows(8).position(|w| w == b"question").unwrap() + 7;
         bytes[at] = b'N';
-        log.insert(key, bytes).unwrap();
+        set_record(db, 4, &bytes);
     });
     let (seq, line) = first_bad_seq(&env);
     assert_eq!(seq, 4);
@@ -59,15 +64,13 @@ fn a_modified_record_is_detected() {
 fn a_modified_record_with_a_recomputed_hash_breaks_the_next_link() {
     let env = journal_with_history();
     tamper(&env, |db| {
-        let log = db.open_tree("log").unwrap();
-        let key = 2u64.to_be_bytes();
-        let mut record = chasm::journal::SyncChange::decode(&log.get(key).unwrap().unwrap()).unwrap();
+        let mut record = chasm::journal::SyncChange::decode(&record(db, 2)).unwrap();
         record.entity_id = "forged".into();
         let forged = chasm::journal::SyncChange {
             hash: chasm::journal::record::chain_hash(&record.prev_hash, &record.canonical_bytes()),
             ..record
         };
-        log.insert(key, forged.encode()).unwrap();
+        set_record(db, 2, &forged.encode());
     });
     assert_eq!(first_bad_seq(&env).0, 3);
 }
@@ -76,7 +79,7 @@ fn a_modified_record_with_a_recomputed_hash_breaks_the_next_link() {
 fn a_deleted_record_is_detected() {
     let env = journal_with_history();
     tamper(&env, |db| {
-        db.open_tree("log").unwrap().remove(3u64.to_be_bytes()).unwrap();
+        db.execute("DELETE FROM log WHERE seq = 3", []).unwrap();
     });
     let (seq, line) = first_bad_seq(&env);
     assert_eq!(seq, 3);
@@ -87,7 +90,7 @@ fn a_deleted_record_is_detected() {
 fn a_record_cut_off_the_end_is_detected() {
     let env = journal_with_history();
     tamper(&env, |db| {
-        db.open_tree("log").unwrap().remove(7u64.to_be_bytes()).unwrap();
+        db.execute("DELETE FROM log WHERE seq = 7", []).unwrap();
     });
     assert_eq!(first_bad_seq(&env).0, 7);
 }
@@ -96,11 +99,9 @@ fn a_record_cut_off_the_end_is_detected() {
 fn reordered_records_are_detected() {
     let env = journal_with_history();
     tamper(&env, |db| {
-        let log = db.open_tree("log").unwrap();
-        let a = log.get(5u64.to_be_bytes()).unwrap().unwrap();
-        let b = log.get(6u64.to_be_bytes()).unwrap().unwrap();
-        log.insert(5u64.to_be_bytes(), b).unwrap();
-        log.insert(6u64.to_be_bytes(), a).unwrap();
+        let (a, b) = (record(db, 5), record(db, 6));
+        set_record(db, 5, &b);
+        set_record(db, 6, &a);
     });
     let (seq, line) = first_bad_seq(&env);
     assert_eq!(seq, 5);
@@ -111,15 +112,24 @@ fn reordered_records_are_detected() {
 fn a_damaged_index_is_detected() {
     let env = journal_with_history();
     tamper(&env, |db| {
-        let idx = db.open_tree("session_log").unwrap();
-        let key = idx.iter().keys().nth(1).unwrap().unwrap();
-        idx.remove(key).unwrap();
+        // Record 2 filed under the other session: its history would leave out that event.
+        db.execute("UPDATE log SET session = X'6262626232323232' WHERE seq = 2", []).unwrap();
     });
-    assert_eq!(first_bad_seq(&env).0, 2);
+    let (seq, line) = first_bad_seq(&env);
+    assert_eq!(seq, 2);
+    assert!(line.contains("files record 2 under \"bbbb2222\""), "{line}");
 
     let env = journal_with_history();
     tamper(&env, |db| {
-        db.open_tree("sessions").unwrap().insert("cccc3333", &3u64.to_be_bytes()[..]).unwrap();
+        db.execute("UPDATE sessions SET events = events + 1 WHERE id = CAST('aaaa1111' AS BLOB)", []).unwrap();
+    });
+    let (seq, line) = first_bad_seq(&env);
+    assert_eq!(seq, 1);
+    assert!(line.contains("aaaa1111") && line.contains("events"), "{line}");
+
+    let env = journal_with_history();
+    tamper(&env, |db| {
+        db.execute("INSERT INTO sessions VALUES (CAST('cccc3333' AS BLOB), 3, 1)", []).unwrap();
     });
     let (seq, line) = first_bad_seq(&env);
     assert_eq!(seq, 3);
@@ -129,9 +139,7 @@ fn a_damaged_index_is_detected() {
 #[test]
 fn garbage_in_a_record_is_an_error_not_a_panic() {
     let env = journal_with_history();
-    tamper(&env, |db| {
-        db.open_tree("log").unwrap().insert(2u64.to_be_bytes(), &b"\x01garbage"[..]).unwrap();
-    });
+    tamper(&env, |db| set_record(db, 2, b"\x01garbage"));
     assert_eq!(first_bad_seq(&env).0, 2);
     // Reading commands report the damaged record instead of crashing.
     let line = env.fails(&["log"]);
@@ -142,9 +150,7 @@ fn garbage_in_a_record_is_an_error_not_a_panic() {
 #[test]
 fn a_damaged_last_record_can_be_verified_but_not_appended_to() {
     let env = journal_with_history();
-    tamper(&env, |db| {
-        db.open_tree("log").unwrap().insert(7u64.to_be_bytes(), &b"\x01garbage"[..]).unwrap();
-    });
+    tamper(&env, |db| set_record(db, 7, b"\x01garbage"));
     assert_eq!(first_bad_seq(&env).0, 7);
     let session = serde_json::json!({"sessionId": "cccc3333", "requests": []});
     let path = env.chat_dir().join("cccc3333.json");

@@ -90,16 +90,16 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
     // Brought back or not, the session is only seen in VS Code once its index lists it (the
     // sync has listed a file it wrote anew; a file that was there may still be unlisted).
     let listed_by_sync = report.sessions.iter().any(|s| s.session_id == id && s.listed);
-    if let Some(state) = journal.state_at(&id, u64::MAX)?.filter(|s| s.exists && !listed_by_sync) {
-        if let Some(home) = home_of(&journal, &state)?.filter(|l| l.path.is_file() && provider.covers(l)) {
-            match provider.ensure_listed(&home, &id, &state.session) {
-                Ok(Listing::Added) => println!("{id} is listed in VS Code's chat history again"),
-                Ok(_) => {}
-                Err(e) => bail!(
-                    "{id} was written to {}, but VS Code will not list it yet: {e}; close VS Code and run this command again",
-                    home.path.display()
-                ),
-            }
+    if let Some(state) = journal.state_at(&id, u64::MAX)?.filter(|s| s.exists && !listed_by_sync)
+        && let Some(home) = home_of(&journal, &state)?.filter(|l| l.path.is_file() && provider.covers(l))
+    {
+        match provider.ensure_listed(&home, &id, &state.session) {
+            Ok(Listing::Added) => println!("{id} is listed in VS Code's chat history again"),
+            Ok(_) => {}
+            Err(e) => bail!(
+                "{id} was written to {}, but VS Code will not list it yet: {e}; close VS Code and run this command again",
+                home.path.display()
+            ),
         }
     }
     Ok(exit_code(&report))

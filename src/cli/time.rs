@@ -31,10 +31,10 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        if let Some(t) = d.and_hms_opt(0, 0, 0).and_then(|t| Local.from_local_datetime(&t).earliest()) {
-            return Ok(t.with_timezone(&Utc));
-        }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0).and_then(|t| Local.from_local_datetime(&t).earliest())
+    {
+        return Ok(t.with_timezone(&Utc));
     }
     bail!("{s:?} is not a seq, an RFC 3339 time (2026-11-25T10:00:00Z) or a date (2026-11-25)")
 }

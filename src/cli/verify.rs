@@ -15,22 +15,10 @@ pub struct Args {
     /// Print the report as one JSON object
     #[arg(long)]
     json: bool,
-    /// Discard the remains of an append that did not complete (a full disk): records that
-    /// were never acknowledged. Nothing before them is touched.
-    #[arg(long)]
-    repair: bool,
 }
 
 pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress) -> Result<ExitCode> {
-    let mut journal = super::open_journal(journal_dir, OpenMode::Existing)?;
-    if args.repair {
-        match journal.repair()? {
-            Some((from, to)) => eprintln!(
-                "repaired: discarded records {from}..={to}, the remains of an append that did not complete (never acknowledged)"
-            ),
-            None => eprintln!("nothing to repair"),
-        }
-    }
+    let journal = super::open_journal(journal_dir, OpenMode::Existing)?;
     let report = journal.verify_with(progress)?;
     progress.report("checking records", 1, 1);
     let mut out = std::io::stdout().lock();
@@ -64,13 +52,7 @@ pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress)
     }
     out.flush()?;
     if let Some(first) = report.first_problem() {
-        let hint = match journal.incomplete_append() {
-            Some((from, to)) => format!(
-                " (records {from}..={to} look like the remains of an append that did not complete; `chasm verify --repair` discards them)"
-            ),
-            None => String::new(),
-        };
-        bail!("journal verification failed at seq {}: {}{hint}", first.seq, first.reason);
+        bail!("journal verification failed at seq {}: {}", first.seq, first.reason);
     }
     Ok(ExitCode::SUCCESS)
 }

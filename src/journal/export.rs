@@ -128,10 +128,8 @@ pub fn parse(text: &str) -> Result<Vec<SyncChange>, ExportError> {
     }
     // A whole-journal export is every record from the first: a missing one is a gap.
     let whole = header.get("session").is_none_or(Value::is_null) && header.get("since").is_none_or(Value::is_null);
-    if whole {
-        if let Some((i, r)) = records.iter().enumerate().find(|(i, r)| r.seq != *i as u64 + 1) {
-            return Err(bad(i + 2, Some(r.seq), format!("record {} is missing from a whole-journal export", i + 1)));
-        }
+    if whole && let Some((i, r)) = records.iter().enumerate().find(|(i, r)| r.seq != *i as u64 + 1) {
+        return Err(bad(i + 2, Some(r.seq), format!("record {} is missing from a whole-journal export", i + 1)));
     }
     let expected = header.get("records").and_then(Value::as_u64);
     if expected.is_some_and(|e| e != records.len() as u64) {

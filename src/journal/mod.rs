@@ -2,9 +2,10 @@
 //!
 //! Records are only ever appended; the per-session index and the `sessions` table are derived
 //! from the log and checked by [`Journal::verify`]. One process at a time holds a journal open
-//! (sled locks its data file); a second one gets [`JournalError::Locked`].
+//! (it locks the journal's lock file); a second one gets [`JournalError::Locked`].
 
 pub mod export;
+mod legacy;
 pub mod record;
 mod snapshot;
 mod store;
@@ -26,7 +27,7 @@ use store::{Row, Store};
 pub enum JournalError {
     #[error("no journal at {0}")]
     NotFound(PathBuf),
-    #[error("{0} is not a chasm journal (it is not empty and holds no sled database)")]
+    #[error("{0} is not a chasm journal (it is not empty and holds no journal)")]
     NotAJournal(PathBuf),
     #[error("the journal at {0} is locked by another process (is another chasm running?)")]
     Locked(PathBuf),
@@ -84,18 +85,19 @@ pub struct Journal {
     /// The hash the next record chains to, or why the last record cannot give one (a damaged
     /// journal can still be read and verified, but not appended to).
     head_hash: Result<[u8; 32], String>,
-    /// Seqs of an append that failed part-way, found on opening; appends are refused until
-    /// `repair` removes them.
-    incomplete: Option<(u64, u64)>,
 }
 
 impl Journal {
-    /// Opens the journal in `dir`. A directory that exists, is not empty and holds no sled
-    /// database is refused rather than filled with journal files.
+    /// Opens the journal in `dir`. A directory that exists, is not empty and holds no journal
+    /// is refused rather than filled with journal files. A format 1 (sled) journal is converted
+    /// first (see `legacy.rs`).
     pub fn open(dir: &Path, mode: OpenMode) -> Result<Journal, JournalError> {
         match std::fs::read_dir(dir) {
             Ok(mut entries) => {
-                let has_db = dir.join("db").is_file() && dir.join("conf").is_file();
+                if !Store::exists_in(dir) && legacy::is_format_1(dir) {
+                    legacy::convert(dir)?;
+                }
+                let has_db = Store::exists_in(dir);
                 if !has_db && entries.next().is_some() {
                     return Err(JournalError::NotAJournal(dir.to_owned()));
                 }
@@ -114,54 +116,16 @@ impl Journal {
             }
         }
         let store = Store::open(dir)?;
-        store.check_format()?;
-        let incomplete = store.incomplete_append()?;
         let (last_seq, head_hash) = match store.last()? {
             None => (0, Ok(GENESIS_HASH)),
             Some((seq, bytes)) => (seq, SyncChange::decode(&bytes).map(|r| r.hash).map_err(|e| e.to_string())),
         };
-        let head_hash = match incomplete {
-            Some((from, to)) => Err(format!(
-                "records {from}..={to} are the remains of an append that did not complete (a full disk?); \
-                 `chasm verify --repair` discards them"
-            )),
-            None => head_hash,
-        };
-        Ok(Journal { store, last_seq, head_hash, incomplete })
+        Ok(Journal { store, last_seq, head_hash })
     }
 
     /// The hash the next record chains to (an error for a journal whose last record is damaged).
     pub fn head_hash(&self) -> Result<[u8; 32], JournalError> {
         self.head_hash.clone().map_err(|reason| JournalError::Corrupt { seq: self.last_seq, reason })
-    }
-
-    /// The seqs of an append that failed part-way (a full disk), if the journal holds such
-    /// remains: never acknowledged, they block appends until [`Journal::repair`].
-    pub fn incomplete_append(&self) -> Option<(u64, u64)> {
-        self.incomplete
-    }
-
-    /// Discards the remains of an append that did not complete, provided everything before
-    /// them verifies: the history before is never touched. Returns the seqs removed.
-    pub fn repair(&mut self) -> Result<Option<(u64, u64)>, JournalError> {
-        let Some((from, to)) = self.incomplete else { return Ok(None) };
-        let report = self.verify()?;
-        if let Some(p) = report.problems.iter().find(|p| p.seq < from) {
-            return Err(JournalError::Corrupt {
-                seq: p.seq,
-                reason: format!("{} — damage before the failed append, not repaired", p.reason),
-            });
-        }
-        crate::in_step::invalidate(&self.store.dir)
-            .map_err(|e| JournalError::Io(format!("cannot drop {}: {e}", crate::in_step::FILE)))?;
-        self.store.roll_back(from, to)?;
-        self.incomplete = None;
-        self.last_seq = from - 1;
-        self.head_hash = match from {
-            1 => Ok(GENESIS_HASH),
-            _ => self.get(from - 1)?.map(|r| r.hash).ok_or_else(|| format!("record {} is missing", from - 1)),
-        };
-        Ok(Some((from, to)))
     }
 
     /// The directory the journal lives in.
@@ -175,8 +139,8 @@ impl Journal {
     }
 
     /// Appends a batch: seqs are assigned densely, each record is chained to the one before,
-    /// and the whole batch becomes durable with one flush before this returns (group commit).
-    /// Either the whole batch is stored or none of it.
+    /// and the whole batch becomes durable in one transaction before this returns (group
+    /// commit). Either the whole batch is stored or none of it.
     pub fn append(&mut self, batch: Vec<NewChange>) -> Result<Vec<SyncChange>, JournalError> {
         self.append_sealed(batch.into_iter().map(|c| (uuid::Uuid::new_v4(), c)).collect())
     }
@@ -247,24 +211,30 @@ impl Journal {
             rows.push(Row { seq: r.seq, session_id: r.session_id.clone(), bytes });
             records.push(r);
         }
-        self.store.append(&rows, store::head_value(seq, &prev, first))?;
-        self.last_seq = seq;
-        self.head_hash = Ok(prev);
-        // The batch is durable; snapshots are derived, and one not taken now is taken by the
-        // next append or `verify`, so a failure here does not fail the append.
+        // Snapshots due after the batch are taken in the same transaction, from the records in
+        // memory: derived data, so one that cannot be taken (a session whose events do not
+        // fold) is left to the next append or `verify` and does not fail the append.
         let mut touched: std::collections::BTreeMap<&str, Vec<&SyncChange>> = std::collections::BTreeMap::new();
         for r in &records {
             touched.entry(r.session_id.as_str()).or_default().push(r);
         }
-        for (session_id, fresh) in touched {
-            let _ = self.store.take_due_snapshots(session_id, &fresh);
-        }
+        self.store.transaction(|store| {
+            store.insert(&rows, store::head_value(seq, &prev, first))?;
+            for (session_id, fresh) in &touched {
+                if let Err(e @ JournalError::Storage(_)) = store.take_due_snapshots(session_id, fresh) {
+                    return Err(e);
+                }
+            }
+            Ok(())
+        })?;
+        self.last_seq = seq;
+        self.head_hash = Ok(prev);
         Ok(records)
     }
 
     /// The record at `seq`, if there is one.
     pub fn get(&self, seq: u64) -> Result<Option<SyncChange>, JournalError> {
-        match self.store.log.get(store::log_key(seq)).map_err(storage)? {
+        match self.store.get(seq)? {
             None => Ok(None),
             Some(bytes) => decode(seq, &bytes).map(Some),
         }
@@ -272,12 +242,8 @@ impl Journal {
 
     /// Every record in seq order, oldest first (`.rev()` for newest first). A record that does
     /// not decode is an error item, not a panic.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = Result<SyncChange, JournalError>> + '_ {
-        self.store.log.iter().map(|item| {
-            let (k, v) = item.map_err(storage)?;
-            let seq = store::parse_log_key(&k).unwrap_or(0);
-            decode(seq, &v)
-        })
+    pub fn iter(&self) -> Records<'_> {
+        Records { store: &self.store, lo: 1, hi: self.last_seq, front: Vec::new(), back: Vec::new() }
     }
 
     /// One session's records in seq order, read through the per-session index.
@@ -298,7 +264,7 @@ impl Journal {
         let snapshot = self.store.snapshot_before(session_id, upto)?;
         let after = snapshot.as_ref().map_or(0, |s| s.last_seq);
         let mut state = snapshot;
-        for seq in self.store.session_seqs_between(session_id, after, upto)? {
+        for seq in self.store.session_seqs(session_id, after, upto)? {
             let record = self
                 .get(seq)?
                 .ok_or_else(|| JournalError::Corrupt { seq, reason: "indexed but missing from the log".into() })?;
@@ -309,13 +275,7 @@ impl Journal {
 
     /// The seq of a session's newest record (0: none), from one step of the per-session index.
     pub fn session_last_seq(&self, session_id: &str) -> Result<u64, JournalError> {
-        if session_id.is_empty() || session_id.len() > u16::MAX as usize {
-            return Ok(0);
-        }
-        match self.store.session_log.scan_prefix(store::session_prefix(session_id)).keys().next_back() {
-            None => Ok(0),
-            Some(k) => Ok(store::parse_session_log_key(&k.map_err(storage)?).map_or(0, |(_, seq)| seq)),
-        }
+        self.store.session_last_seq(session_id)
     }
 
     /// What a session's provider file looked like the last time both sides were in step, and
@@ -323,23 +283,25 @@ impl Journal {
     /// skips the session without reading it. A cache, not history: `clear_fingerprints` or a
     /// lost entry only costs a read.
     pub fn fingerprint(&self, session_id: &str) -> Result<Option<Fingerprint>, JournalError> {
-        let Some(v) = self.store.fingerprints.get(session_id.as_bytes()).map_err(storage)? else { return Ok(None) };
+        let Some(v) = self.store.fingerprint(session_id)? else { return Ok(None) };
         Ok(serde_json::from_slice(&v).ok())
     }
 
     /// Records fingerprints (see [`Journal::fingerprint`]); written without a flush of their own.
     pub fn set_fingerprints(&self, fingerprints: &[(String, Fingerprint)]) -> Result<(), JournalError> {
-        for (id, fp) in fingerprints {
-            let bytes = serde_json::to_vec(fp).expect("a fingerprint serializes");
-            self.store.fingerprints.insert(id.as_bytes(), bytes).map_err(storage)?;
+        if fingerprints.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.store.set_fingerprints(
+            fingerprints
+                .iter()
+                .map(|(id, fp)| (id.as_str(), Some(serde_json::to_vec(fp).expect("a fingerprint serializes")))),
+        )
     }
 
     /// Forgets a session's fingerprint, so the next sync reads its file.
     pub fn clear_fingerprint(&self, session_id: &str) -> Result<(), JournalError> {
-        self.store.fingerprints.remove(session_id.as_bytes()).map_err(storage)?;
-        Ok(())
+        self.store.set_fingerprints([(session_id, None)])
     }
 
     /// The newest state in which a session existed — now, or just before it was deleted — and
@@ -358,35 +320,12 @@ impl Journal {
 
     /// The seqs of one session's records, ascending, from the per-session index.
     pub fn session_seqs(&self, session_id: &str) -> Result<Vec<u64>, JournalError> {
-        if session_id.is_empty() || session_id.len() > u16::MAX as usize {
-            return Ok(Vec::new());
-        }
-        let prefix = store::session_prefix(session_id);
-        self.store
-            .session_log
-            .scan_prefix(&prefix)
-            .map(|item| {
-                let (k, _) = item.map_err(storage)?;
-                store::parse_session_log_key(&k).map(|(_, seq)| seq).ok_or_else(|| JournalError::Corrupt {
-                    seq: 0,
-                    reason: "a session index key does not decode".into(),
-                })
-            })
-            .collect()
+        self.store.session_seqs(session_id, 0, u64::MAX)
     }
 
     /// Every session id the journal knows, sorted.
     pub fn session_ids(&self) -> Result<Vec<String>, JournalError> {
-        self.store
-            .sessions
-            .iter()
-            .keys()
-            .map(|k| {
-                let k = k.map_err(storage)?;
-                String::from_utf8(k.to_vec())
-                    .map_err(|_| JournalError::Corrupt { seq: 0, reason: "a session id is not UTF-8".into() })
-            })
-            .collect()
+        Ok(self.store.sessions()?.into_iter().map(|s| s.id).collect())
     }
 
     /// Resolves a full session id or a unique prefix of one, as git resolves commit ids.
@@ -394,22 +333,15 @@ impl Journal {
         if prefix.is_empty() {
             return Err(JournalError::UnknownSession(prefix.to_owned()));
         }
-        if self.store.sessions.contains_key(prefix.as_bytes()).map_err(storage)? {
+        let mut matches: Vec<String> = self.store.sessions_where(prefix, 4)?.into_iter().map(|s| s.id).collect();
+        if matches.first().is_some_and(|m| m == prefix) {
             return Ok(prefix.to_owned());
-        }
-        let mut matches = Vec::new();
-        for k in self.store.sessions.scan_prefix(prefix.as_bytes()).keys() {
-            let k = k.map_err(storage)?;
-            matches.push(String::from_utf8_lossy(&k).into_owned());
-            if matches.len() > 3 {
-                break;
-            }
         }
         match matches.len() {
             0 => Err(JournalError::UnknownSession(prefix.to_owned())),
             1 => Ok(matches.remove(0)),
             _ => {
-                let count = self.store.sessions.scan_prefix(prefix.as_bytes()).count();
+                let count = self.store.sessions_where(prefix, usize::MAX)?.len();
                 let examples = matches.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
                 Err(JournalError::AmbiguousSession { prefix: prefix.to_owned(), count, examples })
             }
@@ -427,10 +359,6 @@ impl Journal {
     }
 }
 
-fn storage(e: sled::Error) -> JournalError {
-    JournalError::Storage(e.to_string())
-}
-
 fn decode(seq: u64, bytes: &[u8]) -> Result<SyncChange, JournalError> {
     SyncChange::decode(bytes).map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })
 }
@@ -439,13 +367,82 @@ fn decode(seq: u64, bytes: &[u8]) -> Result<SyncChange, JournalError> {
 fn create_dir_durably(dir: &Path) -> Result<(), JournalError> {
     std::fs::create_dir_all(dir).map_err(|e| JournalError::Io(format!("cannot create {}: {e}", dir.display())))?;
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        // Directories cannot be opened for syncing on every platform; a failure here is not an
-        // error, since the data itself is synced on every append.
-        if let Ok(d) = std::fs::File::open(parent) {
-            let _ = d.sync_all();
-        }
+        store::sync_dir(parent);
     }
     Ok(())
+}
+
+/// Every record in seq order, read a chunk at a time from either end (see [`Journal::iter`]).
+pub struct Records<'a> {
+    store: &'a Store,
+    /// The seqs not yet read into a buffer.
+    lo: u64,
+    hi: u64,
+    /// Read ahead from the front (reversed, so `pop` yields the lowest) and from the back.
+    front: Vec<(u64, Vec<u8>)>,
+    back: Vec<(u64, Vec<u8>)>,
+}
+
+/// Records read from the log per step of [`Records`].
+const CHUNK: u64 = 512;
+
+impl Records<'_> {
+    fn fill(&mut self, from_front: bool) -> Result<(), JournalError> {
+        if self.lo > self.hi {
+            return Ok(());
+        }
+        if from_front {
+            let hi = self.hi.min(self.lo.saturating_add(CHUNK - 1));
+            self.front = self.store.records_between(self.lo, hi)?;
+            self.front.reverse();
+            self.lo = hi + 1;
+        } else {
+            let lo = self.lo.max(self.hi.saturating_sub(CHUNK - 1));
+            self.back = self.store.records_between(lo, self.hi)?;
+            self.hi = lo - 1;
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for Records<'_> {
+    type Item = Result<SyncChange, JournalError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.front.is_empty() && self.lo <= self.hi {
+            if let Err(e) = self.fill(true) {
+                self.lo = self.hi + 1;
+                return Some(Err(e));
+            }
+        }
+        match self.front.pop() {
+            Some((seq, bytes)) => Some(decode(seq, &bytes)),
+            None if !self.back.is_empty() => {
+                let (seq, bytes) = self.back.remove(0);
+                Some(decode(seq, &bytes))
+            }
+            None => None,
+        }
+    }
+}
+
+impl DoubleEndedIterator for Records<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        while self.back.is_empty() && self.lo <= self.hi {
+            if let Err(e) = self.fill(false) {
+                self.lo = self.hi + 1;
+                return Some(Err(e));
+            }
+        }
+        match self.back.pop() {
+            Some((seq, bytes)) => Some(decode(seq, &bytes)),
+            None if !self.front.is_empty() => {
+                let (seq, bytes) = self.front.remove(0);
+                Some(decode(seq, &bytes))
+            }
+            None => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -566,16 +563,15 @@ mod tests {
         let events = long_session(&mut j, 300);
         let at = events[250].seq;
         let good = j.state_at("s", at).unwrap().unwrap();
-        let keys: Vec<_> = j.store.snapshots.iter().keys().map(Result::unwrap).collect();
-        assert_eq!(keys.len(), 4);
+        let snapshots = j.store.snapshots_of("s").unwrap();
+        assert_eq!(snapshots.len(), 4);
         // Damage the snapshot the replay would use (its checksum no longer holds) and drop the
         // one before it.
-        let v = j.store.snapshots.get(&keys[2]).unwrap().unwrap();
-        let mut v = v.to_vec();
+        let (seq, mut v) = snapshots[2].clone();
         let n = v.len();
         v[n - 3] ^= 0x20;
-        j.store.snapshots.insert(&keys[2], v).unwrap();
-        j.store.snapshots.remove(&keys[1]).unwrap();
+        j.store.put_snapshot("s", seq, &v).unwrap();
+        j.store.remove_snapshot("s", snapshots[1].0).unwrap();
         let state = j.state_at("s", at).unwrap().unwrap();
         assert_eq!((&state.session, state.last_seq), (&good.session, good.last_seq));
         assert!(state.events_read >= SNAPSHOT_INTERVAL, "the damaged snapshot was not used");
@@ -589,27 +585,10 @@ mod tests {
     #[test]
     fn a_newer_format_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        drop(Journal::open(dir.path(), OpenMode::Create).unwrap());
-        {
-            // sled lets go of its file lock a moment after the journal is dropped.
-            let db = (0..200)
-                .find_map(|_| {
-                    sled::open(dir.path()).ok().or_else(|| {
-                        std::thread::sleep(std::time::Duration::from_millis(20));
-                        None
-                    })
-                })
-                .unwrap();
-            db.open_tree(store::TREE_META).unwrap().insert(store::META_FORMAT, &2u32.to_be_bytes()).unwrap();
-            db.flush().unwrap();
-        }
-        let reopened = (0..200)
-            .map(|_| {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-                Journal::open(dir.path(), OpenMode::Existing)
-            })
-            .find(|r| !matches!(r, Err(JournalError::Locked(_))))
-            .unwrap();
-        assert!(matches!(reopened, Err(JournalError::NewerFormat { found: 2, .. })));
+        let j = Journal::open(dir.path(), OpenMode::Create).unwrap();
+        j.store.execute("UPDATE meta SET value = X'00000003' WHERE key = 'format'").unwrap();
+        drop(j);
+        let reopened = Journal::open(dir.path(), OpenMode::Existing);
+        assert!(matches!(reopened, Err(JournalError::NewerFormat { found: 3, .. })));
     }
 }

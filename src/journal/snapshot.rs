@@ -18,8 +18,8 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::store::{self, Store};
-use super::{JournalError, SyncChange, decode, storage};
+use super::store::Store;
+use super::{JournalError, SyncChange, decode};
 use crate::fold::{SessionState, Source};
 use crate::session::{Request, Session};
 
@@ -98,14 +98,10 @@ fn decode_snapshot(seq: u64, bytes: &[u8]) -> Option<Stored> {
     Some(Stored { record_hash, state })
 }
 
-fn key(session_id: &str, seq: u64) -> Vec<u8> {
-    store::session_log_key(session_id, seq)
-}
-
 impl Store {
     /// The record at `seq`, if it is there and belongs to `session_id`.
     fn session_record(&self, session_id: &str, seq: u64) -> Result<Option<SyncChange>, JournalError> {
-        let Some(bytes) = self.log.get(store::log_key(seq)).map_err(storage)? else { return Ok(None) };
+        let Some(bytes) = self.get(seq)? else { return Ok(None) };
         Ok(decode(seq, &bytes).ok().filter(|r| r.session_id == session_id))
     }
 
@@ -136,10 +132,12 @@ impl Store {
     /// The newest valid snapshot of a session at or before `upto`: one whose checksum holds,
     /// whose record is in the log with the hash it names, and whose requests are all found.
     pub(super) fn snapshot_before(&self, session_id: &str, upto: u64) -> Result<Option<SessionState>, JournalError> {
-        let range = key(session_id, 0)..=key(session_id, upto);
-        for item in self.snapshots.range(range).rev() {
-            let (k, v) = item.map_err(storage)?;
-            let Some((_, seq)) = store::parse_session_log_key(&k) else { continue };
+        let mut upto = upto;
+        while let Some((seq, v)) = self.snapshot_at_or_before(session_id, upto)? {
+            upto = match seq.checked_sub(1) {
+                Some(s) => s,
+                None => break,
+            };
             let Some(stored) = decode_snapshot(seq, &v) else { continue };
             match self.session_record(session_id, seq)? {
                 Some(r) if r.hash == stored.record_hash => {}
@@ -152,50 +150,22 @@ impl Store {
         Ok(None)
     }
 
-    /// A session's seqs after `after` up to `upto`, from the per-session index.
-    pub(super) fn session_seqs_between(
-        &self,
-        session_id: &str,
-        after: u64,
-        upto: u64,
-    ) -> Result<Vec<u64>, JournalError> {
-        if after >= upto {
-            return Ok(Vec::new());
-        }
-        self.session_log
-            .range(key(session_id, after + 1)..=key(session_id, upto))
-            .keys()
-            .map(|k| {
-                let k = k.map_err(storage)?;
-                store::parse_session_log_key(&k).map(|(_, seq)| seq).ok_or_else(|| JournalError::Corrupt {
-                    seq: 0,
-                    reason: "a session index key does not decode".into(),
-                })
-            })
-            .collect()
-    }
-
     /// Stores the snapshots a session is due after new records: one at every
-    /// [`SNAPSHOT_INTERVAL`]-th event of the session. Cheap when none is due (two key scans).
-    /// `fresh` are the records just appended for this session, in seq order: they are folded
-    /// from memory rather than read back. Snapshots are derived, so they are written without a
-    /// flush of their own: a crash loses them, and the next append or `verify` writes them
-    /// again. A session whose events do not fold gets none.
+    /// [`SNAPSHOT_INTERVAL`]-th event of the session. Called inside the append's transaction,
+    /// after its records are inserted; cheap when none is due (one read of the session's event
+    /// count). `fresh` are the records just appended for this session, in seq order: they are
+    /// folded from memory rather than read back. A session whose events do not fold gets none.
     pub(super) fn take_due_snapshots(&self, session_id: &str, fresh: &[&SyncChange]) -> Result<usize, JournalError> {
-        let prefix = store::session_prefix(session_id);
-        let newest = match self.snapshots.scan_prefix(&prefix).keys().next_back() {
-            Some(k) => store::parse_session_log_key(&k.map_err(storage)?).map_or(0, |(_, seq)| seq),
-            None => 0,
-        };
-        let pending = self.session_log.range(key(session_id, newest + 1)..=key(session_id, u64::MAX)).count() as u64;
-        if pending < SNAPSHOT_INTERVAL {
+        let events = self.session(session_id)?.map_or(0, |s| s.events);
+        let before = events.saturating_sub(fresh.len() as u64);
+        if events / SNAPSHOT_INTERVAL == before / SNAPSHOT_INTERVAL {
             return Ok(0);
         }
         let base = self.snapshot_before(session_id, u64::MAX)?;
         let after = base.as_ref().map_or(0, |s| s.last_seq);
         let mut state = base.unwrap_or_default();
         let mut taken = 0;
-        for (i, seq) in self.session_seqs_between(session_id, after, u64::MAX)?.iter().enumerate() {
+        for (i, seq) in self.session_seqs(session_id, after, u64::MAX)?.iter().enumerate() {
             let stored;
             let record = match fresh.binary_search_by_key(seq, |r| r.seq) {
                 Ok(at) => fresh[at],
@@ -210,8 +180,8 @@ impl Store {
             if state.apply(record).is_err() {
                 return Ok(taken);
             }
-            if (i as u64 + 1) % SNAPSHOT_INTERVAL == 0 {
-                self.snapshots.insert(key(session_id, *seq), encode(&record.hash, &state)).map_err(storage)?;
+            if (i as u64 + 1).is_multiple_of(SNAPSHOT_INTERVAL) {
+                self.put_snapshot(session_id, *seq, &encode(&record.hash, &state))?;
                 taken += 1;
             }
         }
@@ -228,28 +198,24 @@ impl Store {
             if state.apply(record).is_err() {
                 break;
             }
-            if (i as u64 + 1) % SNAPSHOT_INTERVAL == 0 {
+            if (i as u64 + 1).is_multiple_of(SNAPSHOT_INTERVAL) {
                 want.push((record.seq, encode(&record.hash, &state)));
             }
         }
-        let prefix = store::session_prefix(session_id);
-        let mut have: Vec<(u64, Vec<u8>)> = Vec::new();
-        for item in self.snapshots.scan_prefix(&prefix) {
-            let (k, v) = item.map_err(storage)?;
-            let seq = store::parse_session_log_key(&k).map_or(u64::MAX, |(_, seq)| seq);
-            have.push((seq, v.to_vec()));
-        }
+        let have = self.snapshots_of(session_id)?;
         let seqs: BTreeSet<u64> = have.iter().chain(&want).map(|(seq, _)| *seq).collect();
         let changed =
             seqs.iter().filter(|seq| have.iter().find(|h| h.0 == **seq) != want.iter().find(|w| w.0 == **seq)).count();
         if changed > 0 {
-            for (seq, _) in &have {
-                self.snapshots.remove(key(session_id, *seq)).map_err(storage)?;
-            }
-            for (seq, bytes) in want {
-                self.snapshots.insert(key(session_id, seq), bytes).map_err(storage)?;
-            }
-            self.db_flush()?;
+            self.derived_transaction(|store| {
+                for (seq, _) in &have {
+                    store.remove_snapshot(session_id, *seq)?;
+                }
+                for (seq, bytes) in &want {
+                    store.put_snapshot(session_id, *seq, bytes)?;
+                }
+                Ok(())
+            })?;
         }
         Ok(changed)
     }

@@ -1,70 +1,45 @@
-//! Everything that knows the journal lives in sled: tree names, key encodings, the transaction
-//! that appends a batch, and the flush-then-fsync durability point. Keeping sled behind this
-//! one module means another engine could replace it without touching the rest of chasm.
+//! Everything that knows how the journal is stored: one SQLite database (`journal.sqlite`) in
+//! write-ahead-log mode, its tables, and the transaction that appends a batch. Keeping storage
+//! behind this one module is what let it move from sled (format 1, see `legacy.rs`) to SQLite.
+//!
+//! Why SQLite: a command opens it in well under a millisecond whatever the journal's size (sled
+//! 0.34 rewrote every free segment and fsynced on each open), a batch is one transaction that is
+//! durable after one fsync of the write-ahead log and that either happens whole or not at all
+//! (a full disk rolls it back instead of leaving half a batch behind), and its B-trees give the
+//! per-session index and the snapshots without code of ours. It was already linked in for VS
+//! Code's `state.vscdb`.
 
-use std::fs::File;
-use std::mem::ManuallyDrop;
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use super::JournalError;
 
-/// The on-disk format this chasm reads and writes (meta key `format`).
-pub const FORMAT_VERSION: u32 = 1;
+/// The on-disk format this chasm reads and writes (`meta` key `format`). Format 1 was a sled
+/// database; `legacy.rs` converts it.
+pub const FORMAT_VERSION: u32 = 2;
 
-pub const TREE_META: &str = "meta";
-pub const TREE_LOG: &str = "log";
-pub const TREE_SESSION_LOG: &str = "session_log";
-pub const TREE_SESSIONS: &str = "sessions";
-/// Derived per-session snapshots (see `snapshot.rs`); keys as in `session_log`.
-pub const TREE_SNAPSHOTS: &str = "snapshots";
-/// A cache of what each session's provider file looked like when it was last in step (see
-/// `Journal::fingerprint`); keys are session ids. Not part of the history.
-pub const TREE_FINGERPRINTS: &str = "fingerprints";
+/// The database file inside the journal directory.
+pub const DB_FILE: &str = "journal.sqlite";
 
-pub const META_FORMAT: &[u8] = b"format";
-pub const META_HEAD: &[u8] = b"head";
+/// The file whose lock keeps a second process out for as long as one holds the journal.
+pub const LOCK_FILE: &str = "lock";
 
-/// `log` key: the seq, big-endian, so sled's byte order is seq order.
-pub fn log_key(seq: u64) -> [u8; 8] {
-    seq.to_be_bytes()
-}
+pub const META_FORMAT: &str = "format";
+pub const META_HEAD: &str = "head";
 
-/// Decodes a `log` key.
-pub fn parse_log_key(key: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(key.try_into().ok()?))
-}
-
-/// The prefix of one session's `session_log` keys: the id's length (u16 BE) then its bytes. The
-/// length makes the prefix unambiguous: no id's prefix is another id's prefix.
-pub fn session_prefix(session_id: &str) -> Vec<u8> {
-    let len = u16::try_from(session_id.len()).expect("session ids are validated to fit a u16");
-    let mut key = Vec::with_capacity(2 + session_id.len() + 8);
-    key.extend_from_slice(&len.to_be_bytes());
-    key.extend_from_slice(session_id.as_bytes());
-    key
-}
-
-/// `session_log` key: [`session_prefix`] then the seq, big-endian.
-pub fn session_log_key(session_id: &str, seq: u64) -> Vec<u8> {
-    let mut key = session_prefix(session_id);
-    key.extend_from_slice(&seq.to_be_bytes());
-    key
-}
-
-/// Decodes a `session_log` key into (session id, seq).
-pub fn parse_session_log_key(key: &[u8]) -> Option<(String, u64)> {
-    let len = u16::from_be_bytes(key.get(..2)?.try_into().ok()?) as usize;
-    let id = key.get(2..2 + len)?;
-    let seq = key.get(2 + len..)?;
-    Some((String::from_utf8(id.to_vec()).ok()?, u64::from_be_bytes(seq.try_into().ok()?)))
-}
+const SCHEMA: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE log (seq INTEGER PRIMARY KEY, session BLOB NOT NULL, record BLOB NOT NULL);
+CREATE INDEX log_by_session ON log (session, seq);
+CREATE TABLE sessions (id BLOB PRIMARY KEY, first_seq INTEGER NOT NULL, events INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE snapshots (session BLOB NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (session, seq)) WITHOUT ROWID;
+CREATE TABLE fingerprints (session BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+";
 
 /// `meta/head` value: last seq (u64 BE) ‖ its hash ‖ the first seq of the batch that ended
-/// there (u64 BE), so that an append that failed part-way can be found and rolled back.
+/// there (u64 BE).
 pub fn head_value(seq: u64, hash: &[u8; 32], batch_first: u64) -> [u8; 48] {
     let mut v = [0; 48];
     v[..8].copy_from_slice(&seq.to_be_bytes());
@@ -73,15 +48,14 @@ pub fn head_value(seq: u64, hash: &[u8; 32], batch_first: u64) -> [u8; 48] {
     v
 }
 
-/// Decodes `meta/head`: (last seq, its hash, first seq of its batch). A 40-byte head (written
-/// before batches were recorded) counts as a batch of one.
+/// Decodes `meta/head`: (last seq, its hash, first seq of its batch).
 pub fn parse_head(v: &[u8]) -> Option<(u64, [u8; 32], u64)> {
-    if v.len() != 40 && v.len() != 48 {
+    if v.len() != 48 {
         return None;
     }
     let seq = u64::from_be_bytes(v[..8].try_into().ok()?);
     let hash: [u8; 32] = v[8..40].try_into().ok()?;
-    let first = if v.len() == 48 { u64::from_be_bytes(v[40..].try_into().ok()?) } else { seq };
+    let first = u64::from_be_bytes(v[40..].try_into().ok()?);
     Some((seq, hash, first))
 }
 
@@ -92,263 +66,404 @@ pub struct Row {
     pub bytes: Vec<u8>,
 }
 
-/// The open sled database and its trees.
-///
-/// The handles are dropped by hand: sled flushes on drop, and after a failed write (a full
-/// disk) that flush waits forever for a write that will never succeed. A store that saw a
-/// write fail is poisoned and lets its handles go without flushing; what was acknowledged is
-/// already durable, and sled's recovery drops the unfinished rest on the next open.
-pub struct Store {
-    pub dir: PathBuf,
-    db: ManuallyDrop<sled::Db>,
-    pub meta: ManuallyDrop<sled::Tree>,
-    pub log: ManuallyDrop<sled::Tree>,
-    pub session_log: ManuallyDrop<sled::Tree>,
-    pub sessions: ManuallyDrop<sled::Tree>,
-    pub snapshots: ManuallyDrop<sled::Tree>,
-    pub fingerprints: ManuallyDrop<sled::Tree>,
-    /// sled's data file, kept open to `sync_all` after each flush.
-    db_file: File,
-    poisoned: AtomicBool,
+/// A session as the `sessions` table lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub id: String,
+    pub first_seq: u64,
+    pub events: u64,
 }
 
-impl Drop for Store {
-    fn drop(&mut self) {
-        if self.poisoned.load(Ordering::Relaxed) {
-            return;
-        }
-        // SAFETY: each handle is dropped exactly once, here, and the store is gone after.
-        unsafe {
-            ManuallyDrop::drop(&mut self.meta);
-            ManuallyDrop::drop(&mut self.log);
-            ManuallyDrop::drop(&mut self.session_log);
-            ManuallyDrop::drop(&mut self.sessions);
-            ManuallyDrop::drop(&mut self.snapshots);
-            ManuallyDrop::drop(&mut self.fingerprints);
-            ManuallyDrop::drop(&mut self.db);
-        }
+/// The open database, and the lock that makes it this process's alone.
+pub struct Store {
+    pub dir: PathBuf,
+    conn: Connection,
+    /// Held (with an exclusive `flock`) for as long as the store is open; dropped after the
+    /// connection.
+    _lock: File,
+}
+
+/// Maps SQLite's errors to the journal's: a full disk says so in the words a user knows.
+pub(super) fn storage(e: rusqlite::Error) -> JournalError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => JournalError::Storage("No space left on the device (the disk is full)".into()),
+        Some(ErrorCode::ReadOnly) => JournalError::Storage(format!("the journal is read-only: {e}")),
+        _ => JournalError::Storage(e.to_string()),
     }
 }
 
-fn storage(e: sled::Error) -> JournalError {
-    JournalError::Storage(e.to_string())
+/// SQL integers are i64; seqs and counts never come near its limit.
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 impl Store {
-    /// Opens (creating if needed) the sled database in `dir`, which must exist.
-    pub fn open(dir: &Path) -> Result<Store, JournalError> {
-        let db = sled::Config::new().path(dir).open().map_err(|e| match &e {
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                JournalError::Locked(dir.to_owned())
-            }
-            _ => JournalError::Storage(format!("cannot open {}: {e}", dir.display())),
-        })?;
-        let tree = |name: &str| db.open_tree(name).map_err(storage);
-        let (meta, log, session_log, sessions) =
-            (tree(TREE_META)?, tree(TREE_LOG)?, tree(TREE_SESSION_LOG)?, tree(TREE_SESSIONS)?);
-        let (snapshots, fingerprints) = (tree(TREE_SNAPSHOTS)?, tree(TREE_FINGERPRINTS)?);
-        let db_file = File::open(dir.join("db"))
-            .map_err(|e| JournalError::Io(format!("cannot open {}: {e}", dir.join("db").display())))?;
-        Ok(Store {
-            dir: dir.to_owned(),
-            db: ManuallyDrop::new(db),
-            meta: ManuallyDrop::new(meta),
-            log: ManuallyDrop::new(log),
-            session_log: ManuallyDrop::new(session_log),
-            sessions: ManuallyDrop::new(sessions),
-            snapshots: ManuallyDrop::new(snapshots),
-            fingerprints: ManuallyDrop::new(fingerprints),
-            db_file,
-            poisoned: AtomicBool::new(false),
-        })
+    /// Whether `dir` holds a journal database.
+    pub fn exists_in(dir: &Path) -> bool {
+        dir.join(DB_FILE).is_file()
     }
 
-    /// Reads the stored format version, writing [`FORMAT_VERSION`] into a new journal.
-    pub fn check_format(&self) -> Result<(), JournalError> {
-        match self.meta.get(META_FORMAT).map_err(storage)? {
-            Some(v) => {
-                let found = <[u8; 4]>::try_from(v.as_ref())
-                    .map(u32::from_be_bytes)
-                    .map_err(|_| JournalError::UnknownFormat(self.dir.clone()))?;
-                if found == FORMAT_VERSION {
-                    Ok(())
-                } else if found > FORMAT_VERSION {
-                    Err(JournalError::NewerFormat { dir: self.dir.clone(), found, supported: FORMAT_VERSION })
-                } else {
-                    Err(JournalError::UnknownFormat(self.dir.clone()))
-                }
+    /// Opens (creating if needed) the database in `dir`, which must exist, after taking the
+    /// journal's lock; a second process gets [`JournalError::Locked`] at once.
+    pub fn open(dir: &Path) -> Result<Store, JournalError> {
+        let lock = lock(dir)?;
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| JournalError::Storage(format!("cannot open {}: {e}", path.display())))?;
+        // Exclusive locking before the first access keeps the write-ahead log's index in memory
+        // (no `-shm` file); FULL makes every commit fsync the log: the durability point.
+        conn.execute_batch(
+            "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+             PRAGMA cache_size = -16384;",
+        )
+        .map_err(|e| match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase) => JournalError::UnknownFormat(dir.to_owned()),
+            _ => JournalError::Storage(format!("cannot open {}: {e}", path.display())),
+        })?;
+        let store = Store { dir: dir.to_owned(), conn, _lock: lock };
+        store.check_format()?;
+        Ok(store)
+    }
+
+    /// Reads the stored format version, creating the tables of a new journal.
+    fn check_format(&self) -> Result<(), JournalError> {
+        let has_meta: bool =
+            self.conn
+                .query_row("SELECT count(*) FROM sqlite_schema WHERE name = 'meta'", [], |r| r.get::<_, i64>(0))
+                .map_err(|e| match e.sqlite_error_code() {
+                Some(ErrorCode::NotADatabase) => JournalError::UnknownFormat(self.dir.clone()),
+                _ => storage(e),
+            })? > 0;
+        if !has_meta {
+            let empty: i64 =
+                self.conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0)).map_err(storage)?;
+            if empty != 0 {
+                return Err(JournalError::UnknownFormat(self.dir.clone()));
             }
-            None if self.log.is_empty() && self.session_log.is_empty() && self.sessions.is_empty() => {
-                self.meta.insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes()).map_err(storage)?;
-                self.sync()
-            }
-            None => Err(JournalError::UnknownFormat(self.dir.clone())),
+            self.transaction(|s| {
+                s.conn.execute_batch(SCHEMA).map_err(storage)?;
+                s.conn
+                    .execute(
+                        "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                        params![META_FORMAT, &FORMAT_VERSION.to_be_bytes()[..]],
+                    )
+                    .map_err(storage)?;
+                Ok(())
+            })?;
+            sync_dir(&self.dir);
+            return Ok(());
         }
+        let v = self.meta(META_FORMAT)?;
+        let found = v
+            .as_deref()
+            .and_then(|v| <[u8; 4]>::try_from(v).ok())
+            .map(u32::from_be_bytes)
+            .ok_or_else(|| JournalError::UnknownFormat(self.dir.clone()))?;
+        match found {
+            FORMAT_VERSION => Ok(()),
+            f if f > FORMAT_VERSION => {
+                Err(JournalError::NewerFormat { dir: self.dir.clone(), found: f, supported: FORMAT_VERSION })
+            }
+            _ => Err(JournalError::UnknownFormat(self.dir.clone())),
+        }
+    }
+
+    /// Runs `f` in one transaction: committed (durably) when it returns `Ok`, rolled back
+    /// otherwise.
+    pub fn transaction<T>(&self, f: impl FnOnce(&Store) -> Result<T, JournalError>) -> Result<T, JournalError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(storage)?;
+        match f(self) {
+            Ok(v) => match self.conn.execute_batch("COMMIT") {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    Err(storage(e))
+                }
+            },
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Store::transaction`] for derived data (snapshots, fingerprints): committed without an
+    /// fsync of its own. A power cut may lose it, never damage it; the next durable commit
+    /// makes it durable too.
+    pub fn derived_transaction<T>(&self, f: impl FnOnce(&Store) -> Result<T, JournalError>) -> Result<T, JournalError> {
+        self.conn.execute_batch("PRAGMA synchronous = NORMAL").map_err(storage)?;
+        let result = self.transaction(f);
+        self.conn.execute_batch("PRAGMA synchronous = FULL").map_err(storage)?;
+        result
+    }
+
+    /// A `meta` value.
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, JournalError> {
+        self.conn
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")
+            .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+            .map_err(storage)
     }
 
     /// The last record's (seq, stored bytes), if any.
-    pub fn last(&self) -> Result<Option<(u64, sled::IVec)>, JournalError> {
-        match self.log.last().map_err(storage)? {
-            None => Ok(None),
-            Some((k, v)) => {
-                let seq = parse_log_key(&k)
-                    .ok_or_else(|| JournalError::Corrupt { seq: 0, reason: "a log key is not 8 bytes".into() })?;
-                Ok(Some((seq, v)))
+    pub fn last(&self) -> Result<Option<(u64, Vec<u8>)>, JournalError> {
+        self.conn
+            .prepare_cached("SELECT seq, record FROM log ORDER BY seq DESC LIMIT 1")
+            .and_then(|mut s| s.query_row([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))).optional())
+            .map_err(storage)
+    }
+
+    /// The stored bytes of the record at `seq`.
+    pub fn get(&self, seq: u64) -> Result<Option<Vec<u8>>, JournalError> {
+        self.conn
+            .prepare_cached("SELECT record FROM log WHERE seq = ?1")
+            .and_then(|mut s| s.query_row([int(seq)], |r| r.get(0)).optional())
+            .map_err(storage)
+    }
+
+    /// The records with seqs in `lo..=hi`, ascending.
+    pub fn records_between(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, record FROM log WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq")
+            .map_err(storage)?;
+        let rows =
+            stmt.query_map([int(lo), int(hi)], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))).map_err(storage)?;
+        rows.collect::<Result<_, _>>().map_err(storage)
+    }
+
+    /// Every stored row in seq order — (seq, the session it is filed under, the record bytes) —
+    /// handed to `f` one at a time without loading the log; `f` returns `false` to stop.
+    pub fn scan(&self, mut f: impl FnMut(u64, &[u8], &[u8]) -> bool) -> Result<(), JournalError> {
+        let mut stmt = self.conn.prepare("SELECT seq, session, record FROM log ORDER BY seq").map_err(storage)?;
+        let mut rows = stmt.query([]).map_err(storage)?;
+        while let Some(row) = rows.next().map_err(storage)? {
+            let seq = row.get::<_, i64>(0).map_err(storage)? as u64;
+            let session = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(storage)?;
+            let record = row.get_ref(2).and_then(|v| Ok(v.as_blob()?)).map_err(storage)?;
+            if !f(seq, session, record) {
+                break;
             }
-        }
-    }
-
-    /// Writes a batch of records and their index entries in one transaction, then makes it
-    /// durable with a single flush: the group commit.
-    pub fn append(&self, rows: &[Row], head: [u8; 48]) -> Result<(), JournalError> {
-        let result: Result<(), TransactionError<()>> = (&*self.meta, &*self.log, &*self.session_log, &*self.sessions)
-            .transaction(|(meta, log, session_log, sessions)| {
-                for row in rows {
-                    log.insert(&log_key(row.seq)[..], row.bytes.as_slice())?;
-                    session_log.insert(session_log_key(&row.session_id, row.seq), &[] as &[u8])?;
-                    if sessions.get(row.session_id.as_bytes())?.is_none() {
-                        sessions.insert(row.session_id.as_bytes(), &log_key(row.seq)[..])?;
-                    }
-                }
-                meta.insert(META_HEAD, &head[..])?;
-                Ok::<(), ConflictableTransactionError<()>>(())
-            });
-        result.map_err(|e| {
-            let reason = match e {
-                TransactionError::Storage(e) => e.to_string(),
-                TransactionError::Abort(()) => "aborted".into(),
-            };
-            self.poison(JournalError::Storage(format!("append failed: {reason}")))
-        })?;
-        self.sync()
-    }
-
-    /// Writes what sled buffers, without the fsync that makes it survive a power cut: enough for
-    /// derived data, which is rebuilt when lost.
-    pub fn db_flush(&self) -> Result<(), JournalError> {
-        self.db.flush().map(|_| ()).map_err(|e| self.poison(storage(e)))
-    }
-
-    /// sled's `flush` ends in `sync_file_range` on Linux, which survives a killed process but
-    /// not a power cut; `sync_all` on its data file afterwards makes the write durable.
-    fn sync(&self) -> Result<(), JournalError> {
-        self.db.flush().map_err(|e| self.poison(storage(e)))?;
-        self.db_file.sync_all().map_err(|e| self.poison(JournalError::Io(format!("cannot sync the journal: {e}"))))
-    }
-
-    /// Finds the remains of an append that failed part-way: sled does not undo a transaction
-    /// whose write failed (a full disk), so some of its records or index entries may be there
-    /// after a reopen. Returns the seqs of that batch (and anything after it). An append that
-    /// completed is never included: its batch is whole and its last record carries the hash the
-    /// head names. (A log whose tail was cut or altered looks the same; that is why removing
-    /// them is left to an explicit `verify --repair`.)
-    pub fn incomplete_append(&self) -> Result<Option<(u64, u64)>, JournalError> {
-        let max = match self.log.last().map_err(storage)? {
-            Some((k, _)) => parse_log_key(&k).unwrap_or(0),
-            None => 0,
-        };
-        let head = self.meta.get(META_HEAD).map_err(storage)?;
-        let head = head.as_deref().and_then(parse_head);
-        let from = match head {
-            None if max == 0 => return Ok(None),
-            None => 1,
-            Some((last, hash, first)) => {
-                // One range walk rather than a lookup per seq: this runs on every open, and the
-                // last batch of a first sync holds every session's history.
-                let whole =
-                    first <= last && self.log.range(log_key(first)..=log_key(last)).count() as u64 == last - first + 1;
-                let ends_right = self
-                    .log
-                    .get(log_key(last))
-                    .map_err(storage)?
-                    .and_then(|b| super::SyncChange::decode(&b).ok())
-                    .is_some_and(|r| r.hash == hash);
-                if !(whole && ends_right) {
-                    first
-                } else if max > last {
-                    last + 1
-                } else {
-                    return Ok(None);
-                }
-            }
-        };
-        Ok(Some((from, max.max(head.map_or(0, |h| h.0)))))
-    }
-
-    /// Removes records `from..=to` and everything derived from them, and points the head at
-    /// the record before: the undoing of an append that never completed.
-    pub fn roll_back(&self, from: u64, to: u64) -> Result<(), JournalError> {
-        for seq in from..=to {
-            self.log.remove(log_key(seq)).map_err(storage)?;
-        }
-        self.remove_snapshots_between(from, to)?;
-        let stray: Vec<(String, u64)> = self
-            .session_log
-            .iter()
-            .keys()
-            .filter_map(|k| k.ok().and_then(|k| parse_session_log_key(&k)))
-            .filter(|(_, seq)| (from..=to).contains(seq))
-            .collect();
-        for (sid, seq) in stray {
-            self.session_log.remove(session_log_key(&sid, seq)).map_err(storage)?;
-        }
-        let firsts: Vec<sled::IVec> = self
-            .sessions
-            .iter()
-            .filter_map(Result::ok)
-            .filter(|(_, v)| parse_log_key(v).is_some_and(|seq| (from..=to).contains(&seq)))
-            .map(|(k, _)| k)
-            .collect();
-        for sid in firsts {
-            // The session may have records before the rolled-back ones: its first is the
-            // lowest left in its index.
-            let prefix = session_prefix(&String::from_utf8_lossy(&sid));
-            match self.session_log.scan_prefix(&prefix).keys().next() {
-                Some(k) => {
-                    let seq = parse_session_log_key(&k.map_err(storage)?).map_or(0, |(_, seq)| seq);
-                    self.sessions.insert(&sid, &log_key(seq)[..]).map_err(storage)?;
-                }
-                None => {
-                    self.sessions.remove(&sid).map_err(storage)?;
-                }
-            }
-        }
-        if from <= 1 {
-            self.meta.remove(META_HEAD).map_err(storage)?;
-        } else {
-            let prev = self
-                .log
-                .get(log_key(from - 1))
-                .map_err(storage)?
-                .and_then(|b| super::SyncChange::decode(&b).ok())
-                .ok_or_else(|| JournalError::Corrupt {
-                    seq: from - 1,
-                    reason: "missing before a failed append".into(),
-                })?;
-            self.meta.insert(META_HEAD, &head_value(from - 1, &prev.hash, from - 1)[..]).map_err(storage)?;
-        }
-        self.sync()
-    }
-
-    /// Removes every snapshot taken at a seq in `from..=to`, in one pass over the snapshots.
-    fn remove_snapshots_between(&self, from: u64, to: u64) -> Result<(), JournalError> {
-        let stale: Vec<sled::IVec> = self
-            .snapshots
-            .iter()
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| parse_session_log_key(k).is_some_and(|(_, s)| (from..=to).contains(&s)))
-            .collect();
-        for k in stale {
-            self.snapshots.remove(k).map_err(storage)?;
         }
         Ok(())
     }
 
-    /// Marks the store as having seen a failed write (see [`Store`]) and passes the error on.
-    fn poison(&self, e: JournalError) -> JournalError {
-        self.poisoned.store(true, Ordering::Relaxed);
-        e
+    /// How many records the log holds.
+    pub fn count(&self) -> Result<u64, JournalError> {
+        self.conn.query_row("SELECT count(*) FROM log", [], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(storage)
+    }
+
+    /// A session's seqs after `after` up to `upto`, ascending, from the per-session index.
+    pub fn session_seqs(&self, session_id: &str, after: u64, upto: u64) -> Result<Vec<u64>, JournalError> {
+        if after >= upto {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq FROM log WHERE session = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq")
+            .map_err(storage)?;
+        let rows = stmt
+            .query_map(params![session_id.as_bytes(), int(after), int(upto)], |r| r.get::<_, i64>(0))
+            .map_err(storage)?;
+        rows.map(|r| r.map(|s| s as u64)).collect::<Result<_, _>>().map_err(storage)
+    }
+
+    /// The seq of a session's newest record (0: none).
+    pub fn session_last_seq(&self, session_id: &str) -> Result<u64, JournalError> {
+        self.conn
+            .prepare_cached("SELECT max(seq) FROM log WHERE session = ?1")
+            .and_then(|mut s| s.query_row([session_id.as_bytes()], |r| r.get::<_, Option<i64>>(0)))
+            .map(|s| s.map_or(0, |s| s as u64))
+            .map_err(storage)
+    }
+
+    /// One session's row in the `sessions` table.
+    pub fn session(&self, session_id: &str) -> Result<Option<SessionRow>, JournalError> {
+        self.conn
+            .prepare_cached("SELECT first_seq, events FROM sessions WHERE id = ?1")
+            .and_then(|mut s| {
+                s.query_row([session_id.as_bytes()], |r| {
+                    Ok(SessionRow {
+                        id: session_id.to_owned(),
+                        first_seq: r.get::<_, i64>(0)? as u64,
+                        events: r.get::<_, i64>(1)? as u64,
+                    })
+                })
+                .optional()
+            })
+            .map_err(storage)
+    }
+
+    /// The `sessions` table, ordered by id bytes; ids that are not UTF-8 are an error.
+    pub fn sessions(&self) -> Result<Vec<SessionRow>, JournalError> {
+        self.sessions_where("", usize::MAX)
+    }
+
+    /// Up to `limit` sessions whose ids start with `prefix`, in id order.
+    pub fn sessions_where(&self, prefix: &str, limit: usize) -> Result<Vec<SessionRow>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, first_seq, events FROM sessions WHERE id >= ?1 ORDER BY id")
+            .map_err(storage)?;
+        let mut rows = stmt.query([prefix.as_bytes()]).map_err(storage)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(storage)? {
+            let id = row.get_ref(0).and_then(|v| Ok(v.as_blob()?)).map_err(storage)?;
+            if !id.starts_with(prefix.as_bytes()) || out.len() >= limit {
+                break;
+            }
+            let id = String::from_utf8(id.to_vec())
+                .map_err(|_| JournalError::Corrupt { seq: 0, reason: "a session id is not UTF-8".into() })?;
+            out.push(SessionRow {
+                id,
+                first_seq: row.get::<_, i64>(1).map_err(storage)? as u64,
+                events: row.get::<_, i64>(2).map_err(storage)? as u64,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Stores a batch of records, their sessions' rows and the new head, inside the caller's
+    /// transaction (see [`Store::transaction`]).
+    pub fn insert(&self, rows: &[Row], head: [u8; 48]) -> Result<(), JournalError> {
+        let mut log =
+            self.conn.prepare_cached("INSERT INTO log (seq, session, record) VALUES (?1, ?2, ?3)").map_err(storage)?;
+        let mut sessions = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO sessions (id, first_seq, events) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (id) DO UPDATE SET events = events + excluded.events",
+            )
+            .map_err(storage)?;
+        let mut counts: std::collections::HashMap<&str, (u64, u64)> = std::collections::HashMap::new();
+        for row in rows {
+            log.execute(params![int(row.seq), row.session_id.as_bytes(), row.bytes]).map_err(storage)?;
+            counts.entry(&row.session_id).or_insert((row.seq, 0)).1 += 1;
+        }
+        for (id, (first, n)) in counts {
+            sessions.execute(params![id.as_bytes(), int(first), int(n)]).map_err(storage)?;
+        }
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(params![META_HEAD, &head[..]]))
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    /// The newest snapshot of a session taken at or before `upto`: (seq, bytes).
+    pub fn snapshot_at_or_before(&self, session_id: &str, upto: u64) -> Result<Option<(u64, Vec<u8>)>, JournalError> {
+        self.conn
+            .prepare_cached(
+                "SELECT seq, body FROM snapshots WHERE session = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![session_id.as_bytes(), int(upto)], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(storage)
+    }
+
+    /// Every snapshot of a session, by seq.
+    pub fn snapshots_of(&self, session_id: &str) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, body FROM snapshots WHERE session = ?1 ORDER BY seq")
+            .map_err(storage)?;
+        let rows = stmt
+            .query_map([session_id.as_bytes()], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+            .map_err(storage)?;
+        rows.collect::<Result<_, _>>().map_err(storage)
+    }
+
+    /// Stores (or replaces) a snapshot.
+    pub fn put_snapshot(&self, session_id: &str, seq: u64, body: &[u8]) -> Result<(), JournalError> {
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO snapshots (session, seq, body) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| s.execute(params![session_id.as_bytes(), int(seq), body]))
+            .map(|_| ())
+            .map_err(storage)
+    }
+
+    /// Removes one snapshot.
+    pub fn remove_snapshot(&self, session_id: &str, seq: u64) -> Result<(), JournalError> {
+        self.conn
+            .prepare_cached("DELETE FROM snapshots WHERE session = ?1 AND seq = ?2")
+            .and_then(|mut s| s.execute(params![session_id.as_bytes(), int(seq)]))
+            .map(|_| ())
+            .map_err(storage)
+    }
+
+    /// A cached fingerprint's bytes.
+    pub fn fingerprint(&self, session_id: &str) -> Result<Option<Vec<u8>>, JournalError> {
+        self.conn
+            .prepare_cached("SELECT value FROM fingerprints WHERE session = ?1")
+            .and_then(|mut s| s.query_row([session_id.as_bytes()], |r| r.get(0)).optional())
+            .map_err(storage)
+    }
+
+    /// Stores fingerprints; `None` removes one.
+    pub fn set_fingerprints<'a>(
+        &self,
+        entries: impl IntoIterator<Item = (&'a str, Option<Vec<u8>>)>,
+    ) -> Result<(), JournalError> {
+        self.derived_transaction(|s| {
+            let mut put = s
+                .conn
+                .prepare_cached("INSERT OR REPLACE INTO fingerprints (session, value) VALUES (?1, ?2)")
+                .map_err(storage)?;
+            let mut del = s.conn.prepare_cached("DELETE FROM fingerprints WHERE session = ?1").map_err(storage)?;
+            for (id, value) in entries {
+                match value {
+                    Some(v) => put.execute(params![id.as_bytes(), v]),
+                    None => del.execute([id.as_bytes()]),
+                }
+                .map_err(storage)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// SQLite's `integrity_check`: the first thing it finds wrong with the database's pages or
+    /// indexes, if anything.
+    pub fn integrity_problem(&self) -> Result<Option<String>, JournalError> {
+        let first: String = self.conn.query_row("PRAGMA integrity_check(1)", [], |r| r.get(0)).map_err(storage)?;
+        Ok((first != "ok").then_some(first))
+    }
+
+    /// Runs raw SQL: for tests that damage a journal on purpose.
+    #[cfg(test)]
+    pub fn execute(&self, sql: &str) -> rusqlite::Result<()> {
+        self.conn.execute_batch(sql)
+    }
+}
+
+/// Takes the journal directory's lock: an exclusive `flock` on its lock file, held until the
+/// returned file is dropped. A lock held elsewhere is [`JournalError::Locked`], at once.
+pub fn lock(dir: &Path) -> Result<File, JournalError> {
+    let lock_path = dir.join(LOCK_FILE);
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| JournalError::Io(format!("cannot open {}: {e}", lock_path.display())))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::Locked(dir.to_owned())),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(JournalError::Io(format!("cannot lock {}: {e}", lock_path.display())))
+        }
+    }
+}
+
+/// Fsyncs a directory so that a file just created in it survives a power cut. Directories
+/// cannot be opened for syncing on every platform; a failure is not an error.
+pub fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
     }
 }
 
@@ -357,13 +472,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn session_log_keys_round_trip_and_sort_by_seq() {
-        let k = session_log_key("abc", 258);
-        assert_eq!(k, [0, 3, b'a', b'b', b'c', 0, 0, 0, 0, 0, 0, 1, 2]);
-        assert_eq!(parse_session_log_key(&k), Some(("abc".into(), 258)));
-        assert!(session_log_key("abc", 9) < session_log_key("abc", 10));
-        // An id that extends another never shares its prefix.
-        assert!(!session_log_key("abcd", 1).starts_with(&session_prefix("abc")));
-        assert_eq!(parse_session_log_key(&[0, 9, b'a']), None);
+    fn heads_round_trip() {
+        let v = head_value(258, &[7; 32], 200);
+        assert_eq!(parse_head(&v), Some((258, [7; 32], 200)));
+        assert_eq!(parse_head(&v[..40]), None);
+    }
+
+    #[test]
+    fn a_prefix_lists_only_sessions_that_start_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let rows: Vec<Row> = ["ab", "abc", "abd", "b"]
+            .iter()
+            .enumerate()
+            .map(|(i, id)| Row { seq: i as u64 + 1, session_id: (*id).into(), bytes: vec![0] })
+            .collect();
+        store.transaction(|s| s.insert(&rows, head_value(4, &[0; 32], 1))).unwrap();
+        let ids = |p: &str, n| store.sessions_where(p, n).unwrap().into_iter().map(|s| s.id).collect::<Vec<_>>();
+        assert_eq!(ids("ab", 10), ["ab", "abc", "abd"]);
+        assert_eq!(ids("abc", 10), ["abc"]);
+        assert_eq!(ids("ab", 2), ["ab", "abc"]);
+        assert_eq!(ids("c", 10), Vec::<String>::new());
+        assert_eq!(store.session_seqs("abc", 0, u64::MAX).unwrap(), [2]);
     }
 }

@@ -30,23 +30,7 @@ impl Env {
     }
 
     /// Runs `chasm --journal <journal> ARGS`.
-    ///
-    /// Tests that edit the journal through sled in this process release sled's file lock a
-    /// moment after dropping the database (its background threads let go of the file
-    /// asynchronously), so a run that finds the journal locked is retried for a while.
     pub fn chasm(&self, args: &[&str]) -> Output {
-        for _ in 0..100 {
-            let out = self.chasm_once(args);
-            if !String::from_utf8_lossy(&out.stderr).contains("locked by another process") {
-                return out;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(30));
-        }
-        self.chasm_once(args)
-    }
-
-    /// Runs chasm once, without retrying on a locked journal.
-    pub fn chasm_once(&self, args: &[&str]) -> Output {
         let mut cmd = chasm_command();
         cmd.arg("--journal").arg(self.journal()).args(args);
         cmd.output().unwrap()

@@ -42,11 +42,11 @@ pub fn mutations(old: &Value, new: &Value) -> Vec<Value> {
         out.push(json!({"kind": 3, "k": [key]}));
     }
     for (key, value) in new {
-        if key == REQUESTS_KEY {
-            if let (Some(Value::Array(o)), Value::Array(n)) = (old.get(key), value) {
-                requests_mutations(o, n, &mut out);
-                continue;
-            }
+        if key == REQUESTS_KEY
+            && let (Some(Value::Array(o)), Value::Array(n)) = (old.get(key), value)
+        {
+            requests_mutations(o, n, &mut out);
+            continue;
         }
         if old.get(key) != Some(value) {
             out.push(json!({"kind": 1, "k": [key], "v": value}));
