@@ -16,7 +16,7 @@
 //!   in each file's own format, and keeps VS Code's session index in `state.vscdb`.
 //! - [`diff`]: a session read from a file against the journal's view of it → entity changes;
 //!   the changes a restore records; summaries for `chasm diff` (pure).
-//! - [`journal`]: the append-only sled-backed log, its record codec, indexes, snapshots for
+//! - [`journal`]: the append-only log (an SQLite database), its record codec, indexes, snapshots for
 //!   bounded replay, the portable export form, and `verify`.
 //! - [`fold`]: events → session state at any point, and the three views (merge base, local,
 //!   remote) that status, conflicts and sync decisions are derived from (pure).
