@@ -546,6 +546,21 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
     );
 }
 
+/// The workloads' directory: removed at the end unless kept.
+enum Kept {
+    Temp(tempfile::TempDir),
+    Path(PathBuf),
+}
+
+impl Kept {
+    fn path(&self) -> &Path {
+        match self {
+            Kept::Temp(t) => t.path(),
+            Kept::Path(p) => p,
+        }
+    }
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let scale = if quick {
@@ -555,7 +570,12 @@ fn main() {
     };
     let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let want = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    // CHASM_BENCH_KEEP=1 leaves the workloads behind (the path is printed) for profiling.
     let tmp = tempfile::tempdir().unwrap();
+    if std::env::var_os("CHASM_BENCH_KEEP").is_some() {
+        eprintln!("workloads kept in {}", tmp.path().display());
+    }
+    let tmp = if std::env::var_os("CHASM_BENCH_KEEP").is_some() { Kept::Path(tmp.keep()) } else { Kept::Temp(tmp) };
     let mut rep = Report(Vec::new());
     println!("| measure | chasm | peer | ratio | target |");
     println!("| --- | ---: | ---: | ---: | --- |");

@@ -186,8 +186,10 @@ fn a_full_disk_during_an_append_is_an_error_and_damages_nothing() {
     let len = std::fs::metadata(&filler).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(&filler).unwrap().set_len(len - (1 << 20)).unwrap();
     let big = env.dir.path().join("big.json");
-    let requests: Vec<Value> =
-        (0..60).map(|i| json!({"requestId": format!("r{i}"), "response": [{"value": "z".repeat(50_000)}]})).collect();
+    // Each request different at both ends, so that none is stored as a small delta of another.
+    let requests: Vec<Value> = (0..60)
+        .map(|i| json!({"requestId": format!("r{i}"), "response": [{"value": format!("{}{i}", "z".repeat(50_000))}]}))
+        .collect();
     std::fs::write(&big, json!({"sessionId": "big", "requests": requests}).to_string()).unwrap();
     let line = assert_error_line(&run(&["capture", big.to_str().unwrap()]));
     assert!(line.contains("No space left"), "{line}");

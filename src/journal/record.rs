@@ -127,18 +127,50 @@ pub enum DecodeError {
 }
 
 /// The body as encoded: field order here is the on-disk field order.
-#[derive(Encode, BorrowDecode)]
-struct Body<'a> {
-    id: [u8; 16],
-    seq: u64,
-    session_id: &'a str,
-    change_type: ChangeType,
-    entity_type: EntityType,
-    entity_id: &'a str,
-    timestamp_ms: i64,
-    origin: Origin,
-    provider: &'a str,
-    payload: &'a [u8],
+#[derive(Debug, Clone, PartialEq, Eq, Encode, BorrowDecode)]
+pub(crate) struct Body<'a> {
+    pub id: [u8; 16],
+    pub seq: u64,
+    pub session_id: &'a str,
+    pub change_type: ChangeType,
+    pub entity_type: EntityType,
+    pub entity_id: &'a str,
+    pub timestamp_ms: i64,
+    pub origin: Origin,
+    pub provider: &'a str,
+    pub payload: &'a [u8],
+}
+
+/// A record's fields borrowed from its stored bytes, the payload left as JSON text: what the
+/// storage layer delta-encodes records with, without parsing a payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fields<'a> {
+    pub body: Body<'a>,
+    pub prev_hash: [u8; 32],
+    pub hash: [u8; 32],
+}
+
+impl<'a> Fields<'a> {
+    /// Splits stored record bytes into their fields (no hash check, no payload parse).
+    pub fn of(bytes: &'a [u8]) -> Result<Fields<'a>, DecodeError> {
+        let (canonical, prev_hash, hash) = split(bytes)?;
+        let (body, used): (Body, usize) = bincode::borrow_decode_from_slice(&canonical[1..], config())
+            .map_err(|e| DecodeError::Body(e.to_string()))?;
+        if used != canonical.len() - 1 {
+            return Err(DecodeError::TrailingBytes(canonical.len() - 1 - used));
+        }
+        Ok(Fields { body, prev_hash, hash })
+    }
+
+    /// The stored bytes these fields make: `C ‖ prev_hash ‖ hash`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.body.payload.len() + 160);
+        out.push(RECORD_VERSION);
+        bincode::encode_into_std_write(&self.body, &mut out, config()).expect("writing to a Vec cannot fail");
+        out.extend_from_slice(&self.prev_hash);
+        out.extend_from_slice(&self.hash);
+        out
+    }
 }
 
 fn config() -> impl bincode::config::Config {
@@ -222,12 +254,7 @@ impl SyncChange {
 
     /// Decodes stored bytes. Does not check the hash: see [`SyncChange::hash_matches`].
     pub fn decode(bytes: &[u8]) -> Result<SyncChange, DecodeError> {
-        let (canonical, prev_hash, hash) = split(bytes)?;
-        let (body, used): (Body, usize) = bincode::borrow_decode_from_slice(&canonical[1..], config())
-            .map_err(|e| DecodeError::Body(e.to_string()))?;
-        if used != canonical.len() - 1 {
-            return Err(DecodeError::TrailingBytes(canonical.len() - 1 - used));
-        }
+        let Fields { body, prev_hash, hash } = Fields::of(bytes)?;
         let payload: Value = serde_json::from_slice(body.payload).map_err(|e| DecodeError::Payload(e.to_string()))?;
         let timestamp =
             Utc.timestamp_millis_opt(body.timestamp_ms).single().ok_or(DecodeError::Timestamp(body.timestamp_ms))?;

@@ -9,12 +9,16 @@
 //! per-session index and the snapshots without code of ours. It was already linked in for VS
 //! Code's `state.vscdb`.
 
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use super::JournalError;
+use super::delta::{self, Form};
 
 /// The on-disk format this chasm reads and writes (`meta` key `format`). Format 1 was a sled
 /// database; `legacy.rs` converts it.
@@ -74,10 +78,47 @@ pub struct SessionRow {
     pub events: u64,
 }
 
+/// Record bytes read recently, by seq: the bases that reading a run of delta-stored records
+/// needs again and again (a session read in order finds each base here). Bounded in bytes.
+#[derive(Default)]
+struct Cache {
+    records: HashMap<u64, Rc<Vec<u8>>>,
+    order: VecDeque<u64>,
+    bytes: usize,
+}
+
+/// How many bytes of records [`Cache`] holds at most.
+const CACHE_BYTES: usize = 64 << 20;
+
+impl Cache {
+    fn get(&self, seq: u64) -> Option<Rc<Vec<u8>>> {
+        self.records.get(&seq).cloned()
+    }
+
+    fn put(&mut self, seq: u64, bytes: Rc<Vec<u8>>) {
+        if self.records.contains_key(&seq) {
+            return;
+        }
+        self.bytes += bytes.len();
+        self.records.insert(seq, bytes);
+        self.order.push_back(seq);
+        while self.bytes > CACHE_BYTES {
+            let Some(old) = self.order.pop_front() else { break };
+            if let Some(b) = self.records.remove(&old) {
+                self.bytes -= b.len();
+            }
+        }
+    }
+}
+
+/// A record a delta may be taken against: (seq, record bytes, depth of its stored row).
+type Base = (u64, Rc<Vec<u8>>, u8);
+
 /// The open database, and the lock that makes it this process's alone.
 pub struct Store {
     pub dir: PathBuf,
     conn: Connection,
+    cache: RefCell<Cache>,
     /// Held (with an exclusive `flock`) for as long as the store is open; dropped after the
     /// connection.
     _lock: File,
@@ -123,7 +164,7 @@ impl Store {
             Some(ErrorCode::NotADatabase) => JournalError::UnknownFormat(dir.to_owned()),
             _ => JournalError::Storage(format!("cannot open {}: {e}", path.display())),
         })?;
-        let store = Store { dir: dir.to_owned(), conn, _lock: lock };
+        let store = Store { dir: dir.to_owned(), conn, cache: RefCell::default(), _lock: lock };
         store.check_format()?;
         Ok(store)
     }
@@ -208,20 +249,73 @@ impl Store {
             .map_err(storage)
     }
 
-    /// The last record's (seq, stored bytes), if any.
+    /// The last record's (seq, bytes), if any.
     pub fn last(&self) -> Result<Option<(u64, Vec<u8>)>, JournalError> {
-        self.conn
-            .prepare_cached("SELECT seq, record FROM log ORDER BY seq DESC LIMIT 1")
-            .and_then(|mut s| s.query_row([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))).optional())
-            .map_err(storage)
+        let last: Option<i64> = self.conn.query_row("SELECT max(seq) FROM log", [], |r| r.get(0)).map_err(storage)?;
+        match last {
+            None => Ok(None),
+            Some(seq) => Ok(self.get(seq as u64)?.map(|b| (seq as u64, b))),
+        }
     }
 
-    /// The stored bytes of the record at `seq`.
+    /// The bytes of the record at `seq` (rebuilt from its delta when it is stored as one).
     pub fn get(&self, seq: u64) -> Result<Option<Vec<u8>>, JournalError> {
+        Ok(self.record(seq)?.map(|b| b.as_ref().clone()))
+    }
+
+    /// The row stored at `seq`: a record, or a delta (see `delta.rs`).
+    fn stored(&self, seq: u64) -> Result<Option<Vec<u8>>, JournalError> {
         self.conn
             .prepare_cached("SELECT record FROM log WHERE seq = ?1")
             .and_then(|mut s| s.query_row([int(seq)], |r| r.get(0)).optional())
             .map_err(storage)
+    }
+
+    /// The record at `seq`, through the cache.
+    fn record(&self, seq: u64) -> Result<Option<Rc<Vec<u8>>>, JournalError> {
+        if let Some(hit) = self.cache.borrow().get(seq) {
+            return Ok(Some(hit));
+        }
+        match self.stored(seq)? {
+            None => Ok(None),
+            Some(stored) => self.rebuild(seq, stored).map(Some),
+        }
+    }
+
+    /// The record bytes of the row `stored` at `seq`: itself, or its delta applied to its base
+    /// (read the same way, fewer than [`delta::MAX_DEPTH`] rows back). Cached.
+    fn rebuild(&self, seq: u64, stored: Vec<u8>) -> Result<Rc<Vec<u8>>, JournalError> {
+        let corrupt = |reason: String| JournalError::Corrupt { seq, reason };
+        let bytes = match delta::form(&stored).map_err(|e| corrupt(e.to_string()))? {
+            Form::Whole => Rc::new(stored),
+            Form::Delta { back, depth } => {
+                if back >= seq || depth == 0 || depth > delta::MAX_DEPTH {
+                    return Err(corrupt(format!("a delta names a base {back} records back at depth {depth}")));
+                }
+                let base_seq = seq - back;
+                let cached = self.cache.borrow().get(base_seq);
+                let base = match cached {
+                    Some(hit) => hit,
+                    None => {
+                        let stored = self
+                            .stored(base_seq)?
+                            .ok_or_else(|| corrupt(format!("the base of its delta, record {base_seq}, is missing")))?;
+                        // Depths fall towards the base, so a damaged row cannot send a read round
+                        // in a loop.
+                        if delta::depth(&stored) >= depth {
+                            return Err(corrupt("a delta's base is no shallower than the delta".into()));
+                        }
+                        self.rebuild(base_seq, stored)?
+                    }
+                };
+                if let Err(e) = super::record::Fields::of(&base) {
+                    return Err(JournalError::Corrupt { seq: base_seq, reason: e.to_string() });
+                }
+                Rc::new(delta::decode(&stored, seq, &base).map_err(|e| corrupt(e.to_string()))?)
+            }
+        };
+        self.cache.borrow_mut().put(seq, bytes.clone());
+        Ok(bytes)
     }
 
     /// The records with seqs in `lo..=hi`, ascending.
@@ -230,21 +324,28 @@ impl Store {
             .conn
             .prepare_cached("SELECT seq, record FROM log WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq")
             .map_err(storage)?;
-        let rows =
-            stmt.query_map([int(lo), int(hi)], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))).map_err(storage)?;
-        rows.collect::<Result<_, _>>().map_err(storage)
+        let rows = stmt
+            .query_map([int(lo), int(hi)], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?)))
+            .map_err(storage)?;
+        let rows: Vec<(u64, Vec<u8>)> = rows.collect::<Result<_, _>>().map_err(storage)?;
+        rows.into_iter().map(|(seq, stored)| Ok((seq, self.rebuild(seq, stored)?.as_ref().clone()))).collect()
     }
 
-    /// Every stored row in seq order — (seq, the session it is filed under, the record bytes) —
-    /// handed to `f` one at a time without loading the log; `f` returns `false` to stop.
-    pub fn scan(&self, mut f: impl FnMut(u64, &[u8], &[u8]) -> bool) -> Result<(), JournalError> {
+    /// Every stored row in seq order — (seq, the session it is filed under, the record bytes or
+    /// why they cannot be had) — handed to `f` one at a time without loading the log; `f`
+    /// returns `false` to stop.
+    pub fn scan(&self, mut f: impl FnMut(u64, &[u8], Result<&[u8], String>) -> bool) -> Result<(), JournalError> {
         let mut stmt = self.conn.prepare("SELECT seq, session, record FROM log ORDER BY seq").map_err(storage)?;
         let mut rows = stmt.query([]).map_err(storage)?;
         while let Some(row) = rows.next().map_err(storage)? {
             let seq = row.get::<_, i64>(0).map_err(storage)? as u64;
             let session = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(storage)?;
-            let record = row.get_ref(2).and_then(|v| Ok(v.as_blob()?)).map_err(storage)?;
-            if !f(seq, session, record) {
+            let stored = row.get_ref(2).and_then(|v| Ok(v.as_blob()?)).map_err(storage)?;
+            let record = self.rebuild(seq, stored.to_vec()).map_err(|e| match e {
+                JournalError::Corrupt { reason, .. } => reason,
+                other => other.to_string(),
+            });
+            if !f(seq, session, record.as_ref().map(|r| r.as_slice()).map_err(String::clone)) {
                 break;
             }
         }
@@ -338,9 +439,22 @@ impl Store {
                  ON CONFLICT (id) DO UPDATE SET events = events + excluded.events",
             )
             .map_err(storage)?;
-        let mut counts: std::collections::HashMap<&str, (u64, u64)> = std::collections::HashMap::new();
+        let mut counts: HashMap<&str, (u64, u64)> = HashMap::new();
+        // Each session's newest record so far, as (seq, bytes, depth): the base of its next delta.
+        let mut bases: HashMap<&str, Base> = HashMap::new();
         for row in rows {
-            log.execute(params![int(row.seq), row.session_id.as_bytes(), row.bytes]).map_err(storage)?;
+            let base = match bases.get(row.session_id.as_str()) {
+                Some(b) => Some(b.clone()),
+                None => self.base_for(&row.session_id)?,
+            };
+            let stored =
+                base.as_ref().and_then(|(seq, bytes, depth)| delta::encode(bytes, *depth, row.seq - seq, &row.bytes));
+            let depth = stored.as_deref().map_or(0, delta::depth);
+            log.execute(params![int(row.seq), row.session_id.as_bytes(), stored.as_deref().unwrap_or(&row.bytes)])
+                .map_err(storage)?;
+            let bytes = Rc::new(row.bytes.clone());
+            self.cache.borrow_mut().put(row.seq, bytes.clone());
+            bases.insert(&row.session_id, (row.seq, bytes, depth));
             counts.entry(&row.session_id).or_insert((row.seq, 0)).1 += 1;
         }
         for (id, (first, n)) in counts {
@@ -351,6 +465,18 @@ impl Store {
             .and_then(|mut s| s.execute(params![META_HEAD, &head[..]]))
             .map_err(storage)?;
         Ok(())
+    }
+
+    /// A session's newest stored record as a delta base: (seq, record bytes, depth).
+    fn base_for(&self, session_id: &str) -> Result<Option<Base>, JournalError> {
+        let seq = self.session_last_seq(session_id)?;
+        if seq == 0 {
+            return Ok(None);
+        }
+        let Some(stored) = self.stored(seq)? else { return Ok(None) };
+        let depth = delta::depth(&stored);
+        // A base that cannot be read is no base: the record is stored whole.
+        Ok(self.rebuild(seq, stored).ok().map(|bytes| (seq, bytes, depth)))
     }
 
     /// The newest snapshot of a session taken at or before `upto`: (seq, bytes).

@@ -54,6 +54,13 @@ pub(super) fn verify(store: &Store, progress: &crate::progress::Progress) -> Res
             });
             return false;
         }
+        let bytes = match bytes {
+            Ok(b) => b,
+            Err(reason) => {
+                problems.push(Problem { seq, reason });
+                return false;
+            }
+        };
         let record = match SyncChange::decode(bytes) {
             Ok(r) => r,
             Err(e) => {

@@ -1,0 +1,282 @@
+//! How a record is stored: whole, or as what changed since an earlier record of its session.
+//!
+//! Most of a journal is the same request stored again and again as its response streams in:
+//! each `message/update` carries the whole request, a few words longer. Storing each record as
+//! a delta against the session's previous record — the fields that differ, and the payload as
+//! the bytes between the common prefix and the common suffix — takes a streamed update from
+//! kilobytes to the few words it added. This is a storage encoding only: the record, its bytes
+//! and its hash are what they always were, and reading a stored row gives them back exactly.
+//!
+//! A delta names its base by distance (`seq - base_seq`) and carries its depth (how many deltas
+//! lie between it and a record stored whole); past [`MAX_DEPTH`] a record is stored whole, so
+//! reading any record costs at most that many rows. Pure: no I/O.
+
+use super::record::{ChangeType, DecodeError, EntityType, Fields, Origin};
+
+/// The longest chain of deltas before a record is stored whole again.
+pub const MAX_DEPTH: u8 = 16;
+
+/// The first byte of a delta. A record stored whole starts with its version byte (1).
+const DELTA: u8 = 0xDE;
+
+/// What a stored row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// The record's bytes as they are.
+    Whole,
+    /// A delta against the record `back` seqs earlier, `depth` deltas from a whole record.
+    Delta { back: u64, depth: u8 },
+}
+
+/// Reads a stored row's form (its first bytes only).
+pub fn form(stored: &[u8]) -> Result<Form, DecodeError> {
+    match stored.first() {
+        Some(&DELTA) => {
+            let mut r = Reader(&stored[1..]);
+            let back = r.varint()?;
+            let depth = r.byte()?;
+            if back == 0 {
+                return Err(DecodeError::Body("a delta names itself as its base".into()));
+            }
+            Ok(Form::Delta { back, depth })
+        }
+        _ => Ok(Form::Whole),
+    }
+}
+
+/// The depth of a stored row (0 when whole).
+pub fn depth(stored: &[u8]) -> u8 {
+    match form(stored) {
+        Ok(Form::Delta { depth, .. }) => depth,
+        _ => 0,
+    }
+}
+
+/// Encodes `record` (stored bytes) as a delta against `base` (the stored bytes of an earlier
+/// record of the same session, `back` seqs before it, itself at `base_depth`). `None` when a
+/// delta is not allowed (different session, too deep, not decodable) or not smaller.
+pub fn encode(base: &[u8], base_depth: u8, back: u64, record: &[u8]) -> Option<Vec<u8>> {
+    if back == 0 || base_depth >= MAX_DEPTH {
+        return None;
+    }
+    let (b, r) = (Fields::of(base).ok()?, Fields::of(record).ok()?);
+    if b.body.session_id != r.body.session_id {
+        return None;
+    }
+    let (bp, rp) = (b.body.payload, r.body.payload);
+    let prefix = bp.iter().zip(rp).take_while(|(x, y)| x == y).count();
+    let room = bp.len().min(rp.len()) - prefix;
+    let suffix = bp.iter().rev().zip(rp.iter().rev()).take(room).take_while(|(x, y)| x == y).count();
+    let middle = &rp[prefix..rp.len() - suffix];
+
+    let mut out = Vec::with_capacity(middle.len() + 128);
+    out.push(DELTA);
+    put_varint(&mut out, back);
+    out.push(base_depth + 1);
+    out.extend_from_slice(&r.body.id);
+    put_varint(&mut out, zigzag(r.body.timestamp_ms.wrapping_sub(b.body.timestamp_ms)));
+    out.push(index(ChangeType::ALL, r.body.change_type));
+    out.push(index(EntityType::ALL, r.body.entity_type));
+    out.push(index(Origin::ALL, r.body.origin));
+    put_text(&mut out, r.body.entity_id, b.body.entity_id);
+    put_text(&mut out, r.body.provider, b.body.provider);
+    put_varint(&mut out, prefix as u64);
+    put_varint(&mut out, suffix as u64);
+    put_varint(&mut out, middle.len() as u64);
+    out.extend_from_slice(middle);
+    out.extend_from_slice(&r.prev_hash);
+    out.extend_from_slice(&r.hash);
+    (out.len() < record.len()).then_some(out)
+}
+
+/// The record bytes of the delta `stored` at `seq`, given its base's record bytes.
+pub fn decode(stored: &[u8], seq: u64, base: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let b = Fields::of(base)?;
+    let mut r = Reader(stored.get(1..).ok_or(DecodeError::TooShort(0))?);
+    r.varint()?;
+    r.byte()?;
+    let id: [u8; 16] = r.take(16)?.try_into().expect("16 bytes");
+    let timestamp_ms = b.body.timestamp_ms.wrapping_add(unzigzag(r.varint()?));
+    let change_type = pick(ChangeType::ALL, r.byte()?)?;
+    let entity_type = pick(EntityType::ALL, r.byte()?)?;
+    let origin = pick(Origin::ALL, r.byte()?)?;
+    let entity_id = r.text(b.body.entity_id)?;
+    let provider = r.text(b.body.provider)?;
+    let (prefix, suffix) = (r.len()?, r.len()?);
+    let middle_len = r.len()?;
+    let middle = r.take(middle_len)?;
+    let bp = b.body.payload;
+    if prefix.checked_add(suffix).is_none_or(|n| n > bp.len()) {
+        return Err(DecodeError::Body("a delta reaches past its base's payload".into()));
+    }
+    let mut payload = Vec::with_capacity(prefix + middle.len() + suffix);
+    payload.extend_from_slice(&bp[..prefix]);
+    payload.extend_from_slice(middle);
+    payload.extend_from_slice(&bp[bp.len() - suffix..]);
+    let prev_hash: [u8; 32] = r.take(32)?.try_into().expect("32 bytes");
+    let hash: [u8; 32] = r.take(32)?.try_into().expect("32 bytes");
+    if !r.0.is_empty() {
+        return Err(DecodeError::TrailingBytes(r.0.len()));
+    }
+    let body = super::record::Body {
+        id,
+        seq,
+        session_id: b.body.session_id,
+        change_type,
+        entity_type,
+        entity_id: &entity_id,
+        timestamp_ms,
+        origin,
+        provider: &provider,
+        payload: &payload,
+    };
+    Ok(Fields { body, prev_hash, hash }.to_bytes())
+}
+
+fn index<T: PartialEq>(all: &[T], v: T) -> u8 {
+    all.iter().position(|x| *x == v).expect("every value is listed") as u8
+}
+
+fn pick<T: Copy>(all: &[T], i: u8) -> Result<T, DecodeError> {
+    all.get(i as usize).copied().ok_or_else(|| DecodeError::Body(format!("unknown enum value {i} in a delta")))
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A string the same as the base's: 0; otherwise its length + 1, then its bytes.
+fn put_text(out: &mut Vec<u8>, text: &str, base: &str) {
+    if text == base {
+        out.push(0);
+    } else {
+        put_varint(out, text.len() as u64 + 1);
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if n > self.0.len() {
+            return Err(DecodeError::Body("a delta ends early".into()));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn byte(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn varint(&mut self) -> Result<u64, DecodeError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(DecodeError::Body("a varint in a delta is too long".into()))
+    }
+
+    fn len(&mut self) -> Result<usize, DecodeError> {
+        usize::try_from(self.varint()?).map_err(|_| DecodeError::Body("a length in a delta is too large".into()))
+    }
+
+    fn text(&mut self, base: &str) -> Result<String, DecodeError> {
+        match self.len()? {
+            0 => Ok(base.to_owned()),
+            n => String::from_utf8(self.take(n - 1)?.to_vec())
+                .map_err(|_| DecodeError::Body("a string in a delta is not UTF-8".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::record::SyncChange;
+    use crate::journal::tests::change;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn sealed(session: &str, entity: &str, payload: serde_json::Value, seq: u64) -> Vec<u8> {
+        let c = crate::journal::NewChange { payload, ..change(session, entity) };
+        SyncChange::seal_stored(uuid::Uuid::new_v4(), c, seq, [seq as u8; 32]).1
+    }
+
+    #[test]
+    fn a_streamed_update_is_stored_as_the_words_it_added() {
+        let text = "word ".repeat(300);
+        let base = sealed("s", "r1", json!({"index": 0, "request": {"response": [{"value": text}], "done": false}}), 7);
+        let next = sealed(
+            "s",
+            "r1",
+            json!({"index": 0, "request": {"response": [{"value": text + "more"}], "done": false}}),
+            9,
+        );
+        let delta = encode(&base, 3, 2, &next).unwrap();
+        assert!(delta.len() < 120, "{} bytes", delta.len());
+        assert_eq!(form(&delta).unwrap(), Form::Delta { back: 2, depth: 4 });
+        assert_eq!(decode(&delta, 9, &base).unwrap(), next);
+    }
+
+    #[test]
+    fn deltas_are_refused_across_sessions_and_past_the_depth_limit() {
+        let a = sealed("s", "r1", json!({"a": 1}), 1);
+        let b = sealed("t", "r1", json!({"a": 1}), 2);
+        assert!(encode(&a, 0, 1, &b).is_none());
+        let c = sealed("s", "r1", json!({"a": 1}), 2);
+        assert!(encode(&a, MAX_DEPTH, 1, &c).is_none());
+        assert_eq!(form(&a).unwrap(), Form::Whole);
+    }
+
+    #[test]
+    fn damaged_deltas_are_errors_not_panics() {
+        let base = sealed("s", "r1", json!({"v": "x".repeat(200)}), 1);
+        let next = sealed("s", "r2", json!({"v": "x".repeat(201)}), 2);
+        let delta = encode(&base, 0, 1, &next).unwrap();
+        for cut in 0..delta.len() {
+            let _ = decode(&delta[..cut], 2, &base);
+            let _ = form(&delta[..cut]);
+        }
+        let mut bad = delta.clone();
+        for i in 0..bad.len() {
+            bad[i] ^= 0xff;
+            let _ = decode(&bad, 2, &base);
+            bad[i] ^= 0xff;
+        }
+        assert!(decode(&delta, 2, &sealed("s", "r1", json!(1), 1)).is_err(), "a base too short for the delta");
+    }
+
+    proptest! {
+        #[test]
+        fn every_delta_decodes_to_the_record(
+            a in "[a-z ]{0,80}", b in "[a-z ]{0,80}", entity in "r[0-9]", ts in -5i64..5, back in 1u64..100,
+        ) {
+            let base = sealed("s", "r1", json!({"text": a, "n": 1}), 10);
+            let mut c = crate::journal::NewChange { payload: json!({"text": b, "n": 2}), ..change("s", &entity) };
+            c.timestamp += chrono::Duration::milliseconds(ts * 1000);
+            let next = SyncChange::seal_stored(uuid::Uuid::new_v4(), c, 10 + back, [1; 32]).1;
+            if let Some(delta) = encode(&base, 0, back, &next) {
+                prop_assert_eq!(decode(&delta, 10 + back, &base).unwrap(), next);
+            }
+        }
+    }
+}
