@@ -116,7 +116,11 @@ fn a_damaged_index_is_detected() {
     let env = journal_with_history();
     tamper(&env, |db| {
         // Record 2 filed under the other session: its history would leave out that event.
-        db.execute("UPDATE log SET session = X'6262626232323232' WHERE seq = 2", []).unwrap();
+        db.execute(
+            "UPDATE log SET session = (SELECT num FROM sessions WHERE id = CAST('bbbb2222' AS BLOB)) WHERE seq = 2",
+            [],
+        )
+        .unwrap();
     });
     let (seq, line) = first_bad_seq(&env);
     assert_eq!(seq, 2);
@@ -132,7 +136,7 @@ fn a_damaged_index_is_detected() {
 
     let env = journal_with_history();
     tamper(&env, |db| {
-        db.execute("INSERT INTO sessions VALUES (CAST('cccc3333' AS BLOB), 3, 1)", []).unwrap();
+        db.execute("INSERT INTO sessions (id, first_seq, events) VALUES (CAST('cccc3333' AS BLOB), 3, 1)", []).unwrap();
     });
     let (seq, line) = first_bad_seq(&env);
     assert_eq!(seq, 3);

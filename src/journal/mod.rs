@@ -247,15 +247,9 @@ impl Journal {
         Records { store: &self.store, lo: 1, hi: self.last_seq, front: Vec::new(), back: Vec::new() }
     }
 
-    /// One session's records in seq order, read through the per-session index.
+    /// One session's records in seq order: one range read of rows that are neighbours on disk.
     pub fn session_events(&self, session_id: &str) -> Result<Vec<SyncChange>, JournalError> {
-        self.session_seqs(session_id)?
-            .into_iter()
-            .map(|seq| {
-                self.get(seq)?
-                    .ok_or_else(|| JournalError::Corrupt { seq, reason: "indexed but missing from the log".into() })
-            })
-            .collect()
+        self.store.session_records(session_id, 0, u64::MAX)?.iter().map(|(seq, bytes)| decode(*seq, bytes)).collect()
     }
 
     /// A session as it stood right after its last event at or before `upto` (`u64::MAX`: now);
@@ -265,11 +259,8 @@ impl Journal {
         let snapshot = self.store.snapshot_before(session_id, upto)?;
         let after = snapshot.as_ref().map_or(0, |s| s.last_seq);
         let mut state = snapshot;
-        for seq in self.store.session_seqs(session_id, after, upto)? {
-            let record = self
-                .get(seq)?
-                .ok_or_else(|| JournalError::Corrupt { seq, reason: "indexed but missing from the log".into() })?;
-            state.get_or_insert_with(SessionState::default).apply(&record)?;
+        for (seq, bytes) in self.store.session_records(session_id, after, upto)? {
+            state.get_or_insert_with(SessionState::default).apply(&decode(seq, &bytes)?)?;
         }
         Ok(state)
     }

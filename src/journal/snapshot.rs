@@ -165,23 +165,22 @@ impl Store {
         let after = base.as_ref().map_or(0, |s| s.last_seq);
         let mut state = base.unwrap_or_default();
         let mut taken = 0;
-        for (i, seq) in self.session_seqs(session_id, after, u64::MAX)?.iter().enumerate() {
-            let stored;
-            let record = match fresh.binary_search_by_key(seq, |r| r.seq) {
-                Ok(at) => fresh[at],
-                Err(_) => match self.session_record(session_id, *seq)? {
-                    Some(r) => {
-                        stored = r;
-                        &stored
-                    }
-                    None => return Ok(taken),
-                },
-            };
+        let first_fresh = fresh.first().map_or(u64::MAX, |r| r.seq);
+        let earlier = self.session_records(session_id, after, first_fresh.saturating_sub(1))?;
+        let mut decoded = Vec::with_capacity(earlier.len());
+        for (seq, bytes) in &earlier {
+            match decode(*seq, bytes) {
+                Ok(r) => decoded.push(r),
+                Err(_) => return Ok(0),
+            }
+        }
+        let records = decoded.iter().chain(fresh.iter().copied().filter(|r| r.seq > after));
+        for (i, record) in records.enumerate() {
             if state.apply(record).is_err() {
                 return Ok(taken);
             }
             if (i as u64 + 1).is_multiple_of(SNAPSHOT_INTERVAL) {
-                self.put_snapshot(session_id, *seq, &encode(&record.hash, &state))?;
+                self.put_snapshot(session_id, record.seq, &encode(&record.hash, &state))?;
                 taken += 1;
             }
         }

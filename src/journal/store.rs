@@ -33,12 +33,16 @@ pub const LOCK_FILE: &str = "lock";
 pub const META_FORMAT: &str = "format";
 pub const META_HEAD: &str = "head";
 
+/// The tables. `log` is clustered by session: one session's records are neighbours on disk,
+/// so reading its history, or the chain of deltas under one record, is a sequential read;
+/// `log_by_seq` gives the journal's order. Sessions are numbered in `sessions` so that the log
+/// and its index carry a small integer rather than the id.
 const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
-CREATE TABLE log (seq INTEGER PRIMARY KEY, session BLOB NOT NULL, record BLOB NOT NULL);
-CREATE INDEX log_by_session ON log (session, seq);
-CREATE TABLE sessions (id BLOB PRIMARY KEY, first_seq INTEGER NOT NULL, events INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE snapshots (session BLOB NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (session, seq)) WITHOUT ROWID;
+CREATE TABLE sessions (num INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, first_seq INTEGER NOT NULL, events INTEGER NOT NULL);
+CREATE TABLE log (session INTEGER NOT NULL, seq INTEGER NOT NULL, record BLOB NOT NULL, PRIMARY KEY (session, seq)) WITHOUT ROWID;
+CREATE UNIQUE INDEX log_by_seq ON log (seq);
+CREATE TABLE snapshots (session INTEGER NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (session, seq)) WITHOUT ROWID;
 CREATE TABLE fingerprints (session BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 ";
 
@@ -111,14 +115,19 @@ impl Cache {
     }
 }
 
+/// A record's bytes, shared between the cache and its readers.
+pub type Shared = Rc<Vec<u8>>;
+
 /// A record a delta may be taken against: (seq, record bytes, depth of its stored row).
-type Base = (u64, Rc<Vec<u8>>, u8);
+type Base = (u64, Shared, u8);
 
 /// The open database, and the lock that makes it this process's alone.
 pub struct Store {
     pub dir: PathBuf,
     conn: Connection,
     cache: RefCell<Cache>,
+    /// Session ids → their numbers in `sessions`, as looked up or assigned.
+    nums: RefCell<HashMap<String, i64>>,
     /// Held (with an exclusive `flock`) for as long as the store is open; dropped after the
     /// connection.
     _lock: File,
@@ -158,13 +167,14 @@ impl Store {
         // (no `-shm` file); FULL makes every commit fsync the log: the durability point.
         conn.execute_batch(
             "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-             PRAGMA cache_size = -16384;",
+             PRAGMA cache_size = -16384; PRAGMA mmap_size = 4294967296;",
         )
         .map_err(|e| match e.sqlite_error_code() {
             Some(ErrorCode::NotADatabase) => JournalError::UnknownFormat(dir.to_owned()),
             _ => JournalError::Storage(format!("cannot open {}: {e}", path.display())),
         })?;
-        let store = Store { dir: dir.to_owned(), conn, cache: RefCell::default(), _lock: lock };
+        let store =
+            Store { dir: dir.to_owned(), conn, cache: RefCell::default(), nums: RefCell::default(), _lock: lock };
         store.check_format()?;
         Ok(store)
     }
@@ -220,15 +230,23 @@ impl Store {
             Ok(v) => match self.conn.execute_batch("COMMIT") {
                 Ok(()) => Ok(v),
                 Err(e) => {
-                    let _ = self.conn.execute_batch("ROLLBACK");
+                    self.roll_back();
                     Err(storage(e))
                 }
             },
             Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
+                self.roll_back();
                 Err(e)
             }
         }
+    }
+
+    /// Undoes an open transaction, and forgets what the caches learned inside it: records and
+    /// session numbers that are no longer there.
+    fn roll_back(&self) {
+        let _ = self.conn.execute_batch("ROLLBACK");
+        *self.cache.borrow_mut() = Cache::default();
+        self.nums.borrow_mut().clear();
     }
 
     /// [`Store::transaction`] for derived data (snapshots, fingerprints): committed without an
@@ -293,9 +311,13 @@ impl Store {
                     return Err(corrupt(format!("a delta names a base {back} records back at depth {depth}")));
                 }
                 let base_seq = seq - back;
+                if self.cache.borrow().get(base_seq).is_none() {
+                    self.read_chain(seq, depth)?;
+                }
                 let cached = self.cache.borrow().get(base_seq);
                 let base = match cached {
                     Some(hit) => hit,
+                    // Not among the session's records before it: read the base it names.
                     None => {
                         let stored = self
                             .stored(base_seq)?
@@ -318,6 +340,35 @@ impl Store {
         Ok(bytes)
     }
 
+    /// Reads into the cache the chain of bases below the delta at `seq` (`depth` deep): a
+    /// delta's base is its session's previous record, so the chain is the session's `depth`
+    /// records before it — neighbours in `log` — read in one query and rebuilt oldest first.
+    fn read_chain(&self, seq: u64, depth: u8) -> Result<(), JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, record FROM log WHERE session = (SELECT session FROM log WHERE seq = ?1) \
+                 AND seq < ?1 ORDER BY seq DESC LIMIT ?2",
+            )
+            .map_err(storage)?;
+        let rows = stmt
+            .query_map([int(seq), i64::from(depth)], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?)))
+            .map_err(storage)?;
+        let mut rows: Vec<(u64, Vec<u8>)> = rows.collect::<Result<_, _>>().map_err(storage)?;
+        // Only the rows down to the first one already known, or stored whole, are needed.
+        if let Some(stop) = rows.iter().position(|(s, stored)| {
+            self.cache.borrow().get(*s).is_some() || delta::form(stored).is_ok_and(|f| f == Form::Whole)
+        }) {
+            rows.truncate(stop + 1);
+        }
+        for (s, stored) in rows.into_iter().rev() {
+            if self.cache.borrow().get(s).is_none() && delta::depth(&stored) < depth {
+                self.rebuild(s, stored)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The records with seqs in `lo..=hi`, ascending.
     pub fn records_between(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
         let mut stmt = self
@@ -331,21 +382,27 @@ impl Store {
         rows.into_iter().map(|(seq, stored)| Ok((seq, self.rebuild(seq, stored)?.as_ref().clone()))).collect()
     }
 
-    /// Every stored row in seq order — (seq, the session it is filed under, the record bytes or
-    /// why they cannot be had) — handed to `f` one at a time without loading the log; `f`
-    /// returns `false` to stop.
+    /// Every stored row in seq order — (seq, the id of the session it is filed under, the
+    /// record bytes or why they cannot be had) — handed to `f` one at a time without loading
+    /// the log; `f` returns `false` to stop.
     pub fn scan(&self, mut f: impl FnMut(u64, &[u8], Result<&[u8], String>) -> bool) -> Result<(), JournalError> {
-        let mut stmt = self.conn.prepare("SELECT seq, session, record FROM log ORDER BY seq").map_err(storage)?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT log.seq, sessions.id, log.record FROM log \
+                 LEFT JOIN sessions ON sessions.num = log.session ORDER BY log.seq",
+            )
+            .map_err(storage)?;
         let mut rows = stmt.query([]).map_err(storage)?;
         while let Some(row) = rows.next().map_err(storage)? {
             let seq = row.get::<_, i64>(0).map_err(storage)? as u64;
-            let session = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(storage)?;
+            let session = row.get::<_, Option<Vec<u8>>>(1).map_err(storage)?.unwrap_or_default();
             let stored = row.get_ref(2).and_then(|v| Ok(v.as_blob()?)).map_err(storage)?;
             let record = self.rebuild(seq, stored.to_vec()).map_err(|e| match e {
                 JournalError::Corrupt { reason, .. } => reason,
                 other => other.to_string(),
             });
-            if !f(seq, session, record.as_ref().map(|r| r.as_slice()).map_err(String::clone)) {
+            if !f(seq, &session, record.as_ref().map(|r| r.as_slice()).map_err(String::clone)) {
                 break;
             }
         }
@@ -357,8 +414,25 @@ impl Store {
         self.conn.query_row("SELECT count(*) FROM log", [], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(storage)
     }
 
+    /// A session's number in `sessions`, if it has one.
+    fn num(&self, session_id: &str) -> Result<Option<i64>, JournalError> {
+        if let Some(n) = self.nums.borrow().get(session_id) {
+            return Ok(Some(*n));
+        }
+        let n: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT num FROM sessions WHERE id = ?1")
+            .and_then(|mut s| s.query_row([session_id.as_bytes()], |r| r.get(0)).optional())
+            .map_err(storage)?;
+        if let Some(n) = n {
+            self.nums.borrow_mut().insert(session_id.to_owned(), n);
+        }
+        Ok(n)
+    }
+
     /// A session's seqs after `after` up to `upto`, ascending, from the per-session index.
     pub fn session_seqs(&self, session_id: &str, after: u64, upto: u64) -> Result<Vec<u64>, JournalError> {
+        let Some(num) = self.num(session_id)? else { return Ok(Vec::new()) };
         if after >= upto {
             return Ok(Vec::new());
         }
@@ -366,17 +440,41 @@ impl Store {
             .conn
             .prepare_cached("SELECT seq FROM log WHERE session = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq")
             .map_err(storage)?;
-        let rows = stmt
-            .query_map(params![session_id.as_bytes(), int(after), int(upto)], |r| r.get::<_, i64>(0))
-            .map_err(storage)?;
+        let rows = stmt.query_map(params![num, int(after), int(upto)], |r| r.get::<_, i64>(0)).map_err(storage)?;
         rows.map(|r| r.map(|s| s as u64)).collect::<Result<_, _>>().map_err(storage)
+    }
+
+    /// A session's records after `after` up to `upto`, ascending: one range read of rows that
+    /// are neighbours on disk.
+    pub fn session_records(
+        &self,
+        session_id: &str,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<(u64, Shared)>, JournalError> {
+        let Some(num) = self.num(session_id)? else { return Ok(Vec::new()) };
+        if after >= upto {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, record FROM log WHERE session = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq")
+            .map_err(storage)?;
+        let rows = stmt
+            .query_map(params![num, int(after), int(upto)], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(storage)?;
+        let rows: Vec<(u64, Vec<u8>)> = rows.collect::<Result<_, _>>().map_err(storage)?;
+        rows.into_iter().map(|(seq, stored)| Ok((seq, self.rebuild(seq, stored)?))).collect()
     }
 
     /// The seq of a session's newest record (0: none).
     pub fn session_last_seq(&self, session_id: &str) -> Result<u64, JournalError> {
+        let Some(num) = self.num(session_id)? else { return Ok(0) };
         self.conn
             .prepare_cached("SELECT max(seq) FROM log WHERE session = ?1")
-            .and_then(|mut s| s.query_row([session_id.as_bytes()], |r| r.get::<_, Option<i64>>(0)))
+            .and_then(|mut s| s.query_row([num], |r| r.get::<_, Option<i64>>(0)))
             .map(|s| s.map_or(0, |s| s as u64))
             .map_err(storage)
     }
@@ -428,21 +526,19 @@ impl Store {
     }
 
     /// Stores a batch of records, their sessions' rows and the new head, inside the caller's
-    /// transaction (see [`Store::transaction`]).
+    /// transaction (see [`Store::transaction`]). Each record is stored as a delta against its
+    /// session's previous record when that is smaller (see `delta.rs`).
     pub fn insert(&self, rows: &[Row], head: [u8; 48]) -> Result<(), JournalError> {
         let mut log =
-            self.conn.prepare_cached("INSERT INTO log (seq, session, record) VALUES (?1, ?2, ?3)").map_err(storage)?;
-        let mut sessions = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO sessions (id, first_seq, events) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (id) DO UPDATE SET events = events + excluded.events",
-            )
-            .map_err(storage)?;
-        let mut counts: HashMap<&str, (u64, u64)> = HashMap::new();
-        // Each session's newest record so far, as (seq, bytes, depth): the base of its next delta.
+            self.conn.prepare_cached("INSERT INTO log (session, seq, record) VALUES (?1, ?2, ?3)").map_err(storage)?;
+        let mut counts: HashMap<&str, (i64, u64)> = HashMap::new();
+        // Each session's newest record so far: the base of its next delta.
         let mut bases: HashMap<&str, Base> = HashMap::new();
         for row in rows {
+            let num = match counts.get(row.session_id.as_str()) {
+                Some((num, _)) => *num,
+                None => self.num_or_new(&row.session_id, row.seq)?,
+            };
             let base = match bases.get(row.session_id.as_str()) {
                 Some(b) => Some(b.clone()),
                 None => self.base_for(&row.session_id)?,
@@ -450,15 +546,16 @@ impl Store {
             let stored =
                 base.as_ref().and_then(|(seq, bytes, depth)| delta::encode(bytes, *depth, row.seq - seq, &row.bytes));
             let depth = stored.as_deref().map_or(0, delta::depth);
-            log.execute(params![int(row.seq), row.session_id.as_bytes(), stored.as_deref().unwrap_or(&row.bytes)])
-                .map_err(storage)?;
+            log.execute(params![num, int(row.seq), stored.as_deref().unwrap_or(&row.bytes)]).map_err(storage)?;
             let bytes = Rc::new(row.bytes.clone());
             self.cache.borrow_mut().put(row.seq, bytes.clone());
             bases.insert(&row.session_id, (row.seq, bytes, depth));
-            counts.entry(&row.session_id).or_insert((row.seq, 0)).1 += 1;
+            counts.entry(&row.session_id).or_insert((num, 0)).1 += 1;
         }
-        for (id, (first, n)) in counts {
-            sessions.execute(params![id.as_bytes(), int(first), int(n)]).map_err(storage)?;
+        let mut sessions =
+            self.conn.prepare_cached("UPDATE sessions SET events = events + ?2 WHERE num = ?1").map_err(storage)?;
+        for (num, n) in counts.values() {
+            sessions.execute(params![num, int(*n)]).map_err(storage)?;
         }
         self.conn
             .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")
@@ -467,7 +564,21 @@ impl Store {
         Ok(())
     }
 
-    /// A session's newest stored record as a delta base: (seq, record bytes, depth).
+    /// A session's number, numbering it (first seen at `first_seq`, no events yet) when new.
+    fn num_or_new(&self, session_id: &str, first_seq: u64) -> Result<i64, JournalError> {
+        if let Some(n) = self.num(session_id)? {
+            return Ok(n);
+        }
+        self.conn
+            .prepare_cached("INSERT INTO sessions (id, first_seq, events) VALUES (?1, ?2, 0)")
+            .and_then(|mut s| s.execute(params![session_id.as_bytes(), int(first_seq)]))
+            .map_err(storage)?;
+        let n = self.conn.last_insert_rowid();
+        self.nums.borrow_mut().insert(session_id.to_owned(), n);
+        Ok(n)
+    }
+
+    /// A session's newest stored record as a delta base.
     fn base_for(&self, session_id: &str) -> Result<Option<Base>, JournalError> {
         let seq = self.session_last_seq(session_id)?;
         if seq == 0 {
@@ -481,43 +592,44 @@ impl Store {
 
     /// The newest snapshot of a session taken at or before `upto`: (seq, bytes).
     pub fn snapshot_at_or_before(&self, session_id: &str, upto: u64) -> Result<Option<(u64, Vec<u8>)>, JournalError> {
+        let Some(num) = self.num(session_id)? else { return Ok(None) };
         self.conn
             .prepare_cached(
                 "SELECT seq, body FROM snapshots WHERE session = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1",
             )
             .and_then(|mut s| {
-                s.query_row(params![session_id.as_bytes(), int(upto)], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
-                    .optional()
+                s.query_row(params![num, int(upto)], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))).optional()
             })
             .map_err(storage)
     }
 
     /// Every snapshot of a session, by seq.
     pub fn snapshots_of(&self, session_id: &str) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
+        let Some(num) = self.num(session_id)? else { return Ok(Vec::new()) };
         let mut stmt = self
             .conn
             .prepare_cached("SELECT seq, body FROM snapshots WHERE session = ?1 ORDER BY seq")
             .map_err(storage)?;
-        let rows = stmt
-            .query_map([session_id.as_bytes()], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
-            .map_err(storage)?;
+        let rows = stmt.query_map([num], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))).map_err(storage)?;
         rows.collect::<Result<_, _>>().map_err(storage)
     }
 
     /// Stores (or replaces) a snapshot.
     pub fn put_snapshot(&self, session_id: &str, seq: u64, body: &[u8]) -> Result<(), JournalError> {
+        let Some(num) = self.num(session_id)? else { return Ok(()) };
         self.conn
             .prepare_cached("INSERT OR REPLACE INTO snapshots (session, seq, body) VALUES (?1, ?2, ?3)")
-            .and_then(|mut s| s.execute(params![session_id.as_bytes(), int(seq), body]))
+            .and_then(|mut s| s.execute(params![num, int(seq), body]))
             .map(|_| ())
             .map_err(storage)
     }
 
     /// Removes one snapshot.
     pub fn remove_snapshot(&self, session_id: &str, seq: u64) -> Result<(), JournalError> {
+        let Some(num) = self.num(session_id)? else { return Ok(()) };
         self.conn
             .prepare_cached("DELETE FROM snapshots WHERE session = ?1 AND seq = ?2")
-            .and_then(|mut s| s.execute(params![session_id.as_bytes(), int(seq)]))
+            .and_then(|mut s| s.execute(params![num, int(seq)]))
             .map(|_| ())
             .map_err(storage)
     }

@@ -169,11 +169,11 @@ pub(super) fn verify(store: &Store, progress: &crate::progress::Progress) -> Res
     let mut snapshots_rebuilt = 0;
     if problems.is_empty() {
         for sid in counted.keys() {
-            let mut records = Vec::new();
-            for seq in store.session_seqs(sid, 0, u64::MAX)? {
-                let Some(bytes) = store.get(seq)? else { continue };
-                records.push(super::decode(seq, &bytes)?);
-            }
+            let records = store
+                .session_records(sid, 0, u64::MAX)?
+                .iter()
+                .map(|(seq, bytes)| super::decode(*seq, bytes))
+                .collect::<Result<Vec<_>, _>>()?;
             snapshots_rebuilt += store.rebuild_snapshots(sid, &records)?;
         }
     }
