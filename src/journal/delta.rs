@@ -234,7 +234,9 @@ mod tests {
         let delta = encode(&base, 3, 2, &next).unwrap();
         assert!(delta.len() < 120, "{} bytes", delta.len());
         assert_eq!(form(&delta).unwrap(), Form::Delta { back: 2, depth: 4 });
-        assert_eq!(decode(&delta, 9, &base).unwrap(), next);
+        let rebuilt = decode(&delta, 9, &base).unwrap();
+        assert_eq!(rebuilt, next);
+        assert_eq!(rebuilt.capacity(), rebuilt.len(), "allocated once, to size");
     }
 
     #[test]

@@ -247,7 +247,7 @@ impl Journal {
         Records { store: &self.store, lo: 1, hi: self.last_seq, front: Vec::new(), back: Vec::new() }
     }
 
-    /// One session's records in seq order: one range read of rows that are neighbours on disk.
+    /// One session's records in seq order, in one query.
     pub fn session_events(&self, session_id: &str) -> Result<Vec<SyncChange>, JournalError> {
         self.store.session_records(session_id, 0, u64::MAX)?.iter().map(|(seq, bytes)| decode(*seq, bytes)).collect()
     }

@@ -164,7 +164,11 @@ impl<'a> Fields<'a> {
 
     /// The stored bytes these fields make: `C ‖ prev_hash ‖ hash`.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.body.payload.len() + 160);
+        let b = &self.body;
+        // The version byte, fixed-width fields and length prefixes (77), the strings, the
+        // payload and the two hashes.
+        let len = 77 + b.session_id.len() + b.entity_id.len() + b.provider.len() + b.payload.len() + 64;
+        let mut out = Vec::with_capacity(len);
         out.push(RECORD_VERSION);
         bincode::encode_into_std_write(&self.body, &mut out, config()).expect("writing to a Vec cannot fail");
         out.extend_from_slice(&self.prev_hash);
