@@ -52,6 +52,14 @@ pub fn depth(stored: &[u8]) -> u8 {
     }
 }
 
+/// Whether two records concern the same entity of the same kind (a request's versions).
+pub fn same_entity(a: &[u8], b: &[u8]) -> bool {
+    match (Fields::of(a), Fields::of(b)) {
+        (Ok(a), Ok(b)) => (a.body.entity_type, a.body.entity_id) == (b.body.entity_type, b.body.entity_id),
+        _ => false,
+    }
+}
+
 /// Encodes `record` (stored bytes) as a delta against `base` (the stored bytes of an earlier
 /// record of the same session, `back` seqs before it, itself at `base_depth`). `None` when a
 /// delta is not allowed (different session, too deep, not decodable) or not smaller.

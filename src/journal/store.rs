@@ -128,6 +128,9 @@ pub struct Store {
     cache: RefCell<Cache>,
     /// Session ids → their numbers in `sessions`, as looked up or assigned.
     nums: RefCell<HashMap<String, i64>>,
+    /// Session ids → (seq, depth) of the newest row this store wrote for them: the next
+    /// append's delta base, without a query.
+    last: RefCell<HashMap<String, (u64, u8)>>,
     /// Held (with an exclusive `flock`) for as long as the store is open; dropped after the
     /// connection.
     _lock: File,
@@ -176,8 +179,14 @@ impl Store {
         // Every statement chasm runs stays prepared (rusqlite keeps 16 by default, fewer than
         // the store uses: re-preparing cost more than the queries).
         conn.set_prepared_statement_cache_capacity(64);
-        let store =
-            Store { dir: dir.to_owned(), conn, cache: RefCell::default(), nums: RefCell::default(), _lock: lock };
+        let store = Store {
+            dir: dir.to_owned(),
+            conn,
+            cache: RefCell::default(),
+            nums: RefCell::default(),
+            last: RefCell::default(),
+            _lock: lock,
+        };
         store.check_format()?;
         Ok(store)
     }
@@ -250,6 +259,7 @@ impl Store {
         let _ = self.conn.execute_batch("ROLLBACK");
         *self.cache.borrow_mut() = Cache::default();
         self.nums.borrow_mut().clear();
+        self.last.borrow_mut().clear();
     }
 
     /// [`Store::transaction`] for derived data (snapshots, fingerprints): committed without an
@@ -448,12 +458,7 @@ impl Store {
     }
 
     /// A session's records after `after` up to `upto`, ascending, in one query.
-    pub fn session_records(
-        &self,
-        session_id: &str,
-        after: u64,
-        upto: u64,
-    ) -> Result<Vec<(u64, Shared)>, JournalError> {
+    pub fn session_records(&self, session_id: &str, after: u64, upto: u64) -> Result<Vec<(u64, Shared)>, JournalError> {
         let Some(num) = self.num(session_id)? else { return Ok(Vec::new()) };
         if after >= upto {
             return Ok(Vec::new());
@@ -541,16 +546,30 @@ impl Store {
                 Some((num, _)) => *num,
                 None => self.num_or_new(&row.session_id, row.seq)?,
             };
-            let base = match bases.get(row.session_id.as_str()) {
+            let mut base = match bases.get(row.session_id.as_str()) {
                 Some(b) => Some(b.clone()),
                 None => self.base_for(&row.session_id)?,
             };
+            // The base is its entity's newest version so far. When the session moves on to
+            // another entity (the next request after a response finished streaming), that
+            // version is stored whole: it is what a snapshot will name as the request's
+            // value, and reading it then costs one row instead of a chain.
+            if let Some((seq, bytes, depth)) = base.as_mut().filter(|b| b.2 > 0)
+                && !delta::same_entity(bytes, &row.bytes)
+            {
+                self.conn
+                    .prepare_cached("UPDATE log SET record = ?2 WHERE seq = ?1")
+                    .and_then(|mut s| s.execute(params![int(*seq), bytes.as_slice()]))
+                    .map_err(storage)?;
+                *depth = 0;
+            }
             let stored =
                 base.as_ref().and_then(|(seq, bytes, depth)| delta::encode(bytes, *depth, row.seq - seq, &row.bytes));
             let depth = stored.as_deref().map_or(0, delta::depth);
             log.execute(params![num, int(row.seq), stored.as_deref().unwrap_or(&row.bytes)]).map_err(storage)?;
             let bytes = Rc::new(row.bytes.clone());
             self.cache.borrow_mut().put(row.seq, bytes.clone());
+            self.last.borrow_mut().insert(row.session_id.clone(), (row.seq, depth));
             bases.insert(&row.session_id, (row.seq, bytes, depth));
             counts.entry(&row.session_id).or_insert((num, 0)).1 += 1;
         }
@@ -582,6 +601,12 @@ impl Store {
 
     /// A session's newest stored record as a delta base.
     fn base_for(&self, session_id: &str) -> Result<Option<Base>, JournalError> {
+        let known = self.last.borrow().get(session_id).copied();
+        if let Some((seq, depth)) = known
+            && let Some(bytes) = self.cache.borrow().get(seq)
+        {
+            return Ok(Some((seq, bytes, depth)));
+        }
         let seq = self.session_last_seq(session_id)?;
         if seq == 0 {
             return Ok(None);
@@ -716,6 +741,33 @@ mod tests {
         let v = head_value(258, &[7; 32], 200);
         assert_eq!(parse_head(&v), Some((258, [7; 32], 200)));
         assert_eq!(parse_head(&v[..40]), None);
+    }
+
+    #[test]
+    fn streamed_versions_are_deltas_and_the_last_before_another_entity_is_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Create).unwrap();
+        let text = "word ".repeat(200);
+        let version = |entity: &str, n: usize| crate::journal::NewChange {
+            payload: serde_json::json!({"index": 0, "request": {"requestId": entity, "response": [{"value": format!("{text}{}", "more ".repeat(n))}]}}),
+            ..crate::journal::tests::change("s", entity)
+        };
+        // Five versions of r1 in one append, three more in another, then r2.
+        j.append((0..5).map(|n| version("r1", n)).collect()).unwrap();
+        j.append((5..8).map(|n| version("r1", n)).collect()).unwrap();
+        let appended = j.append(vec![version("r2", 0)]).unwrap();
+        let forms: Vec<Form> =
+            (1..=9).map(|seq| delta::form(&j.store.stored(seq).unwrap().unwrap()).unwrap()).collect();
+        assert_eq!(forms[0], Form::Whole);
+        assert!(forms[1..7].iter().all(|f| matches!(f, Form::Delta { back: 1, .. })), "{forms:?}");
+        assert_eq!(forms[7], Form::Whole, "r1's last version, once r2 began");
+        // Every record reads back exactly, from a fresh store as from the cache.
+        let all: Vec<_> = j.iter().collect::<Result<_, _>>().unwrap();
+        drop(j);
+        let j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Existing).unwrap();
+        assert_eq!(j.iter().collect::<Result<Vec<_>, _>>().unwrap(), all);
+        assert_eq!(all[8], appended[0]);
+        assert!(j.verify().unwrap().problems.is_empty());
     }
 
     #[test]
