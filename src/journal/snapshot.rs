@@ -115,12 +115,13 @@ impl Store {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => e.insert(self.session_record(session_id, source.seq)?),
             };
-            let Some(record) = record.as_ref() else { return Ok(None) };
+            let Some(record) = record.as_mut() else { return Ok(None) };
+            // Each (record, index) holds one request, so its value is moved out, not copied.
             let value = match source.index {
-                None => record.payload.get("request"),
-                Some(i) => record.payload.get("requests").and_then(|r| r.get(i as usize)),
+                None => record.payload.get_mut("request"),
+                Some(i) => record.payload.get_mut("requests").and_then(|r| r.get_mut(i as usize)),
             };
-            match value.cloned().map(Request::from_value) {
+            match value.map(Value::take).map(Request::from_value) {
                 Some(Ok(request)) => requests.push(request),
                 _ => return Ok(None),
             }
