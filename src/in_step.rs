@@ -11,14 +11,13 @@
 //! was written after the journal's last change: a change made through chasm, or an import, always
 //! leads to a full sync. The note is a cache; deleting it costs one full sync.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::provider::vscode::{FileFormat, VsCode};
-use crate::provider::{Location, Provider};
+use crate::provider::vscode::{VsCode, fingerprint_of};
 
 /// The note's file name inside the journal directory.
 pub const FILE: &str = "in-step.json";
@@ -28,12 +27,15 @@ struct Note {
     version: u32,
     /// The chat folders the sync covered, in order.
     dirs: Vec<PathBuf>,
-    /// Every session file in them, with its fingerprint.
-    files: BTreeMap<PathBuf, String>,
+    /// Every session file in them (its path), with its fingerprint.
+    files: HashMap<String, String>,
 }
 
 /// Writes the note (atomically) after a sync that left everything in step.
 pub fn record(journal_dir: &Path, provider: &VsCode, files: BTreeMap<PathBuf, String>) -> io::Result<()> {
+    // A path that is not UTF-8 is left out: such a file is then "new" to every fast-path check,
+    // which takes the full sync.
+    let files = files.into_iter().filter_map(|(p, t)| Some((p.into_os_string().into_string().ok()?, t))).collect();
     let note = Note { version: 1, dirs: provider.dirs.iter().map(|d| d.path.clone()).collect(), files };
     crate::atomic::write(&journal_dir.join(FILE), &serde_json::to_vec(&note).expect("a note serializes"))
 }
@@ -47,25 +49,31 @@ pub fn holds(journal_dir: &Path, provider: &VsCode) -> bool {
     if note.version != 1 || !note.dirs.iter().eq(provider.dirs.iter().map(|d| &d.path)) {
         return false;
     }
-    let mut seen = BTreeSet::new();
+    // A listing and one stat per file, relative to the open folder: this runs every few seconds.
+    let now = std::time::SystemTime::now();
+    let mut seen = 0;
     for dir in &note.dirs {
         let Ok(entries) = std::fs::read_dir(dir) else { return false };
         for entry in entries {
             let Ok(entry) = entry else { return false };
             let path = entry.path();
-            let format = match path.extension().and_then(|e| e.to_str()) {
-                Some("json") => FileFormat::Json,
-                Some("jsonl") => FileFormat::Jsonl,
-                _ => continue,
-            };
-            let Some(token) = note.files.get(&path) else { return false };
-            if provider.fingerprint(&Location { path: path.clone(), format }).as_ref() != Some(token) {
-                return false;
+            if !matches!(path.extension().and_then(|e| e.to_str()), Some("json" | "jsonl")) {
+                continue;
             }
-            seen.insert(path);
+            let Some(token) = path.to_str().and_then(|p| note.files.get(p)) else { return false };
+            // A link is fingerprinted by what it points to, as the provider does.
+            let meta = match entry.file_type() {
+                Ok(t) if t.is_symlink() => std::fs::metadata(&path),
+                Ok(_) => entry.metadata(),
+                Err(e) => Err(e),
+            };
+            match meta.ok().and_then(|m| fingerprint_of(&m, now)) {
+                Some(t) if &t == token => seen += 1,
+                _ => return false,
+            }
         }
     }
-    seen.len() == note.files.len()
+    seen == note.files.len()
 }
 
 /// Drops the note, durably, before the journal changes. Cheap when there is none.

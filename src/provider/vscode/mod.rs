@@ -98,19 +98,7 @@ impl Provider for VsCode {
     }
 
     fn fingerprint(&self, location: &Location) -> Option<String> {
-        let meta = std::fs::metadata(&location.path).ok()?;
-        let modified = meta.modified().ok()?;
-        // A file changed within the last two seconds may change again within the same mtime
-        // tick: read it (the content-hash path) until it has been still for a while.
-        if std::time::SystemTime::now().duration_since(modified).map_or(true, |age| age.as_secs() < 2) {
-            return None;
-        }
-        let mtime = modified.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
-        #[cfg(unix)]
-        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
-        #[cfg(not(unix))]
-        let inode = 0u64;
-        Some(format!("{}:{mtime}:{inode}", meta.len()))
+        fingerprint_of(&std::fs::metadata(&location.path).ok()?, std::time::SystemTime::now())
     }
 
     fn pull(&self, location: &Location) -> Result<Pulled, ProviderError> {
@@ -219,6 +207,22 @@ pub fn validate_session_id(id: &str) -> Result<(), String> {
         return Err(format!("session id {id:?} contains a path separator or control character"));
     }
     Ok(())
+}
+
+/// A file's fingerprint from its metadata (size, mtime, inode), as of `now`; `None` for a file
+/// changed within the last two seconds, which may change again within the same mtime tick and
+/// is read (the content-hash path) until it has been still for a while.
+pub fn fingerprint_of(meta: &std::fs::Metadata, now: std::time::SystemTime) -> Option<String> {
+    let modified = meta.modified().ok()?;
+    if now.duration_since(modified).map_or(true, |age| age.as_secs() < 2) {
+        return None;
+    }
+    let mtime = modified.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(meta);
+    #[cfg(not(unix))]
+    let inode = 0u64;
+    Some(format!("{}:{mtime}:{inode}", meta.len()))
 }
 
 #[cfg(test)]
