@@ -145,7 +145,8 @@ pub fn fold_merge(data: &[u8]) {
     assert_eq!(full.ids.iter().collect::<HashSet<_>>().len(), full.ids.len(), "request ids are unique");
 
     let Ok(v) = views(&events) else { return };
-    let live = |s: &Option<chasm::fold::SessionState>| s.as_ref().filter(|s| s.exists).map(|s| s.session.clone());
+    let live =
+        |s: &Option<std::rc::Rc<chasm::fold::SessionState>>| s.as_ref().filter(|s| s.exists).map(|s| s.session.clone());
     let (base, local, remote) = (live(&v.base), live(&v.local), live(&v.remote));
     let times = chasm::merge::ChangeTimes::new();
     let sides = Sides {
@@ -183,7 +184,7 @@ pub fn fold_merge(data: &[u8]) {
     // The diff from any view to the full state, folded onto that view, gives the full state.
     if let (Some(from), true) = (v.remote.as_ref(), full.exists) {
         let last = events.last().unwrap();
-        let mut state = from.clone();
+        let mut state = (**from).clone();
         let mut prev = last.hash;
         for (k, change) in diff("s", Some(from), &full.session).into_iter().enumerate() {
             let record = SyncChange::seal(

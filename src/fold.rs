@@ -18,6 +18,7 @@
 //! | merge | session id | checkpoint data (ignored by the content fold) |
 
 use std::collections::BTreeSet;
+use std::rc::Rc;
 
 use serde_json::{Value, json};
 
@@ -125,13 +126,13 @@ pub struct Views {
     pub checkpoint: Option<Checkpoint>,
     /// The merge base: the state at the last checkpoint, or the implicit base (see [`views`]);
     /// `None` when there is none.
-    pub base: Option<SessionState>,
+    pub base: Option<Rc<SessionState>>,
     /// The base plus local changes since (`None`: no local history at all).
-    pub local: Option<SessionState>,
+    pub local: Option<Rc<SessionState>>,
     /// The base plus remote changes since (`None`: no remote history at all).
-    pub remote: Option<SessionState>,
+    pub remote: Option<Rc<SessionState>>,
     /// Every event folded in seq order: what `replay` shows.
-    pub full: Option<SessionState>,
+    pub full: Option<Rc<SessionState>>,
     /// Events after the merge base that the other side should see (tags excluded), by side.
     pub local_changes: Vec<SyncChange>,
     pub remote_changes: Vec<SyncChange>,
@@ -140,12 +141,7 @@ pub struct Views {
 impl Views {
     /// The seq of the newest event on a side, up to and including the checkpoint or not.
     pub fn last_seq(events: &[SyncChange], origin: Origin) -> u64 {
-        events
-            .iter()
-            .rev()
-            .find(|e| e.origin == origin && e.change_type != ChangeType::Merge)
-            .map(|e| e.seq)
-            .unwrap_or(0)
+        newest_change(events, origin)
     }
 }
 
@@ -155,49 +151,119 @@ fn syncs(e: &SyncChange) -> bool {
     e.change_type != ChangeType::Merge && e.entity_type != EntityType::Tag
 }
 
-/// Splits a session's events (in seq order) at the merge base and folds the three views.
-///
-/// The merge base is the last checkpoint. A session never checkpointed has an implicit one:
-/// the state just before its first local event, because every local change is made on the
-/// journal's view, which until then held only what was seen in VS Code. A session that began
-/// locally has no base at all.
-pub fn views(events: &[SyncChange]) -> Result<Views, FoldError> {
-    let (split, cp_index) = merge_base(events);
-    let (before, after) = events.split_at(split);
-    let checkpoint = cp_index.map(|i| {
-        let e = &events[i];
-        Checkpoint {
-            seq: e.seq,
-            hash: e.payload.get("hash").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            path: e.payload.get("path").and_then(Value::as_str).map(str::to_owned),
+/// A session's history from its merge base on: the state at the base, the checkpoint the
+/// base ends with, and every event after it. All [`views`] need; the journal derives it from a
+/// snapshot and the events since the last checkpoint, so a sync's cost follows what changed
+/// since, not the length of the history.
+#[derive(Debug, Clone, Default)]
+pub struct Tail {
+    /// The state at the merge base (`None`: nothing before it).
+    pub base: Option<SessionState>,
+    /// The checkpoint (`merge` event) the base ends with, if any.
+    pub checkpoint: Option<SyncChange>,
+    /// Every event after the base, in seq order.
+    pub after: Vec<SyncChange>,
+    /// The seq of the newest change (not a checkpoint) at or before the base made locally, and
+    /// seen remotely (0: none).
+    pub before: (u64, u64),
+}
+
+impl Tail {
+    /// Splits a whole history (in seq order) at its merge base.
+    ///
+    /// The merge base is the last checkpoint. A session never checkpointed has an implicit one:
+    /// the state just before its first local event, because every local change is made on the
+    /// journal's view, which until then held only what was seen in VS Code. A session that
+    /// began locally has no base at all.
+    pub fn of(events: &[SyncChange]) -> Result<Tail, FoldError> {
+        let (split, cp_index) = merge_base(events);
+        let (before, after) = events.split_at(split);
+        Ok(Tail {
+            base: fold(before)?,
+            checkpoint: cp_index.map(|i| events[i].clone()),
+            after: after.to_vec(),
+            before: (newest_change(before, Origin::Local), newest_change(before, Origin::Remote)),
+        })
+    }
+
+    /// The seq of the newest change made on one side (not a checkpoint), in the whole history.
+    pub fn last_seq(&self, origin: Origin) -> u64 {
+        match newest_change(&self.after, origin) {
+            0 if origin == Origin::Local => self.before.0,
+            0 => self.before.1,
+            seq => seq,
         }
+    }
+}
+
+/// The seq of the newest event of `origin` that is not a checkpoint (0: none).
+pub fn newest_change(events: &[SyncChange], origin: Origin) -> u64 {
+    events.iter().rev().find(|e| e.origin == origin && e.change_type != ChangeType::Merge).map_or(0, |e| e.seq)
+}
+
+/// Splits a session's events (in seq order) at the merge base and folds the three views.
+pub fn views(events: &[SyncChange]) -> Result<Views, FoldError> {
+    views_of(Tail::of(events)?)
+}
+
+/// The three views of a session from its history since the merge base (see [`Tail`]). A view
+/// with no events of its own after the base shares the base's state, and the full view shares
+/// a side's when every event after the base is that side's: a session is copied only where
+/// its views differ (sessions run to megabytes).
+pub fn views_of(tail: Tail) -> Result<Views, FoldError> {
+    let checkpoint = tail.checkpoint.as_ref().map(|e| Checkpoint {
+        seq: e.seq,
+        hash: e.payload.get("hash").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        path: e.payload.get("path").and_then(Value::as_str).map(str::to_owned),
     });
-    let base = fold(before)?;
-    let side = |origin: Option<Origin>| -> Result<Option<SessionState>, FoldError> {
-        let mut state = base.clone();
-        for e in after.iter().filter(|e| origin.is_none_or(|o| e.origin == o)) {
+    let base = tail.base.map(Rc::new);
+    let after = tail.after;
+    let side = |origin: Option<Origin>| -> Result<Option<Rc<SessionState>>, FoldError> {
+        let mut events = after.iter().filter(|e| origin.is_none_or(|o| e.origin == o)).peekable();
+        if events.peek().is_none() {
+            return Ok(base.clone());
+        }
+        let mut state = base.as_deref().cloned();
+        for e in events {
             state.get_or_insert_with(SessionState::default).apply(e)?;
         }
-        Ok(state)
+        Ok(state.map(Rc::new))
+    };
+    let (local, remote) = (side(Some(Origin::Local))?, side(Some(Origin::Remote))?);
+    let full = if after.iter().all(|e| e.origin == Origin::Remote) {
+        remote.clone()
+    } else if after.iter().all(|e| e.origin == Origin::Local) {
+        local.clone()
+    } else {
+        side(None)?
     };
     Ok(Views {
-        local: side(Some(Origin::Local))?,
-        remote: side(Some(Origin::Remote))?,
-        full: side(None)?,
         local_changes: after.iter().filter(|e| e.origin == Origin::Local && syncs(e)).cloned().collect(),
         remote_changes: after.iter().filter(|e| e.origin == Origin::Remote && syncs(e)).cloned().collect(),
+        local,
+        remote,
+        full,
         checkpoint,
         base,
     })
 }
 
 /// Only the remote view of [`views`]: what the journal last saw of the session in the
-/// provider, which a file read from the provider is diffed against. One fold, no copies.
+/// provider, which a file read from the provider is diffed against.
 pub fn remote_view(events: &[SyncChange]) -> Result<Option<SessionState>, FoldError> {
     let (split, _) = merge_base(events);
     let (before, after) = events.split_at(split);
     let mut state = fold(before)?;
     for e in after.iter().filter(|e| e.origin == Origin::Remote) {
+        state.get_or_insert_with(SessionState::default).apply(e)?;
+    }
+    Ok(state)
+}
+
+/// [`remote_view`] from a [`Tail`].
+pub fn remote_of(tail: &Tail) -> Result<Option<SessionState>, FoldError> {
+    let mut state = tail.base.clone();
+    for e in tail.after.iter().filter(|e| e.origin == Origin::Remote) {
         state.get_or_insert_with(SessionState::default).apply(e)?;
     }
     Ok(state)
@@ -350,7 +416,7 @@ mod tests {
             e.origin = origin;
             e
         };
-        let title_of = |s: &Option<SessionState>| s.as_ref().unwrap().session.custom_title().unwrap().to_owned();
+        let title_of = |s: &Option<Rc<SessionState>>| s.as_ref().unwrap().session.custom_title().unwrap().to_owned();
         // Seen in VS Code, then renamed through chasm: the base is what VS Code had.
         let events = [create(1), title(2, Origin::Local, "mine")];
         let v = views(&events).unwrap();

@@ -22,8 +22,10 @@ use std::path::PathBuf;
 use chrono::Utc;
 
 use crate::diff::{EntityChange, diff};
-use crate::fold::{Checkpoint, FoldError, SessionState, Views, remote_view, views};
-use crate::journal::{ChangeType, EntityType, Fingerprint, Journal, JournalError, NewChange, Origin, SyncChange};
+use crate::fold::{Checkpoint, FoldError, SessionState, Tail, Views, remote_of, views_of};
+use crate::journal::{
+    ChangeType, EntityType, Fingerprint, Journal, JournalError, NewChange, Origin, StateError, SyncChange,
+};
 use crate::merge::{ChangeTimes, Conflict, MergeError, Sides, Strategy, Take, merge};
 use crate::provider::{FileFormat, Location, Provider};
 use crate::session::{Session, hex};
@@ -155,10 +157,20 @@ pub enum SyncError {
     TooManyDeletes { side: &'static str, count: usize, max: usize },
 }
 
+impl From<StateError> for SyncError {
+    fn from(e: StateError) -> SyncError {
+        match e {
+            StateError::Journal(e) => SyncError::Journal(e),
+            StateError::Fold(e) => SyncError::Fold(e),
+        }
+    }
+}
+
 /// One session being synced.
 struct Work {
     id: String,
-    events: Vec<SyncChange>,
+    /// Its history since the merge base.
+    tail: Tail,
     location: Option<Location>,
     /// What the provider holds now (`None`: no file).
     pulled: Option<Session>,
@@ -224,7 +236,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             });
             continue;
         }
-        let events = journal.session_events(&listed.session_id)?;
+        let tail = journal.tail(&listed.session_id)?;
         let (pulled, error) = match provider.pull(&listed.location) {
             Ok(p) if p.session.session_id().is_some_and(|sid| sid != listed.session_id) => {
                 (None, Some(format!("the file holds session {}", p.session.session_id().unwrap_or_default())))
@@ -243,19 +255,19 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
                 (None, Some(e.to_string()))
             }
         };
-        work.push(Work { id: listed.session_id, events, location: Some(listed.location), pulled, error, token });
+        work.push(Work { id: listed.session_id, tail, location: Some(listed.location), pulled, error, token });
     }
     for id in journal.session_ids()? {
         if listed_ids.contains(&id) || !wanted(&id) {
             continue;
         }
-        let events = journal.session_events(&id)?;
-        let v = views(&events)?;
-        let location = v.checkpoint.as_ref().and_then(|c| c.path.as_deref()).map(location_of);
+        let tail = journal.tail(&id)?;
+        let path = tail.checkpoint.as_ref().and_then(|c| c.payload.get("path")).and_then(serde_json::Value::as_str);
+        let location = path.map(location_of);
         // A recorded path is trusted only inside the roots and under the session's own name (an
         // imported journal could name any path).
         let location = location.filter(|l| provider.covers(l) && l.path.file_stem() == Some(id.as_ref()));
-        work.push(Work { id, events, location, pulled: None, error: None, token: None });
+        work.push(Work { id, tail, location, pulled: None, error: None, token: None });
     }
 
     opts.progress.report("reading sessions", total, total);
@@ -264,9 +276,17 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     let mut remote_batch: Vec<NewChange> = Vec::new();
     let mut remote_deletes = 0;
     for w in work.iter().filter(|w| w.error.is_none()) {
-        let remote = remote_view(&w.events)?.filter(|s| s.exists);
+        // The remote view is the base itself when VS Code changed nothing since: no copy.
+        let folded;
+        let remote = if w.tail.after.iter().any(|e| e.origin == Origin::Remote) {
+            folded = remote_of(&w.tail)?;
+            folded.as_ref()
+        } else {
+            w.tail.base.as_ref()
+        };
+        let remote = remote.filter(|s| s.exists);
         let changes = match (&w.pulled, &w.location) {
-            (Some(session), _) => diff(&w.id, remote.as_ref(), session),
+            (Some(session), _) => diff(&w.id, remote, session),
             // Synced to a place this run covers, and no longer there: deleted in VS Code.
             (None, Some(loc))
                 if remote.is_some() && !loc.path.exists() && !loc.path.with_extension("json").exists() =>
@@ -295,7 +315,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     };
     for record in recorded {
         if let Some(w) = work.iter_mut().find(|w| w.id == record.session_id) {
-            w.events.push(record);
+            w.tail.after.push(record);
         }
     }
 
@@ -491,7 +511,7 @@ fn change_times(events: &[SyncChange]) -> ChangeTimes {
     times
 }
 
-fn existing(state: &Option<SessionState>) -> Option<&Session> {
+fn existing(state: &Option<std::rc::Rc<SessionState>>) -> Option<&Session> {
     state.as_ref().filter(|s| s.exists).map(|s| &s.session)
 }
 
@@ -511,7 +531,8 @@ pub fn status_of(v: &Views, has_conflicts: bool) -> Status {
 }
 
 fn plan(w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, SyncError> {
-    let v = views(&w.events)?;
+    let last_seqs = (w.tail.last_seq(Origin::Local), w.tail.last_seq(Origin::Remote));
+    let v = views_of(w.tail)?;
     let title = [existing(&v.full), w.pulled.as_ref(), existing(&v.base), existing(&v.local)]
         .into_iter()
         .flatten()
@@ -553,7 +574,14 @@ fn plan(w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, SyncEr
         remote_times: &remote_times,
     };
     let outcome = merge(&sides, opts.strategy, &opts.overrides)?;
-    report.status = status_of(&v, !merge(&sides, Strategy::AutoMerge, &HashMap::new())?.conflicts.is_empty());
+    // The status says whether the sides conflict as such, whatever the strategy resolves; the
+    // default strategy's own outcome already says so.
+    let conflicting = if opts.strategy == Strategy::AutoMerge && opts.overrides.is_empty() {
+        !outcome.conflicts.is_empty()
+    } else {
+        !merge(&sides, Strategy::AutoMerge, &HashMap::new())?.conflicts.is_empty()
+    };
+    report.status = status_of(&v, conflicting);
     report.resolved = outcome.resolved.clone();
     report.action = Action::None;
     let Some(location) = w.location.clone() else {
@@ -579,7 +607,7 @@ fn plan(w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, SyncEr
         plan.push = Some(merged.clone());
         plan.expected = w.pulled.clone();
     }
-    let full = v.full.as_ref().filter(|s| s.exists);
+    let full = v.full.as_deref().filter(|s| s.exists);
     plan.resolution = match &merged {
         Some(m) if existing(&v.full) != Some(m) => diff(&w.id, full, m),
         None if full.is_some() => vec![EntityChange {
@@ -596,8 +624,7 @@ fn plan(w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, SyncEr
         plan.copy = Some((copy_id.clone(), provider.location_for_new(&location, &copy_id), session));
     }
     let hash = merged.as_ref().map(|m| hex(&m.content_hash())).unwrap_or_default();
-    plan.checkpoint =
-        Some((hash, Views::last_seq(&w.events, Origin::Local), Views::last_seq(&w.events, Origin::Remote)));
+    plan.checkpoint = Some((hash, last_seqs.0, last_seqs.1));
     report.deleted = merged.is_none();
     report.action = match (&plan.push, v.remote_changes.is_empty() && v.checkpoint.is_some()) {
         (Some(_), true) => Action::Pushed,

@@ -10,7 +10,7 @@ use anyhow::Result;
 use chrono::Utc;
 
 use crate::diff::diff;
-use crate::fold::{SessionState, remote_view};
+use crate::fold::{SessionState, remote_of};
 use crate::journal::{OpenMode, Origin, SyncChange};
 use crate::provider::vscode::{PROVIDER, read_session_file};
 
@@ -41,7 +41,7 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     for file in &files {
         let view = match seen.remove(&file.session_id) {
             Some(view) => view,
-            None => remote_view(&journal.session_events(&file.session_id)?)?,
+            None => remote_of(&journal.tail(&file.session_id)?)?,
         };
         let changes = diff(&file.session_id, view.as_ref(), &file.session);
         let mut view = view.unwrap_or_default();

@@ -19,7 +19,7 @@ pub use snapshot::SNAPSHOT_INTERVAL;
 pub use store::FORMAT_VERSION;
 pub use verify::{Problem, VerifyReport};
 
-use crate::fold::{FoldError, SessionState};
+use crate::fold::{FoldError, SessionState, Tail};
 use record::GENESIS_HASH;
 use store::{Row, Store};
 
@@ -265,6 +265,31 @@ impl Journal {
         Ok(state)
     }
 
+    /// A session's history from its merge base on (see [`Tail`]): the base from the nearest
+    /// snapshot, the events since the last checkpoint. What a sync reads for a changed session,
+    /// whatever the length of its history. A session never checkpointed is read whole.
+    pub fn tail(&self, session_id: &str) -> Result<Tail, StateError> {
+        let Some(cp) = self.store.last_checkpoint(session_id)? else {
+            return Ok(Tail::of(&self.session_events(session_id)?)?);
+        };
+        let checkpoint =
+            self.get(cp)?.ok_or_else(|| JournalError::Corrupt { seq: cp, reason: "a checkpoint is missing".into() })?;
+        let base = self.state_at(session_id, cp)?;
+        let after = self
+            .store
+            .session_records(session_id, cp, u64::MAX)?
+            .iter()
+            .map(|(seq, bytes)| decode(*seq, bytes))
+            .collect::<Result<Vec<_>, _>>()?;
+        // The checkpoint names the newest change of each side its sync had seen; after those
+        // came only that sync's own (local) resolutions, just before the checkpoint.
+        let seen = |key: &str| checkpoint.payload.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0).min(cp);
+        let (local, remote) = (seen("local_seq"), seen("remote_seq"));
+        let resolved = self.store.newest_change_between(session_id, Origin::Local, local, cp)?;
+        let before = (resolved.max(local), remote);
+        Ok(Tail { base, checkpoint: Some(checkpoint), after, before })
+    }
+
     /// The seq of a session's newest record (0: none), from one step of the per-session index.
     pub fn session_last_seq(&self, session_id: &str) -> Result<u64, JournalError> {
         self.store.session_last_seq(session_id)
@@ -440,6 +465,7 @@ impl DoubleEndedIterator for Records<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fold::Views;
     use chrono::Utc;
     use serde_json::json;
 
@@ -546,6 +572,58 @@ mod tests {
         }
         assert!(j.state_at("s", 0).unwrap().is_none());
         assert!(j.verify().unwrap().snapshots_rebuilt == 0);
+    }
+
+    #[test]
+    fn the_tail_since_the_last_checkpoint_gives_the_views_of_the_whole_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), OpenMode::Create).unwrap();
+        let mut events = long_session(&mut j, 300);
+        let merge = |local: u64, remote: u64| NewChange {
+            change_type: ChangeType::Merge,
+            entity_type: EntityType::Session,
+            origin: Origin::Local,
+            payload: crate::fold::Checkpoint::payload(local, remote, "h", Some("/p/s.json")),
+            ..change("s", "s")
+        };
+        let local = |entity: &str, n: u64| NewChange {
+            change_type: ChangeType::Update,
+            origin: Origin::Local,
+            payload: json!({"index": 0, "request": {"requestId": entity, "response": [{"value": n}]}}),
+            ..change("s", entity)
+        };
+        // Never checkpointed: the tail is the whole history, split before the first local change.
+        let whole = |j: &Journal| crate::fold::views(&j.session_events("s").unwrap()).unwrap();
+        let check = |j: &Journal| {
+            let (from_tail, from_all) = (crate::fold::views_of(j.tail("s").unwrap()).unwrap(), whole(j));
+            assert_eq!(from_tail.checkpoint, from_all.checkpoint);
+            for (a, b) in [
+                (&from_tail.base, &from_all.base),
+                (&from_tail.local, &from_all.local),
+                (&from_tail.remote, &from_all.remote),
+                (&from_tail.full, &from_all.full),
+            ] {
+                assert_eq!(a.as_ref().map(|s| (&s.session, &s.ids)), b.as_ref().map(|s| (&s.session, &s.ids)));
+            }
+            assert_eq!(from_tail.local_changes, from_all.local_changes);
+            assert_eq!(from_tail.remote_changes, from_all.remote_changes);
+            let tail = j.tail("s").unwrap();
+            let all = j.session_events("s").unwrap();
+            for origin in [Origin::Local, Origin::Remote] {
+                assert_eq!(tail.last_seq(origin), Views::last_seq(&all, origin), "{origin:?}");
+            }
+        };
+        check(&j);
+        events.extend(j.append(vec![local("r1", 1), local("r2", 2)]).unwrap());
+        // A checkpoint names the newest change of each side, as a sync writes it.
+        let last = events.last().unwrap().seq;
+        let remote = Views::last_seq(&j.session_events("s").unwrap(), Origin::Remote);
+        j.append(vec![local("r3", 3), merge(last + 1, remote)]).unwrap();
+        check(&j);
+        // Both sides move on after the checkpoint, past a snapshot.
+        long_session(&mut j, 130);
+        j.append(vec![local("r4", 4)]).unwrap();
+        check(&j);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::record::{ChangeType, Fields, Origin};
 use super::store::Store;
 use super::{JournalError, SyncChange, decode};
 use crate::fold::{SessionState, Source};
@@ -149,6 +150,50 @@ impl Store {
             }
         }
         Ok(None)
+    }
+
+    /// The seq of a session's last checkpoint: from its newest valid snapshot and the records
+    /// after it (read without parsing their payloads), so no request is materialized.
+    pub(super) fn last_checkpoint(&self, session_id: &str) -> Result<Option<u64>, JournalError> {
+        let (mut after, mut checkpoint) = (0, None);
+        let mut upto = u64::MAX;
+        while let Some((seq, v)) = self.snapshot_at_or_before(session_id, upto)? {
+            upto = seq.saturating_sub(1);
+            let Some(stored) = decode_snapshot(seq, &v) else { continue };
+            if self.session_record(session_id, seq)?.is_some_and(|r| r.hash == stored.record_hash) {
+                (after, checkpoint) = (seq, stored.state.last_checkpoint);
+                break;
+            }
+            if seq == 0 {
+                break;
+            }
+        }
+        for (seq, bytes) in self.session_records(session_id, after, u64::MAX)? {
+            let fields = Fields::of(&bytes).map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })?;
+            if fields.body.change_type == ChangeType::Merge {
+                checkpoint = Some(seq);
+            }
+        }
+        Ok(checkpoint)
+    }
+
+    /// The seq of a session's newest change of `origin` (not a checkpoint) after `after` up to
+    /// `upto` (0: none), reading the records between without parsing their payloads.
+    pub(super) fn newest_change_between(
+        &self,
+        session_id: &str,
+        origin: Origin,
+        after: u64,
+        upto: u64,
+    ) -> Result<u64, JournalError> {
+        let mut newest = 0;
+        for (seq, bytes) in self.session_records(session_id, after, upto)? {
+            let fields = Fields::of(&bytes).map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })?;
+            if fields.body.origin == origin && fields.body.change_type != ChangeType::Merge {
+                newest = seq;
+            }
+        }
+        Ok(newest)
     }
 
     /// Stores the snapshots a session is due after new records: one at every
