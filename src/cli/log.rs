@@ -9,7 +9,9 @@ use serde_json::Value;
 
 use super::style::{self, Paint};
 use super::time::{Point, parse_point};
-use crate::journal::{ChangeType, EntityType, OpenMode, Origin, SyncChange};
+use crate::journal::record::Fields;
+use crate::journal::{ChangeType, EntityType, Journal, JournalError, OpenMode, Origin, SyncChange};
+type Shared = std::rc::Rc<Vec<u8>>;
 use crate::session::first_words;
 
 /// Show the history of one session, or of every session, newest first
@@ -57,18 +59,50 @@ fn parse_entity(s: &str) -> Result<EntityType, String> {
     s.parse()
 }
 
+/// What the filters look at, from a decoded record or straight from its stored fields.
+struct Head {
+    seq: u64,
+    timestamp_ms: i64,
+    origin: Origin,
+    change_type: ChangeType,
+    entity_type: EntityType,
+}
+
+impl Head {
+    fn of(r: &SyncChange) -> Head {
+        Head {
+            seq: r.seq,
+            timestamp_ms: r.timestamp.timestamp_millis(),
+            origin: r.origin,
+            change_type: r.change_type,
+            entity_type: r.entity_type,
+        }
+    }
+
+    fn of_fields(f: &Fields) -> Head {
+        let b = &f.body;
+        Head {
+            seq: b.seq,
+            timestamp_ms: b.timestamp_ms,
+            origin: b.origin,
+            change_type: b.change_type,
+            entity_type: b.entity_type,
+        }
+    }
+}
+
 impl Args {
-    fn matches(&self, r: &SyncChange) -> bool {
+    fn matches(&self, r: &Head) -> bool {
         self.origin.is_none_or(|o| r.origin == o)
             && self.change_type.is_none_or(|t| r.change_type == t)
             && self.entity.is_none_or(|e| r.entity_type == e)
             && self.since.is_none_or(|p| match p {
                 Point::Seq(s) => r.seq >= s,
-                Point::Time(t) => r.timestamp >= t,
+                Point::Time(t) => r.timestamp_ms >= t.timestamp_millis(),
             })
             && self.until.is_none_or(|p| match p {
                 Point::Seq(s) => r.seq <= s,
-                Point::Time(t) => r.timestamp <= t,
+                Point::Time(t) => r.timestamp_ms <= t.timestamp_millis(),
             })
     }
 }
@@ -84,37 +118,92 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
         return graph(&journal, session.as_deref(), &args, limit);
     }
     let oldest_first = args.reverse && args.max_count.is_none();
-    let seqs: Box<dyn Iterator<Item = u64>> = match &session {
-        Some(id) => {
-            let seqs = journal.session_seqs(id)?;
-            if oldest_first { Box::new(seqs.into_iter()) } else { Box::new(seqs.into_iter().rev()) }
-        }
-        None if oldest_first => Box::new(1..=journal.last_seq()),
-        None => Box::new((1..=journal.last_seq()).rev()),
-    };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut held: Vec<SyncChange> = Vec::new();
+    let mut held: Vec<String> = Vec::new();
     let mut shown = 0;
-    for seq in seqs {
+    let now = chrono::Utc::now();
+    let colour = style::colour();
+    // Records are read a chunk at a time (one query per chunk) and each is decoded only as far
+    // as its line needs: `--json` prints every field, a human line a few words of the payload.
+    for chunk in chunks(&journal, session.as_deref(), oldest_first) {
+        for (seq, bytes) in chunk? {
+            if shown >= limit {
+                break;
+            }
+            let fields = Fields::of(&bytes).map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })?;
+            if !args.matches(&Head::of_fields(&fields)) {
+                continue;
+            }
+            shown += 1;
+            let line = if args.json {
+                json_line(
+                    &crate::journal::SyncChange::decode(&bytes)
+                        .map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })?,
+                )
+                .to_string()
+            } else {
+                human_line(&fields, colour, &now)
+            };
+            if args.reverse && !oldest_first {
+                held.push(line);
+            } else {
+                writeln!(out, "{line}")?;
+            }
+        }
         if shown >= limit {
             break;
         }
-        let Some(r) = journal.get(seq)? else { continue };
-        if !args.matches(&r) {
-            continue;
-        }
-        shown += 1;
-        if args.reverse && !oldest_first {
-            held.push(r);
-        } else {
-            write_record(&mut out, &r, args.json)?;
-        }
     }
-    for r in held.iter().rev() {
-        write_record(&mut out, r, args.json)?;
+    for line in held.iter().rev() {
+        writeln!(out, "{line}")?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Records read per query.
+const CHUNK: usize = 512;
+
+/// The records to show, newest first (or oldest first), a chunk of stored bytes at a time:
+/// one session's through its index, or the whole journal's by seq.
+fn chunks<'a>(
+    journal: &'a Journal,
+    session: Option<&'a str>,
+    oldest_first: bool,
+) -> Box<dyn Iterator<Item = Result<Vec<(u64, Shared)>, JournalError>> + 'a> {
+    let seqs: Vec<u64> = match session {
+        Some(id) => match journal.session_seqs(id) {
+            Ok(seqs) => seqs,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        },
+        None => Vec::new(),
+    };
+    let last = journal.last_seq();
+    let ranges: Vec<(u64, u64)> = match session {
+        Some(_) => seqs.chunks(CHUNK).map(|c| (c[0] - 1, c[c.len() - 1])).collect(),
+        None => {
+            (0..last.div_ceil(CHUNK as u64)).map(|i| (i * CHUNK as u64, ((i + 1) * CHUNK as u64).min(last))).collect()
+        }
+    };
+    let read = move |(after, upto): (u64, u64)| -> Result<Vec<(u64, Shared)>, JournalError> {
+        let mut rows = match session {
+            Some(id) => journal.session_raw(id, after, upto)?,
+            None => {
+                let mut rows = Vec::with_capacity((upto - after) as usize);
+                for seq in after + 1..=upto {
+                    if let Some(b) = journal.raw(seq)? {
+                        rows.push((seq, b));
+                    }
+                }
+                rows
+            }
+        };
+        if !oldest_first {
+            rows.reverse();
+        }
+        Ok(rows)
+    };
+    if oldest_first { Box::new(ranges.into_iter().map(read)) } else { Box::new(ranges.into_iter().rev().map(read)) }
 }
 
 /// `--graph`: the marks need the whole history in order, so it is read oldest first; the
@@ -128,7 +217,7 @@ fn graph(journal: &crate::journal::Journal, session: Option<&str>, args: &Args, 
     let mut shown: Vec<String> = lines
         .iter()
         .rev()
-        .filter(|l| args.matches(l.event))
+        .filter(|l| args.matches(&Head::of(l.event)))
         .take(limit)
         .map(|l| super::graph::render(l, &summary(l.event), session.is_none(), style::colour()))
         .collect();
@@ -144,70 +233,144 @@ fn graph(journal: &crate::journal::Journal, session: Option<&str>, args: &Args, 
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_record(out: &mut impl Write, r: &SyncChange, json: bool) -> std::io::Result<()> {
-    if json {
-        writeln!(out, "{}", json_line(r))
-    } else {
-        writeln!(out, "{}", human_line(r, style::colour(), &chrono::Utc::now()))
-    }
-}
-
 /// The `--json` form of a record (the schema is in the README): the same object as a line of
 /// `chasm export`.
 pub fn json_line(r: &SyncChange) -> Value {
     crate::journal::export::record_line(r)
 }
 
-fn human_line(r: &SyncChange, colour: bool, now: &chrono::DateTime<chrono::Utc>) -> String {
-    let when = style::when(&r.timestamp, now);
-    let short: String = r.session_id.chars().take(8).collect();
-    let what = format!("{}/{}", r.change_type, r.entity_type);
-    let origin = format!("{:<6}", r.origin.as_str());
-    let origin = style::paint(colour, if r.origin == Origin::Local { Paint::Cyan } else { Paint::Yellow }, &origin);
-    format!("{:>6}  {when}  {origin}  {what:<15}  {short:<8}  {}", r.seq, summary(r))
+fn human_line(f: &Fields, colour: bool, now: &chrono::DateTime<chrono::Utc>) -> String {
+    let b = &f.body;
+    let timestamp = chrono::DateTime::from_timestamp_millis(b.timestamp_ms).unwrap_or_default();
+    let when = style::when(&timestamp, now);
+    let short: String = b.session_id.chars().take(8).collect();
+    let what = format!("{}/{}", b.change_type, b.entity_type);
+    let origin = format!("{:<6}", b.origin.as_str());
+    let origin = style::paint(colour, if b.origin == Origin::Local { Paint::Cyan } else { Paint::Yellow }, &origin);
+    let summary = match Peek::of(b.payload) {
+        Some(peek) => summarize(b.change_type, b.entity_type, b.entity_id, &peek),
+        None => {
+            let payload: Value = serde_json::from_slice(b.payload).unwrap_or(Value::Null);
+            summarize(b.change_type, b.entity_type, b.entity_id, &Peek::from_value(&payload))
+        }
+    };
+    format!("{:>6}  {when}  {origin}  {what:<15}  {short:<8}  {summary}", b.seq)
+}
+
+/// The few parts of a payload a log line shows, read without building the rest: a streamed
+/// request is kilobytes of JSON of which a line needs its first words and how many parts its
+/// response has.
+#[derive(Default, serde::Deserialize)]
+struct Peek {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default)]
+    request: Option<PeekRequest>,
+    #[serde(default)]
+    value: Option<Value>,
+    #[serde(default, rename = "customTitle")]
+    custom_title: Option<String>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct PeekRequest {
+    #[serde(default)]
+    message: Option<PeekMessage>,
+    #[serde(default)]
+    response: Option<Count>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct PeekMessage {
+    #[serde(default)]
+    text: Option<String>,
+}
+
+/// The length of a JSON array, its elements skipped unread.
+#[derive(Default)]
+struct Count(usize);
+
+impl<'de> serde::Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Count, D::Error> {
+        struct Counter;
+        impl<'de> serde::de::Visitor<'de> for Counter {
+            type Value = Count;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Count, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Count(n))
+            }
+        }
+        d.deserialize_seq(Counter)
+    }
+}
+
+impl Peek {
+    /// Reads the parts from payload JSON; `None` when its shape is not the usual one.
+    fn of(payload: &[u8]) -> Option<Peek> {
+        serde_json::from_slice(payload).ok()
+    }
+
+    /// The same parts from a parsed payload, whatever its shape.
+    fn from_value(p: &Value) -> Peek {
+        let request = p.get("request").map(|q| PeekRequest {
+            message: Some(PeekMessage {
+                text: q.get("message").and_then(|m| m.get("text")).and_then(Value::as_str).map(str::to_owned),
+            }),
+            response: q.get("response").and_then(Value::as_array).map(|a| Count(a.len())),
+        });
+        Peek {
+            index: p.get("index").and_then(Value::as_u64),
+            request,
+            value: p.get("value").cloned(),
+            custom_title: p.get("customTitle").and_then(Value::as_str).map(str::to_owned),
+        }
+    }
 }
 
 /// A few words on what the change did.
 fn summary(r: &SyncChange) -> String {
-    let p = &r.payload;
+    summarize(r.change_type, r.entity_type, &r.entity_id, &Peek::from_value(&r.payload))
+}
+
+fn summarize(change_type: ChangeType, entity_type: EntityType, entity_id: &str, p: &Peek) -> String {
     let request_words = || {
-        let text = p
-            .get("request")
-            .and_then(|q| q.get("message"))
-            .and_then(|m| m.get("text"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let index = p.get("index").and_then(Value::as_u64).map(|i| format!("#{} ", i + 1)).unwrap_or_default();
+        let text = p.request.as_ref().and_then(|q| q.message.as_ref()).and_then(|m| m.text.as_deref()).unwrap_or("");
+        let index = p.index.map(|i| format!("#{} ", i + 1)).unwrap_or_default();
         if text.trim().is_empty() {
-            format!("{index}{}", r.entity_id)
+            format!("{index}{entity_id}")
         } else {
             format!("{index}\"{}\"", first_words(text, 60))
         }
     };
-    match (r.entity_type, r.change_type) {
+    match (entity_type, change_type) {
         (_, ChangeType::Merge) => "checkpoint".into(),
         (EntityType::Session, ChangeType::Create) => {
-            let title = p.get("customTitle").and_then(Value::as_str).map(|t| format!(" \"{}\"", first_words(t, 60)));
+            let title = p.custom_title.as_deref().map(|t| format!(" \"{}\"", first_words(t, 60)));
             format!("new session{}", title.unwrap_or_default())
         }
         (EntityType::Session, ChangeType::Update) => "replaced the whole session".into(),
         (EntityType::Session, ChangeType::Delete) => "deleted the session".into(),
         (EntityType::Message, ChangeType::Create) => format!("added {}", request_words()),
         (EntityType::Message, ChangeType::Update) => {
-            let parts =
-                p.get("request").and_then(|q| q.get("response")).and_then(Value::as_array).map(Vec::len).unwrap_or(0);
+            let parts = p.request.as_ref().and_then(|q| q.response.as_ref()).map_or(0, |c| c.0);
             format!("changed {} ({parts} response part{})", request_words(), if parts == 1 { "" } else { "s" })
         }
-        (EntityType::Message, ChangeType::Delete) => format!("removed request {}", r.entity_id),
-        (EntityType::Metadata, ChangeType::Delete) => format!("removed field {}", r.entity_id),
+        (EntityType::Message, ChangeType::Delete) => format!("removed request {entity_id}"),
+        (EntityType::Metadata, ChangeType::Delete) => format!("removed field {entity_id}"),
         (EntityType::Metadata, _) => {
-            let value = p.get("value").map(|v| match v {
+            let value = p.value.as_ref().map(|v| match v {
                 Value::String(s) => format!("\"{}\"", first_words(s, 50)),
                 other => first_words(&other.to_string(), 50),
             });
-            format!("{} = {}", r.entity_id, value.unwrap_or_default())
+            format!("{entity_id} = {}", value.unwrap_or_default())
         }
-        (EntityType::Tag, ChangeType::Delete) => format!("untagged \"{}\"", r.entity_id),
-        (EntityType::Tag, _) => format!("tagged \"{}\"", r.entity_id),
+        (EntityType::Tag, ChangeType::Delete) => format!("untagged \"{entity_id}\""),
+        (EntityType::Tag, _) => format!("tagged \"{entity_id}\""),
     }
 }

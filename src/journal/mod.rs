@@ -241,6 +241,23 @@ impl Journal {
         }
     }
 
+    /// The stored bytes of the record at `seq` (see `journal-format.md`), for readers that
+    /// decode only the fields they show ([`record::Fields`]).
+    pub fn raw(&self, seq: u64) -> Result<Option<store::Shared>, JournalError> {
+        self.store.record(seq)
+    }
+
+    /// The stored bytes of one session's records after `after` up to `upto`, in seq order, in
+    /// one query.
+    pub fn session_raw(
+        &self,
+        session_id: &str,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<(u64, store::Shared)>, JournalError> {
+        self.store.session_records(session_id, after, upto)
+    }
+
     /// Every record in seq order, oldest first (`.rev()` for newest first). A record that does
     /// not decode is an error item, not a panic.
     pub fn iter(&self) -> Records<'_> {

@@ -303,7 +303,7 @@ impl Store {
     }
 
     /// The record at `seq`, through the cache.
-    fn record(&self, seq: u64) -> Result<Option<Rc<Vec<u8>>>, JournalError> {
+    pub fn record(&self, seq: u64) -> Result<Option<Rc<Vec<u8>>>, JournalError> {
         if let Some(hit) = self.cache.borrow().get(seq) {
             return Ok(Some(hit));
         }
