@@ -11,7 +11,8 @@ use super::style::{self, Paint};
 use super::time::{Point, parse_point};
 use crate::journal::record::Fields;
 use crate::journal::{ChangeType, EntityType, Journal, JournalError, OpenMode, Origin, SyncChange};
-type Shared = std::rc::Rc<Vec<u8>>;
+/// Stored record bytes by seq, as read in one query.
+type Chunk = Vec<(u64, std::rc::Rc<Vec<u8>>)>;
 use crate::session::first_words;
 
 /// Show the history of one session, or of every session, newest first
@@ -170,7 +171,7 @@ fn chunks<'a>(
     journal: &'a Journal,
     session: Option<&'a str>,
     oldest_first: bool,
-) -> Box<dyn Iterator<Item = Result<Vec<(u64, Shared)>, JournalError>> + 'a> {
+) -> Box<dyn Iterator<Item = Result<Chunk, JournalError>> + 'a> {
     let seqs: Vec<u64> = match session {
         Some(id) => match journal.session_seqs(id) {
             Ok(seqs) => seqs,
@@ -185,7 +186,7 @@ fn chunks<'a>(
             (0..last.div_ceil(CHUNK as u64)).map(|i| (i * CHUNK as u64, ((i + 1) * CHUNK as u64).min(last))).collect()
         }
     };
-    let read = move |(after, upto): (u64, u64)| -> Result<Vec<(u64, Shared)>, JournalError> {
+    let read = move |(after, upto): (u64, u64)| -> Result<Chunk, JournalError> {
         let mut rows = match session {
             Some(id) => journal.session_raw(id, after, upto)?,
             None => {
