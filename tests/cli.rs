@@ -161,7 +161,7 @@ fn a_locked_journal_is_a_clear_error() {
     let env = Env::new();
     let a = write_session(&env, "abc-1", "A", &["x"]);
     env.ok(&["capture", p(&a)]);
-    let held = chasm::journal::Journal::open(&env.journal(), chasm::journal::OpenMode::Existing).unwrap();
+    let held = common::open_journal(&env.journal(), chasm::journal::OpenMode::Existing);
     let line = common::assert_error_line(&env.chasm(&["log"]));
     assert!(line.contains("locked by another process"), "{line}");
     let line = common::assert_error_line(&env.chasm(&["capture", p(&a)]));

@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use chasm::journal::{Journal, OpenMode};
+use chasm::journal::OpenMode;
 use chasm::provider::vscode::VsCode;
 use chasm::provider::{Listed, Listing, Location, Provider, ProviderError, Pulled};
 use chasm::session::Session;
@@ -141,7 +141,7 @@ fn a_file_that_vanishes_between_listing_and_reading_is_skipped_not_deleted() {
     std::fs::write(chat.join("s1.json"), session("s1", "One").to_string()).unwrap();
     let roots = vec![env.dir.path().join("User")];
     {
-        let mut journal = Journal::open(&env.journal(), OpenMode::Create).unwrap();
+        let mut journal = common::open_journal(&env.journal(), OpenMode::Create);
         sync(&mut journal, &VsCode::new(&roots), &Options { max_delete: 10, ..Options::default() }).unwrap();
         let before = journal.last_seq();
         let report =

@@ -213,7 +213,7 @@ fn a_state_db_that_is_not_a_database_is_reported_and_left_alone() {
 
 #[test]
 fn a_journal_naming_paths_outside_the_roots_never_writes_there() {
-    use chasm::journal::{ChangeType, EntityType, Journal, NewChange, OpenMode, Origin};
+    use chasm::journal::{ChangeType, EntityType, NewChange, OpenMode, Origin};
     let env = Env::new();
     let chat = env.chat_dir();
     let outside = env.dir.path().join("outside");
@@ -221,7 +221,7 @@ fn a_journal_naming_paths_outside_the_roots_never_writes_there() {
     // A history (imported from elsewhere, say) whose checkpoints name a path outside the root,
     // and one inside the root but under another session's name.
     {
-        let mut j = Journal::open(&env.journal(), OpenMode::Create).unwrap();
+        let mut j = common::open_journal(&env.journal(), OpenMode::Create);
         let change = |id: &str, change_type, entity_type, payload: Value| NewChange {
             session_id: id.into(),
             change_type,

@@ -4,7 +4,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use chasm::journal::{ChangeType, EntityType, Journal, NewChange, OpenMode, Origin};
+use chasm::journal::{ChangeType, EntityType, NewChange, OpenMode, Origin};
 use common::{Env, age, append, real_fixtures, vscode_read};
 use serde_json::{Value, json};
 
@@ -77,7 +77,7 @@ impl Vs {
         entity_id: &str,
         payload: Value,
     ) {
-        let mut j = Journal::open(&self.env.journal(), OpenMode::Existing).unwrap();
+        let mut j = common::open_journal(&self.env.journal(), OpenMode::Existing);
         j.append(vec![NewChange {
             session_id: id.into(),
             change_type,
@@ -665,7 +665,7 @@ fn a_sync_with_nothing_to_do_is_noted_and_the_next_one_does_not_open_the_journal
 
     // With the journal held by another process, a sync with nothing to do still succeeds:
     // it never opened the journal.
-    let held = Journal::open(&vs.env.journal(), OpenMode::Existing).unwrap();
+    let held = common::open_journal(&vs.env.journal(), OpenMode::Existing);
     let (code, out) = vs.sync(&["--json"]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["appended"], 0);

@@ -30,7 +30,7 @@ fn tamper(env: &Env, edit: impl FnOnce(&rusqlite::Connection)) {
 
 /// A record's bytes, read through chasm (rows may hold deltas, see `src/journal/delta.rs`).
 fn record(env: &Env, seq: u64) -> Vec<u8> {
-    let j = chasm::journal::Journal::open(&env.journal(), chasm::journal::OpenMode::Existing).unwrap();
+    let j = common::open_journal(&env.journal(), chasm::journal::OpenMode::Existing);
     j.get(seq).unwrap().unwrap().encode()
 }
 

@@ -30,12 +30,16 @@ pub const SNAPSHOT_INTERVAL: u64 = 64;
 
 /// A snapshot's bytes: the hash of the record it was taken at (32) ‖ SHA-256 of the body (32) ‖
 /// the body (JSON).
+///
+/// The body lists the session's fields, then its requests, then what changes at every
+/// snapshot: consecutive snapshots of a session then share a long prefix and suffix, and the
+/// store keeps most as a delta of the one before (see `Store::put_snapshot`).
 fn encode(record_hash: &[u8; 32], state: &SessionState) -> Vec<u8> {
-    let sources: Vec<Value> = state.sources.iter().map(|s| json!([s.seq, s.index])).collect();
+    let requests: Vec<Value> =
+        state.ids.iter().zip(&state.sources).map(|(id, s)| json!([id, s.seq, s.index])).collect();
     let body = json!({
         "fields": state.session.without_requests().to_value(),
-        "ids": state.ids,
-        "sources": sources,
+        "requests": requests,
         "exists": state.exists,
         "tags": state.tags,
         "last_seq": state.last_seq,
@@ -67,22 +71,24 @@ fn decode_snapshot(seq: u64, bytes: &[u8]) -> Option<Stored> {
     }
     let mut v: Value = serde_json::from_slice(body).ok()?;
     let session = Session::from_value(v.get_mut("fields")?.take()).ok()?;
-    let ids: Vec<String> = serde_json::from_value(v.get_mut("ids")?.take()).ok()?;
     let tags: BTreeSet<String> = serde_json::from_value(v.get_mut("tags")?.take()).ok()?;
-    let sources: Vec<Source> = v
-        .get("sources")?
+    let (ids, sources): (Vec<String>, Vec<Source>) = v
+        .get("requests")?
         .as_array()?
         .iter()
-        .map(|s| {
-            let seq = s.get(0)?.as_u64()?;
-            let index = match s.get(1)? {
+        .map(|r| {
+            let id = r.get(0)?.as_str()?.to_owned();
+            let seq = r.get(1)?.as_u64()?;
+            let index = match r.get(2)? {
                 Value::Null => None,
                 i => Some(u32::try_from(i.as_u64()?).ok()?),
             };
-            Some(Source { seq, index })
+            Some((id, Source { seq, index }))
         })
-        .collect::<Option<_>>()?;
-    if ids.len() != sources.len() || v.get("last_seq")?.as_u64()? != seq || sources.iter().any(|s| s.seq > seq) {
+        .collect::<Option<Vec<_>>>()?
+        .into_iter()
+        .unzip();
+    if v.get("last_seq")?.as_u64()? != seq || sources.iter().any(|s| s.seq > seq) {
         return None;
     }
     let state = SessionState {

@@ -18,7 +18,7 @@ use std::rc::Rc;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use super::JournalError;
-use super::delta::{self, Form};
+use super::delta::{self, Form, StoredSnapshot};
 
 /// The on-disk format this chasm reads and writes (`meta` key `format`). Format 1 was a sled
 /// database; `legacy.rs` converts it.
@@ -169,8 +169,9 @@ impl Store {
         // Exclusive locking before the first access keeps the write-ahead log's index in memory
         // (no `-shm` file); FULL makes every commit fsync the log: the durability point.
         conn.execute_batch(
-            "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-             PRAGMA cache_size = -16384; PRAGMA mmap_size = 4294967296;",
+            "PRAGMA page_size = 8192; PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; \
+             PRAGMA synchronous = FULL; PRAGMA cache_size = -16384; PRAGMA mmap_size = 4294967296; \
+             PRAGMA wal_autocheckpoint = 4096;",
         )
         .map_err(|e| match e.sqlite_error_code() {
             Some(ErrorCode::NotADatabase) => JournalError::UnknownFormat(dir.to_owned()),
@@ -617,36 +618,92 @@ impl Store {
         Ok(self.rebuild(seq, stored).ok().map(|bytes| (seq, bytes, depth)))
     }
 
-    /// The newest snapshot of a session taken at or before `upto`: (seq, bytes).
+    /// The newest snapshot of a session taken at or before `upto`: (seq, bytes). The bytes are
+    /// empty when the row cannot be rebuilt (its base gone or damaged): a snapshot that fails
+    /// its checks, passed over like any other.
     pub fn snapshot_at_or_before(&self, session_id: &str, upto: u64) -> Result<Option<(u64, Vec<u8>)>, JournalError> {
         let Some(num) = self.num(session_id)? else { return Ok(None) };
-        self.conn
+        let row: Option<(u64, Vec<u8>)> = self
+            .conn
             .prepare_cached(
                 "SELECT seq, body FROM snapshots WHERE session = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1",
             )
             .and_then(|mut s| {
                 s.query_row(params![num, int(upto)], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))).optional()
             })
-            .map_err(storage)
+            .map_err(storage)?;
+        match row {
+            None => Ok(None),
+            Some((seq, stored)) => Ok(Some((seq, self.snapshot_bytes(num, seq, &stored, delta::MAX_DEPTH)?))),
+        }
     }
 
-    /// Every snapshot of a session, by seq.
+    /// Every snapshot of a session, by seq, rebuilt (empty bytes: cannot be, see above).
     pub fn snapshots_of(&self, session_id: &str) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
         let Some(num) = self.num(session_id)? else { return Ok(Vec::new()) };
         let mut stmt = self
             .conn
             .prepare_cached("SELECT seq, body FROM snapshots WHERE session = ?1 ORDER BY seq")
             .map_err(storage)?;
-        let rows = stmt.query_map([num], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))).map_err(storage)?;
-        rows.collect::<Result<_, _>>().map_err(storage)
+        let rows =
+            stmt.query_map([num], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?))).map_err(storage)?;
+        let rows: Vec<(u64, Vec<u8>)> = rows.collect::<Result<_, _>>().map_err(storage)?;
+        rows.into_iter()
+            .map(|(seq, stored)| Ok((seq, self.snapshot_bytes(num, seq, &stored, delta::MAX_DEPTH)?)))
+            .collect()
     }
 
-    /// Stores (or replaces) a snapshot.
+    /// One stored snapshot row.
+    fn snapshot_row(&self, num: i64, seq: u64) -> Result<Option<Vec<u8>>, JournalError> {
+        self.conn
+            .prepare_cached("SELECT body FROM snapshots WHERE session = ?1 AND seq = ?2")
+            .and_then(|mut s| s.query_row(params![num, int(seq)], |r| r.get(0)).optional())
+            .map_err(storage)
+    }
+
+    /// A stored snapshot row's bytes: itself, or its delta applied to the snapshot it names
+    /// (whose depth must be lower, at most `depth_left`). Empty when it cannot be rebuilt.
+    fn snapshot_bytes(&self, num: i64, seq: u64, stored: &[u8], depth_left: u8) -> Result<Vec<u8>, JournalError> {
+        match delta::snapshot_form(stored) {
+            Err(_) => Ok(Vec::new()),
+            Ok(StoredSnapshot::Whole(bytes)) => Ok(bytes.to_vec()),
+            Ok(StoredSnapshot::Delta { back, depth }) => {
+                if back == 0 || back > seq || depth == 0 || depth > depth_left {
+                    return Ok(Vec::new());
+                }
+                let Some(base) = self.snapshot_row(num, seq - back)? else { return Ok(Vec::new()) };
+                let base = self.snapshot_bytes(num, seq - back, &base, depth - 1)?;
+                Ok(delta::decode_snapshot(stored, &base).unwrap_or_default())
+            }
+        }
+    }
+
+    /// Stores (or replaces) a snapshot: as a delta of the session's previous snapshot when that
+    /// is smaller (see `delta::encode_snapshot`).
     pub fn put_snapshot(&self, session_id: &str, seq: u64, body: &[u8]) -> Result<(), JournalError> {
         let Some(num) = self.num(session_id)? else { return Ok(()) };
+        let previous: Option<(u64, Vec<u8>)> = self
+            .conn
+            .prepare_cached("SELECT seq, body FROM snapshots WHERE session = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT 1")
+            .and_then(|mut s| {
+                s.query_row(params![num, int(seq)], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))).optional()
+            })
+            .map_err(storage)?;
+        let base = match previous {
+            Some((base_seq, stored)) => {
+                let depth = match delta::snapshot_form(&stored) {
+                    Ok(StoredSnapshot::Delta { depth, .. }) => depth,
+                    _ => 0,
+                };
+                let bytes = self.snapshot_bytes(num, base_seq, &stored, delta::MAX_DEPTH)?;
+                (!bytes.is_empty()).then_some((bytes, seq - base_seq, depth))
+            }
+            None => None,
+        };
+        let stored = delta::encode_snapshot(body, base.as_ref().map(|(b, back, d)| (b.as_slice(), *back, *d)));
         self.conn
             .prepare_cached("INSERT OR REPLACE INTO snapshots (session, seq, body) VALUES (?1, ?2, ?3)")
-            .and_then(|mut s| s.execute(params![num, int(seq), body]))
+            .and_then(|mut s| s.execute(params![num, int(seq), stored]))
             .map(|_| ())
             .map_err(storage)
     }

@@ -213,3 +213,17 @@ pub fn age(path: &Path) {
     let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
     std::fs::File::options().write(true).open(path).unwrap().set_modified(old).unwrap();
 }
+
+/// Opens the journal in this process. Another test's child process may, for a moment between
+/// its fork and its exec, hold a copy of the lock file descriptor this process just closed
+/// (flock locks belong to the open file, which the copy keeps alive), so a journal that looks
+/// locked is tried again for a while.
+pub fn open_journal(dir: &Path, mode: chasm::journal::OpenMode) -> chasm::journal::Journal {
+    for _ in 0..100 {
+        match chasm::journal::Journal::open(dir, mode) {
+            Err(chasm::journal::JournalError::Locked(_)) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            other => return other.unwrap(),
+        }
+    }
+    chasm::journal::Journal::open(dir, mode).unwrap()
+}
