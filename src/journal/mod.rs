@@ -119,7 +119,15 @@ impl Journal {
         let store = Store::open(dir)?;
         let (last_seq, head_hash) = match store.last()? {
             None => (0, Ok(GENESIS_HASH)),
-            Some((seq, bytes)) => (seq, SyncChange::decode(&bytes).map(|r| r.hash).map_err(|e| e.to_string())),
+            // The hash is in the record's last bytes; its payload is only checked to be JSON.
+            Some((seq, bytes)) => (
+                seq,
+                record::Fields::of(&bytes).map_err(|e| e.to_string()).and_then(|f| {
+                    serde_json::from_slice::<serde::de::IgnoredAny>(f.body.payload)
+                        .map(|_| f.hash)
+                        .map_err(|e| format!("payload is not valid JSON: {e}"))
+                }),
+            ),
         };
         Ok(Journal { store, last_seq, head_hash })
     }
