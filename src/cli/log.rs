@@ -189,15 +189,7 @@ fn chunks<'a>(
     let read = move |(after, upto): (u64, u64)| -> Result<Chunk, JournalError> {
         let mut rows = match session {
             Some(id) => journal.session_raw(id, after, upto)?,
-            None => {
-                let mut rows = Vec::with_capacity((upto - after) as usize);
-                for seq in after + 1..=upto {
-                    if let Some(b) = journal.raw(seq)? {
-                        rows.push((seq, b));
-                    }
-                }
-                rows
-            }
+            None => journal.raw_between(after, upto)?,
         };
         if !oldest_first {
             rows.reverse();

@@ -249,10 +249,14 @@ impl Journal {
         }
     }
 
-    /// The stored bytes of the record at `seq` (see `journal-format.md`), for readers that
-    /// decode only the fields they show ([`record::Fields`]).
-    pub fn raw(&self, seq: u64) -> Result<Option<store::Shared>, JournalError> {
-        self.store.record(seq)
+    /// The bytes of the records after `after` up to `upto` (see `journal-format.md`), in seq
+    /// order, in one query: for readers that decode only the fields they show
+    /// ([`record::Fields`]).
+    pub fn raw_between(&self, after: u64, upto: u64) -> Result<Vec<(u64, store::Shared)>, JournalError> {
+        if after >= upto {
+            return Ok(Vec::new());
+        }
+        self.store.shared_between(after + 1, upto)
     }
 
     /// The stored bytes of one session's records after `after` up to `upto`, in seq order, in

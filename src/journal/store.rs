@@ -304,7 +304,7 @@ impl Store {
     }
 
     /// The record at `seq`, through the cache.
-    pub fn record(&self, seq: u64) -> Result<Option<Rc<Vec<u8>>>, JournalError> {
+    fn record(&self, seq: u64) -> Result<Option<Rc<Vec<u8>>>, JournalError> {
         if let Some(hit) = self.cache.borrow().get(seq) {
             return Ok(Some(hit));
         }
@@ -383,8 +383,8 @@ impl Store {
         Ok(())
     }
 
-    /// The records with seqs in `lo..=hi`, ascending.
-    pub fn records_between(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
+    /// The records with seqs in `lo..=hi`, ascending, shared with the cache.
+    pub fn shared_between(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Shared)>, JournalError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT seq, record FROM log WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq")
@@ -393,7 +393,12 @@ impl Store {
             .query_map([int(lo), int(hi)], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?)))
             .map_err(storage)?;
         let rows: Vec<(u64, Vec<u8>)> = rows.collect::<Result<_, _>>().map_err(storage)?;
-        rows.into_iter().map(|(seq, stored)| Ok((seq, self.rebuild(seq, stored)?.as_ref().clone()))).collect()
+        rows.into_iter().map(|(seq, stored)| Ok((seq, self.rebuild(seq, stored)?))).collect()
+    }
+
+    /// The records with seqs in `lo..=hi`, ascending.
+    pub fn records_between(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
+        Ok(self.shared_between(lo, hi)?.into_iter().map(|(seq, b)| (seq, b.as_ref().clone())).collect())
     }
 
     /// Every stored row in seq order — (seq, the id of the session it is filed under, the
