@@ -80,9 +80,7 @@ pub fn encode(base: &[u8], base_depth: u8, back: u64, record: &[u8]) -> Option<V
     let middle = &rp[prefix..rp.len() - suffix];
 
     let mut out = Vec::with_capacity(middle.len() + 128);
-    out.push(DELTA);
-    put_varint(&mut out, back);
-    out.push(base_depth + 1);
+    put_head(&mut out, back, base_depth + 1);
     out.extend_from_slice(&r.body.id);
     put_varint(&mut out, zigzag(r.body.timestamp_ms.wrapping_sub(b.body.timestamp_ms)));
     out.push(index(ChangeType::ALL, r.body.change_type));
@@ -90,10 +88,7 @@ pub fn encode(base: &[u8], base_depth: u8, back: u64, record: &[u8]) -> Option<V
     out.push(index(Origin::ALL, r.body.origin));
     put_text(&mut out, r.body.entity_id, b.body.entity_id);
     put_text(&mut out, r.body.provider, b.body.provider);
-    put_varint(&mut out, prefix as u64);
-    put_varint(&mut out, suffix as u64);
-    put_varint(&mut out, middle.len() as u64);
-    out.extend_from_slice(middle);
+    put_patch(&mut out, prefix, suffix, middle);
     out.extend_from_slice(&r.prev_hash);
     out.extend_from_slice(&r.hash);
     (out.len() < record.len()).then_some(out)
@@ -112,9 +107,7 @@ pub fn decode(stored: &[u8], seq: u64, base: &[u8]) -> Result<Vec<u8>, DecodeErr
     let origin = pick(Origin::ALL, r.byte()?)?;
     let entity_id = r.text(b.body.entity_id)?;
     let provider = r.text(b.body.provider)?;
-    let (prefix, suffix) = (r.len()?, r.len()?);
-    let middle_len = r.len()?;
-    let middle = r.take(middle_len)?;
+    let (prefix, suffix, middle) = r.patch()?;
     let payload = patch(b.body.payload, prefix, middle, suffix)?;
     let prev_hash: [u8; 32] = r.take(32)?.try_into().expect("32 bytes");
     let hash: [u8; 32] = r.take(32)?.try_into().expect("32 bytes");
@@ -171,14 +164,9 @@ pub fn encode_snapshot(snapshot: &[u8], base: Option<(&[u8], u64, u8)>) -> Vec<u
     let (prefix, suffix) = common_ends(base_json, json);
     let middle = &json[prefix..json.len() - suffix];
     let mut out = Vec::with_capacity(middle.len() + 96);
-    out.push(DELTA);
-    put_varint(&mut out, back);
-    out.push(base_depth + 1);
+    put_head(&mut out, back, base_depth + 1);
     out.extend_from_slice(head);
-    put_varint(&mut out, prefix as u64);
-    put_varint(&mut out, suffix as u64);
-    put_varint(&mut out, middle.len() as u64);
-    out.extend_from_slice(middle);
+    put_patch(&mut out, prefix, suffix, middle);
     if out.len() < snapshot.len() + 1 { out } else { whole() }
 }
 
@@ -206,8 +194,7 @@ pub fn decode_snapshot(stored: &[u8], base: &[u8]) -> Result<Vec<u8>, DecodeErro
     r.varint()?;
     r.byte()?;
     let head = r.take(64)?;
-    let (prefix, suffix, n) = (r.len()?, r.len()?, r.len()?);
-    let middle = r.take(n)?;
+    let (prefix, suffix, middle) = r.patch()?;
     if !r.0.is_empty() {
         return Err(DecodeError::TrailingBytes(r.0.len()));
     }
@@ -229,6 +216,21 @@ fn zigzag(v: i64) -> u64 {
 
 fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// A delta's first bytes: its tag, the distance back to its base, its depth.
+fn put_head(out: &mut Vec<u8>, back: u64, depth: u8) {
+    out.push(DELTA);
+    put_varint(out, back);
+    out.push(depth);
+}
+
+/// The changed middle of a payload or JSON: prefix and suffix lengths, then the middle bytes.
+fn put_patch(out: &mut Vec<u8>, prefix: usize, suffix: usize, middle: &[u8]) {
+    put_varint(out, prefix as u64);
+    put_varint(out, suffix as u64);
+    put_varint(out, middle.len() as u64);
+    out.extend_from_slice(middle);
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -279,6 +281,12 @@ impl<'a> Reader<'a> {
 
     fn len(&mut self) -> Result<usize, DecodeError> {
         usize::try_from(self.varint()?).map_err(|_| DecodeError::Body("a length in a delta is too large".into()))
+    }
+
+    /// What [`put_patch`] wrote: (prefix, suffix, middle).
+    fn patch(&mut self) -> Result<(usize, usize, &'a [u8]), DecodeError> {
+        let (prefix, suffix, n) = (self.len()?, self.len()?, self.len()?);
+        Ok((prefix, suffix, self.take(n)?))
     }
 
     fn text(&mut self, base: &str) -> Result<String, DecodeError> {

@@ -152,6 +152,18 @@ mod tests {
         db.flush().unwrap();
     }
 
+    /// Opens the journal once sled has let go of its lock (a moment after its database is
+    /// dropped).
+    fn open_after_sled(dir: &Path) -> Result<Journal, JournalError> {
+        for _ in 0..200 {
+            match Journal::open(dir, OpenMode::Existing) {
+                Err(JournalError::Locked(_)) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                other => return other,
+            }
+        }
+        Journal::open(dir, OpenMode::Existing)
+    }
+
     fn history() -> Vec<SyncChange> {
         let mut prev = GENESIS_HASH;
         (1..=70)
@@ -169,16 +181,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let records = history();
         format_1(dir.path(), &records);
-        // sled lets go of its lock a moment after the database is dropped.
-        let j = (0..200)
-            .find_map(|_| match Journal::open(dir.path(), OpenMode::Existing) {
-                Err(JournalError::Locked(_)) => {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                    None
-                }
-                other => Some(other.unwrap()),
-            })
-            .unwrap();
+        let j = open_after_sled(dir.path()).unwrap();
         assert_eq!(j.iter().collect::<Result<Vec<_>, _>>().unwrap(), records);
         assert_eq!(j.session_seqs("b").unwrap(), (1..=23).map(|i| i * 3).collect::<Vec<_>>());
         let report = j.verify().unwrap();
@@ -193,15 +196,7 @@ mod tests {
         let mut records = history();
         records.remove(10);
         format_1(dir.path(), &records);
-        let err = (0..200)
-            .find_map(|_| match Journal::open(dir.path(), OpenMode::Existing) {
-                Err(JournalError::Locked(_)) => {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                    None
-                }
-                other => Some(other.err().unwrap()),
-            })
-            .unwrap();
+        let err = open_after_sled(dir.path()).err().unwrap();
         assert!(matches!(err, JournalError::Corrupt { seq: 11, .. }), "{err}");
         assert!(is_format_1(dir.path()) && !Store::exists_in(dir.path()));
     }

@@ -270,10 +270,10 @@ impl Journal {
         self.store.session_records(session_id, after, upto)
     }
 
-    /// Every record in seq order, oldest first (`.rev()` for newest first). A record that does
-    /// not decode is an error item, not a panic.
+    /// Every record in seq order, oldest first, read a chunk at a time. A record that does not
+    /// decode is an error item, not a panic.
     pub fn iter(&self) -> Records<'_> {
-        Records { store: &self.store, lo: 1, hi: self.last_seq, front: Vec::new(), back: Vec::new() }
+        Records { store: &self.store, next: 1, last: self.last_seq, ahead: Vec::new() }
     }
 
     /// One session's records in seq order, in one query.
@@ -418,76 +418,35 @@ fn create_dir_durably(dir: &Path) -> Result<(), JournalError> {
     Ok(())
 }
 
-/// Every record in seq order, read a chunk at a time from either end (see [`Journal::iter`]).
+/// Every record in seq order, read a chunk at a time (see [`Journal::iter`]).
 pub struct Records<'a> {
     store: &'a Store,
-    /// The seqs not yet read into a buffer.
-    lo: u64,
-    hi: u64,
-    /// Read ahead from the front (reversed, so `pop` yields the lowest) and from the back.
-    front: Vec<(u64, Vec<u8>)>,
-    back: Vec<(u64, Vec<u8>)>,
+    /// The next seq to read, and the last.
+    next: u64,
+    last: u64,
+    /// Read ahead, reversed: `pop` yields the lowest.
+    ahead: Vec<(u64, Vec<u8>)>,
 }
 
 /// Records read from the log per step of [`Records`].
 const CHUNK: u64 = 512;
 
-impl Records<'_> {
-    fn fill(&mut self, from_front: bool) -> Result<(), JournalError> {
-        if self.lo > self.hi {
-            return Ok(());
-        }
-        if from_front {
-            let hi = self.hi.min(self.lo.saturating_add(CHUNK - 1));
-            self.front = self.store.records_between(self.lo, hi)?;
-            self.front.reverse();
-            self.lo = hi + 1;
-        } else {
-            let lo = self.lo.max(self.hi.saturating_sub(CHUNK - 1));
-            self.back = self.store.records_between(lo, self.hi)?;
-            self.hi = lo - 1;
-        }
-        Ok(())
-    }
-}
-
 impl Iterator for Records<'_> {
     type Item = Result<SyncChange, JournalError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while self.front.is_empty() && self.lo <= self.hi {
-            if let Err(e) = self.fill(true) {
-                self.lo = self.hi + 1;
-                return Some(Err(e));
+        while self.ahead.is_empty() && self.next <= self.last {
+            let hi = self.last.min(self.next.saturating_add(CHUNK - 1));
+            match self.store.records_between(self.next, hi) {
+                Ok(rows) => self.ahead = rows.into_iter().rev().collect(),
+                Err(e) => {
+                    self.next = self.last + 1;
+                    return Some(Err(e));
+                }
             }
+            self.next = hi + 1;
         }
-        match self.front.pop() {
-            Some((seq, bytes)) => Some(decode(seq, &bytes)),
-            None if !self.back.is_empty() => {
-                let (seq, bytes) = self.back.remove(0);
-                Some(decode(seq, &bytes))
-            }
-            None => None,
-        }
-    }
-}
-
-impl DoubleEndedIterator for Records<'_> {
-    fn next_back(&mut self) -> Option<Self::Item> {
-        while self.back.is_empty() && self.lo <= self.hi {
-            if let Err(e) = self.fill(false) {
-                self.lo = self.hi + 1;
-                return Some(Err(e));
-            }
-        }
-        match self.back.pop() {
-            Some((seq, bytes)) => Some(decode(seq, &bytes)),
-            None if !self.front.is_empty() => {
-                let (seq, bytes) = self.front.remove(0);
-                Some(decode(seq, &bytes))
-            }
-            None => None,
-        }
+        self.ahead.pop().map(|(seq, bytes)| decode(seq, &bytes))
     }
 }
 

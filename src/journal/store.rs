@@ -354,21 +354,23 @@ impl Store {
         Ok(bytes)
     }
 
+    /// Runs a query whose rows are (seq, bytes).
+    fn seq_rows(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(storage)?;
+        let rows =
+            stmt.query_map(params, |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?))).map_err(storage)?;
+        rows.collect::<Result<_, _>>().map_err(storage)
+    }
+
     /// Reads into the cache the chain of bases below the delta at `seq` (`depth` deep): a
     /// delta's base is its session's previous record, so the chain is the session's `depth`
     /// records before it, read in one query and rebuilt oldest first.
     fn read_chain(&self, seq: u64, depth: u8) -> Result<(), JournalError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT seq, record FROM log WHERE session = (SELECT session FROM log WHERE seq = ?1) \
-                 AND seq < ?1 ORDER BY seq DESC LIMIT ?2",
-            )
-            .map_err(storage)?;
-        let rows = stmt
-            .query_map([int(seq), i64::from(depth)], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?)))
-            .map_err(storage)?;
-        let mut rows: Vec<(u64, Vec<u8>)> = rows.collect::<Result<_, _>>().map_err(storage)?;
+        let mut rows = self.seq_rows(
+            "SELECT seq, record FROM log WHERE session = (SELECT session FROM log WHERE seq = ?1) \
+             AND seq < ?1 ORDER BY seq DESC LIMIT ?2",
+            [int(seq), i64::from(depth)],
+        )?;
         // Only the rows down to the first one already known, or stored whole, are needed.
         if let Some(stop) = rows.iter().position(|(s, stored)| {
             self.cache.borrow().get(*s).is_some() || delta::form(stored).is_ok_and(|f| f == Form::Whole)
@@ -385,14 +387,8 @@ impl Store {
 
     /// The records with seqs in `lo..=hi`, ascending, shared with the cache.
     pub fn shared_between(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Shared)>, JournalError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT seq, record FROM log WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq")
-            .map_err(storage)?;
-        let rows = stmt
-            .query_map([int(lo), int(hi)], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?)))
-            .map_err(storage)?;
-        let rows: Vec<(u64, Vec<u8>)> = rows.collect::<Result<_, _>>().map_err(storage)?;
+        let rows =
+            self.seq_rows("SELECT seq, record FROM log WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq", [int(lo), int(hi)])?;
         rows.into_iter().map(|(seq, stored)| Ok((seq, self.rebuild(seq, stored)?))).collect()
     }
 
@@ -469,16 +465,10 @@ impl Store {
         if after >= upto {
             return Ok(Vec::new());
         }
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT seq, record FROM log WHERE session = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq")
-            .map_err(storage)?;
-        let rows = stmt
-            .query_map(params![num, int(after), int(upto)], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?))
-            })
-            .map_err(storage)?;
-        let rows: Vec<(u64, Vec<u8>)> = rows.collect::<Result<_, _>>().map_err(storage)?;
+        let rows = self.seq_rows(
+            "SELECT seq, record FROM log WHERE session = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq",
+            params![num, int(after), int(upto)],
+        )?;
         rows.into_iter().map(|(seq, stored)| Ok((seq, self.rebuild(seq, stored)?))).collect()
     }
 
@@ -628,16 +618,11 @@ impl Store {
     /// its checks, passed over like any other.
     pub fn snapshot_at_or_before(&self, session_id: &str, upto: u64) -> Result<Option<(u64, Vec<u8>)>, JournalError> {
         let Some(num) = self.num(session_id)? else { return Ok(None) };
-        let row: Option<(u64, Vec<u8>)> = self
-            .conn
-            .prepare_cached(
-                "SELECT seq, body FROM snapshots WHERE session = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![num, int(upto)], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))).optional()
-            })
-            .map_err(storage)?;
-        match row {
+        let row = self.seq_rows(
+            "SELECT seq, body FROM snapshots WHERE session = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1",
+            params![num, int(upto)],
+        )?;
+        match row.into_iter().next() {
             None => Ok(None),
             Some((seq, stored)) => Ok(Some((seq, self.snapshot_bytes(num, seq, &stored, delta::MAX_DEPTH)?))),
         }
@@ -646,13 +631,7 @@ impl Store {
     /// Every snapshot of a session, by seq, rebuilt (empty bytes: cannot be, see above).
     pub fn snapshots_of(&self, session_id: &str) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
         let Some(num) = self.num(session_id)? else { return Ok(Vec::new()) };
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT seq, body FROM snapshots WHERE session = ?1 ORDER BY seq")
-            .map_err(storage)?;
-        let rows =
-            stmt.query_map([num], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?))).map_err(storage)?;
-        let rows: Vec<(u64, Vec<u8>)> = rows.collect::<Result<_, _>>().map_err(storage)?;
+        let rows = self.seq_rows("SELECT seq, body FROM snapshots WHERE session = ?1 ORDER BY seq", [num])?;
         rows.into_iter()
             .map(|(seq, stored)| Ok((seq, self.snapshot_bytes(num, seq, &stored, delta::MAX_DEPTH)?)))
             .collect()
@@ -687,14 +666,11 @@ impl Store {
     /// is smaller (see `delta::encode_snapshot`).
     pub fn put_snapshot(&self, session_id: &str, seq: u64, body: &[u8]) -> Result<(), JournalError> {
         let Some(num) = self.num(session_id)? else { return Ok(()) };
-        let previous: Option<(u64, Vec<u8>)> = self
-            .conn
-            .prepare_cached("SELECT seq, body FROM snapshots WHERE session = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT 1")
-            .and_then(|mut s| {
-                s.query_row(params![num, int(seq)], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))).optional()
-            })
-            .map_err(storage)?;
-        let base = match previous {
+        let previous = self.seq_rows(
+            "SELECT seq, body FROM snapshots WHERE session = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT 1",
+            params![num, int(seq)],
+        )?;
+        let base = match previous.into_iter().next() {
             Some((base_seq, stored)) => {
                 let depth = match delta::snapshot_form(&stored) {
                     Ok(StoredSnapshot::Delta { depth, .. }) => depth,
