@@ -94,12 +94,15 @@ impl Journal {
     /// first (see `legacy.rs`).
     pub fn open(dir: &Path, mode: OpenMode) -> Result<Journal, JournalError> {
         match std::fs::read_dir(dir) {
-            Ok(mut entries) => {
+            Ok(entries) => {
                 if !Store::exists_in(dir) && legacy::is_format_1(dir) {
                     legacy::convert(dir)?;
                 }
                 let has_db = Store::exists_in(dir);
-                if !has_db && entries.next().is_some() {
+                // A lock file alone is what an open that failed before creating the database
+                // (a full disk, say) leaves: the directory is still ours, and empty.
+                let mut others = entries.flatten().filter(|e| e.file_name() != store::LOCK_FILE);
+                if !has_db && others.next().is_some() {
                     return Err(JournalError::NotAJournal(dir.to_owned()));
                 }
                 if !has_db && mode == OpenMode::Existing {
@@ -517,6 +520,12 @@ mod tests {
         std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
         assert!(matches!(Journal::open(dir.path(), OpenMode::Create), Err(JournalError::NotAJournal(_))));
         assert!(matches!(Journal::open(&dir.path().join("none"), OpenMode::Existing), Err(JournalError::NotFound(_))));
+        // Only a lock file (an open that failed before creating the database): still empty.
+        let left = dir.path().join("left");
+        std::fs::create_dir(&left).unwrap();
+        std::fs::write(left.join(store::LOCK_FILE), "").unwrap();
+        assert!(matches!(Journal::open(&left, OpenMode::Existing), Err(JournalError::NotFound(_))));
+        assert!(Journal::open(&left, OpenMode::Create).is_ok());
     }
 
     #[test]
