@@ -4,7 +4,7 @@
 //! from the log and checked by [`Journal::verify`]. One process at a time holds a journal open
 //! (it locks the journal's lock file); a second one gets [`JournalError::Locked`].
 
-mod delta;
+pub mod delta;
 pub mod export;
 mod legacy;
 pub mod record;
