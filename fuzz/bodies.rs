@@ -36,10 +36,10 @@ pub fn stored_row(data: &[u8]) {
     let split = (u16::from_le_bytes(*len) as usize).min(rest.len());
     let (base, stored) = rest.split_at(split);
     let _ = delta::form(stored);
-    if let Ok(record) = delta::decode(stored, 1_000, base) {
-        if let Some(again) = delta::encode(base, 0, 1, &record) {
-            assert_eq!(delta::decode(&again, 1_000, base).expect("a fresh delta rebuilds"), record);
-        }
+    if let Ok(record) = delta::decode(stored, 1_000, base)
+        && let Some(again) = delta::encode(base, 0, 1, &record)
+    {
+        assert_eq!(delta::decode(&again, 1_000, base).expect("a fresh delta rebuilds"), record);
     }
     let _ = delta::snapshot_form(stored);
     let _ = delta::decode_snapshot(stored, base);
