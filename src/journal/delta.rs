@@ -1,15 +1,16 @@
-//! How a record is stored: whole, or as what changed since an earlier record of its session.
+//! How records and snapshots are stored: whole, or as what changed since an earlier one.
 //!
 //! Most of a journal is the same request stored again and again as its response streams in:
-//! each `message/update` carries the whole request, a few words longer. Storing each record as
-//! a delta against the session's previous record — the fields that differ, and the payload as
-//! the bytes between the common prefix and the common suffix — takes a streamed update from
-//! kilobytes to the few words it added. This is a storage encoding only: the record, its bytes
-//! and its hash are what they always were, and reading a stored row gives them back exactly.
+//! each `message/update` carries the whole request, a few words longer. Storing such a record
+//! as a delta against the previous version of the same request — the fields that differ, and
+//! the payload as the bytes between the common prefix and the common suffix — takes a streamed
+//! update from kilobytes to the few words it added. This is a storage encoding only: the
+//! record, its bytes and its hash are what they always were, and reading a stored row gives
+//! them back exactly. Snapshots are stored the same way against the session's previous one.
 //!
 //! A delta names its base by distance (`seq - base_seq`) and carries its depth (how many deltas
-//! lie between it and a record stored whole); past [`MAX_DEPTH`] a record is stored whole, so
-//! reading any record costs at most that many rows. Pure: no I/O.
+//! lie between it and a row stored whole); past [`MAX_DEPTH`] a row is stored whole, so reading
+//! any record costs at most that many rows. `journal-format.md` gives every byte. Pure: no I/O.
 
 use super::record::{ChangeType, DecodeError, EntityType, Fields, Origin};
 
