@@ -17,6 +17,7 @@
 //! | tag/create, tag/delete | tag | `null` |
 //! | merge | session id | checkpoint data (ignored by the content fold) |
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
@@ -138,13 +139,6 @@ pub struct Views {
     pub remote_changes: Vec<SyncChange>,
 }
 
-impl Views {
-    /// The seq of the newest event on a side, up to and including the checkpoint or not.
-    pub fn last_seq(events: &[SyncChange], origin: Origin) -> u64 {
-        newest_change(events, origin)
-    }
-}
-
 /// Whether an event is a change the other side should see: not a checkpoint, and not a tag
 /// (tags are chasm's own and never written to the provider).
 fn syncs(e: &SyncChange) -> bool {
@@ -249,24 +243,18 @@ pub fn views_of(tail: Tail) -> Result<Views, FoldError> {
 }
 
 /// Only the remote view of [`views`]: what the journal last saw of the session in the
-/// provider, which a file read from the provider is diffed against.
-pub fn remote_view(events: &[SyncChange]) -> Result<Option<SessionState>, FoldError> {
-    let (split, _) = merge_base(events);
-    let (before, after) = events.split_at(split);
-    let mut state = fold(before)?;
-    for e in after.iter().filter(|e| e.origin == Origin::Remote) {
-        state.get_or_insert_with(SessionState::default).apply(e)?;
+/// provider, which a file read from the provider is diffed against. The base itself, not a
+/// copy, when nothing was seen in the provider since.
+pub fn remote_of(tail: &Tail) -> Result<Cow<'_, Option<SessionState>>, FoldError> {
+    let mut seen = tail.after.iter().filter(|e| e.origin == Origin::Remote).peekable();
+    if seen.peek().is_none() {
+        return Ok(Cow::Borrowed(&tail.base));
     }
-    Ok(state)
-}
-
-/// [`remote_view`] from a [`Tail`].
-pub fn remote_of(tail: &Tail) -> Result<Option<SessionState>, FoldError> {
     let mut state = tail.base.clone();
-    for e in tail.after.iter().filter(|e| e.origin == Origin::Remote) {
+    for e in seen {
         state.get_or_insert_with(SessionState::default).apply(e)?;
     }
-    Ok(state)
+    Ok(Cow::Owned(state))
 }
 
 /// Where the merge base splits a session's events, and the index of the last checkpoint.

@@ -276,15 +276,8 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     let mut remote_batch: Vec<NewChange> = Vec::new();
     let mut remote_deletes = 0;
     for w in work.iter().filter(|w| w.error.is_none()) {
-        // The remote view is the base itself when VS Code changed nothing since: no copy.
-        let folded;
-        let remote = if w.tail.after.iter().any(|e| e.origin == Origin::Remote) {
-            folded = remote_of(&w.tail)?;
-            folded.as_ref()
-        } else {
-            w.tail.base.as_ref()
-        };
-        let remote = remote.filter(|s| s.exists);
+        let remote = remote_of(&w.tail)?;
+        let remote = remote.as_ref().as_ref().filter(|s| s.exists);
         let changes = match (&w.pulled, &w.location) {
             (Some(session), _) => diff(&w.id, remote, session),
             // Synced to a place this run covers, and no longer there: deleted in VS Code.

@@ -41,7 +41,7 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     for file in &files {
         let view = match seen.remove(&file.session_id) {
             Some(view) => view,
-            None => remote_of(&journal.tail(&file.session_id)?)?,
+            None => remote_of(&journal.tail(&file.session_id)?)?.into_owned(),
         };
         let changes = diff(&file.session_id, view.as_ref(), &file.session);
         let mut view = view.unwrap_or_default();

@@ -428,7 +428,7 @@ pub struct Records<'a> {
     next: u64,
     last: u64,
     /// Read ahead, reversed: `pop` yields the lowest.
-    ahead: Vec<(u64, Vec<u8>)>,
+    ahead: Vec<(u64, store::Shared)>,
 }
 
 /// Records read from the log per step of [`Records`].
@@ -440,7 +440,7 @@ impl Iterator for Records<'_> {
     fn next(&mut self) -> Option<Self::Item> {
         while self.ahead.is_empty() && self.next <= self.last {
             let hi = self.last.min(self.next.saturating_add(CHUNK - 1));
-            match self.store.records_between(self.next, hi) {
+            match self.store.shared_between(self.next, hi) {
                 Ok(rows) => self.ahead = rows.into_iter().rev().collect(),
                 Err(e) => {
                     self.next = self.last + 1;
@@ -456,7 +456,6 @@ impl Iterator for Records<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fold::Views;
     use chrono::Utc;
     use serde_json::json;
 
@@ -607,14 +606,14 @@ mod tests {
             let tail = j.tail("s").unwrap();
             let all = j.session_events("s").unwrap();
             for origin in [Origin::Local, Origin::Remote] {
-                assert_eq!(tail.last_seq(origin), Views::last_seq(&all, origin), "{origin:?}");
+                assert_eq!(tail.last_seq(origin), crate::fold::newest_change(&all, origin), "{origin:?}");
             }
         };
         check(&j);
         events.extend(j.append(vec![local("r1", 1), local("r2", 2)]).unwrap());
         // A checkpoint names the newest change of each side, as a sync writes it.
         let last = events.last().unwrap().seq;
-        let remote = Views::last_seq(&j.session_events("s").unwrap(), Origin::Remote);
+        let remote = crate::fold::newest_change(&j.session_events("s").unwrap(), Origin::Remote);
         j.append(vec![local("r3", 3), merge(last + 1, remote)]).unwrap();
         check(&j);
         // Both sides move on after the checkpoint, past a snapshot.

@@ -105,6 +105,11 @@ fn decode_snapshot(seq: u64, bytes: &[u8]) -> Option<Stored> {
     Some(Stored { record_hash, state })
 }
 
+/// A record's fields (payload unparsed), or why they cannot be read.
+fn fields(seq: u64, bytes: &[u8]) -> Result<Fields<'_>, JournalError> {
+    Fields::of(bytes).map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })
+}
+
 impl Store {
     /// The record at `seq`, if it is there and belongs to `session_id`.
     fn session_record(&self, session_id: &str, seq: u64) -> Result<Option<SyncChange>, JournalError> {
@@ -137,23 +142,39 @@ impl Store {
         Ok(Some(state))
     }
 
-    /// The newest valid snapshot of a session at or before `upto`: one whose checksum holds,
-    /// whose record is in the log with the hash it names, and whose requests are all found.
-    pub(super) fn snapshot_before(&self, session_id: &str, upto: u64) -> Result<Option<SessionState>, JournalError> {
+    /// The newest snapshot of a session at or before `upto` that passes its own checks: its
+    /// checksum holds, and the record it names is in the log, in this session, with the hash it
+    /// carries (read from the record's fields, its payload not parsed). Requests left to fill.
+    fn checked_snapshot(&self, session_id: &str, upto: u64) -> Result<Option<Stored>, JournalError> {
         let mut upto = upto;
         while let Some((seq, v)) = self.snapshot_at_or_before(session_id, upto)? {
-            upto = match seq.checked_sub(1) {
-                Some(s) => s,
-                None => break,
+            let stored = decode_snapshot(seq, &v);
+            let named = match &stored {
+                Some(s) => self.get(seq)?.is_some_and(|bytes| {
+                    Fields::of(&bytes).is_ok_and(|f| f.body.session_id == session_id && f.hash == s.record_hash)
+                }),
+                None => false,
             };
-            let Some(stored) = decode_snapshot(seq, &v) else { continue };
-            match self.session_record(session_id, seq)? {
-                Some(r) if r.hash == stored.record_hash => {}
-                _ => continue,
+            if named {
+                return Ok(stored);
             }
+            let Some(before) = seq.checked_sub(1) else { break };
+            upto = before;
+        }
+        Ok(None)
+    }
+
+    /// The newest valid snapshot of a session at or before `upto`: one that passes its checks
+    /// (see [`Store::checked_snapshot`]) and whose requests are all found.
+    pub(super) fn snapshot_before(&self, session_id: &str, upto: u64) -> Result<Option<SessionState>, JournalError> {
+        let mut upto = upto;
+        while let Some(stored) = self.checked_snapshot(session_id, upto)? {
+            let seq = stored.state.last_seq;
             if let Some(state) = self.materialize(session_id, stored.state)? {
                 return Ok(Some(state));
             }
+            let Some(before) = seq.checked_sub(1) else { break };
+            upto = before;
         }
         Ok(None)
     }
@@ -161,22 +182,12 @@ impl Store {
     /// The seq of a session's last checkpoint: from its newest valid snapshot and the records
     /// after it (read without parsing their payloads), so no request is materialized.
     pub(super) fn last_checkpoint(&self, session_id: &str) -> Result<Option<u64>, JournalError> {
-        let (mut after, mut checkpoint) = (0, None);
-        let mut upto = u64::MAX;
-        while let Some((seq, v)) = self.snapshot_at_or_before(session_id, upto)? {
-            upto = seq.saturating_sub(1);
-            let Some(stored) = decode_snapshot(seq, &v) else { continue };
-            if self.session_record(session_id, seq)?.is_some_and(|r| r.hash == stored.record_hash) {
-                (after, checkpoint) = (seq, stored.state.last_checkpoint);
-                break;
-            }
-            if seq == 0 {
-                break;
-            }
-        }
+        let (after, mut checkpoint) = match self.checked_snapshot(session_id, u64::MAX)? {
+            Some(s) => (s.state.last_seq, s.state.last_checkpoint),
+            None => (0, None),
+        };
         for (seq, bytes) in self.session_records(session_id, after, u64::MAX)? {
-            let fields = Fields::of(&bytes).map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })?;
-            if fields.body.change_type == ChangeType::Merge {
+            if fields(seq, &bytes)?.body.change_type == ChangeType::Merge {
                 checkpoint = Some(seq);
             }
         }
@@ -194,8 +205,8 @@ impl Store {
     ) -> Result<u64, JournalError> {
         let mut newest = 0;
         for (seq, bytes) in self.session_records(session_id, after, upto)? {
-            let fields = Fields::of(&bytes).map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })?;
-            if fields.body.origin == origin && fields.body.change_type != ChangeType::Merge {
+            let body = fields(seq, &bytes)?.body;
+            if body.origin == origin && body.change_type != ChangeType::Merge {
                 newest = seq;
             }
         }

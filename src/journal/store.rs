@@ -282,17 +282,12 @@ impl Store {
     }
 
     /// The last record's (seq, bytes), if any.
-    pub fn last(&self) -> Result<Option<(u64, Vec<u8>)>, JournalError> {
+    pub fn last(&self) -> Result<Option<(u64, Shared)>, JournalError> {
         let last: Option<i64> = self.conn.query_row("SELECT max(seq) FROM log", [], |r| r.get(0)).map_err(storage)?;
         match last {
             None => Ok(None),
             Some(seq) => Ok(self.get(seq as u64)?.map(|b| (seq as u64, b))),
         }
-    }
-
-    /// The bytes of the record at `seq` (rebuilt from its delta when it is stored as one).
-    pub fn get(&self, seq: u64) -> Result<Option<Vec<u8>>, JournalError> {
-        Ok(self.record(seq)?.map(|b| b.as_ref().clone()))
     }
 
     /// The row stored at `seq`: a record, or a delta (see `delta.rs`).
@@ -303,8 +298,9 @@ impl Store {
             .map_err(storage)
     }
 
-    /// The record at `seq`, through the cache.
-    fn record(&self, seq: u64) -> Result<Option<Rc<Vec<u8>>>, JournalError> {
+    /// The bytes of the record at `seq` (rebuilt from its delta when it is stored as one),
+    /// through the cache.
+    pub fn get(&self, seq: u64) -> Result<Option<Rc<Vec<u8>>>, JournalError> {
         if let Some(hit) = self.cache.borrow().get(seq) {
             return Ok(Some(hit));
         }
@@ -390,11 +386,6 @@ impl Store {
         let rows =
             self.seq_rows("SELECT seq, record FROM log WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq", [int(lo), int(hi)])?;
         rows.into_iter().map(|(seq, stored)| Ok((seq, self.rebuild(seq, stored)?))).collect()
-    }
-
-    /// The records with seqs in `lo..=hi`, ascending.
-    pub fn records_between(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
-        Ok(self.shared_between(lo, hi)?.into_iter().map(|(seq, b)| (seq, b.as_ref().clone())).collect())
     }
 
     /// Every stored row in seq order — (seq, the id of the session it is filed under, the
