@@ -526,38 +526,35 @@ impl Store {
         let mut log =
             self.conn.prepare_cached("INSERT INTO log (session, seq, record) VALUES (?1, ?2, ?3)").map_err(storage)?;
         let mut counts: HashMap<&str, (i64, u64)> = HashMap::new();
-        // Each session's newest record so far: the base of its next delta.
-        let mut bases: HashMap<&str, Base> = HashMap::new();
         for row in rows {
             let num = match counts.get(row.session_id.as_str()) {
                 Some((num, _)) => *num,
                 None => self.num_or_new(&row.session_id, row.seq)?,
             };
-            let mut base = match bases.get(row.session_id.as_str()) {
-                Some(b) => Some(b.clone()),
-                None => self.base_for(&row.session_id)?,
-            };
-            // The base is its entity's newest version so far. When the session moves on to
-            // another entity (the next request after a response finished streaming), that
-            // version is stored whole: it is what a snapshot will name as the request's
-            // value, and reading it then costs one row instead of a chain.
-            if let Some((seq, bytes, depth)) = base.as_mut().filter(|b| b.2 > 0)
-                && !delta::same_entity(bytes, &row.bytes)
+            // The base: the session's newest record so far (remembered as it is written).
+            let base = self.base_for(&row.session_id)?;
+            let same_entity = base.as_ref().is_some_and(|(_, bytes, _)| delta::same_entity(bytes, &row.bytes));
+            // When the session moves on to another entity (the next request after a response
+            // finished streaming), the previous entity's last version is stored whole: it is
+            // what a snapshot will name as the request's value, and reading it then costs one
+            // row instead of a chain.
+            if let Some((seq, bytes, depth)) = &base
+                && *depth > 0
+                && !same_entity
             {
                 self.conn
                     .prepare_cached("UPDATE log SET record = ?2 WHERE seq = ?1")
                     .and_then(|mut s| s.execute(params![int(*seq), bytes.as_slice()]))
                     .map_err(storage)?;
-                *depth = 0;
             }
-            let stored =
-                base.as_ref().and_then(|(seq, bytes, depth)| delta::encode(bytes, *depth, row.seq - seq, &row.bytes));
+            let stored = base
+                .as_ref()
+                .filter(|_| same_entity)
+                .and_then(|(seq, bytes, depth)| delta::encode(bytes, *depth, row.seq - seq, &row.bytes));
             let depth = stored.as_deref().map_or(0, delta::depth);
             log.execute(params![num, int(row.seq), stored.as_deref().unwrap_or(&row.bytes)]).map_err(storage)?;
-            let bytes = Rc::new(row.bytes.clone());
-            self.cache.borrow_mut().put(row.seq, bytes.clone());
+            self.cache.borrow_mut().put(row.seq, Rc::new(row.bytes.clone()));
             self.last.borrow_mut().insert(row.session_id.clone(), (row.seq, depth));
-            bases.insert(&row.session_id, (row.seq, bytes, depth));
             counts.entry(&row.session_id).or_insert((num, 0)).1 += 1;
         }
         let mut sessions =
