@@ -620,6 +620,14 @@ mod tests {
         long_session(&mut j, 130);
         j.append(vec![local("r4", 4)]).unwrap();
         check(&j);
+        // And the tail is read from a snapshot, not folded from the first event: its base cost
+        // fewer events than a snapshot interval, and only the events since follow it.
+        let tail = j.tail("s").unwrap();
+        assert!(tail.base.as_ref().unwrap().events_read < SNAPSHOT_INTERVAL);
+        let merge_seq =
+            j.session_events("s").unwrap().iter().rev().find(|e| e.change_type == ChangeType::Merge).unwrap().seq;
+        assert_eq!(tail.checkpoint.as_ref().map(|c| c.seq), Some(merge_seq));
+        assert!(tail.after.iter().all(|e| e.seq > merge_seq) && tail.after.len() < 200, "{}", tail.after.len());
     }
 
     #[test]
