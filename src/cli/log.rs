@@ -367,3 +367,34 @@ fn summarize(change_type: ChangeType, entity_type: EntityType, entity_id: &str, 
         (EntityType::Tag, _) => format!("tagged \"{entity_id}\""),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The summary from a partial parse is the one from the whole payload, whatever its shape.
+    #[test]
+    fn a_line_read_from_part_of_the_payload_says_what_the_whole_payload_says() {
+        let cases = [
+            (
+                ChangeType::Update,
+                EntityType::Message,
+                json!({"index": 2, "request": {"message": {"text": "why so slow"}, "response": [1, {"a": [2]}], "x": "y"}}),
+                "changed #3 \"why so slow\" (2 response parts)",
+            ),
+            (ChangeType::Update, EntityType::Metadata, json!({"value": "Title", "position": 0}), "r = \"Title\""),
+            (ChangeType::Create, EntityType::Session, json!({"requests": [], "customTitle": "T"}), "new session \"T\""),
+            // Shapes the partial parse refuses: the whole payload decides.
+            (ChangeType::Create, EntityType::Message, json!({"index": -1, "request": {"message": "odd"}}), "added r"),
+            (ChangeType::Delete, EntityType::Message, Value::Null, "removed request r"),
+        ];
+        for (change_type, entity_type, payload, want) in cases {
+            let bytes = serde_json::to_vec(&payload).unwrap();
+            let peek = Peek::of(&bytes).unwrap_or_else(|| Peek::from_value(&payload));
+            let partial = summarize(change_type, entity_type, "r", &peek);
+            let whole = summarize(change_type, entity_type, "r", &Peek::from_value(&payload));
+            assert_eq!((partial.as_str(), whole.as_str()), (want, want));
+        }
+    }
+}
