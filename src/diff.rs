@@ -19,6 +19,7 @@ use serde_json::Value;
 use crate::fold::{SessionState, message_payload, metadata_payload};
 use crate::journal::{ChangeType, EntityType, NewChange, Origin};
 use crate::session::{Request, Session, entity_ids};
+use crate::shape::Shape;
 
 /// One entity-level change, before the journal gives it a seq.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,25 +50,80 @@ impl EntityChange {
 /// into `new`. An existing, unchanged session gives no changes; a session the journal does not
 /// have (or has as deleted) starts with `session/create`.
 pub fn diff(session_id: &str, old: Option<&SessionState>, new: &Session) -> Vec<EntityChange> {
-    let mut out = Vec::new();
-    let new_ids = entity_ids(&new.requests);
-    let old = match old {
-        Some(state) if state.exists => state,
+    match old {
+        Some(state) if state.exists => changes(state, new),
         _ => {
-            out.push(EntityChange {
+            let mut out = vec![EntityChange {
                 change_type: ChangeType::Create,
                 entity_type: EntityType::Session,
                 entity_id: session_id.to_owned(),
                 payload: new.without_requests().to_value(),
-            });
-            for (index, (id, request)) in new_ids.iter().zip(&new.requests).enumerate() {
+            }];
+            for (index, (id, request)) in entity_ids(&new.requests).iter().zip(&new.requests).enumerate() {
                 out.push(message(ChangeType::Create, id, message_payload(index, request)));
             }
-            return out;
+            out
         }
-    };
+    }
+}
 
-    for (key, _) in old.session.metadata() {
+/// [`diff`] against an existing session known only by its [`Shape`]; `new_shape` is `new`'s.
+/// Gives the same changes as [`diff`] against the state the old shape was taken from.
+pub fn diff_shape(old: &Shape, new: &Session, new_shape: &Shape) -> Vec<EntityChange> {
+    let digests: HashMap<&str, &str> = old.requests.iter().map(|(id, d)| (id.as_str(), d.as_str())).collect();
+    changes(&ShapeSide { shape: old, new: new_shape, digests }, new)
+}
+
+/// What [`changes`] needs of the old side of a diff.
+trait OldSide {
+    fn metadata(&self) -> impl Iterator<Item = (&str, &Value)>;
+    fn field(&self, key: &str) -> Option<&Value>;
+    fn ids(&self) -> impl Iterator<Item = &str>;
+    /// Whether the old side holds `request` (the new side's request `index`) under `id` as is.
+    fn holds(&self, id: &str, index: usize, request: &Request) -> bool;
+}
+
+impl OldSide for SessionState {
+    fn metadata(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.session.metadata()
+    }
+    fn field(&self, key: &str) -> Option<&Value> {
+        self.session.field(key)
+    }
+    fn ids(&self) -> impl Iterator<Item = &str> {
+        self.ids.iter().map(String::as_str)
+    }
+    fn holds(&self, id: &str, _index: usize, request: &Request) -> bool {
+        self.request(id) == Some(request)
+    }
+}
+
+struct ShapeSide<'a> {
+    shape: &'a Shape,
+    new: &'a Shape,
+    digests: HashMap<&'a str, &'a str>,
+}
+
+impl OldSide for ShapeSide<'_> {
+    fn metadata(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.shape.fields.iter().map(|(k, v)| (k.as_str(), v))
+    }
+    fn field(&self, key: &str) -> Option<&Value> {
+        self.shape.fields.get(key)
+    }
+    fn ids(&self) -> impl Iterator<Item = &str> {
+        self.shape.requests.iter().map(|(id, _)| id.as_str())
+    }
+    fn holds(&self, id: &str, index: usize, _request: &Request) -> bool {
+        self.digests.get(id).is_some_and(|d| *d == self.new.requests[index].1)
+    }
+}
+
+/// The changes from an existing old side to `new` (see the module comment for their order).
+fn changes(old: &impl OldSide, new: &Session) -> Vec<EntityChange> {
+    let mut out = Vec::new();
+    let new_ids = entity_ids(&new.requests);
+    for (key, _) in old.metadata() {
         if new.field(key).is_none() {
             out.push(EntityChange {
                 change_type: ChangeType::Delete,
@@ -78,7 +134,7 @@ pub fn diff(session_id: &str, old: Option<&SessionState>, new: &Session) -> Vec<
         }
     }
     for (key, value) in new.metadata() {
-        if old.session.field(key) != Some(value) {
+        if old.field(key) != Some(value) {
             let position = new.field_position(key).expect("a field of the session");
             out.push(EntityChange {
                 change_type: ChangeType::Update,
@@ -90,9 +146,9 @@ pub fn diff(session_id: &str, old: Option<&SessionState>, new: &Session) -> Vec<
     }
 
     let new_index: HashMap<&str, usize> = new_ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
-    let mut current: Vec<&str> = Vec::with_capacity(old.ids.len());
-    for id in &old.ids {
-        if new_index.contains_key(id.as_str()) {
+    let mut current: Vec<&str> = Vec::new();
+    for id in old.ids() {
+        if new_index.contains_key(id) {
             current.push(id);
         } else {
             out.push(message(ChangeType::Delete, id, Value::Null));
@@ -107,8 +163,7 @@ pub fn diff(session_id: &str, old: Option<&SessionState>, new: &Session) -> Vec<
                 current.insert(index, id);
             }
             Some(at) => {
-                let unchanged = old.request(id) == Some(request);
-                if !(unchanged && at == index) {
+                if !(at == index && old.holds(id, index, request)) {
                     out.push(message(ChangeType::Update, id, message_payload(index, request)));
                     current.remove(at);
                     current.insert(index, id);
@@ -399,6 +454,22 @@ mod tests {
         #[test]
         fn folding_the_diff_gives_the_new_session(a in arb_session(), b in arb_session()) {
             check_transition(&a, &b);
+        }
+
+        /// Against the shape of a state reached through any history, the changes are the
+        /// full diff's, and the shape and hash of the result follow from the new session alone.
+        #[test]
+        fn the_diff_against_a_shape_is_the_diff_against_the_state(
+            a in arb_session(), b in arb_session(), c in arb_session()
+        ) {
+            let mut log = events(diff("s", None, &a), 1);
+            let state = fold(&log).unwrap().unwrap();
+            log.extend(events(diff("s", Some(&state), &b), log.len() as u64 + 1));
+            let state = fold(&log).unwrap().unwrap();
+            let shape = Shape::of_state(&state);
+            prop_assert_eq!(&shape, &Shape::of(&b));
+            prop_assert_eq!(shape.content_hash(), b.content_hash());
+            prop_assert_eq!(diff_shape(&shape, &c, &Shape::of(&c)), diff("s", Some(&state), &c));
         }
     }
 }

@@ -11,6 +11,8 @@
 //! ```
 //!
 //! - [`session`]: the lossless session model (every field kept, in order) and its canonical hash.
+//! - [`shape`]: a session reduced to its fields and request digests: what a sync diffs a changed
+//!   file against when the journal has nothing newer (pure).
 //! - [`provider`]: the editors' own storage behind one trait; [`provider::vscode`] discovers
 //!   VS Code's chat folders, reads `.json` files and the `.jsonl` mutation log, writes back
 //!   in each file's own format, and keeps VS Code's session index in `state.vscdb`.
@@ -40,5 +42,6 @@ pub mod merge;
 pub mod progress;
 pub mod provider;
 pub mod session;
+pub mod shape;
 pub mod sync;
 pub mod transcript;

@@ -22,7 +22,7 @@ pub const MAX_DEPTH: usize = 120;
 
 /// Domain prefix of [`Session::content_hash`], so a session hash can never collide with a hash
 /// of some other JSON value computed elsewhere in chasm.
-const SESSION_HASH_DOMAIN: &[u8] = b"chasm/session/v1\0";
+pub(crate) const SESSION_HASH_DOMAIN: &[u8] = b"chasm/session/v2\0";
 
 /// Why a JSON value is not a chat session.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -208,13 +208,14 @@ impl Session {
         copy
     }
 
-    /// SHA-256 over the canonical JSON of the whole session (see [`canonical_json`]). Every
-    /// field counts, known or not; field order does not, since it carries no meaning.
+    /// SHA-256 over the canonical JSON of the top-level fields and the digest of each request
+    /// in order ([`crate::shape::request_digest`]). Every field counts, known or not; field
+    /// order does not, since it carries no meaning. Built from request digests so that a sync
+    /// can hash a session it holds only as a [`crate::shape::Shape`]. (Checkpoints written
+    /// before this form hashed the session's canonical JSON whole, under a `v1` domain.)
     pub fn content_hash(&self) -> [u8; 32] {
-        let mut hasher = Sha256::new();
-        hasher.update(SESSION_HASH_DOMAIN);
-        hasher.update(canonical_json(&self.to_value()));
-        hasher.finalize().into()
+        let digests: Vec<String> = self.requests.iter().map(|r| hex(&crate::shape::request_digest(r))).collect();
+        crate::shape::content_hash(self.metadata(), digests.iter().map(String::as_str))
     }
 }
 
@@ -230,6 +231,11 @@ impl Request {
     /// The request as a JSON value, fields in their original order.
     pub fn to_value(&self) -> Value {
         Value::Object(self.fields.clone())
+    }
+
+    /// Every field of the request, in order.
+    pub(crate) fn fields(&self) -> &Map<String, Value> {
+        &self.fields
     }
 
     /// A field of the request, verbatim.
@@ -298,22 +304,9 @@ pub fn canonical_json(value: &Value) -> Vec<u8> {
     out
 }
 
-fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+pub(crate) fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
-        Value::Object(map) => {
-            let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            out.push(b'{');
-            for (i, (k, v)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                serde_json::to_writer(&mut *out, k).expect("writing to a Vec cannot fail");
-                out.push(b':');
-                write_canonical(v, out);
-            }
-            out.push(b'}');
-        }
+        Value::Object(map) => write_canonical_object(map.iter().map(|(k, v)| (k.as_str(), v)), out),
         Value::Array(items) => {
             out.push(b'[');
             for (i, v) in items.iter().enumerate() {
@@ -326,6 +319,22 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
         }
         scalar => serde_json::to_writer(&mut *out, scalar).expect("writing to a Vec cannot fail"),
     }
+}
+
+/// The canonical bytes of an object with these entries (keys sorted as [`canonical_json`] sorts).
+pub(crate) fn write_canonical_object<'a>(entries: impl Iterator<Item = (&'a str, &'a Value)>, out: &mut Vec<u8>) {
+    let mut entries: Vec<_> = entries.collect();
+    entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    out.push(b'{');
+    for (i, (k, v)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, k).expect("writing to a Vec cannot fail");
+        out.push(b':');
+        write_canonical(v, out);
+    }
+    out.push(b'}');
 }
 
 /// How deeply arrays and objects nest in a value (a scalar is 0), without recursion.

@@ -14,21 +14,24 @@
 //!
 //! A session with nothing new since its checkpoint appends and writes nothing. When its file
 //! also has the fingerprint (size, mtime, inode) it had when both sides were last in step, and
-//! the journal holds nothing newer, it is not even read: a stat and two index lookups.
+//! the journal holds nothing newer, it is not even read: a stat and two index lookups. When
+//! only the file changed, it is diffed against the [`Shape`] the session had then, without
+//! reading its history: there is nothing local to merge.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use chrono::Utc;
 
-use crate::diff::{EntityChange, diff};
+use crate::diff::{EntityChange, diff, diff_shape};
 use crate::fold::{Checkpoint, FoldError, SessionState, Tail, Views, remote_of, views_of};
 use crate::journal::{
-    ChangeType, EntityType, Fingerprint, Journal, JournalError, NewChange, Origin, StateError, SyncChange,
+    ChangeType, EntityType, Fingerprint, Held, Journal, JournalError, NewChange, Origin, StateError, SyncChange,
 };
 use crate::merge::{ChangeTimes, Conflict, MergeError, Sides, Strategy, Take, merge};
 use crate::provider::{FileFormat, Location, Provider};
 use crate::session::{Session, hex};
+use crate::shape::Shape;
 
 /// What a sync run may do.
 #[derive(Debug, Clone, Default)]
@@ -177,6 +180,18 @@ struct Work {
     error: Option<String>,
     /// The provider's fingerprint of the file, taken before it was read.
     token: Option<String>,
+    /// Set when only the file changed since both sides were last in step: then `tail` is left
+    /// empty, and the file is diffed against what the session held.
+    quick: Option<Quick>,
+}
+
+/// A session whose file changed while the journal recorded nothing newer than what both sides
+/// held when last in step. Its journal side is that shape: nothing local to merge, no history
+/// to read.
+struct Quick {
+    held: Held,
+    /// The shape of the session the file holds now.
+    shape: Shape,
 }
 
 /// The decision for one session, before anything is written.
@@ -189,6 +204,9 @@ struct Plan {
     resolution: Vec<EntityChange>,
     copy: Option<(String, Location, Session)>,
     checkpoint: Option<(String, u64, u64)>,
+    /// What the session holds once the plan is carried out, kept if it leaves both sides in step
+    /// (`last_seq` is set then).
+    held: Option<Held>,
 }
 
 /// Runs one sync.
@@ -217,10 +235,11 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         // The fast path: the same file as when both sides were last in step, and no record
         // since. Nothing to read, fold or write.
         let token = provider.fingerprint(&listed.location);
-        if let Some(fp) = unchanged(journal, &listed.session_id, token.as_deref(), opts)? {
+        let in_step = in_step(journal, &listed.session_id, opts)?;
+        if let Some(fp) = in_step.as_ref().filter(|fp| token.as_ref() == Some(&fp.token)) {
             report.sessions.push(SessionSync {
                 session_id: listed.session_id,
-                title: fp.title,
+                title: fp.title.clone(),
                 location: Some(listed.location),
                 status: Status::Synced,
                 action: Action::None,
@@ -236,7 +255,6 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             });
             continue;
         }
-        let tail = journal.tail(&listed.session_id)?;
         let (pulled, error) = match provider.pull(&listed.location) {
             Ok(p) if p.session.session_id().is_some_and(|sid| sid != listed.session_id) => {
                 (None, Some(format!("the file holds session {}", p.session.session_id().unwrap_or_default())))
@@ -255,7 +273,14 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
                 (None, Some(e.to_string()))
             }
         };
-        work.push(Work { id: listed.session_id, tail, location: Some(listed.location), pulled, error, token });
+        // Only the file changed: diff it against what the session held.
+        let held = match (&in_step, &pulled) {
+            (Some(fp), Some(_)) => journal.held(&listed.session_id)?.filter(|h| h.last_seq == fp.last_seq),
+            _ => None,
+        };
+        let quick = held.zip(pulled.as_ref()).map(|(held, session)| Quick { held, shape: Shape::of(session) });
+        let tail = if quick.is_some() { Tail::default() } else { journal.tail(&listed.session_id)? };
+        work.push(Work { id: listed.session_id, tail, location: Some(listed.location), pulled, error, token, quick });
     }
     for id in journal.session_ids()? {
         if listed_ids.contains(&id) || !wanted(&id) {
@@ -267,7 +292,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         // A recorded path is trusted only inside the roots and under the session's own name (an
         // imported journal could name any path).
         let location = location.filter(|l| provider.covers(l) && l.path.file_stem() == Some(id.as_ref()));
-        work.push(Work { id, tail, location, pulled: None, error: None, token: None });
+        work.push(Work { id, tail, location, pulled: None, error: None, token: None, quick: None });
     }
 
     opts.progress.report("reading sessions", total, total);
@@ -276,6 +301,12 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     let mut remote_batch: Vec<NewChange> = Vec::new();
     let mut remote_deletes = 0;
     for w in work.iter().filter(|w| w.error.is_none()) {
+        if let (Some(q), Some(session)) = (&w.quick, &w.pulled) {
+            let changes = diff_shape(&q.held.shape, session, &q.shape);
+            remote_batch
+                .extend(changes.into_iter().map(|c| c.into_change(&w.id, now, Origin::Remote, provider.name())));
+            continue;
+        }
         let remote = remote_of(&w.tail)?;
         let remote = remote.as_ref().as_ref().filter(|s| s.exists);
         let changes = match (&w.pulled, &w.location) {
@@ -333,7 +364,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
 
     // Push, then record resolutions and checkpoints in one batch.
     let mut batch: Vec<NewChange> = Vec::new();
-    let mut in_step: Vec<(String, Option<String>, String)> = Vec::new();
+    let mut in_step: Vec<(String, Option<String>, String, Option<Held>)> = Vec::new();
     for mut p in plans {
         let id = p.report.session_id.clone();
         if let (Some(target), Some(loc)) = (&p.push, &p.report.location) {
@@ -382,35 +413,30 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             && p.report.error.is_none()
             && !p.report.deleted
         {
-            in_step.push((id.clone(), p.report.title.clone(), token));
+            in_step.push((id.clone(), p.report.title.clone(), token, p.held));
         }
         report.sessions.push(p.report);
     }
     report.appended += journal.append(batch)?.len();
     let mut fingerprints = Vec::new();
-    for (id, title, token) in in_step {
+    for (id, title, token, held) in in_step {
         let last_seq = journal.session_last_seq(&id)?;
-        fingerprints.push((id, Fingerprint { token, last_seq, title }));
+        let held = held.map(|h| Held { last_seq, ..h });
+        fingerprints.push((id, Fingerprint { token, last_seq, title }, held));
     }
     journal.set_fingerprints(&fingerprints)?;
     sort_by_listing(&mut report, &order);
     Ok(report)
 }
 
-/// The session's fingerprint when the file is as it was when both sides were last in step and
-/// the journal has nothing newer: the session can be skipped.
-fn unchanged(
-    journal: &Journal,
-    id: &str,
-    token: Option<&str>,
-    opts: &Options,
-) -> Result<Option<Fingerprint>, JournalError> {
-    let Some(token) = token else { return Ok(None) };
+/// The session's fingerprint when both sides were last in step and the journal has recorded
+/// nothing since: when the file has that fingerprint still, the session can be skipped.
+fn in_step(journal: &Journal, id: &str, opts: &Options) -> Result<Option<Fingerprint>, JournalError> {
     if !opts.overrides.is_empty() {
         return Ok(None);
     }
     let Some(fp) = journal.fingerprint(id)? else { return Ok(None) };
-    Ok((fp.token == token && fp.last_seq > 0 && journal.session_last_seq(id)? == fp.last_seq).then_some(fp))
+    Ok((fp.last_seq > 0 && journal.session_last_seq(id)? == fp.last_seq).then_some(fp))
 }
 
 /// Reports list sessions in the provider's order, then the journal's.
@@ -523,7 +549,10 @@ pub fn status_of(v: &Views, has_conflicts: bool) -> Status {
     }
 }
 
-fn plan(w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, SyncError> {
+fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, SyncError> {
+    if let Some(q) = w.quick.take() {
+        return Ok(plan_quick(w, q));
+    }
     let last_seqs = (w.tail.last_seq(Origin::Local), w.tail.last_seq(Origin::Remote));
     let v = views_of(w.tail)?;
     let title = [existing(&v.full), w.pulled.as_ref(), existing(&v.base), existing(&v.local)]
@@ -553,6 +582,7 @@ fn plan(w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, SyncEr
         resolution: Vec::new(),
         copy: None,
         checkpoint: None,
+        held: None,
     };
     if w.error.is_some() {
         return Ok(plan);
@@ -588,8 +618,10 @@ fn plan(w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, SyncEr
         plan.report = report;
         return Ok(plan);
     }
+    let held = |shape| Held { last_seq: 0, local_seq: last_seqs.0, remote_seq: last_seqs.1, shape };
     if v.checkpoint.is_some() && v.local_changes.is_empty() && v.remote_changes.is_empty() {
         report.deleted = existing(&v.full).is_none();
+        plan.held = v.full.as_deref().filter(|s| s.exists).map(|s| held(Shape::of_state(s)));
         plan.report = report;
         return Ok(plan);
     }
@@ -616,7 +648,14 @@ fn plan(w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, SyncEr
         let session = copy.as_copy(&copy_id, "local copy");
         plan.copy = Some((copy_id.clone(), provider.location_for_new(&location, &copy_id), session));
     }
-    let hash = merged.as_ref().map(|m| hex(&m.content_hash())).unwrap_or_default();
+    // With no resolution, the journal's state is the merged session: its shape gives the hash.
+    let shape = full.filter(|_| merged.is_some() && plan.resolution.is_empty()).map(Shape::of_state);
+    let hash = match (&shape, &merged) {
+        (Some(shape), _) => hex(&shape.content_hash()),
+        (None, Some(m)) => hex(&m.content_hash()),
+        (None, None) => String::new(),
+    };
+    plan.held = shape.map(held);
     plan.checkpoint = Some((hash, last_seqs.0, last_seqs.1));
     report.deleted = merged.is_none();
     report.action = match (&plan.push, v.remote_changes.is_empty() && v.checkpoint.is_some()) {
@@ -626,4 +665,38 @@ fn plan(w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, SyncEr
     };
     plan.report = report;
     Ok(plan)
+}
+
+/// The plan for a session only its file changed (see [`Quick`]): the changes just recorded
+/// were VS Code's alone, so the file's session is the merged one, nothing is pushed and the
+/// checkpoint names it.
+fn plan_quick(w: Work, q: Quick) -> Plan {
+    let changed = w.tail.after.len();
+    let remote_seq = w.tail.after.last().map_or(q.held.remote_seq, |r| r.seq);
+    let report = SessionSync {
+        session_id: w.id,
+        title: w.pulled.as_ref().and_then(Session::display_title),
+        location: w.location,
+        status: if changed == 0 { Status::Synced } else { Status::RemoteAhead },
+        action: if changed == 0 { Action::None } else { Action::Pulled },
+        local_changes: 0,
+        remote_changes: changed,
+        conflicts: Vec::new(),
+        resolved: Vec::new(),
+        copy: None,
+        deleted: false,
+        listed: false,
+        error: None,
+        fingerprint: w.token,
+    };
+    let checkpoint = (changed > 0).then(|| (hex(&q.shape.content_hash()), q.held.local_seq, remote_seq));
+    Plan {
+        report,
+        push: None,
+        expected: None,
+        resolution: Vec::new(),
+        copy: None,
+        checkpoint,
+        held: Some(Held { last_seq: 0, local_seq: q.held.local_seq, remote_seq, shape: q.shape }),
+    }
 }

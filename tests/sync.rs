@@ -712,3 +712,127 @@ fn the_graph_shows_both_sides_the_conflict_and_its_resolution() {
     assert_eq!(checkpoints.len(), 2, "{graph}");
     assert!(checkpoints[0] < local && checkpoints[1] == resolution + 1, "{graph}");
 }
+
+/// VS Code changes one of the two sessions, as the generator picks: a request added, a
+/// response streamed, the last request removed or a title set, in the `.jsonl` log, or the same
+/// kinds of change written as a whole new `.json` file.
+fn vscode_edit(vs: &Vs, rng: &mut Lcg, next: u64) {
+    let ts = 1764200000000 + next as i64 * 1000;
+    let new_request = request(&format!("vs-{next}"), ts, &format!("remote {next}"));
+    if rng.below(2) == 0 {
+        let n = vs.remote(HAIKU)["requests"].as_array().unwrap().len() as u64;
+        let line = match rng.below(4) {
+            0 => json!({"kind": 2, "k": ["requests"], "v": [new_request]}),
+            1 if n > 0 => {
+                json!({"kind": 1, "k": ["requests", rng.below(n), "response"], "v": [{"value": format!("streamed {next}")}]})
+            }
+            2 if n > 0 => json!({"kind": 2, "k": ["requests"], "i": n - 1}),
+            _ => json!({"kind": 1, "k": ["customTitle"], "v": format!("vs title {next}")}),
+        };
+        vs.vscode_writes(HAIKU, line);
+    } else {
+        let mut v = vs.remote(READING);
+        let requests = v["requests"].as_array_mut().unwrap();
+        match rng.below(4) {
+            0 => requests.push(new_request),
+            1 if !requests.is_empty() => {
+                let i = rng.below(requests.len() as u64) as usize;
+                requests[i]["response"] = json!([{"value": format!("streamed {next}")}]);
+            }
+            2 if !requests.is_empty() => {
+                requests.pop();
+            }
+            _ => v["customTitle"] = json!(format!("vs title {next}")),
+        }
+        std::fs::write(vs.file(READING), serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    }
+    for id in [HAIKU, READING] {
+        age(&vs.file(id));
+    }
+}
+
+/// The journal's events without what differs between two runs (times, hashes).
+fn events_of(vs: &Vs) -> Vec<Value> {
+    vs.env
+        .log()
+        .into_iter()
+        .map(|r| {
+            let mut payload = r["payload"].clone();
+            if r["change_type"] == "merge" {
+                payload["hash"] = Value::Null;
+                payload["path"] = Value::Null;
+            }
+            json!([r["session_id"], r["change_type"], r["entity_type"], r["entity_id"], r["origin"], payload])
+        })
+        .collect()
+}
+
+fn forget_shapes(vs: &Vs) {
+    let db = rusqlite::Connection::open(vs.env.journal().join("journal.sqlite")).unwrap();
+    db.execute_batch("DELETE FROM shapes").unwrap();
+}
+
+/// A file VS Code changed while the journal recorded nothing since both sides were in step is
+/// diffed against what the session held then, not against its history: the events recorded
+/// and the states replayed are the same as a sync that reads the history gives.
+#[test]
+fn a_file_changed_alone_is_diffed_against_what_the_session_held_with_the_same_result() {
+    for seed in [3u64, 11] {
+        let (quick, full) = (Vs::new(), Vs::new());
+        for vs in [&quick, &full] {
+            for id in [HAIKU, READING] {
+                age(&vs.file(id));
+            }
+            assert_eq!(vs.sync(&[]).0, 0);
+        }
+        let (mut a, mut b) = (Lcg(seed), Lcg(seed));
+        for step in 0..12 {
+            vscode_edit(&quick, &mut a, step);
+            vscode_edit(&full, &mut b, step);
+            forget_shapes(&full);
+            for vs in [&quick, &full] {
+                let (code, out) = vs.sync(&[]);
+                assert_eq!(code, 0, "seed {seed} step {step}: {out}");
+            }
+            assert_eq!(events_of(&quick), events_of(&full), "seed {seed} step {step}");
+            for id in [HAIKU, READING] {
+                assert_eq!(quick.env.replay(id, None), quick.remote(id), "seed {seed} step {step}");
+                assert_eq!(quick.env.replay(id, None), full.env.replay(id, None), "seed {seed} step {step}");
+            }
+        }
+        assert!(quick.env.ok(&["verify"]).starts_with("ok:"));
+    }
+}
+
+/// The shape is what such a sync reads: one that says a request differs gets it recorded again.
+#[test]
+fn a_changed_file_is_diffed_against_the_kept_shape() {
+    let vs = Vs::new();
+    for id in [HAIKU, READING] {
+        age(&vs.file(id));
+    }
+    vs.sync(&[]);
+    let db = rusqlite::Connection::open(vs.env.journal().join("journal.sqlite")).unwrap();
+    let held: Vec<u8> =
+        db.query_row("SELECT value FROM shapes WHERE session = ?1", [READING.as_bytes()], |r| r.get(0)).unwrap();
+    let mut held: Value = serde_json::from_slice(&held).unwrap();
+    let first = held["shape"]["requests"][0][0].as_str().unwrap().to_owned();
+    held["shape"]["requests"][0][1] = json!("00");
+    db.execute(
+        "UPDATE shapes SET value = ?1 WHERE session = ?2",
+        rusqlite::params![held.to_string().into_bytes(), READING.as_bytes()],
+    )
+    .unwrap();
+    drop(db);
+    let mut v = vs.remote(READING);
+    v["customTitle"] = json!("Changed in VS Code");
+    std::fs::write(vs.file(READING), v.to_string()).unwrap();
+    age(&vs.file(READING));
+    let out = vs.env.chasm(&["sync", "--root", &vs.root()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let recorded: Vec<Value> = vs.env.log().into_iter().filter(|r| r["session_id"] == READING).collect();
+    let last_two: Vec<&Value> = recorded.iter().rev().skip(1).take(2).collect();
+    assert!(last_two.iter().any(|r| r["entity_id"] == first.as_str()), "{last_two:?}");
+    assert!(last_two.iter().any(|r| r["entity_id"] == "customTitle"), "{last_two:?}");
+    assert_eq!(vs.env.replay(READING, None), vs.remote(READING));
+}

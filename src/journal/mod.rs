@@ -61,6 +61,19 @@ pub struct Fingerprint {
     pub title: Option<String>,
 }
 
+/// What a session held when a sync left it in step (see [`Journal::held`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Held {
+    /// The session's newest seq then: the shape stands for the journal's state only while this
+    /// is still the newest.
+    pub last_seq: u64,
+    /// The newest change made on each side then (not a checkpoint): what the next checkpoint
+    /// names when only the file has changed since.
+    pub local_seq: u64,
+    pub remote_seq: u64,
+    pub shape: crate::shape::Shape,
+}
+
 /// Why a session's state could not be derived.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -336,21 +349,29 @@ impl Journal {
         Ok(serde_json::from_slice(&v).ok())
     }
 
-    /// Records fingerprints (see [`Journal::fingerprint`]); written without a flush of their own.
-    pub fn set_fingerprints(&self, fingerprints: &[(String, Fingerprint)]) -> Result<(), JournalError> {
+    /// What the session held when its fingerprint was taken, as a [`crate::shape::Shape`]: what
+    /// a sync diffs a changed file against while the journal has nothing newer. A cache like
+    /// the fingerprint; one that cannot be read is no shape.
+    pub fn held(&self, session_id: &str) -> Result<Option<Held>, JournalError> {
+        let Some(v) = self.store.shape(session_id)? else { return Ok(None) };
+        Ok(serde_json::from_slice(&v).ok())
+    }
+
+    /// Records fingerprints (see [`Journal::fingerprint`]), each with what the session held or
+    /// none; written without a flush of their own.
+    pub fn set_fingerprints(&self, fingerprints: &[(String, Fingerprint, Option<Held>)]) -> Result<(), JournalError> {
         if fingerprints.is_empty() {
             return Ok(());
         }
-        self.store.set_fingerprints(
-            fingerprints
-                .iter()
-                .map(|(id, fp)| (id.as_str(), Some(serde_json::to_vec(fp).expect("a fingerprint serializes")))),
-        )
+        self.store.set_fingerprints(fingerprints.iter().map(|(id, fp, held)| {
+            let fp = serde_json::to_vec(fp).expect("a fingerprint serializes");
+            (id.as_str(), Some(fp), held.as_ref().map(|h| serde_json::to_vec(h).expect("a shape serializes")))
+        }))
     }
 
     /// Forgets a session's fingerprint, so the next sync reads its file.
     pub fn clear_fingerprint(&self, session_id: &str) -> Result<(), JournalError> {
-        self.store.set_fingerprints([(session_id, None)])
+        self.store.set_fingerprints([(session_id, None, None)])
     }
 
     /// The newest state in which a session existed — now, or just before it was deleted — and

@@ -46,6 +46,11 @@ CREATE TABLE snapshots (session INTEGER NOT NULL, seq INTEGER NOT NULL, body BLO
 CREATE TABLE fingerprints (session BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 ";
 
+/// Tables added to format 2 after journals were first written in it (caches), created with the
+/// others and, on open, where missing.
+const LATER_TABLES: &str =
+    "CREATE TABLE IF NOT EXISTS shapes (session BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;";
+
 /// `meta/head` value: last seq (u64 BE) ‖ its hash ‖ the first seq of the batch that ended
 /// there (u64 BE).
 pub fn head_value(seq: u64, hash: &[u8; 32], batch_first: u64) -> [u8; 48] {
@@ -209,6 +214,7 @@ impl Store {
             }
             self.transaction(|s| {
                 s.conn.execute_batch(SCHEMA).map_err(storage)?;
+                s.conn.execute_batch(LATER_TABLES).map_err(storage)?;
                 s.conn
                     .execute(
                         "INSERT INTO meta (key, value) VALUES (?1, ?2)",
@@ -227,7 +233,7 @@ impl Store {
             .map(u32::from_be_bytes)
             .ok_or_else(|| JournalError::UnknownFormat(self.dir.clone()))?;
         match found {
-            FORMAT_VERSION => Ok(()),
+            FORMAT_VERSION => self.conn.execute_batch(LATER_TABLES).map_err(storage),
             f if f > FORMAT_VERSION => {
                 Err(JournalError::NewerFormat { dir: self.dir.clone(), found: f, supported: FORMAT_VERSION })
             }
@@ -689,27 +695,42 @@ impl Store {
 
     /// A cached fingerprint's bytes.
     pub fn fingerprint(&self, session_id: &str) -> Result<Option<Vec<u8>>, JournalError> {
+        self.cached_value("SELECT value FROM fingerprints WHERE session = ?1", session_id)
+    }
+
+    /// A cached shape's bytes (kept apart from the fingerprint, which every sync reads for
+    /// every session, while a shape is read only for a changed file).
+    pub fn shape(&self, session_id: &str) -> Result<Option<Vec<u8>>, JournalError> {
+        self.cached_value("SELECT value FROM shapes WHERE session = ?1", session_id)
+    }
+
+    fn cached_value(&self, sql: &str, session_id: &str) -> Result<Option<Vec<u8>>, JournalError> {
         self.conn
-            .prepare_cached("SELECT value FROM fingerprints WHERE session = ?1")
+            .prepare_cached(sql)
             .and_then(|mut s| s.query_row([session_id.as_bytes()], |r| r.get(0)).optional())
             .map_err(storage)
     }
 
-    /// Stores fingerprints; `None` removes one.
+    /// Stores fingerprints and shapes; `None` removes one.
     pub fn set_fingerprints<'a>(
         &self,
-        entries: impl IntoIterator<Item = (&'a str, Option<Vec<u8>>)>,
+        entries: impl IntoIterator<Item = (&'a str, Option<Vec<u8>>, Option<Vec<u8>>)>,
     ) -> Result<(), JournalError> {
         self.derived_transaction(|s| {
-            let mut put = s
-                .conn
-                .prepare_cached("INSERT OR REPLACE INTO fingerprints (session, value) VALUES (?1, ?2)")
-                .map_err(storage)?;
-            let mut del = s.conn.prepare_cached("DELETE FROM fingerprints WHERE session = ?1").map_err(storage)?;
-            for (id, value) in entries {
+            let prepare = |sql| s.conn.prepare_cached(sql).map_err(storage);
+            let mut put = prepare("INSERT OR REPLACE INTO fingerprints (session, value) VALUES (?1, ?2)")?;
+            let mut del = prepare("DELETE FROM fingerprints WHERE session = ?1")?;
+            let mut put_shape = prepare("INSERT OR REPLACE INTO shapes (session, value) VALUES (?1, ?2)")?;
+            let mut del_shape = prepare("DELETE FROM shapes WHERE session = ?1")?;
+            for (id, value, shape) in entries {
                 match value {
                     Some(v) => put.execute(params![id.as_bytes(), v]),
                     None => del.execute([id.as_bytes()]),
+                }
+                .map_err(storage)?;
+                match shape {
+                    Some(v) => put_shape.execute(params![id.as_bytes(), v]),
+                    None => del_shape.execute([id.as_bytes()]),
                 }
                 .map_err(storage)?;
             }

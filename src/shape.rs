@@ -1,0 +1,79 @@
+//! A session reduced to what a diff needs to know about the old side: its top-level fields and,
+//! for each request, its entity id and a digest of its content. Pure, no I/O.
+//!
+//! A sync keeps the shape of each session it leaves in step (beside the file's fingerprint).
+//! When the file changes later and the journal has nothing newer, the journal's view of the
+//! session *is* that shape, so the file can be diffed against it without rebuilding the session
+//! from the journal: on a long session that rebuild, not the file, was most of a sync's cost.
+//! [`crate::diff::diff_shape`] gives exactly the changes [`crate::diff::diff`] gives against
+//! the state the shape was taken from.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::fold::SessionState;
+use crate::session::{Request, SESSION_HASH_DOMAIN, Session, entity_ids, hex, write_canonical_object};
+
+/// Domain prefix of a request's digest.
+const REQUEST_DOMAIN: &[u8] = b"chasm/request/v1\0";
+
+/// What a session held, in digests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shape {
+    /// The top-level fields other than `requests`, verbatim (they are small: ids, dates, a title).
+    pub fields: Map<String, Value>,
+    /// Each request's entity id and [`request_digest`] (hex), in order.
+    pub requests: Vec<(String, String)>,
+}
+
+impl Shape {
+    /// The shape of a session.
+    pub fn of(session: &Session) -> Shape {
+        let fields = session.metadata().map(|(k, v)| (k.to_owned(), v.clone())).collect();
+        let ids = entity_ids(&session.requests);
+        let requests = ids.into_iter().zip(&session.requests).map(|(id, r)| (id, hex(&request_digest(r)))).collect();
+        Shape { fields, requests }
+    }
+
+    /// The shape of the journal's state of a session, under the entity ids the journal holds.
+    pub fn of_state(state: &SessionState) -> Shape {
+        let fields = state.session.metadata().map(|(k, v)| (k.to_owned(), v.clone())).collect();
+        let digests = state.session.requests.iter().map(|r| hex(&request_digest(r)));
+        Shape { fields, requests: state.ids.iter().cloned().zip(digests).collect() }
+    }
+
+    /// The session's content hash ([`Session::content_hash`]) from its shape alone.
+    pub fn content_hash(&self) -> [u8; 32] {
+        content_hash(self.fields.iter().map(|(k, v)| (k.as_str(), v)), self.requests.iter().map(|(_, d)| d.as_str()))
+    }
+}
+
+/// SHA-256 of a request's canonical JSON: equal for two requests exactly when they are equal as
+/// JSON values (field order aside, which carries no meaning).
+pub fn request_digest(request: &Request) -> [u8; 32] {
+    let mut buf = Vec::with_capacity(4096);
+    write_canonical_object(request.fields().iter().map(|(k, v)| (k.as_str(), v)), &mut buf);
+    let mut hasher = Sha256::new();
+    hasher.update(REQUEST_DOMAIN);
+    hasher.update(&buf);
+    hasher.finalize().into()
+}
+
+/// The content hash over top-level fields (`requests` aside) and the requests' digests (hex):
+/// see [`Session::content_hash`].
+pub(crate) fn content_hash<'a>(
+    metadata: impl Iterator<Item = (&'a str, &'a Value)>,
+    digests: impl Iterator<Item = &'a str>,
+) -> [u8; 32] {
+    let mut buf = Vec::new();
+    write_canonical_object(metadata, &mut buf);
+    let mut hasher = Sha256::new();
+    hasher.update(SESSION_HASH_DOMAIN);
+    hasher.update(&buf);
+    for d in digests {
+        hasher.update(b"\n");
+        hasher.update(d.as_bytes());
+    }
+    hasher.finalize().into()
+}
