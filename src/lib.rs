@@ -28,6 +28,7 @@
 //! - [`transcript`]: a session as readable Markdown (pure).
 //! - [`cli`]: one module per command; the only place that prints.
 //! - [`atomic`]: whole-file writes that never leave a torn file.
+//! - [`pretty`]: JSON text laid out as serde_json's pretty printer would, unparsed (pure).
 //! - [`progress`]: progress of long operations, as a callback the command line draws.
 //! - [`config`]: settings made once (file, environment, flags), and where each came from.
 
@@ -39,6 +40,7 @@ pub mod fold;
 pub mod in_step;
 pub mod journal;
 pub mod merge;
+pub mod pretty;
 pub mod progress;
 pub mod provider;
 pub mod session;

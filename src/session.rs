@@ -117,6 +117,12 @@ impl Session {
         Value::Object(out)
     }
 
+    /// Every top-level field in order, `requests` as a `null` placeholder for where the
+    /// requests go.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.fields.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
     /// The top-level fields other than `requests`, in order: what `metadata` events describe.
     pub fn metadata(&self) -> impl Iterator<Item = (&str, &Value)> {
         self.fields.iter().filter(|(k, _)| *k != REQUESTS_KEY).map(|(k, v)| (k.as_str(), v))
@@ -231,6 +237,11 @@ impl Request {
     /// The request as a JSON value, fields in their original order.
     pub fn to_value(&self) -> Value {
         Value::Object(self.fields.clone())
+    }
+
+    /// A request with no fields: a placeholder for one not read.
+    pub fn empty() -> Request {
+        Request { fields: Map::new() }
     }
 
     /// Every field of the request, in order.

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 
 use super::time::PointArgs;
 use crate::journal::OpenMode;
-use crate::provider::vscode::jsonl;
+use crate::pretty::pretty;
 use crate::transcript;
 
 /// Show a session as it stood at any point in its history
@@ -43,33 +43,42 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
         None => u64::MAX,
     };
     let point = point.map_or_else(|| "now".into(), |p| p.describe());
-    let Some(state) = journal.state_at(&id, upto)? else {
+    let missing = |journal: &crate::journal::Journal| -> Result<ExitCode> {
         let first = journal.session_seqs(&id)?.first().copied().unwrap_or(0);
         bail!("session {id} did not exist yet {point} (its history starts at seq {first})");
     };
-    if !state.exists {
-        bail!(
-            "session {id} was deleted {point} (at seq {}); replay --at an earlier seq to see it",
-            state.deleted_seq.unwrap_or(state.last_seq)
-        );
-    }
-    let value = state.session.to_value();
+    let deleted = |seq: u64| -> Result<ExitCode> {
+        bail!("session {id} was deleted {point} (at seq {seq}); replay --at an earlier seq to see it");
+    };
     let text = match args.format {
-        Format::Json => {
-            let mut s = serde_json::to_string_pretty(&value).context("cannot serialize the session")?;
-            s.push('\n');
-            s
+        Format::Markdown => {
+            let Some(state) = journal.state_at(&id, upto)? else { return missing(&journal) };
+            if !state.exists {
+                return deleted(state.deleted_seq.unwrap_or(state.last_seq));
+            }
+            transcript::markdown(&id, &state.session).into_bytes()
         }
-        Format::Jsonl => jsonl::initial_line(&value),
-        Format::Markdown => transcript::markdown(&id, &state.session),
+        // The session's stored JSON laid out, never parsed into values: most of a long
+        // session's replay was parsing it only to print it again.
+        Format::Json | Format::Jsonl => {
+            let Some(session) = journal.session_text_at(&id, upto)? else { return missing(&journal) };
+            if !session.exists {
+                return deleted(session.deleted_seq.unwrap_or(session.last_seq));
+            }
+            if args.format == Format::Json {
+                let mut text = pretty(&session.json);
+                text.push(b'\n');
+                text
+            } else {
+                [&br#"{"kind":0,"v":"#[..], &session.json, b"}\n"].concat()
+            }
+        }
     };
     match args.output {
-        Some(path) => {
-            crate::atomic::write(&path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?
-        }
+        Some(path) => crate::atomic::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?,
         None => {
             let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())?;
+            out.write_all(&text)?;
             out.flush()?;
         }
     }

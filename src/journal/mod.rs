@@ -19,7 +19,8 @@ pub use snapshot::SNAPSHOT_INTERVAL;
 pub use store::FORMAT_VERSION;
 pub use verify::{Problem, VerifyReport};
 
-use crate::fold::{FoldError, SessionState, Tail};
+use crate::fold::{FoldError, SessionState, Source, Tail};
+use crate::session::REQUESTS_KEY;
 use record::GENESIS_HASH;
 use store::{Row, Store};
 
@@ -59,6 +60,27 @@ pub struct Fingerprint {
     pub last_seq: u64,
     /// Its title then, for reports that skip reading it.
     pub title: Option<String>,
+}
+
+/// A session at some point as JSON text: see [`Journal::session_text_at`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionText {
+    pub exists: bool,
+    pub deleted_seq: Option<u64>,
+    pub last_seq: u64,
+    /// The session object, compact (its stored requests as they were written).
+    pub json: Vec<u8>,
+}
+
+impl SessionText {
+    fn of(state: SessionState) -> SessionText {
+        let json = serde_json::to_vec(&state.session.to_value()).expect("a session serializes");
+        SessionText { exists: state.exists, deleted_seq: state.deleted_seq, last_seq: state.last_seq, json }
+    }
+}
+
+fn write_json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
+    serde_json::to_writer(out, value).expect("writing JSON to a Vec cannot fail");
 }
 
 /// What a session held when a sync left it in step (see [`Journal::held`]).
@@ -310,6 +332,54 @@ impl Journal {
         Ok(state)
     }
 
+    /// A session as it stood right after its last event at or before `upto`, as compact JSON
+    /// text (see [`SessionText`]); `None` when it had no events by then. The requests a snapshot
+    /// names are copied from their records as stored, not parsed and printed again: what
+    /// `replay` prints. Where a snapshot's requests cannot all be found, the state is rebuilt as
+    /// [`Journal::state_at`] rebuilds it.
+    pub fn session_text_at(&self, session_id: &str, upto: u64) -> Result<Option<SessionText>, StateError> {
+        let snapshot = self.store.unfilled_snapshot_before(session_id, upto)?;
+        let snapshot_seq = snapshot.as_ref().map_or(0, |s| s.last_seq);
+        let mut state = snapshot;
+        for (seq, bytes) in self.store.session_records(session_id, snapshot_seq, upto)? {
+            state.get_or_insert_with(SessionState::default).apply(&decode(seq, &bytes)?)?;
+        }
+        let Some(state) = state else { return Ok(None) };
+        // Requests set by events after the snapshot were folded from them; the rest are
+        // placeholders to copy from the records their sources name.
+        let stored: Vec<Source> = state.sources.iter().copied().filter(|s| s.seq <= snapshot_seq).collect();
+        let Some(texts) = self.store.request_texts(session_id, &stored)? else {
+            return Ok(self.state_at(session_id, upto)?.map(SessionText::of));
+        };
+        let mut json = Vec::with_capacity(texts.iter().map(Vec::len).sum::<usize>() + 1024);
+        let mut texts = texts.into_iter();
+        json.push(b'{');
+        for (i, (key, value)) in state.session.fields().enumerate() {
+            if i > 0 {
+                json.push(b',');
+            }
+            write_json(&mut json, key);
+            json.push(b':');
+            if key != REQUESTS_KEY {
+                write_json(&mut json, value);
+                continue;
+            }
+            json.push(b'[');
+            for (j, (request, source)) in state.session.requests.iter().zip(&state.sources).enumerate() {
+                if j > 0 {
+                    json.push(b',');
+                }
+                match if source.seq <= snapshot_seq { texts.next() } else { None } {
+                    Some(text) => json.extend_from_slice(&text),
+                    None => write_json(&mut json, request.fields()),
+                }
+            }
+            json.push(b']');
+        }
+        json.push(b'}');
+        Ok(Some(SessionText { exists: state.exists, deleted_seq: state.deleted_seq, last_seq: state.last_seq, json }))
+    }
+
     /// A session's history from its merge base on (see [`Tail`]): the base from the nearest
     /// snapshot, the events since the last checkpoint. What a sync reads for a changed session,
     /// whatever the length of its history. A session never checkpointed is read whole.
@@ -478,7 +548,7 @@ impl Iterator for Records<'_> {
 mod tests {
     use super::*;
     use chrono::Utc;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     pub(crate) fn change(session: &str, entity: &str) -> NewChange {
         NewChange {
@@ -589,6 +659,72 @@ mod tests {
         }
         assert!(j.state_at("s", 0).unwrap().is_none());
         assert!(j.verify().unwrap().snapshots_rebuilt == 0);
+    }
+
+    /// The text replay prints is the state replay would otherwise rebuild, at every point of a
+    /// history with snapshots, whole-session events, deletions and metadata.
+    #[test]
+    fn a_session_as_text_is_the_state_at_every_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), OpenMode::Create).unwrap();
+        let whole = |change_type, n: usize| NewChange {
+            change_type,
+            entity_type: EntityType::Session,
+            payload: json!({"sessionId": "s", "title": n, "requests": [
+                {"requestId": "r0", "response": [{"value": n}]}, {"requestId": "w", "x": {"y": []}}
+            ], "z": null}),
+            ..change("s", "s")
+        };
+        let mut batch = vec![whole(ChangeType::Create, 0)];
+        for i in 1..300usize {
+            let id = format!("r{}", i % 7);
+            batch.push(match i % 23 {
+                _ if i == 120 => whole(ChangeType::Update, i),
+                _ if i == 200 => NewChange { change_type: ChangeType::Delete, payload: Value::Null, ..whole(ChangeType::Delete, i) },
+                _ if i == 201 => whole(ChangeType::Create, i),
+                5 => NewChange { change_type: ChangeType::Delete, entity_type: EntityType::Message, payload: Value::Null, ..change("s", &id) },
+                7 => NewChange {
+                    change_type: ChangeType::Update,
+                    entity_type: EntityType::Metadata,
+                    payload: json!({"value": format!("t{i}"), "position": 0}),
+                    ..change("s", "title")
+                },
+                _ => NewChange {
+                    change_type: ChangeType::Update,
+                    payload: json!({"index": i % 5, "request": {"requestId": id, "response": [{"value": i, "s": "a\"b\u{e9}\n"}]}}),
+                    ..change("s", &id)
+                },
+            });
+            if i % 40 == 0 {
+                j.append(std::mem::take(&mut batch)).unwrap();
+                j.append(vec![change("other", "x")]).unwrap();
+            }
+        }
+        j.append(batch).unwrap();
+        assert!(j.store.snapshots_of("s").unwrap().len() >= 4);
+        // The snapshots' requests are copied from their records, not rebuilt.
+        for (seq, _) in j.store.snapshots_of("s").unwrap() {
+            let snapshot = j.store.unfilled_snapshot_before("s", seq).unwrap().unwrap();
+            assert!(j.store.request_texts("s", &snapshot.sources).unwrap().is_some(), "seq {seq}");
+        }
+        for seq in j.session_seqs("s").unwrap() {
+            let state = j.state_at("s", seq).unwrap().unwrap();
+            let text = j.session_text_at("s", seq).unwrap().unwrap();
+            assert_eq!(
+                (text.exists, text.deleted_seq, text.last_seq),
+                (state.exists, state.deleted_seq, state.last_seq)
+            );
+            if state.exists {
+                let value: Value = serde_json::from_slice(&text.json).unwrap();
+                assert_eq!(value, state.session.to_value(), "seq {seq}");
+                assert_eq!(
+                    String::from_utf8(crate::pretty::pretty(&text.json)).unwrap(),
+                    serde_json::to_string_pretty(&state.session.to_value()).unwrap(),
+                    "seq {seq}"
+                );
+            }
+        }
+        assert!(j.session_text_at("s", 0).unwrap().is_none());
     }
 
     #[test]

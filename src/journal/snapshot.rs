@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -177,6 +178,77 @@ impl Store {
             upto = before;
         }
         Ok(None)
+    }
+
+    /// The newest snapshot at or before `upto` that passes its own checks, its requests left as
+    /// empty placeholders (the sources say where each one is): for readers that copy requests
+    /// as stored text instead of parsing them ([`Store::request_texts`]).
+    pub(super) fn unfilled_snapshot_before(
+        &self,
+        session_id: &str,
+        upto: u64,
+    ) -> Result<Option<SessionState>, JournalError> {
+        Ok(self.checked_snapshot(session_id, upto)?.map(|stored| {
+            let mut state = stored.state;
+            state.session.requests = vec![Request::empty(); state.ids.len()];
+            state
+        }))
+    }
+
+    /// The JSON text of each request the sources name, as stored (not parsed into values);
+    /// `None` when a record is missing, belongs to another session, or does not hold the
+    /// request named.
+    pub(super) fn request_texts(
+        &self,
+        session_id: &str,
+        sources: &[Source],
+    ) -> Result<Option<Vec<Vec<u8>>>, JournalError> {
+        #[derive(serde::Deserialize)]
+        struct Message<'a> {
+            #[serde(borrow)]
+            request: &'a RawValue,
+        }
+        #[derive(serde::Deserialize)]
+        struct Whole<'a> {
+            #[serde(borrow)]
+            requests: Vec<&'a RawValue>,
+        }
+        let mut texts = vec![Vec::new(); sources.len()];
+        // Each record is read and scanned once, however many requests it holds.
+        let mut order: Vec<usize> = (0..sources.len()).collect();
+        order.sort_by_key(|&i| sources[i].seq);
+        let mut at = 0;
+        while at < order.len() {
+            let seq = sources[order[at]].seq;
+            let same = order[at..].iter().take_while(|&&i| sources[i].seq == seq).count();
+            let Some(bytes) = self.get(seq)? else { return Ok(None) };
+            let Ok(fields) = Fields::of(&bytes) else { return Ok(None) };
+            if fields.body.session_id != session_id {
+                return Ok(None);
+            }
+            let payload = fields.body.payload;
+            let whole = if sources[order[at]].index.is_some() {
+                match serde_json::from_slice::<Whole>(payload) {
+                    Ok(w) => Some(w.requests),
+                    Err(_) => return Ok(None),
+                }
+            } else {
+                None
+            };
+            for &i in &order[at..at + same] {
+                let text = match (sources[i].index, &whole) {
+                    (Some(k), Some(all)) => all.get(k as usize).map(|r| r.get()),
+                    (None, _) => serde_json::from_slice::<Message>(payload).ok().map(|m| m.request.get()),
+                    (Some(_), None) => None,
+                };
+                match text.filter(|t| t.trim_start().starts_with('{')) {
+                    Some(t) => texts[i] = t.as_bytes().to_vec(),
+                    None => return Ok(None),
+                }
+            }
+            at += same;
+        }
+        Ok(Some(texts))
     }
 
     /// The seq of a session's last checkpoint: from its newest valid snapshot and the records
