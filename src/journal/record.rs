@@ -258,8 +258,21 @@ impl SyncChange {
 
     /// Decodes stored bytes. Does not check the hash: see [`SyncChange::hash_matches`].
     pub fn decode(bytes: &[u8]) -> Result<SyncChange, DecodeError> {
+        SyncChange::decode_with(bytes, |_| None)
+    }
+
+    /// [`SyncChange::decode`] with the payload `payload` gives in place of the stored one, where
+    /// it gives one: for readers that need less than the whole payload and can say so without
+    /// parsing it all.
+    pub(crate) fn decode_with(
+        bytes: &[u8],
+        payload: impl FnOnce(&Body) -> Option<Value>,
+    ) -> Result<SyncChange, DecodeError> {
         let Fields { body, prev_hash, hash } = Fields::of(bytes)?;
-        let payload: Value = serde_json::from_slice(body.payload).map_err(|e| DecodeError::Payload(e.to_string()))?;
+        let payload = match payload(&body) {
+            Some(v) => v,
+            None => serde_json::from_slice(body.payload).map_err(|e| DecodeError::Payload(e.to_string()))?,
+        };
         let timestamp =
             Utc.timestamp_millis_opt(body.timestamp_ms).single().ok_or(DecodeError::Timestamp(body.timestamp_ms))?;
         Ok(SyncChange {
@@ -276,6 +289,24 @@ impl SyncChange {
             prev_hash,
             hash,
         })
+    }
+
+    /// The record with a `null` payload: its fields, without copying what it carries.
+    pub(crate) fn without_payload(&self) -> SyncChange {
+        SyncChange {
+            id: self.id,
+            seq: self.seq,
+            session_id: self.session_id.clone(),
+            change_type: self.change_type,
+            entity_type: self.entity_type,
+            entity_id: self.entity_id.clone(),
+            timestamp: self.timestamp,
+            origin: self.origin,
+            provider: self.provider.clone(),
+            payload: Value::Null,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        }
     }
 
     /// The change this record carries, without what the journal assigned.

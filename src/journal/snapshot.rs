@@ -19,7 +19,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::record::{ChangeType, Fields, Origin};
+use super::record::{Body, ChangeType, EntityType, Fields, Origin};
 use super::store::Store;
 use super::{JournalError, SyncChange, decode};
 use crate::fold::{SessionState, Source};
@@ -104,6 +104,37 @@ fn decode_snapshot(seq: u64, bytes: &[u8]) -> Option<Stored> {
         events_read: 0,
     };
     Some(Stored { record_hash, state })
+}
+
+/// Whether a change sets a request (what [`placed_request`] lightens).
+fn is_message_set(entity_type: EntityType, change_type: ChangeType) -> bool {
+    entity_type == EntityType::Message && matches!(change_type, ChangeType::Create | ChangeType::Update)
+}
+
+/// A message event's payload with its request emptied, read from the stored text without
+/// parsing the request: all a snapshot needs of it is where it goes. `None` (parse it whole)
+/// for other events, and for a payload the fold would refuse, so that it still does.
+fn placed_request(body: &Body) -> Option<Value> {
+    #[derive(serde::Deserialize)]
+    struct Placed<'a> {
+        #[serde(default)]
+        index: Value,
+        #[serde(borrow)]
+        request: Option<&'a RawValue>,
+    }
+    if !is_message_set(body.entity_type, body.change_type) {
+        return None;
+    }
+    let placed: Placed = serde_json::from_slice(body.payload).ok()?;
+    placed.request.filter(|r| r.get().starts_with('{')).map(|_| json!({"index": placed.index, "request": {}}))
+}
+
+/// [`placed_request`] for a payload already parsed.
+fn request_place(payload: &Value) -> Option<Value> {
+    payload
+        .get("request")
+        .filter(|r| r.is_object())
+        .map(|_| json!({"index": payload.get("index").cloned().unwrap_or(Value::Null), "request": {}}))
 }
 
 /// A record's fields (payload unparsed), or why they cannot be read.
@@ -296,21 +327,29 @@ impl Store {
         if events / SNAPSHOT_INTERVAL == before / SNAPSHOT_INTERVAL {
             return Ok(0);
         }
-        let base = self.snapshot_before(session_id, u64::MAX)?;
+        // A snapshot names requests by where they are, so none is read or copied: the base's
+        // are left unfilled, and each message event is folded without its request's content.
+        let base = self.unfilled_snapshot_before(session_id, u64::MAX)?;
         let after = base.as_ref().map_or(0, |s| s.last_seq);
         let mut state = base.unwrap_or_default();
         let mut taken = 0;
         let first_fresh = fresh.first().map_or(u64::MAX, |r| r.seq);
         let earlier = self.session_records(session_id, after, first_fresh.saturating_sub(1))?;
-        let mut decoded = Vec::with_capacity(earlier.len());
+        let mut records = Vec::with_capacity(earlier.len() + fresh.len());
         for (seq, bytes) in &earlier {
-            match decode(*seq, bytes) {
-                Ok(r) => decoded.push(r),
-                Err(_) => return Ok(0),
+            match SyncChange::decode_with(bytes, placed_request) {
+                Ok(r) if r.seq == *seq => records.push(r),
+                _ => return Ok(0),
             }
         }
-        let records = decoded.iter().chain(fresh.iter().copied().filter(|r| r.seq > after));
-        for (i, record) in records.enumerate() {
+        for record in fresh.iter().filter(|r| r.seq > after) {
+            let placed = is_message_set(record.entity_type, record.change_type).then(|| request_place(&record.payload));
+            records.push(match placed.flatten() {
+                Some(payload) => SyncChange { payload, ..record.without_payload() },
+                None => (*record).clone(),
+            });
+        }
+        for (i, record) in records.iter().enumerate() {
             if state.apply(record).is_err() {
                 return Ok(taken);
             }
