@@ -51,7 +51,7 @@ impl EntityChange {
 /// have (or has as deleted) starts with `session/create`.
 pub fn diff(session_id: &str, old: Option<&SessionState>, new: &Session) -> Vec<EntityChange> {
     match old {
-        Some(state) if state.exists => changes(state, new),
+        Some(state) if state.exists => changes(state, new, &entity_ids(&new.requests)),
         _ => {
             let mut out = vec![EntityChange {
                 change_type: ChangeType::Create,
@@ -67,11 +67,14 @@ pub fn diff(session_id: &str, old: Option<&SessionState>, new: &Session) -> Vec<
     }
 }
 
-/// [`diff`] against an existing session known only by its [`Shape`]; `new_shape` is `new`'s.
-/// Gives the same changes as [`diff`] against the state the old shape was taken from.
+/// [`diff`] against an existing session known only by its [`Shape`]; `new_shape` is `new`'s,
+/// and names its requests (so a request of `new` whose content was not read may stand empty
+/// where the shapes say it did not change; nothing is taken from it but its place). Gives the
+/// same changes as [`diff`] against the state the old shape was taken from.
 pub fn diff_shape(old: &Shape, new: &Session, new_shape: &Shape) -> Vec<EntityChange> {
     let digests: HashMap<&str, &str> = old.requests.iter().map(|(id, d)| (id.as_str(), d.as_str())).collect();
-    changes(&ShapeSide { shape: old, new: new_shape, digests }, new)
+    let ids: Vec<String> = new_shape.requests.iter().map(|(id, _)| id.clone()).collect();
+    changes(&ShapeSide { shape: old, new: new_shape, digests }, new, &ids)
 }
 
 /// What [`changes`] needs of the old side of a diff.
@@ -106,10 +109,10 @@ struct ShapeSide<'a> {
 
 impl OldSide for ShapeSide<'_> {
     fn metadata(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.shape.fields.iter().map(|(k, v)| (k.as_str(), v))
+        self.shape.metadata()
     }
     fn field(&self, key: &str) -> Option<&Value> {
-        self.shape.fields.get(key)
+        self.shape.field(key)
     }
     fn ids(&self) -> impl Iterator<Item = &str> {
         self.shape.requests.iter().map(|(id, _)| id.as_str())
@@ -119,10 +122,10 @@ impl OldSide for ShapeSide<'_> {
     }
 }
 
-/// The changes from an existing old side to `new` (see the module comment for their order).
-fn changes(old: &impl OldSide, new: &Session) -> Vec<EntityChange> {
+/// The changes from an existing old side to `new`, whose requests have the entity ids
+/// `new_ids` (see the module comment for their order).
+fn changes(old: &impl OldSide, new: &Session, new_ids: &[String]) -> Vec<EntityChange> {
     let mut out = Vec::new();
-    let new_ids = entity_ids(&new.requests);
     for (key, _) in old.metadata() {
         if new.field(key).is_none() {
             out.push(EntityChange {

@@ -32,6 +32,7 @@
 //! - [`progress`]: progress of long operations, as a callback the command line draws.
 //! - [`config`]: settings made once (file, environment, flags), and where each came from.
 
+pub mod appended;
 pub mod atomic;
 pub mod cli;
 pub mod config;

@@ -290,19 +290,24 @@ pub fn entity_ids(requests: &[Request]) -> Vec<String> {
     requests
         .iter()
         .map(|r| {
-            let base = match r.request_id() {
-                Some(id) => id.to_owned(),
-                None => {
-                    let message = r.get("message").cloned().unwrap_or(Value::Null);
-                    let digest = Sha256::digest(canonical_json(&message));
-                    format!("msg-{}", &hex(&digest)[..16])
-                }
-            };
+            let base = base_id(r);
             let n = seen.entry(base.clone()).or_insert(0);
             *n += 1;
             if *n == 1 { base } else { format!("{base}#{n}") }
         })
         .collect()
+}
+
+/// A request's entity id before duplicates in its session are told apart (see [`entity_ids`]).
+pub fn base_id(request: &Request) -> String {
+    match request.request_id() {
+        Some(id) => id.to_owned(),
+        None => {
+            let message = request.get("message").cloned().unwrap_or(Value::Null);
+            let digest = Sha256::digest(canonical_json(&message));
+            format!("msg-{}", &hex(&digest)[..16])
+        }
+    }
 }
 
 /// The canonical bytes of a JSON value: no insignificant whitespace, object keys sorted by their

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::fold::SessionState;
-use crate::session::{Request, SESSION_HASH_DOMAIN, Session, entity_ids, hex, write_canonical_object};
+use crate::session::{REQUESTS_KEY, Request, SESSION_HASH_DOMAIN, Session, entity_ids, hex, write_canonical_object};
 
 /// Domain prefix of a request's digest.
 const REQUEST_DOMAIN: &[u8] = b"chasm/request/v1\0";
@@ -21,7 +21,8 @@ const REQUEST_DOMAIN: &[u8] = b"chasm/request/v1\0";
 /// What a session held, in digests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shape {
-    /// The top-level fields other than `requests`, verbatim (they are small: ids, dates, a title).
+    /// The top-level fields verbatim and in order (they are small: ids, dates, a title), with
+    /// `requests` as a `null` placeholder for where the requests go.
     pub fields: Map<String, Value>,
     /// Each request's entity id and [`request_digest`] (hex), in order.
     pub requests: Vec<(String, String)>,
@@ -30,7 +31,7 @@ pub struct Shape {
 impl Shape {
     /// The shape of a session.
     pub fn of(session: &Session) -> Shape {
-        let fields = session.metadata().map(|(k, v)| (k.to_owned(), v.clone())).collect();
+        let fields = session.fields().map(|(k, v)| (k.to_owned(), v.clone())).collect();
         let ids = entity_ids(&session.requests);
         let requests = ids.into_iter().zip(&session.requests).map(|(id, r)| (id, hex(&request_digest(r)))).collect();
         Shape { fields, requests }
@@ -38,14 +39,24 @@ impl Shape {
 
     /// The shape of the journal's state of a session, under the entity ids the journal holds.
     pub fn of_state(state: &SessionState) -> Shape {
-        let fields = state.session.metadata().map(|(k, v)| (k.to_owned(), v.clone())).collect();
+        let fields = state.session.fields().map(|(k, v)| (k.to_owned(), v.clone())).collect();
         let digests = state.session.requests.iter().map(|r| hex(&request_digest(r)));
         Shape { fields, requests: state.ids.iter().cloned().zip(digests).collect() }
     }
 
+    /// The top-level fields other than `requests`, in order.
+    pub fn metadata(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.fields.iter().filter(|(k, _)| *k != REQUESTS_KEY).map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// A top-level field other than `requests`.
+    pub fn field(&self, key: &str) -> Option<&Value> {
+        if key == REQUESTS_KEY { None } else { self.fields.get(key) }
+    }
+
     /// The session's content hash ([`Session::content_hash`]) from its shape alone.
     pub fn content_hash(&self) -> [u8; 32] {
-        content_hash(self.fields.iter().map(|(k, v)| (k.as_str(), v)), self.requests.iter().map(|(_, d)| d.as_str()))
+        content_hash(self.metadata(), self.requests.iter().map(|(_, d)| d.as_str()))
     }
 }
 

@@ -23,13 +23,14 @@ use std::path::PathBuf;
 
 use chrono::Utc;
 
+use crate::appended;
 use crate::diff::{EntityChange, diff, diff_shape};
-use crate::fold::{Checkpoint, FoldError, SessionState, Tail, Views, remote_of, views_of};
+use crate::fold::{Checkpoint, FoldError, SessionState, Source, Tail, Views, remote_of, views_of};
 use crate::journal::{
     ChangeType, EntityType, Fingerprint, Held, Journal, JournalError, NewChange, Origin, StateError, SyncChange,
 };
 use crate::merge::{ChangeTimes, Conflict, MergeError, Sides, Strategy, Take, merge};
-use crate::provider::{FileFormat, Location, Provider};
+use crate::provider::{FileFormat, Listed, Location, LogMark, Provider};
 use crate::session::{Session, hex};
 use crate::shape::Shape;
 
@@ -177,6 +178,8 @@ struct Work {
     location: Option<Location>,
     /// What the provider holds now (`None`: no file).
     pulled: Option<Session>,
+    /// How far the read of a log went.
+    mark: Option<LogMark>,
     error: Option<String>,
     /// The provider's fingerprint of the file, taken before it was read.
     token: Option<String>,
@@ -192,6 +195,11 @@ struct Quick {
     held: Held,
     /// The shape of the session the file holds now.
     shape: Shape,
+    /// What VS Code changed.
+    changes: Vec<EntityChange>,
+    title: Option<String>,
+    /// How far the read of a log went.
+    mark: Option<LogMark>,
 }
 
 /// The decision for one session, before anything is written.
@@ -255,32 +263,57 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             });
             continue;
         }
-        let (pulled, error) = match provider.pull(&listed.location) {
+        let torn = |report: &mut Report| {
+            report.warnings.push(format!(
+                "{}: ignored an incomplete last line (VS Code may be writing it)",
+                listed.location.path.display()
+            ));
+        };
+        // Only the file changed since both sides were in step: what the session held then is
+        // the journal's side. A log is read from where the last read ended, when it can be.
+        let held = held(journal, &listed.session_id, opts)?;
+        if let Some(held) = held.as_ref()
+            && let Some((quick, torn_tail)) = appended_quick(journal, provider, &listed, held)
+        {
+            if torn_tail {
+                torn(&mut report);
+            }
+            let id = listed.session_id;
+            work.push(Work {
+                id,
+                tail: Tail::default(),
+                location: Some(listed.location),
+                pulled: None,
+                mark: None,
+                error: None,
+                token,
+                quick: Some(quick),
+            });
+            continue;
+        }
+        let (pulled, mark, error) = match provider.pull(&listed.location) {
             Ok(p) if p.session.session_id().is_some_and(|sid| sid != listed.session_id) => {
-                (None, Some(format!("the file holds session {}", p.session.session_id().unwrap_or_default())))
+                (None, None, Some(format!("the file holds session {}", p.session.session_id().unwrap_or_default())))
             }
             Ok(p) => {
                 if p.torn_tail {
-                    report.warnings.push(format!(
-                        "{}: ignored an incomplete last line (VS Code may be writing it)",
-                        listed.location.path.display()
-                    ));
+                    torn(&mut report);
                 }
-                (Some(p.session), None)
+                (Some(p.session), p.mark, None)
             }
             Err(e) => {
                 report.warnings.push(format!("skipped: {e}"));
-                (None, Some(e.to_string()))
+                (None, None, Some(e.to_string()))
             }
         };
-        // Only the file changed: diff it against what the session held.
-        let held = match (&in_step, &pulled) {
-            (Some(fp), Some(_)) => journal.held(&listed.session_id)?.filter(|h| h.last_seq == fp.last_seq),
-            _ => None,
-        };
-        let quick = held.zip(pulled.as_ref()).map(|(held, session)| Quick { held, shape: Shape::of(session) });
+        let quick = held.zip(pulled.as_ref()).map(|(held, session)| {
+            let shape = Shape::of(session);
+            let changes = diff_shape(&held.shape, session, &shape);
+            Quick { held, shape, changes, title: session.display_title(), mark: mark.clone() }
+        });
         let tail = if quick.is_some() { Tail::default() } else { journal.tail(&listed.session_id)? };
-        work.push(Work { id: listed.session_id, tail, location: Some(listed.location), pulled, error, token, quick });
+        let location = Some(listed.location);
+        work.push(Work { id: listed.session_id, tail, location, pulled, mark, error, token, quick });
     }
     for id in journal.session_ids()? {
         if listed_ids.contains(&id) || !wanted(&id) {
@@ -292,7 +325,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         // A recorded path is trusted only inside the roots and under the session's own name (an
         // imported journal could name any path).
         let location = location.filter(|l| provider.covers(l) && l.path.file_stem() == Some(id.as_ref()));
-        work.push(Work { id, tail, location, pulled: None, error: None, token: None, quick: None });
+        work.push(Work { id, tail, location, pulled: None, mark: None, error: None, token: None, quick: None });
     }
 
     opts.progress.report("reading sessions", total, total);
@@ -300,11 +333,10 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     // Record what VS Code changed.
     let mut remote_batch: Vec<NewChange> = Vec::new();
     let mut remote_deletes = 0;
-    for w in work.iter().filter(|w| w.error.is_none()) {
-        if let (Some(q), Some(session)) = (&w.quick, &w.pulled) {
-            let changes = diff_shape(&q.held.shape, session, &q.shape);
-            remote_batch
-                .extend(changes.into_iter().map(|c| c.into_change(&w.id, now, Origin::Remote, provider.name())));
+    for w in work.iter_mut().filter(|w| w.error.is_none()) {
+        if let Some(q) = &mut w.quick {
+            let changes = std::mem::take(&mut q.changes).into_iter();
+            remote_batch.extend(changes.map(|c| c.into_change(&w.id, now, Origin::Remote, provider.name())));
             continue;
         }
         let remote = remote_of(&w.tail)?;
@@ -364,7 +396,8 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
 
     // Push, then record resolutions and checkpoints in one batch.
     let mut batch: Vec<NewChange> = Vec::new();
-    let mut in_step: Vec<(String, Option<String>, String, Option<Held>)> = Vec::new();
+    // What is in step when the batch is in, each `last_seq` set then.
+    let mut in_step: Vec<(String, Option<Fingerprint>, Option<Held>)> = Vec::new();
     for mut p in plans {
         let id = p.report.session_id.clone();
         if let (Some(target), Some(loc)) = (&p.push, &p.report.location) {
@@ -407,26 +440,64 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
                 }
             }
         }
-        // In step and the file not written by us: its fingerprint stands for its content.
-        if let (Action::None | Action::Pulled, Some(token)) = (p.report.action, p.report.fingerprint.clone())
+        // In step and the file not written by us: its fingerprint (when it has one yet: not
+        // while VS Code is still writing it) stands for its content, and what it holds is kept.
+        if matches!(p.report.action, Action::None | Action::Pulled)
             && p.report.conflicts.is_empty()
             && p.report.error.is_none()
             && !p.report.deleted
+            && (p.report.fingerprint.is_some() || p.held.is_some())
         {
-            in_step.push((id.clone(), p.report.title.clone(), token, p.held));
+            let title = p.report.title.clone();
+            let fp = p.report.fingerprint.clone().map(|token| Fingerprint { token, last_seq: 0, title });
+            in_step.push((id.clone(), fp, p.held));
         }
         report.sessions.push(p.report);
     }
     report.appended += journal.append(batch)?.len();
-    let mut fingerprints = Vec::new();
-    for (id, title, token, held) in in_step {
-        let last_seq = journal.session_last_seq(&id)?;
-        let held = held.map(|h| Held { last_seq, ..h });
-        fingerprints.push((id, Fingerprint { token, last_seq, title }, held));
+    for (id, fp, held) in &mut in_step {
+        let last_seq = journal.session_last_seq(id)?;
+        for seq in fp.iter_mut().map(|f| &mut f.last_seq).chain(held.iter_mut().map(|h| &mut h.last_seq)) {
+            *seq = last_seq;
+        }
     }
-    journal.set_fingerprints(&fingerprints)?;
+    journal.set_fingerprints(&in_step)?;
     sort_by_listing(&mut report, &order);
     Ok(report)
+}
+
+/// The quick path for a log whose last read ended at a mark (see [`crate::appended`]): the
+/// entries written since, applied to what the session held, with whether a write in progress
+/// was left alone. `None` when that cannot be done (no mark, a file rewritten since, an entry
+/// only a whole read settles): the file is then read whole.
+fn appended_quick(journal: &Journal, provider: &dyn Provider, listed: &Listed, held: &Held) -> Option<(Quick, bool)> {
+    let mark = held.log.as_ref()?;
+    if held.sources.len() != held.shape.requests.len() {
+        return None;
+    }
+    let appended = provider.pull_appended(&listed.location, mark).ok()??;
+    let mut load = |k: usize| {
+        let (seq, index) = *held.sources.get(k)?;
+        journal.request_at(&listed.session_id, Source { seq, index }).ok()?
+    };
+    let applied = appended::apply(&held.shape, appended.entries, &mut load)?;
+    if applied.session.session_id().is_some_and(|sid| sid != listed.session_id) {
+        return None;
+    }
+    let changes = appended::changes(&held.shape, &applied, &mut load)?;
+    let title = appended::title(&applied, &mut load);
+    let quick = Quick { held: held.clone(), shape: applied.shape, changes, title, mark: Some(appended.mark) };
+    Some((quick, appended.torn_tail))
+}
+
+/// What the session held when both sides were last in step, while the journal has recorded
+/// nothing since (whatever the file's fingerprint: one VS Code is writing has none yet).
+fn held(journal: &Journal, id: &str, opts: &Options) -> Result<Option<Held>, JournalError> {
+    if !opts.overrides.is_empty() {
+        return Ok(None);
+    }
+    let Some(held) = journal.held(id)? else { return Ok(None) };
+    Ok((held.last_seq > 0 && journal.session_last_seq(id)? == held.last_seq).then_some(held))
 }
 
 /// The session's fingerprint when both sides were last in step and the journal has recorded
@@ -618,10 +689,18 @@ fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, Sy
         plan.report = report;
         return Ok(plan);
     }
-    let held = |shape| Held { last_seq: 0, local_seq: last_seqs.0, remote_seq: last_seqs.1, shape };
+    let mark = w.mark.clone();
+    let held = |state: &SessionState| Held {
+        last_seq: 0,
+        local_seq: last_seqs.0,
+        remote_seq: last_seqs.1,
+        shape: Shape::of_state(state),
+        sources: state.sources.iter().map(|s| (s.seq, s.index)).collect(),
+        log: mark.clone(),
+    };
     if v.checkpoint.is_some() && v.local_changes.is_empty() && v.remote_changes.is_empty() {
         report.deleted = existing(&v.full).is_none();
-        plan.held = v.full.as_deref().filter(|s| s.exists).map(|s| held(Shape::of_state(s)));
+        plan.held = v.full.as_deref().filter(|s| s.exists).map(held);
         plan.report = report;
         return Ok(plan);
     }
@@ -649,13 +728,13 @@ fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, Sy
         plan.copy = Some((copy_id.clone(), provider.location_for_new(&location, &copy_id), session));
     }
     // With no resolution, the journal's state is the merged session: its shape gives the hash.
-    let shape = full.filter(|_| merged.is_some() && plan.resolution.is_empty()).map(Shape::of_state);
-    let hash = match (&shape, &merged) {
-        (Some(shape), _) => hex(&shape.content_hash()),
+    let kept = full.filter(|_| merged.is_some() && plan.resolution.is_empty()).map(held);
+    let hash = match (&kept, &merged) {
+        (Some(kept), _) => hex(&kept.shape.content_hash()),
         (None, Some(m)) => hex(&m.content_hash()),
         (None, None) => String::new(),
     };
-    plan.held = shape.map(held);
+    plan.held = kept;
     plan.checkpoint = Some((hash, last_seqs.0, last_seqs.1));
     report.deleted = merged.is_none();
     report.action = match (&plan.push, v.remote_changes.is_empty() && v.checkpoint.is_some()) {
@@ -673,9 +752,33 @@ fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, Sy
 fn plan_quick(w: Work, q: Quick) -> Plan {
     let changed = w.tail.after.len();
     let remote_seq = w.tail.after.last().map_or(q.held.remote_seq, |r| r.seq);
+    // Where each request is now: in the record just appended for it, or where it was.
+    let was: HashMap<&str, (u64, Option<u32>)> =
+        q.held.shape.requests.iter().map(|(id, _)| id.as_str()).zip(q.held.sources.iter().copied()).collect();
+    let now: HashMap<&str, u64> = w
+        .tail
+        .after
+        .iter()
+        .filter(|r| r.entity_type == EntityType::Message && r.change_type != ChangeType::Delete)
+        .map(|r| (r.entity_id.as_str(), r.seq))
+        .collect();
+    let sources: Option<Vec<(u64, Option<u32>)>> = q
+        .shape
+        .requests
+        .iter()
+        .map(|(id, _)| now.get(id.as_str()).map(|seq| (*seq, None)).or_else(|| was.get(id.as_str()).copied()))
+        .collect();
+    let held = sources.map(|sources| Held {
+        last_seq: 0,
+        local_seq: q.held.local_seq,
+        remote_seq,
+        shape: q.shape.clone(),
+        sources,
+        log: q.mark.clone(),
+    });
     let report = SessionSync {
         session_id: w.id,
-        title: w.pulled.as_ref().and_then(Session::display_title),
+        title: q.title.clone(),
         location: w.location,
         status: if changed == 0 { Status::Synced } else { Status::RemoteAhead },
         action: if changed == 0 { Action::None } else { Action::Pulled },
@@ -690,13 +793,5 @@ fn plan_quick(w: Work, q: Quick) -> Plan {
         fingerprint: w.token,
     };
     let checkpoint = (changed > 0).then(|| (hex(&q.shape.content_hash()), q.held.local_seq, remote_seq));
-    Plan {
-        report,
-        push: None,
-        expected: None,
-        resolution: Vec::new(),
-        copy: None,
-        checkpoint,
-        held: Some(Held { last_seq: 0, local_seq: q.held.local_seq, remote_seq, shape: q.shape }),
-    }
+    Plan { report, push: None, expected: None, resolution: Vec::new(), copy: None, checkpoint, held }
 }

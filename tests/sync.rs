@@ -836,3 +836,85 @@ fn a_changed_file_is_diffed_against_the_kept_shape() {
     assert!(last_two.iter().any(|r| r["entity_id"] == "customTitle"), "{last_two:?}");
     assert_eq!(vs.env.replay(READING, None), vs.remote(READING));
 }
+
+/// Sets one request's digest in the kept shape of a session to something no request has.
+fn tamper_shape_digest(vs: &Vs, id: &str, request: usize) -> String {
+    let db = rusqlite::Connection::open(vs.env.journal().join("journal.sqlite")).unwrap();
+    let held: Vec<u8> =
+        db.query_row("SELECT value FROM shapes WHERE session = ?1", [id.as_bytes()], |r| r.get(0)).unwrap();
+    let mut held: Value = serde_json::from_slice(&held).unwrap();
+    let entity = held["shape"]["requests"][request][0].as_str().unwrap().to_owned();
+    held["shape"]["requests"][request][1] = json!("00");
+    db.execute(
+        "UPDATE shapes SET value = ?1 WHERE session = ?2",
+        rusqlite::params![held.to_string().into_bytes(), id.as_bytes()],
+    )
+    .unwrap();
+    entity
+}
+
+/// A log VS Code appended to is read from where the last read ended: its new lines are applied
+/// to what the session held, and a request no line reaches into is not read at all. A log
+/// rewritten since, or a line still being written, is read as a whole read would.
+#[test]
+fn a_log_is_read_from_where_the_last_read_ended() {
+    let vs = Vs::new();
+    for id in [HAIKU, READING] {
+        age(&vs.file(id));
+    }
+    vs.sync(&[]);
+    // A shape that says request 0 differs from what it is: a read of the whole file would
+    // record it again; reading only the new line leaves it alone.
+    let first = tamper_shape_digest(&vs, HAIKU, 0);
+    vs.vscode_writes(HAIKU, json!({"kind": 1, "k": ["customTitle"], "v": "From the new line"}));
+    vs.vscode_writes(HAIKU, json!({"kind": 1, "k": ["requests", 1, "response"], "v": [{"value": "streamed"}]}));
+    age(&vs.file(HAIKU));
+    assert_eq!(vs.sync(&[]).0, 0);
+    let recorded: Vec<Value> = vs.env.log().into_iter().filter(|r| r["session_id"] == HAIKU).collect();
+    let changed: Vec<&str> = recorded.iter().rev().skip(1).take(2).map(|r| r["entity_id"].as_str().unwrap()).collect();
+    assert!(changed.contains(&"customTitle") && !changed.contains(&first.as_str()), "{changed:?}");
+    assert_eq!(vs.env.replay(HAIKU, None), vs.remote(HAIKU));
+
+    // Half a line: left for the next read, with a warning; then finished.
+    let line = json!({"kind": 2, "k": ["requests"], "v": [request("r9", 1764050300000, "Half written")]}).to_string();
+    append(&vs.file(HAIKU), &line[..20]);
+    age(&vs.file(HAIKU));
+    let out = vs.env.chasm(&["sync", "--root", &vs.root()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("incomplete last line"), "{out:?}");
+    assert_eq!(vs.env.replay(HAIKU, None)["requests"].as_array().unwrap().len(), 2);
+    append(&vs.file(HAIKU), &format!("{}\n", &line[20..]));
+    age(&vs.file(HAIKU));
+    assert_eq!(vs.sync(&[]).0, 0);
+    assert_eq!(vs.env.replay(HAIKU, None), vs.remote(HAIKU));
+    assert_eq!(vs.env.replay(HAIKU, None)["requests"].as_array().unwrap().len(), 3);
+
+    // VS Code compacts the log, and changes a request while at it: read whole, seen.
+    let mut state = vs.remote(HAIKU);
+    state["requests"][0]["isCanceled"] = json!(true);
+    std::fs::write(vs.file(HAIKU), format!("{}\n", json!({"kind": 0, "v": state}))).unwrap();
+    age(&vs.file(HAIKU));
+    assert_eq!(vs.sync(&[]).0, 0);
+    assert_eq!(vs.env.replay(HAIKU, None), state);
+    assert!(vs.env.ok(&["verify"]).starts_with("ok:"));
+}
+
+/// A file VS Code is still writing has no fingerprint yet (its mtime is too fresh to trust),
+/// yet what its session holds is kept, so a session being chatted in is read from where the
+/// last read ended on every sync, not read whole.
+#[test]
+fn a_log_being_written_is_read_from_where_the_last_read_ended() {
+    let vs = Vs::new();
+    vs.sync(&[]);
+    let first = tamper_shape_digest(&vs, HAIKU, 0);
+    for n in 0..3 {
+        let line = json!({"kind": 1, "k": ["requests", 1, "response"], "v": [{"value": format!("streamed {n}")}]});
+        vs.vscode_writes(HAIKU, line);
+        assert_eq!(vs.sync(&[]).0, 0);
+    }
+    let recorded: Vec<Value> = vs.env.log().into_iter().filter(|r| r["session_id"] == HAIKU).collect();
+    // Request 0 was recorded once, when first seen; the streamed request on each sync.
+    let times = |id: &str| recorded.iter().filter(|r| r["entity_id"] == id).count();
+    assert_eq!(times(&first), 1);
+    assert_eq!(times("request_a1b2c3d4-0002-4e5f-8a9b-0c1d2e3f4a5b"), 4);
+    assert_eq!(vs.env.replay(HAIKU, None), vs.remote(HAIKU));
+}

@@ -94,6 +94,13 @@ pub struct Held {
     pub local_seq: u64,
     pub remote_seq: u64,
     pub shape: crate::shape::Shape,
+    /// Where each request's value is in the journal (seq, and index in a whole-session
+    /// event), parallel to the shape's requests: how a request a log reaches into is read.
+    #[serde(default)]
+    pub sources: Vec<(u64, Option<u32>)>,
+    /// For a session kept as a log, how far the read it was taken from went.
+    #[serde(default)]
+    pub log: Option<crate::provider::LogMark>,
 }
 
 /// Why a session's state could not be derived.
@@ -380,6 +387,13 @@ impl Journal {
         Ok(Some(SessionText { exists: state.exists, deleted_seq: state.deleted_seq, last_seq: state.last_seq, json }))
     }
 
+    /// One request of a session as the record a source names holds it, or `None` when the
+    /// record is missing, another session's, or does not hold a request there.
+    pub fn request_at(&self, session_id: &str, source: Source) -> Result<Option<serde_json::Value>, JournalError> {
+        let texts = self.store.request_texts(session_id, &[source])?;
+        Ok(texts.and_then(|t| serde_json::from_slice(&t[0]).ok()))
+    }
+
     /// A session's history from its merge base on (see [`Tail`]): the base from the nearest
     /// snapshot, the events since the last checkpoint. What a sync reads for a changed session,
     /// whatever the length of its history. A session never checkpointed is read whole.
@@ -427,15 +441,18 @@ impl Journal {
         Ok(serde_json::from_slice(&v).ok())
     }
 
-    /// Records fingerprints (see [`Journal::fingerprint`]), each with what the session held or
-    /// none; written without a flush of their own.
-    pub fn set_fingerprints(&self, fingerprints: &[(String, Fingerprint, Option<Held>)]) -> Result<(), JournalError> {
+    /// Records fingerprints (see [`Journal::fingerprint`]) and what each session held (see
+    /// [`Journal::held`]); `None` forgets one. Written without a flush of their own.
+    pub fn set_fingerprints(
+        &self,
+        fingerprints: &[(String, Option<Fingerprint>, Option<Held>)],
+    ) -> Result<(), JournalError> {
         if fingerprints.is_empty() {
             return Ok(());
         }
         self.store.set_fingerprints(fingerprints.iter().map(|(id, fp, held)| {
-            let fp = serde_json::to_vec(fp).expect("a fingerprint serializes");
-            (id.as_str(), Some(fp), held.as_ref().map(|h| serde_json::to_vec(h).expect("a shape serializes")))
+            let fp = fp.as_ref().map(|fp| serde_json::to_vec(fp).expect("a fingerprint serializes"));
+            (id.as_str(), fp, held.as_ref().map(|h| serde_json::to_vec(h).expect("a shape serializes")))
         }))
     }
 

@@ -31,6 +31,28 @@ pub struct Pulled {
     pub session: Session,
     /// A write in progress was ignored (the next read will see it).
     pub torn_tail: bool,
+    /// For a session kept as an append-only log: how far this read went.
+    pub mark: Option<LogMark>,
+}
+
+/// How far into an append-only log (VS Code's `.jsonl`) a read went, and the SHA-256 of the
+/// file's bytes up to there (hex): a later read of a file that still begins with those bytes
+/// needs only what follows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogMark {
+    pub len: u64,
+    pub digest: String,
+}
+
+/// What was appended to a log since a [`LogMark`].
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// The new entries, in order, each as it was written (a mutation of the session).
+    pub entries: Vec<serde_json::Value>,
+    /// How far this read went.
+    pub mark: LogMark,
+    /// A write in progress was left for next time.
+    pub torn_tail: bool,
 }
 
 /// Why a provider operation failed. Every variant is about one session and leaves the rest of
@@ -71,6 +93,10 @@ pub trait Provider {
     fn fingerprint(&self, location: &Location) -> Option<String>;
     /// Reads one session.
     fn pull(&self, location: &Location) -> Result<Pulled, ProviderError>;
+    /// What was appended to a session's log since `mark`, when the file still begins with the
+    /// bytes the mark names; `None` when it does not (rewritten, compacted) or cannot be read
+    /// that way: then it is read whole.
+    fn pull_appended(&self, location: &Location, mark: &LogMark) -> Result<Option<Appended>, ProviderError>;
     /// Writes a session, provided the location still holds `expected` (`None`: nothing).
     fn push(&self, location: &Location, session: &Session, expected: Option<&Session>) -> Result<(), ProviderError>;
     /// Deletes a session, provided the location still holds `expected`.

@@ -39,14 +39,43 @@ pub struct MutationLog {
     pub entries: usize,
     /// Whether an incomplete last line was ignored.
     pub torn_tail: bool,
+    /// How many bytes the entries read took: where the next ones will start.
+    pub consumed: usize,
 }
 
 /// Replays a mutation log from its bytes.
 pub fn read(bytes: &[u8]) -> Result<MutationLog, JsonlError> {
     let mut state: Option<Value> = None;
-    let mut entries = 0;
-    let mut torn_tail = false;
-    let mut start = 0;
+    let walked = walk(bytes, 0, |entry, line| apply(&mut state, entry).map_err(|reason| bad(line, reason)))?;
+    match state {
+        Some(state) => {
+            Ok(MutationLog { state, entries: walked.entries, torn_tail: walked.torn_tail, consumed: walked.consumed })
+        }
+        None => Err(JsonlError::Empty),
+    }
+}
+
+/// What [`walk`] went over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Walked {
+    /// Complete entries (blank lines not counted).
+    pub entries: usize,
+    /// Whether an incomplete last line was left alone.
+    pub torn_tail: bool,
+    /// Where the bytes walked end: after the last complete line.
+    pub consumed: usize,
+}
+
+/// Goes over the complete entries of a log from byte `start` (a line's start), handing each to
+/// `each` with its line number (counted from `start`). A last line with no newline that does not
+/// parse is a write in progress: left alone and reported, not an error.
+pub fn walk(
+    bytes: &[u8],
+    start: usize,
+    mut each: impl FnMut(Value, usize) -> Result<(), JsonlError>,
+) -> Result<Walked, JsonlError> {
+    let mut walked = Walked { entries: 0, torn_tail: false, consumed: start };
+    let mut start = start;
     let mut line_no = 0;
     while start < bytes.len() {
         let (end, terminated) = match bytes[start..].iter().position(|&b| b == b'\n') {
@@ -57,23 +86,24 @@ pub fn read(bytes: &[u8]) -> Result<MutationLog, JsonlError> {
         let line = &bytes[start..end];
         start = end + 1;
         if line.iter().all(u8::is_ascii_whitespace) {
+            if terminated {
+                walked.consumed = start;
+            }
             continue;
         }
         let entry: Value = match serde_json::from_slice(line) {
             Ok(v) => v,
             Err(_) if !terminated => {
-                torn_tail = true;
+                walked.torn_tail = true;
                 break;
             }
             Err(e) => return Err(bad(line_no, format!("not valid JSON: {e}"))),
         };
-        apply(&mut state, entry).map_err(|reason| bad(line_no, reason))?;
-        entries += 1;
+        each(entry, line_no)?;
+        walked.entries += 1;
+        walked.consumed = start.min(bytes.len());
     }
-    match state {
-        Some(state) => Ok(MutationLog { state, entries, torn_tail }),
-        None => Err(JsonlError::Empty),
-    }
+    Ok(walked)
 }
 
 /// One kind 0 line holding the whole state: how chasm writes a complete log.
@@ -96,7 +126,8 @@ enum Step<'a> {
     Index(usize),
 }
 
-fn apply(state: &mut Option<Value>, entry: Value) -> Result<(), String> {
+/// Applies one entry to the state (`None`: none yet); the error says why it cannot be applied.
+pub fn apply(state: &mut Option<Value>, entry: Value) -> Result<(), String> {
     let Value::Object(mut entry) = entry else {
         return Err(format!("an entry must be an object, found {}", json_type(&entry)));
     };

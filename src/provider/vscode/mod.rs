@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::provider::{Listed, Listing, Location, Provider, ProviderError, Pulled};
-use crate::session::{Session, SessionError};
+use sha2::{Digest, Sha256};
+
+use crate::provider::{Appended, Listed, Listing, Location, LogMark, Provider, ProviderError, Pulled};
+use crate::session::{Session, SessionError, hex};
 
 /// The provider name recorded in journal events that come from VS Code.
 pub const PROVIDER: &str = "vscode";
@@ -41,6 +43,57 @@ pub struct SessionFile {
     pub format: FileFormat,
     /// A `.jsonl` whose incomplete last line was ignored (VS Code was mid-write).
     pub torn_tail: bool,
+    /// For a `.jsonl`, how far the read went.
+    pub mark: Option<LogMark>,
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A session file's bytes, refused when it is not a regular file or is larger than a session
+/// file may be.
+fn read_file(path: &Path) -> Result<Vec<u8>, ReadError> {
+    let io = |source| ReadError::Io { path: path.to_owned(), source };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(ReadError::NotAFile { path: path.to_owned() });
+    }
+    if meta.len() > MAX_SESSION_FILE {
+        return Err(ReadError::TooLarge { path: path.to_owned(), len: meta.len() });
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path).map_err(io)?, MAX_SESSION_FILE + 1),
+        &mut bytes,
+    )
+    .map_err(io)?;
+    if bytes.len() as u64 > MAX_SESSION_FILE {
+        return Err(ReadError::TooLarge { path: path.to_owned(), len: bytes.len() as u64 });
+    }
+    Ok(bytes)
+}
+
+/// The mark of a log read up to the end of `read`.
+fn mark_of(read: &[u8]) -> LogMark {
+    LogMark { len: read.len() as u64, digest: hex(&Sha256::digest(read)) }
+}
+
+/// The entries of a `.jsonl` after `mark`, when the file still begins with the bytes it names.
+fn appended(path: &Path, mark: &LogMark) -> Result<Option<Appended>, ReadError> {
+    let bytes = read_file(path)?;
+    let Some(start) = usize::try_from(mark.len).ok().filter(|&len| len <= bytes.len()) else {
+        return Ok(None);
+    };
+    if mark_of(&bytes[..start]) != *mark {
+        return Ok(None);
+    }
+    let mut entries = Vec::new();
+    let Ok(walked) = jsonl::walk(&bytes, start, |entry, _| {
+        entries.push(entry);
+        Ok(())
+    }) else {
+        return Ok(None);
+    };
+    Ok(Some(Appended { entries, mark: mark_of(&bytes[..walked.consumed]), torn_tail: walked.torn_tail }))
 }
 
 /// Why a session file cannot be read.
@@ -103,7 +156,14 @@ impl Provider for VsCode {
 
     fn pull(&self, location: &Location) -> Result<Pulled, ProviderError> {
         let file = read_session_file(&location.path)?;
-        Ok(Pulled { session: file.session, torn_tail: file.torn_tail })
+        Ok(Pulled { session: file.session, torn_tail: file.torn_tail, mark: file.mark })
+    }
+
+    fn pull_appended(&self, location: &Location, mark: &LogMark) -> Result<Option<Appended>, ProviderError> {
+        if location.format != FileFormat::Jsonl {
+            return Ok(None);
+        }
+        Ok(appended(&location.path, mark)?)
     }
 
     fn push(&self, location: &Location, session: &Session, expected: Option<&Session>) -> Result<(), ProviderError> {
@@ -149,37 +209,22 @@ pub const MAX_SESSION_FILE: u64 = 512 << 20;
 /// Reads a `.json` or `.jsonl` session file (by extension; anything else is read as `.json`).
 /// Only a regular file is read: a FIFO or device named like a session would block or never end.
 pub fn read_session_file(path: &Path) -> Result<SessionFile, ReadError> {
-    let io = |source| ReadError::Io { path: path.to_owned(), source };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if !meta.is_file() {
-        return Err(ReadError::NotAFile { path: path.to_owned() });
-    }
-    if meta.len() > MAX_SESSION_FILE {
-        return Err(ReadError::TooLarge { path: path.to_owned(), len: meta.len() });
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(std::fs::File::open(path).map_err(io)?, MAX_SESSION_FILE + 1),
-        &mut bytes,
-    )
-    .map_err(io)?;
-    if bytes.len() as u64 > MAX_SESSION_FILE {
-        return Err(ReadError::TooLarge { path: path.to_owned(), len: bytes.len() as u64 });
-    }
+    let bytes = read_file(path)?;
     let format = match path.extension().and_then(|e| e.to_str()) {
         Some(ext) if ext.eq_ignore_ascii_case("jsonl") => FileFormat::Jsonl,
         _ => FileFormat::Json,
     };
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-    let (value, torn_tail) = match format {
+    let text = bytes.strip_prefix(BOM).unwrap_or(&bytes);
+    let (value, torn_tail, mark) = match format {
         FileFormat::Json => {
             let value: Value =
-                serde_json::from_slice(bytes).map_err(|source| ReadError::Json { path: path.to_owned(), source })?;
-            (value, false)
+                serde_json::from_slice(text).map_err(|source| ReadError::Json { path: path.to_owned(), source })?;
+            (value, false, None)
         }
         FileFormat::Jsonl => {
-            let log = jsonl::read(bytes).map_err(|source| ReadError::Jsonl { path: path.to_owned(), source })?;
-            (log.state, log.torn_tail)
+            let log = jsonl::read(text).map_err(|source| ReadError::Jsonl { path: path.to_owned(), source })?;
+            let len = bytes.len() - text.len() + log.consumed;
+            (log.state, log.torn_tail, Some(mark_of(&bytes[..len])))
         }
     };
     let session = Session::from_value(value).map_err(|source| ReadError::Session { path: path.to_owned(), source })?;
@@ -188,7 +233,7 @@ pub fn read_session_file(path: &Path) -> Result<SessionFile, ReadError> {
         None => path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned(),
     };
     validate_session_id(&session_id).map_err(|reason| ReadError::BadSessionId { path: path.to_owned(), reason })?;
-    Ok(SessionFile { path: path.to_owned(), session_id, session, format, torn_tail })
+    Ok(SessionFile { path: path.to_owned(), session_id, session, format, torn_tail, mark })
 }
 
 /// Checks that a session id is safe to use as a file name and to show in a terminal: not empty,
