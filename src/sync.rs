@@ -270,7 +270,8 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             ));
         };
         // Only the file changed since both sides were in step: what the session held then is
-        // the journal's side. A log is read from where the last read ended, when it can be.
+        // the journal's side. A log is read from where the last read ended and a `.json` not
+        // parsed when it is still the bytes last read, when that can be told.
         let held = held(journal, &listed.session_id, opts)?;
         if let Some(held) = held.as_ref()
             && let Some((quick, torn_tail)) = appended_quick(journal, provider, &listed, held)

@@ -114,7 +114,7 @@ impl Provider for Vanishing {
         None
     }
     fn pull(&self, location: &Location) -> Result<Pulled, ProviderError> {
-        std::fs::remove_file(&location.path).unwrap();
+        let _ = std::fs::remove_file(&location.path);
         self.0.pull(location)
     }
     fn pull_appended(&self, location: &Location, mark: &LogMark) -> Result<Option<Appended>, ProviderError> {

@@ -900,7 +900,8 @@ fn a_log_is_read_from_where_the_last_read_ended() {
 
 /// A file VS Code is still writing has no fingerprint yet (its mtime is too fresh to trust),
 /// yet what its session holds is kept, so a session being chatted in is read from where the
-/// last read ended on every sync, not read whole.
+/// last read ended on every sync, not read whole; and a file with the bytes last read is not
+/// parsed at all.
 #[test]
 fn a_log_being_written_is_read_from_where_the_last_read_ended() {
     let vs = Vs::new();
@@ -916,5 +917,13 @@ fn a_log_being_written_is_read_from_where_the_last_read_ended() {
     let times = |id: &str| recorded.iter().filter(|r| r["entity_id"] == id).count();
     assert_eq!(times(&first), 1);
     assert_eq!(times("request_a1b2c3d4-0002-4e5f-8a9b-0c1d2e3f4a5b"), 4);
+
+    // A `.json` written again with the same bytes is not parsed: its hash says it is unchanged.
+    tamper_shape_digest(&vs, READING, 0);
+    let bytes = std::fs::read(vs.file(READING)).unwrap();
+    std::fs::write(vs.file(READING), &bytes).unwrap();
+    let records = vs.env.log().len();
+    assert_eq!(vs.sync(&[]).0, 0);
+    assert_eq!(vs.env.log().len(), records);
     assert_eq!(vs.env.replay(HAIKU, None), vs.remote(HAIKU));
 }

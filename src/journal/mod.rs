@@ -98,7 +98,7 @@ pub struct Held {
     /// event), parallel to the shape's requests: how a request a log reaches into is read.
     #[serde(default)]
     pub sources: Vec<(u64, Option<u32>)>,
-    /// For a session kept as a log, how far the read it was taken from went.
+    /// How far the read it was taken from went into the file (see [`crate::provider::LogMark`]).
     #[serde(default)]
     pub log: Option<crate::provider::LogMark>,
 }

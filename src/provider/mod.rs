@@ -31,13 +31,15 @@ pub struct Pulled {
     pub session: Session,
     /// A write in progress was ignored (the next read will see it).
     pub torn_tail: bool,
-    /// For a session kept as an append-only log: how far this read went.
+    /// How far this read went (for a file rewritten whole, all of it).
     pub mark: Option<LogMark>,
 }
 
-/// How far into an append-only log (VS Code's `.jsonl`) a read went, and the SHA-256 of the
-/// file's bytes up to there (hex): a later read of a file that still begins with those bytes
-/// needs only what follows.
+/// How far into a session file a read went, and the SHA-256 of the file's bytes up to there
+/// (hex): a later read of a file that still begins with those bytes needs only what follows —
+/// for an append-only log (VS Code's `.jsonl`), the lines appended since; for a file rewritten
+/// whole, nothing at all when it is still exactly those bytes. The content-hash check behind
+/// a fingerprint that cannot be trusted yet.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LogMark {
     pub len: u64,
@@ -93,9 +95,9 @@ pub trait Provider {
     fn fingerprint(&self, location: &Location) -> Option<String>;
     /// Reads one session.
     fn pull(&self, location: &Location) -> Result<Pulled, ProviderError>;
-    /// What was appended to a session's log since `mark`, when the file still begins with the
-    /// bytes the mark names; `None` when it does not (rewritten, compacted) or cannot be read
-    /// that way: then it is read whole.
+    /// What was appended to a session file since `mark`, when it still begins with the bytes
+    /// the mark names (see [`LogMark`]); `None` when it does not (rewritten, compacted) or
+    /// cannot be read that way: then it is read whole.
     fn pull_appended(&self, location: &Location, mark: &LogMark) -> Result<Option<Appended>, ProviderError>;
     /// Writes a session, provided the location still holds `expected` (`None`: nothing).
     fn push(&self, location: &Location, session: &Session, expected: Option<&Session>) -> Result<(), ProviderError>;

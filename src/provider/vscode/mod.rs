@@ -78,8 +78,14 @@ fn mark_of(read: &[u8]) -> LogMark {
 }
 
 /// The entries of a `.jsonl` after `mark`, when the file still begins with the bytes it names.
-fn appended(path: &Path, mark: &LogMark) -> Result<Option<Appended>, ReadError> {
+/// A `.json` file is rewritten whole, so its only entries are none: when it still holds all the
+/// bytes its mark names and no more.
+fn appended(path: &Path, format: FileFormat, mark: &LogMark) -> Result<Option<Appended>, ReadError> {
     let bytes = read_file(path)?;
+    if format == FileFormat::Json {
+        let same = bytes.len() as u64 == mark.len && mark_of(&bytes) == *mark;
+        return Ok(same.then(|| Appended { entries: Vec::new(), mark: mark.clone(), torn_tail: false }));
+    }
     let Some(start) = usize::try_from(mark.len).ok().filter(|&len| len <= bytes.len()) else {
         return Ok(None);
     };
@@ -160,10 +166,7 @@ impl Provider for VsCode {
     }
 
     fn pull_appended(&self, location: &Location, mark: &LogMark) -> Result<Option<Appended>, ProviderError> {
-        if location.format != FileFormat::Jsonl {
-            return Ok(None);
-        }
-        Ok(appended(&location.path, mark)?)
+        Ok(appended(&location.path, location.format, mark)?)
     }
 
     fn push(&self, location: &Location, session: &Session, expected: Option<&Session>) -> Result<(), ProviderError> {
@@ -219,7 +222,7 @@ pub fn read_session_file(path: &Path) -> Result<SessionFile, ReadError> {
         FileFormat::Json => {
             let value: Value =
                 serde_json::from_slice(text).map_err(|source| ReadError::Json { path: path.to_owned(), source })?;
-            (value, false, None)
+            (value, false, Some(mark_of(&bytes)))
         }
         FileFormat::Jsonl => {
             let log = jsonl::read(text).map_err(|source| ReadError::Jsonl { path: path.to_owned(), source })?;
