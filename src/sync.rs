@@ -232,6 +232,8 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     let mut listed_ids = BTreeSet::new();
     let mut order: HashMap<String, usize> = HashMap::new();
     let listing = provider.list(&mut report.warnings);
+    // Files as they were when both sides were last in step, for sessions with nothing newer.
+    let in_step_files = if opts.overrides.is_empty() { journal.fingerprints_in_step()? } else { HashMap::new() };
     let total = listing.len() as u64;
     for (n, listed) in listing.into_iter().enumerate() {
         opts.progress.report("reading sessions", n as u64, total);
@@ -243,8 +245,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         // The fast path: the same file as when both sides were last in step, and no record
         // since. Nothing to read, fold or write.
         let token = provider.fingerprint(&listed.location);
-        let in_step = in_step(journal, &listed.session_id, opts)?;
-        if let Some(fp) = in_step.as_ref().filter(|fp| token.as_ref() == Some(&fp.token)) {
+        if let Some(fp) = in_step_files.get(&listed.session_id).filter(|fp| token.as_ref() == Some(&fp.token)) {
             report.sessions.push(SessionSync {
                 session_id: listed.session_id,
                 title: fp.title.clone(),
@@ -450,16 +451,18 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             && (p.report.fingerprint.is_some() || p.held.is_some())
         {
             let title = p.report.title.clone();
-            let fp = p.report.fingerprint.clone().map(|token| Fingerprint { token, last_seq: 0, title });
+            let fp = p.report.fingerprint.clone().map(|token| Fingerprint { token, events: 0, title });
             in_step.push((id.clone(), fp, p.held));
         }
         report.sessions.push(p.report);
     }
     report.appended += journal.append(batch)?.len();
     for (id, fp, held) in &mut in_step {
-        let last_seq = journal.session_last_seq(id)?;
-        for seq in fp.iter_mut().map(|f| &mut f.last_seq).chain(held.iter_mut().map(|h| &mut h.last_seq)) {
-            *seq = last_seq;
+        if let Some(fp) = fp {
+            fp.events = journal.session_event_count(id)?;
+        }
+        if let Some(held) = held {
+            held.last_seq = journal.session_last_seq(id)?;
         }
     }
     journal.set_fingerprints(&in_step)?;
@@ -499,16 +502,6 @@ fn held(journal: &Journal, id: &str, opts: &Options) -> Result<Option<Held>, Jou
     }
     let Some(held) = journal.held(id)? else { return Ok(None) };
     Ok((held.last_seq > 0 && journal.session_last_seq(id)? == held.last_seq).then_some(held))
-}
-
-/// The session's fingerprint when both sides were last in step and the journal has recorded
-/// nothing since: when the file has that fingerprint still, the session can be skipped.
-fn in_step(journal: &Journal, id: &str, opts: &Options) -> Result<Option<Fingerprint>, JournalError> {
-    if !opts.overrides.is_empty() {
-        return Ok(None);
-    }
-    let Some(fp) = journal.fingerprint(id)? else { return Ok(None) };
-    Ok((fp.last_seq > 0 && journal.session_last_seq(id)? == fp.last_seq).then_some(fp))
 }
 
 /// Reports list sessions in the provider's order, then the journal's.

@@ -12,6 +12,7 @@ mod snapshot;
 mod store;
 mod verify;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use record::{ChangeType, EntityType, NewChange, Origin, SyncChange};
@@ -51,13 +52,15 @@ pub enum JournalError {
     AmbiguousSession { prefix: String, count: usize, examples: String },
 }
 
-/// See [`Journal::fingerprint`].
+/// See [`Journal::fingerprints_in_step`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Fingerprint {
     /// The provider's token for the file (size, modification time, inode).
     pub token: String,
-    /// The session's newest seq when the token was taken.
-    pub last_seq: u64,
+    /// How many records the session had when the token was taken (records are only ever
+    /// added, so the same count means nothing was recorded since).
+    #[serde(default)]
+    pub events: u64,
     /// Its title then, for reports that skip reading it.
     pub title: Option<String>,
 }
@@ -424,13 +427,25 @@ impl Journal {
         self.store.session_last_seq(session_id)
     }
 
-    /// What a session's provider file looked like the last time both sides were in step, and
-    /// the session's newest seq then. A sync that finds the same file and no newer record
-    /// skips the session without reading it. A cache, not history: `clear_fingerprints` or a
-    /// lost entry only costs a read.
-    pub fn fingerprint(&self, session_id: &str) -> Result<Option<Fingerprint>, JournalError> {
-        let Some(v) = self.store.fingerprint(session_id)? else { return Ok(None) };
-        Ok(serde_json::from_slice(&v).ok())
+    /// What each session's provider file looked like the last time both sides were in step,
+    /// for the sessions the journal has recorded nothing for since, in one query. A sync that
+    /// finds the same file skips the session without reading it. A cache, not history: a lost
+    /// entry only costs a read.
+    pub fn fingerprints_in_step(&self) -> Result<HashMap<String, Fingerprint>, JournalError> {
+        Ok(self
+            .store
+            .fingerprints_with_events()?
+            .into_iter()
+            .filter_map(|(id, value, events)| {
+                let fp: Fingerprint = serde_json::from_slice(&value).ok()?;
+                (fp.events > 0 && fp.events == events).then_some((id, fp))
+            })
+            .collect())
+    }
+
+    /// How many records a session has (0: none).
+    pub fn session_event_count(&self, session_id: &str) -> Result<u64, JournalError> {
+        Ok(self.store.session(session_id)?.map_or(0, |s| s.events))
     }
 
     /// What the session held when its fingerprint was taken, as a [`crate::shape::Shape`]: what
@@ -441,7 +456,7 @@ impl Journal {
         Ok(serde_json::from_slice(&v).ok())
     }
 
-    /// Records fingerprints (see [`Journal::fingerprint`]) and what each session held (see
+    /// Records fingerprints (see [`Journal::fingerprints_in_step`]) and what each session held (see
     /// [`Journal::held`]); `None` forgets one. Written without a flush of their own.
     pub fn set_fingerprints(
         &self,

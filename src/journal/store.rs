@@ -693,9 +693,21 @@ impl Store {
             .map_err(storage)
     }
 
-    /// A cached fingerprint's bytes.
-    pub fn fingerprint(&self, session_id: &str) -> Result<Option<Vec<u8>>, JournalError> {
-        self.cached_value("SELECT value FROM fingerprints WHERE session = ?1", session_id)
+    /// Every cached fingerprint's bytes, by session, with the session's record count now.
+    pub fn fingerprints_with_events(&self) -> Result<Vec<(String, Vec<u8>, u64)>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT f.session, f.value, s.events FROM fingerprints f JOIN sessions s ON s.id = f.session",
+            )
+            .map_err(storage)?;
+        let rows = stmt
+            .query_map([], |r| {
+                let id: Vec<u8> = r.get(0)?;
+                Ok((String::from_utf8(id).unwrap_or_default(), r.get(1)?, r.get::<_, i64>(2)? as u64))
+            })
+            .map_err(storage)?;
+        rows.collect::<Result<_, _>>().map_err(storage)
     }
 
     /// A cached shape's bytes (kept apart from the fingerprint, which every sync reads for
