@@ -343,26 +343,25 @@ impl Journal {
     }
 
     /// A session as it stood right after its last event at or before `upto`, as compact JSON
-    /// text (see [`SessionText`]); `None` when it had no events by then. The requests a snapshot
-    /// names are copied from their records as stored, not parsed and printed again: what
-    /// `replay` prints. Where a snapshot's requests cannot all be found, the state is rebuilt as
+    /// text (see [`SessionText`]); `None` when it had no events by then. Each request is copied
+    /// from the record that holds it as stored, not parsed and printed again: what `replay`
+    /// prints. Where a request cannot be found so, the state is rebuilt as
     /// [`Journal::state_at`] rebuilds it.
     pub fn session_text_at(&self, session_id: &str, upto: u64) -> Result<Option<SessionText>, StateError> {
         let snapshot = self.store.unfilled_snapshot_before(session_id, upto)?;
-        let snapshot_seq = snapshot.as_ref().map_or(0, |s| s.last_seq);
+        let after = snapshot.as_ref().map_or(0, |s| s.last_seq);
         let mut state = snapshot;
-        for (seq, bytes) in self.store.session_records(session_id, snapshot_seq, upto)? {
-            state.get_or_insert_with(SessionState::default).apply(&decode(seq, &bytes)?)?;
+        // Events folded for where their requests go, not what they say (as a snapshot is).
+        for (seq, bytes) in self.store.session_records(session_id, after, upto)? {
+            let event = SyncChange::decode_with(&bytes, snapshot::placed_request)
+                .map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })?;
+            state.get_or_insert_with(SessionState::default).apply(&event)?;
         }
         let Some(state) = state else { return Ok(None) };
-        // Requests set by events after the snapshot were folded from them; the rest are
-        // placeholders to copy from the records their sources name.
-        let stored: Vec<Source> = state.sources.iter().copied().filter(|s| s.seq <= snapshot_seq).collect();
-        let Some(texts) = self.store.request_texts(session_id, &stored)? else {
+        let Some(texts) = self.store.request_texts(session_id, &state.sources)? else {
             return Ok(self.state_at(session_id, upto)?.map(SessionText::of));
         };
         let mut json = Vec::with_capacity(texts.iter().map(Vec::len).sum::<usize>() + 1024);
-        let mut texts = texts.into_iter();
         json.push(b'{');
         for (i, (key, value)) in state.session.fields().enumerate() {
             if i > 0 {
@@ -375,14 +374,11 @@ impl Journal {
                 continue;
             }
             json.push(b'[');
-            for (j, (request, source)) in state.session.requests.iter().zip(&state.sources).enumerate() {
+            for (j, text) in texts.iter().enumerate() {
                 if j > 0 {
                     json.push(b',');
                 }
-                match if source.seq <= snapshot_seq { texts.next() } else { None } {
-                    Some(text) => json.extend_from_slice(&text),
-                    None => write_json(&mut json, request.fields()),
-                }
+                json.extend_from_slice(text);
             }
             json.push(b']');
         }

@@ -114,7 +114,7 @@ fn is_message_set(entity_type: EntityType, change_type: ChangeType) -> bool {
 /// A message event's payload with its request emptied, read from the stored text without
 /// parsing the request: all a snapshot needs of it is where it goes. `None` (parse it whole)
 /// for other events, and for a payload the fold would refuse, so that it still does.
-fn placed_request(body: &Body) -> Option<Value> {
+pub(super) fn placed_request(body: &Body) -> Option<Value> {
     #[derive(serde::Deserialize)]
     struct Placed<'a> {
         #[serde(default)]
