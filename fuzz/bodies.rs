@@ -6,12 +6,14 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chasm::appended;
 use chasm::diff::diff;
 use chasm::fold::{fold, views};
 use chasm::journal::{ChangeType, EntityType, NewChange, Origin, SyncChange};
 use chasm::merge::{Sides, Strategy, merge};
 use chasm::provider::vscode::jsonl;
 use chasm::session::Session;
+use chasm::shape::Shape;
 use serde_json::{Value, json};
 
 /// A fuzz target's body.
@@ -66,15 +68,38 @@ pub fn record_decode(data: &[u8]) {
     }
 }
 
-/// Arbitrary bytes as a `.jsonl` mutation log: reading never panics, and a session read from
-/// one survives being written as a kind 0 line and read back.
+/// Arbitrary bytes as a `.jsonl` mutation log: reading never panics, a session read from one
+/// survives being written as a kind 0 line and read back, and reading it in two parts (the
+/// rest applied to the first part's shape, as a sync reads a log it read before) agrees with
+/// reading it whole.
 pub fn jsonl_read(data: &[u8]) {
-    if let Ok(log) = jsonl::read(data)
-        && let Ok(session) = Session::from_value(log.state)
-    {
+    let full = jsonl::read(data).ok().and_then(|log| Session::from_value(log.state).ok());
+    if let Some(session) = &full {
         let line = jsonl::initial_line(&session.to_value());
         let back = jsonl::read(line.as_bytes()).expect("chasm's own kind 0 line reads back");
         assert_eq!(back.state, session.to_value());
+    }
+    // Read in two parts, as a sync that read the first part earlier reads the rest: what the
+    // rest applied to the first part's shape gives is what the whole read gives.
+    let ends: Vec<usize> = data.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i + 1).collect();
+    for split in [ends.first(), ends.get(ends.len() / 2)].into_iter().flatten() {
+        let Ok(first) = jsonl::read(&data[..*split]) else { continue };
+        let Ok(old) = Session::from_value(first.state) else { continue };
+        let mut entries = Vec::new();
+        let walked = jsonl::walk(data, first.consumed, |entry, _| {
+            entries.push(entry);
+            Ok(())
+        });
+        if walked.is_err() {
+            continue;
+        }
+        let shape = Shape::of(&old);
+        let applied = appended::apply(&shape, entries, &mut |k| old.requests.get(k).map(|r| r.to_value()));
+        match (&full, applied) {
+            (None, Some(_)) => panic!("the rest of a log applied where the whole log does not read"),
+            (Some(full), Some(applied)) => assert_eq!(applied.shape, Shape::of(full)),
+            _ => {}
+        }
     }
 }
 

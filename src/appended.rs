@@ -39,7 +39,9 @@ pub struct Applied {
 /// (`None`: it cannot be read).
 pub fn apply(old: &Shape, entries: Vec<Value>, load: &mut dyn FnMut(usize) -> Option<Value>) -> Option<Applied> {
     let nonce = uuid::Uuid::new_v4().to_string();
-    if !old.fields.contains_key(REQUESTS_KEY) {
+    // A session without requests may come from a log without the key at all (the session
+    // model adds it), where a path into `requests` fails: such a session is small, read whole.
+    if old.requests.is_empty() || !old.fields.contains_key(REQUESTS_KEY) {
         return None;
     }
     let fields: Map<String, Value> = old
@@ -224,9 +226,10 @@ mod tests {
             match (&full, applied) {
                 (None, applied) => prop_assert!(applied.is_none()),
                 (Some(full), None) => {
-                    // Only what this cannot do: a new whole state, or repeated ids.
+                    // Only what this leaves to a whole read: a new whole state, repeated ids, a
+                    // session that had no requests.
                     let ids = crate::session::entity_ids(&full.requests);
-                    prop_assert!(!plain || ids.iter().any(|id| id.contains('#')), "{entries:?}");
+                    prop_assert!(!plain || n == 0 || ids.iter().any(|id| id.contains('#')), "{entries:?}");
                 }
                 (Some(full), Some(applied)) => {
                     prop_assert_eq!(&applied.shape, &Shape::of(full));
