@@ -137,6 +137,33 @@ pub struct SessionSync {
     pub error: Option<String>,
 }
 
+impl SessionSync {
+    /// A session found in step, with nothing to do.
+    fn in_step(
+        session_id: String,
+        title: Option<String>,
+        location: Option<Location>,
+        fingerprint: Option<String>,
+    ) -> SessionSync {
+        SessionSync {
+            session_id,
+            title,
+            location,
+            status: Status::Synced,
+            action: Action::None,
+            local_changes: 0,
+            remote_changes: 0,
+            conflicts: Vec::new(),
+            resolved: Vec::new(),
+            copy: None,
+            deleted: false,
+            listed: false,
+            error: None,
+            fingerprint,
+        }
+    }
+}
+
 /// What a sync did.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -246,22 +273,12 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         // since. Nothing to read, fold or write.
         let token = provider.fingerprint(&listed.location);
         if let Some(fp) = in_step_files.get(&listed.session_id).filter(|fp| token.as_ref() == Some(&fp.token)) {
-            report.sessions.push(SessionSync {
-                session_id: listed.session_id,
-                title: fp.title.clone(),
-                location: Some(listed.location),
-                status: Status::Synced,
-                action: Action::None,
-                local_changes: 0,
-                remote_changes: 0,
-                conflicts: Vec::new(),
-                resolved: Vec::new(),
-                copy: None,
-                deleted: false,
-                listed: false,
-                error: None,
-                fingerprint: token,
-            });
+            report.sessions.push(SessionSync::in_step(
+                listed.session_id,
+                fp.title.clone(),
+                Some(listed.location),
+                token,
+            ));
             continue;
         }
         let torn = |report: &mut Report| {
@@ -770,22 +787,10 @@ fn plan_quick(w: Work, q: Quick) -> Plan {
         sources,
         log: q.mark.clone(),
     });
-    let report = SessionSync {
-        session_id: w.id,
-        title: q.title.clone(),
-        location: w.location,
-        status: if changed == 0 { Status::Synced } else { Status::RemoteAhead },
-        action: if changed == 0 { Action::None } else { Action::Pulled },
-        local_changes: 0,
-        remote_changes: changed,
-        conflicts: Vec::new(),
-        resolved: Vec::new(),
-        copy: None,
-        deleted: false,
-        listed: false,
-        error: None,
-        fingerprint: w.token,
-    };
+    let mut report = SessionSync::in_step(w.id, q.title.clone(), w.location, w.token);
+    if changed > 0 {
+        (report.status, report.action, report.remote_changes) = (Status::RemoteAhead, Action::Pulled, changed);
+    }
     let checkpoint = (changed > 0).then(|| (hex(&q.shape.content_hash()), q.held.local_seq, remote_seq));
     Plan { report, push: None, expected: None, resolution: Vec::new(), copy: None, checkpoint, held }
 }
