@@ -444,9 +444,10 @@ impl Journal {
         Ok(self.store.session(session_id)?.map_or(0, |s| s.events))
     }
 
-    /// What the session held when its fingerprint was taken, as a [`crate::shape::Shape`]: what
-    /// a sync diffs a changed file against while the journal has nothing newer. A cache like
-    /// the fingerprint; one that cannot be read is no shape.
+    /// What the session held when a sync last left it in step, as a [`crate::shape::Shape`]:
+    /// what a sync diffs a changed file against while the journal has nothing newer (its
+    /// `last_seq` is still the session's newest). A cache like the fingerprints; one that cannot
+    /// be read is no shape.
     pub fn held(&self, session_id: &str) -> Result<Option<Held>, JournalError> {
         let Some(v) = self.store.shape(session_id)? else { return Ok(None) };
         Ok(serde_json::from_slice(&v).ok())
