@@ -277,6 +277,61 @@ pub fn fingerprint_of(meta: &std::fs::Metadata, now: std::time::SystemTime) -> O
 mod tests {
     use super::*;
 
+    fn write(path: &Path, text: &[u8]) {
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// A read's mark lets the next read take only what was appended, and nothing else: a file
+    /// rewritten, cut short or changed before the mark is read whole.
+    #[test]
+    fn a_mark_reads_what_was_appended_and_refuses_anything_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("s.jsonl");
+        let first = b"\xEF\xBB\xBF{\"kind\":0,\"v\":{\"requests\":[]}}\n";
+        write(&log, first);
+        let mark = read_session_file(&log).unwrap().mark.unwrap();
+        assert_eq!(mark.len, first.len() as u64);
+
+        let line = b"{\"kind\":1,\"k\":[\"title\"],\"v\":\"t\"}\n";
+        write(&log, &[&first[..], line, b"{\"kind\":1,"].concat());
+        let next = appended(&log, FileFormat::Jsonl, &mark).unwrap().unwrap();
+        assert_eq!(next.entries, vec![serde_json::json!({"kind": 1, "k": ["title"], "v": "t"})]);
+        assert!(next.torn_tail, "a line still being written is left for next time");
+        assert_eq!(next.mark.len, (first.len() + line.len()) as u64);
+        // Nothing new: no entries, the same mark.
+        write(&log, &[&first[..], line].concat());
+        let again = appended(&log, FileFormat::Jsonl, &next.mark).unwrap().unwrap();
+        assert!(again.entries.is_empty() && again.mark == next.mark);
+
+        // Rewritten (VS Code compacting), cut short, or changed before the mark: none.
+        write(&log, b"{\"kind\":0,\"v\":{\"requests\":[],\"title\":\"t\"}}\n");
+        assert!(appended(&log, FileFormat::Jsonl, &next.mark).unwrap().is_none());
+        write(&log, &first[..10]);
+        assert!(appended(&log, FileFormat::Jsonl, &mark).unwrap().is_none());
+        let mut changed = first.to_vec();
+        changed[12] ^= 1;
+        write(&log, &[&changed[..], line].concat());
+        assert!(appended(&log, FileFormat::Jsonl, &mark).unwrap().is_none());
+        // A line after the mark that a whole read would refuse: none either.
+        write(&log, &[&first[..], b"not json\n"].concat());
+        assert!(appended(&log, FileFormat::Jsonl, &mark).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_json_file_has_nothing_appended_while_it_holds_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.json");
+        write(&file, b"{\"requests\":[]}");
+        let mark = read_session_file(&file).unwrap().mark.unwrap();
+        let same = appended(&file, FileFormat::Json, &mark).unwrap().unwrap();
+        assert!(same.entries.is_empty() && same.mark == mark);
+        // Longer, or the same length and other bytes: read whole.
+        write(&file, b"{\"requests\":[]} ");
+        assert!(appended(&file, FileFormat::Json, &mark).unwrap().is_none());
+        write(&file, b"{\"requests\":[1]}");
+        assert!(appended(&file, FileFormat::Json, &mark).unwrap().is_none());
+    }
+
     #[test]
     fn session_ids_that_could_escape_a_directory_are_refused() {
         for bad in ["", "..", "a/../b", "a/b", "a\\b", "c:x", "a\0b", "a\nb", &"x".repeat(257)] {
