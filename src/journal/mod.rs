@@ -468,11 +468,6 @@ impl Journal {
         }))
     }
 
-    /// Forgets a session's fingerprint, so the next sync reads its file.
-    pub fn clear_fingerprint(&self, session_id: &str) -> Result<(), JournalError> {
-        self.store.set_fingerprints([(session_id, None, None)])
-    }
-
     /// The newest state in which a session existed — now, or just before it was deleted — and
     /// the seq of its latest deletion when it is deleted now. `None` for the state when it never
     /// held anything. What brings a deleted session back, and what names it in a listing.
