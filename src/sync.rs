@@ -14,7 +14,8 @@
 //!
 //! A session with nothing new since its checkpoint appends and writes nothing. When its file
 //! also has the fingerprint (size, mtime, inode) it had when both sides were last in step, and
-//! the journal holds nothing newer, it is not even read: a stat and two index lookups. When
+//! the journal holds nothing newer, it is not even read: a stat, and a lookup in what one query
+//! read of every fingerprint. When
 //! only the file changed, it is diffed against the [`Shape`] the session had then, without
 //! reading its history: there is nothing local to merge.
 
@@ -415,7 +416,8 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
 
     // Push, then record resolutions and checkpoints in one batch.
     let mut batch: Vec<NewChange> = Vec::new();
-    // What is in step when the batch is in, each `last_seq` set then.
+    // What is in step, stamped once the batch is in with the session's record count (the
+    // fingerprint) and newest seq (the shape).
     let mut in_step: Vec<(String, Option<Fingerprint>, Option<Held>)> = Vec::new();
     for mut p in plans {
         let id = p.report.session_id.clone();
