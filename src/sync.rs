@@ -15,9 +15,8 @@
 //! A session with nothing new since its checkpoint appends and writes nothing. When its file
 //! also has the fingerprint (size, mtime, inode) it had when both sides were last in step, and
 //! the journal holds nothing newer, it is not even read: a stat, and a lookup in what one query
-//! read of every fingerprint. When
-//! only the file changed, it is diffed against the [`Shape`] the session had then, without
-//! reading its history: there is nothing local to merge.
+//! read of every fingerprint. When only the file changed, it is diffed against the [`Shape`]
+//! the session had then, without reading its history: there is nothing local to merge.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
