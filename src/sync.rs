@@ -30,7 +30,7 @@ use crate::journal::{
     ChangeType, EntityType, Fingerprint, Held, Journal, JournalError, NewChange, Origin, StateError, SyncChange,
 };
 use crate::merge::{ChangeTimes, Conflict, MergeError, Sides, Strategy, Take, merge};
-use crate::provider::{FileFormat, Listed, Location, LogMark, Provider};
+use crate::provider::{Appended, FileFormat, Listed, Location, LogMark, Provider, Since};
 use crate::session::{Session, hex};
 use crate::shape::Shape;
 
@@ -291,26 +291,37 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         // the journal's side. A log is read from where the last read ended and a `.json` not
         // parsed when it is still the bytes last read, when that can be told.
         let held = held(journal, &listed.session_id, opts)?;
-        if let Some(held) = held.as_ref()
-            && let Some((quick, torn_tail)) = appended_quick(journal, provider, &listed, held)
-        {
-            if torn_tail {
-                torn(&mut report);
+        let since = held.as_ref().and_then(|h| Some((h, h.log.as_ref()?)));
+        let read = match since.map(|(h, mark)| (h, provider.pull_since(&listed.location, mark))) {
+            Some((held, Ok(Since::Appended(appended)))) => {
+                let torn_tail = appended.torn_tail;
+                if let Some(quick) = appended_quick(journal, &listed, held, appended) {
+                    if torn_tail {
+                        torn(&mut report);
+                    }
+                    let id = listed.session_id;
+                    let location = Some(listed.location);
+                    let quick = Some(quick);
+                    work.push(Work {
+                        id,
+                        tail: Tail::default(),
+                        location,
+                        pulled: None,
+                        mark: None,
+                        error: None,
+                        token,
+                        quick,
+                    });
+                    continue;
+                }
+                // New lines only a whole read settles.
+                provider.pull(&listed.location)
             }
-            let id = listed.session_id;
-            work.push(Work {
-                id,
-                tail: Tail::default(),
-                location: Some(listed.location),
-                pulled: None,
-                mark: None,
-                error: None,
-                token,
-                quick: Some(quick),
-            });
-            continue;
-        }
-        let (pulled, mark, error) = match provider.pull(&listed.location) {
+            Some((_, Ok(Since::Whole(p)))) => Ok(p),
+            Some((_, Err(e))) => Err(e),
+            None => provider.pull(&listed.location),
+        };
+        let (pulled, mark, error) = match read {
             Ok(p) if p.session.session_id().is_some_and(|sid| sid != listed.session_id) => {
                 (None, None, Some(format!("the file holds session {}", p.session.session_id().unwrap_or_default())))
             }
@@ -488,16 +499,13 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     Ok(report)
 }
 
-/// The quick path for a log whose last read ended at a mark (see [`crate::appended`]): the
-/// entries written since, applied to what the session held, with whether a write in progress
-/// was left alone. `None` when that cannot be done (no mark, a file rewritten since, an entry
-/// only a whole read settles): the file is then read whole.
-fn appended_quick(journal: &Journal, provider: &dyn Provider, listed: &Listed, held: &Held) -> Option<(Quick, bool)> {
-    let mark = held.log.as_ref()?;
+/// The quick path for a file whose last read ended at a mark (see [`crate::appended`]): the
+/// entries written since, applied to what the session held. `None` when an entry needs a whole
+/// read to settle: the file is then read whole.
+fn appended_quick(journal: &Journal, listed: &Listed, held: &Held, appended: Appended) -> Option<Quick> {
     if held.sources.len() != held.shape.requests.len() {
         return None;
     }
-    let appended = provider.pull_appended(&listed.location, mark).ok()??;
     let mut load = |k: usize| {
         let (seq, index) = *held.sources.get(k)?;
         journal.request_at(&listed.session_id, Source { seq, index }).ok()?
@@ -508,8 +516,7 @@ fn appended_quick(journal: &Journal, provider: &dyn Provider, listed: &Listed, h
     }
     let changes = appended::changes(&held.shape, &applied, &mut load)?;
     let title = appended::title(&applied, &mut load);
-    let quick = Quick { held: held.clone(), shape: applied.shape, changes, title, mark: Some(appended.mark) };
-    Some((quick, appended.torn_tail))
+    Some(Quick { held: held.clone(), shape: applied.shape, changes, title, mark: Some(appended.mark) })
 }
 
 /// What the session held when both sides were last in step, while the journal has recorded

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use chasm::journal::OpenMode;
 use chasm::provider::vscode::VsCode;
-use chasm::provider::{Appended, Listed, Listing, Location, LogMark, Provider, ProviderError, Pulled};
+use chasm::provider::{Listed, Listing, Location, LogMark, Provider, ProviderError, Pulled, Since};
 use chasm::session::Session;
 use chasm::sync::{Action, Options, sync};
 use common::{Env, assert_error_line, vscode_read};
@@ -117,9 +117,9 @@ impl Provider for Vanishing {
         let _ = std::fs::remove_file(&location.path);
         self.0.pull(location)
     }
-    fn pull_appended(&self, location: &Location, mark: &LogMark) -> Result<Option<Appended>, ProviderError> {
+    fn pull_since(&self, location: &Location, mark: &LogMark) -> Result<Since, ProviderError> {
         let _ = std::fs::remove_file(&location.path);
-        self.0.pull_appended(location, mark)
+        self.0.pull_since(location, mark)
     }
     fn push(&self, location: &Location, session: &Session, expected: Option<&Session>) -> Result<(), ProviderError> {
         self.0.push(location, session, expected)

@@ -46,6 +46,15 @@ pub struct LogMark {
     pub digest: String,
 }
 
+/// What a read since a [`LogMark`] found.
+#[derive(Debug, Clone)]
+pub enum Since {
+    /// The file still begins with the bytes the mark names: what follows them.
+    Appended(Appended),
+    /// It does not (rewritten, compacted), or what follows needs a whole read: the session.
+    Whole(Pulled),
+}
+
 /// What was appended to a log since a [`LogMark`].
 #[derive(Debug, Clone)]
 pub struct Appended {
@@ -95,10 +104,10 @@ pub trait Provider {
     fn fingerprint(&self, location: &Location) -> Option<String>;
     /// Reads one session.
     fn pull(&self, location: &Location) -> Result<Pulled, ProviderError>;
-    /// What was appended to a session file since `mark`, when it still begins with the bytes
-    /// the mark names (see [`LogMark`]); `None` when it does not (rewritten, compacted) or
-    /// cannot be read that way: then it is read whole.
-    fn pull_appended(&self, location: &Location, mark: &LogMark) -> Result<Option<Appended>, ProviderError>;
+    /// Reads one session as far as is new since `mark` (see [`LogMark`]): what was appended,
+    /// when the file still begins with the bytes the mark names; else the whole session, from
+    /// the same read.
+    fn pull_since(&self, location: &Location, mark: &LogMark) -> Result<Since, ProviderError>;
     /// Writes a session, provided the location still holds `expected` (`None`: nothing).
     fn push(&self, location: &Location, session: &Session, expected: Option<&Session>) -> Result<(), ProviderError>;
     /// Deletes a session, provided the location still holds `expected`.

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use sha2::{Digest, Sha256};
 
-use crate::provider::{Appended, Listed, Listing, Location, LogMark, Provider, ProviderError, Pulled};
+use crate::provider::{Appended, Listed, Listing, Location, LogMark, Provider, ProviderError, Pulled, Since};
 use crate::session::{Session, SessionError, hex};
 
 /// The provider name recorded in journal events that come from VS Code.
@@ -72,34 +72,34 @@ fn read_file(path: &Path) -> Result<Vec<u8>, ReadError> {
     Ok(bytes)
 }
 
+fn pulled(file: SessionFile) -> Pulled {
+    Pulled { session: file.session, torn_tail: file.torn_tail, mark: file.mark }
+}
+
 /// The mark of a log read up to the end of `read`.
 fn mark_of(read: &[u8]) -> LogMark {
     LogMark { len: read.len() as u64, digest: hex(&Sha256::digest(read)) }
 }
 
-/// The entries of a `.jsonl` after `mark`, when the file still begins with the bytes it names.
+/// The entries of a `.jsonl` after `mark`, when its bytes still begin with the ones it names.
 /// A `.json` file is rewritten whole, so its only entries are none: when it still holds all the
-/// bytes its mark names and no more.
-fn appended(path: &Path, format: FileFormat, mark: &LogMark) -> Result<Option<Appended>, ReadError> {
-    let bytes = read_file(path)?;
+/// bytes its mark names and no more. `None`: read it whole.
+fn appended(bytes: &[u8], format: FileFormat, mark: &LogMark) -> Option<Appended> {
     if format == FileFormat::Json {
-        let same = bytes.len() as u64 == mark.len && mark_of(&bytes) == *mark;
-        return Ok(same.then(|| Appended { entries: Vec::new(), mark: mark.clone(), torn_tail: false }));
+        let same = bytes.len() as u64 == mark.len && mark_of(bytes) == *mark;
+        return same.then(|| Appended { entries: Vec::new(), mark: mark.clone(), torn_tail: false });
     }
-    let Some(start) = usize::try_from(mark.len).ok().filter(|&len| len <= bytes.len()) else {
-        return Ok(None);
-    };
+    let start = usize::try_from(mark.len).ok().filter(|&len| len <= bytes.len())?;
     if mark_of(&bytes[..start]) != *mark {
-        return Ok(None);
+        return None;
     }
     let mut entries = Vec::new();
-    let Ok(walked) = jsonl::walk(&bytes, start, |entry, _| {
+    let walked = jsonl::walk(bytes, start, |entry, _| {
         entries.push(entry);
         Ok(())
-    }) else {
-        return Ok(None);
-    };
-    Ok(Some(Appended { entries, mark: mark_of(&bytes[..walked.consumed]), torn_tail: walked.torn_tail }))
+    })
+    .ok()?;
+    Some(Appended { entries, mark: mark_of(&bytes[..walked.consumed]), torn_tail: walked.torn_tail })
 }
 
 /// Why a session file cannot be read.
@@ -161,12 +161,15 @@ impl Provider for VsCode {
     }
 
     fn pull(&self, location: &Location) -> Result<Pulled, ProviderError> {
-        let file = read_session_file(&location.path)?;
-        Ok(Pulled { session: file.session, torn_tail: file.torn_tail, mark: file.mark })
+        Ok(pulled(read_session_file(&location.path)?))
     }
 
-    fn pull_appended(&self, location: &Location, mark: &LogMark) -> Result<Option<Appended>, ProviderError> {
-        Ok(appended(&location.path, location.format, mark)?)
+    fn pull_since(&self, location: &Location, mark: &LogMark) -> Result<Since, ProviderError> {
+        let bytes = read_file(&location.path)?;
+        Ok(match appended(&bytes, location.format, mark) {
+            Some(appended) => Since::Appended(appended),
+            None => Since::Whole(pulled(session_file_of(&location.path, bytes)?)),
+        })
     }
 
     fn push(&self, location: &Location, session: &Session, expected: Option<&Session>) -> Result<(), ProviderError> {
@@ -212,7 +215,11 @@ pub const MAX_SESSION_FILE: u64 = 512 << 20;
 /// Reads a `.json` or `.jsonl` session file (by extension; anything else is read as `.json`).
 /// Only a regular file is read: a FIFO or device named like a session would block or never end.
 pub fn read_session_file(path: &Path) -> Result<SessionFile, ReadError> {
-    let bytes = read_file(path)?;
+    session_file_of(path, read_file(path)?)
+}
+
+/// The session in a file's bytes.
+fn session_file_of(path: &Path, bytes: Vec<u8>) -> Result<SessionFile, ReadError> {
     let format = match path.extension().and_then(|e| e.to_str()) {
         Some(ext) if ext.eq_ignore_ascii_case("jsonl") => FileFormat::Jsonl,
         _ => FileFormat::Json,
@@ -277,10 +284,6 @@ pub fn fingerprint_of(meta: &std::fs::Metadata, now: std::time::SystemTime) -> O
 mod tests {
     use super::*;
 
-    fn write(path: &Path, text: &[u8]) {
-        std::fs::write(path, text).unwrap();
-    }
-
     /// A read's mark lets the next read take only what was appended, and nothing else: a file
     /// rewritten, cut short or changed before the mark is read whole.
     #[test]
@@ -288,48 +291,41 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("s.jsonl");
         let first = b"\xEF\xBB\xBF{\"kind\":0,\"v\":{\"requests\":[]}}\n";
-        write(&log, first);
+        std::fs::write(&log, first).unwrap();
         let mark = read_session_file(&log).unwrap().mark.unwrap();
         assert_eq!(mark.len, first.len() as u64);
+        let since = |bytes: &[u8], mark: &LogMark| appended(bytes, FileFormat::Jsonl, mark);
 
         let line = b"{\"kind\":1,\"k\":[\"title\"],\"v\":\"t\"}\n";
-        write(&log, &[&first[..], line, b"{\"kind\":1,"].concat());
-        let next = appended(&log, FileFormat::Jsonl, &mark).unwrap().unwrap();
+        let next = since(&[&first[..], line, b"{\"kind\":1,"].concat(), &mark).unwrap();
         assert_eq!(next.entries, vec![serde_json::json!({"kind": 1, "k": ["title"], "v": "t"})]);
         assert!(next.torn_tail, "a line still being written is left for next time");
         assert_eq!(next.mark.len, (first.len() + line.len()) as u64);
         // Nothing new: no entries, the same mark.
-        write(&log, &[&first[..], line].concat());
-        let again = appended(&log, FileFormat::Jsonl, &next.mark).unwrap().unwrap();
+        let again = since(&[&first[..], line].concat(), &next.mark).unwrap();
         assert!(again.entries.is_empty() && again.mark == next.mark);
 
         // Rewritten (VS Code compacting), cut short, or changed before the mark: none.
-        write(&log, b"{\"kind\":0,\"v\":{\"requests\":[],\"title\":\"t\"}}\n");
-        assert!(appended(&log, FileFormat::Jsonl, &next.mark).unwrap().is_none());
-        write(&log, &first[..10]);
-        assert!(appended(&log, FileFormat::Jsonl, &mark).unwrap().is_none());
+        assert!(since(b"{\"kind\":0,\"v\":{\"requests\":[],\"title\":\"t\"}}\n", &next.mark).is_none());
+        assert!(since(&first[..10], &mark).is_none());
         let mut changed = first.to_vec();
         changed[12] ^= 1;
-        write(&log, &[&changed[..], line].concat());
-        assert!(appended(&log, FileFormat::Jsonl, &mark).unwrap().is_none());
+        assert!(since(&[&changed[..], line].concat(), &mark).is_none());
         // A line after the mark that a whole read would refuse: none either.
-        write(&log, &[&first[..], b"not json\n"].concat());
-        assert!(appended(&log, FileFormat::Jsonl, &mark).unwrap().is_none());
+        assert!(since(&[&first[..], b"not json\n"].concat(), &mark).is_none());
     }
 
     #[test]
     fn a_json_file_has_nothing_appended_while_it_holds_the_same_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("s.json");
-        write(&file, b"{\"requests\":[]}");
+        std::fs::write(&file, b"{\"requests\":[]}").unwrap();
         let mark = read_session_file(&file).unwrap().mark.unwrap();
-        let same = appended(&file, FileFormat::Json, &mark).unwrap().unwrap();
+        let same = appended(b"{\"requests\":[]}", FileFormat::Json, &mark).unwrap();
         assert!(same.entries.is_empty() && same.mark == mark);
         // Longer, or the same length and other bytes: read whole.
-        write(&file, b"{\"requests\":[]} ");
-        assert!(appended(&file, FileFormat::Json, &mark).unwrap().is_none());
-        write(&file, b"{\"requests\":[1]}");
-        assert!(appended(&file, FileFormat::Json, &mark).unwrap().is_none());
+        assert!(appended(b"{\"requests\":[]} ", FileFormat::Json, &mark).is_none());
+        assert!(appended(b"{\"requests\":[1]}", FileFormat::Json, &mark).is_none());
     }
 
     #[test]
