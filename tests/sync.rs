@@ -63,6 +63,13 @@ impl Vs {
         self.env.ok(&all)
     }
 
+    /// Both session files as if VS Code wrote them long ago (see [`age`]).
+    fn age_files(&self) {
+        for id in [HAIKU, READING] {
+            age(&self.file(id));
+        }
+    }
+
     /// VS Code writes a mutation-log line.
     fn vscode_writes(&self, id: &str, line: Value) {
         append(&self.file(id), &format!("{line}\n"));
@@ -655,9 +662,7 @@ fn an_unchanged_file_is_not_read_again_and_any_change_is_seen() {
 fn a_sync_with_nothing_to_do_is_noted_and_the_next_one_does_not_open_the_journal() {
     let vs = Vs::new();
     let note = vs.env.journal().join("in-step.json");
-    for id in [HAIKU, READING] {
-        age(&vs.file(id));
-    }
+    vs.age_files();
     vs.sync(&[]);
     assert!(!note.exists(), "a sync that recorded changes leaves no note");
     vs.sync(&[]);
@@ -746,9 +751,7 @@ fn vscode_edit(vs: &Vs, rng: &mut Lcg, next: u64) {
         }
         std::fs::write(vs.file(READING), serde_json::to_string_pretty(&v).unwrap()).unwrap();
     }
-    for id in [HAIKU, READING] {
-        age(&vs.file(id));
-    }
+    vs.age_files();
 }
 
 /// The journal's events without what differs between two runs (times, hashes).
@@ -780,9 +783,7 @@ fn a_file_changed_alone_is_diffed_against_what_the_session_held_with_the_same_re
     for seed in [3u64, 11] {
         let (quick, full) = (Vs::new(), Vs::new());
         for vs in [&quick, &full] {
-            for id in [HAIKU, READING] {
-                age(&vs.file(id));
-            }
+            vs.age_files();
             assert_eq!(vs.sync(&[]).0, 0);
         }
         let (mut a, mut b) = (Lcg(seed), Lcg(seed));
@@ -808,9 +809,7 @@ fn a_file_changed_alone_is_diffed_against_what_the_session_held_with_the_same_re
 #[test]
 fn a_changed_file_is_diffed_against_the_kept_shape() {
     let vs = Vs::new();
-    for id in [HAIKU, READING] {
-        age(&vs.file(id));
-    }
+    vs.age_files();
     vs.sync(&[]);
     let first = tamper_shape_digest(&vs, READING, 0);
     let mut v = vs.remote(READING);
@@ -848,9 +847,7 @@ fn tamper_shape_digest(vs: &Vs, id: &str, request: usize) -> String {
 #[test]
 fn a_log_is_read_from_where_the_last_read_ended() {
     let vs = Vs::new();
-    for id in [HAIKU, READING] {
-        age(&vs.file(id));
-    }
+    vs.age_files();
     vs.sync(&[]);
     // A shape that says request 0 differs from what it is: a read of the whole file would
     // record it again; reading only the new line leaves it alone.
