@@ -13,6 +13,7 @@
 //! snapshot costs time, never correctness. `verify` compares every snapshot with a full fold and
 //! rebuilds what is missing or wrong.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 
 use serde_json::value::RawValue;
@@ -335,18 +336,18 @@ impl Store {
         let mut taken = 0;
         let first_fresh = fresh.first().map_or(u64::MAX, |r| r.seq);
         let earlier = self.session_records(session_id, after, first_fresh.saturating_sub(1))?;
-        let mut records = Vec::with_capacity(earlier.len() + fresh.len());
+        let mut records: Vec<Cow<SyncChange>> = Vec::with_capacity(earlier.len() + fresh.len());
         for (seq, bytes) in &earlier {
             match SyncChange::decode_with(bytes, placed_request) {
-                Ok(r) if r.seq == *seq => records.push(r),
+                Ok(r) if r.seq == *seq => records.push(Cow::Owned(r)),
                 _ => return Ok(0),
             }
         }
-        for record in fresh.iter().filter(|r| r.seq > after) {
+        for &record in fresh.iter().filter(|r| r.seq > after) {
             let placed = is_message_set(record.entity_type, record.change_type).then(|| request_place(&record.payload));
             records.push(match placed.flatten() {
-                Some(payload) => SyncChange { payload, ..record.without_payload() },
-                None => (*record).clone(),
+                Some(payload) => Cow::Owned(SyncChange { payload, ..record.without_payload() }),
+                None => Cow::Borrowed(record),
             });
         }
         for (i, record) in records.iter().enumerate() {
