@@ -787,18 +787,12 @@ fn plan_quick(w: Work, q: Quick) -> Plan {
         .iter()
         .map(|(id, _)| now.get(id.as_str()).map(|seq| (*seq, None)).or_else(|| was.get(id.as_str()).copied()))
         .collect();
-    let held = sources.map(|sources| Held {
-        last_seq: 0,
-        local_seq: q.held.local_seq,
-        remote_seq,
-        shape: q.shape.clone(),
-        sources,
-        log: q.mark.clone(),
-    });
-    let mut report = SessionSync::in_step(w.id, q.title.clone(), w.location, w.token);
+    let checkpoint = (changed > 0).then(|| (hex(&q.shape.content_hash()), q.held.local_seq, remote_seq));
+    let mut report = SessionSync::in_step(w.id, q.title, w.location, w.token);
     if changed > 0 {
         (report.status, report.action, report.remote_changes) = (Status::RemoteAhead, Action::Pulled, changed);
     }
-    let checkpoint = (changed > 0).then(|| (hex(&q.shape.content_hash()), q.held.local_seq, remote_seq));
+    let local_seq = q.held.local_seq;
+    let held = sources.map(|sources| Held { last_seq: 0, local_seq, remote_seq, shape: q.shape, sources, log: q.mark });
     Plan { report, push: None, expected: None, resolution: Vec::new(), copy: None, checkpoint, held }
 }
