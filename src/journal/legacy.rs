@@ -124,7 +124,7 @@ fn copy_records(log: &sled::Tree, head: Option<[u8; 48]>, building: &Path) -> Re
         if batch.is_empty() {
             first = seq;
         }
-        batch.push(Row { seq, session_id: record.session_id, bytes: bytes.to_vec() });
+        batch.push(Row { seq, session_id: record.session_id, bytes: std::rc::Rc::new(bytes.to_vec()) });
         if batch.len() == 10_000 {
             flush(&mut batch, seq, &prev, first, false)?;
         }

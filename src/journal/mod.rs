@@ -265,7 +265,7 @@ impl Journal {
         let mut records = Vec::with_capacity(sealed.len());
         let mut rows = Vec::with_capacity(sealed.len());
         for (r, bytes) in sealed {
-            rows.push(Row { seq: r.seq, session_id: r.session_id.clone(), bytes });
+            rows.push(Row { seq: r.seq, session_id: r.session_id.clone(), bytes: std::rc::Rc::new(bytes) });
             records.push(r);
         }
         // Snapshots due after the batch are taken in the same transaction, from the records in
@@ -276,9 +276,10 @@ impl Journal {
             touched.entry(r.session_id.as_str()).or_default().push(r);
         }
         self.store.transaction(|store| {
-            store.insert(&rows, store::head_value(seq, &prev, first))?;
+            let events = store.insert(&rows, store::head_value(seq, &prev, first))?;
             for (session_id, fresh) in &touched {
-                if let Err(e @ JournalError::Storage(_)) = store.take_due_snapshots(session_id, fresh) {
+                let events = events.get(*session_id).copied().unwrap_or(0);
+                if let Err(e @ JournalError::Storage(_)) = store.take_due_snapshots(session_id, events, fresh) {
                     return Err(e);
                 }
             }

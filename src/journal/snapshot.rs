@@ -319,11 +319,16 @@ impl Store {
 
     /// Stores the snapshots a session is due after new records: one at every
     /// [`SNAPSHOT_INTERVAL`]-th event of the session. Called inside the append's transaction,
-    /// after its records are inserted; cheap when none is due (one read of the session's event
-    /// count). `fresh` are the records just appended for this session, in seq order: they are
-    /// folded from memory rather than read back. A session whose events do not fold gets none.
-    pub(super) fn take_due_snapshots(&self, session_id: &str, fresh: &[&SyncChange]) -> Result<usize, JournalError> {
-        let events = self.session(session_id)?.map_or(0, |s| s.events);
+    /// after its records are inserted; free when none is due. `events` is the session's record
+    /// count with them; `fresh` are the records just appended for this session, in seq order:
+    /// they are folded from memory rather than read back. A session whose events do not fold
+    /// gets none.
+    pub(super) fn take_due_snapshots(
+        &self,
+        session_id: &str,
+        events: u64,
+        fresh: &[&SyncChange],
+    ) -> Result<usize, JournalError> {
         let before = events.saturating_sub(fresh.len() as u64);
         if events / SNAPSHOT_INTERVAL == before / SNAPSHOT_INTERVAL {
             return Ok(0);

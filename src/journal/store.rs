@@ -76,7 +76,8 @@ pub fn parse_head(v: &[u8]) -> Option<(u64, [u8; 32], u64)> {
 pub struct Row {
     pub seq: u64,
     pub session_id: String,
-    pub bytes: Vec<u8>,
+    /// Shared with the record cache, which keeps what was just written for the next reads.
+    pub bytes: Shared,
 }
 
 /// A session as the `sessions` table lists it.
@@ -456,11 +457,20 @@ impl Store {
         rows.map(|r| r.map(|s| s as u64)).collect::<Result<_, _>>().map_err(storage)
     }
 
-    /// A session's records after `after` up to `upto`, ascending, in one query.
+    /// A session's records after `after` up to `upto`, ascending: from the cache when it holds
+    /// them all (the records an append just wrote, say), else in one query.
     pub fn session_records(&self, session_id: &str, after: u64, upto: u64) -> Result<Vec<(u64, Shared)>, JournalError> {
         let Some(num) = self.num(session_id)? else { return Ok(Vec::new()) };
         if after >= upto {
             return Ok(Vec::new());
+        }
+        let seqs = self.session_seqs(session_id, after, upto)?;
+        let cached: Option<Vec<(u64, Shared)>> = {
+            let cache = self.cache.borrow();
+            seqs.iter().map(|&seq| Some((seq, cache.get(seq)?))).collect()
+        };
+        if let Some(cached) = cached {
+            return Ok(cached);
         }
         let rows = self.seq_rows(
             "SELECT seq, record FROM log WHERE session = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq",
@@ -527,8 +537,9 @@ impl Store {
 
     /// Stores a batch of records, their sessions' rows and the new head, inside the caller's
     /// transaction (see [`Store::transaction`]). Each record is stored as a delta against its
-    /// session's previous record when that is smaller (see `delta.rs`).
-    pub fn insert(&self, rows: &[Row], head: [u8; 48]) -> Result<(), JournalError> {
+    /// session's previous record when that is smaller (see `delta.rs`). Returns each touched
+    /// session's record count after the batch (what decides whether a snapshot is due).
+    pub fn insert(&self, rows: &[Row], head: [u8; 48]) -> Result<HashMap<String, u64>, JournalError> {
         let mut log =
             self.conn.prepare_cached("INSERT INTO log (session, seq, record) VALUES (?1, ?2, ?3)").map_err(storage)?;
         let mut counts: HashMap<&str, (i64, u64)> = HashMap::new();
@@ -559,20 +570,24 @@ impl Store {
                 .and_then(|(seq, bytes, depth)| delta::encode(bytes, *depth, row.seq - seq, &row.bytes));
             let depth = stored.as_deref().map_or(0, delta::depth);
             log.execute(params![num, int(row.seq), stored.as_deref().unwrap_or(&row.bytes)]).map_err(storage)?;
-            self.cache.borrow_mut().put(row.seq, Rc::new(row.bytes.clone()));
+            self.cache.borrow_mut().put(row.seq, Rc::clone(&row.bytes));
             self.last.borrow_mut().insert(row.session_id.clone(), (row.seq, depth));
             counts.entry(&row.session_id).or_insert((num, 0)).1 += 1;
         }
-        let mut sessions =
-            self.conn.prepare_cached("UPDATE sessions SET events = events + ?2 WHERE num = ?1").map_err(storage)?;
-        for (num, n) in counts.values() {
-            sessions.execute(params![num, int(*n)]).map_err(storage)?;
+        let mut sessions = self
+            .conn
+            .prepare_cached("UPDATE sessions SET events = events + ?2 WHERE num = ?1 RETURNING events")
+            .map_err(storage)?;
+        let mut events = HashMap::with_capacity(counts.len());
+        for (id, (num, n)) in counts {
+            let total = sessions.query_row(params![num, int(n)], |r| r.get::<_, i64>(0)).map_err(storage)?;
+            events.insert(id.to_owned(), total as u64);
         }
         self.conn
             .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")
             .and_then(|mut s| s.execute(params![META_HEAD, &head[..]]))
             .map_err(storage)?;
-        Ok(())
+        Ok(events)
     }
 
     /// A session's number, numbering it (first seen at `first_seq`, no events yet) when new.
@@ -836,7 +851,7 @@ mod tests {
         let rows: Vec<Row> = ["ab", "abc", "abd", "b"]
             .iter()
             .enumerate()
-            .map(|(i, id)| Row { seq: i as u64 + 1, session_id: (*id).into(), bytes: vec![0] })
+            .map(|(i, id)| Row { seq: i as u64 + 1, session_id: (*id).into(), bytes: Rc::new(vec![0]) })
             .collect();
         store.transaction(|s| s.insert(&rows, head_value(4, &[0; 32], 1))).unwrap();
         let ids = |p: &str, n| store.sessions_where(p, n).unwrap().into_iter().map(|s| s.id).collect::<Vec<_>>();
