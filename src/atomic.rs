@@ -50,8 +50,9 @@ pub fn is_temporary(name: &str) -> bool {
 pub fn remove_stale_temporaries(dir: &Path, age: std::time::Duration) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
     let mut removed = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
+    // The name first: a chat folder holds hundreds of sessions and a few temporaries at most,
+    // and only a temporary is worth a stat.
+    for entry in entries.flatten().filter(|e| e.file_name().to_str().is_some_and(is_temporary)) {
         let stale = entry
             .metadata()
             .ok()
@@ -59,7 +60,7 @@ pub fn remove_stale_temporaries(dir: &Path, age: std::time::Duration) -> usize {
             .and_then(|m| m.modified().ok())
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|elapsed| elapsed > age);
-        if stale && name.to_str().is_some_and(is_temporary) && std::fs::remove_file(entry.path()).is_ok() {
+        if stale && std::fs::remove_file(entry.path()).is_ok() {
             removed += 1;
         }
     }

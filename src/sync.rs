@@ -271,7 +271,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         order.insert(listed.session_id.clone(), order.len());
         // The fast path: the same file as when both sides were last in step, and no record
         // since. Nothing to read, fold or write.
-        let token = provider.fingerprint(&listed.location);
+        let token = listed.fingerprint.clone();
         if let Some(fp) = in_step_files.get(&listed.session_id).filter(|fp| token.as_ref() == Some(&fp.token)) {
             report.sessions.push(SessionSync::in_step(
                 listed.session_id,

@@ -105,13 +105,11 @@ impl Provider for Vanishing {
         self.0.name()
     }
     fn list(&self, warnings: &mut Vec<String>) -> Vec<Listed> {
-        self.0.list(warnings)
+        // No fingerprint to trust: every file is read (and so vanishes).
+        self.0.list(warnings).into_iter().map(|l| Listed { fingerprint: None, ..l }).collect()
     }
     fn covers(&self, location: &Location) -> bool {
         self.0.covers(location)
-    }
-    fn fingerprint(&self, _: &Location) -> Option<String> {
-        None
     }
     fn pull(&self, location: &Location) -> Result<Pulled, ProviderError> {
         let _ = std::fs::remove_file(&location.path);

@@ -23,6 +23,10 @@ pub struct Listed {
     pub location: Location,
     /// The project it belongs to, where the provider knows.
     pub project: Option<String>,
+    /// A cheap token, taken while listing, that changes whenever the session may have changed
+    /// (VS Code: size, modification time and inode), or `None` when it cannot be trusted (the
+    /// file was modified too recently to tell a further change within the clock's resolution).
+    pub fingerprint: Option<String>,
 }
 
 /// A session read from the provider.
@@ -98,10 +102,6 @@ pub trait Provider {
     /// Whether a location lies in the storage this provider instance covers (a sync over some
     /// roots must not read a session missing from other roots as deleted).
     fn covers(&self, location: &Location) -> bool;
-    /// A cheap token that changes whenever the session at `location` may have changed (VS
-    /// Code: size, modification time and inode), or `None` when it cannot be trusted (the file
-    /// was modified too recently to tell a further change within the clock's resolution).
-    fn fingerprint(&self, location: &Location) -> Option<String>;
     /// Reads one session.
     fn pull(&self, location: &Location) -> Result<Pulled, ProviderError>;
     /// Reads one session as far as is new since `mark` (see [`LogMark`]): what was appended,

@@ -30,6 +30,8 @@ pub struct Found {
     pub path: PathBuf,
     pub format: FileFormat,
     pub project: Option<String>,
+    /// From the listing's own stat of the file (see [`super::fingerprint_of`]).
+    pub fingerprint: Option<String>,
 }
 
 /// The User dirs of every installed flavour on this platform's usual paths.
@@ -109,10 +111,14 @@ pub fn list(dirs: &[ChatDir], warnings: &mut Vec<String>) -> Vec<Found> {
             warnings.push(format!("{}: cannot read the folder", dir.path.display()));
             continue;
         };
-        let mut files: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
-        files.sort();
+        // Sorted by name (all in one folder): the order a listing gives is the file system's.
+        let mut files: Vec<(std::ffi::OsString, std::fs::DirEntry)> =
+            entries.filter_map(Result::ok).map(|e| (e.file_name(), e)).collect();
+        files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let now = std::time::SystemTime::now();
         let mut here: HashMap<String, Found> = HashMap::new();
-        for path in files {
+        for (_, entry) in files {
+            let path = entry.path();
             let format = match path.extension().and_then(|e| e.to_str()) {
                 Some("json") => FileFormat::Json,
                 Some("jsonl") => FileFormat::Jsonl,
@@ -126,8 +132,8 @@ pub fn list(dirs: &[ChatDir], warnings: &mut Vec<String>) -> Vec<Found> {
                 warnings.push(format!("{}: skipped: {reason}", path.display()));
                 continue;
             }
-            match place(&path, &canonical_dir) {
-                Ok(Place::File) => {}
+            let meta = match place(&entry, &canonical_dir) {
+                Ok(Place::File(meta)) => meta,
                 Ok(Place::Outside) => {
                     warnings.push(format!("{}: skipped: a link leading outside its chat folder", path.display()));
                     continue;
@@ -137,8 +143,10 @@ pub fn list(dirs: &[ChatDir], warnings: &mut Vec<String>) -> Vec<Found> {
                     continue;
                 }
                 Err(_) => continue, // vanished since the listing, or a dangling link
-            }
-            let found = Found { session_id: stem.to_owned(), path: path.clone(), format, project: dir.project.clone() };
+            };
+            let fingerprint = super::fingerprint_of(&meta, now);
+            let session_id = stem.to_owned();
+            let found = Found { session_id, path: path.clone(), format, project: dir.project.clone(), fingerprint };
             match here.get(stem) {
                 Some(prev) if prev.format == FileFormat::Jsonl => {}
                 _ => {
@@ -167,31 +175,30 @@ pub fn list(dirs: &[ChatDir], warnings: &mut Vec<String>) -> Vec<Found> {
 
 /// What a listed name is, followed through any links.
 enum Place {
-    /// A regular file inside the chat folder.
-    File,
+    /// A regular file inside the chat folder, and what a stat of it says.
+    File(std::fs::Metadata),
     /// Resolves outside the chat folder.
     Outside,
     /// A directory, FIFO, socket or device: reading it could block or never end.
     NotAFile,
 }
 
-fn place(path: &Path, canonical_dir: &Path) -> std::io::Result<Place> {
-    // A plain file listed in the folder is in the folder: only a link needs resolving.
-    let meta = std::fs::symlink_metadata(path)?;
+/// One stat per entry, relative to the open folder (a sync lists every session every time);
+/// only a link is followed, by its path.
+fn place(entry: &std::fs::DirEntry, canonical_dir: &Path) -> std::io::Result<Place> {
+    let meta = entry.metadata()?;
     if meta.is_file() {
-        return Ok(Place::File);
+        return Ok(Place::File(meta));
     }
     if !meta.file_type().is_symlink() {
         return Ok(Place::NotAFile);
     }
-    let real = path.canonicalize()?;
-    Ok(if !real.starts_with(canonical_dir) {
-        Place::Outside
-    } else if real.is_file() {
-        Place::File
-    } else {
-        Place::NotAFile
-    })
+    let real = entry.path().canonicalize()?;
+    if !real.starts_with(canonical_dir) {
+        return Ok(Place::Outside);
+    }
+    let meta = std::fs::metadata(&real)?;
+    Ok(if meta.is_file() { Place::File(meta) } else { Place::NotAFile })
 }
 
 #[cfg(test)]

@@ -147,6 +147,7 @@ impl Provider for VsCode {
                 session_id: f.session_id,
                 location: Location { path: f.path, format: f.format },
                 project: f.project,
+                fingerprint: f.fingerprint,
             })
             .collect()
     }
@@ -154,10 +155,6 @@ impl Provider for VsCode {
     fn covers(&self, location: &Location) -> bool {
         let Some(parent) = location.path.parent() else { return false };
         self.dirs.iter().any(|d| d.path == parent)
-    }
-
-    fn fingerprint(&self, location: &Location) -> Option<String> {
-        fingerprint_of(&std::fs::metadata(&location.path).ok()?, std::time::SystemTime::now())
     }
 
     fn pull(&self, location: &Location) -> Result<Pulled, ProviderError> {
