@@ -11,32 +11,55 @@
 //! was written after the journal's last change: a change made through chasm, or an import, always
 //! leads to a full sync. The note is a cache; deleting it costs one full sync.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::provider::vscode::{VsCode, fingerprint_of};
+use crate::provider::vscode::{VsCode, write_fingerprint};
 
 /// The note's file name inside the journal directory.
 pub const FILE: &str = "in-step.json";
 
+/// What the note's format is; a note in another is not read (it is only a cache).
+const VERSION: u32 = 2;
+
+/// The note. Its strings are borrowed from the file's bytes: a no-op sync reads it every few
+/// seconds, and a name that JSON had to escape (there are none in session ids) fails the
+/// read, which only means a full sync.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
-struct Note {
+struct Note<'a> {
     version: u32,
-    /// The chat folders the sync covered, in order.
-    dirs: Vec<PathBuf>,
-    /// Every session file in them (its path), with its fingerprint.
-    files: HashMap<String, String>,
+    #[serde(borrow)]
+    dirs: Vec<Dir<'a>>,
+}
+
+/// A chat folder the sync covered, and every session file in it by name (sorted), with its
+/// fingerprint.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Dir<'a> {
+    path: &'a str,
+    #[serde(borrow)]
+    files: Vec<(&'a str, &'a str)>,
 }
 
 /// Writes the note (atomically) after a sync that left everything in step.
 pub fn record(journal_dir: &Path, provider: &VsCode, files: BTreeMap<PathBuf, String>) -> io::Result<()> {
-    // A path that is not UTF-8 is left out: such a file is then "new" to every fast-path check,
-    // which takes the full sync.
-    let files = files.into_iter().filter_map(|(p, t)| Some((p.into_os_string().into_string().ok()?, t))).collect();
-    let note = Note { version: 1, dirs: provider.dirs.iter().map(|d| d.path.clone()).collect(), files };
+    let mut dirs = Vec::with_capacity(provider.dirs.len());
+    for dir in &provider.dirs {
+        // A folder or name that is not UTF-8 is left out: its files are then "new" to every
+        // fast-path check, which takes the full sync.
+        let Some(path) = dir.path.to_str() else { continue };
+        let mut here: Vec<(&str, &str)> = files
+            .iter()
+            .filter(|(p, _)| p.parent() == Some(&dir.path))
+            .filter_map(|(p, token)| Some((p.file_name()?.to_str()?, token.as_str())))
+            .collect();
+        here.sort_unstable();
+        dirs.push(Dir { path, files: here });
+    }
+    let note = Note { version: VERSION, dirs };
     crate::atomic::write(&journal_dir.join(FILE), &serde_json::to_vec(&note).expect("a note serializes"))
 }
 
@@ -46,34 +69,43 @@ pub fn record(journal_dir: &Path, provider: &VsCode, files: BTreeMap<PathBuf, St
 pub fn holds(journal_dir: &Path, provider: &VsCode) -> bool {
     let Ok(bytes) = std::fs::read(journal_dir.join(FILE)) else { return false };
     let Ok(note) = serde_json::from_slice::<Note>(&bytes) else { return false };
-    if note.version != 1 || !note.dirs.iter().eq(provider.dirs.iter().map(|d| &d.path)) {
+    if note.version != VERSION || !note.dirs.iter().map(|d| Path::new(d.path)).eq(provider.dirs.iter().map(|d| &d.path))
+    {
         return false;
     }
     // A listing and one stat per file, relative to the open folder: this runs every few seconds.
     let now = std::time::SystemTime::now();
-    let mut seen = 0;
+    let mut token = String::with_capacity(64);
     for dir in &note.dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else { return false };
+        let Ok(entries) = std::fs::read_dir(dir.path) else { return false };
+        let mut seen = 0;
         for entry in entries {
             let Ok(entry) = entry else { return false };
-            let path = entry.path();
-            if !matches!(path.extension().and_then(|e| e.to_str()), Some("json" | "jsonl")) {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                continue; // not a session file: those are named by their (UTF-8) ids
+            };
+            if !(name.ends_with(".json") || name.ends_with(".jsonl")) {
                 continue;
             }
-            let Some(token) = path.to_str().and_then(|p| note.files.get(p)) else { return false };
+            let Ok(at) = dir.files.binary_search_by(|(n, _)| (*n).cmp(name)) else { return false };
             // A link is fingerprinted by what it points to, as the provider does.
             let meta = match entry.file_type() {
-                Ok(t) if t.is_symlink() => std::fs::metadata(&path),
+                Ok(t) if t.is_symlink() => std::fs::metadata(entry.path()),
                 Ok(_) => entry.metadata(),
                 Err(e) => Err(e),
             };
-            match meta.ok().and_then(|m| fingerprint_of(&m, now)) {
-                Some(t) if &t == token => seen += 1,
+            token.clear();
+            match meta {
+                Ok(meta) if write_fingerprint(&meta, now, &mut token) && token == dir.files[at].1 => seen += 1,
                 _ => return false,
             }
         }
+        if seen != dir.files.len() {
+            return false;
+        }
     }
-    seen == note.files.len()
+    true
 }
 
 /// Drops the note, durably, before the journal changes. Cheap when there is none.
@@ -87,5 +119,76 @@ pub fn invalidate(journal_dir: &Path) -> io::Result<()> {
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::vscode::discover::ChatDir;
+    use crate::provider::vscode::fingerprint_of;
+
+    /// Two chat folders with a session file each, aged past the fingerprint's window, and the
+    /// note a sync would write for them.
+    fn folders() -> (tempfile::TempDir, VsCode, BTreeMap<PathBuf, String>) {
+        let t = tempfile::tempdir().unwrap();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let mut dirs = Vec::new();
+        let mut files = BTreeMap::new();
+        for (dir, name) in [("a", "s1.jsonl"), ("b", "s2.json")] {
+            let path = t.path().join(dir);
+            std::fs::create_dir(&path).unwrap();
+            let file = path.join(name);
+            std::fs::write(&file, "{}").unwrap();
+            std::fs::File::options().write(true).open(&file).unwrap().set_modified(hour_ago).unwrap();
+            let meta = std::fs::metadata(&file).unwrap();
+            files.insert(file, fingerprint_of(&meta, std::time::SystemTime::now()).unwrap());
+            dirs.push(ChatDir { path, project: None });
+        }
+        (t, VsCode { dirs }, files)
+    }
+
+    #[test]
+    fn the_note_holds_until_a_session_file_is_added_changed_or_removed() {
+        let (t, provider, files) = folders();
+        let journal = t.path().join("journal");
+        std::fs::create_dir(&journal).unwrap();
+        assert!(!holds(&journal, &provider), "no note");
+        record(&journal, &provider, files.clone()).unwrap();
+        assert!(holds(&journal, &provider));
+
+        // Other files do not count; a new session file does.
+        std::fs::write(t.path().join("a/notes.txt"), "x").unwrap();
+        assert!(holds(&journal, &provider));
+        let new = t.path().join("b/s3.json");
+        std::fs::write(&new, "{}").unwrap();
+        assert!(!holds(&journal, &provider));
+        std::fs::remove_file(&new).unwrap();
+        assert!(holds(&journal, &provider));
+
+        // A changed file (a new size, or one too fresh to fingerprint), a removed one.
+        let s2 = t.path().join("b/s2.json");
+        std::fs::write(&s2, "{ }").unwrap();
+        assert!(!holds(&journal, &provider));
+        record(&journal, &provider, files).unwrap();
+        std::fs::remove_file(&s2).unwrap();
+        assert!(!holds(&journal, &provider));
+    }
+
+    #[test]
+    fn a_note_for_other_folders_or_in_another_format_does_not_hold() {
+        let (t, provider, files) = folders();
+        let journal = t.path().join("journal");
+        std::fs::create_dir(&journal).unwrap();
+        record(&journal, &provider, files).unwrap();
+        let fewer = VsCode { dirs: provider.dirs[..1].to_vec() };
+        assert!(!holds(&journal, &fewer));
+
+        let note = journal.join(FILE);
+        let text = std::fs::read_to_string(&note).unwrap();
+        std::fs::write(&note, text.replace("\"version\":2", "\"version\":1")).unwrap();
+        assert!(!holds(&journal, &provider));
+        std::fs::write(&note, "{\"version\":2,").unwrap();
+        assert!(!holds(&journal, &provider));
     }
 }

@@ -265,16 +265,30 @@ pub fn validate_session_id(id: &str) -> Result<(), String> {
 /// changed within the last two seconds, which may change again within the same mtime tick and
 /// is read (the content-hash path) until it has been still for a while.
 pub fn fingerprint_of(meta: &std::fs::Metadata, now: std::time::SystemTime) -> Option<String> {
-    let modified = meta.modified().ok()?;
+    let mut token = String::with_capacity(48);
+    write_fingerprint(meta, now, &mut token).then_some(token)
+}
+
+/// [`fingerprint_of`] written to the end of `out`, for a caller comparing many (the no-op
+/// sync): `false`, and nothing written, when the file has no fingerprint yet.
+pub fn write_fingerprint(meta: &std::fs::Metadata, now: std::time::SystemTime, out: &mut String) -> bool {
+    use std::fmt::Write;
+    let Ok(modified) = meta.modified() else { return false };
     if now.duration_since(modified).map_or(true, |age| age.as_secs() < 2) {
-        return None;
+        return false;
     }
-    let mtime = modified.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+    let Ok(mtime) = modified.duration_since(std::time::UNIX_EPOCH) else { return false };
     #[cfg(unix)]
     let inode = std::os::unix::fs::MetadataExt::ino(meta);
     #[cfg(not(unix))]
     let inode = 0u64;
-    Some(format!("{}:{mtime}:{inode}", meta.len()))
+    // Nanoseconds since 1970 fit a u64 until 2554, and a u64 is formatted far faster than a
+    // u128; the digits are the same.
+    let _ = match u64::try_from(mtime.as_nanos()) {
+        Ok(nanos) => write!(out, "{}:{nanos}:{inode}", meta.len()),
+        Err(_) => write!(out, "{}:{}:{inode}", meta.len(), mtime.as_nanos()),
+    };
+    true
 }
 
 #[cfg(test)]
