@@ -90,7 +90,11 @@ fn appended(bytes: &[u8], format: FileFormat, mark: &LogMark) -> Option<Appended
         return same.then(|| Appended { entries: Vec::new(), mark: mark.clone(), torn_tail: false });
     }
     let start = usize::try_from(mark.len).ok().filter(|&len| len <= bytes.len())?;
-    if mark_of(&bytes[..start]) != *mark {
+    // The prefix is hashed once: to check it, then (the same state, carried on over what was
+    // appended) for the new mark.
+    let mut hasher = Sha256::new();
+    hasher.update(&bytes[..start]);
+    if hex(&hasher.clone().finalize()) != mark.digest {
         return None;
     }
     let mut entries = Vec::new();
@@ -99,7 +103,9 @@ fn appended(bytes: &[u8], format: FileFormat, mark: &LogMark) -> Option<Appended
         Ok(())
     })
     .ok()?;
-    Some(Appended { entries, mark: mark_of(&bytes[..walked.consumed]), torn_tail: walked.torn_tail })
+    hasher.update(&bytes[start..walked.consumed]);
+    let mark = LogMark { len: walked.consumed as u64, digest: hex(&hasher.finalize()) };
+    Some(Appended { entries, mark, torn_tail: walked.torn_tail })
 }
 
 /// Why a session file cannot be read.
@@ -312,6 +318,7 @@ mod tests {
         assert_eq!(next.entries, vec![serde_json::json!({"kind": 1, "k": ["title"], "v": "t"})]);
         assert!(next.torn_tail, "a line still being written is left for next time");
         assert_eq!(next.mark.len, (first.len() + line.len()) as u64);
+        assert_eq!(next.mark, mark_of(&[&first[..], line].concat()), "the mark a whole read of those bytes has");
         // Nothing new: no entries, the same mark.
         let again = since(&[&first[..], line].concat(), &next.mark).unwrap();
         assert!(again.entries.is_empty() && again.mark == next.mark);
