@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::fold::{SessionState, message_payload, metadata_payload};
 use crate::journal::{ChangeType, EntityType, NewChange, Origin};
@@ -52,19 +52,26 @@ impl EntityChange {
 pub fn diff(session_id: &str, old: Option<&SessionState>, new: &Session) -> Vec<EntityChange> {
     match old {
         Some(state) if state.exists => changes(state, new, &entity_ids(&new.requests)),
-        _ => {
-            let mut out = vec![EntityChange {
-                change_type: ChangeType::Create,
-                entity_type: EntityType::Session,
-                entity_id: session_id.to_owned(),
-                payload: new.without_requests().to_value(),
-            }];
-            for (index, (id, request)) in entity_ids(&new.requests).iter().zip(&new.requests).enumerate() {
-                out.push(message(ChangeType::Create, id, message_payload(index, request)));
-            }
-            out
-        }
+        _ => creation(session_id, new.clone()),
     }
+}
+
+/// [`diff`] against no session: the changes that create `new`, taking its requests rather
+/// than copying them (a first sync records every session this way).
+pub fn creation(session_id: &str, mut new: Session) -> Vec<EntityChange> {
+    let requests = std::mem::take(&mut new.requests);
+    let ids = entity_ids(&requests);
+    let mut out = Vec::with_capacity(1 + requests.len());
+    out.push(EntityChange {
+        change_type: ChangeType::Create,
+        entity_type: EntityType::Session,
+        entity_id: session_id.to_owned(),
+        payload: new.to_value(),
+    });
+    for (index, (id, request)) in ids.iter().zip(requests).enumerate() {
+        out.push(message(ChangeType::Create, id, json!({"index": index, "request": request.into_value()})));
+    }
+    out
 }
 
 /// [`diff`] against an existing session known only by its [`Shape`]; `new_shape` is `new`'s,

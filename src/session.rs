@@ -239,6 +239,11 @@ impl Request {
         Value::Object(self.fields.clone())
     }
 
+    /// [`Request::to_value`] without the copy.
+    pub fn into_value(self) -> Value {
+        Value::Object(self.fields)
+    }
+
     /// A request with no fields: a placeholder for one not read.
     pub fn empty() -> Request {
         Request { fields: Map::new() }

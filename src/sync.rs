@@ -336,11 +336,20 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
                 (None, None, Some(e.to_string()))
             }
         };
-        let quick = held.zip(pulled.as_ref()).map(|(held, session)| {
-            let shape = Shape::of(session);
-            let changes = diff_shape(&held.shape, session, &shape);
-            Quick { held, shape, changes, title: session.display_title(), mark: mark.clone() }
-        });
+        // Never recorded: the session is all new, with nothing to fold or merge.
+        let new = held.is_none()
+            && pulled.is_some()
+            && opts.overrides.is_empty()
+            && journal.session_event_count(&listed.session_id)? == 0;
+        let (quick, pulled) = match (held, pulled) {
+            (Some(held), Some(session)) => {
+                let shape = Shape::of(&session);
+                let changes = diff_shape(&held.shape, &session, &shape);
+                (Some(Quick { held, shape, changes, title: session.display_title(), mark: mark.clone() }), None)
+            }
+            (None, Some(session)) if new => (Some(created(&listed.session_id, session, mark.clone())), None),
+            (_, pulled) => (None, pulled),
+        };
         let tail = if quick.is_some() { Tail::default() } else { journal.tail(&listed.session_id)? };
         let location = Some(listed.location);
         work.push(Work { id: listed.session_id, tail, location, pulled, mark, error, token, quick });
@@ -399,10 +408,15 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         report.appended += records.len();
         records
     };
+    let at: HashMap<&str, usize> = work.iter().enumerate().map(|(i, w)| (w.id.as_str(), i)).collect();
+    let mut after: Vec<Vec<SyncChange>> = vec![Vec::new(); work.len()];
     for record in recorded {
-        if let Some(w) = work.iter_mut().find(|w| w.id == record.session_id) {
-            w.tail.after.push(record);
+        if let Some(&i) = at.get(record.session_id.as_str()) {
+            after[i].push(record);
         }
+    }
+    for (w, after) in work.iter_mut().zip(after) {
+        w.tail.after.extend(after);
     }
 
     // Decide.
@@ -497,6 +511,23 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     journal.set_fingerprints(&in_step)?;
     sort_by_listing(&mut report, &order);
     Ok(report)
+}
+
+/// The quick path for a session the journal has never recorded: its changes create it, and
+/// the shape it is left with is its own (what the full path's fold and merge would give, at a
+/// fraction of the cost: a first sync takes this path for every session).
+fn created(id: &str, session: Session, mark: Option<LogMark>) -> Quick {
+    let shape = Shape::of(&session);
+    let title = session.display_title();
+    let nothing = Held {
+        last_seq: 0,
+        local_seq: 0,
+        remote_seq: 0,
+        shape: Shape { fields: serde_json::Map::new(), requests: Vec::new() },
+        sources: Vec::new(),
+        log: None,
+    };
+    Quick { held: nothing, shape, changes: crate::diff::creation(id, session), title, mark }
 }
 
 /// The quick path for a file whose last read ended at a mark (see [`crate::appended`]): the

@@ -805,6 +805,37 @@ fn a_file_changed_alone_is_diffed_against_what_the_session_held_with_the_same_re
     }
 }
 
+/// A first sync records each session it has never seen without folding or merging: the events
+/// and states are those of a sync that takes the full path (forced here with a resolution
+/// for a conflict that does not exist), and the next change is read against its shape.
+#[test]
+fn a_session_recorded_for_the_first_time_gets_the_same_events_as_the_full_path() {
+    let (quick, full) = (Vs::new(), Vs::new());
+    for vs in [&quick, &full] {
+        vs.age_files();
+    }
+    assert_eq!(quick.sync(&[]).0, 0);
+    let mut journal = common::open_journal(&full.env.journal(), OpenMode::Create);
+    let overrides = [("no-such-conflict".to_owned(), chasm::merge::Take::Local)].into();
+    let roots = [PathBuf::from(full.root())];
+    let options = chasm::sync::Options { overrides, max_delete: 10, ..Default::default() };
+    chasm::sync::sync(&mut journal, &chasm::provider::vscode::VsCode::new(&roots), &options).unwrap();
+    drop(journal);
+    assert!(!events_of(&quick).is_empty());
+    assert_eq!(events_of(&quick), events_of(&full));
+    for id in [HAIKU, READING] {
+        assert_eq!(quick.env.replay(id, None), quick.remote(id));
+        assert_eq!(quick.env.replay(id, None), full.env.replay(id, None));
+        assert_eq!(quick.status(id), "synced");
+    }
+    let held = |vs: &Vs| {
+        let db = rusqlite::Connection::open(vs.env.journal().join("journal.sqlite")).unwrap();
+        db.query_row("SELECT count(*) FROM shapes", [], |r| r.get::<_, i64>(0)).unwrap()
+    };
+    assert_eq!(held(&quick), 2, "the first sync keeps what each session holds");
+    assert!(quick.env.ok(&["verify"]).starts_with("ok:"));
+}
+
 /// The shape is what such a sync reads: one that says a request differs gets it recorded again.
 #[test]
 fn a_changed_file_is_diffed_against_the_kept_shape() {
