@@ -25,9 +25,9 @@ pub const FILE: &str = "in-step.json";
 /// What the note's format is; a note in another is not read (it is only a cache).
 const VERSION: u32 = 2;
 
-/// The note. Its strings are borrowed from the file's bytes: a no-op sync reads it every few
-/// seconds, and a name that JSON had to escape (there are none in session ids) fails the
-/// read, which only means a full sync.
+/// The note. Its file names are borrowed from the file's bytes, as a no-op sync reads it every
+/// few seconds: a name that JSON had to escape (session ids have none) fails the read, which
+/// only means a full sync. Folder paths may need escaping (a Windows path always does).
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct Note<'a> {
     version: u32,
@@ -39,7 +39,8 @@ struct Note<'a> {
 /// fingerprint.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct Dir<'a> {
-    path: &'a str,
+    #[serde(borrow)]
+    path: std::borrow::Cow<'a, str>,
     #[serde(borrow)]
     files: Vec<(&'a str, &'a str)>,
 }
@@ -57,7 +58,7 @@ pub fn record(journal_dir: &Path, provider: &VsCode, files: BTreeMap<PathBuf, St
             .filter_map(|(p, token)| Some((p.file_name()?.to_str()?, token.as_str())))
             .collect();
         here.sort_unstable();
-        dirs.push(Dir { path, files: here });
+        dirs.push(Dir { path: path.into(), files: here });
     }
     let note = Note { version: VERSION, dirs };
     crate::atomic::write(&journal_dir.join(FILE), &serde_json::to_vec(&note).expect("a note serializes"))
@@ -69,15 +70,15 @@ pub fn record(journal_dir: &Path, provider: &VsCode, files: BTreeMap<PathBuf, St
 pub fn holds(journal_dir: &Path, provider: &VsCode) -> bool {
     let Ok(bytes) = std::fs::read(journal_dir.join(FILE)) else { return false };
     let Ok(note) = serde_json::from_slice::<Note>(&bytes) else { return false };
-    if note.version != VERSION || !note.dirs.iter().map(|d| Path::new(d.path)).eq(provider.dirs.iter().map(|d| &d.path))
-    {
+    let paths = note.dirs.iter().map(|d| Path::new(d.path.as_ref()));
+    if note.version != VERSION || !paths.eq(provider.dirs.iter().map(|d| &d.path)) {
         return false;
     }
     // A listing and one stat per file, relative to the open folder: this runs every few seconds.
     let now = std::time::SystemTime::now();
     let mut token = String::with_capacity(64);
     for dir in &note.dirs {
-        let Ok(entries) = std::fs::read_dir(dir.path) else { return false };
+        let Ok(entries) = std::fs::read_dir(dir.path.as_ref()) else { return false };
         let mut seen = 0;
         for entry in entries {
             let Ok(entry) = entry else { return false };
@@ -135,7 +136,8 @@ mod tests {
         let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
         let mut dirs = Vec::new();
         let mut files = BTreeMap::new();
-        for (dir, name) in [("a", "s1.jsonl"), ("b", "s2.json")] {
+        // A folder name that JSON escapes, as every Windows path is.
+        for (dir, name) in [("a", "s1.jsonl"), ("b\"q\\", "s2.json")] {
             let path = t.path().join(dir);
             std::fs::create_dir(&path).unwrap();
             let file = path.join(name);
@@ -160,14 +162,15 @@ mod tests {
         // Other files do not count; a new session file does.
         std::fs::write(t.path().join("a/notes.txt"), "x").unwrap();
         assert!(holds(&journal, &provider));
-        let new = t.path().join("b/s3.json");
+        let b = &provider.dirs[1].path;
+        let new = b.join("s3.json");
         std::fs::write(&new, "{}").unwrap();
         assert!(!holds(&journal, &provider));
         std::fs::remove_file(&new).unwrap();
         assert!(holds(&journal, &provider));
 
         // A changed file (a new size, or one too fresh to fingerprint), a removed one.
-        let s2 = t.path().join("b/s2.json");
+        let s2 = b.join("s2.json");
         std::fs::write(&s2, "{ }").unwrap();
         assert!(!holds(&journal, &provider));
         record(&journal, &provider, files).unwrap();
