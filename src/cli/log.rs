@@ -122,7 +122,7 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut held: Vec<String> = Vec::new();
     let mut shown = 0;
-    let now = chrono::Utc::now();
+    let mut when = When::new(chrono::Utc::now());
     let colour = style::colour();
     // Records are read a chunk at a time (one query per chunk) and each is decoded only as far
     // as its line needs: `--json` prints every field, a human line a few words of the payload.
@@ -143,7 +143,7 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
                 )
                 .to_string()
             } else {
-                human_line(&fields, colour, &now)
+                human_line(&fields, colour, &mut when)
             };
             if args.reverse && !oldest_first {
                 held.push(line);
@@ -232,10 +232,34 @@ pub fn json_line(r: &SyncChange) -> Value {
     crate::journal::export::record_line(r)
 }
 
-fn human_line(f: &Fields, colour: bool, now: &chrono::DateTime<chrono::Utc>) -> String {
+/// [`style::when`] for a run of lines. Records come in bursts (one sync records a session's
+/// changes in the same second), and the records of a second read the same: the text is made
+/// once per second shown and seconds ago, not once per line.
+struct When {
+    now: chrono::DateTime<chrono::Utc>,
+    key: Option<(i64, i64)>,
+    text: String,
+}
+
+impl When {
+    fn new(now: chrono::DateTime<chrono::Utc>) -> When {
+        When { now, key: None, text: String::new() }
+    }
+
+    fn of(&mut self, timestamp_ms: i64) -> &str {
+        let t = chrono::DateTime::from_timestamp_millis(timestamp_ms).unwrap_or_default();
+        let key = (t.timestamp(), (self.now - t).num_seconds());
+        if self.key != Some(key) {
+            self.text = style::when(&t, &self.now);
+            self.key = Some(key);
+        }
+        &self.text
+    }
+}
+
+fn human_line(f: &Fields, colour: bool, when: &mut When) -> String {
     let b = &f.body;
-    let timestamp = chrono::DateTime::from_timestamp_millis(b.timestamp_ms).unwrap_or_default();
-    let when = style::when(&timestamp, now);
+    let when = when.of(b.timestamp_ms);
     let short: String = b.session_id.chars().take(8).collect();
     let what = format!("{}/{}", b.change_type, b.entity_type);
     let origin = format!("{:<6}", b.origin.as_str());
@@ -372,6 +396,19 @@ fn summarize(change_type: ChangeType, entity_type: EntityType, entity_id: &str, 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Made once per second, the time reads as it would made for each line: the same local
+    /// time, and the same "ago" even where a second's records straddle one.
+    #[test]
+    fn the_time_of_a_line_is_the_one_style_gives_it() {
+        let now = chrono::DateTime::from_timestamp_millis(1_764_000_010_400).unwrap();
+        let mut when = When::new(now);
+        let times = [1_764_000_005_100i64, 1_764_000_005_300, 1_764_000_005_600, 1_764_000_005_900, 1_764_000_009_000];
+        for ms in times.into_iter().chain(times.into_iter().rev()).chain([1_764_000_100_000, 1_700_000_000_000]) {
+            let t = chrono::DateTime::from_timestamp_millis(ms).unwrap();
+            assert_eq!(when.of(ms), style::when(&t, &now), "{ms}");
+        }
+    }
 
     /// The summary from a partial parse is the one from the whole payload, whatever its shape.
     #[test]
