@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::provider::vscode::discover::entry_metadata;
 use crate::provider::vscode::{VsCode, write_fingerprint};
 
 /// The note's file name inside the journal directory.
@@ -93,7 +94,7 @@ pub fn holds(journal_dir: &Path, provider: &VsCode) -> bool {
             // A link is fingerprinted by what it points to, as the provider does.
             let meta = match entry.file_type() {
                 Ok(t) if t.is_symlink() => std::fs::metadata(entry.path()),
-                Ok(_) => entry.metadata(),
+                Ok(_) => entry_metadata(&entry),
                 Err(e) => Err(e),
             };
             token.clear();

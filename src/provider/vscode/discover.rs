@@ -173,6 +173,17 @@ pub fn list(dirs: &[ChatDir], warnings: &mut Vec<String>) -> Vec<Found> {
     order.into_iter().map(|id| by_id.remove(&id).expect("listed")).collect()
 }
 
+/// A listed entry's own metadata, a link not followed: what fingerprints are made of. On Unix
+/// a stat relative to the open folder. Elsewhere by path: Windows answers
+/// `DirEntry::metadata` from the listing itself, whose size and time can lag behind a file
+/// still open for writing — a change a fingerprint must not miss.
+pub fn entry_metadata(entry: &std::fs::DirEntry) -> std::io::Result<std::fs::Metadata> {
+    #[cfg(unix)]
+    return entry.metadata();
+    #[cfg(not(unix))]
+    return std::fs::symlink_metadata(entry.path());
+}
+
 /// What a listed name is, followed through any links.
 enum Place {
     /// A regular file inside the chat folder, and what a stat of it says.
@@ -183,10 +194,10 @@ enum Place {
     NotAFile,
 }
 
-/// One stat per entry, relative to the open folder (a sync lists every session every time);
-/// only a link is followed, by its path.
+/// One stat per entry (a sync lists every session every time); only a link is followed, by
+/// its path.
 fn place(entry: &std::fs::DirEntry, canonical_dir: &Path) -> std::io::Result<Place> {
-    let meta = entry.metadata()?;
+    let meta = entry_metadata(entry)?;
     if meta.is_file() {
         return Ok(Place::File(meta));
     }
