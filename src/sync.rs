@@ -49,7 +49,14 @@ pub struct Options {
     pub only: Option<String>,
     /// Where to report how far the scan has got.
     pub progress: crate::progress::Progress,
+    /// How many bytes of session files a sync reads before it records what they changed so
+    /// far; `None`: [`RECORD_AFTER`].
+    pub record_after: Option<u64>,
 }
+
+/// A sync records what it has read every this many bytes of session files, so that a first
+/// sync of a large folder holds a bounded part of it in memory rather than all of it.
+pub const RECORD_AFTER: u64 = 64 << 20;
 
 /// Where a session stands, from the fold since its last checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,6 +269,14 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     // Files as they were when both sides were last in step, for sessions with nothing newer.
     let in_step_files = if opts.overrides.is_empty() { journal.fingerprints_in_step()? } else { HashMap::new() };
     let total = listing.len() as u64;
+    // What the quick paths find may be recorded while the scan goes on (bounding its memory)
+    // unless a session could turn out deleted in VS Code: the check on how many may be
+    // deleted must come before anything is recorded.
+    let record_early = !opts.dry_run && {
+        let listed: BTreeSet<&str> = listing.iter().map(|l| l.session_id.as_str()).collect();
+        journal.session_ids()?.iter().all(|id| listed.contains(id.as_str()) || !wanted(id))
+    };
+    let mut unrecorded: u64 = 0;
     for (n, listed) in listing.into_iter().enumerate() {
         opts.progress.report("reading sessions", n as u64, total);
         if !wanted(&listed.session_id) {
@@ -352,7 +367,12 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         };
         let tail = if quick.is_some() { Tail::default() } else { journal.tail(&listed.session_id)? };
         let location = Some(listed.location);
+        unrecorded += mark.as_ref().map_or(0, |m| m.len);
         work.push(Work { id: listed.session_id, tail, location, pulled, mark, error, token, quick });
+        if record_early && unrecorded >= opts.record_after.unwrap_or(RECORD_AFTER) {
+            report.appended += record_quick(journal, &mut work, now, provider.name())?;
+            unrecorded = 0;
+        }
     }
     for id in journal.session_ids()? {
         if listed_ids.contains(&id) || !wanted(&id) {
@@ -511,6 +531,33 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     journal.set_fingerprints(&in_step)?;
     sort_by_listing(&mut report, &order);
     Ok(report)
+}
+
+/// Appends what the quick paths have found so far and hands each session its records back,
+/// without their payloads (all its plan needs is where they are): the changes read from a
+/// file are then held only until they are recorded. Returns how many were appended.
+fn record_quick(
+    journal: &mut Journal,
+    work: &mut [Work],
+    now: chrono::DateTime<Utc>,
+    provider: &str,
+) -> Result<usize, SyncError> {
+    let mut batch = Vec::new();
+    let mut owners = Vec::new();
+    for (i, w) in work.iter_mut().enumerate() {
+        if let Some(q) = &mut w.quick {
+            for change in std::mem::take(&mut q.changes) {
+                batch.push(change.into_change(&w.id, now, Origin::Remote, provider));
+                owners.push(i);
+            }
+        }
+    }
+    let records = journal.append(batch)?;
+    let appended = records.len();
+    for (record, i) in records.into_iter().zip(owners) {
+        work[i].tail.after.push(SyncChange { payload: serde_json::Value::Null, ..record });
+    }
+    Ok(appended)
 }
 
 /// The quick path for a session the journal has never recorded: its changes create it, and

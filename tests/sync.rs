@@ -821,19 +821,57 @@ fn a_session_recorded_for_the_first_time_gets_the_same_events_as_the_full_path()
     let options = chasm::sync::Options { overrides, max_delete: 10, ..Default::default() };
     chasm::sync::sync(&mut journal, &chasm::provider::vscode::VsCode::new(&roots), &options).unwrap();
     drop(journal);
+    // Recording what was read after every file (a first sync records as it goes, to bound its
+    // memory) gives the same records in the same order.
+    let early = Vs::new();
+    early.age_files();
+    let mut journal = common::open_journal(&early.env.journal(), OpenMode::Create);
+    let roots = [PathBuf::from(early.root())];
+    let options = chasm::sync::Options { record_after: Some(1), max_delete: 10, ..Default::default() };
+    let report = chasm::sync::sync(&mut journal, &chasm::provider::vscode::VsCode::new(&roots), &options).unwrap();
+    drop(journal);
+    assert_eq!(report.appended, events_of(&early).len());
     assert!(!events_of(&quick).is_empty());
     assert_eq!(events_of(&quick), events_of(&full));
+    assert_eq!(events_of(&quick), events_of(&early));
     for id in [HAIKU, READING] {
         assert_eq!(quick.env.replay(id, None), quick.remote(id));
         assert_eq!(quick.env.replay(id, None), full.env.replay(id, None));
+        assert_eq!(quick.env.replay(id, None), early.env.replay(id, None));
         assert_eq!(quick.status(id), "synced");
+        assert_eq!(early.status(id), "synced");
     }
+    assert_eq!(early.sync(&["--json"]).0, 0);
+    assert!(early.env.ok(&["verify"]).starts_with("ok:"));
     let held = |vs: &Vs| {
         let db = rusqlite::Connection::open(vs.env.journal().join("journal.sqlite")).unwrap();
         db.query_row("SELECT count(*) FROM shapes", [], |r| r.get::<_, i64>(0)).unwrap()
     };
     assert_eq!(held(&quick), 2, "the first sync keeps what each session holds");
     assert!(quick.env.ok(&["verify"]).starts_with("ok:"));
+}
+
+/// A sync that would delete more sessions than allowed records nothing, even one that would
+/// otherwise record what it reads as it goes: a session missing from VS Code holds that back.
+#[test]
+fn a_sync_stopped_by_the_delete_limit_records_nothing_read_before_it() {
+    let vs = Vs::new();
+    vs.age_files();
+    assert_eq!(vs.sync(&[]).0, 0);
+    let before = events_of(&vs).len();
+    // HAIKU deleted in VS Code, READING changed there.
+    std::fs::remove_file(vs.file(HAIKU)).unwrap();
+    let mut reading = vs.remote(READING);
+    reading["customTitle"] = json!("Changed while the other went");
+    std::fs::write(vs.file(READING), reading.to_string()).unwrap();
+    age(&vs.file(READING));
+    let mut journal = common::open_journal(&vs.env.journal(), OpenMode::Existing);
+    let roots = [PathBuf::from(vs.root())];
+    let options = chasm::sync::Options { record_after: Some(1), max_delete: 0, ..Default::default() };
+    let result = chasm::sync::sync(&mut journal, &chasm::provider::vscode::VsCode::new(&roots), &options);
+    drop(journal);
+    assert!(matches!(result, Err(chasm::sync::SyncError::TooManyDeletes { .. })), "{result:?}");
+    assert_eq!(events_of(&vs).len(), before, "nothing recorded");
 }
 
 /// The shape is what such a sync reads: one that says a request differs gets it recorded again.
