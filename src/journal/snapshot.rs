@@ -340,7 +340,7 @@ impl Store {
         let mut state = base.unwrap_or_default();
         let mut taken = 0;
         let first_fresh = fresh.first().map_or(u64::MAX, |r| r.seq);
-        let earlier = self.session_records(session_id, after, first_fresh.saturating_sub(1))?;
+        let earlier = self.recent_session_records(session_id, after, first_fresh.saturating_sub(1))?;
         let mut records: Vec<Cow<SyncChange>> = Vec::with_capacity(earlier.len() + fresh.len());
         for (seq, bytes) in &earlier {
             match SyncChange::decode_with(bytes, placed_request) {

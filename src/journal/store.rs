@@ -457,20 +457,30 @@ impl Store {
         rows.map(|r| r.map(|s| s as u64)).collect::<Result<_, _>>().map_err(storage)
     }
 
-    /// A session's records after `after` up to `upto`, ascending: from the cache when it holds
-    /// them all (the records an append just wrote, say), else in one query.
-    pub fn session_records(&self, session_id: &str, after: u64, upto: u64) -> Result<Vec<(u64, Shared)>, JournalError> {
-        let Some(num) = self.num(session_id)? else { return Ok(Vec::new()) };
-        if after >= upto {
-            return Ok(Vec::new());
-        }
+    /// [`Store::session_records`] from the cache when it holds them all: for records this
+    /// handle has just written (an append's snapshots), whose seqs alone are read.
+    pub fn recent_session_records(
+        &self,
+        session_id: &str,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<(u64, Shared)>, JournalError> {
         let seqs = self.session_seqs(session_id, after, upto)?;
         let cached: Option<Vec<(u64, Shared)>> = {
             let cache = self.cache.borrow();
             seqs.iter().map(|&seq| Some((seq, cache.get(seq)?))).collect()
         };
-        if let Some(cached) = cached {
-            return Ok(cached);
+        match cached {
+            Some(cached) => Ok(cached),
+            None => self.session_records(session_id, after, upto),
+        }
+    }
+
+    /// A session's records after `after` up to `upto`, ascending, in one query.
+    pub fn session_records(&self, session_id: &str, after: u64, upto: u64) -> Result<Vec<(u64, Shared)>, JournalError> {
+        let Some(num) = self.num(session_id)? else { return Ok(Vec::new()) };
+        if after >= upto {
+            return Ok(Vec::new());
         }
         let rows = self.seq_rows(
             "SELECT seq, record FROM log WHERE session = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq",
