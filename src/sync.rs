@@ -272,9 +272,10 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     // What the quick paths find may be recorded while the scan goes on (bounding its memory)
     // unless a session could turn out deleted in VS Code: the check on how many may be
     // deleted must come before anything is recorded.
+    let journal_ids = journal.session_ids()?;
     let record_early = !opts.dry_run && {
         let listed: BTreeSet<&str> = listing.iter().map(|l| l.session_id.as_str()).collect();
-        journal.session_ids()?.iter().all(|id| listed.contains(id.as_str()) || !wanted(id))
+        journal_ids.iter().all(|id| listed.contains(id.as_str()) || !wanted(id))
     };
     let mut unrecorded: u64 = 0;
     for (n, listed) in listing.into_iter().enumerate() {
@@ -374,7 +375,8 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             unrecorded = 0;
         }
     }
-    for id in journal.session_ids()? {
+    // Sessions recorded since the ids were read are listed ones, skipped here anyway.
+    for id in journal_ids {
         if listed_ids.contains(&id) || !wanted(&id) {
             continue;
         }
