@@ -84,12 +84,12 @@ pub fn holds(journal_dir: &Path, provider: &VsCode) -> bool {
         for entry in entries {
             let Ok(entry) = entry else { return false };
             let name = entry.file_name();
-            let Some(name) = name.to_str() else {
-                continue; // not a session file: those are named by their (UTF-8) ids
-            };
-            if !(name.ends_with(".json") || name.ends_with(".jsonl")) {
+            let bytes = name.as_encoded_bytes();
+            if !(bytes.ends_with(b".json") || bytes.ends_with(b".jsonl")) {
                 continue;
             }
+            // Named like a session but not in UTF-8: the full sync says why it skips it.
+            let Some(name) = name.to_str() else { return false };
             let Ok(at) = dir.files.binary_search_by(|(n, _)| (*n).cmp(name)) else { return false };
             // A link is fingerprinted by what it points to, as the provider does.
             let meta = match entry.file_type() {
@@ -169,6 +169,16 @@ mod tests {
         assert!(!holds(&journal, &provider));
         std::fs::remove_file(&new).unwrap();
         assert!(holds(&journal, &provider));
+        #[cfg(unix)]
+        {
+            // Named like a session, not in UTF-8: the full sync must see it (and say it skips it).
+            use std::os::unix::ffi::OsStrExt;
+            let odd = b.join(std::ffi::OsStr::from_bytes(b"s\xff.json"));
+            std::fs::write(&odd, "{}").unwrap();
+            assert!(!holds(&journal, &provider));
+            std::fs::remove_file(&odd).unwrap();
+            assert!(holds(&journal, &provider));
+        }
 
         // A changed file (a new size, or one too fresh to fingerprint), a removed one.
         let s2 = b.join("s2.json");
