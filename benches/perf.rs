@@ -492,15 +492,28 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
         j.session_seqs(big_id).unwrap()
     };
     let mid_seq = big_seqs[big_seqs.len() / 2].to_string();
-    let mid_rev = format!("main~{}:chat.json", big_files.len() - big_files.len() / 2 - 1);
+    // The same point named two ways: by its commit's hash, a direct address as a seq is, and
+    // relative to the branch, which git resolves by walking the history back.
+    let back = format!("main~{}", big_files.len() - big_files.len() / 2 - 1);
+    let hash = git(&repo, &["rev-parse", &back]).output().unwrap().stdout;
+    let hash_rev = format!("{}:chat.json", String::from_utf8(hash).unwrap().trim());
+    let back_rev = format!("{back}:chat.json");
     let replay_mid = time_runs(scale.runs, || run(&mut chasm(&large, &["replay", big_id, "--at", &mid_seq])));
-    let show_mid = time_runs(scale.runs, || run(&mut git(&repo, &["show", &mid_rev])));
+    let show_hash = time_runs(scale.runs, || run(&mut git(&repo, &["show", &hash_rev])));
+    let show_back = time_runs(scale.runs, || run(&mut git(&repo, &["show", &back_rev])));
     rep.row(
-        "`chasm replay --at` the middle of it (vs `git show REV:FILE`)",
+        "`chasm replay --at` the middle of it (vs `git show HASH:FILE`)",
         ms(replay_mid),
-        ms(show_mid),
-        format!("{:.2}× git's time", replay_mid.as_secs_f64() / show_mid.as_secs_f64()),
+        ms(show_hash),
+        format!("{:.2}× git's time", replay_mid.as_secs_f64() / show_hash.as_secs_f64()),
         "≤ 1×",
+    );
+    rep.row(
+        "`chasm replay --at` the middle of it (vs `git show main~N:FILE`)",
+        ms(replay_mid),
+        ms(show_back),
+        format!("{:.2}× git's time", replay_mid.as_secs_f64() / show_back.as_secs_f64()),
+        "",
     );
     let replay_last = time_runs(scale.runs, || run(&mut chasm(&large, &["replay", big_id])));
     let replay_small = time_runs(scale.runs, || run(&mut chasm(&large, &["replay", small_id])));
