@@ -178,6 +178,10 @@ fn a_session_deleted_in_vs_code_is_listed_and_restored_into_vs_code_and_its_inde
     vs.set_index(&[ID, OTHER]);
     vs.ok(&["sync"]);
     let original = vs.env.replay(ID, None);
+    // In step, a session's last title and date are its own (read from what the sync kept).
+    let row = vs.status_all().into_iter().find(|r| r["session_id"] == OTHER).expect("listed");
+    assert_eq!((&row["presence"], &row["last_title"]), (&json!("present"), &json!("Other")));
+    assert!(row["last_message_date"].as_str().unwrap().starts_with("2025-11-"), "{row}");
 
     // VS Code deletes it: the file goes, and so does its index entry.
     std::fs::remove_file(vs.file(ID)).unwrap();

@@ -66,8 +66,7 @@ fn presence(
     listed: &mut HashMap<PathBuf, Option<BTreeSet<String>>>,
     warnings: &mut Vec<String>,
 ) -> Result<(Presence, Option<Session>)> {
-    let (state, deleted) = journal.last_existing(&s.session_id)?;
-    let last = state.map(|st| st.session);
+    let (last, deleted) = journal.last_fields(&s.session_id)?;
     if let Some(seq) = deleted {
         return Ok((Presence::Deleted { seq }, last));
     }

@@ -483,6 +483,22 @@ impl Journal {
         Ok((state, deleted))
     }
 
+    /// [`Journal::last_existing`] for a reader that wants only a session's top-level fields
+    /// (its title, its dates): while the shape a sync kept is still the session's newest state,
+    /// they are read from it instead of rebuilding the session from its history. The session
+    /// returned may then have no requests.
+    pub fn last_fields(&self, session_id: &str) -> Result<(Option<crate::session::Session>, Option<u64>), StateError> {
+        if let Some(held) = self.held(session_id)?
+            && held.last_seq > 0
+            && self.session_last_seq(session_id)? == held.last_seq
+        {
+            let fields = held.shape.metadata().map(|(k, v)| (k.to_owned(), v.clone())).collect();
+            return Ok((crate::session::Session::from_value(serde_json::Value::Object(fields)).ok(), None));
+        }
+        let (state, deleted) = self.last_existing(session_id)?;
+        Ok((state.map(|st| st.session), deleted))
+    }
+
     /// The seqs of one session's records, ascending, from the per-session index.
     pub fn session_seqs(&self, session_id: &str) -> Result<Vec<u64>, JournalError> {
         self.store.session_seqs(session_id, 0, u64::MAX)
