@@ -146,7 +146,7 @@ mod tests {
             std::fs::File::options().write(true).open(&file).unwrap().set_modified(hour_ago).unwrap();
             let meta = std::fs::metadata(&file).unwrap();
             files.insert(file, fingerprint_of(&meta, std::time::SystemTime::now()).unwrap());
-            dirs.push(ChatDir { path, project: None });
+            dirs.push(ChatDir { path, workspace: None });
         }
         (t, VsCode { dirs }, files)
     }

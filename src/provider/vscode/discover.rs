@@ -18,9 +18,18 @@ pub const FLAVOURS: &[&str] = &["Code", "Code - Insiders", "VSCodium"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatDir {
     pub path: PathBuf,
-    /// The project the sessions belong to (`workspace.json`'s folder or workspace URI); `None`
-    /// for empty windows.
-    pub project: Option<String>,
+    /// The workspace storage folder whose `workspace.json` names the project the sessions
+    /// belong to; `None` for empty windows.
+    pub workspace: Option<PathBuf>,
+}
+
+impl ChatDir {
+    /// The project the sessions belong to (`workspace.json`'s folder or workspace URI). Read
+    /// when sessions are listed, not when the folders are found: a no-op sync, which runs every
+    /// few seconds, never needs it.
+    pub fn project(&self) -> Option<String> {
+        self.workspace.as_deref().and_then(project_of)
+    }
 }
 
 /// A session file found in a chat dir.
@@ -54,19 +63,19 @@ pub fn chat_dirs(root: &Path) -> Vec<ChatDir> {
     let mut out = Vec::new();
     let name = root.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if name == "chatSessions" || name == "emptyWindowChatSessions" {
-        out.push(ChatDir { path: root.to_owned(), project: root.parent().and_then(project_of) });
+        out.push(ChatDir { path: root.to_owned(), workspace: root.parent().map(Path::to_owned) });
     } else if root.join("workspaceStorage").is_dir() || root.join("globalStorage").is_dir() {
         out.extend(workspace_chat_dirs(&root.join("workspaceStorage")));
         let empty = root.join("globalStorage").join("emptyWindowChatSessions");
         if empty.is_dir() {
-            out.push(ChatDir { path: empty, project: None });
+            out.push(ChatDir { path: empty, workspace: None });
         }
     } else if root.join("chatSessions").is_dir() {
-        out.push(ChatDir { path: root.join("chatSessions"), project: project_of(root) });
+        out.push(ChatDir { path: root.join("chatSessions"), workspace: Some(root.to_owned()) });
     } else {
         let nested = workspace_chat_dirs(root);
         if nested.is_empty() {
-            out.push(ChatDir { path: root.to_owned(), project: None });
+            out.push(ChatDir { path: root.to_owned(), workspace: None });
         } else {
             out.extend(nested);
         }
@@ -82,7 +91,7 @@ fn workspace_chat_dirs(storage: &Path) -> Vec<ChatDir> {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.join("chatSessions").is_dir())
-        .map(|p| ChatDir { path: p.join("chatSessions"), project: project_of(&p) })
+        .map(|p| ChatDir { path: p.join("chatSessions"), workspace: Some(p) })
         .collect();
     dirs.sort_by(|a, b| a.path.cmp(&b.path));
     dirs
@@ -116,6 +125,7 @@ pub fn list(dirs: &[ChatDir], warnings: &mut Vec<String>) -> Vec<Found> {
             entries.filter_map(Result::ok).map(|e| (e.file_name(), e)).collect();
         files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let now = std::time::SystemTime::now();
+        let project = dir.project();
         let mut here: HashMap<String, Found> = HashMap::new();
         for (_, entry) in files {
             let path = entry.path();
@@ -146,7 +156,7 @@ pub fn list(dirs: &[ChatDir], warnings: &mut Vec<String>) -> Vec<Found> {
             };
             let fingerprint = super::fingerprint_of(&meta, now);
             let session_id = stem.to_owned();
-            let found = Found { session_id, path: path.clone(), format, project: dir.project.clone(), fingerprint };
+            let found = Found { session_id, path: path.clone(), format, project: project.clone(), fingerprint };
             match here.get(stem) {
                 Some(prev) if prev.format == FileFormat::Jsonl => {}
                 _ => {
@@ -235,11 +245,13 @@ mod tests {
         touch(&user.join("globalStorage/emptyWindowChatSessions/s3.jsonl"));
         let dirs = chat_dirs(&user);
         assert_eq!(dirs.len(), 2);
-        assert_eq!(dirs[0].project.as_deref(), Some("file:///home/ada/proj"));
+        assert_eq!(dirs[0].project().as_deref(), Some("file:///home/ada/proj"));
         let mut warnings = Vec::new();
         let found = list(&dirs, &mut warnings);
         let summary: Vec<(&str, FileFormat)> = found.iter().map(|f| (f.session_id.as_str(), f.format)).collect();
         assert_eq!(summary, [("s1", FileFormat::Jsonl), ("s2", FileFormat::Json), ("s3", FileFormat::Jsonl)]);
+        let projects: Vec<Option<&str>> = found.iter().map(|f| f.project.as_deref()).collect();
+        assert_eq!(projects, [Some("file:///home/ada/proj"), Some("file:///home/ada/proj"), None]);
         assert!(warnings.is_empty(), "{warnings:?}");
         // The other root shapes reach the same folders.
         assert_eq!(chat_dirs(&user.join("workspaceStorage")), dirs[..1]);
