@@ -97,7 +97,9 @@ pub enum Listing {
 pub trait Provider {
     /// The provider name recorded in journal events.
     fn name(&self) -> &'static str;
-    /// Every session the provider holds; what had to be skipped goes to `warnings`.
+    /// Every session the provider holds, each with its fingerprint as of the listing (taken
+    /// before anything is read, the order that lets a later change be seen); what had to be
+    /// skipped goes to `warnings`.
     fn list(&self, warnings: &mut Vec<String>) -> Vec<Listed>;
     /// Whether a location lies in the storage this provider instance covers (a sync over some
     /// roots must not read a session missing from other roots as deleted).
