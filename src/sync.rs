@@ -306,18 +306,21 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         // Only the file changed since both sides were in step: what the session held then is
         // the journal's side. A log is read from where the last read ended and a `.json` not
         // parsed when it is still the bytes last read, when that can be told.
-        let held = held(journal, &listed.session_id, opts)?;
-        let since = held.as_ref().and_then(|h| Some((h, h.log.as_ref()?)));
-        let read = match since.map(|(h, mark)| (h, provider.pull_since(&listed.location, mark))) {
-            Some((held, Ok(Since::Appended(appended)))) => {
+        let mut held = held(journal, &listed.session_id, opts)?;
+        let since = held.as_ref().and_then(|h| h.log.clone());
+        let read = match since.map(|mark| provider.pull_since(&listed.location, &mark)) {
+            Some(Ok(Since::Appended(appended))) => {
                 let torn_tail = appended.torn_tail;
-                if let Some(quick) = appended_quick(journal, &listed, held, appended) {
+                let applied = held.as_ref().and_then(|h| appended_quick(journal, &listed, h, appended));
+                // What the session held is moved into the plan, not copied, once it is settled.
+                if let Some((shape, changes, title, mark)) = applied
+                    && let Some(held) = held.take()
+                {
                     if torn_tail {
                         torn(&mut report);
                     }
-                    let id = listed.session_id;
-                    let location = Some(listed.location);
-                    let quick = Some(quick);
+                    let quick = Some(Quick { held, shape, changes, title, mark: Some(mark) });
+                    let (id, location) = (listed.session_id, Some(listed.location));
                     work.push(Work {
                         id,
                         tail: Tail::default(),
@@ -333,8 +336,8 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
                 // New lines only a whole read settles.
                 provider.pull(&listed.location)
             }
-            Some((_, Ok(Since::Whole(p)))) => Ok(p),
-            Some((_, Err(e))) => Err(e),
+            Some(Ok(Since::Whole(p))) => Ok(p),
+            Some(Err(e)) => Err(e),
             None => provider.pull(&listed.location),
         };
         let (pulled, mark, error) = match read {
@@ -580,9 +583,15 @@ fn created(id: &str, session: Session, mark: Option<LogMark>) -> Quick {
 }
 
 /// The quick path for a file whose last read ended at a mark (see [`crate::appended`]): the
-/// entries written since, applied to what the session held. `None` when an entry needs a whole
-/// read to settle: the file is then read whole.
-fn appended_quick(journal: &Journal, listed: &Listed, held: &Held, appended: Appended) -> Option<Quick> {
+/// entries written since, applied to what the session held, as its new shape, the changes, its
+/// title and the new mark. `None` when an entry needs a whole read to settle: the file is then
+/// read whole.
+fn appended_quick(
+    journal: &Journal,
+    listed: &Listed,
+    held: &Held,
+    appended: Appended,
+) -> Option<(Shape, Vec<EntityChange>, Option<String>, LogMark)> {
     if held.sources.len() != held.shape.requests.len() {
         return None;
     }
@@ -596,7 +605,7 @@ fn appended_quick(journal: &Journal, listed: &Listed, held: &Held, appended: App
     }
     let changes = appended::changes(&held.shape, &applied, &mut load)?;
     let title = appended::title(&applied, &mut load);
-    Some(Quick { held: held.clone(), shape: applied.shape, changes, title, mark: Some(appended.mark) })
+    Some((applied.shape, changes, title, appended.mark))
 }
 
 /// What the session held when both sides were last in step, while the journal has recorded
