@@ -14,9 +14,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::fold::{SessionState, message_payload, metadata_payload};
+use crate::fold::{SessionState, message_payload, message_payload_of, metadata_payload};
 use crate::journal::{ChangeType, EntityType, NewChange, Origin};
 use crate::session::{Request, Session, entity_ids};
 use crate::shape::Shape;
@@ -69,7 +69,7 @@ pub fn creation(session_id: &str, mut new: Session) -> Vec<EntityChange> {
         payload: new.to_value(),
     });
     for (index, (id, request)) in ids.iter().zip(requests).enumerate() {
-        out.push(message(ChangeType::Create, id, json!({"index": index, "request": request.into_value()})));
+        out.push(message(ChangeType::Create, id, message_payload_of(index, request)));
     }
     out
 }

@@ -83,7 +83,12 @@ impl Default for SessionState {
 
 /// The payload of a `message/create` or `message/update`.
 pub fn message_payload(index: usize, request: &Request) -> Value {
-    json!({"index": index, "request": request.to_value()})
+    message_payload_of(index, request.clone())
+}
+
+/// [`message_payload`] taking the request rather than copying it.
+pub fn message_payload_of(index: usize, request: Request) -> Value {
+    json!({"index": index, "request": request.into_value()})
 }
 
 /// The payload of a `metadata/update`.

@@ -263,9 +263,9 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
 
     // Scan: every listed session, and every journal session last synced to a covered place.
     let mut work: Vec<Work> = Vec::new();
-    let mut listed_ids = BTreeSet::new();
     let mut order: HashMap<String, usize> = HashMap::new();
     let listing = provider.list(&mut report.warnings);
+    let listed_ids: BTreeSet<String> = listing.iter().map(|l| l.session_id.clone()).filter(|id| wanted(id)).collect();
     // Files as they were when both sides were last in step, for sessions with nothing newer.
     let in_step_files = if opts.overrides.is_empty() { journal.fingerprints_in_step()? } else { HashMap::new() };
     let total = listing.len() as u64;
@@ -273,17 +273,13 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     // unless a session could turn out deleted in VS Code: the check on how many may be
     // deleted must come before anything is recorded.
     let journal_ids = journal.session_ids()?;
-    let record_early = !opts.dry_run && {
-        let listed: BTreeSet<&str> = listing.iter().map(|l| l.session_id.as_str()).collect();
-        journal_ids.iter().all(|id| listed.contains(id.as_str()) || !wanted(id))
-    };
+    let record_early = !opts.dry_run && journal_ids.iter().all(|id| listed_ids.contains(id) || !wanted(id));
     let mut unrecorded: u64 = 0;
     for (n, listed) in listing.into_iter().enumerate() {
         opts.progress.report("reading sessions", n as u64, total);
         if !wanted(&listed.session_id) {
             continue;
         }
-        listed_ids.insert(listed.session_id.clone());
         order.insert(listed.session_id.clone(), order.len());
         // The fast path: the same file as when both sides were last in step, and no record
         // since. Nothing to read, fold or write.
@@ -614,8 +610,7 @@ fn held(journal: &Journal, id: &str, opts: &Options) -> Result<Option<Held>, Jou
     if !opts.overrides.is_empty() {
         return Ok(None);
     }
-    let Some(held) = journal.held(id)? else { return Ok(None) };
-    Ok((held.last_seq > 0 && journal.session_last_seq(id)? == held.last_seq).then_some(held))
+    journal.held(id)
 }
 
 /// Reports list sessions in the provider's order, then the journal's.

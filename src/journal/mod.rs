@@ -445,13 +445,14 @@ impl Journal {
         Ok(self.store.session(session_id)?.map_or(0, |s| s.events))
     }
 
-    /// What the session held when a sync last left it in step, as a [`crate::shape::Shape`]:
-    /// what a sync diffs a changed file against while the journal has nothing newer (its
-    /// `last_seq` is still the session's newest). A cache like the fingerprints; one that cannot
-    /// be read is no shape.
+    /// What the session held when a sync last left it in step, as a [`crate::shape::Shape`],
+    /// while the journal has recorded nothing newer (its `last_seq` is still the session's
+    /// newest): what a sync diffs a changed file against, and the session's current fields. A
+    /// cache like the fingerprints; one that cannot be read, or that is out of date, is none.
     pub fn held(&self, session_id: &str) -> Result<Option<Held>, JournalError> {
         let Some(v) = self.store.shape(session_id)? else { return Ok(None) };
-        Ok(serde_json::from_slice(&v).ok())
+        let Ok(held) = serde_json::from_slice::<Held>(&v) else { return Ok(None) };
+        Ok((held.last_seq > 0 && self.session_last_seq(session_id)? == held.last_seq).then_some(held))
     }
 
     /// Records fingerprints (see [`Journal::fingerprints_in_step`]) and what each session held (see
@@ -488,10 +489,7 @@ impl Journal {
     /// they are read from it instead of rebuilding the session from its history. The session
     /// returned may then have no requests.
     pub fn last_fields(&self, session_id: &str) -> Result<(Option<crate::session::Session>, Option<u64>), StateError> {
-        if let Some(held) = self.held(session_id)?
-            && held.last_seq > 0
-            && self.session_last_seq(session_id)? == held.last_seq
-        {
+        if let Some(held) = self.held(session_id)? {
             let fields = held.shape.metadata().map(|(k, v)| (k.to_owned(), v.clone())).collect();
             return Ok((crate::session::Session::from_value(serde_json::Value::Object(fields)).ok(), None));
         }
