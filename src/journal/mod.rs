@@ -71,14 +71,25 @@ pub struct SessionText {
     pub exists: bool,
     pub deleted_seq: Option<u64>,
     pub last_seq: u64,
-    /// The session object, compact (its stored requests as they were written).
-    pub json: Vec<u8>,
+    /// The session object, compact (its stored requests as they were written), in pieces:
+    /// each request as it was read, so a long session is never copied into one buffer.
+    pub pieces: Vec<Vec<u8>>,
 }
 
 impl SessionText {
     fn of(state: SessionState) -> SessionText {
         let json = serde_json::to_vec(&state.session.to_value()).expect("a session serializes");
-        SessionText { exists: state.exists, deleted_seq: state.deleted_seq, last_seq: state.last_seq, json }
+        SessionText {
+            exists: state.exists,
+            deleted_seq: state.deleted_seq,
+            last_seq: state.last_seq,
+            pieces: vec![json],
+        }
+    }
+
+    /// The whole text.
+    pub fn json(&self) -> Vec<u8> {
+        self.pieces.concat()
     }
 }
 
@@ -359,11 +370,11 @@ impl Journal {
             state.get_or_insert_with(SessionState::default).apply(&event)?;
         }
         let Some(state) = state else { return Ok(None) };
-        let Some(texts) = self.store.request_texts(session_id, &state.sources)? else {
+        let Some(mut texts) = self.store.request_texts(session_id, &state.sources)? else {
             return Ok(self.state_at(session_id, upto)?.map(SessionText::of));
         };
-        let mut json = Vec::with_capacity(texts.iter().map(Vec::len).sum::<usize>() + 1024);
-        json.push(b'{');
+        let mut pieces = Vec::with_capacity(2 * texts.len() + 1);
+        let mut json = vec![b'{'];
         for (i, (key, value)) in state.session.fields().enumerate() {
             if i > 0 {
                 json.push(b',');
@@ -375,16 +386,18 @@ impl Journal {
                 continue;
             }
             json.push(b'[');
-            for (j, text) in texts.iter().enumerate() {
+            for (j, text) in texts.drain(..).enumerate() {
                 if j > 0 {
                     json.push(b',');
                 }
-                json.extend_from_slice(text);
+                pieces.push(std::mem::take(&mut json));
+                pieces.push(text);
             }
             json.push(b']');
         }
         json.push(b'}');
-        Ok(Some(SessionText { exists: state.exists, deleted_seq: state.deleted_seq, last_seq: state.last_seq, json }))
+        pieces.push(json);
+        Ok(Some(SessionText { exists: state.exists, deleted_seq: state.deleted_seq, last_seq: state.last_seq, pieces }))
     }
 
     /// One request of a session as the record a source names holds it, or `None` when the
@@ -754,10 +767,12 @@ mod tests {
                 (state.exists, state.deleted_seq, state.last_seq)
             );
             if state.exists {
-                let value: Value = serde_json::from_slice(&text.json).unwrap();
+                let value: Value = serde_json::from_slice(&text.json()).unwrap();
                 assert_eq!(value, state.session.to_value(), "seq {seq}");
+                let mut laid_out = Vec::new();
+                crate::pretty::pretty_to(&mut laid_out, text.pieces.iter().map(Vec::as_slice)).unwrap();
                 assert_eq!(
-                    String::from_utf8(crate::pretty::pretty(&text.json)).unwrap(),
+                    String::from_utf8(laid_out).unwrap(),
                     serde_json::to_string_pretty(&state.session.to_value()).unwrap(),
                     "seq {seq}"
                 );
