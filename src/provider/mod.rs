@@ -39,7 +39,7 @@ pub struct Pulled {
     pub mark: Option<LogMark>,
 }
 
-/// How far into a session file a read went, and the SHA-256 of the file's bytes up to there
+/// How far into a session file a read went, and a 128-bit hash of the file's bytes up to there
 /// (hex): a later read of a file that still begins with those bytes needs only what follows —
 /// for an append-only log (VS Code's `.jsonl`), the lines appended since; for a file rewritten
 /// whole, nothing at all when it is still exactly those bytes. The content-hash check behind
