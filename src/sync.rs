@@ -27,7 +27,8 @@ use crate::appended;
 use crate::diff::{EntityChange, diff, diff_shape};
 use crate::fold::{Checkpoint, FoldError, SessionState, Source, Tail, Views, remote_of, views_of};
 use crate::journal::{
-    ChangeType, EntityType, Fingerprint, Held, Journal, JournalError, NewChange, Origin, StateError, SyncChange,
+    ChangeType, EntityType, Fingerprint, Held, Journal, JournalError, NewChange, Origin, Settled, StateError,
+    SyncChange,
 };
 use crate::merge::{ChangeTimes, Conflict, MergeError, Sides, Strategy, Take, merge};
 use crate::provider::{Appended, FileFormat, Listed, Location, LogMark, Provider, Since};
@@ -220,6 +221,9 @@ struct Work {
     /// Set when only the file changed since both sides were last in step: then `tail` is left
     /// empty, and the file is diffed against what the session held.
     quick: Option<Quick>,
+    /// Set for a session only the journal has whose newest record is its checkpoint (one
+    /// VS Code deleted, say): there is nothing to do, and `tail` is left empty.
+    settled: Option<Settled>,
 }
 
 /// A session whose file changed while the journal recorded nothing newer than what both sides
@@ -326,6 +330,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
                         error: None,
                         token,
                         quick,
+                        settled: None,
                     });
                     continue;
                 }
@@ -368,7 +373,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         let tail = if quick.is_some() { Tail::default() } else { journal.tail(&listed.session_id)? };
         let location = Some(listed.location);
         unrecorded += mark.as_ref().map_or(0, |m| m.len);
-        work.push(Work { id: listed.session_id, tail, location, pulled, mark, error, token, quick });
+        work.push(Work { id: listed.session_id, tail, location, pulled, mark, error, token, quick, settled: None });
         if record_early && unrecorded >= opts.record_after.unwrap_or(RECORD_AFTER) {
             report.appended += record_quick(journal, &mut work, now, provider.name())?;
             unrecorded = 0;
@@ -379,13 +384,47 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         if listed_ids.contains(&id) || !wanted(&id) {
             continue;
         }
-        let tail = journal.tail(&id)?;
-        let path = tail.checkpoint.as_ref().and_then(|c| c.payload.get("path")).and_then(serde_json::Value::as_str);
-        let location = path.map(location_of);
         // A recorded path is trusted only inside the roots and under the session's own name (an
         // imported journal could name any path).
-        let location = location.filter(|l| provider.covers(l) && l.path.file_stem() == Some(id.as_ref()));
-        work.push(Work { id, tail, location, pulled: None, mark: None, error: None, token: None, quick: None });
+        let covered = |path: &str| {
+            Some(location_of(path)).filter(|l| provider.covers(l) && l.path.file_stem() == Some(id.as_ref()))
+        };
+        // Settled, and no file where it was synced to: nothing can have changed. Such sessions
+        // pile up (every session deleted in VS Code stays in the journal), so none of their
+        // history is read.
+        if let Some(settled) = journal.settled(&id)?.filter(|_| opts.overrides.is_empty()) {
+            let location = settled.path.as_deref().and_then(covered);
+            let gone = |l: &Location| !l.path.exists() && !l.path.with_extension("json").exists();
+            if location.as_ref().is_none_or(|l| !settled.exists && gone(l)) {
+                let (tail, settled) = (Tail::default(), Some(settled));
+                work.push(Work {
+                    id,
+                    tail,
+                    location,
+                    pulled: None,
+                    mark: None,
+                    error: None,
+                    token: None,
+                    quick: None,
+                    settled,
+                });
+                continue;
+            }
+        }
+        let tail = journal.tail(&id)?;
+        let path = tail.checkpoint.as_ref().and_then(|c| c.payload.get("path")).and_then(serde_json::Value::as_str);
+        let location = path.and_then(covered);
+        work.push(Work {
+            id,
+            tail,
+            location,
+            pulled: None,
+            mark: None,
+            error: None,
+            token: None,
+            quick: None,
+            settled: None,
+        });
     }
 
     opts.progress.report("reading sessions", total, total);
@@ -393,7 +432,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     // Record what VS Code changed.
     let mut remote_batch: Vec<NewChange> = Vec::new();
     let mut remote_deletes = 0;
-    for w in work.iter_mut().filter(|w| w.error.is_none()) {
+    for w in work.iter_mut().filter(|w| w.error.is_none() && w.settled.is_none()) {
         if let Some(q) = &mut w.quick {
             let changes = std::mem::take(&mut q.changes).into_iter();
             remote_batch.extend(changes.map(|c| c.into_change(&w.id, now, Origin::Remote, provider.name())));
@@ -726,6 +765,21 @@ pub fn status_of(v: &Views, has_conflicts: bool) -> Status {
 fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, SyncError> {
     if let Some(q) = w.quick.take() {
         return Ok(plan_quick(w, q));
+    }
+    if let Some(settled) = w.settled.take() {
+        // As the full path finds it: both sides the same since the checkpoint, so in step; a
+        // session synced to a covered place and deleted is reported as deleted there.
+        let deleted = w.location.is_some() && !settled.exists;
+        let report = SessionSync { deleted, ..SessionSync::in_step(w.id, settled.title, w.location, None) };
+        return Ok(Plan {
+            report,
+            push: None,
+            expected: None,
+            resolution: Vec::new(),
+            copy: None,
+            checkpoint: None,
+            held: None,
+        });
     }
     let last_seqs = (w.tail.last_seq(Origin::Local), w.tail.last_seq(Origin::Remote));
     let v = views_of(w.tail)?;

@@ -851,6 +851,46 @@ fn a_session_recorded_for_the_first_time_gets_the_same_events_as_the_full_path()
     assert!(quick.env.ok(&["verify"]).starts_with("ok:"));
 }
 
+/// A session only the journal has, settled since its last checkpoint — deleted in VS Code, or
+/// synced to a place this run does not cover — is reported without reading its history, and
+/// as the full path (forced here with a resolution for a conflict that does not exist)
+/// reports it. Such sessions pile up: every session VS Code deletes stays in the journal.
+#[test]
+fn settled_sessions_only_the_journal_has_are_reported_as_the_full_path_reports_them() {
+    let vs = Vs::new();
+    vs.age_files();
+    assert_eq!(vs.sync(&[]).0, 0);
+    std::fs::remove_file(vs.file(HAIKU)).unwrap();
+    assert_eq!(vs.sync(&[]).0, 0);
+    let journal = common::open_journal(&vs.env.journal(), OpenMode::Existing);
+    let haiku = journal.settled(HAIKU).unwrap().expect("deleted in VS Code, and checkpointed");
+    assert!(!haiku.exists && haiku.title.is_none() && haiku.path.is_some());
+    let reading = journal.settled(READING).unwrap().expect("in step, and checkpointed");
+    assert!(reading.exists && reading.title.is_some());
+    drop(journal);
+    let elsewhere = tempfile::tempdir().unwrap();
+    for (root, covered) in [(PathBuf::from(vs.root()), true), (elsewhere.path().to_owned(), false)] {
+        let report = |overrides: std::collections::HashMap<String, chasm::merge::Take>| {
+            let mut journal = common::open_journal(&vs.env.journal(), OpenMode::Existing);
+            let options = chasm::sync::Options { overrides, dry_run: true, ..Default::default() };
+            let provider = chasm::provider::vscode::VsCode::new(std::slice::from_ref(&root));
+            let report = chasm::sync::sync(&mut journal, &provider, &options).unwrap();
+            format!("{:?}", report.sessions)
+        };
+        let full = report([("no-such-conflict".to_owned(), chasm::merge::Take::Local)].into());
+        assert_eq!(report(Default::default()), full, "root {}", root.display());
+        // Deleted where it was synced to, when that place is covered.
+        assert_eq!(full.contains("deleted: true"), covered, "{full}");
+    }
+    // Over the root that covers neither: both are only in the journal, neither is touched.
+    let other = elsewhere.path().to_str().unwrap();
+    let before = events_of(&vs).len();
+    assert_eq!(vs.env.chasm(&["sync", "--root", other]).status.code(), Some(0));
+    assert_eq!(events_of(&vs).len(), before);
+    let status = vs.env.ok(&["status", "--all", "--root", other]);
+    assert!(status.contains(&READING[..8]) && status.contains(&HAIKU[..8]), "{status}");
+}
+
 /// A sync that would delete more sessions than allowed records nothing, even one that would
 /// otherwise record what it reads as it goes: a session missing from VS Code holds that back.
 #[test]

@@ -97,6 +97,15 @@ fn write_json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
     serde_json::to_writer(out, value).expect("writing JSON to a Vec cannot fail");
 }
 
+/// A settled session, as far as a sync reports it (see [`Journal::settled`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    pub exists: bool,
+    pub title: Option<String>,
+    /// Where its last checkpoint says it was synced to.
+    pub path: Option<String>,
+}
+
 /// What a session held when a sync left it in step (see [`Journal::held`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Held {
@@ -360,16 +369,7 @@ impl Journal {
     /// prints. Where a request cannot be found so, the state is rebuilt as
     /// [`Journal::state_at`] rebuilds it.
     pub fn session_text_at(&self, session_id: &str, upto: u64) -> Result<Option<SessionText>, StateError> {
-        let snapshot = self.store.unfilled_snapshot_before(session_id, upto)?;
-        let after = snapshot.as_ref().map_or(0, |s| s.last_seq);
-        let mut state = snapshot;
-        // Events folded for where their requests go, not what they say (as a snapshot is).
-        for (seq, bytes) in self.store.session_records(session_id, after, upto)? {
-            let event = SyncChange::decode_with(&bytes, snapshot::placed_request)
-                .map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })?;
-            state.get_or_insert_with(SessionState::default).apply(&event)?;
-        }
-        let Some(state) = state else { return Ok(None) };
+        let Some(state) = self.placed_state_at(session_id, upto)? else { return Ok(None) };
         let Some(mut texts) = self.store.request_texts(session_id, &state.sources)? else {
             return Ok(self.state_at(session_id, upto)?.map(SessionText::of));
         };
@@ -398,6 +398,49 @@ impl Journal {
         json.push(b'}');
         pieces.push(json);
         Ok(Some(SessionText { exists: state.exists, deleted_seq: state.deleted_seq, last_seq: state.last_seq, pieces }))
+    }
+
+    /// A session right after its last event at or before `upto` with its requests left unread:
+    /// each is where its source says, its content empty (as a snapshot holds it). `None` when
+    /// it had no events by then.
+    fn placed_state_at(&self, session_id: &str, upto: u64) -> Result<Option<SessionState>, StateError> {
+        let snapshot = self.store.unfilled_snapshot_before(session_id, upto)?;
+        let after = snapshot.as_ref().map_or(0, |s| s.last_seq);
+        let mut state = snapshot;
+        // Events folded for where their requests go, not what they say (as a snapshot is).
+        for (seq, bytes) in self.store.session_records(session_id, after, upto)? {
+            let event = SyncChange::decode_with(&bytes, snapshot::placed_request)
+                .map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })?;
+            state.get_or_insert_with(SessionState::default).apply(&event)?;
+        }
+        Ok(state)
+    }
+
+    /// A session that is settled: its newest record is a checkpoint, so both sides held the
+    /// same then and neither has changed it since. What a sync reports of it needs none of
+    /// its history: whether it exists, its title and where it was synced to. Read from the
+    /// nearest snapshot and at most the first request with a message; `None` when the session
+    /// is not settled, or is not readable so (the full path then says why).
+    pub fn settled(&self, session_id: &str) -> Result<Option<Settled>, StateError> {
+        let Some(state) = self.placed_state_at(session_id, u64::MAX)? else { return Ok(None) };
+        let Some(cp) = state.last_checkpoint.filter(|&cp| cp == state.last_seq) else { return Ok(None) };
+        let Some(checkpoint) = self.get(cp)? else { return Ok(None) };
+        let path = checkpoint.payload.get("path").and_then(serde_json::Value::as_str).map(str::to_owned);
+        if !state.exists {
+            return Ok(Some(Settled { exists: false, title: None, path }));
+        }
+        // A session's title (see `Session::display_title`): its own, else the first words of
+        // its first request with a message.
+        let mut title = state.session.custom_title().filter(|t| !t.trim().is_empty()).map(str::to_owned);
+        for source in &state.sources {
+            if title.is_some() {
+                break;
+            }
+            let Some(request) = self.request_at(session_id, *source)? else { return Ok(None) };
+            let Ok(request) = crate::session::Request::from_value(request) else { return Ok(None) };
+            title = request.message_text().map(|t| crate::session::first_words(t, 60));
+        }
+        Ok(Some(Settled { exists: true, title, path }))
     }
 
     /// One request of a session as the record a source names holds it, or `None` when the
