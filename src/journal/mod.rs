@@ -542,15 +542,38 @@ impl Journal {
 
     /// [`Journal::last_existing`] for a reader that wants only a session's top-level fields
     /// (its title, its dates): while the shape a sync kept is still the session's newest state,
-    /// they are read from it instead of rebuilding the session from its history. The session
-    /// returned may then have no requests.
+    /// they are read from it; otherwise from the nearest snapshots with requests unread, but
+    /// for the first one with a message (what a title falls back on). Nothing is rebuilt from
+    /// history: `status` asks this of every session, deleted ones included, which pile up. The
+    /// session returned may have no requests, or empty ones.
     pub fn last_fields(&self, session_id: &str) -> Result<(Option<crate::session::Session>, Option<u64>), StateError> {
         if let Some(held) = self.held(session_id)? {
             let fields = held.shape.metadata().map(|(k, v)| (k.to_owned(), v.clone())).collect();
             return Ok((crate::session::Session::from_value(serde_json::Value::Object(fields)).ok(), None));
         }
-        let (state, deleted) = self.last_existing(session_id)?;
-        Ok((state.map(|st| st.session), deleted))
+        let mut state = self.placed_state_at(session_id, u64::MAX)?;
+        let mut deleted = None;
+        while let Some(st) = state.as_ref().filter(|st| !st.exists) {
+            let seq = st.deleted_seq.unwrap_or(st.last_seq);
+            deleted.get_or_insert(seq);
+            state = self.placed_state_at(session_id, seq - 1)?;
+        }
+        let Some(mut state) = state else { return Ok((None, deleted)) };
+        if state.session.custom_title().is_none_or(|t| t.trim().is_empty()) {
+            for (i, source) in state.sources.iter().enumerate() {
+                let request = self.request_at(session_id, *source)?.map(crate::session::Request::from_value);
+                let Some(Ok(request)) = request else {
+                    // Not where its source says: rebuilt as a replay would rebuild it.
+                    let (state, deleted) = self.last_existing(session_id)?;
+                    return Ok((state.map(|st| st.session), deleted));
+                };
+                if let Some(slot) = state.session.requests.get_mut(i).filter(|_| request.message_text().is_some()) {
+                    *slot = request;
+                    break;
+                }
+            }
+        }
+        Ok((Some(state.session), deleted))
     }
 
     /// The seqs of one session's records, ascending, from the per-session index.
@@ -711,6 +734,52 @@ mod tests {
         std::fs::write(left.join(store::LOCK_FILE), "").unwrap();
         assert!(matches!(Journal::open(&left, OpenMode::Existing), Err(JournalError::NotFound(_))));
         assert!(Journal::open(&left, OpenMode::Create).is_ok());
+    }
+
+    /// `status` names every session by its last fields, deleted ones included: read without
+    /// rebuilding the session, they say what the rebuilt session says — title (the first
+    /// request with a message, when there is no custom title), dates, and when it was deleted.
+    #[test]
+    fn last_fields_are_those_of_the_last_existing_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("j"), OpenMode::Create).unwrap();
+        let session = json!({"creationDate": 5, "requests": []});
+        let mut batch = vec![NewChange { entity_type: EntityType::Session, payload: session, ..change("s", "s") }];
+        for i in 0..100u64 {
+            let (k, change_type) = (i % 3, if i < 3 { ChangeType::Create } else { ChangeType::Update });
+            // The first request has no message: the title comes from the second.
+            let message = if k == 0 { json!(null) } else { json!({"text": format!("question {k} asked at length")}) };
+            let request = json!({"requestId": format!("r{k}"), "message": message, "response": [{"value": i}]});
+            batch.push(NewChange {
+                change_type,
+                payload: json!({"index": k, "request": request}),
+                ..change("s", &format!("r{k}"))
+            });
+        }
+        let date = json!({"value": 77, "position": 1});
+        batch.push(NewChange { entity_type: EntityType::Metadata, payload: date, ..change("s", "lastMessageDate") });
+        j.append(batch).unwrap();
+        let compare = |j: &Journal| {
+            let (state, deleted) = j.last_existing("s").unwrap();
+            let full = state.unwrap().session;
+            let (fields, fields_deleted) = j.last_fields("s").unwrap();
+            let fields = fields.unwrap();
+            assert_eq!(fields_deleted, deleted);
+            assert_eq!(fields.display_title(), full.display_title());
+            assert_eq!(fields.display_title().as_deref(), Some("question 1 asked at length"));
+            assert_eq!((fields.last_message_date(), fields.creation_date()), (Some(77), Some(5)));
+            deleted
+        };
+        assert_eq!(compare(&j), None);
+        let gone = NewChange {
+            change_type: ChangeType::Delete,
+            entity_type: EntityType::Session,
+            payload: Value::Null,
+            ..change("s", "s")
+        };
+        let seq = j.append(vec![gone]).unwrap()[0].seq;
+        assert!(!j.store.snapshots_of("s").unwrap().is_empty(), "read from a snapshot");
+        assert_eq!(compare(&j), Some(seq));
     }
 
     #[test]
