@@ -222,8 +222,9 @@ struct Work {
     /// empty, and the file is diffed against what the session held.
     quick: Option<Quick>,
     /// Set for a session only the journal has whose newest record is its checkpoint (one
-    /// VS Code deleted, say): there is nothing to do, and `tail` is left empty.
-    settled: Option<Settled>,
+    /// VS Code deleted, say): there is nothing to do, and `tail` is left empty. The flag says
+    /// whether it was read from the journal this time, rather than from the last sync's note.
+    settled: Option<(Settled, bool)>,
 }
 
 /// A session whose file changed while the journal recorded nothing newer than what both sides
@@ -253,6 +254,9 @@ struct Plan {
     /// What the session holds once the plan is carried out, kept if it leaves both sides in step
     /// (`last_seq` is set then).
     held: Option<Held>,
+    /// A settled session only the journal has, read this time: noted for the next sync, which
+    /// then need not read it at all.
+    settled: Option<Settled>,
 }
 
 /// Runs one sync.
@@ -392,11 +396,17 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         // Settled, and no file where it was synced to: nothing can have changed. Such sessions
         // pile up (every session deleted in VS Code stays in the journal), so none of their
         // history is read.
-        if let Some(settled) = journal.settled(&id)?.filter(|_| opts.overrides.is_empty()) {
+        let noted = in_step_files.get(&id).and_then(|fp| fp.settled.clone());
+        let settled = match noted {
+            Some(settled) => Some((settled, false)),
+            None if opts.overrides.is_empty() => journal.settled(&id)?.map(|s| (s, true)),
+            None => None,
+        };
+        if let Some((settled, read)) = settled {
             let location = settled.path.as_deref().and_then(covered);
             let gone = |l: &Location| !l.path.exists() && !l.path.with_extension("json").exists();
             if location.as_ref().is_none_or(|l| !settled.exists && gone(l)) {
-                let (tail, settled) = (Tail::default(), Some(settled));
+                let (tail, settled) = (Tail::default(), Some((settled, read)));
                 work.push(Work {
                     id,
                     tail,
@@ -545,16 +555,22 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
                 }
             }
         }
+        if let Some(settled) = p.settled {
+            // Noted beside what the session held, which stays as it is.
+            let title = settled.title.clone();
+            let fp = Fingerprint { token: String::new(), events: 0, title, settled: Some(settled) };
+            in_step.push((id.clone(), Some(fp), journal.held(&id)?));
+        }
         // In step and the file not written by us: its fingerprint (when it has one yet: not
         // while VS Code is still writing it) stands for its content, and what it holds is kept.
-        if matches!(p.report.action, Action::None | Action::Pulled)
+        else if matches!(p.report.action, Action::None | Action::Pulled)
             && p.report.conflicts.is_empty()
             && p.report.error.is_none()
             && !p.report.deleted
             && (p.report.fingerprint.is_some() || p.held.is_some())
         {
             let title = p.report.title.clone();
-            let fp = p.report.fingerprint.clone().map(|token| Fingerprint { token, events: 0, title });
+            let fp = p.report.fingerprint.clone().map(|token| Fingerprint { token, events: 0, title, settled: None });
             in_step.push((id.clone(), fp, p.held));
         }
         report.sessions.push(p.report);
@@ -766,11 +782,11 @@ fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, Sy
     if let Some(q) = w.quick.take() {
         return Ok(plan_quick(w, q));
     }
-    if let Some(settled) = w.settled.take() {
+    if let Some((settled, read)) = w.settled.take() {
         // As the full path finds it: both sides the same since the checkpoint, so in step; a
         // session synced to a covered place and deleted is reported as deleted there.
         let deleted = w.location.is_some() && !settled.exists;
-        let report = SessionSync { deleted, ..SessionSync::in_step(w.id, settled.title, w.location, None) };
+        let report = SessionSync { deleted, ..SessionSync::in_step(w.id, settled.title.clone(), w.location, None) };
         return Ok(Plan {
             report,
             push: None,
@@ -779,6 +795,7 @@ fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, Sy
             copy: None,
             checkpoint: None,
             held: None,
+            settled: read.then_some(settled),
         });
     }
     let last_seqs = (w.tail.last_seq(Origin::Local), w.tail.last_seq(Origin::Remote));
@@ -811,6 +828,7 @@ fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, Sy
         copy: None,
         checkpoint: None,
         held: None,
+        settled: None,
     };
     if w.error.is_some() {
         return Ok(plan);
@@ -932,5 +950,5 @@ fn plan_quick(w: Work, q: Quick) -> Plan {
     }
     let local_seq = q.held.local_seq;
     let held = sources.map(|sources| Held { last_seq: 0, local_seq, remote_seq, shape: q.shape, sources, log: q.mark });
-    Plan { report, push: None, expected: None, resolution: Vec::new(), copy: None, checkpoint, held }
+    Plan { report, push: None, expected: None, resolution: Vec::new(), copy: None, checkpoint, held, settled: None }
 }

@@ -882,6 +882,15 @@ fn settled_sessions_only_the_journal_has_are_reported_as_the_full_path_reports_t
         // Deleted where it was synced to, when that place is covered.
         assert_eq!(full.contains("deleted: true"), covered, "{full}");
     }
+    // A sync notes what it found of a settled session; the next reads that instead, and
+    // reports the same.
+    let (first, again) = (vs.sync(&["--json"]), vs.sync(&["--json"]));
+    assert_eq!(first, again);
+    let db = rusqlite::Connection::open(vs.env.journal().join("journal.sqlite")).unwrap();
+    let noted: Vec<u8> =
+        db.query_row("SELECT value FROM fingerprints WHERE session = ?1", [HAIKU.as_bytes()], |r| r.get(0)).unwrap();
+    assert!(String::from_utf8(noted).unwrap().contains("\"settled\""));
+    drop(db);
     // Over the root that covers neither: both are only in the journal, neither is touched.
     let other = elsewhere.path().to_str().unwrap();
     let before = events_of(&vs).len();

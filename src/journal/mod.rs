@@ -63,6 +63,11 @@ pub struct Fingerprint {
     pub events: u64,
     /// Its title then, for reports that skip reading it.
     pub title: Option<String>,
+    /// For a session only the journal has, what a sync found of it while it was settled (see
+    /// [`Journal::settled`]); its token is then empty. Valid for as long as the session has
+    /// the same records: that is what it was read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled: Option<Settled>,
 }
 
 /// A session at some point as JSON text: see [`Journal::session_text_at`].
@@ -98,7 +103,7 @@ fn write_json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
 }
 
 /// A settled session, as far as a sync reports it (see [`Journal::settled`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Settled {
     pub exists: bool,
     pub title: Option<String>,
