@@ -351,39 +351,61 @@ fn bench_sync(scale: &Scale, tmp: &Path, rep: &mut Report) {
     run(&mut git(&user, &["add", "-A"]));
     run(&mut git(&user, &["commit", "-qm", "first"]));
     let changed = (scale.sessions / 100).max(1);
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for round in 0..scale.runs {
-        for k in 0..changed {
-            let f = &files[(round * changed + k * 7) % files.len()];
-            if f.extension().is_some_and(|e| e == "jsonl") {
-                let line = json!({"kind": 2, "k": ["requests"], "v": [request(&mut rng, 1000 + round, 150)]});
-                std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(f)
-                    .unwrap()
-                    .write_all(format!("{line}\n").as_bytes())
-                    .unwrap();
-            } else {
-                let mut v: Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
-                v["requests"].as_array_mut().unwrap().push(request(&mut rng, 1000 + round, 150));
-                std::fs::write(f, v.to_string()).unwrap();
+    // Rounds in which `changed` of `files` gain a request, each synced by chasm and committed
+    // by git: the medians of each.
+    let mut rounds = |files: &[PathBuf], first: usize| {
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for round in first..first + scale.runs {
+            for k in 0..changed {
+                let f = &files[(round * changed + k * 7) % files.len()];
+                if f.extension().is_some_and(|e| e == "jsonl") {
+                    let line = json!({"kind": 2, "k": ["requests"], "v": [request(&mut rng, 1000 + round, 150)]});
+                    std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(f)
+                        .unwrap()
+                        .write_all(format!("{line}\n").as_bytes())
+                        .unwrap();
+                } else {
+                    let mut v: Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+                    v["requests"].as_array_mut().unwrap().push(request(&mut rng, 1000 + round, 150));
+                    std::fs::write(f, v.to_string()).unwrap();
+                }
             }
+            let t = Instant::now();
+            run(&mut chasm(&journal, &["sync", "--root", &root]));
+            ours.push(t.elapsed());
+            let t = Instant::now();
+            run(&mut git(&user, &["add", "-A"]));
+            run(&mut git(&user, &["commit", "-qm", "round"]));
+            theirs.push(t.elapsed());
         }
-        let t = Instant::now();
-        run(&mut chasm(&journal, &["sync", "--root", &root]));
-        ours.push(t.elapsed());
-        let t = Instant::now();
-        run(&mut git(&user, &["add", "-A"]));
-        run(&mut git(&user, &["commit", "-qm", "round"]));
-        theirs.push(t.elapsed());
-    }
-    let (ours, theirs) = (median(ours), median(theirs));
+        (median(ours), median(theirs))
+    };
+    let (ours, theirs) = rounds(&files, 0);
     rep.row(
         &format!("sync round, {changed} of {} sessions changed (1%)", files.len()),
         ms(ours),
         format!("{} (git add -A && git commit)", ms(theirs)),
         format!("{:.1}× faster", theirs.as_secs_f64() / ours.as_secs_f64()),
         "≥ 10× faster",
+    );
+    // Every session VS Code deletes stays in the journal: the same rounds over what is left
+    // after it deleted 30% of them (recorded by one sync, committed by git).
+    let (gone, kept) = files.split_at(files.len() * 3 / 10);
+    for f in gone {
+        std::fs::remove_file(f).unwrap();
+    }
+    run(&mut chasm(&journal, &["sync", "--root", &root, "--max-delete", &gone.len().to_string()]));
+    run(&mut git(&user, &["add", "-A"]));
+    run(&mut git(&user, &["commit", "-qm", "deleted"]));
+    let (ours, theirs) = rounds(kept, scale.runs);
+    rep.row(
+        &format!("the same, {} sessions left and {} deleted in VS Code before", kept.len(), gone.len()),
+        ms(ours),
+        format!("{} (git add -A && git commit)", ms(theirs)),
+        format!("{:.1}× faster", theirs.as_secs_f64() / ours.as_secs_f64()),
+        "",
     );
 }
 
