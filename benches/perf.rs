@@ -120,9 +120,15 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Runs of the no-op sync and of its peer: each takes milliseconds, and the median of a few
-/// is at the mercy of one slow run.
-const NOOP_RUNS: usize = 21;
+/// Runs of a command that takes a few milliseconds (the no-op sync, `log -n 20`, `replay`,
+/// `git show`) and of its peer: the median of a few is at the mercy of one slow run.
+const SHORT_RUNS: usize = 21;
+
+/// Lets the kernel finish writing back what building a workload wrote (hundreds of megabytes
+/// for the large journal), so that the writeback does not run under the timings that follow.
+fn settle() {
+    let _ = Command::new("sync").status();
+}
 
 fn time_runs(runs: usize, mut f: impl FnMut()) -> Duration {
     median(
@@ -288,6 +294,7 @@ fn bench_sync(scale: &Scale, tmp: &Path, rep: &mut Report) {
     }
     let total: u64 = files.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
     let root = user.to_str().unwrap().to_owned();
+    settle();
     let read_all = time_runs(scale.runs, || {
         for f in &files {
             std::hint::black_box(std::fs::read(f).unwrap());
@@ -308,7 +315,7 @@ fn bench_sync(scale: &Scale, tmp: &Path, rep: &mut Report) {
     // megabytes) is flushed before the timing, so that the kernel writing it back does not run
     // under either measure.
     run(&mut chasm(&journal, &["sync", "--root", &root]));
-    let _ = Command::new("sync").status();
+    settle();
     let noop_sync = || {
         let t = Instant::now();
         run(&mut chasm(&journal, &["sync", "--root", &root]));
@@ -323,10 +330,10 @@ fn bench_sync(scale: &Scale, tmp: &Path, rep: &mut Report) {
     };
     // Back to back, as a sync every few seconds on an idle machine runs; then each right after
     // reading every file, its caches cold, as on a busy one.
-    let noop = median((0..NOOP_RUNS).map(|_| noop_sync()).collect());
-    let read_beside = median((0..NOOP_RUNS).map(|_| read_files()).collect());
+    let noop = median((0..SHORT_RUNS).map(|_| noop_sync()).collect());
+    let read_beside = median((0..SHORT_RUNS).map(|_| read_files()).collect());
     let (mut cold, mut reads) = (Vec::new(), Vec::new());
-    for _ in 0..NOOP_RUNS {
+    for _ in 0..SHORT_RUNS {
         reads.push(read_files());
         cold.push(noop_sync());
     }
@@ -499,8 +506,9 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
     eprintln!("built a {}-event journal in {:?}", scale.log_events, t.elapsed());
     let tiny = tmp.join("history/tiny");
     build(&tiny, 1_000, &mut Rng(5));
+    settle();
 
-    let first_page = |dir: &Path| time_runs(scale.runs, || run(&mut chasm(dir, &["log", "-n", "20"])));
+    let first_page = |dir: &Path| time_runs(SHORT_RUNS, || run(&mut chasm(dir, &["log", "-n", "20"])));
     let (large_page, tiny_page) = (first_page(&large), first_page(&tiny));
     rep.row(
         &format!("`chasm log -n 20`, {} events vs 1,000", scale.log_events),
@@ -537,6 +545,7 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
     assert!(fi.wait().unwrap().success());
     run(&mut git(&repo, &["checkout", "-q", "main"]));
     run(&mut git(&repo, &["gc", "-q", "--aggressive"]));
+    settle();
 
     let ours = time_runs(scale.runs, || run(&mut chasm(&large, &["log", big_id])));
     let theirs = time_runs(scale.runs, || run(&mut git(&repo, &["log", "--", "chat.json"])));
@@ -558,9 +567,9 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
     let hash = git(&repo, &["rev-parse", &back]).output().unwrap().stdout;
     let hash_rev = format!("{}:chat.json", String::from_utf8(hash).unwrap().trim());
     let back_rev = format!("{back}:chat.json");
-    let replay_mid = time_runs(scale.runs, || run(&mut chasm(&large, &["replay", big_id, "--at", &mid_seq])));
-    let show_hash = time_runs(scale.runs, || run(&mut git(&repo, &["show", &hash_rev])));
-    let show_back = time_runs(scale.runs, || run(&mut git(&repo, &["show", &back_rev])));
+    let replay_mid = time_runs(SHORT_RUNS, || run(&mut chasm(&large, &["replay", big_id, "--at", &mid_seq])));
+    let show_hash = time_runs(SHORT_RUNS, || run(&mut git(&repo, &["show", &hash_rev])));
+    let show_back = time_runs(SHORT_RUNS, || run(&mut git(&repo, &["show", &back_rev])));
     rep.row(
         "`chasm replay --at` the middle of it (vs `git show HASH:FILE`)",
         ms(replay_mid),
@@ -575,8 +584,8 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
         format!("{:.2}× git's time", replay_mid.as_secs_f64() / show_back.as_secs_f64()),
         "",
     );
-    let replay_last = time_runs(scale.runs, || run(&mut chasm(&large, &["replay", big_id])));
-    let replay_small = time_runs(scale.runs, || run(&mut chasm(&large, &["replay", small_id])));
+    let replay_last = time_runs(SHORT_RUNS, || run(&mut chasm(&large, &["replay", big_id])));
+    let replay_small = time_runs(SHORT_RUNS, || run(&mut chasm(&large, &["replay", small_id])));
     rep.row(
         &format!("`chasm replay` latest, {}-event session vs a 100-event one", big.len()),
         ms(replay_last),
