@@ -402,28 +402,21 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             None if opts.overrides.is_empty() => journal.settled(&id)?.map(|s| (s, true)),
             None => None,
         };
-        if let Some((settled, read)) = settled {
+        let gone = |l: &Location| !l.path.exists() && !l.path.with_extension("json").exists();
+        let settled = settled.and_then(|(settled, read)| {
             let location = settled.path.as_deref().and_then(covered);
-            let gone = |l: &Location| !l.path.exists() && !l.path.with_extension("json").exists();
-            if location.as_ref().is_none_or(|l| !settled.exists && gone(l)) {
-                let (tail, settled) = (Tail::default(), Some((settled, read)));
-                work.push(Work {
-                    id,
-                    tail,
-                    location,
-                    pulled: None,
-                    mark: None,
-                    error: None,
-                    token: None,
-                    quick: None,
-                    settled,
-                });
-                continue;
+            location.as_ref().is_none_or(|l| !settled.exists && gone(l)).then_some((location, (settled, read)))
+        });
+        let (tail, location, settled) = match settled {
+            Some((location, settled)) => (Tail::default(), location, Some(settled)),
+            None => {
+                let tail = journal.tail(&id)?;
+                let path =
+                    tail.checkpoint.as_ref().and_then(|c| c.payload.get("path")).and_then(serde_json::Value::as_str);
+                let location = path.and_then(covered);
+                (tail, location, None)
             }
-        }
-        let tail = journal.tail(&id)?;
-        let path = tail.checkpoint.as_ref().and_then(|c| c.payload.get("path")).and_then(serde_json::Value::as_str);
-        let location = path.and_then(covered);
+        };
         work.push(Work {
             id,
             tail,
@@ -433,7 +426,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             error: None,
             token: None,
             quick: None,
-            settled: None,
+            settled,
         });
     }
 

@@ -98,6 +98,21 @@ impl SessionText {
     }
 }
 
+/// The newest state `at` gives in which a session existed, walking back over its deletions,
+/// and the seq of the latest one when it is deleted now (see [`Journal::last_existing`]).
+fn before_deletions(
+    at: impl Fn(u64) -> Result<Option<SessionState>, StateError>,
+) -> Result<(Option<SessionState>, Option<u64>), StateError> {
+    let mut state = at(u64::MAX)?;
+    let mut deleted = None;
+    while let Some(st) = state.as_ref().filter(|st| !st.exists) {
+        let seq = st.deleted_seq.unwrap_or(st.last_seq);
+        deleted.get_or_insert(seq);
+        state = at(seq - 1)?;
+    }
+    Ok((state, deleted))
+}
+
 fn write_json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
     serde_json::to_writer(out, value).expect("writing JSON to a Vec cannot fail");
 }
@@ -535,14 +550,7 @@ impl Journal {
     /// the seq of its latest deletion when it is deleted now. `None` for the state when it never
     /// held anything. What brings a deleted session back, and what names it in a listing.
     pub fn last_existing(&self, session_id: &str) -> Result<(Option<SessionState>, Option<u64>), StateError> {
-        let mut state = self.state_at(session_id, u64::MAX)?;
-        let mut deleted = None;
-        while let Some(st) = state.as_ref().filter(|st| !st.exists) {
-            let seq = st.deleted_seq.unwrap_or(st.last_seq);
-            deleted.get_or_insert(seq);
-            state = self.state_at(session_id, seq - 1)?;
-        }
-        Ok((state, deleted))
+        before_deletions(|upto| self.state_at(session_id, upto))
     }
 
     /// [`Journal::last_existing`] for a reader that wants only a session's top-level fields
@@ -556,13 +564,7 @@ impl Journal {
             let fields = held.shape.metadata().map(|(k, v)| (k.to_owned(), v.clone())).collect();
             return Ok((crate::session::Session::from_value(serde_json::Value::Object(fields)).ok(), None));
         }
-        let mut state = self.placed_state_at(session_id, u64::MAX)?;
-        let mut deleted = None;
-        while let Some(st) = state.as_ref().filter(|st| !st.exists) {
-            let seq = st.deleted_seq.unwrap_or(st.last_seq);
-            deleted.get_or_insert(seq);
-            state = self.placed_state_at(session_id, seq - 1)?;
-        }
+        let (state, deleted) = before_deletions(|upto| self.placed_state_at(session_id, upto))?;
         let Some(mut state) = state else { return Ok((None, deleted)) };
         if state.session.custom_title().is_none_or(|t| t.trim().is_empty()) {
             for (i, source) in state.sources.iter().enumerate() {
