@@ -259,6 +259,22 @@ struct Plan {
     settled: Option<Settled>,
 }
 
+impl Plan {
+    /// A plan that only reports: nothing to write, record or keep.
+    fn reporting(report: SessionSync) -> Plan {
+        Plan {
+            report,
+            push: None,
+            expected: None,
+            resolution: Vec::new(),
+            copy: None,
+            checkpoint: None,
+            held: None,
+            settled: None,
+        }
+    }
+}
+
 /// Runs one sync.
 pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> Result<Report, SyncError> {
     let mut report = Report::default();
@@ -393,19 +409,19 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         let covered = |path: &str| {
             Some(location_of(path)).filter(|l| provider.covers(l) && l.path.file_stem() == Some(id.as_ref()))
         };
-        // Settled, and no file where it was synced to: nothing can have changed. Such sessions
-        // pile up (every session deleted in VS Code stays in the journal), so none of their
-        // history is read.
+        // Settled, and deleted or synced to a place this run does not cover: nothing can have
+        // changed, and the full path would report just that (a file where a deleted session
+        // was synced to, yet unlisted, changes nothing either). Such sessions pile up (every
+        // session deleted in VS Code stays in the journal), so none of their history is read.
         let noted = in_step_files.get(&id).and_then(|fp| fp.settled.clone());
         let settled = match noted {
             Some(settled) => Some((settled, false)),
             None if opts.overrides.is_empty() => journal.settled(&id)?.map(|s| (s, true)),
             None => None,
         };
-        let gone = |l: &Location| !l.path.exists() && !l.path.with_extension("json").exists();
         let settled = settled.and_then(|(settled, read)| {
             let location = settled.path.as_deref().and_then(covered);
-            location.as_ref().is_none_or(|l| !settled.exists && gone(l)).then_some((location, (settled, read)))
+            (location.is_none() || !settled.exists).then_some((location, (settled, read)))
         });
         let (tail, location, settled) = match settled {
             Some((location, settled)) => (Tail::default(), location, Some(settled)),
@@ -780,16 +796,7 @@ fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, Sy
         // session synced to a covered place and deleted is reported as deleted there.
         let deleted = w.location.is_some() && !settled.exists;
         let report = SessionSync { deleted, ..SessionSync::in_step(w.id, settled.title.clone(), w.location, None) };
-        return Ok(Plan {
-            report,
-            push: None,
-            expected: None,
-            resolution: Vec::new(),
-            copy: None,
-            checkpoint: None,
-            held: None,
-            settled: read.then_some(settled),
-        });
+        return Ok(Plan { settled: read.then_some(settled), ..Plan::reporting(report) });
     }
     let last_seqs = (w.tail.last_seq(Origin::Local), w.tail.last_seq(Origin::Remote));
     let v = views_of(w.tail)?;
@@ -813,16 +820,7 @@ fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, Sy
         error: w.error.clone(),
         fingerprint: w.token.clone(),
     };
-    let mut plan = Plan {
-        report: report.clone(),
-        push: None,
-        expected: None,
-        resolution: Vec::new(),
-        copy: None,
-        checkpoint: None,
-        held: None,
-        settled: None,
-    };
+    let mut plan = Plan::reporting(report.clone());
     if w.error.is_some() {
         return Ok(plan);
     }
@@ -943,5 +941,5 @@ fn plan_quick(w: Work, q: Quick) -> Plan {
     }
     let local_seq = q.held.local_seq;
     let held = sources.map(|sources| Held { last_seq: 0, local_seq, remote_seq, shape: q.shape, sources, log: q.mark });
-    Plan { report, push: None, expected: None, resolution: Vec::new(), copy: None, checkpoint, held, settled: None }
+    Plan { checkpoint, held, ..Plan::reporting(report) }
 }

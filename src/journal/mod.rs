@@ -91,11 +91,6 @@ impl SessionText {
             pieces: vec![json],
         }
     }
-
-    /// The whole text.
-    pub fn json(&self) -> Vec<u8> {
-        self.pieces.concat()
-    }
 }
 
 /// The newest state `at` gives in which a session existed, walking back over its deletions,
@@ -886,7 +881,7 @@ mod tests {
                 (state.exists, state.deleted_seq, state.last_seq)
             );
             if state.exists {
-                let value: Value = serde_json::from_slice(&text.json()).unwrap();
+                let value: Value = serde_json::from_slice(&text.pieces.concat()).unwrap();
                 assert_eq!(value, state.session.to_value(), "seq {seq}");
                 let mut laid_out = Vec::new();
                 crate::pretty::pretty_to(&mut laid_out, text.pieces.iter().map(Vec::as_slice)).unwrap();
