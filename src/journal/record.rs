@@ -141,6 +141,14 @@ pub(crate) struct Body<'a> {
     pub payload: &'a [u8],
 }
 
+impl Body<'_> {
+    /// The length of the stored bytes these fields make: the version byte, the fixed-width
+    /// fields and length prefixes (77), the strings, the payload and the two hashes.
+    fn stored_len(&self) -> usize {
+        77 + self.session_id.len() + self.entity_id.len() + self.provider.len() + self.payload.len() + 64
+    }
+}
+
 /// A record's fields borrowed from its stored bytes, the payload left as JSON text: what the
 /// storage layer delta-encodes records with, without parsing a payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,11 +172,7 @@ impl<'a> Fields<'a> {
 
     /// The stored bytes these fields make: `C ‖ prev_hash ‖ hash`.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let b = &self.body;
-        // The version byte, fixed-width fields and length prefixes (77), the strings, the
-        // payload and the two hashes.
-        let len = 77 + b.session_id.len() + b.entity_id.len() + b.provider.len() + b.payload.len() + 64;
-        let mut out = Vec::with_capacity(len);
+        let mut out = Vec::with_capacity(self.body.stored_len());
         out.push(RECORD_VERSION);
         bincode::encode_into_std_write(&self.body, &mut out, config()).expect("writing to a Vec cannot fail");
         out.extend_from_slice(&self.prev_hash);
@@ -229,23 +233,38 @@ impl SyncChange {
     }
 
     /// `C`: the version byte and the encoded body, what the hash covers after `prev_hash`.
+    ///
+    /// Allocated once at its final size, room for the two hashes that follow it included: the
+    /// payload is written into a buffer kept for the next record (a fresh one grew five times
+    /// for a typical request) and copied in.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        let payload = serde_json::to_vec(&self.payload).expect("a JSON value always serializes");
-        let body = Body {
-            id: *self.id.as_bytes(),
-            seq: self.seq,
-            session_id: &self.session_id,
-            change_type: self.change_type,
-            entity_type: self.entity_type,
-            entity_id: &self.entity_id,
-            timestamp_ms: self.timestamp.timestamp_millis(),
-            origin: self.origin,
-            provider: &self.provider,
-            payload: &payload,
-        };
-        let mut out = vec![RECORD_VERSION];
-        bincode::encode_into_std_write(body, &mut out, config()).expect("writing to a Vec cannot fail");
-        out
+        thread_local! {
+            static PAYLOAD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        PAYLOAD.with_borrow_mut(|payload| {
+            payload.clear();
+            serde_json::to_writer(&mut *payload, &self.payload).expect("a JSON value always serializes");
+            let body = Body {
+                id: *self.id.as_bytes(),
+                seq: self.seq,
+                session_id: &self.session_id,
+                change_type: self.change_type,
+                entity_type: self.entity_type,
+                entity_id: &self.entity_id,
+                timestamp_ms: self.timestamp.timestamp_millis(),
+                origin: self.origin,
+                provider: &self.provider,
+                payload,
+            };
+            let mut out = Vec::with_capacity(body.stored_len());
+            out.push(RECORD_VERSION);
+            bincode::encode_into_std_write(body, &mut out, config()).expect("writing to a Vec cannot fail");
+            // One very large request is not worth keeping the room for.
+            if payload.capacity() > 1 << 20 {
+                *payload = Vec::new();
+            }
+            out
+        })
     }
 
     /// The stored bytes: `C ‖ prev_hash ‖ hash`.
@@ -418,8 +437,11 @@ mod tests {
             c.session_id = sid;
             c.entity_id = eid;
             c.timestamp = Utc.timestamp_millis_opt(ms).unwrap();
-            let r = SyncChange::seal(c, seq, [3; 32]);
-            prop_assert_eq!(SyncChange::decode(&r.encode()).unwrap(), r);
+            let (r, stored) = SyncChange::seal_stored(Uuid::new_v4(), c, seq, [3; 32]);
+            prop_assert_eq!(&stored, &r.encode());
+            // Stored bytes are allocated at their final length, not grown to it.
+            prop_assert_eq!(Fields::of(&stored).unwrap().body.stored_len(), stored.len());
+            prop_assert_eq!(SyncChange::decode(&stored).unwrap(), r);
         }
     }
 }
