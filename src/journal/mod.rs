@@ -23,7 +23,7 @@ pub use verify::{Problem, VerifyReport};
 use crate::fold::{FoldError, SessionState, Source, Tail};
 use crate::session::REQUESTS_KEY;
 use record::GENESIS_HASH;
-use store::{Row, Store};
+use store::Store;
 
 /// Why a journal operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -260,59 +260,82 @@ impl Journal {
             prev = r.hash;
         }
         self.store_records(
-            records
-                .into_iter()
-                .map(|r| {
-                    let b = r.encode();
-                    (r, b)
-                })
-                .collect(),
+            records.len(),
+            records.into_iter().map(|r| {
+                let b = r.encode();
+                (r, b)
+            }),
         )
     }
 
     fn append_sealed(&mut self, batch: Vec<(uuid::Uuid, NewChange)>) -> Result<Vec<SyncChange>, JournalError> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
+        let seq = self.last_seq;
+        let prev = self.head_hash.clone().map_err(|reason| JournalError::Corrupt { seq, reason })?;
+        let count = batch.len();
+        let sealed = Sealed { batch: batch.into_iter(), seq, prev };
+        if count < PIPELINE_MIN {
+            return self.store_records(count, sealed);
         }
-        let mut seq = self.last_seq;
-        let mut prev = self.head_hash.clone().map_err(|reason| JournalError::Corrupt { seq, reason })?;
-        let mut records = Vec::with_capacity(batch.len());
-        for (id, change) in batch {
-            seq += 1;
-            let (record, bytes) = SyncChange::seal_stored(id, change, seq, prev);
-            prev = record.hash;
-            records.push((record, bytes));
-        }
-        self.store_records(records)
+        // A large batch is sealed (serialized and hashed) on a second thread while this one
+        // stores what is already sealed: each is about half of an append's work.
+        std::thread::scope(|scope| {
+            let (give, take) = std::sync::mpsc::sync_channel::<Sealed>(1);
+            let (tx, rx) = std::sync::mpsc::sync_channel(PIPELINE_DEPTH);
+            let sealer = std::thread::Builder::new().name("chasm-seal".into()).spawn_scoped(scope, move || {
+                for record in take.recv().into_iter().flatten() {
+                    if tx.send(record).is_err() {
+                        break;
+                    }
+                }
+            });
+            // Without a thread to be had, the batch is sealed here, as a small one is.
+            let handed = match sealer {
+                Ok(_) => give.send(sealed).map_err(|e| e.0),
+                Err(_) => Err(sealed),
+            };
+            match handed {
+                Ok(()) => self.store_records(count, rx),
+                Err(sealed) => self.store_records(count, sealed),
+            }
+        })
     }
 
     /// Stores sealed records that continue the chain, durably, in one group commit.
-    fn store_records(&mut self, sealed: Vec<(SyncChange, Vec<u8>)>) -> Result<Vec<SyncChange>, JournalError> {
-        let Some((last, _)) = sealed.last() else { return Ok(Vec::new()) };
-        for (r, _) in &sealed {
-            if r.session_id.is_empty() || r.session_id.len() > u16::MAX as usize {
-                return Err(JournalError::InvalidChange(format!("session id of {} bytes", r.session_id.len())));
-            }
+    /// `count` is how many there are: a batch that ends short of it (its sealing thread gone)
+    /// is not stored at all.
+    fn store_records(
+        &mut self,
+        count: usize,
+        sealed: impl IntoIterator<Item = (SyncChange, Vec<u8>)>,
+    ) -> Result<Vec<SyncChange>, JournalError> {
+        if count == 0 {
+            return Ok(Vec::new());
         }
         // A note that everything is in step would no longer be true.
         crate::in_step::invalidate(&self.store.dir)
             .map_err(|e| JournalError::Io(format!("cannot drop {}: {e}", crate::in_step::FILE)))?;
-        let (seq, prev, first) = (last.seq, last.hash, sealed[0].0.seq);
-        let mut records = Vec::with_capacity(sealed.len());
-        let mut rows = Vec::with_capacity(sealed.len());
-        for (r, bytes) in sealed {
-            rows.push(Row { seq: r.seq, session_id: r.session_id.clone(), bytes: std::rc::Rc::new(bytes) });
-            records.push(r);
-        }
-        // Snapshots due after the batch are taken in the same transaction, from the records in
-        // memory: derived data, so one that cannot be taken (a session whose events do not
-        // fold) is left to the next append or `verify` and does not fail the append.
-        let mut touched: std::collections::BTreeMap<&str, Vec<&SyncChange>> = std::collections::BTreeMap::new();
-        for r in &records {
-            touched.entry(r.session_id.as_str()).or_default().push(r);
-        }
+        let mut records: Vec<SyncChange> = Vec::with_capacity(count);
         self.store.transaction(|store| {
-            let events = store.insert(&rows, store::head_value(seq, &prev, first))?;
+            let mut inserting = store.inserting();
+            for (r, bytes) in sealed {
+                if r.session_id.is_empty() || r.session_id.len() > u16::MAX as usize {
+                    return Err(JournalError::InvalidChange(format!("session id of {} bytes", r.session_id.len())));
+                }
+                inserting.row(r.seq, &r.session_id, &std::rc::Rc::new(bytes))?;
+                records.push(r);
+            }
+            if records.len() != count {
+                return Err(JournalError::Io(format!("{} of {count} records were sealed", records.len())));
+            }
+            let (first, last) = (&records[0], &records[records.len() - 1]);
+            let events = inserting.finish(store::head_value(last.seq, &last.hash, first.seq))?;
+            // Snapshots due after the batch are taken in the same transaction, from the records
+            // in memory: derived data, so one that cannot be taken (a session whose events do
+            // not fold) is left to the next append or `verify` and does not fail the append.
+            let mut touched: std::collections::BTreeMap<&str, Vec<&SyncChange>> = std::collections::BTreeMap::new();
+            for r in &records {
+                touched.entry(r.session_id.as_str()).or_default().push(r);
+            }
             for (session_id, fresh) in &touched {
                 let events = events.get(*session_id).copied().unwrap_or(0);
                 if let Err(e @ JournalError::Storage(_)) = store.take_due_snapshots(session_id, events, fresh) {
@@ -321,8 +344,9 @@ impl Journal {
             }
             Ok(())
         })?;
-        self.last_seq = seq;
-        self.head_hash = Ok(prev);
+        let last = records.last().expect("one record at least");
+        self.last_seq = last.seq;
+        self.head_hash = Ok(last.hash);
         Ok(records)
     }
 
@@ -630,6 +654,40 @@ fn random_ids(n: usize) -> Result<Vec<uuid::Uuid>, JournalError> {
         .map(|b| uuid::Builder::from_random_bytes(b.try_into().expect("16 bytes")).into_uuid())
         .collect())
 }
+
+/// Batches at least this large are sealed on a second thread (see `append_sealed`); for fewer
+/// records starting it costs more than it saves.
+const PIPELINE_MIN: usize = 64;
+
+/// How many sealed records may wait to be stored: enough that neither thread waits on the
+/// other's jitter, few enough to stay in the cache.
+const PIPELINE_DEPTH: usize = 32;
+
+/// Changes becoming records that continue the chain after `seq` and `prev`: each is given its
+/// seq, serialized and hashed as it is taken.
+struct Sealed {
+    batch: std::vec::IntoIter<(uuid::Uuid, NewChange)>,
+    seq: u64,
+    prev: [u8; 32],
+}
+
+impl Iterator for Sealed {
+    type Item = (SyncChange, Vec<u8>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (id, change) = self.batch.next()?;
+        self.seq += 1;
+        let (record, bytes) = SyncChange::seal_stored(id, change, self.seq, self.prev);
+        self.prev = record.hash;
+        Some((record, bytes))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.batch.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Sealed {}
 
 fn decode(seq: u64, bytes: &[u8]) -> Result<SyncChange, JournalError> {
     SyncChange::decode(bytes).map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })
@@ -965,6 +1023,43 @@ mod tests {
             j.session_events("s").unwrap().iter().rev().find(|e| e.change_type == ChangeType::Merge).unwrap().seq;
         assert_eq!(tail.checkpoint.as_ref().map(|c| c.seq), Some(merge_seq));
         assert!(tail.after.iter().all(|e| e.seq > merge_seq) && tail.after.len() < 200, "{}", tail.after.len());
+    }
+
+    #[test]
+    fn a_large_batch_sealed_on_a_second_thread_stores_what_small_batches_do() {
+        // Streamed updates and new requests of three sessions, with ids and times fixed so
+        // that two journals can be compared byte for byte.
+        let records: Vec<SyncChange> = (0..300)
+            .map(|i| {
+                let (session, request) = (format!("s{}", i % 3), format!("r{}", i / 30));
+                let payload =
+                    json!({"index": i / 30, "request": {"requestId": request, "response": [{"value": "x".repeat(i)}]}});
+                SyncChange::seal_as(
+                    uuid::Uuid::from_u128(i as u128 + 1),
+                    NewChange { change_type: ChangeType::Update, payload, ..change(&session, &request) },
+                    0,
+                    GENESIS_HASH,
+                )
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let mut whole = Journal::open(&dir.path().join("whole"), OpenMode::Create).unwrap();
+        let mut parts = Journal::open(&dir.path().join("parts"), OpenMode::Create).unwrap();
+        assert!(records.len() >= PIPELINE_MIN && 50 < PIPELINE_MIN);
+        let appended = whole.append_foreign(records.clone()).unwrap();
+        for part in records.chunks(50) {
+            parts.append_foreign(part.to_vec()).unwrap();
+        }
+        assert_eq!(appended.iter().map(|r| r.seq).collect::<Vec<_>>(), (1..=300).collect::<Vec<u64>>());
+        assert_eq!((whole.last_seq, &whole.head_hash), (parts.last_seq, &parts.head_hash));
+        for seq in 1..=300 {
+            assert_eq!(whole.store.get(seq).unwrap(), parts.store.get(seq).unwrap(), "record {seq}");
+        }
+        for session in ["s0", "s1", "s2"] {
+            assert_eq!(whole.store.snapshots_of(session).unwrap(), parts.store.snapshots_of(session).unwrap());
+            assert_eq!(whole.state_at(session, u64::MAX).unwrap(), parts.state_at(session, u64::MAX).unwrap());
+        }
+        assert!(whole.verify().unwrap().problems.is_empty());
     }
 
     #[test]

@@ -551,77 +551,18 @@ impl Store {
     /// session's previous record when that is smaller (see `delta.rs`). Returns each touched
     /// session's record count after the batch (what decides whether a snapshot is due).
     pub fn insert(&self, rows: &[Row], head: [u8; 48]) -> Result<HashMap<String, u64>, JournalError> {
-        let mut log =
-            self.conn.prepare_cached("INSERT INTO log (session, seq, record) VALUES (?1, ?2, ?3)").map_err(storage)?;
-        let mut counts: HashMap<&str, (i64, u64)> = HashMap::new();
+        let mut inserting = self.inserting();
         for row in rows {
-            let num = match counts.get(row.session_id.as_str()) {
-                Some((num, _)) => *num,
-                None => self.num_or_new(&row.session_id, row.seq)?,
-            };
-            // The base: the session's newest record so far (remembered as it is written).
-            let base = self.base_for(&row.session_id)?;
-            let same_entity = base.as_ref().is_some_and(|(_, bytes, _)| delta::same_entity(bytes, &row.bytes));
-            // When the session moves on to another entity (the next request after a response
-            // finished streaming), the previous entity's last version is stored whole: it is
-            // what a snapshot will name as the request's value, and reading it then costs one
-            // row instead of a chain.
-            if let Some((seq, bytes, depth)) = &base
-                && *depth > 0
-                && !same_entity
-            {
-                self.conn
-                    .prepare_cached("UPDATE log SET record = ?2 WHERE seq = ?1")
-                    .and_then(|mut s| s.execute(params![int(*seq), bytes.as_slice()]))
-                    .map_err(storage)?;
-            }
-            let stored = base
-                .as_ref()
-                .filter(|_| same_entity)
-                .and_then(|(seq, bytes, depth)| delta::encode(bytes, *depth, row.seq - seq, &row.bytes));
-            let depth = stored.as_deref().map_or(0, delta::depth);
-            log.execute(params![num, int(row.seq), stored.as_deref().unwrap_or(&row.bytes)]).map_err(storage)?;
-            self.cache.borrow_mut().put(row.seq, Rc::clone(&row.bytes));
-            self.last.borrow_mut().insert(row.session_id.clone(), (row.seq, depth));
-            counts.entry(&row.session_id).or_insert((num, 0)).1 += 1;
+            inserting.row(row.seq, &row.session_id, &row.bytes)?;
         }
-        // Every session's count in one statement (one per session was 5% of a batch of 256).
-        let mut added = String::with_capacity(counts.len() * 12);
-        added.push('[');
-        for (num, n) in counts.values() {
-            if added.len() > 1 {
-                added.push(',');
-            }
-            let _ = write!(added, "[{num},{n}]");
-        }
-        added.push(']');
-        let mut sessions = self
-            .conn
-            .prepare_cached(
-                "UPDATE sessions SET events = events + c.n \
-                 FROM (SELECT value ->> 0 AS num, value ->> 1 AS n FROM json_each(?1)) AS c \
-                 WHERE sessions.num = c.num RETURNING sessions.num, events",
-            )
-            .map_err(storage)?;
-        let totals: HashMap<i64, u64> = sessions
-            .query_map([added], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64)))
-            .and_then(|rows| rows.collect())
-            .map_err(storage)?;
-        let mut events = HashMap::with_capacity(counts.len());
-        for (id, (num, _)) in counts {
-            let total = totals
-                .get(&num)
-                .copied()
-                .ok_or_else(|| JournalError::Storage(format!("session {id} is not numbered")))?;
-            events.insert(id.to_owned(), total);
-        }
-        self.conn
-            .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")
-            .and_then(|mut s| s.execute(params![META_HEAD, &head[..]]))
-            .map_err(storage)?;
-        Ok(events)
+        inserting.finish(head)
     }
 
+    /// [`Store::insert`] a row at a time, for a caller that has the rows one by one (an append
+    /// stores each record while the next is being sealed).
+    pub fn inserting(&self) -> Inserting<'_> {
+        Inserting { store: self, counts: HashMap::new() }
+    }
     /// A session's number, numbering it (first seen at `first_seq`, no events yet) when new.
     fn num_or_new(&self, session_id: &str, first_seq: u64) -> Result<i64, JournalError> {
         if let Some(n) = self.num(session_id)? {
@@ -835,6 +776,108 @@ pub fn lock(dir: &Path) -> Result<File, JournalError> {
 pub fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
+    }
+}
+
+/// Rows being stored in the caller's transaction: see [`Store::insert`].
+pub struct Inserting<'s> {
+    store: &'s Store,
+    /// Session ids → (their number, rows stored for them so far).
+    counts: HashMap<String, (i64, u64)>,
+}
+
+impl Inserting<'_> {
+    /// Stores one row, as a delta against its session's previous one when that is smaller.
+    pub fn row(&mut self, seq: u64, session_id: &str, bytes: &Shared) -> Result<(), JournalError> {
+        let mut log = self
+            .store
+            .conn
+            .prepare_cached("INSERT INTO log (session, seq, record) VALUES (?1, ?2, ?3)")
+            .map_err(storage)?;
+        let num = match self.counts.get(session_id) {
+            Some((num, _)) => *num,
+            None => self.store.num_or_new(session_id, seq)?,
+        };
+        // The base: the session's newest record so far (remembered as it is written).
+        let base = self.store.base_for(session_id)?;
+        let same_entity = base.as_ref().is_some_and(|(_, base, _)| delta::same_entity(base, bytes));
+        // When the session moves on to another entity (the next request after a response
+        // finished streaming), the previous entity's last version is stored whole: it is
+        // what a snapshot will name as the request's value, and reading it then costs one
+        // row instead of a chain.
+        if let Some((base_seq, base, depth)) = &base
+            && *depth > 0
+            && !same_entity
+        {
+            self.store
+                .conn
+                .prepare_cached("UPDATE log SET record = ?2 WHERE seq = ?1")
+                .and_then(|mut s| s.execute(params![int(*base_seq), base.as_slice()]))
+                .map_err(storage)?;
+        }
+        let stored = base
+            .as_ref()
+            .filter(|_| same_entity)
+            .and_then(|(base_seq, base, depth)| delta::encode(base, *depth, seq - base_seq, bytes));
+        let depth = stored.as_deref().map_or(0, delta::depth);
+        log.execute(params![num, int(seq), stored.as_deref().unwrap_or(bytes)]).map_err(storage)?;
+        self.store.cache.borrow_mut().put(seq, Rc::clone(bytes));
+        let mut last = self.store.last.borrow_mut();
+        match last.get_mut(session_id) {
+            Some(newest) => *newest = (seq, depth),
+            None => {
+                last.insert(session_id.to_owned(), (seq, depth));
+            }
+        }
+        drop(last);
+        match self.counts.get_mut(session_id) {
+            Some((_, n)) => *n += 1,
+            None => {
+                self.counts.insert(session_id.to_owned(), (num, 1));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores the new head and each touched session's count; returns those counts.
+    pub fn finish(self, head: [u8; 48]) -> Result<HashMap<String, u64>, JournalError> {
+        // Every session's count in one statement (one per session was 5% of a batch of 256).
+        let mut added = String::with_capacity(self.counts.len() * 12);
+        added.push('[');
+        for (num, n) in self.counts.values() {
+            if added.len() > 1 {
+                added.push(',');
+            }
+            let _ = write!(added, "[{num},{n}]");
+        }
+        added.push(']');
+        let mut sessions = self
+            .store
+            .conn
+            .prepare_cached(
+                "UPDATE sessions SET events = events + c.n \
+                 FROM (SELECT value ->> 0 AS num, value ->> 1 AS n FROM json_each(?1)) AS c \
+                 WHERE sessions.num = c.num RETURNING sessions.num, events",
+            )
+            .map_err(storage)?;
+        let totals: HashMap<i64, u64> = sessions
+            .query_map([added], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64)))
+            .and_then(|rows| rows.collect())
+            .map_err(storage)?;
+        let mut events = HashMap::with_capacity(self.counts.len());
+        for (id, (num, _)) in self.counts {
+            let total = totals
+                .get(&num)
+                .copied()
+                .ok_or_else(|| JournalError::Storage(format!("session {id} is not numbered")))?;
+            events.insert(id, total);
+        }
+        self.store
+            .conn
+            .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(params![META_HEAD, &head[..]]))
+            .map_err(storage)?;
+        Ok(events)
     }
 }
 
