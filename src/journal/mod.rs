@@ -268,6 +268,8 @@ impl Journal {
         )
     }
 
+    /// Seals each change (its record id given) into the chain after the head, and stores the
+    /// batch in one durable commit.
     fn append_sealed(&mut self, batch: Vec<(uuid::Uuid, NewChange)>) -> Result<Vec<SyncChange>, JournalError> {
         let seq = self.last_seq;
         let prev = self.head_hash.clone().map_err(|reason| JournalError::Corrupt { seq, reason })?;
@@ -282,7 +284,9 @@ impl Journal {
             let (give, take) = std::sync::mpsc::sync_channel::<Sealed>(1);
             let (tx, rx) = std::sync::mpsc::sync_channel(PIPELINE_DEPTH);
             let sealer = std::thread::Builder::new().name("chasm-seal".into()).spawn_scoped(scope, move || {
-                for record in take.recv().into_iter().flatten() {
+                let Ok(sealed) = take.recv() else { return };
+                for record in sealed {
+                    // The storing side has stopped (an error): so does the sealing.
                     if tx.send(record).is_err() {
                         break;
                     }
