@@ -325,27 +325,25 @@ impl Journal {
                 if r.session_id.is_empty() || r.session_id.len() > u16::MAX as usize {
                     return Err(JournalError::InvalidChange(format!("session id of {} bytes", r.session_id.len())));
                 }
-                inserting.row(r.seq, &r.session_id, &std::rc::Rc::new(bytes))?;
+                let events = inserting.row(r.seq, &r.session_id, &std::rc::Rc::new(bytes))?;
                 records.push(r);
+                // A snapshot due at this record is taken now, in the same transaction, from the
+                // records in memory (while a large batch's next records are still being
+                // sealed). Derived data: one that cannot be taken (a session whose events do
+                // not fold) is left to a later append or `verify` and does not fail this one.
+                if events.is_multiple_of(SNAPSHOT_INTERVAL) {
+                    let session_id = &records[records.len() - 1].session_id;
+                    let fresh: Vec<&SyncChange> = records.iter().filter(|r| &r.session_id == session_id).collect();
+                    if let Err(e @ JournalError::Storage(_)) = store.take_due_snapshots(session_id, events, &fresh) {
+                        return Err(e);
+                    }
+                }
             }
             if records.len() != count {
                 return Err(JournalError::Io(format!("{} of {count} records were sealed", records.len())));
             }
             let (first, last) = (&records[0], &records[records.len() - 1]);
-            let events = inserting.finish(store::head_value(last.seq, &last.hash, first.seq))?;
-            // Snapshots due after the batch are taken in the same transaction, from the records
-            // in memory: derived data, so one that cannot be taken (a session whose events do
-            // not fold) is left to the next append or `verify` and does not fail the append.
-            let mut touched: std::collections::BTreeMap<&str, Vec<&SyncChange>> = std::collections::BTreeMap::new();
-            for r in &records {
-                touched.entry(r.session_id.as_str()).or_default().push(r);
-            }
-            for (session_id, fresh) in &touched {
-                let events = events.get(*session_id).copied().unwrap_or(0);
-                if let Err(e @ JournalError::Storage(_)) = store.take_due_snapshots(session_id, events, fresh) {
-                    return Err(e);
-                }
-            }
+            inserting.finish(store::head_value(last.seq, &last.hash, first.seq))?;
             Ok(())
         })?;
         let last = records.last().expect("one record at least");

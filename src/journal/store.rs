@@ -138,6 +138,9 @@ pub struct Store {
     /// Session ids → (seq, depth) of the newest row this store wrote for them: the next
     /// append's delta base, without a query.
     last: RefCell<HashMap<String, (u64, u8)>>,
+    /// Session numbers → how many records they have, as read or written by this store (it
+    /// holds the journal's lock: nobody else changes them).
+    events: RefCell<HashMap<i64, u64>>,
     /// Held (with an exclusive `flock`) for as long as the store is open; dropped after the
     /// connection.
     _lock: File,
@@ -193,6 +196,7 @@ impl Store {
             cache: RefCell::default(),
             nums: RefCell::default(),
             last: RefCell::default(),
+            events: RefCell::default(),
             _lock: lock,
         };
         store.check_format()?;
@@ -269,6 +273,7 @@ impl Store {
         *self.cache.borrow_mut() = Cache::default();
         self.nums.borrow_mut().clear();
         self.last.borrow_mut().clear();
+        self.events.borrow_mut().clear();
     }
 
     /// [`Store::transaction`] for derived data (snapshots, fingerprints): committed without an
@@ -548,9 +553,8 @@ impl Store {
 
     /// Stores a batch of records, their sessions' rows and the new head, inside the caller's
     /// transaction (see [`Store::transaction`]). Each record is stored as a delta against its
-    /// session's previous record when that is smaller (see `delta.rs`). Returns each touched
-    /// session's record count after the batch (what decides whether a snapshot is due).
-    pub fn insert(&self, rows: &[Row], head: [u8; 48]) -> Result<HashMap<String, u64>, JournalError> {
+    /// session's previous record when that is smaller (see `delta.rs`).
+    pub fn insert(&self, rows: &[Row], head: [u8; 48]) -> Result<(), JournalError> {
         let mut inserting = self.inserting();
         for row in rows {
             inserting.row(row.seq, &row.session_id, &row.bytes)?;
@@ -574,7 +578,22 @@ impl Store {
             .map_err(storage)?;
         let n = self.conn.last_insert_rowid();
         self.nums.borrow_mut().insert(session_id.to_owned(), n);
+        self.events.borrow_mut().insert(n, 0);
         Ok(n)
+    }
+
+    /// How many records the session numbered `num` has.
+    fn events_of(&self, num: i64) -> Result<u64, JournalError> {
+        if let Some(n) = self.events.borrow().get(&num) {
+            return Ok(*n);
+        }
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT events FROM sessions WHERE num = ?1")
+            .and_then(|mut s| s.query_row([num], |r| r.get(0)))
+            .map_err(storage)?;
+        self.events.borrow_mut().insert(num, n as u64);
+        Ok(n as u64)
     }
 
     /// A session's newest stored record as a delta base.
@@ -782,13 +801,14 @@ pub fn sync_dir(dir: &Path) {
 /// Rows being stored in the caller's transaction: see [`Store::insert`].
 pub struct Inserting<'s> {
     store: &'s Store,
-    /// Session ids → (their number, rows stored for them so far).
+    /// Session ids → (their number, their record count with the rows stored so far).
     counts: HashMap<String, (i64, u64)>,
 }
 
 impl Inserting<'_> {
     /// Stores one row, as a delta against its session's previous one when that is smaller.
-    pub fn row(&mut self, seq: u64, session_id: &str, bytes: &Shared) -> Result<(), JournalError> {
+    /// Returns the session's record count with it.
+    pub fn row(&mut self, seq: u64, session_id: &str, bytes: &Shared) -> Result<u64, JournalError> {
         let mut log = self
             .store
             .conn
@@ -831,53 +851,46 @@ impl Inserting<'_> {
         }
         drop(last);
         match self.counts.get_mut(session_id) {
-            Some((_, n)) => *n += 1,
+            Some((_, n)) => {
+                *n += 1;
+                Ok(*n)
+            }
             None => {
-                self.counts.insert(session_id.to_owned(), (num, 1));
+                let n = self.store.events_of(num)? + 1;
+                self.counts.insert(session_id.to_owned(), (num, n));
+                Ok(n)
             }
         }
-        Ok(())
     }
 
-    /// Stores the new head and each touched session's count; returns those counts.
-    pub fn finish(self, head: [u8; 48]) -> Result<HashMap<String, u64>, JournalError> {
+    /// Stores the new head and each touched session's count.
+    pub fn finish(self, head: [u8; 48]) -> Result<(), JournalError> {
         // Every session's count in one statement (one per session was 5% of a batch of 256).
-        let mut added = String::with_capacity(self.counts.len() * 12);
-        added.push('[');
+        let mut counts = String::with_capacity(self.counts.len() * 12);
+        counts.push('[');
         for (num, n) in self.counts.values() {
-            if added.len() > 1 {
-                added.push(',');
+            if counts.len() > 1 {
+                counts.push(',');
             }
-            let _ = write!(added, "[{num},{n}]");
+            let _ = write!(counts, "[{num},{n}]");
         }
-        added.push(']');
-        let mut sessions = self
-            .store
+        counts.push(']');
+        self.store
             .conn
             .prepare_cached(
-                "UPDATE sessions SET events = events + c.n \
+                "UPDATE sessions SET events = c.n \
                  FROM (SELECT value ->> 0 AS num, value ->> 1 AS n FROM json_each(?1)) AS c \
-                 WHERE sessions.num = c.num RETURNING sessions.num, events",
+                 WHERE sessions.num = c.num",
             )
+            .and_then(|mut s| s.execute([counts]))
             .map_err(storage)?;
-        let totals: HashMap<i64, u64> = sessions
-            .query_map([added], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64)))
-            .and_then(|rows| rows.collect())
-            .map_err(storage)?;
-        let mut events = HashMap::with_capacity(self.counts.len());
-        for (id, (num, _)) in self.counts {
-            let total = totals
-                .get(&num)
-                .copied()
-                .ok_or_else(|| JournalError::Storage(format!("session {id} is not numbered")))?;
-            events.insert(id, total);
-        }
+        self.store.events.borrow_mut().extend(self.counts.into_values());
         self.store
             .conn
             .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")
             .and_then(|mut s| s.execute(params![META_HEAD, &head[..]]))
             .map_err(storage)?;
-        Ok(events)
+        Ok(())
     }
 }
 
