@@ -65,17 +65,24 @@ impl World {
         self.env.chat_dir().join(format!("{}.{ext}", id(n)))
     }
 
-    /// VS Code's edits of one round: a few sessions get a request or a new title.
+    /// VS Code's edits of one round: a few sessions get a request or a new title; now and
+    /// then one gets a burst of requests (an agent's long run), enough for an append large
+    /// enough to be sealed on a second thread.
     fn vscode_edits(&self, round: usize, rng: &mut Rng) {
         for _ in 0..4 {
             let n = rng.below(SESSIONS as u64) as usize;
             let path = self.file(n);
             let rename = rng.below(3) == 0;
+            let added: Vec<Value> = if rng.below(32) == 0 {
+                (0..80).map(|k| request(round, 1000 + k)).collect()
+            } else {
+                vec![request(round, rng.below(1000))]
+            };
             if n.is_multiple_of(2) {
                 let line = if rename {
                     json!({"kind": 1, "k": ["customTitle"], "v": format!("title {round}")})
                 } else {
-                    json!({"kind": 2, "k": ["requests"], "v": [request(round, rng.below(1000))]})
+                    json!({"kind": 2, "k": ["requests"], "v": added})
                 };
                 append(&path, &format!("{line}\n"));
             } else {
@@ -83,7 +90,7 @@ impl World {
                 if rename {
                     v["customTitle"] = json!(format!("title {round}"));
                 } else {
-                    v["requests"].as_array_mut().unwrap().push(request(round, rng.below(1000)));
+                    v["requests"].as_array_mut().unwrap().extend(added);
                 }
                 std::fs::write(&path, v.to_string()).unwrap();
             }
