@@ -567,6 +567,7 @@ impl Store {
     pub fn inserting(&self) -> Inserting<'_> {
         Inserting { store: self, counts: HashMap::new() }
     }
+
     /// A session's number, numbering it (first seen at `first_seq`, no events yet) when new.
     fn num_or_new(&self, session_id: &str, first_seq: u64) -> Result<i64, JournalError> {
         if let Some(n) = self.num(session_id)? {
