@@ -275,6 +275,22 @@ impl Plan {
     }
 }
 
+/// Whether none of the journal's sessions can turn out deleted in VS Code in this run, so
+/// that what is read may be recorded before the scan ends (the delete limit must see every
+/// deletion first). A session cannot when it is listed, not wanted, or noted settled and
+/// deleted already: the loop over sessions only the journal has reports that one from its
+/// note and records nothing for it. Every session VS Code deletes stays in the journal, so
+/// without the last case a journal that ever saw a deletion would never record early again.
+fn none_may_be_deleted(
+    journal_ids: &[String],
+    listed: &BTreeSet<String>,
+    noted: &HashMap<String, Fingerprint>,
+    wanted: impl Fn(&str) -> bool,
+) -> bool {
+    let settled_deleted = |id: &str| noted.get(id).and_then(|fp| fp.settled.as_ref()).is_some_and(|s| !s.exists);
+    journal_ids.iter().all(|id| listed.contains(id) || !wanted(id) || settled_deleted(id))
+}
+
 /// Runs one sync.
 pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> Result<Report, SyncError> {
     let mut report = Report::default();
@@ -297,7 +313,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     // unless a session could turn out deleted in VS Code: the check on how many may be
     // deleted must come before anything is recorded.
     let journal_ids = journal.session_ids()?;
-    let record_early = !opts.dry_run && journal_ids.iter().all(|id| listed_ids.contains(id) || !wanted(id));
+    let record_early = !opts.dry_run && none_may_be_deleted(&journal_ids, &listed_ids, &in_step_files, wanted);
     let mut unrecorded: u64 = 0;
     for (n, listed) in listing.into_iter().enumerate() {
         opts.progress.report("reading sessions", n as u64, total);

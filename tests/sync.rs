@@ -923,6 +923,62 @@ fn a_sync_stopped_by_the_delete_limit_records_nothing_read_before_it() {
     assert_eq!(events_of(&vs).len(), before, "nothing recorded");
 }
 
+/// A session VS Code deleted long ago, settled and noted so, does not stop a sync recording
+/// what it reads as it goes (every deleted session stays in the journal: otherwise a journal
+/// that ever saw a deletion would never again bound a sync's memory); a session deleted in
+/// this run still does, so the delete limit sees it before anything is recorded.
+#[test]
+fn a_session_deleted_long_ago_does_not_hold_back_recording_as_a_sync_reads() {
+    const THIRD: &str = "5d7f9b31-2e4a-4c6b-8d0f-1a3c5e7b9d2f";
+    let vs = Vs::new();
+    let mut third = vs.remote(READING);
+    third["sessionId"] = json!(THIRD);
+    std::fs::write(vs.env.chat_dir().join(format!("{THIRD}.json")), third.to_string()).unwrap();
+    vs.age_files();
+    assert_eq!(vs.sync(&[]).0, 0);
+    std::fs::remove_file(vs.file(HAIKU)).unwrap();
+    assert_eq!(vs.sync(&[]).0, 0);
+    assert_eq!(vs.sync(&[]).0, 0, "notes HAIKU settled");
+    let sync = |max_delete| {
+        let mut journal = common::open_journal(&vs.env.journal(), OpenMode::Existing);
+        let roots = [PathBuf::from(vs.root())];
+        let options = chasm::sync::Options { record_after: Some(1), max_delete, ..Default::default() };
+        chasm::sync::sync(&mut journal, &chasm::provider::vscode::VsCode::new(&roots), &options)
+    };
+    // Both changed in VS Code; READING's kept shape lost, so only THIRD takes the quick path,
+    // whose changes are recorded as they are read: before READING's, which are recorded when
+    // the scan ends, although READING is read first.
+    let mut reading = vs.remote(READING);
+    for (id, title) in [(READING, "Changed while the other was long gone"), (THIRD, "Changed too")] {
+        let mut v = vs.remote(id);
+        v["customTitle"] = json!(title);
+        std::fs::write(vs.file(id), v.to_string()).unwrap();
+        age(&vs.file(id));
+    }
+    let db = rusqlite::Connection::open(vs.env.journal().join("journal.sqlite")).unwrap();
+    db.execute("DELETE FROM shapes WHERE session = ?1", [READING.as_bytes()]).unwrap();
+    drop(db);
+    let before = vs.env.log().len();
+    sync(0).unwrap();
+    let new: Vec<Value> = vs.env.log().into_iter().skip(before).collect();
+    let first_of = |id: &str| new.iter().position(|r| r["session_id"] == id).unwrap();
+    assert!(first_of(THIRD) < first_of(READING), "{new:#?}");
+    // Now THIRD is gone from VS Code: a deletion this run must count first, so nothing is
+    // recorded, READING's next change included.
+    std::fs::remove_file(vs.file(THIRD)).unwrap();
+    reading["customTitle"] = json!("Changed again");
+    std::fs::write(vs.file(READING), reading.to_string()).unwrap();
+    age(&vs.file(READING));
+    let before = events_of(&vs).len();
+    let result = sync(0);
+    assert!(matches!(result, Err(chasm::sync::SyncError::TooManyDeletes { .. })), "{result:?}");
+    assert_eq!(events_of(&vs).len(), before, "nothing recorded");
+    // Allowed, the sync records it all and leaves both sides in step.
+    assert!(sync(10).is_ok());
+    assert_eq!(vs.env.replay(READING, None), vs.remote(READING));
+    assert!(vs.env.ok(&["verify"]).starts_with("ok:"));
+}
+
 /// The shape is what such a sync reads: one that says a request differs gets it recorded again.
 #[test]
 fn a_changed_file_is_diffed_against_the_kept_shape() {
