@@ -275,20 +275,42 @@ impl Plan {
     }
 }
 
+/// Where a session only the journal has was synced to, if this run covers that place: a
+/// recorded path is trusted only inside the roots and under the session's own name (an
+/// imported journal could name any path).
+fn covered(provider: &dyn Provider, id: &str, path: &str) -> Option<Location> {
+    Some(location_of(path)).filter(|l| provider.covers(l) && l.path.file_stem() == Some(id.as_ref()))
+}
+
+/// Whether a settled session only the journal has is reported as it was found (see
+/// `Journal::settled`) rather than read: deleted, or synced to a place this run does not
+/// cover. Nothing can have changed, and the full path would report just that (a file where a
+/// deleted session was synced to, yet unlisted, changes nothing either).
+fn reported_as_settled(settled: &Settled, location: Option<&Location>) -> bool {
+    location.is_none() || !settled.exists
+}
+
 /// Whether none of the journal's sessions can turn out deleted in VS Code in this run, so
 /// that what is read may be recorded before the scan ends (the delete limit must see every
 /// deletion first). A session cannot when it is listed, not wanted, or noted settled and
-/// deleted already: the loop over sessions only the journal has reports that one from its
-/// note and records nothing for it. Every session VS Code deletes stays in the journal, so
-/// without the last case a journal that ever saw a deletion would never record early again.
+/// reported so ([`reported_as_settled`]): the loop over sessions only the journal has reports
+/// it from its note and records nothing for it. Every session VS Code deletes stays in the
+/// journal, so without that last case a journal that ever saw a deletion (or that another
+/// profile's sessions share) would never record early again.
 fn none_may_be_deleted(
     journal_ids: &[String],
     listed: &BTreeSet<String>,
     noted: &HashMap<String, Fingerprint>,
     wanted: impl Fn(&str) -> bool,
+    provider: &dyn Provider,
 ) -> bool {
-    let settled_deleted = |id: &str| noted.get(id).and_then(|fp| fp.settled.as_ref()).is_some_and(|s| !s.exists);
-    journal_ids.iter().all(|id| listed.contains(id) || !wanted(id) || settled_deleted(id))
+    let reported_from_note = |id: &str| {
+        noted.get(id).and_then(|fp| fp.settled.as_ref()).is_some_and(|settled| {
+            let location = settled.path.as_deref().and_then(|path| covered(provider, id, path));
+            reported_as_settled(settled, location.as_ref())
+        })
+    };
+    journal_ids.iter().all(|id| listed.contains(id) || !wanted(id) || reported_from_note(id))
 }
 
 /// Runs one sync.
@@ -313,7 +335,8 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     // unless a session could turn out deleted in VS Code: the check on how many may be
     // deleted must come before anything is recorded.
     let journal_ids = journal.session_ids()?;
-    let record_early = !opts.dry_run && none_may_be_deleted(&journal_ids, &listed_ids, &in_step_files, wanted);
+    let record_early =
+        !opts.dry_run && none_may_be_deleted(&journal_ids, &listed_ids, &in_step_files, wanted, provider);
     let mut unrecorded: u64 = 0;
     for (n, listed) in listing.into_iter().enumerate() {
         opts.progress.report("reading sessions", n as u64, total);
@@ -420,15 +443,10 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         if listed_ids.contains(&id) || !wanted(&id) {
             continue;
         }
-        // A recorded path is trusted only inside the roots and under the session's own name (an
-        // imported journal could name any path).
-        let covered = |path: &str| {
-            Some(location_of(path)).filter(|l| provider.covers(l) && l.path.file_stem() == Some(id.as_ref()))
-        };
-        // Settled, and deleted or synced to a place this run does not cover: nothing can have
-        // changed, and the full path would report just that (a file where a deleted session
-        // was synced to, yet unlisted, changes nothing either). Such sessions pile up (every
-        // session deleted in VS Code stays in the journal), so none of their history is read.
+        let covered = |path: &str| covered(provider, &id, path);
+        // Settled, and deleted or synced to a place this run does not cover: reported as found
+        // ([`reported_as_settled`]). Such sessions pile up (every session deleted in VS Code
+        // stays in the journal), so none of their history is read.
         let noted = in_step_files.get(&id).and_then(|fp| fp.settled.clone());
         let settled = match noted {
             Some(settled) => Some((settled, false)),
@@ -437,7 +455,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         };
         let settled = settled.and_then(|(settled, read)| {
             let location = settled.path.as_deref().and_then(covered);
-            (location.is_none() || !settled.exists).then_some((location, (settled, read)))
+            reported_as_settled(&settled, location.as_ref()).then_some((location, (settled, read)))
         });
         let (tail, location, settled) = match settled {
             Some((location, settled)) => (Tail::default(), location, Some(settled)),

@@ -979,6 +979,56 @@ fn a_session_deleted_long_ago_does_not_hold_back_recording_as_a_sync_reads() {
     assert!(vs.env.ok(&["verify"]).starts_with("ok:"));
 }
 
+/// Nor do the sessions of another VS Code user dir sharing the journal (settled, and synced
+/// to a place this run does not cover): they cannot turn out deleted here either.
+#[test]
+fn another_user_dirs_sessions_do_not_hold_back_recording_as_a_sync_reads() {
+    const FIRST: &str = "1a3c5e7b-9d2f-4b6d-8f0a-2c4e6a8b0d1f";
+    const THIRD: &str = "5d7f9b31-2e4a-4c6b-8d0f-1a3c5e7b9d2f";
+    let vs = Vs::new();
+    vs.age_files();
+    assert_eq!(vs.sync(&[]).0, 0);
+    // A second user dir, FIRST and THIRD in it, synced into the same journal.
+    let other = Env::new();
+    let chat = other.chat_dir();
+    for id in [FIRST, THIRD] {
+        let mut v = vs.remote(READING);
+        v["sessionId"] = json!(id);
+        std::fs::write(chat.join(format!("{id}.json")), v.to_string()).unwrap();
+        age(&chat.join(format!("{id}.json")));
+    }
+    let root = other.dir.path().join("User");
+    let sync_other = |record_after| {
+        let mut journal = common::open_journal(&vs.env.journal(), OpenMode::Existing);
+        let options = chasm::sync::Options { record_after, max_delete: 10, ..Default::default() };
+        let provider = chasm::provider::vscode::VsCode::new(std::slice::from_ref(&root));
+        chasm::sync::sync(&mut journal, &provider, &options).unwrap();
+    };
+    sync_other(None);
+    sync_other(None); // notes HAIKU and READING settled for this root
+    // Both changed; FIRST's kept shape lost, so only THIRD takes the quick path and is
+    // recorded as it is read, before FIRST, which is read first.
+    for id in [FIRST, THIRD] {
+        let path = chat.join(format!("{id}.json"));
+        let mut v = vscode_read(&path);
+        v["customTitle"] = json!(format!("{id} changed"));
+        std::fs::write(&path, v.to_string()).unwrap();
+        age(&path);
+    }
+    let db = rusqlite::Connection::open(vs.env.journal().join("journal.sqlite")).unwrap();
+    db.execute("DELETE FROM shapes WHERE session = ?1", [FIRST.as_bytes()]).unwrap();
+    drop(db);
+    let before = vs.env.log().len();
+    sync_other(Some(1));
+    let new: Vec<Value> = vs.env.log().into_iter().skip(before).collect();
+    let first_of = |id: &str| new.iter().position(|r| r["session_id"] == id).unwrap();
+    assert!(first_of(THIRD) < first_of(FIRST), "{new:#?}");
+    // The first user dir's sessions are untouched, and still in step there.
+    assert_eq!(vs.sync(&["--json"]).0, 0);
+    assert_eq!(vs.status(READING), "synced");
+    assert!(vs.env.ok(&["verify"]).starts_with("ok:"));
+}
+
 /// The shape is what such a sync reads: one that says a request differs gets it recorded again.
 #[test]
 fn a_changed_file_is_diffed_against_the_kept_shape() {
