@@ -332,8 +332,14 @@ impl Journal {
                 // sealed). Derived data: one that cannot be taken (a session whose events do
                 // not fold) is left to a later append or `verify` and does not fail this one.
                 if events.is_multiple_of(SNAPSHOT_INTERVAL) {
+                    // The session's last interval of records in this batch, at most: anything
+                    // older since its last snapshot is read back from the store.
                     let session_id = &records[records.len() - 1].session_id;
-                    let fresh: Vec<&SyncChange> = records.iter().filter(|r| &r.session_id == session_id).collect();
+                    let mut fresh: Vec<&SyncChange> = (records.iter().rev())
+                        .filter(|r| &r.session_id == session_id)
+                        .take(SNAPSHOT_INTERVAL as usize)
+                        .collect();
+                    fresh.reverse();
                     if let Err(e @ JournalError::Storage(_)) = store.take_due_snapshots(session_id, events, &fresh) {
                         return Err(e);
                     }
@@ -1029,9 +1035,10 @@ mod tests {
 
     #[test]
     fn a_large_batch_sealed_on_a_second_thread_stores_what_small_batches_do() {
-        // Streamed updates and new requests of three sessions, with ids and times fixed so
-        // that two journals can be compared byte for byte.
-        let records: Vec<SyncChange> = (0..300)
+        // Streamed updates and new requests of three sessions (two snapshots due for each
+        // within the one batch), with ids and times fixed so that two journals can be compared
+        // byte for byte.
+        let records: Vec<SyncChange> = (0..450)
             .map(|i| {
                 let (session, request) = (format!("s{}", i % 3), format!("r{}", i / 30));
                 let payload =
@@ -1052,16 +1059,19 @@ mod tests {
         for part in records.chunks(50) {
             parts.append_foreign(part.to_vec()).unwrap();
         }
-        assert_eq!(appended.iter().map(|r| r.seq).collect::<Vec<_>>(), (1..=300).collect::<Vec<u64>>());
+        assert_eq!(appended.iter().map(|r| r.seq).collect::<Vec<_>>(), (1..=450).collect::<Vec<u64>>());
         assert_eq!((whole.last_seq, &whole.head_hash), (parts.last_seq, &parts.head_hash));
-        for seq in 1..=300 {
+        for seq in 1..=450 {
             assert_eq!(whole.store.get(seq).unwrap(), parts.store.get(seq).unwrap(), "record {seq}");
         }
         for session in ["s0", "s1", "s2"] {
+            assert_eq!(whole.store.snapshots_of(session).unwrap().len(), 2);
             assert_eq!(whole.store.snapshots_of(session).unwrap(), parts.store.snapshots_of(session).unwrap());
             assert_eq!(whole.state_at(session, u64::MAX).unwrap(), parts.state_at(session, u64::MAX).unwrap());
         }
-        assert!(whole.verify().unwrap().problems.is_empty());
+        // And each snapshot is what a full fold of the session gives.
+        let report = whole.verify().unwrap();
+        assert!(report.problems.is_empty() && report.snapshots_rebuilt == 0, "{report:?}");
     }
 
     #[test]
