@@ -1034,6 +1034,36 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_refused_part_way_leaves_no_trace_in_counts_or_snapshots() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), OpenMode::Create).unwrap();
+        let request = |i: usize| NewChange {
+            payload: json!({"index": i, "request": {"requestId": format!("r{i}")}}),
+            ..change("s", &format!("r{i}"))
+        };
+        let batch = |from: usize, n: usize| (from..from + n).map(request).collect::<Vec<_>>();
+        j.append(batch(0, 40)).unwrap();
+        // 40 good records (one of them the session's 64th: a snapshot is taken inside the
+        // transaction), then one with an empty session id: the whole batch is refused, on
+        // either path.
+        for n in [20, 100] {
+            let mut refused = batch(40, n);
+            refused.push(NewChange { session_id: String::new(), ..change("s", "bad") });
+            assert!(matches!(j.append(refused), Err(JournalError::InvalidChange(_))));
+            assert_eq!(j.session_event_count("s").unwrap(), 40);
+            assert_eq!(j.store.snapshots_of("s").unwrap().len(), 0);
+        }
+        // What the store counted inside the refused batches is gone with them: the next
+        // appends take their snapshots at the session's real 64th and 128th records.
+        j.append(batch(40, 30)).unwrap();
+        j.append(batch(70, 100)).unwrap();
+        assert_eq!(j.session_event_count("s").unwrap(), 170);
+        assert_eq!(j.store.snapshots_of("s").unwrap().len(), 2);
+        let report = j.verify().unwrap();
+        assert!(report.problems.is_empty() && report.snapshots_rebuilt == 0, "{report:?}");
+    }
+
+    #[test]
     fn a_large_batch_sealed_on_a_second_thread_stores_what_small_batches_do() {
         // Streamed updates and new requests of three sessions (two snapshots due for each
         // within the one batch), with ids and times fixed so that two journals can be compared
