@@ -181,6 +181,9 @@ pub struct Report {
     /// Provider files written or deleted.
     pub files_written: usize,
     pub warnings: Vec<String>,
+    /// Sessions read by a quick path: diffed against what they held, or recorded for the first
+    /// time, with no fold or merge. Where a sync's time went, for diagnostics and tests.
+    pub quick: usize,
 }
 
 /// Why a sync stopped.
@@ -429,6 +432,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             (None, Some(session)) if new => (Some(created(&listed.session_id, session, mark.clone())), None),
             (_, pulled) => (None, pulled),
         };
+        report.quick += usize::from(quick.is_some());
         let tail = if quick.is_some() { Tail::default() } else { journal.tail(&listed.session_id)? };
         let location = Some(listed.location);
         unrecorded += mark.as_ref().map_or(0, |m| m.len);

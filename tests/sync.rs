@@ -814,22 +814,23 @@ fn a_session_recorded_for_the_first_time_gets_the_same_events_as_the_full_path()
     for vs in [&quick, &full] {
         vs.age_files();
     }
-    assert_eq!(quick.sync(&[]).0, 0);
-    let mut journal = common::open_journal(&full.env.journal(), OpenMode::Create);
+    let first_sync = |vs: &Vs, options: chasm::sync::Options| {
+        let mut journal = common::open_journal(&vs.env.journal(), OpenMode::Create);
+        let roots = [PathBuf::from(vs.root())];
+        chasm::sync::sync(&mut journal, &chasm::provider::vscode::VsCode::new(&roots), &options).unwrap()
+    };
+    let report = first_sync(&quick, chasm::sync::Options { max_delete: 10, ..Default::default() });
+    assert_eq!(report.quick, 2, "both sessions recorded without a fold or merge");
     let overrides = [("no-such-conflict".to_owned(), chasm::merge::Take::Local)].into();
-    let roots = [PathBuf::from(full.root())];
-    let options = chasm::sync::Options { overrides, max_delete: 10, ..Default::default() };
-    chasm::sync::sync(&mut journal, &chasm::provider::vscode::VsCode::new(&roots), &options).unwrap();
-    drop(journal);
+    let report = first_sync(&full, chasm::sync::Options { overrides, max_delete: 10, ..Default::default() });
+    assert_eq!(report.quick, 0, "the full path for both");
     // Recording what was read after every file (a first sync records as it goes, to bound its
     // memory) gives the same records in the same order.
     let early = Vs::new();
     early.age_files();
-    let mut journal = common::open_journal(&early.env.journal(), OpenMode::Create);
-    let roots = [PathBuf::from(early.root())];
-    let options = chasm::sync::Options { record_after: Some(1), max_delete: 10, ..Default::default() };
-    let report = chasm::sync::sync(&mut journal, &chasm::provider::vscode::VsCode::new(&roots), &options).unwrap();
-    drop(journal);
+    let report =
+        first_sync(&early, chasm::sync::Options { record_after: Some(1), max_delete: 10, ..Default::default() });
+    assert_eq!(report.quick, 2);
     assert_eq!(report.appended, events_of(&early).len());
     assert!(!events_of(&quick).is_empty());
     assert_eq!(events_of(&quick), events_of(&full));
