@@ -35,7 +35,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-/// Whether a file name is one of [`write`]'s temporaries (`.NAME.chasm-<32 hex>.tmp`): what a
+/// Whether a file name is one of [`write()`]'s temporaries (`.NAME.chasm-<32 hex>.tmp`): what a
 /// write killed between creating and renaming it leaves behind.
 pub fn is_temporary(name: &str) -> bool {
     let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else { return false };

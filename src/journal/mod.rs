@@ -368,7 +368,7 @@ impl Journal {
 
     /// The bytes of the records after `after` up to `upto` (see `journal-format.md`), in seq
     /// order, in one query: for readers that decode only the fields they show
-    /// ([`record::Fields`]).
+    /// (`record::Fields`).
     pub fn raw_between(&self, after: u64, upto: u64) -> Result<Vec<(u64, store::Shared)>, JournalError> {
         if after >= upto {
             return Ok(Vec::new());
