@@ -518,7 +518,15 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     if remote_deletes > opts.max_delete {
         return Err(SyncError::TooManyDeletes { side: "in VS Code", count: remote_deletes, max: opts.max_delete });
     }
+    // What VS Code changed is recorded before anything is pushed to it. When nothing will be
+    // (most rounds), it is recorded with the checkpoints, in one durable commit instead of
+    // two: the plans are made on the records as they will be sealed, as a dry run makes them.
+    // A large batch is recorded at once, as before: holding it back would copy it.
+    let mut held_back: Option<Vec<NewChange>> = None;
     let recorded = if opts.dry_run {
+        seal_pending(remote_batch, journal.last_seq())
+    } else if remote_batch.len() <= HOLD_BACK_MAX {
+        held_back = Some(remote_batch.clone());
         seal_pending(remote_batch, journal.last_seq())
     } else {
         let records = journal.append(remote_batch)?;
@@ -555,8 +563,17 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         return Ok(report);
     }
 
-    // Push, then record resolutions and checkpoints in one batch.
-    let mut batch: Vec<NewChange> = Vec::new();
+    // Push, then record resolutions and checkpoints in one batch (after what VS Code changed,
+    // when that was held back: recorded first if anything is pushed, so that it is durable
+    // before a file is written; with the checkpoints otherwise, at the seqs planned with).
+    let pushes = plans.iter().any(|p| (p.push.is_some() && p.report.location.is_some()) || p.copy.is_some());
+    let mut batch: Vec<NewChange> = match held_back {
+        Some(remote) if pushes => {
+            report.appended += journal.append(remote)?.len();
+            Vec::new()
+        }
+        held_back => held_back.unwrap_or_default(),
+    };
     // What is in step, stamped once the batch is in with the session's record count (the
     // fingerprint) and newest seq (the shape).
     let mut in_step: Vec<(String, Option<Fingerprint>, Option<Held>)> = Vec::new();
@@ -775,7 +792,11 @@ pub fn home_of(journal: &Journal, state: &SessionState) -> Result<Option<Locatio
     Ok(journal.get(seq)?.and_then(|r| r.payload.get("path").and_then(serde_json::Value::as_str).map(location_of)))
 }
 
-/// Changes not appended (a dry run), sealed with the seqs they would get.
+/// The most records of what VS Code changed that a sync holds back to record with its
+/// checkpoints (see `sync`).
+const HOLD_BACK_MAX: usize = 1024;
+
+/// Changes not appended yet (a dry run, or held back), sealed with the seqs they would get.
 fn seal_pending(batch: Vec<NewChange>, last_seq: u64) -> Vec<SyncChange> {
     let mut prev = [0; 32];
     batch

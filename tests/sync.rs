@@ -1030,6 +1030,44 @@ fn another_user_dirs_sessions_do_not_hold_back_recording_as_a_sync_reads() {
     assert!(vs.env.ok(&["verify"]).starts_with("ok:"));
 }
 
+/// A round that only pulls records what VS Code changed with its checkpoints, in one durable
+/// commit; one that also pushes records what VS Code changed first, durable before any file
+/// is written, then the checkpoints.
+#[test]
+fn a_round_that_only_pulls_commits_once() {
+    let vs = Vs::new();
+    vs.age_files();
+    assert_eq!(vs.sync(&[]).0, 0);
+    let change_in_vscode = |title: &str| {
+        let mut reading = vs.remote(READING);
+        reading["customTitle"] = json!(title);
+        std::fs::write(vs.file(READING), reading.to_string()).unwrap();
+        age(&vs.file(READING));
+    };
+    let sync = || {
+        let mut journal = common::open_journal(&vs.env.journal(), OpenMode::Existing);
+        let roots = [PathBuf::from(vs.root())];
+        let options = chasm::sync::Options { max_delete: 10, ..Default::default() };
+        let report = chasm::sync::sync(&mut journal, &chasm::provider::vscode::VsCode::new(&roots), &options).unwrap();
+        (report, journal.appends())
+    };
+    change_in_vscode("Pulled alone");
+    let before = vs.env.log().len();
+    let (report, appends) = sync();
+    assert_eq!(appends, 1);
+    assert!(report.appended >= 2 && vs.env.log().len() == before + report.appended, "{report:?}");
+    assert_eq!(vs.env.replay(READING, None), vs.remote(READING));
+    // Renamed in chasm (a push) while VS Code changed the other session (a pull).
+    vs.env.ok(&["rename", &HAIKU[..8], "Pushed"]);
+    change_in_vscode("Pulled beside a push");
+    let (report, appends) = sync();
+    assert_eq!((appends, report.files_written), (2, 1), "{report:?}");
+    assert_eq!(vs.remote(HAIKU)["customTitle"], "Pushed");
+    assert_eq!(vs.env.replay(READING, None), vs.remote(READING));
+    assert_eq!(vs.sync(&["--json"]).0, 0);
+    assert!(vs.env.ok(&["verify"]).starts_with("ok:"));
+}
+
 /// The shape is what such a sync reads: one that says a request differs gets it recorded again.
 #[test]
 fn a_changed_file_is_diffed_against_the_kept_shape() {

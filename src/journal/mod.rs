@@ -166,6 +166,8 @@ pub struct Journal {
     /// The hash the next record chains to, or why the last record cannot give one (a damaged
     /// journal can still be read and verified, but not appended to).
     head_hash: Result<[u8; 32], String>,
+    /// Batches appended through this handle.
+    appends: u64,
 }
 
 impl Journal {
@@ -212,7 +214,7 @@ impl Journal {
                 }),
             ),
         };
-        Ok(Journal { store, last_seq, head_hash })
+        Ok(Journal { store, last_seq, head_hash, appends: 0 })
     }
 
     /// The hash the next record chains to (an error for a journal whose last record is damaged).
@@ -228,6 +230,11 @@ impl Journal {
     /// The seq of the newest record (0 when empty).
     pub fn last_seq(&self) -> u64 {
         self.last_seq
+    }
+
+    /// How many batches this handle has appended: each was one durable commit (an fsync).
+    pub fn appends(&self) -> u64 {
+        self.appends
     }
 
     /// Appends a batch: seqs are assigned densely, each record is chained to the one before,
@@ -355,6 +362,7 @@ impl Journal {
         let last = records.last().expect("one record at least");
         self.last_seq = last.seq;
         self.head_hash = Ok(last.hash);
+        self.appends += 1;
         Ok(records)
     }
 
