@@ -545,11 +545,16 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     }
 
     // Decide.
-    let mut plans = Vec::new();
-    for w in work {
-        plans.push(plan(w, provider, opts)?);
+    let plans: Result<Vec<Plan>, SyncError> = work.into_iter().map(|w| plan(w, provider, opts)).collect();
+    let local_deletes = plans.as_ref().map_or(0, |plans| plans.iter().filter(|p| matches!(p.push, Some(None))).count());
+    // A sync that stops here has still read what VS Code changed, and records it, held back or
+    // not: a session that cannot be planned must not keep the others' changes out of history.
+    if (plans.is_err() || local_deletes > opts.max_delete)
+        && let Some(remote) = held_back.take()
+    {
+        report.appended += journal.append(remote)?.len();
     }
-    let local_deletes = plans.iter().filter(|p| matches!(p.push, Some(None))).count();
+    let plans = plans?;
     if local_deletes > opts.max_delete {
         return Err(SyncError::TooManyDeletes {
             side: "in VS Code by chasm",

@@ -1068,6 +1068,43 @@ fn a_round_that_only_pulls_commits_once() {
     assert!(vs.env.ok(&["verify"]).starts_with("ok:"));
 }
 
+/// A sync that stops because a session cannot be planned has still recorded what VS Code
+/// changed in the others (it is read first, and held back only while nothing goes wrong).
+#[test]
+fn a_session_that_cannot_be_planned_does_not_keep_the_others_changes_out_of_history() {
+    let vs = Vs::new();
+    vs.age_files();
+    assert_eq!(vs.sync(&[]).0, 0);
+    // A change made in chasm to HAIKU that does not fold: its local side cannot be built.
+    let mut journal = common::open_journal(&vs.env.journal(), OpenMode::Existing);
+    journal
+        .append(vec![NewChange {
+            session_id: HAIKU.into(),
+            change_type: ChangeType::Update,
+            entity_type: EntityType::Message,
+            entity_id: "broken".into(),
+            timestamp: chrono::Utc::now(),
+            origin: Origin::Local,
+            provider: "vscode".into(),
+            payload: json!({"index": 0, "request": "not a request"}),
+        }])
+        .unwrap();
+    drop(journal);
+    let mut reading = vs.remote(READING);
+    reading["customTitle"] = json!("Changed while the other is broken");
+    std::fs::write(vs.file(READING), reading.to_string()).unwrap();
+    age(&vs.file(READING));
+    let recorded = || vs.env.log().iter().filter(|r| r["session_id"] == READING).count();
+    let before = recorded();
+    let mut journal = common::open_journal(&vs.env.journal(), OpenMode::Existing);
+    let roots = [PathBuf::from(vs.root())];
+    let options = chasm::sync::Options { max_delete: 10, ..Default::default() };
+    let result = chasm::sync::sync(&mut journal, &chasm::provider::vscode::VsCode::new(&roots), &options);
+    drop(journal);
+    assert!(result.is_err(), "{result:?}");
+    assert!(recorded() > before, "READING's change is in the journal");
+}
+
 /// The shape is what such a sync reads: one that says a request differs gets it recorded again.
 #[test]
 fn a_changed_file_is_diffed_against_the_kept_shape() {
