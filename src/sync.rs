@@ -521,7 +521,8 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     // What VS Code changed is recorded before anything is pushed to it. When nothing will be
     // (most rounds), it is recorded with the checkpoints, in one durable commit instead of
     // two: the plans are made on the records as they will be sealed, as a dry run makes them.
-    // A large batch is recorded at once, as before: holding it back would copy it.
+    // A large batch is recorded at once, as before: holding it back would cost more than the
+    // commit it saves.
     let mut held_back: Option<Vec<NewChange>> = None;
     let recorded = if opts.dry_run {
         seal_pending(remote_batch, journal.last_seq())
@@ -798,8 +799,9 @@ pub fn home_of(journal: &Journal, state: &SessionState) -> Result<Option<Locatio
 }
 
 /// The most records of what VS Code changed that a sync holds back to record with its
-/// checkpoints (see `sync`).
-const HOLD_BACK_MAX: usize = 1024;
+/// checkpoints (see `sync`). Holding back copies them and seals them twice (once to plan
+/// with), which for a few hundred requests costs what the commit it saves does.
+const HOLD_BACK_MAX: usize = 128;
 
 /// Changes not appended yet (a dry run, or held back), sealed with the seqs they would get.
 fn seal_pending(batch: Vec<NewChange>, last_seq: u64) -> Vec<SyncChange> {
