@@ -46,6 +46,15 @@ impl Vs {
         vscode_read(&self.file(id))
     }
 
+    /// Runs a sync of this user dir through the library, with `options`: what it gave, and how
+    /// many durable commits it made.
+    fn sync_with(&self, options: chasm::sync::Options) -> (Result<chasm::sync::Report, chasm::sync::SyncError>, u64) {
+        let mut journal = common::open_journal(&self.env.journal(), OpenMode::Create);
+        let roots = [PathBuf::from(self.root())];
+        let result = chasm::sync::sync(&mut journal, &chasm::provider::vscode::VsCode::new(&roots), &options);
+        (result, journal.appends())
+    }
+
     /// Runs `chasm sync --root <user dir> ARGS`; returns (exit code, stdout).
     fn sync(&self, args: &[&str]) -> (i32, String) {
         let root = self.root();
@@ -814,11 +823,7 @@ fn a_session_recorded_for_the_first_time_gets_the_same_events_as_the_full_path()
     for vs in [&quick, &full] {
         vs.age_files();
     }
-    let first_sync = |vs: &Vs, options: chasm::sync::Options| {
-        let mut journal = common::open_journal(&vs.env.journal(), OpenMode::Create);
-        let roots = [PathBuf::from(vs.root())];
-        chasm::sync::sync(&mut journal, &chasm::provider::vscode::VsCode::new(&roots), &options).unwrap()
-    };
+    let first_sync = |vs: &Vs, options| vs.sync_with(options).0.unwrap();
     let report = first_sync(&quick, chasm::sync::Options { max_delete: 10, ..Default::default() });
     assert_eq!(report.quick, 2, "both sessions recorded without a fold or merge");
     let overrides = [("no-such-conflict".to_owned(), chasm::merge::Take::Local)].into();
@@ -940,12 +945,8 @@ fn a_session_deleted_long_ago_does_not_hold_back_recording_as_a_sync_reads() {
     std::fs::remove_file(vs.file(HAIKU)).unwrap();
     assert_eq!(vs.sync(&[]).0, 0);
     assert_eq!(vs.sync(&[]).0, 0, "notes HAIKU settled");
-    let sync = |max_delete| {
-        let mut journal = common::open_journal(&vs.env.journal(), OpenMode::Existing);
-        let roots = [PathBuf::from(vs.root())];
-        let options = chasm::sync::Options { record_after: Some(1), max_delete, ..Default::default() };
-        chasm::sync::sync(&mut journal, &chasm::provider::vscode::VsCode::new(&roots), &options)
-    };
+    let sync =
+        |max_delete| vs.sync_with(chasm::sync::Options { record_after: Some(1), max_delete, ..Default::default() }).0;
     // Both changed in VS Code; READING's kept shape lost, so only THIRD takes the quick path,
     // whose changes are recorded as they are read: before READING's, which are recorded when
     // the scan ends, although READING is read first.
@@ -1045,11 +1046,8 @@ fn a_round_that_only_pulls_commits_once() {
         age(&vs.file(READING));
     };
     let sync = || {
-        let mut journal = common::open_journal(&vs.env.journal(), OpenMode::Existing);
-        let roots = [PathBuf::from(vs.root())];
-        let options = chasm::sync::Options { max_delete: 10, ..Default::default() };
-        let report = chasm::sync::sync(&mut journal, &chasm::provider::vscode::VsCode::new(&roots), &options).unwrap();
-        (report, journal.appends())
+        let (report, appends) = vs.sync_with(chasm::sync::Options { max_delete: 10, ..Default::default() });
+        (report.unwrap(), appends)
     };
     change_in_vscode("Pulled alone");
     let before = vs.env.log().len();
@@ -1096,11 +1094,7 @@ fn a_session_that_cannot_be_planned_does_not_keep_the_others_changes_out_of_hist
     age(&vs.file(READING));
     let recorded = || vs.env.log().iter().filter(|r| r["session_id"] == READING).count();
     let before = recorded();
-    let mut journal = common::open_journal(&vs.env.journal(), OpenMode::Existing);
-    let roots = [PathBuf::from(vs.root())];
-    let options = chasm::sync::Options { max_delete: 10, ..Default::default() };
-    let result = chasm::sync::sync(&mut journal, &chasm::provider::vscode::VsCode::new(&roots), &options);
-    drop(journal);
+    let (result, _) = vs.sync_with(chasm::sync::Options { max_delete: 10, ..Default::default() });
     assert!(result.is_err(), "{result:?}");
     assert!(recorded() > before, "READING's change is in the journal");
 }
