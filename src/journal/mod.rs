@@ -478,25 +478,38 @@ impl Journal {
     /// nearest snapshot and at most the first request with a message; `None` when the session
     /// is not settled, or is not readable so (the full path then says why).
     pub fn settled(&self, session_id: &str) -> Result<Option<Settled>, StateError> {
-        let Some(state) = self.placed_state_at(session_id, u64::MAX)? else { return Ok(None) };
+        let Some(mut state) = self.placed_state_at(session_id, u64::MAX)? else { return Ok(None) };
         let Some(cp) = state.last_checkpoint.filter(|&cp| cp == state.last_seq) else { return Ok(None) };
         let Some(checkpoint) = self.get(cp)? else { return Ok(None) };
         let path = checkpoint.payload.get("path").and_then(serde_json::Value::as_str).map(str::to_owned);
         if !state.exists {
             return Ok(Some(Settled { exists: false, title: None, path }));
         }
-        // A session's title (see `Session::display_title`): its own, else the first words of
-        // its first request with a message.
-        let mut title = state.session.custom_title().filter(|t| !t.trim().is_empty()).map(str::to_owned);
-        for source in &state.sources {
-            if title.is_some() {
+        if !self.fill_title_request(session_id, &mut state)? {
+            return Ok(None);
+        }
+        Ok(Some(Settled { exists: true, title: state.session.display_title(), path }))
+    }
+
+    /// In a state whose requests were left unread (see `placed_state_at`), reads the one a
+    /// title falls back on when the session has none of its own (see
+    /// `Session::display_title`): the first with a message. `false` when a request is not
+    /// where its source says.
+    fn fill_title_request(&self, session_id: &str, state: &mut SessionState) -> Result<bool, JournalError> {
+        if state.session.custom_title().is_some_and(|t| !t.trim().is_empty()) {
+            return Ok(true);
+        }
+        for (i, source) in state.sources.iter().enumerate() {
+            let request = self.request_at(session_id, *source)?.map(crate::session::Request::from_value);
+            let Some(Ok(request)) = request else { return Ok(false) };
+            if request.message_text().is_some()
+                && let Some(slot) = state.session.requests.get_mut(i)
+            {
+                *slot = request;
                 break;
             }
-            let Some(request) = self.request_at(session_id, *source)? else { return Ok(None) };
-            let Ok(request) = crate::session::Request::from_value(request) else { return Ok(None) };
-            title = request.message_text().map(|t| crate::session::first_words(t, 60));
         }
-        Ok(Some(Settled { exists: true, title, path }))
+        Ok(true)
     }
 
     /// One request of a session as the record a source names holds it, or `None` when the
@@ -602,19 +615,10 @@ impl Journal {
         }
         let (state, deleted) = before_deletions(|upto| self.placed_state_at(session_id, upto))?;
         let Some(mut state) = state else { return Ok((None, deleted)) };
-        if state.session.custom_title().is_none_or(|t| t.trim().is_empty()) {
-            for (i, source) in state.sources.iter().enumerate() {
-                let request = self.request_at(session_id, *source)?.map(crate::session::Request::from_value);
-                let Some(Ok(request)) = request else {
-                    // Not where its source says: rebuilt as a replay would rebuild it.
-                    let (state, deleted) = self.last_existing(session_id)?;
-                    return Ok((state.map(|st| st.session), deleted));
-                };
-                if let Some(slot) = state.session.requests.get_mut(i).filter(|_| request.message_text().is_some()) {
-                    *slot = request;
-                    break;
-                }
-            }
+        if !self.fill_title_request(session_id, &mut state)? {
+            // A request not where its source says: rebuilt as a replay would rebuild it.
+            let (state, deleted) = self.last_existing(session_id)?;
+            return Ok((state.map(|st| st.session), deleted));
         }
         Ok((Some(state.session), deleted))
     }
