@@ -130,16 +130,14 @@ fn settle() {
     let _ = Command::new("sync").status();
 }
 
+fn timed(f: impl FnOnce()) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
+}
+
 fn time_runs(runs: usize, mut f: impl FnMut()) -> Duration {
-    median(
-        (0..runs)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed()
-            })
-            .collect(),
-    )
+    median((0..runs).map(|_| timed(&mut f)).collect())
 }
 
 fn run(cmd: &mut Command) {
@@ -295,11 +293,12 @@ fn bench_sync(scale: &Scale, tmp: &Path, rep: &mut Report) {
     let total: u64 = files.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
     let root = user.to_str().unwrap().to_owned();
     settle();
-    let read_all = time_runs(scale.runs, || {
+    let read_files = || {
         for f in &files {
             std::hint::black_box(std::fs::read(f).unwrap());
         }
-    });
+    };
+    let read_all = time_runs(scale.runs, read_files);
 
     let journal = tmp.join("sync/journal");
     let first = time_runs(1, || run(&mut chasm(&journal, &["sync", "--root", &root])));
@@ -316,42 +315,28 @@ fn bench_sync(scale: &Scale, tmp: &Path, rep: &mut Report) {
     // under either measure.
     run(&mut chasm(&journal, &["sync", "--root", &root]));
     settle();
-    let noop_sync = || {
-        let t = Instant::now();
-        run(&mut chasm(&journal, &["sync", "--root", &root]));
-        t.elapsed()
-    };
-    let read_files = || {
-        let t = Instant::now();
-        for f in &files {
-            std::hint::black_box(std::fs::read(f).unwrap());
-        }
-        t.elapsed()
-    };
+    let noop_sync = || run(&mut chasm(&journal, &["sync", "--root", &root]));
     // Back to back, as a sync every few seconds on an idle machine runs; then each right after
     // reading every file, its caches cold, as on a busy one.
-    let noop = median((0..SHORT_RUNS).map(|_| noop_sync()).collect());
-    let read_beside = median((0..SHORT_RUNS).map(|_| read_files()).collect());
+    let noop = time_runs(SHORT_RUNS, noop_sync);
+    let read_beside = time_runs(SHORT_RUNS, read_files);
     let (mut cold, mut reads) = (Vec::new(), Vec::new());
     for _ in 0..SHORT_RUNS {
-        reads.push(read_files());
-        cold.push(noop_sync());
+        reads.push(timed(read_files));
+        cold.push(timed(noop_sync));
     }
     let (cold, read_between) = (median(cold), median(reads));
-    rep.row(
-        &format!("no-op sync of {} sessions", files.len()),
-        ms(noop),
-        format!("{} (read the bytes once)", ms(read_beside)),
-        format!("{:.1}% of the read", 100.0 * noop.as_secs_f64() / read_beside.as_secs_f64()),
-        "≤ 10%",
-    );
-    rep.row(
-        &format!("no-op sync of {} sessions, each right after reading all the files", files.len()),
-        ms(cold),
-        format!("{} (read the bytes once)", ms(read_between)),
-        format!("{:.1}% of the read", 100.0 * cold.as_secs_f64() / read_between.as_secs_f64()),
-        "",
-    );
+    for (what, ours, read, target) in
+        [("", noop, read_beside, "≤ 10%"), (", each right after reading all the files", cold, read_between, "")]
+    {
+        rep.row(
+            &format!("no-op sync of {} sessions{what}", files.len()),
+            ms(ours),
+            format!("{} (read the bytes once)", ms(read)),
+            format!("{:.1}% of the read", 100.0 * ours.as_secs_f64() / read.as_secs_f64()),
+            target,
+        );
+    }
 
     // git over the same folder: one commit of everything, then a commit per round.
     run(&mut git(&user, &["init", "-q"]));

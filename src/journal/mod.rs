@@ -1055,9 +1055,9 @@ mod tests {
         };
         let batch = |from: usize, n: usize| (from..from + n).map(request).collect::<Vec<_>>();
         j.append(batch(0, 40)).unwrap();
-        // 40 good records (one of them the session's 64th: a snapshot is taken inside the
-        // transaction), then one with an empty session id: the whole batch is refused, on
-        // either path.
+        // 20 or 100 good records (the 100 reach the session's 64th and 128th: snapshots are
+        // taken inside the transaction), then one with an empty session id: the whole batch is
+        // refused, sealed in place or on a second thread.
         for n in [20, 100] {
             let mut refused = batch(40, n);
             refused.push(NewChange { session_id: String::new(), ..change("s", "bad") });

@@ -342,10 +342,10 @@ impl Store {
 
     /// Stores the snapshots a session is due after new records: one at every
     /// [`SNAPSHOT_INTERVAL`]-th event of the session. Called inside the append's transaction,
-    /// after its records are inserted; free when none is due. `events` is the session's record
-    /// count with them; `fresh` are the records just appended for this session, in seq order:
-    /// they are folded from memory rather than read back. A session whose events do not fold
-    /// gets none.
+    /// once the record that makes one due is inserted; free when none is due. `events` is the
+    /// session's record count with it; `fresh` are the newest records of this session in the
+    /// append, in seq order, that one last: they are folded from memory, and any older since
+    /// the last snapshot are read back. A session whose events do not fold gets none.
     pub(super) fn take_due_snapshots(
         &self,
         session_id: &str,
