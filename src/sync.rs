@@ -525,10 +525,10 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     // commit it saves.
     let mut held_back: Option<Vec<NewChange>> = None;
     let recorded = if opts.dry_run {
-        seal_pending(remote_batch, journal.last_seq())
+        pending_records(remote_batch, journal.last_seq())
     } else if remote_batch.len() <= HOLD_BACK_MAX {
         held_back = Some(remote_batch.clone());
-        seal_pending(remote_batch, journal.last_seq())
+        pending_records(remote_batch, journal.last_seq())
     } else {
         let records = journal.append(remote_batch)?;
         report.appended += records.len();
@@ -799,22 +799,14 @@ pub fn home_of(journal: &Journal, state: &SessionState) -> Result<Option<Locatio
 }
 
 /// The most records of what VS Code changed that a sync holds back to record with its
-/// checkpoints (see `sync`). Holding back copies them and seals them twice (once to plan
-/// with), which for a few hundred requests costs what the commit it saves does.
+/// checkpoints (see `sync`). Holding back copies them, which for a few hundred requests costs
+/// about what the commit it saves does.
 const HOLD_BACK_MAX: usize = 128;
 
-/// Changes not appended yet (a dry run, or held back), sealed with the seqs they would get.
-fn seal_pending(batch: Vec<NewChange>, last_seq: u64) -> Vec<SyncChange> {
-    let mut prev = [0; 32];
-    batch
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let r = SyncChange::seal(c, last_seq + i as u64 + 1, prev);
-            prev = r.hash;
-            r
-        })
-        .collect()
+/// Changes not appended yet (a dry run, or held back), as the records they will be at the
+/// seqs they will get.
+fn pending_records(batch: Vec<NewChange>, last_seq: u64) -> Vec<SyncChange> {
+    (last_seq + 1..).zip(batch).map(|(seq, c)| SyncChange::pending(c, seq)).collect()
 }
 
 /// A location from a recorded path: the format follows the extension.

@@ -47,7 +47,7 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
         let mut view = view.unwrap_or_default();
         for c in &changes {
             let change = c.clone().into_change(&file.session_id, now, Origin::Remote, PROVIDER);
-            view.apply(&SyncChange::seal(change.clone(), 0, [0; 32]))?;
+            view.apply(&SyncChange::pending(change.clone(), 0))?;
             batch.push(change);
         }
         per_file.push(changes.len());

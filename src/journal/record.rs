@@ -209,10 +209,22 @@ impl SyncChange {
     /// [`SyncChange::seal_as`] that also returns the stored bytes, so an append serializes the
     /// payload once rather than once for the hash and again for storage.
     pub fn seal_stored(id: Uuid, change: NewChange, seq: u64, prev_hash: [u8; 32]) -> (SyncChange, Vec<u8>) {
+        let mut record = SyncChange { id, prev_hash, ..SyncChange::pending(change, seq) };
+        let mut bytes = record.canonical_bytes();
+        record.hash = chain_hash(&prev_hash, &bytes);
+        bytes.extend_from_slice(&prev_hash);
+        bytes.extend_from_slice(&record.hash);
+        (record, bytes)
+    }
+
+    /// The record a change will be at `seq`, as far as a fold can tell: its timestamp kept to
+    /// the millisecond, as stored, but no id and no place in a chain (hashing needs the
+    /// payload serialized). What a sync plans with before it appends.
+    pub fn pending(change: NewChange, seq: u64) -> SyncChange {
         let timestamp =
             Utc.timestamp_millis_opt(change.timestamp.timestamp_millis()).single().unwrap_or(change.timestamp);
-        let mut record = SyncChange {
-            id,
+        SyncChange {
+            id: Uuid::nil(),
             seq,
             session_id: change.session_id,
             change_type: change.change_type,
@@ -222,14 +234,9 @@ impl SyncChange {
             origin: change.origin,
             provider: change.provider,
             payload: change.payload,
-            prev_hash,
+            prev_hash: [0; 32],
             hash: [0; 32],
-        };
-        let mut bytes = record.canonical_bytes();
-        record.hash = chain_hash(&prev_hash, &bytes);
-        bytes.extend_from_slice(&prev_hash);
-        bytes.extend_from_slice(&record.hash);
-        (record, bytes)
+        }
     }
 
     /// `C`: the version byte and the encoded body, what the hash covers after `prev_hash`.
