@@ -385,21 +385,59 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// The first `max_chars` characters of a text on one line, with `…` when cut.
+/// The first `max_chars` characters of a text on one line (its words joined by single
+/// spaces), with `…` when cut. Reads only as far as it keeps: log lines are made from it for
+/// every record stored.
 pub fn first_words(text: &str, max_chars: usize) -> String {
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() <= max_chars {
-        one_line
-    } else {
-        let cut: String = one_line.chars().take(max_chars.saturating_sub(1)).collect();
-        format!("{}…", cut.trim_end())
+    let mut out = String::with_capacity(text.len().min(4 * max_chars) + 3);
+    let mut chars = 0;
+    for word in text.split_whitespace() {
+        let sep = usize::from(chars > 0);
+        let len = word.chars().count();
+        if chars + sep + len > max_chars {
+            // Cut: the line's first `max_chars - 1` characters, trimmed, then `…`.
+            let keep = max_chars.saturating_sub(1);
+            if chars >= keep {
+                out.truncate(out.char_indices().nth(keep).map_or(out.len(), |(i, _)| i));
+            } else {
+                if sep == 1 {
+                    out.push(' ');
+                    chars += 1;
+                }
+                out.push_str(&word[..word.char_indices().nth(keep - chars).map_or(word.len(), |(i, _)| i)]);
+            }
+            out.truncate(out.trim_end().len());
+            out.push('…');
+            return out;
+        }
+        if sep == 1 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        chars += sep + len;
     }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    proptest::proptest! {
+        /// Read word by word, the first words are those of the whole text joined and cut.
+        #[test]
+        fn first_words_are_those_of_the_joined_text(text in "[a-zé \u{3000}\t\n…]{0,40}", max in 0usize..30) {
+            let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            let want = if one_line.chars().count() <= max {
+                one_line
+            } else {
+                let cut: String = one_line.chars().take(max.saturating_sub(1)).collect();
+                format!("{}…", cut.trim_end())
+            };
+            proptest::prop_assert_eq!(first_words(&text, max), want);
+        }
+    }
 
     #[test]
     fn round_trip_keeps_every_field_and_order() {

@@ -93,6 +93,48 @@ fn log_filters_limits_and_orders_like_git_log() {
     assert!(env.ok(&["log", "--entity", "session", "--until", "1"]).contains("new session \"First\""));
 }
 
+/// A long session's log reads from the lines stored beside its snapshots, and says exactly
+/// what reading every record says (the all-sessions log reads records): in every order,
+/// limit and filter, and on both sides of the last stored run.
+#[test]
+fn a_long_sessions_log_says_what_its_records_say() {
+    let env = Env::new();
+    let id = "33333333-cccc";
+    let texts: Vec<String> = (0..70).map(|i| format!("question number {i} about lifetimes")).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let path = write_session(&env, id, "Long", &refs[..1]);
+    env.ok(&["capture", p(&path)]);
+    write_session(&env, id, "Longer", &refs);
+    env.ok(&["capture", p(&path)]);
+    env.ok(&["tag", id, "keep"]);
+    env.ok(&["rename", id, "Longest"]);
+    // Every response grows a part.
+    let mut session: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for r in session["requests"].as_array_mut().unwrap() {
+        r["response"].as_array_mut().unwrap().push(json!({"value": "more"}));
+    }
+    std::fs::write(&path, session.to_string()).unwrap();
+    env.ok(&["capture", p(&path)]);
+    let events = env.log().len();
+    assert!(events > 2 * 64 + 10, "{events} events: two runs stored and records after");
+    let newest = events.to_string();
+    for args in [
+        &[][..],
+        &["--reverse"],
+        &["-n", "100"],
+        &["-n", "100", "--reverse"],
+        &["--type", "update"],
+        &["--origin", "local"],
+        &["--entity", "message", "--since", "60", "--until", &newest],
+    ] {
+        let all = env.ok(&[&["log"][..], args].concat());
+        let one = env.ok(&[&["log", &id[..6]][..], args].concat());
+        assert!(!one.is_empty(), "{args:?}");
+        assert_eq!(one, all, "{args:?}");
+    }
+    assert!(env.ok(&["log", id]).contains(r#"changed #70 "question number 69 about lifetimes" (2 response parts)"#));
+}
+
 #[test]
 fn sessions_resolve_by_unique_prefix() {
     let env = Env::new();

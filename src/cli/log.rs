@@ -9,11 +9,9 @@ use serde_json::Value;
 
 use super::style::{self, Paint};
 use super::time::{Point, parse_point};
+use crate::journal::lines::{self, Line, Piece, summary_of_payload};
 use crate::journal::record::Fields;
 use crate::journal::{ChangeType, EntityType, Journal, JournalError, OpenMode, Origin, SyncChange};
-/// Stored record bytes by seq, as read in one query.
-type Chunk = Vec<(u64, std::rc::Rc<Vec<u8>>)>;
-use crate::session::first_words;
 
 /// Show the history of one session, or of every session, newest first
 #[derive(Debug, clap::Args)]
@@ -80,6 +78,16 @@ impl Head {
         }
     }
 
+    fn of_line(l: &Line) -> Head {
+        Head {
+            seq: l.seq,
+            timestamp_ms: l.timestamp_ms,
+            origin: l.origin,
+            change_type: l.change_type,
+            entity_type: l.entity_type,
+        }
+    }
+
     fn of_fields(f: &Fields) -> Head {
         let b = &f.body;
         Head {
@@ -119,36 +127,57 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
         return graph(&journal, session.as_deref(), &args, limit);
     }
     let oldest_first = args.reverse && args.max_count.is_none();
+    // One session's human lines come from the runs of lines stored beside its snapshots where
+    // they are whole, so its records need not be read (`--json` prints every field: records).
+    let runs = match &session {
+        Some(id) if !args.json => journal.session_line_runs(id)?,
+        _ => Vec::new(),
+    };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut held: Vec<String> = Vec::new();
+    let mut held: Vec<Vec<u8>> = Vec::new();
     let mut shown = 0;
-    let mut when = When::new(chrono::Utc::now());
-    let colour = style::colour();
+    let mut human = Human::new(style::colour());
+    let mut line = Vec::new();
     // Records are read a chunk at a time (one query per chunk) and each is decoded only as far
     // as its line needs: `--json` prints every field, a human line a few words of the payload.
-    for chunk in chunks(&journal, session.as_deref(), oldest_first) {
-        for (seq, bytes) in chunk? {
+    for chunk in chunks(&journal, session.as_deref(), &runs, oldest_first) {
+        for entry in chunk? {
             if shown >= limit {
                 break;
             }
-            let fields = Fields::of(&bytes).map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })?;
-            if !args.matches(&Head::of_fields(&fields)) {
-                continue;
+            line.clear();
+            match entry {
+                Entry::Line(l) => {
+                    let head = Head::of_line(&l);
+                    if !args.matches(&head) {
+                        continue;
+                    }
+                    let id = session.as_deref().unwrap_or_default();
+                    human.write(&mut line, &head, id, &l.summary);
+                }
+                Entry::Stored(seq, bytes) => {
+                    let corrupt = |e: String| JournalError::Corrupt { seq, reason: e };
+                    let fields = Fields::of(&bytes).map_err(|e| corrupt(e.to_string()))?;
+                    let head = Head::of_fields(&fields);
+                    if !args.matches(&head) {
+                        continue;
+                    }
+                    if args.json {
+                        let record = SyncChange::decode(&bytes).map_err(|e| corrupt(e.to_string()))?;
+                        write!(line, "{}", json_line(&record))?;
+                    } else {
+                        let b = &fields.body;
+                        let summary = summary_of_payload(b.change_type, b.entity_type, b.entity_id, b.payload);
+                        human.write(&mut line, &head, b.session_id, &summary);
+                    }
+                }
             }
             shown += 1;
-            let line = if args.json {
-                json_line(
-                    &crate::journal::SyncChange::decode(&bytes)
-                        .map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })?,
-                )
-                .to_string()
-            } else {
-                human_line(&fields, colour, &mut when)
-            };
+            line.push(b'\n');
             if args.reverse && !oldest_first {
-                held.push(line);
+                held.push(line.clone());
             } else {
-                writeln!(out, "{line}")?;
+                out.write_all(&line)?;
             }
         }
         if shown >= limit {
@@ -156,7 +185,7 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
         }
     }
     for line in held.iter().rev() {
-        writeln!(out, "{line}")?;
+        out.write_all(line)?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
@@ -165,38 +194,66 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
 /// Records read per query.
 const CHUNK: usize = 512;
 
-/// The records to show, newest first (or oldest first), a chunk of stored bytes at a time:
-/// one session's through its index, or the whole journal's by seq.
+/// A line to show: its record's stored bytes, or the line itself from a stored run.
+enum Entry<'a> {
+    Stored(u64, std::rc::Rc<Vec<u8>>),
+    Line(Line<'a>),
+}
+
+/// The lines to show, newest first (or oldest first), a chunk at a time: one session's from
+/// its stored runs of lines and, where those do not cover it, from its records through its
+/// index; the whole journal's from its records by seq.
 fn chunks<'a>(
     journal: &'a Journal,
     session: Option<&'a str>,
+    runs: &'a [(u64, Vec<u8>)],
     oldest_first: bool,
-) -> Box<dyn Iterator<Item = Result<Chunk, JournalError>> + 'a> {
-    let seqs: Vec<u64> = match session {
-        Some(id) => match journal.session_seqs(id) {
-            Ok(seqs) => seqs,
-            Err(e) => return Box::new(std::iter::once(Err(e))),
-        },
-        None => Vec::new(),
+) -> Box<dyn Iterator<Item = Result<Vec<Entry<'a>>, JournalError>> + 'a> {
+    let Some(id) = session else {
+        let last = journal.last_seq();
+        let ranges =
+            (0..last.div_ceil(CHUNK as u64)).map(move |i| (i * CHUNK as u64, ((i + 1) * CHUNK as u64).min(last)));
+        let read = move |(after, upto)| -> Result<Vec<Entry<'a>>, JournalError> {
+            let mut rows: Vec<Entry> =
+                journal.raw_between(after, upto)?.into_iter().map(|(seq, b)| Entry::Stored(seq, b)).collect();
+            if !oldest_first {
+                rows.reverse();
+            }
+            Ok(rows)
+        };
+        return if oldest_first { Box::new(ranges.map(read)) } else { Box::new(ranges.rev().map(read)) };
     };
-    let last = journal.last_seq();
-    let ranges: Vec<(u64, u64)> = match session {
-        Some(_) => seqs.chunks(CHUNK).map(|c| (c[0] - 1, c[c.len() - 1])).collect(),
-        None => {
-            (0..last.div_ceil(CHUNK as u64)).map(|i| (i * CHUNK as u64, ((i + 1) * CHUNK as u64).min(last))).collect()
+    let seqs: Vec<u64> = match journal.session_seqs(id) {
+        Ok(seqs) => seqs,
+        Err(e) => return Box::new(std::iter::once(Err(e))),
+    };
+    // Each piece becomes chunks: a run as it is, a range of records CHUNK at a time.
+    let mut parts: Vec<Piece> = Vec::new();
+    for piece in lines::plan(&seqs, runs) {
+        match piece {
+            Piece::Run(lines) => parts.push(Piece::Run(lines)),
+            Piece::Records(range) => {
+                parts.extend(range.clone().step_by(CHUNK).map(|at| Piece::Records(at..(at + CHUNK).min(range.end))))
+            }
         }
-    };
-    let read = move |(after, upto): (u64, u64)| -> Result<Chunk, JournalError> {
-        let mut rows = match session {
-            Some(id) => journal.session_raw(id, after, upto)?,
-            None => journal.raw_between(after, upto)?,
+    }
+    if !oldest_first {
+        parts.reverse();
+    }
+    Box::new(parts.into_iter().map(move |part| {
+        let mut entries: Vec<Entry> = match part {
+            Piece::Run(lines) => lines.into_iter().map(Entry::Line).collect(),
+            Piece::Records(range) => journal
+                .session_raw(id, seqs[range.start] - 1, seqs[range.end - 1])?
+                .into_iter()
+                .map(|(seq, b)| Entry::Stored(seq, b))
+                .collect(),
         };
         if !oldest_first {
-            rows.reverse();
+            entries.reverse();
         }
-        Ok(rows)
-    };
-    if oldest_first { Box::new(ranges.into_iter().map(read)) } else { Box::new(ranges.into_iter().rev().map(read)) }
+        Ok(entries)
+    }))
 }
 
 /// `--graph`: the marks need the whole history in order, so it is read oldest first; the
@@ -212,7 +269,7 @@ fn graph(journal: &crate::journal::Journal, session: Option<&str>, args: &Args, 
         .rev()
         .filter(|l| args.matches(&Head::of(l.event)))
         .take(limit)
-        .map(|l| super::graph::render(l, &summary(l.event), session.is_none(), style::colour()))
+        .map(|l| super::graph::render(l, &lines::summary(l.event), session.is_none(), style::colour()))
         .collect();
     if args.reverse {
         shown.reverse();
@@ -237,165 +294,91 @@ pub fn json_line(r: &SyncChange) -> Value {
 /// once per second shown and seconds ago, not once per line.
 struct When {
     now: chrono::DateTime<chrono::Utc>,
+    /// The millisecond last asked for, and the (second, seconds ago) its text was made for.
+    last_ms: Option<i64>,
     key: Option<(i64, i64)>,
     text: String,
 }
 
 impl When {
     fn new(now: chrono::DateTime<chrono::Utc>) -> When {
-        When { now, key: None, text: String::new() }
+        When { now, last_ms: None, key: None, text: String::new() }
     }
 
     fn of(&mut self, timestamp_ms: i64) -> &str {
+        if self.last_ms == Some(timestamp_ms) {
+            return &self.text;
+        }
         let t = chrono::DateTime::from_timestamp_millis(timestamp_ms).unwrap_or_default();
         let key = (t.timestamp(), (self.now - t).num_seconds());
         if self.key != Some(key) {
             self.text = style::when(&t, &self.now);
             self.key = Some(key);
         }
+        self.last_ms = Some(timestamp_ms);
         &self.text
     }
 }
 
-fn human_line(f: &Fields, colour: bool, when: &mut When) -> String {
-    let b = &f.body;
-    let when = when.of(b.timestamp_ms);
-    let short: String = b.session_id.chars().take(8).collect();
-    let what = format!("{}/{}", b.change_type, b.entity_type);
-    let origin = format!("{:<6}", b.origin.as_str());
-    let origin = style::paint(colour, if b.origin == Origin::Local { Paint::Cyan } else { Paint::Yellow }, &origin);
-    let summary = match Peek::of(b.payload) {
-        Some(peek) => summarize(b.change_type, b.entity_type, b.entity_id, &peek),
-        None => {
-            let payload: Value = serde_json::from_slice(b.payload).unwrap_or(Value::Null);
-            summarize(b.change_type, b.entity_type, b.entity_id, &Peek::from_value(&payload))
+/// Writes human lines: seq, time, side, what changed, the session's first characters, and a
+/// few words on the change. Tens of thousands of lines are written for a long session, so
+/// what repeats (the sides, painted or not) is made once, and the rest is copied in.
+struct Human {
+    when: When,
+    /// "local " and "remote", painted when colour is on.
+    sides: [String; 2],
+}
+
+impl Human {
+    fn new(colour: bool) -> Human {
+        Human {
+            when: When::new(chrono::Utc::now()),
+            sides: [style::paint(colour, Paint::Cyan, "local "), style::paint(colour, Paint::Yellow, "remote")],
         }
-    };
-    format!("{:>6}  {when}  {origin}  {what:<15}  {short:<8}  {summary}", b.seq)
-}
+    }
 
-/// The few parts of a payload a log line shows, read without building the rest: a streamed
-/// request is kilobytes of JSON of which a line needs its first words and how many parts its
-/// response has.
-#[derive(Default, serde::Deserialize)]
-struct Peek {
-    #[serde(default)]
-    index: Option<u64>,
-    #[serde(default)]
-    request: Option<PeekRequest>,
-    #[serde(default)]
-    value: Option<Value>,
-    #[serde(default, rename = "customTitle")]
-    custom_title: Option<String>,
-}
-
-#[derive(Default, serde::Deserialize)]
-struct PeekRequest {
-    #[serde(default)]
-    message: Option<PeekMessage>,
-    #[serde(default)]
-    response: Option<Count>,
-}
-
-#[derive(Default, serde::Deserialize)]
-struct PeekMessage {
-    #[serde(default)]
-    text: Option<String>,
-}
-
-/// The length of a JSON array, its elements skipped unread.
-#[derive(Default)]
-struct Count(usize);
-
-impl<'de> serde::Deserialize<'de> for Count {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Count, D::Error> {
-        struct Counter;
-        impl<'de> serde::de::Visitor<'de> for Counter {
-            type Value = Count;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an array")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Count, A::Error> {
-                let mut n = 0;
-                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
-                    n += 1;
-                }
-                Ok(Count(n))
-            }
-        }
-        d.deserialize_seq(Counter)
+    fn write(&mut self, out: &mut Vec<u8>, head: &Head, session_id: &str, summary: &str) {
+        push_right(out, head.seq, 6);
+        out.extend_from_slice(b"  ");
+        out.extend_from_slice(self.when.of(head.timestamp_ms).as_bytes());
+        out.extend_from_slice(b"  ");
+        out.extend_from_slice(self.sides[usize::from(head.origin == Origin::Remote)].as_bytes());
+        out.extend_from_slice(b"  ");
+        let (change, entity) = (head.change_type.as_str(), head.entity_type.as_str());
+        out.extend_from_slice(change.as_bytes());
+        out.push(b'/');
+        out.extend_from_slice(entity.as_bytes());
+        push_spaces(out, 15usize.saturating_sub(change.len() + 1 + entity.len()) + 2);
+        let short = session_id.char_indices().nth(8).map_or(session_id, |(i, _)| &session_id[..i]);
+        out.extend_from_slice(short.as_bytes());
+        push_spaces(out, 8usize.saturating_sub(short.chars().count()) + 2);
+        out.extend_from_slice(summary.as_bytes());
     }
 }
 
-impl Peek {
-    /// Reads the parts from payload JSON; `None` when its shape is not the usual one.
-    fn of(payload: &[u8]) -> Option<Peek> {
-        serde_json::from_slice(payload).ok()
-    }
-
-    /// The same parts from a parsed payload, whatever its shape.
-    fn from_value(p: &Value) -> Peek {
-        let request = p.get("request").map(|q| PeekRequest {
-            message: Some(PeekMessage {
-                text: q.get("message").and_then(|m| m.get("text")).and_then(Value::as_str).map(str::to_owned),
-            }),
-            response: q.get("response").and_then(Value::as_array).map(|a| Count(a.len())),
-        });
-        Peek {
-            index: p.get("index").and_then(Value::as_u64),
-            request,
-            value: p.get("value").cloned(),
-            custom_title: p.get("customTitle").and_then(Value::as_str).map(str::to_owned),
-        }
-    }
+fn push_spaces(out: &mut Vec<u8>, n: usize) {
+    out.resize(out.len() + n, b' ');
 }
 
-/// A few words on what the change did.
-fn summary(r: &SyncChange) -> String {
-    summarize(r.change_type, r.entity_type, &r.entity_id, &Peek::from_value(&r.payload))
-}
-
-fn summarize(change_type: ChangeType, entity_type: EntityType, entity_id: &str, p: &Peek) -> String {
-    let request_words = || {
-        let text = p.request.as_ref().and_then(|q| q.message.as_ref()).and_then(|m| m.text.as_deref()).unwrap_or("");
-        let index = p.index.map(|i| format!("#{} ", i + 1)).unwrap_or_default();
-        if text.trim().is_empty() {
-            format!("{index}{entity_id}")
-        } else {
-            format!("{index}\"{}\"", first_words(text, 60))
+/// `n` in decimal, right-aligned in `width` columns (as `{:>width$}` writes it).
+fn push_right(out: &mut Vec<u8>, mut n: u64, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
-    };
-    match (entity_type, change_type) {
-        (_, ChangeType::Merge) => "checkpoint".into(),
-        (EntityType::Session, ChangeType::Create) => {
-            let title = p.custom_title.as_deref().map(|t| format!(" \"{}\"", first_words(t, 60)));
-            format!("new session{}", title.unwrap_or_default())
-        }
-        (EntityType::Session, ChangeType::Update) => "replaced the whole session".into(),
-        (EntityType::Session, ChangeType::Delete) => "deleted the session".into(),
-        (EntityType::Message, ChangeType::Create) => format!("added {}", request_words()),
-        (EntityType::Message, ChangeType::Update) => {
-            let parts = p.request.as_ref().and_then(|q| q.response.as_ref()).map_or(0, |c| c.0);
-            format!("changed {} ({parts} response part{})", request_words(), if parts == 1 { "" } else { "s" })
-        }
-        (EntityType::Message, ChangeType::Delete) => format!("removed request {entity_id}"),
-        (EntityType::Metadata, ChangeType::Delete) => format!("removed field {entity_id}"),
-        (EntityType::Metadata, _) => {
-            let value = p.value.as_ref().map(|v| match v {
-                Value::String(s) => format!("\"{}\"", first_words(s, 50)),
-                other => first_words(&other.to_string(), 50),
-            });
-            format!("{entity_id} = {}", value.unwrap_or_default())
-        }
-        (EntityType::Tag, ChangeType::Delete) => format!("untagged \"{entity_id}\""),
-        (EntityType::Tag, _) => format!("tagged \"{entity_id}\""),
     }
+    push_spaces(out, width.saturating_sub(digits.len() - at));
+    out.extend_from_slice(&digits[at..]);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     /// Made once per second, the time reads as it would made for each line: the same local
     /// time, and the same "ago" even where a second's records straddle one.
@@ -410,28 +393,23 @@ mod tests {
         }
     }
 
-    /// The summary from a partial parse is the one from the whole payload, whatever its shape.
+    /// A line lays out as the format string it replaced would lay it out.
     #[test]
-    fn a_line_read_from_part_of_the_payload_says_what_the_whole_payload_says() {
-        let cases = [
-            (
-                ChangeType::Update,
-                EntityType::Message,
-                json!({"index": 2, "request": {"message": {"text": "why so slow"}, "response": [1, {"a": [2]}], "x": "y"}}),
-                "changed #3 \"why so slow\" (2 response parts)",
-            ),
-            (ChangeType::Update, EntityType::Metadata, json!({"value": "Title", "position": 0}), "r = \"Title\""),
-            (ChangeType::Create, EntityType::Session, json!({"requests": [], "customTitle": "T"}), "new session \"T\""),
-            // Shapes the partial parse refuses: the whole payload decides.
-            (ChangeType::Create, EntityType::Message, json!({"index": -1, "request": {"message": "odd"}}), "added r"),
-            (ChangeType::Delete, EntityType::Message, Value::Null, "removed request r"),
-        ];
-        for (change_type, entity_type, payload, want) in cases {
-            let bytes = serde_json::to_vec(&payload).unwrap();
-            let peek = Peek::of(&bytes).unwrap_or_else(|| Peek::from_value(&payload));
-            let partial = summarize(change_type, entity_type, "r", &peek);
-            let whole = summarize(change_type, entity_type, "r", &Peek::from_value(&payload));
-            assert_eq!((partial.as_str(), whole.as_str()), (want, want));
+    fn a_human_line_is_laid_out_in_columns() {
+        let mut human = Human::new(false);
+        for (seq, origin, change_type, entity_type, session) in [
+            (7, Origin::Local, ChangeType::Create, EntityType::Tag, "abc"),
+            (1_234_567, Origin::Remote, ChangeType::Update, EntityType::Metadata, "ééééééééé-long-id"),
+            (u64::MAX, Origin::Remote, ChangeType::Merge, EntityType::Session, ""),
+        ] {
+            let head = Head { seq, timestamp_ms: 1_764_000_005_100, origin, change_type, entity_type };
+            let mut out = Vec::new();
+            human.write(&mut out, &head, session, "said");
+            let when = human.when.of(head.timestamp_ms).to_owned();
+            let short: String = session.chars().take(8).collect();
+            let what = format!("{change_type}/{entity_type}");
+            let want = format!("{seq:>6}  {when}  {:<6}  {what:<15}  {short:<8}  said", origin.as_str());
+            assert_eq!(String::from_utf8(out).unwrap(), want);
         }
     }
 }

@@ -29,6 +29,7 @@ pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress)
             "sessions": report.sessions,
             "first_bad_seq": report.first_problem().map(|p| p.seq),
             "snapshots_rebuilt": report.snapshots_rebuilt,
+            "lines_rebuilt": report.lines_rebuilt,
             "problems": report.problems.iter().map(|p| json!({"seq": p.seq, "reason": p.reason})).collect::<Vec<_>>(),
         });
         writeln!(out, "{value}")?;
@@ -38,6 +39,13 @@ pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress)
                 out,
                 "rebuilt {} snapshot(s) that did not match the log (derived data)",
                 report.snapshots_rebuilt
+            )?;
+        }
+        if report.lines_rebuilt > 0 {
+            writeln!(
+                out,
+                "rebuilt {} run(s) of log lines that did not match the log (derived data)",
+                report.lines_rebuilt
             )?;
         }
         writeln!(

@@ -20,6 +20,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::lines::{self, Line};
 use super::record::{Body, ChangeType, EntityType, Fields, Origin};
 use super::store::Store;
 use super::{JournalError, SyncChange, decode};
@@ -365,13 +366,24 @@ impl Store {
         let first_fresh = fresh.first().map_or(u64::MAX, |r| r.seq);
         let earlier = self.recent_session_records(session_id, after, first_fresh.saturating_sub(1))?;
         let mut records: Vec<Cow<SyncChange>> = Vec::with_capacity(earlier.len() + fresh.len());
+        // Each record's log line too: the lines since the last snapshot are stored with the
+        // next one (see `lines`).
+        let mut lines: Vec<Line> = Vec::with_capacity(records.capacity());
         for (seq, bytes) in &earlier {
+            match self.take_line(*seq) {
+                Some(line) => lines.push(line),
+                None => match Fields::of(bytes) {
+                    Ok(f) => lines.push(Line::of_fields(&f)),
+                    Err(_) => return Ok(0),
+                },
+            }
             match SyncChange::decode_with(bytes, placed_request) {
                 Ok(r) if r.seq == *seq => records.push(Cow::Owned(r)),
                 _ => return Ok(0),
             }
         }
         for &record in fresh.iter().filter(|r| r.seq > after) {
+            lines.push(self.take_line(record.seq).unwrap_or_else(|| Line::of(record)));
             let placed = is_message_set(record.entity_type, record.change_type).then(|| request_place(&record.payload));
             records.push(match placed.flatten() {
                 Some(payload) => Cow::Owned(SyncChange { payload, ..record.without_payload() }),
@@ -384,6 +396,8 @@ impl Store {
             }
             if (i as u64 + 1).is_multiple_of(SNAPSHOT_INTERVAL) {
                 self.put_snapshot(session_id, record.seq, &encode(&record.hash, &state))?;
+                let run = &lines[i + 1 - SNAPSHOT_INTERVAL as usize..=i];
+                self.put_lines(session_id, record.seq, &lines::encode(run))?;
                 taken += 1;
             }
         }
@@ -393,8 +407,13 @@ impl Store {
     /// Checks one session's snapshots against a full fold of its `records` (in seq order) and
     /// rewrites the set where it differs: wrong ones replaced, missing ones added, stray ones
     /// removed. Returns how many snapshots had to change.
-    pub(super) fn rebuild_snapshots(&self, session_id: &str, records: &[SyncChange]) -> Result<usize, JournalError> {
+    pub(super) fn rebuild_snapshots(
+        &self,
+        session_id: &str,
+        records: &[SyncChange],
+    ) -> Result<(usize, usize), JournalError> {
         let mut want: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut want_lines: Vec<(u64, Vec<u8>)> = Vec::new();
         let mut state = SessionState::default();
         for (i, record) in records.iter().enumerate() {
             if state.apply(record).is_err() {
@@ -402,13 +421,14 @@ impl Store {
             }
             if (i as u64 + 1).is_multiple_of(SNAPSHOT_INTERVAL) {
                 want.push((record.seq, encode(&record.hash, &state)));
+                let run: Vec<Line> = records[i + 1 - SNAPSHOT_INTERVAL as usize..=i].iter().map(Line::of).collect();
+                want_lines.push((record.seq, lines::encode(&run)));
             }
         }
         let have = self.snapshots_of(session_id)?;
-        let seqs: BTreeSet<u64> = have.iter().chain(&want).map(|(seq, _)| *seq).collect();
-        let changed =
-            seqs.iter().filter(|seq| have.iter().find(|h| h.0 == **seq) != want.iter().find(|w| w.0 == **seq)).count();
-        if changed > 0 {
+        let have_lines = self.lines_of(session_id)?;
+        let changed = (differing(&have, &want), differing(&have_lines, &want_lines));
+        if changed != (0, 0) {
             self.derived_transaction(|store| {
                 for (seq, _) in &have {
                     store.remove_snapshot(session_id, *seq)?;
@@ -416,11 +436,23 @@ impl Store {
                 for (seq, bytes) in &want {
                     store.put_snapshot(session_id, *seq, bytes)?;
                 }
+                for (seq, _) in &have_lines {
+                    store.remove_lines(session_id, *seq)?;
+                }
+                for (seq, bytes) in &want_lines {
+                    store.put_lines(session_id, *seq, bytes)?;
+                }
                 Ok(())
             })?;
         }
         Ok(changed)
     }
+}
+
+/// How many keys two sets of (seq, bytes) rows differ at.
+fn differing(have: &[(u64, Vec<u8>)], want: &[(u64, Vec<u8>)]) -> usize {
+    let seqs: BTreeSet<u64> = have.iter().chain(want).map(|(seq, _)| *seq).collect();
+    seqs.iter().filter(|seq| have.iter().find(|h| h.0 == **seq) != want.iter().find(|w| w.0 == **seq)).count()
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use super::JournalError;
 use super::delta::{self, Form, StoredSnapshot};
+use super::lines::Line;
 
 /// The on-disk format this chasm reads and writes (`meta` key `format`). Format 1 was a sled
 /// database; `legacy.rs` converts it.
@@ -49,8 +50,9 @@ CREATE TABLE fingerprints (session BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOU
 
 /// Tables added to format 2 after journals were first written in it (caches), created with the
 /// others and, on open, where missing.
-const LATER_TABLES: &str =
-    "CREATE TABLE IF NOT EXISTS shapes (session BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;";
+const LATER_TABLES: &str = "CREATE TABLE IF NOT EXISTS shapes (session BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID; \
+     CREATE TABLE IF NOT EXISTS lines (session INTEGER NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, \
+     PRIMARY KEY (session, seq)) WITHOUT ROWID;";
 
 /// `meta/head` value: last seq (u64 BE) ‖ its hash ‖ the first seq of the batch that ended
 /// there (u64 BE).
@@ -122,6 +124,10 @@ impl Cache {
     }
 }
 
+/// How many log lines [`Store::keep_line`] keeps at most: a snapshot interval for each of
+/// a thousand sessions.
+const KEPT_LINES: usize = 64 * 1024;
+
 /// A record's bytes, shared between the cache and its readers.
 pub type Shared = Rc<Vec<u8>>;
 
@@ -141,6 +147,9 @@ pub struct Store {
     /// Session numbers → how many records they have, as read or written by this store (it
     /// holds the journal's lock: nobody else changes them).
     events: RefCell<HashMap<i64, u64>>,
+    /// Log lines of records this store wrote, by seq, until a run of lines takes them (see
+    /// `lines`): made from the payloads in hand, so a due run need not read them back.
+    lines: RefCell<HashMap<u64, Line<'static>>>,
     /// Held (with an exclusive `flock`) for as long as the store is open; dropped after the
     /// connection.
     _lock: File,
@@ -197,6 +206,7 @@ impl Store {
             nums: RefCell::default(),
             last: RefCell::default(),
             events: RefCell::default(),
+            lines: RefCell::default(),
             _lock: lock,
         };
         store.check_format()?;
@@ -274,6 +284,22 @@ impl Store {
         self.nums.borrow_mut().clear();
         self.last.borrow_mut().clear();
         self.events.borrow_mut().clear();
+        self.lines.borrow_mut().clear();
+    }
+
+    /// Keeps a stored record's log line for its session's next run of lines. Bounded: past
+    /// [`KEPT_LINES`], they are dropped (and read from the records when due).
+    pub fn keep_line(&self, line: Line<'static>) {
+        let mut lines = self.lines.borrow_mut();
+        if lines.len() >= KEPT_LINES {
+            lines.clear();
+        }
+        lines.insert(line.seq, line);
+    }
+
+    /// A kept log line, taken out.
+    pub fn take_line(&self, seq: u64) -> Option<Line<'static>> {
+        self.lines.borrow_mut().remove(&seq)
     }
 
     /// [`Store::transaction`] for derived data (snapshots, fingerprints): committed without an
@@ -696,6 +722,33 @@ impl Store {
         let Some(num) = self.num(session_id)? else { return Ok(()) };
         self.conn
             .prepare_cached("DELETE FROM snapshots WHERE session = ?1 AND seq = ?2")
+            .and_then(|mut s| s.execute(params![num, int(seq)]))
+            .map(|_| ())
+            .map_err(storage)
+    }
+
+    /// Stores (or replaces) a run of a session's log lines, keyed by its last seq (see
+    /// `lines`).
+    pub fn put_lines(&self, session_id: &str, seq: u64, body: &[u8]) -> Result<(), JournalError> {
+        let Some(num) = self.num(session_id)? else { return Ok(()) };
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO lines (session, seq, body) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| s.execute(params![num, int(seq), body]))
+            .map(|_| ())
+            .map_err(storage)
+    }
+
+    /// Every stored run of a session's log lines, by last seq.
+    pub fn lines_of(&self, session_id: &str) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
+        let Some(num) = self.num(session_id)? else { return Ok(Vec::new()) };
+        self.seq_rows("SELECT seq, body FROM lines WHERE session = ?1 ORDER BY seq", [num])
+    }
+
+    /// Removes one run of log lines.
+    pub fn remove_lines(&self, session_id: &str, seq: u64) -> Result<(), JournalError> {
+        let Some(num) = self.num(session_id)? else { return Ok(()) };
+        self.conn
+            .prepare_cached("DELETE FROM lines WHERE session = ?1 AND seq = ?2")
             .and_then(|mut s| s.execute(params![num, int(seq)]))
             .map(|_| ())
             .map_err(storage)

@@ -29,6 +29,8 @@ pub struct VerifyReport {
     /// Snapshots found missing or wrong against a full fold, and rebuilt (derived data: this is
     /// a repair, not a problem of the history).
     pub snapshots_rebuilt: usize,
+    /// Runs of log lines (stored with the snapshots) found missing or wrong, and rebuilt.
+    pub lines_rebuilt: usize,
 }
 
 impl VerifyReport {
@@ -166,7 +168,7 @@ pub(super) fn verify(store: &Store, progress: &crate::progress::Progress) -> Res
 
     // Snapshots are judged only against an intact log and index: each session is folded in
     // full and its snapshots compared with that fold, then rewritten where they differ.
-    let mut snapshots_rebuilt = 0;
+    let (mut snapshots_rebuilt, mut lines_rebuilt) = (0, 0);
     if problems.is_empty() {
         for sid in counted.keys() {
             let records = store
@@ -174,8 +176,10 @@ pub(super) fn verify(store: &Store, progress: &crate::progress::Progress) -> Res
                 .iter()
                 .map(|(seq, bytes)| super::decode(*seq, bytes))
                 .collect::<Result<Vec<_>, _>>()?;
-            snapshots_rebuilt += store.rebuild_snapshots(sid, &records)?;
+            let (snapshots, lines) = store.rebuild_snapshots(sid, &records)?;
+            snapshots_rebuilt += snapshots;
+            lines_rebuilt += lines;
         }
     }
-    Ok(VerifyReport { records, sessions: counted.len() as u64, problems, snapshots_rebuilt })
+    Ok(VerifyReport { records, sessions: counted.len() as u64, problems, snapshots_rebuilt, lines_rebuilt })
 }

@@ -1,0 +1,435 @@
+//! Log lines kept beside snapshots: what `chasm log SESSION` says of each record, stored a
+//! snapshot interval at a time, clustered by session.
+//!
+//! A session's records lie in the log by seq, each in a page among every other session's, and
+//! each line needs its record rebuilt from its delta and a few words of its payload read: for
+//! a long session, reading them is most of what `log SESSION` costs. The lines of the
+//! records since a session's previous snapshot are written when a snapshot is due — those
+//! records are in hand then — so a session's history reads as a few rows in one place, and an
+//! append pays for one more row per [`SNAPSHOT_INTERVAL`] records of a session, not for a page
+//! per session it touches. A run of lines repeats few texts (a streamed request's events say
+//! the same words), so each is stored once per run: about ten bytes a line.
+//!
+//! Derived data, as snapshots are: each run carries a checksum of its bytes, and a reader uses
+//! it only where its seqs are exactly the session's seqs over that range by the index;
+//! anything else is read from the records. `verify` compares every run with its records and
+//! rewrites what differs.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use bincode::{BorrowDecode, Encode};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::record::{ChangeType, EntityType, Fields, Origin, SyncChange};
+use crate::session::first_words;
+
+#[cfg(doc)]
+use super::SNAPSHOT_INTERVAL;
+
+/// What a log line shows of a record, but for its session and its time relative to now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line<'a> {
+    pub seq: u64,
+    pub timestamp_ms: i64,
+    pub origin: Origin,
+    pub change_type: ChangeType,
+    pub entity_type: EntityType,
+    /// A few words on what the change did.
+    pub summary: std::borrow::Cow<'a, str>,
+}
+
+impl Line<'_> {
+    /// A record's line, from its stored fields (the payload read only as far as needed).
+    pub(crate) fn of_fields(f: &Fields) -> Line<'static> {
+        let b = &f.body;
+        Line {
+            seq: b.seq,
+            timestamp_ms: b.timestamp_ms,
+            origin: b.origin,
+            change_type: b.change_type,
+            entity_type: b.entity_type,
+            summary: summary_of_payload(b.change_type, b.entity_type, b.entity_id, b.payload).into(),
+        }
+    }
+
+    /// A record's line, from the decoded record.
+    pub fn of(r: &SyncChange) -> Line<'static> {
+        Line {
+            seq: r.seq,
+            timestamp_ms: r.timestamp.timestamp_millis(),
+            origin: r.origin,
+            change_type: r.change_type,
+            entity_type: r.entity_type,
+            summary: summary(r).into(),
+        }
+    }
+}
+
+/// A run of lines as stored (after a 32-byte SHA-256 of these bytes): each distinct summary
+/// once, and each line as steps from the one before.
+#[derive(Encode, BorrowDecode)]
+struct Stored<'a> {
+    summaries: Vec<&'a str>,
+    lines: Vec<Packed>,
+}
+
+#[derive(Encode, BorrowDecode)]
+struct Packed {
+    /// Seq after the previous line's (the first: after 0).
+    seq_step: u64,
+    /// Milliseconds after the previous line's time (the first: since the epoch).
+    ms_step: i64,
+    origin: Origin,
+    change_type: ChangeType,
+    entity_type: EntityType,
+    summary: u32,
+}
+
+/// Variable-length integers: most steps and indexes take a byte.
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard()
+}
+
+/// A run's stored bytes. `lines` must be in seq order.
+pub fn encode(lines: &[Line]) -> Vec<u8> {
+    let mut index: HashMap<&str, u32> = HashMap::new();
+    let mut summaries = Vec::new();
+    let mut packed = Vec::with_capacity(lines.len());
+    let (mut seq, mut ms) = (0u64, 0i64);
+    for line in lines {
+        let summary = *index.entry(&line.summary).or_insert_with(|| {
+            summaries.push(&*line.summary);
+            summaries.len() as u32 - 1
+        });
+        packed.push(Packed {
+            seq_step: line.seq.wrapping_sub(seq),
+            ms_step: line.timestamp_ms.wrapping_sub(ms),
+            origin: line.origin,
+            change_type: line.change_type,
+            entity_type: line.entity_type,
+            summary,
+        });
+        (seq, ms) = (line.seq, line.timestamp_ms);
+    }
+    let body = bincode::encode_to_vec(Stored { summaries, lines: packed }, config()).expect("encoding to a Vec");
+    let mut out = Vec::with_capacity(32 + body.len());
+    out.extend_from_slice(&Sha256::digest(&body));
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The lines of a stored run, if its checksum holds and it reads as one: seqs rising, every
+/// summary it names there.
+pub fn decode(bytes: &[u8]) -> Option<Vec<Line<'_>>> {
+    let (checksum, body) = (bytes.get(..32)?, bytes.get(32..)?);
+    if Sha256::digest(body).as_slice() != checksum {
+        return None;
+    }
+    let (stored, used): (Stored, usize) = bincode::borrow_decode_from_slice(body, config()).ok()?;
+    if used != body.len() {
+        return None;
+    }
+    let (mut seq, mut ms) = (0u64, 0i64);
+    stored
+        .lines
+        .iter()
+        .map(|p| {
+            seq = seq.checked_add(p.seq_step).filter(|_| p.seq_step > 0)?;
+            ms = ms.wrapping_add(p.ms_step);
+            Some(Line {
+                seq,
+                timestamp_ms: ms,
+                origin: p.origin,
+                change_type: p.change_type,
+                entity_type: p.entity_type,
+                summary: (*stored.summaries.get(p.summary as usize)?).into(),
+            })
+        })
+        .collect()
+}
+
+/// Where a session's lines come from, in seq order: a stored run, or the records at a range of
+/// positions in the session's seqs.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Piece<'a> {
+    Run(Vec<Line<'a>>),
+    Records(Range<usize>),
+}
+
+/// Plans reading a session's log from its seqs (ascending, by the index) and its stored runs
+/// (by key, ascending): each run whose lines are exactly the seqs it covers is used; every
+/// other seq is read from its record.
+pub fn plan<'a>(seqs: &[u64], runs: &'a [(u64, Vec<u8>)]) -> Vec<Piece<'a>> {
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    for (_, bytes) in runs {
+        let Some(lines) = decode(bytes) else { continue };
+        let Some(first) = lines.first() else { continue };
+        let Ok(start) = seqs.binary_search(&first.seq) else { continue };
+        let end = start + lines.len();
+        let fits = start >= at
+            && seqs.get(start..end).is_some_and(|s| s.iter().zip(&lines).all(|(seq, line)| *seq == line.seq));
+        if !fits {
+            continue;
+        }
+        if start > at {
+            pieces.push(Piece::Records(at..start));
+        }
+        pieces.push(Piece::Run(lines));
+        at = end;
+    }
+    if at < seqs.len() {
+        pieces.push(Piece::Records(at..seqs.len()));
+    }
+    pieces
+}
+
+/// A few words on what a change did.
+pub fn summary(r: &SyncChange) -> String {
+    summarize(r.change_type, r.entity_type, &r.entity_id, &Gist::of_value(&r.payload))
+}
+
+/// [`summary`] from a stored payload: read only as far as the words need when it has the
+/// usual shape, parsed whole otherwise.
+pub fn summary_of_payload(change_type: ChangeType, entity_type: EntityType, entity_id: &str, payload: &[u8]) -> String {
+    match serde_json::from_slice::<Peek>(payload) {
+        Ok(peek) => summarize(change_type, entity_type, entity_id, &peek.gist()),
+        Err(_) => {
+            let value: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);
+            summarize(change_type, entity_type, entity_id, &Gist::of_value(&value))
+        }
+    }
+}
+
+/// The few parts of a payload a summary shows.
+#[derive(Default)]
+struct Gist<'a> {
+    index: Option<u64>,
+    /// The request's message text, when the payload has a request.
+    request: Option<Option<&'a str>>,
+    /// How many parts the request's response has.
+    parts: Option<usize>,
+    value: Option<&'a Value>,
+    custom_title: Option<&'a str>,
+}
+
+impl Gist<'_> {
+    fn of_value(p: &Value) -> Gist<'_> {
+        let request = p.get("request");
+        Gist {
+            index: p.get("index").and_then(Value::as_u64),
+            request: request.map(|q| q.get("message").and_then(|m| m.get("text")).and_then(Value::as_str)),
+            parts: request.and_then(|q| q.get("response")).and_then(Value::as_array).map(Vec::len),
+            value: p.get("value"),
+            custom_title: p.get("customTitle").and_then(Value::as_str),
+        }
+    }
+}
+
+/// The same parts read from payload JSON without building the rest: a streamed request is
+/// kilobytes of JSON of which a line needs its first words and how many parts its response
+/// has. Fails when the payload's shape is not the usual one.
+#[derive(Default, serde::Deserialize)]
+struct Peek {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default)]
+    request: Option<PeekRequest>,
+    #[serde(default)]
+    value: Option<Value>,
+    #[serde(default, rename = "customTitle")]
+    custom_title: Option<String>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct PeekRequest {
+    #[serde(default)]
+    message: Option<PeekMessage>,
+    #[serde(default)]
+    response: Option<Count>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct PeekMessage {
+    #[serde(default)]
+    text: Option<String>,
+}
+
+impl Peek {
+    fn gist(&self) -> Gist<'_> {
+        Gist {
+            index: self.index,
+            request: self.request.as_ref().map(|q| q.message.as_ref().and_then(|m| m.text.as_deref())),
+            parts: self.request.as_ref().and_then(|q| q.response.as_ref()).map(|c| c.0),
+            value: self.value.as_ref(),
+            custom_title: self.custom_title.as_deref(),
+        }
+    }
+}
+
+/// The length of a JSON array, its elements skipped unread.
+#[derive(Default)]
+struct Count(usize);
+
+impl<'de> serde::Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Count, D::Error> {
+        struct Counter;
+        impl<'de> serde::de::Visitor<'de> for Counter {
+            type Value = Count;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Count, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Count(n))
+            }
+        }
+        d.deserialize_seq(Counter)
+    }
+}
+
+fn summarize(change_type: ChangeType, entity_type: EntityType, entity_id: &str, p: &Gist) -> String {
+    let request_words = || {
+        let text = p.request.flatten().unwrap_or("");
+        let index = p.index.map(|i| format!("#{} ", i + 1)).unwrap_or_default();
+        if text.trim().is_empty() {
+            format!("{index}{entity_id}")
+        } else {
+            format!("{index}\"{}\"", first_words(text, 60))
+        }
+    };
+    match (entity_type, change_type) {
+        (_, ChangeType::Merge) => "checkpoint".into(),
+        (EntityType::Session, ChangeType::Create) => {
+            let title = p.custom_title.map(|t| format!(" \"{}\"", first_words(t, 60)));
+            format!("new session{}", title.unwrap_or_default())
+        }
+        (EntityType::Session, ChangeType::Update) => "replaced the whole session".into(),
+        (EntityType::Session, ChangeType::Delete) => "deleted the session".into(),
+        (EntityType::Message, ChangeType::Create) => format!("added {}", request_words()),
+        (EntityType::Message, ChangeType::Update) => {
+            let parts = p.parts.unwrap_or(0);
+            format!("changed {} ({parts} response part{})", request_words(), if parts == 1 { "" } else { "s" })
+        }
+        (EntityType::Message, ChangeType::Delete) => format!("removed request {entity_id}"),
+        (EntityType::Metadata, ChangeType::Delete) => format!("removed field {entity_id}"),
+        (EntityType::Metadata, _) => {
+            let value = p.value.map(|v| match v {
+                Value::String(s) => format!("\"{}\"", first_words(s, 50)),
+                other => first_words(&other.to_string(), 50),
+            });
+            format!("{entity_id} = {}", value.unwrap_or_default())
+        }
+        (EntityType::Tag, ChangeType::Delete) => format!("untagged \"{entity_id}\""),
+        (EntityType::Tag, _) => format!("tagged \"{entity_id}\""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    /// The summary from a partial parse is the one from the whole payload, whatever its shape.
+    #[test]
+    fn a_line_read_from_part_of_the_payload_says_what_the_whole_payload_says() {
+        let cases = [
+            (
+                ChangeType::Update,
+                EntityType::Message,
+                json!({"index": 2, "request": {"message": {"text": "why so slow"}, "response": [1, {"a": [2]}], "x": "y"}}),
+                "changed #3 \"why so slow\" (2 response parts)",
+            ),
+            (ChangeType::Update, EntityType::Metadata, json!({"value": "Title", "position": 0}), "r = \"Title\""),
+            (ChangeType::Create, EntityType::Session, json!({"requests": [], "customTitle": "T"}), "new session \"T\""),
+            // Shapes the partial parse refuses: the whole payload decides.
+            (ChangeType::Create, EntityType::Message, json!({"index": -1, "request": {"message": "odd"}}), "added r"),
+            (ChangeType::Delete, EntityType::Message, Value::Null, "removed request r"),
+        ];
+        for (change_type, entity_type, payload, want) in cases {
+            let bytes = serde_json::to_vec(&payload).unwrap();
+            let partial = summary_of_payload(change_type, entity_type, "r", &bytes);
+            let whole = summarize(change_type, entity_type, "r", &Gist::of_value(&payload));
+            assert_eq!((partial.as_str(), whole.as_str()), (want, want));
+        }
+    }
+
+    fn line(seq: u64, ms: i64, summary: &str) -> Line<'static> {
+        Line {
+            seq,
+            timestamp_ms: ms,
+            origin: Origin::Remote,
+            change_type: ChangeType::Update,
+            entity_type: EntityType::Message,
+            summary: summary.to_owned().into(),
+        }
+    }
+
+    #[test]
+    fn a_damaged_run_is_refused() {
+        let bytes = encode(&[line(3, 10, "a"), line(9, 5, "b"), line(12, 5, "a")]);
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x20;
+            assert_eq!(decode(&bad), None, "byte {i}");
+        }
+        assert_eq!(decode(&bytes[..bytes.len() - 1]), None);
+        assert_eq!(decode(&[]), None);
+    }
+
+    /// A run is used only where it matches the index exactly; the rest comes from records.
+    #[test]
+    fn a_plan_uses_the_runs_that_fit_and_records_for_the_rest() {
+        let seqs = [2, 5, 7, 9, 11, 14, 20];
+        let run = |s: &[u64]| encode(&s.iter().map(|&q| line(q, 0, "x")).collect::<Vec<_>>());
+        let lines = |s: &[u64]| s.iter().map(|&q| line(q, 0, "x")).collect::<Vec<_>>();
+        let runs = vec![
+            (5, run(&[2, 5])),
+            (9, run(&[7, 8, 9])),    // names a seq the index does not have
+            (14, run(&[11, 14])),    // leaves 7 and 9 to the records
+            (14, vec![1, 2, 3]),     // damaged
+            (14, run(&[9, 11, 14])), // overlaps what is already planned
+        ];
+        assert_eq!(
+            plan(&seqs, &runs),
+            vec![Piece::Run(lines(&[2, 5])), Piece::Records(2..4), Piece::Run(lines(&[11, 14])), Piece::Records(6..7)]
+        );
+        assert_eq!(plan(&seqs, &[]), vec![Piece::Records(0..7)]);
+        assert_eq!(plan(&[], &runs), vec![]);
+    }
+
+    fn any_line() -> impl Strategy<Value = (u64, i64, u8, String)> {
+        (1u64..u64::MAX / 4096, any::<i64>(), 0u8..32, "\\PC{0,30}")
+    }
+
+    proptest! {
+        /// Any run of lines in seq order reads back as written.
+        #[test]
+        fn a_run_round_trips(steps in proptest::collection::vec(any_line(), 0..80)) {
+            let mut seq = 0;
+            let lines: Vec<Line> = steps
+                .iter()
+                .map(|(step, ms, kind, summary)| {
+                    seq += step;
+                    Line {
+                        seq,
+                        timestamp_ms: *ms,
+                        origin: Origin::ALL[*kind as usize % 2],
+                        change_type: ChangeType::ALL[(*kind as usize / 2) % 4],
+                        entity_type: EntityType::ALL[(*kind as usize / 8) % 4],
+                        summary: summary.clone().into(),
+                    }
+                })
+                .collect();
+            let bytes = encode(&lines);
+            prop_assert_eq!(decode(&bytes), Some(lines));
+        }
+    }
+}
