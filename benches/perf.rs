@@ -120,8 +120,9 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Runs of a command that takes a few milliseconds (the no-op sync, `log -n 20`, `replay`,
-/// `git show`) and of its peer: the median of a few is at the mercy of one slow run.
+/// Runs of a command that takes a few milliseconds (the no-op sync, `log -n 20`, `log
+/// SESSION`, `replay`, `git show`) and of its peer: the median of a few is at the mercy of one
+/// slow run.
 const SHORT_RUNS: usize = 21;
 
 /// Lets the kernel finish writing back what building a workload wrote (hundreds of megabytes
@@ -532,8 +533,8 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
     run(&mut git(&repo, &["gc", "-q", "--aggressive"]));
     settle();
 
-    let ours = time_runs(scale.runs, || run(&mut chasm(&large, &["log", big_id])));
-    let theirs = time_runs(scale.runs, || run(&mut git(&repo, &["log", "--", "chat.json"])));
+    let ours = time_runs(SHORT_RUNS, || run(&mut chasm(&large, &["log", big_id])));
+    let theirs = time_runs(SHORT_RUNS, || run(&mut git(&repo, &["log", "--", "chat.json"])));
     rep.row(
         &format!("`chasm log SESSION`, {} of its events in {} (vs `git log -- FILE`)", big.len(), scale.log_events),
         ms(ours),

@@ -133,6 +133,10 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
         Some(id) if !args.json => journal.session_line_runs(id)?,
         _ => Vec::new(),
     };
+    let seqs = match &session {
+        Some(id) => journal.session_seqs(id)?,
+        None => Vec::new(),
+    };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut held: Vec<Vec<u8>> = Vec::new();
     let mut shown = 0;
@@ -140,7 +144,7 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     let mut line = Vec::new();
     // Records are read a chunk at a time (one query per chunk) and each is decoded only as far
     // as its line needs: `--json` prints every field, a human line a few words of the payload.
-    for chunk in chunks(&journal, session.as_deref(), &runs, oldest_first) {
+    for chunk in chunks(&journal, session.as_deref(), &seqs, &runs, oldest_first) {
         for entry in chunk? {
             if shown >= limit {
                 break;
@@ -200,12 +204,13 @@ enum Entry<'a> {
     Line(Line<'a>),
 }
 
-/// The lines to show, newest first (or oldest first), a chunk at a time: one session's from
-/// its stored runs of lines and, where those do not cover it, from its records through its
-/// index; the whole journal's from its records by seq.
+/// The lines to show, newest first (or oldest first), a chunk at a time: one session's (its
+/// `seqs` by the index) from its stored runs of lines and, where those do not cover it, from
+/// its records; the whole journal's from its records by seq.
 fn chunks<'a>(
     journal: &'a Journal,
     session: Option<&'a str>,
+    seqs: &'a [u64],
     runs: &'a [(u64, Vec<u8>)],
     oldest_first: bool,
 ) -> Box<dyn Iterator<Item = Result<Vec<Entry<'a>>, JournalError>> + 'a> {
@@ -223,36 +228,32 @@ fn chunks<'a>(
         };
         return if oldest_first { Box::new(ranges.map(read)) } else { Box::new(ranges.rev().map(read)) };
     };
-    let seqs: Vec<u64> = match journal.session_seqs(id) {
-        Ok(seqs) => seqs,
-        Err(e) => return Box::new(std::iter::once(Err(e))),
-    };
-    // Each piece becomes chunks: a run as it is, a range of records CHUNK at a time.
-    let mut parts: Vec<Piece> = Vec::new();
-    for piece in lines::plan(&seqs, runs) {
+    type Chunks<'a> = Box<dyn Iterator<Item = Result<Vec<Entry<'a>>, JournalError>> + 'a>;
+    Box::new(lines::plan(seqs, runs, !oldest_first).flat_map(move |piece| -> Chunks<'a> {
         match piece {
-            Piece::Run(lines) => parts.push(Piece::Run(lines)),
+            Piece::Run(mut lines) => {
+                if !oldest_first {
+                    lines.reverse();
+                }
+                Box::new(std::iter::once(Ok(lines.into_iter().map(Entry::Line).collect())))
+            }
+            // A range of records, CHUNK at a time.
             Piece::Records(range) => {
-                parts.extend(range.clone().step_by(CHUNK).map(|at| Piece::Records(at..(at + CHUNK).min(range.end))))
+                let end = range.end;
+                let read = move |at: usize| -> Result<Vec<Entry<'a>>, JournalError> {
+                    let upto = seqs[(at + CHUNK).min(end) - 1];
+                    let mut rows: Vec<Entry> = (journal.session_raw(id, seqs[at] - 1, upto)?.into_iter())
+                        .map(|(seq, b)| Entry::Stored(seq, b))
+                        .collect();
+                    if !oldest_first {
+                        rows.reverse();
+                    }
+                    Ok(rows)
+                };
+                let starts = range.step_by(CHUNK);
+                if oldest_first { Box::new(starts.map(read)) } else { Box::new(starts.rev().map(read)) }
             }
         }
-    }
-    if !oldest_first {
-        parts.reverse();
-    }
-    Box::new(parts.into_iter().map(move |part| {
-        let mut entries: Vec<Entry> = match part {
-            Piece::Run(lines) => lines.into_iter().map(Entry::Line).collect(),
-            Piece::Records(range) => journal
-                .session_raw(id, seqs[range.start] - 1, seqs[range.end - 1])?
-                .into_iter()
-                .map(|(seq, b)| Entry::Stored(seq, b))
-                .collect(),
-        };
-        if !oldest_first {
-            entries.reverse();
-        }
-        Ok(entries)
     }))
 }
 

@@ -10,6 +10,9 @@
 //! per session it touches. A run of lines repeats few texts (a streamed request's events say
 //! the same words), so each is stored once per run: about ten bytes a line.
 //!
+//! A run of long, all different summaries (metadata values) is stored in parts, each small
+//! enough to share a page with others (see [`MAX_RUN_BYTES`]).
+//!
 //! Derived data, as snapshots are: each run carries a checksum of its bytes, and a reader uses
 //! it only where its seqs are exactly the session's seqs over that range by the index;
 //! anything else is read from the records. `verify` compares every run with its records and
@@ -120,6 +123,24 @@ pub fn encode(lines: &[Line]) -> Vec<u8> {
     out
 }
 
+/// How many bytes a stored run may take: a row of `lines` larger than about a quarter of a
+/// page spills into an overflow page of its own, most of which would stay empty.
+pub const MAX_RUN_BYTES: usize = 1900;
+
+/// The stored runs of `lines` (in seq order) as (last seq, bytes): one, or as many halves
+/// as keep each within [`MAX_RUN_BYTES`].
+pub fn encode_runs(lines: &[Line]) -> Vec<(u64, Vec<u8>)> {
+    let Some(last) = lines.last() else { return Vec::new() };
+    let bytes = encode(lines);
+    if bytes.len() <= MAX_RUN_BYTES || lines.len() == 1 {
+        return vec![(last.seq, bytes)];
+    }
+    let (older, newer) = lines.split_at(lines.len() / 2);
+    let mut runs = encode_runs(older);
+    runs.extend(encode_runs(newer));
+    runs
+}
+
 /// The lines of a stored run, if its checksum holds and it reads as one: seqs rising, every
 /// summary it names there.
 pub fn decode(bytes: &[u8]) -> Option<Vec<Line<'_>>> {
@@ -159,31 +180,71 @@ pub enum Piece<'a> {
 }
 
 /// Plans reading a session's log from its seqs (ascending, by the index) and its stored runs
-/// (by key, ascending): each run whose lines are exactly the seqs it covers is used; every
-/// other seq is read from its record.
-pub fn plan<'a>(seqs: &[u64], runs: &'a [(u64, Vec<u8>)]) -> Vec<Piece<'a>> {
-    let mut pieces = Vec::new();
-    let mut at = 0;
-    for (_, bytes) in runs {
-        let Some(lines) = decode(bytes) else { continue };
-        let Some(first) = lines.first() else { continue };
-        let Ok(start) = seqs.binary_search(&first.seq) else { continue };
+/// (by key, ascending), oldest first or newest first: each run whose lines are exactly the
+/// seqs it covers is used; every other seq is read from its record. Lazy: a run is decoded
+/// when its turn comes, so the newest lines of a long session cost its newest run.
+pub fn plan<'a>(seqs: &'a [u64], runs: &'a [(u64, Vec<u8>)], newest_first: bool) -> Plan<'a> {
+    Plan { seqs, runs: runs.iter(), newest_first, lo: 0, hi: seqs.len(), then: None }
+}
+
+/// See [`plan`].
+pub struct Plan<'a> {
+    seqs: &'a [u64],
+    runs: std::slice::Iter<'a, (u64, Vec<u8>)>,
+    newest_first: bool,
+    /// Positions in `seqs` not yet planned.
+    lo: usize,
+    hi: usize,
+    /// A run found after a range of records before it (in reading order).
+    then: Option<Piece<'a>>,
+}
+
+impl<'a> Plan<'a> {
+    /// A run's lines and their first position in `seqs`, if they are exactly the seqs there,
+    /// within what is not yet planned.
+    fn fit(&self, bytes: &'a [u8]) -> Option<(usize, Vec<Line<'a>>)> {
+        let lines = decode(bytes)?;
+        let start = self.seqs.binary_search(&lines.first()?.seq).ok()?;
         let end = start + lines.len();
-        let fits = start >= at
-            && seqs.get(start..end).is_some_and(|s| s.iter().zip(&lines).all(|(seq, line)| *seq == line.seq));
-        if !fits {
-            continue;
-        }
-        if start > at {
-            pieces.push(Piece::Records(at..start));
-        }
-        pieces.push(Piece::Run(lines));
-        at = end;
+        let fits = start >= self.lo
+            && end <= self.hi
+            && self.seqs[start..end].iter().zip(&lines).all(|(seq, line)| *seq == line.seq);
+        fits.then_some((start, lines))
     }
-    if at < seqs.len() {
-        pieces.push(Piece::Records(at..seqs.len()));
+}
+
+impl<'a> Iterator for Plan<'a> {
+    type Item = Piece<'a>;
+
+    fn next(&mut self) -> Option<Piece<'a>> {
+        if let Some(piece) = self.then.take() {
+            return Some(piece);
+        }
+        loop {
+            let run = if self.newest_first { self.runs.next_back() } else { self.runs.next() };
+            let Some((_, bytes)) = run else {
+                let rest = self.lo..self.hi;
+                self.lo = self.hi;
+                return (!rest.is_empty()).then_some(Piece::Records(rest));
+            };
+            let Some((start, lines)) = self.fit(bytes) else { continue };
+            let end = start + lines.len();
+            let gap = if self.newest_first {
+                let gap = end..self.hi;
+                self.hi = start;
+                gap
+            } else {
+                let gap = self.lo..start;
+                self.lo = end;
+                gap
+            };
+            if gap.is_empty() {
+                return Some(Piece::Run(lines));
+            }
+            self.then = Some(Piece::Run(lines));
+            return Some(Piece::Records(gap));
+        }
     }
-    pieces
 }
 
 /// A few words on what a change did.
@@ -384,7 +445,8 @@ mod tests {
         assert_eq!(decode(&[]), None);
     }
 
-    /// A run is used only where it matches the index exactly; the rest comes from records.
+    /// A run is used only where it matches the index exactly; the rest comes from records,
+    /// in either order.
     #[test]
     fn a_plan_uses_the_runs_that_fit_and_records_for_the_rest() {
         let seqs = [2, 5, 7, 9, 11, 14, 20];
@@ -392,17 +454,46 @@ mod tests {
         let lines = |s: &[u64]| s.iter().map(|&q| line(q, 0, "x")).collect::<Vec<_>>();
         let runs = vec![
             (5, run(&[2, 5])),
-            (9, run(&[7, 8, 9])),    // names a seq the index does not have
-            (14, run(&[11, 14])),    // leaves 7 and 9 to the records
-            (14, vec![1, 2, 3]),     // damaged
-            (14, run(&[9, 11, 14])), // overlaps what is already planned
+            (9, run(&[7, 8, 9])), // names a seq the index does not have
+            (14, run(&[11, 14])), // leaves 7 and 9 to the records
+            (14, vec![1, 2, 3]),  // damaged
+            (20, run(&[20, 21])), // runs past the index
         ];
+        let oldest: Vec<Piece> = plan(&seqs, &runs, false).collect();
         assert_eq!(
-            plan(&seqs, &runs),
-            vec![Piece::Run(lines(&[2, 5])), Piece::Records(2..4), Piece::Run(lines(&[11, 14])), Piece::Records(6..7)]
+            oldest,
+            [Piece::Run(lines(&[2, 5])), Piece::Records(2..4), Piece::Run(lines(&[11, 14])), Piece::Records(6..7)]
         );
-        assert_eq!(plan(&seqs, &[]), vec![Piece::Records(0..7)]);
-        assert_eq!(plan(&[], &runs), vec![]);
+        let mut newest: Vec<Piece> = plan(&seqs, &runs, true).collect();
+        newest.reverse();
+        assert_eq!(newest, oldest);
+        assert_eq!(plan(&seqs, &[], true).collect::<Vec<_>>(), [Piece::Records(0..7)]);
+        assert_eq!(plan(&[], &runs, false).count(), 0);
+        // Overlapping runs: the first met in reading order is used, and never both.
+        let overlapping = vec![(9, run(&[5, 7, 9])), (11, run(&[9, 11]))];
+        assert_eq!(
+            plan(&seqs, &overlapping, false).collect::<Vec<_>>(),
+            [Piece::Records(0..1), Piece::Run(lines(&[5, 7, 9])), Piece::Records(4..7)]
+        );
+        assert_eq!(
+            plan(&seqs, &overlapping, true).collect::<Vec<_>>(),
+            [Piece::Records(5..7), Piece::Run(lines(&[9, 11])), Piece::Records(0..3)]
+        );
+    }
+
+    /// Runs of many long summaries are stored in parts that fit beside others in a page, and
+    /// read back as the lines they were made of.
+    #[test]
+    fn long_runs_are_stored_in_parts() {
+        let long: Vec<Line> = (1..=64).map(|i| line(i * 3, i as i64, &format!("{i} {}", "word ".repeat(12)))).collect();
+        let runs = encode_runs(&long);
+        assert!(runs.len() > 1 && runs.iter().all(|(_, b)| b.len() <= MAX_RUN_BYTES), "{}", runs.len());
+        let read: Vec<Line> = runs.iter().flat_map(|(_, b)| decode(b).unwrap()).collect();
+        assert_eq!(read, long);
+        assert!(runs.iter().all(|(seq, b)| decode(b).unwrap().last().unwrap().seq == *seq));
+        let short: Vec<Line> = (1..=64).map(|i| line(i, 0, "the same words")).collect();
+        assert_eq!(encode_runs(&short).len(), 1);
+        assert!(encode_runs(&[]).is_empty());
     }
 
     fn any_line() -> impl Strategy<Value = (u64, i64, u8, String)> {

@@ -1192,14 +1192,18 @@ mod tests {
             match i % 6 {
                 0 => NewChange {
                     entity_type: EntityType::Metadata,
-                    payload: json!({"value": format!("title {i}")}),
+                    payload: json!({"value": format!("title {}", i % 3)}),
                     ..change("s", "customTitle")
                 },
-                1 => NewChange { entity_type: EntityType::Tag, origin: Origin::Local, ..change("s", &format!("t{i}")) },
+                1 => NewChange {
+                    entity_type: EntityType::Tag,
+                    origin: Origin::Local,
+                    ..change("s", &format!("t{}", i % 2))
+                },
                 2 => NewChange { change_type: ChangeType::Merge, payload: json!({}), ..change("s", "s") },
                 _ => NewChange {
                     change_type: if i < 7 { ChangeType::Create } else { ChangeType::Update },
-                    payload: json!({"index": i % 7, "request": {"requestId": id, "message": {"text": format!("why {i}")},
+                    payload: json!({"index": i % 7, "request": {"requestId": id, "message": {"text": format!("why {}", i % 4)},
                                     "response": vec![json!({"value": "x"}); i % 4]}}),
                     ..change("s", &id)
                 },
@@ -1220,11 +1224,16 @@ mod tests {
         let mut j = Journal::open(dir.path(), OpenMode::Existing).unwrap();
         records.extend(j.append((90..300).map(kinds).collect()).unwrap());
         let runs = j.session_line_runs("s").unwrap();
-        assert_eq!(runs.iter().map(|r| r.0).collect::<Vec<_>>(), [64, 128, 192, 256].map(|k| records[k - 1].seq));
-        for (k, (_, bytes)) in runs.iter().enumerate() {
-            let want: Vec<lines::Line> = records[k * 64..(k + 1) * 64].iter().map(lines::Line::of).collect();
-            assert_eq!(lines::decode(bytes).unwrap(), want, "run {k}");
+        // Runs end at the 64th, 128th … records (and may be stored in parts), and their lines
+        // are the records', in order.
+        let read: Vec<Vec<lines::Line>> = runs.iter().map(|(_, bytes)| lines::decode(bytes).unwrap()).collect();
+        assert!(runs.iter().zip(&read).all(|((seq, _), lines)| lines.last().unwrap().seq == *seq));
+        for k in [64, 128, 192, 256] {
+            assert!(runs.iter().any(|r| r.0 == records[k - 1].seq), "a run ends at the {k}th record");
         }
+        let want: Vec<lines::Line> = records[..256].iter().map(lines::Line::of).collect();
+        assert_eq!(read.concat(), want);
+        assert_eq!(runs.len(), 4, "a few summaries repeated: each run in one part");
         let report = j.verify().unwrap();
         assert_eq!((report.snapshots_rebuilt, report.lines_rebuilt), (0, 0), "{report:?}");
 
@@ -1235,7 +1244,7 @@ mod tests {
         j.store.remove_lines("s", runs[2].0).unwrap();
         let seqs = j.session_seqs("s").unwrap();
         let left = j.session_line_runs("s").unwrap();
-        let plan = lines::plan(&seqs, &left);
+        let plan: Vec<lines::Piece> = lines::plan(&seqs, &left, false).collect();
         assert_eq!(plan.len(), 4);
         assert_eq!(plan[1], lines::Piece::Records(64..192));
         assert_eq!(plan[3], lines::Piece::Records(256..300));

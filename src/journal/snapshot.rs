@@ -396,8 +396,9 @@ impl Store {
             }
             if (i as u64 + 1).is_multiple_of(SNAPSHOT_INTERVAL) {
                 self.put_snapshot(session_id, record.seq, &encode(&record.hash, &state))?;
-                let run = &lines[i + 1 - SNAPSHOT_INTERVAL as usize..=i];
-                self.put_lines(session_id, record.seq, &lines::encode(run))?;
+                for (seq, bytes) in lines::encode_runs(&lines[i + 1 - SNAPSHOT_INTERVAL as usize..=i]) {
+                    self.put_lines(session_id, seq, &bytes)?;
+                }
                 taken += 1;
             }
         }
@@ -422,7 +423,7 @@ impl Store {
             if (i as u64 + 1).is_multiple_of(SNAPSHOT_INTERVAL) {
                 want.push((record.seq, encode(&record.hash, &state)));
                 let run: Vec<Line> = records[i + 1 - SNAPSHOT_INTERVAL as usize..=i].iter().map(Line::of).collect();
-                want_lines.push((record.seq, lines::encode(&run)));
+                want_lines.extend(lines::encode_runs(&run));
             }
         }
         let have = self.snapshots_of(session_id)?;
