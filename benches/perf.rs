@@ -141,6 +141,19 @@ fn time_runs(runs: usize, mut f: impl FnMut()) -> Duration {
     median((0..runs).map(|_| timed(&mut f)).collect())
 }
 
+/// Untimed runs before a short command is timed (as `hyperfine --warmup` does), for chasm
+/// and its peer alike: the history part's commands are timed minutes after their files were
+/// written, and the first runs read pages the machine has evicted meanwhile (this one pages
+/// out file pages idle for a minute) — 40 ms, then ten runs still slower, in one run of the
+/// harness, where later runs took 4.
+const WARMUP_RUNS: usize = 5;
+
+/// [`SHORT_RUNS`] of a read-only command after [`WARMUP_RUNS`] untimed ones.
+fn time_warm(mut f: impl FnMut()) -> Duration {
+    (0..WARMUP_RUNS).for_each(|_| f());
+    time_runs(SHORT_RUNS, f)
+}
+
 fn run(cmd: &mut Command) {
     let status = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
     assert!(status.success(), "{cmd:?} failed");
@@ -494,7 +507,7 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
     build(&tiny, 1_000, &mut Rng(5));
     settle();
 
-    let first_page = |dir: &Path| time_runs(SHORT_RUNS, || run(&mut chasm(dir, &["log", "-n", "20"])));
+    let first_page = |dir: &Path| time_warm(|| run(&mut chasm(dir, &["log", "-n", "20"])));
     let (large_page, tiny_page) = (first_page(&large), first_page(&tiny));
     rep.row(
         &format!("`chasm log -n 20`, {} events vs 1,000", scale.log_events),
@@ -533,8 +546,8 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
     run(&mut git(&repo, &["gc", "-q", "--aggressive"]));
     settle();
 
-    let ours = time_runs(SHORT_RUNS, || run(&mut chasm(&large, &["log", big_id])));
-    let theirs = time_runs(SHORT_RUNS, || run(&mut git(&repo, &["log", "--", "chat.json"])));
+    let ours = time_warm(|| run(&mut chasm(&large, &["log", big_id])));
+    let theirs = time_warm(|| run(&mut git(&repo, &["log", "--", "chat.json"])));
     rep.row(
         &format!("`chasm log SESSION`, {} of its events in {} (vs `git log -- FILE`)", big.len(), scale.log_events),
         ms(ours),
@@ -553,9 +566,9 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
     let hash = git(&repo, &["rev-parse", &back]).output().unwrap().stdout;
     let hash_rev = format!("{}:chat.json", String::from_utf8(hash).unwrap().trim());
     let back_rev = format!("{back}:chat.json");
-    let replay_mid = time_runs(SHORT_RUNS, || run(&mut chasm(&large, &["replay", big_id, "--at", &mid_seq])));
-    let show_hash = time_runs(SHORT_RUNS, || run(&mut git(&repo, &["show", &hash_rev])));
-    let show_back = time_runs(SHORT_RUNS, || run(&mut git(&repo, &["show", &back_rev])));
+    let replay_mid = time_warm(|| run(&mut chasm(&large, &["replay", big_id, "--at", &mid_seq])));
+    let show_hash = time_warm(|| run(&mut git(&repo, &["show", &hash_rev])));
+    let show_back = time_warm(|| run(&mut git(&repo, &["show", &back_rev])));
     rep.row(
         "`chasm replay --at` the middle of it (vs `git show HASH:FILE`)",
         ms(replay_mid),
@@ -570,8 +583,8 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
         format!("{:.2}× git's time", replay_mid.as_secs_f64() / show_back.as_secs_f64()),
         "",
     );
-    let replay_last = time_runs(SHORT_RUNS, || run(&mut chasm(&large, &["replay", big_id])));
-    let replay_small = time_runs(SHORT_RUNS, || run(&mut chasm(&large, &["replay", small_id])));
+    let replay_last = time_warm(|| run(&mut chasm(&large, &["replay", big_id])));
+    let replay_small = time_warm(|| run(&mut chasm(&large, &["replay", small_id])));
     rep.row(
         &format!("`chasm replay` latest, {}-event session vs a 100-event one", big.len()),
         ms(replay_last),

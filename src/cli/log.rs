@@ -137,7 +137,8 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
         Some(id) => journal.session_seqs(id)?,
         None => Vec::new(),
     };
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // A long session's log is a megabyte or more: written in 64 KB pieces, not 8 KB ones.
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
     let mut held: Vec<Vec<u8>> = Vec::new();
     let mut shown = 0;
     let mut human = Human::new(style::colour());
