@@ -90,9 +90,10 @@ struct Packed {
     summary: u32,
 }
 
-/// Variable-length integers: most steps and indexes take a byte.
+/// Variable-length integers: most steps and indexes take a byte. The limit keeps a run whose
+/// bytes claim a vast length from allocating it (a run is a few kilobytes).
 fn config() -> impl bincode::config::Config {
-    bincode::config::standard()
+    bincode::config::standard().with_limit::<{ 1 << 20 }>()
 }
 
 /// A run's stored bytes. `lines` must be in seq order.
@@ -501,6 +502,16 @@ mod tests {
     }
 
     proptest! {
+        /// Bytes that are not a run — even with a checksum that holds — are refused, never a
+        /// panic or a vast allocation.
+        #[test]
+        fn any_bytes_decode_or_are_refused(body in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut bytes = Sha256::digest(&body).to_vec();
+            bytes.extend_from_slice(&body);
+            let _ = decode(&bytes);
+            let _ = decode(&body);
+        }
+
         /// Any run of lines in seq order reads back as written.
         #[test]
         fn a_run_round_trips(steps in proptest::collection::vec(any_line(), 0..80)) {
