@@ -256,8 +256,8 @@ pub fn summary(r: &SyncChange) -> String {
 /// [`summary`] from a stored payload: read only as far as the words need when it has the
 /// usual shape, parsed whole otherwise.
 pub fn summary_of_payload(change_type: ChangeType, entity_type: EntityType, entity_id: &str, payload: &[u8]) -> String {
-    match serde_json::from_slice::<Peek>(payload) {
-        Ok(peek) => summarize(change_type, entity_type, entity_id, &peek.gist()),
+    match serde_json::from_slice::<Object<Peek>>(payload) {
+        Ok(Object(peek)) => summarize(change_type, entity_type, entity_id, &peek.gist()),
         Err(_) => {
             let value: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);
             summarize(change_type, entity_type, entity_id, &Gist::of_value(&value))
@@ -292,14 +292,15 @@ impl Gist<'_> {
 
 /// The same parts read from payload JSON without building the rest: a streamed request is
 /// kilobytes of JSON of which a line needs its first words and how many parts its response
-/// has. Fails when the payload's shape is not the usual one.
+/// has. Fails when the payload's shape is not the usual one (and the whole payload decides).
 #[derive(Default, serde::Deserialize)]
 struct Peek {
     #[serde(default)]
     index: Option<u64>,
     #[serde(default)]
-    request: Option<PeekRequest>,
-    #[serde(default)]
+    request: Option<Object<PeekRequest>>,
+    /// Present, even as `null`, or absent.
+    #[serde(default, deserialize_with = "present")]
     value: Option<Value>,
     #[serde(default, rename = "customTitle")]
     custom_title: Option<String>,
@@ -308,7 +309,7 @@ struct Peek {
 #[derive(Default, serde::Deserialize)]
 struct PeekRequest {
     #[serde(default)]
-    message: Option<PeekMessage>,
+    message: Option<Object<PeekMessage>>,
     #[serde(default)]
     response: Option<Count>,
 }
@@ -319,12 +320,36 @@ struct PeekMessage {
     text: Option<String>,
 }
 
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    serde::Deserialize::deserialize(d).map(Some)
+}
+
+/// A struct read from a JSON object only: serde's derived structs also read arrays (as their
+/// fields in order), where a lookup by key finds nothing.
+struct Object<T>(T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Object<T>, D::Error> {
+        struct Fields<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Fields<T> {
+            type Value = Object<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+        d.deserialize_map(Fields(std::marker::PhantomData))
+    }
+}
+
 impl Peek {
     fn gist(&self) -> Gist<'_> {
         Gist {
             index: self.index,
-            request: self.request.as_ref().map(|q| q.message.as_ref().and_then(|m| m.text.as_deref())),
-            parts: self.request.as_ref().and_then(|q| q.response.as_ref()).map(|c| c.0),
+            request: self.request.as_ref().map(|q| q.0.message.as_ref().and_then(|m| m.0.text.as_deref())),
+            parts: self.request.as_ref().and_then(|q| q.0.response.as_ref()).map(|c| c.0),
             value: self.value.as_ref(),
             custom_title: self.custom_title.as_deref(),
         }
@@ -501,7 +526,50 @@ mod tests {
         (1u64..u64::MAX / 4096, any::<i64>(), 0u8..32, "\\PC{0,30}")
     }
 
+    /// Payloads of any shape, built from the keys a summary reads.
+    fn payload() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (-1e6f64..1e6).prop_map(Value::from),
+            "\\PC{0,12}( \\PC{0,12}){0,6}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 5, |inner| {
+            let key = prop_oneof![
+                Just("index"),
+                Just("request"),
+                Just("message"),
+                Just("text"),
+                Just("response"),
+                Just("value"),
+                Just("customTitle"),
+                Just("other"),
+            ];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::vec((key, inner), 0..5)
+                    .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+            ]
+        })
+    }
+
     proptest! {
+        /// The words a line keeps, made from the payload in hand at append, are those made
+        /// from its stored bytes as `log` reads them: whatever the payload's shape.
+        #[test]
+        fn a_summary_from_the_payload_is_the_one_from_its_bytes(
+            payload in payload(),
+            kind in 0usize..16,
+        ) {
+            let (change_type, entity_type) = (ChangeType::ALL[kind % 4], EntityType::ALL[kind / 4]);
+            let bytes = serde_json::to_vec(&payload).unwrap();
+            prop_assert_eq!(
+                summary_of_payload(change_type, entity_type, "e", &bytes),
+                summarize(change_type, entity_type, "e", &Gist::of_value(&payload))
+            );
+        }
+
         /// Bytes that are not a run — even with a checksum that holds — are refused, never a
         /// panic or a vast allocation.
         #[test]
