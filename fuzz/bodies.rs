@@ -26,6 +26,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("session_roundtrip", session_roundtrip),
     ("fold_merge", fold_merge),
     ("stored_row", stored_row),
+    ("log_lines", log_lines),
 ];
 
 /// Arbitrary bytes as a base and a stored row (a record or snapshot stored whole or as a
@@ -51,6 +52,27 @@ pub fn stored_row(data: &[u8]) {
         delta::StoredSnapshot::Delta { .. } => delta::decode_snapshot(&encoded, base).expect("a fresh delta rebuilds"),
     };
     assert_eq!(rebuilt, stored);
+}
+
+/// Arbitrary bytes as a stored run of log lines (`src/journal/lines.rs`), read as they are
+/// and behind a checksum that holds (so the fuzzer reaches the decoding): reading never panics
+/// nor allocates what the bytes claim, and lines that read are stored again as the same lines.
+/// The same bytes as a payload: its summary never panics either.
+pub fn log_lines(data: &[u8]) {
+    use chasm::journal::lines;
+    use sha2::{Digest, Sha256};
+    let _ = lines::decode(data);
+    let mut sealed = Sha256::digest(data).to_vec();
+    sealed.extend_from_slice(data);
+    if let Some(read) = lines::decode(&sealed) {
+        let again = lines::encode(&read);
+        assert_eq!(lines::decode(&again).as_ref(), Some(&read));
+    }
+    for kind in [ChangeType::Create, ChangeType::Update] {
+        for entity in EntityType::ALL {
+            let _ = lines::summary_of_payload(kind, *entity, "e", data);
+        }
+    }
 }
 
 /// Arbitrary bytes as a stored journal record: decoding never panics, and a record that
