@@ -172,8 +172,8 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<Line<'_>>> {
         .collect()
 }
 
-/// Where a session's lines come from, in seq order: a stored run, or the records at a range of
-/// positions in the session's seqs.
+/// Where a session's lines come from, in the order they are read: a stored run, or the
+/// records at a range of positions in the session's seqs.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Piece<'a> {
     Run(Vec<Line<'a>>),
@@ -517,6 +517,11 @@ mod tests {
         let read: Vec<Line> = runs.iter().flat_map(|(_, b)| decode(b).unwrap()).collect();
         assert_eq!(read, long);
         assert!(runs.iter().all(|(seq, b)| decode(b).unwrap().last().unwrap().seq == *seq));
+        // A run too large to read back (a summary naming a vast entity id) is written, and
+        // refused when read: its records are read instead.
+        let vast = [line(1, 0, &"x".repeat(2 << 20))];
+        let runs = encode_runs(&vast);
+        assert_eq!((runs.len(), decode(&runs[0].1)), (1, None));
         let short: Vec<Line> = (1..=64).map(|i| line(i, 0, "the same words")).collect();
         assert_eq!(encode_runs(&short).len(), 1);
         assert!(encode_runs(&[]).is_empty());
