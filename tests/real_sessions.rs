@@ -69,3 +69,70 @@ fn the_jsonl_fixture_is_read_as_vs_code_reads_it() {
         log.iter().map(|r| (r["change_type"].as_str().unwrap(), r["entity_type"].as_str().unwrap())).collect();
     assert_eq!(kinds, [("create", "session"), ("create", "message"), ("create", "message")]);
 }
+
+/// Each real session streamed in as VS Code writes it — its requests added one by one, each
+/// response growing a part at a time, then again with every part's text grown — is long
+/// enough to be read from the runs of log lines kept with its snapshots: `log SESSION` says
+/// what the records say (the all-sessions log reads records) of real texts, whatever their
+/// characters, newlines and lengths.
+#[test]
+fn a_real_sessions_log_says_from_its_stored_lines_what_its_records_say() {
+    use chasm::journal::{OpenMode, Origin};
+    use chasm::session::Session;
+    let Some(files) = real_fixtures() else { return };
+    for path in files.iter().filter(|p| p.extension().unwrap() == "json") {
+        let whole = file_value(path);
+        let id = expected_id(path, &whole);
+        let env = Env::new();
+        // The versions VS Code would have written on the way to the file.
+        let mut versions = Vec::new();
+        let mut growing = whole.clone();
+        let requests = std::mem::take(growing["requests"].as_array_mut().unwrap());
+        if requests.is_empty() {
+            continue;
+        }
+        versions.push(growing.clone());
+        for request in &requests {
+            let parts = request["response"].as_array().cloned().unwrap_or_default();
+            let mut r = request.clone();
+            r["response"] = Value::Array(Vec::new());
+            growing["requests"].as_array_mut().unwrap().push(r);
+            versions.push(growing.clone());
+            for k in 1..=parts.len() {
+                *growing["requests"].as_array_mut().unwrap().last_mut().unwrap().get_mut("response").unwrap() =
+                    Value::Array(parts[..k].to_vec());
+                versions.push(growing.clone());
+            }
+        }
+        // And each request once more with a part appended, so every session passes 64 events.
+        for round in 0.. {
+            if versions.len() > 70 + requests.len() {
+                break;
+            }
+            for k in 0..requests.len() {
+                let response = growing["requests"][k]["response"].as_array_mut().unwrap();
+                response.push(serde_json::json!({"value": format!("more, round {round}\nand a line")}));
+                versions.push(growing.clone());
+            }
+        }
+        let mut j = common::open_journal(&env.journal(), OpenMode::Create);
+        for v in versions {
+            let next = Session::from_value(v).unwrap();
+            let state = j.state_at(&id, u64::MAX).unwrap();
+            let changes: Vec<_> = chasm::diff::diff(&id, state.as_ref(), &next)
+                .into_iter()
+                .map(|c| c.into_change(&id, chrono::Utc::now(), Origin::Remote, "vscode"))
+                .collect();
+            j.append(changes).unwrap();
+        }
+        assert!(j.session_seqs(&id).unwrap().len() > 64, "{}", path.display());
+        assert!(!j.session_line_runs(&id).unwrap().is_empty(), "{}", path.display());
+        drop(j);
+        for args in [&[][..], &["--reverse"], &["-n", "30"], &["--type", "create"]] {
+            let all = env.ok(&[&["log"][..], args].concat());
+            let one = env.ok(&[&["log", &id][..], args].concat());
+            assert_eq!(one, all, "{} {args:?}", path.display());
+        }
+        assert_eq!(env.replay(&id, None)["requests"].as_array().unwrap().len(), requests.len());
+    }
+}
