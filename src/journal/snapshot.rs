@@ -342,7 +342,8 @@ impl Store {
     }
 
     /// Stores the snapshots a session is due after new records: one at every
-    /// [`SNAPSHOT_INTERVAL`]-th event of the session. Called inside the append's transaction,
+    /// [`SNAPSHOT_INTERVAL`]-th event of the session, with the run of log lines of the events
+    /// since the one before (see `lines`). Called inside the append's transaction,
     /// once the record that makes one due is inserted; free when none is due. `events` is the
     /// session's record count with it; `fresh` are the newest records of this session in the
     /// append, in seq order, that one last: they are folded from memory, and any older since
@@ -405,9 +406,10 @@ impl Store {
         Ok(taken)
     }
 
-    /// Checks one session's snapshots against a full fold of its `records` (in seq order) and
-    /// rewrites the set where it differs: wrong ones replaced, missing ones added, stray ones
-    /// removed. Returns how many snapshots had to change.
+    /// Checks one session's snapshots and runs of log lines against a full fold of its
+    /// `records` (in seq order) and rewrites each set where it differs: wrong ones replaced,
+    /// missing ones added, stray ones removed. Returns how many snapshots, and how many runs,
+    /// had to change.
     pub(super) fn rebuild_snapshots(
         &self,
         session_id: &str,
