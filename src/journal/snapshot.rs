@@ -431,19 +431,25 @@ impl Store {
         let have = self.snapshots_of(session_id)?;
         let have_lines = self.lines_of(session_id)?;
         let changed = (differing(&have, &want), differing(&have_lines, &want_lines));
+        // Only a set that differs is rewritten: a journal from before runs of lines existed
+        // gains them without its snapshots being written again.
         if changed != (0, 0) {
             self.derived_transaction(|store| {
-                for (seq, _) in &have {
-                    store.remove_snapshot(session_id, *seq)?;
+                if changed.0 > 0 {
+                    for (seq, _) in &have {
+                        store.remove_snapshot(session_id, *seq)?;
+                    }
+                    for (seq, bytes) in &want {
+                        store.put_snapshot(session_id, *seq, bytes)?;
+                    }
                 }
-                for (seq, bytes) in &want {
-                    store.put_snapshot(session_id, *seq, bytes)?;
-                }
-                for (seq, _) in &have_lines {
-                    store.remove_lines(session_id, *seq)?;
-                }
-                for (seq, bytes) in &want_lines {
-                    store.put_lines(session_id, *seq, bytes)?;
+                if changed.1 > 0 {
+                    for (seq, _) in &have_lines {
+                        store.remove_lines(session_id, *seq)?;
+                    }
+                    for (seq, bytes) in &want_lines {
+                        store.put_lines(session_id, *seq, bytes)?;
+                    }
                 }
                 Ok(())
             })?;

@@ -719,12 +719,13 @@ impl Store {
 
     /// Removes one snapshot.
     pub fn remove_snapshot(&self, session_id: &str, seq: u64) -> Result<(), JournalError> {
+        self.remove_row("DELETE FROM snapshots WHERE session = ?1 AND seq = ?2", session_id, seq)
+    }
+
+    /// Runs a `DELETE` of one derived row keyed by (session number, seq).
+    fn remove_row(&self, sql: &str, session_id: &str, seq: u64) -> Result<(), JournalError> {
         let Some(num) = self.num(session_id)? else { return Ok(()) };
-        self.conn
-            .prepare_cached("DELETE FROM snapshots WHERE session = ?1 AND seq = ?2")
-            .and_then(|mut s| s.execute(params![num, int(seq)]))
-            .map(|_| ())
-            .map_err(storage)
+        self.conn.prepare_cached(sql).and_then(|mut s| s.execute(params![num, int(seq)])).map(|_| ()).map_err(storage)
     }
 
     /// Stores (or replaces) a run of a session's log lines, keyed by its last seq (see
@@ -746,12 +747,7 @@ impl Store {
 
     /// Removes one run of log lines.
     pub fn remove_lines(&self, session_id: &str, seq: u64) -> Result<(), JournalError> {
-        let Some(num) = self.num(session_id)? else { return Ok(()) };
-        self.conn
-            .prepare_cached("DELETE FROM lines WHERE session = ?1 AND seq = ?2")
-            .and_then(|mut s| s.execute(params![num, int(seq)]))
-            .map(|_| ())
-            .map_err(storage)
+        self.remove_row("DELETE FROM lines WHERE session = ?1 AND seq = ?2", session_id, seq)
     }
 
     /// Every cached fingerprint's bytes, by session, with the session's record count now.
