@@ -414,4 +414,47 @@ mod tests {
             assert_eq!(String::from_utf8(out).unwrap(), want);
         }
     }
+
+    /// A session's lines come from its stored runs where they cover it, in either order, and
+    /// only the records after the last run are read; the whole journal's come from records.
+    #[test]
+    fn a_sessions_lines_come_from_its_runs_and_only_the_rest_from_records() {
+        use crate::journal::{NewChange, SNAPSHOT_INTERVAL};
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path(), OpenMode::Create).unwrap();
+        let change = |session: &str, i: usize| NewChange {
+            session_id: session.into(),
+            change_type: ChangeType::Update,
+            entity_type: EntityType::Metadata,
+            entity_id: "customTitle".into(),
+            timestamp: chrono::Utc::now(),
+            origin: Origin::Remote,
+            provider: "vscode".into(),
+            payload: serde_json::json!({"value": format!("title {}", i % 3)}),
+        };
+        let events = 2 * SNAPSHOT_INTERVAL as usize + 10;
+        for i in 0..events {
+            journal.append(vec![change("s", i), change("other", i)]).unwrap();
+        }
+        let seqs = journal.session_seqs("s").unwrap();
+        let runs = journal.session_line_runs("s").unwrap();
+        let count = |session, oldest_first| {
+            let (mut lines, mut stored) = (Vec::new(), Vec::new());
+            for chunk in chunks(&journal, session, &seqs, &runs, oldest_first) {
+                for entry in chunk.unwrap() {
+                    match entry {
+                        Entry::Line(l) => lines.push(l.seq),
+                        Entry::Stored(seq, _) => stored.push(seq),
+                    }
+                }
+            }
+            (lines.len(), stored)
+        };
+        let tail = seqs[2 * SNAPSHOT_INTERVAL as usize..].to_vec();
+        assert_eq!(count(Some("s"), true), (2 * SNAPSHOT_INTERVAL as usize, tail.clone()));
+        let newest_first = count(Some("s"), false);
+        assert_eq!(newest_first.0, 2 * SNAPSHOT_INTERVAL as usize);
+        assert_eq!(newest_first.1, tail.into_iter().rev().collect::<Vec<_>>());
+        assert_eq!(count(None, true), (0, (1..=2 * events as u64).collect()));
+    }
 }
