@@ -29,7 +29,7 @@ pub struct Args {
 }
 
 pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
-    let journal = super::open_journal(journal_dir, OpenMode::Existing)?;
+    let journal = super::open_journal(journal_dir, OpenMode::Read)?;
     let id = journal.resolve_session(&args.session)?;
     let from = args.from.seq_in(&journal, &id)?;
     let to = match args.to {

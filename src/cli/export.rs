@@ -25,7 +25,7 @@ pub struct Args {
 }
 
 pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress) -> Result<ExitCode> {
-    let journal = super::open_journal(journal_dir, OpenMode::Existing)?;
+    let journal = super::open_journal(journal_dir, OpenMode::Read)?;
     let since = args.since.unwrap_or(0);
     let session = args.session.as_deref().map(|p| journal.resolve_session(p)).transpose()?;
     let records: Vec<SyncChange> = match &session {

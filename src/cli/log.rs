@@ -117,7 +117,7 @@ impl Args {
 }
 
 pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
-    let journal = super::open_journal(journal_dir, OpenMode::Existing)?;
+    let journal = super::open_journal(journal_dir, OpenMode::Read)?;
     let limit = args.max_count.unwrap_or(usize::MAX);
     let session = args.session.as_deref().map(|p| journal.resolve_session(p)).transpose()?;
     // Records are printed as they are read, so memory stays bounded however long the journal:

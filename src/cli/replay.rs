@@ -35,7 +35,7 @@ enum Format {
 }
 
 pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
-    let journal = super::open_journal(journal_dir, OpenMode::Existing)?;
+    let journal = super::open_journal(journal_dir, OpenMode::Read)?;
     let id = journal.resolve_session(&args.session)?;
     let point = args.point.point();
     let upto = match point {

@@ -13,6 +13,7 @@ mod snapshot;
 mod store;
 mod verify;
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -156,8 +157,12 @@ pub enum StateError {
 pub enum OpenMode {
     /// Create the directory and an empty journal when there is none (commands that record).
     Create,
-    /// Fail with [`JournalError::NotFound`] when there is none (commands that only read).
+    /// Fail with [`JournalError::NotFound`] when there is none (commands that change a
+    /// journal's history but never start one).
     Existing,
+    /// As `Existing`, and open it for reading only (see [`Store::open_for_reading`]): commands
+    /// that only read.
+    Read,
 }
 
 /// An open journal.
@@ -166,7 +171,7 @@ pub struct Journal {
     last_seq: u64,
     /// The hash the next record chains to, or why the last record cannot give one (a damaged
     /// journal can still be read and verified, but not appended to).
-    head_hash: Result<[u8; 32], String>,
+    head_hash: OnceCell<Result<[u8; 32], String>>,
     /// Batches appended through this handle.
     appends: u64,
 }
@@ -188,12 +193,12 @@ impl Journal {
                 if !has_db && others.next().is_some() {
                     return Err(JournalError::NotAJournal(dir.to_owned()));
                 }
-                if !has_db && mode == OpenMode::Existing {
+                if !has_db && mode != OpenMode::Create {
                     return Err(JournalError::NotFound(dir.to_owned()));
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if mode == OpenMode::Existing {
+                if mode != OpenMode::Create {
                     return Err(JournalError::NotFound(dir.to_owned()));
                 }
                 create_dir_durably(dir)?;
@@ -202,25 +207,26 @@ impl Journal {
                 return Err(JournalError::Io(format!("cannot read {}: {e}", dir.display())));
             }
         }
-        let store = Store::open(dir)?;
-        let (last_seq, head_hash) = match store.last()? {
-            None => (0, Ok(GENESIS_HASH)),
-            // The hash is in the record's last bytes; its payload is only checked to be JSON.
-            Some((seq, bytes)) => (
-                seq,
-                record::Fields::of(&bytes).map_err(|e| e.to_string()).and_then(|f| {
-                    serde_json::from_slice::<serde::de::IgnoredAny>(f.body.payload)
-                        .map(|_| f.hash)
-                        .map_err(|e| format!("payload is not valid JSON: {e}"))
-                }),
-            ),
-        };
-        Ok(Journal { store, last_seq, head_hash, appends: 0 })
+        let store = if mode == OpenMode::Read { Store::open_for_reading(dir)? } else { Store::open(dir)? };
+        let last_seq = store.last_seq()?;
+        Ok(Journal { store, last_seq, head_hash: OnceCell::new(), appends: 0 })
     }
 
     /// The hash the next record chains to (an error for a journal whose last record is damaged).
+    /// Read from the last record when first asked: commands that only read never need it.
     pub fn head_hash(&self) -> Result<[u8; 32], JournalError> {
-        self.head_hash.clone().map_err(|reason| JournalError::Corrupt { seq: self.last_seq, reason })
+        let head = self.head_hash.get_or_init(|| match self.store.get(self.last_seq) {
+            Err(e) => Err(e.to_string()),
+            Ok(None) if self.last_seq == 0 => Ok(GENESIS_HASH),
+            Ok(None) => Err("the last record is missing".into()),
+            // The hash is in the record's last bytes; its payload is only checked to be JSON.
+            Ok(Some(bytes)) => record::Fields::of(&bytes).map_err(|e| e.to_string()).and_then(|f| {
+                serde_json::from_slice::<serde::de::IgnoredAny>(f.body.payload)
+                    .map(|_| f.hash)
+                    .map_err(|e| format!("payload is not valid JSON: {e}"))
+            }),
+        });
+        head.clone().map_err(|reason| JournalError::Corrupt { seq: self.last_seq, reason })
     }
 
     /// The directory the journal lives in.
@@ -256,7 +262,7 @@ impl Journal {
     /// journal's chain (an import into the journal they were exported from, or an empty one).
     pub fn append_verbatim(&mut self, records: Vec<SyncChange>) -> Result<Vec<SyncChange>, JournalError> {
         let mut seq = self.last_seq;
-        let mut prev = self.head_hash.clone().map_err(|reason| JournalError::Corrupt { seq, reason })?;
+        let mut prev = self.head_hash()?;
         for r in &records {
             seq += 1;
             if r.seq != seq || r.prev_hash != prev || !r.is_sealed() {
@@ -280,7 +286,7 @@ impl Journal {
     /// batch in one durable commit.
     fn append_sealed(&mut self, batch: Vec<(uuid::Uuid, NewChange)>) -> Result<Vec<SyncChange>, JournalError> {
         let seq = self.last_seq;
-        let prev = self.head_hash.clone().map_err(|reason| JournalError::Corrupt { seq, reason })?;
+        let prev = self.head_hash()?;
         let count = batch.len();
         let sealed = Sealed { batch: batch.into_iter(), seq, prev };
         if count < PIPELINE_MIN {
@@ -365,7 +371,7 @@ impl Journal {
         })?;
         let last = records.last().expect("one record at least");
         self.last_seq = last.seq;
-        self.head_hash = Ok(last.hash);
+        self.head_hash = OnceCell::from(Ok(last.hash));
         self.appends += 1;
         Ok(records)
     }
@@ -813,6 +819,54 @@ mod tests {
         assert_eq!(next[0].prev_hash, first[0].hash);
     }
 
+    /// A command that only reads leaves the journal's files as they were, even under a
+    /// directory name an SQLite URI would misread.
+    #[test]
+    fn reading_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a j?x=1#b%41 c");
+        let first = Journal::open(&path, OpenMode::Create).unwrap().append(vec![change("s1", "a")]).unwrap();
+        let files = || {
+            let mut names: Vec<_> = std::fs::read_dir(&path)
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    (e.file_name(), e.metadata().unwrap().modified().unwrap(), e.metadata().unwrap().len())
+                })
+                .collect();
+            names.sort();
+            names
+        };
+        let before = files();
+        let j = Journal::open(&path, OpenMode::Read).unwrap();
+        assert_eq!((j.last_seq(), j.get(1).unwrap().unwrap()), (1, first[0].clone()));
+        assert_eq!(j.head_hash().unwrap(), first[0].hash);
+        drop(j);
+        assert_eq!(files(), before);
+        assert!(matches!(Journal::open(&dir.path().join("none"), OpenMode::Read), Err(JournalError::NotFound(_))));
+    }
+
+    /// What a writer that stopped before closing leaves (its write-ahead log, holding its last
+    /// commits) is read by a reader too: the open that recovers the log serves it.
+    #[test]
+    fn reading_sees_commits_still_in_the_write_ahead_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (live, left) = (dir.path().join("live"), dir.path().join("left"));
+        Journal::open(&live, OpenMode::Create).unwrap().append(vec![change("s1", "a")]).unwrap();
+        let mut j = Journal::open(&live, OpenMode::Existing).unwrap();
+        let appended = j.append(vec![change("s1", "b"), change("s2", "c")]).unwrap();
+        // The files as a crash would leave them: the log still holds the commits.
+        std::fs::create_dir(&left).unwrap();
+        for name in [store::DB_FILE, "journal.sqlite-wal"] {
+            std::fs::copy(live.join(name), left.join(name)).unwrap();
+        }
+        assert!(std::fs::metadata(left.join("journal.sqlite-wal")).unwrap().len() > 0);
+        drop(j);
+        let j = Journal::open(&left, OpenMode::Read).unwrap();
+        assert_eq!(j.last_seq(), 3);
+        assert_eq!(j.get(3).unwrap().unwrap(), appended[1]);
+    }
+
     #[test]
     fn prefixes_resolve_like_git() {
         let dir = tempfile::tempdir().unwrap();
@@ -1112,7 +1166,7 @@ mod tests {
             parts.append_foreign(part.to_vec()).unwrap();
         }
         assert_eq!(appended.iter().map(|r| r.seq).collect::<Vec<_>>(), (1..=450).collect::<Vec<u64>>());
-        assert_eq!((whole.last_seq, &whole.head_hash), (parts.last_seq, &parts.head_hash));
+        assert_eq!((whole.last_seq, whole.head_hash().unwrap()), (parts.last_seq, parts.head_hash().unwrap()));
         for seq in 1..=450 {
             assert_eq!(whole.store.get(seq).unwrap(), parts.store.get(seq).unwrap(), "record {seq}");
         }

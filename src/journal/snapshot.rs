@@ -200,16 +200,15 @@ impl Store {
     }
 
     /// The newest snapshot of a session at or before `upto` that passes its own checks: its
-    /// checksum holds, and the record it names is in the log, in this session, with the hash it
-    /// carries (read from the record's fields, its payload not parsed). Requests left to fill.
+    /// checksum holds, and the record it names is in the log, filed under this session, with
+    /// the hash it carries (read from the stored row, its delta chain not followed). Requests
+    /// left to fill.
     fn checked_snapshot(&self, session_id: &str, upto: u64) -> Result<Option<Stored>, JournalError> {
         let mut upto = upto;
         while let Some((seq, v)) = self.snapshot_at_or_before(session_id, upto)? {
             let stored = decode_snapshot(seq, &v);
             let named = match &stored {
-                Some(s) => self.get(seq)?.is_some_and(|bytes| {
-                    Fields::of(&bytes).is_ok_and(|f| f.body.session_id == session_id && f.hash == s.record_hash)
-                }),
+                Some(s) => self.filed_hash(session_id, seq)? == Some(s.record_hash),
                 None => false,
             };
             if named {

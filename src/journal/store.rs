@@ -32,6 +32,13 @@ pub const DB_FILE: &str = "journal.sqlite";
 /// The file whose lock keeps a second process out for as long as one holds the journal.
 pub const LOCK_FILE: &str = "lock";
 
+/// SQLite's write-ahead log beside the database: present only while a read-write store is
+/// open, or after one stopped without closing.
+const WAL_FILE: &str = "journal.sqlite-wal";
+
+/// What every open sets, reading or writing: a 16 MB page cache, and the file mapped.
+const READ_PRAGMAS: &str = "PRAGMA cache_size = -16384; PRAGMA mmap_size = 4294967296;";
+
 pub const META_FORMAT: &str = "format";
 pub const META_HEAD: &str = "head";
 
@@ -179,6 +186,49 @@ impl Store {
     /// journal's lock; a second process gets [`JournalError::Locked`] at once.
     pub fn open(dir: &Path) -> Result<Store, JournalError> {
         let lock = lock(dir)?;
+        Store::open_locked(dir, lock)
+    }
+
+    /// Opens the database in `dir` for reading only, after taking the journal's lock, as the
+    /// commands that only read do: nothing is written, not even the write-ahead log a
+    /// read-write open creates and its close checkpoints and deletes, which was a tenth of a
+    /// short `replay`. With the lock held no chasm process writes meanwhile, so the database
+    /// is opened as immutable (no locking, no log). Where a write-ahead log with content is
+    /// left (a writer stopped before it could close), or tables added since the journal was
+    /// written are missing, it is opened as [`Store::open`] opens it: that recovers the log
+    /// and adds the tables.
+    pub fn open_for_reading(dir: &Path) -> Result<Store, JournalError> {
+        let lock = lock(dir)?;
+        let path = dir.join(DB_FILE);
+        let wal = std::fs::metadata(dir.join(WAL_FILE)).map_or(0, |m| m.len());
+        let Some(uri) = immutable_uri(&path).filter(|_| wal == 0) else { return Store::open_locked(dir, lock) };
+        let conn = Connection::open_with_flags(
+            &uri,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| JournalError::Storage(format!("cannot open {}: {e}", path.display())))?;
+        let unknown = |e: rusqlite::Error| match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase) => JournalError::UnknownFormat(dir.to_owned()),
+            _ => JournalError::Storage(format!("cannot open {}: {e}", path.display())),
+        };
+        conn.execute_batch(READ_PRAGMAS).map_err(unknown)?;
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('meta', 'shapes', 'lines')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(unknown)?;
+        if tables != 3 {
+            drop(conn);
+            return Store::open_locked(dir, lock);
+        }
+        let store = Store::new(dir, conn, lock);
+        store.check_version()?;
+        Ok(store)
+    }
+
+    fn open_locked(dir: &Path, lock: File) -> Result<Store, JournalError> {
         let path = dir.join(DB_FILE);
         let conn = Connection::open_with_flags(
             &path,
@@ -189,17 +239,23 @@ impl Store {
         // (no `-shm` file); FULL makes every commit fsync the log: the durability point.
         conn.execute_batch(
             "PRAGMA page_size = 8192; PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; \
-             PRAGMA synchronous = FULL; PRAGMA cache_size = -16384; PRAGMA mmap_size = 4294967296; \
-             PRAGMA wal_autocheckpoint = 4096;",
+             PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 4096;",
         )
+        .and_then(|()| conn.execute_batch(READ_PRAGMAS))
         .map_err(|e| match e.sqlite_error_code() {
             Some(ErrorCode::NotADatabase) => JournalError::UnknownFormat(dir.to_owned()),
             _ => JournalError::Storage(format!("cannot open {}: {e}", path.display())),
         })?;
+        let store = Store::new(dir, conn, lock);
+        store.check_format()?;
+        Ok(store)
+    }
+
+    fn new(dir: &Path, conn: Connection, lock: File) -> Store {
         // Every statement chasm runs stays prepared (rusqlite keeps 16 by default, fewer than
         // the store uses: re-preparing cost more than the queries).
         conn.set_prepared_statement_cache_capacity(64);
-        let store = Store {
+        Store {
             dir: dir.to_owned(),
             conn,
             cache: RefCell::default(),
@@ -208,9 +264,7 @@ impl Store {
             events: RefCell::default(),
             lines: RefCell::default(),
             _lock: lock,
-        };
-        store.check_format()?;
-        Ok(store)
+        }
     }
 
     /// Reads the stored format version, creating the tables of a new journal.
@@ -242,6 +296,12 @@ impl Store {
             sync_dir(&self.dir);
             return Ok(());
         }
+        self.check_version()?;
+        self.conn.execute_batch(LATER_TABLES).map_err(storage)
+    }
+
+    /// Refuses a journal whose `meta` names another format than this chasm's.
+    fn check_version(&self) -> Result<(), JournalError> {
         let v = self.meta(META_FORMAT)?;
         let found = v
             .as_deref()
@@ -249,7 +309,7 @@ impl Store {
             .map(u32::from_be_bytes)
             .ok_or_else(|| JournalError::UnknownFormat(self.dir.clone()))?;
         match found {
-            FORMAT_VERSION => self.conn.execute_batch(LATER_TABLES).map_err(storage),
+            FORMAT_VERSION => Ok(()),
             f if f > FORMAT_VERSION => {
                 Err(JournalError::NewerFormat { dir: self.dir.clone(), found: f, supported: FORMAT_VERSION })
             }
@@ -320,13 +380,10 @@ impl Store {
             .map_err(storage)
     }
 
-    /// The last record's (seq, bytes), if any.
-    pub fn last(&self) -> Result<Option<(u64, Shared)>, JournalError> {
+    /// The newest record's seq (0 when there is none).
+    pub fn last_seq(&self) -> Result<u64, JournalError> {
         let last: Option<i64> = self.conn.query_row("SELECT max(seq) FROM log", [], |r| r.get(0)).map_err(storage)?;
-        match last {
-            None => Ok(None),
-            Some(seq) => Ok(self.get(seq as u64)?.map(|b| (seq as u64, b))),
-        }
+        Ok(last.map_or(0, |seq| seq as u64))
     }
 
     /// The row stored at `seq`: a record, or a delta (see `delta.rs`).
@@ -641,6 +698,22 @@ impl Store {
         Ok(self.rebuild(seq, stored).ok().map(|bytes| (seq, bytes, depth)))
     }
 
+    /// The hash of the record at `seq` when its row is filed under `session_id`: the row's last
+    /// 32 bytes, stored whole or as a delta alike (see `journal-format.md`), so that checking
+    /// what a snapshot names reads one row, not the delta chain behind it.
+    pub fn filed_hash(&self, session_id: &str, seq: u64) -> Result<Option<[u8; 32]>, JournalError> {
+        let Some(num) = self.num(session_id)? else { return Ok(None) };
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn
+            .prepare_cached("SELECT session, record FROM log WHERE seq = ?1")
+            .and_then(|mut s| s.query_row([int(seq)], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            .map_err(storage)?;
+        Ok(row.filter(|(filed, _)| *filed == num).and_then(|(_, stored)| {
+            let at = stored.len().checked_sub(32).filter(|&at| at >= 33)?;
+            stored[at..].try_into().ok()
+        }))
+    }
+
     /// The newest snapshot of a session taken at or before `upto`: (seq, bytes). The bytes are
     /// empty when the row cannot be rebuilt (its base gone or damaged): a snapshot that fails
     /// its checks, passed over like any other.
@@ -846,6 +919,29 @@ pub fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
+}
+
+/// An SQLite URI that opens `path` read-only as immutable, its bytes percent-encoded (a path
+/// may hold `?`, `#` or `%`). `None` where paths are not plain bytes (there the read-write open
+/// serves readers too).
+#[cfg(unix)]
+fn immutable_uri(path: &Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut uri = String::from("file:");
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            let _ = write!(uri, "%{b:02X}");
+        }
+    }
+    uri.push_str("?immutable=1");
+    Some(uri)
+}
+
+#[cfg(not(unix))]
+fn immutable_uri(_path: &Path) -> Option<String> {
+    None
 }
 
 /// Rows being stored in the caller's transaction: see [`Store::insert`].
