@@ -30,6 +30,7 @@ pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress)
             "first_bad_seq": report.first_problem().map(|p| p.seq),
             "snapshots_rebuilt": report.snapshots_rebuilt,
             "lines_rebuilt": report.lines_rebuilt,
+            "finals_rebuilt": report.finals_rebuilt,
             "problems": report.problems.iter().map(|p| json!({"seq": p.seq, "reason": p.reason})).collect::<Vec<_>>(),
         });
         writeln!(out, "{value}")?;
@@ -46,6 +47,13 @@ pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress)
                 out,
                 "rebuilt {} run(s) of log lines that did not match the log (derived data)",
                 report.lines_rebuilt
+            )?;
+        }
+        if report.finals_rebuilt > 0 {
+            writeln!(
+                out,
+                "rewrote {} stored final version(s) of requests that did not match the log (derived data)",
+                report.finals_rebuilt
             )?;
         }
         writeln!(

@@ -1306,6 +1306,75 @@ mod tests {
         assert_eq!(j.session_line_runs("s").unwrap(), runs);
     }
 
+    /// A session whose requests stream in: each created, then `versions - 1` updates, each a
+    /// few words longer, appended 50 at a time.
+    fn streamed_session(j: &mut Journal, requests: usize, versions: usize) -> Vec<SyncChange> {
+        let mut all = Vec::new();
+        let mut batch =
+            vec![NewChange { entity_type: EntityType::Session, payload: json!({"requests": []}), ..change("s", "s") }];
+        for r in 0..requests {
+            let id = format!("r{r}");
+            for v in 0..versions {
+                let text = format!("{} answer", "word ".repeat(100 + v));
+                let payload = json!({"index": r, "request": {"requestId": id, "response": [{"value": text}]}});
+                let change_type = if v == 0 { ChangeType::Create } else { ChangeType::Update };
+                batch.push(NewChange { change_type, payload, ..change("s", &id) });
+                if batch.len() == 50 {
+                    all.extend(j.append(std::mem::take(&mut batch)).unwrap());
+                }
+            }
+        }
+        all.extend(j.append(batch).unwrap());
+        all
+    }
+
+    /// Each streamed request's last version is stored whole among its session's finals once
+    /// the session moves on; replay reads the same with or without them, and verify restores
+    /// them.
+    #[test]
+    fn finals_hold_each_finished_request_and_change_nothing_replay_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), OpenMode::Create).unwrap();
+        let events = streamed_session(&mut j, 12, 20);
+        let finals = j.store.finals_of("s").unwrap();
+        let lasts: Vec<u64> = (0..11).map(|r| events[20 * r + 20].seq).collect();
+        assert_eq!(finals.iter().map(|f| f.0).collect::<Vec<_>>(), lasts, "every request but the last");
+        for (seq, record) in &finals {
+            assert_eq!(record, &j.get(*seq).unwrap().unwrap().encode());
+        }
+        let points: Vec<u64> = events.iter().map(|e| e.seq).step_by(7).chain([u64::MAX]).collect();
+        let read = |j: &Journal| -> Vec<_> {
+            points
+                .iter()
+                .map(|&p| (j.session_text_at("s", p).unwrap().map(|t| t.pieces), j.state_at("s", p).unwrap()))
+                .collect()
+        };
+        let with = read(&j);
+        drop(j);
+
+        // A fresh store reads them into its cache in one range.
+        let j = Journal::open(dir.path(), OpenMode::Read).unwrap();
+        j.store.read_finals("s", &lasts).unwrap();
+        assert!(lasts.iter().all(|&seq| j.store.cached(seq)));
+        drop(j);
+
+        // Gone, or damaged (a stray one, one that is not a whole record): read from the log.
+        let j = Journal::open(dir.path(), OpenMode::Existing).unwrap();
+        let mut wrong = finals.clone();
+        wrong.remove(3);
+        wrong[0].1 = vec![0xDE, 1, 1];
+        wrong.push((events[5].seq, events[5].encode()));
+        j.store.replace_finals("s", &wrong).unwrap();
+        drop(j);
+        let j = Journal::open(dir.path(), OpenMode::Read).unwrap();
+        assert_eq!(read(&j), with);
+        drop(j);
+        let j = Journal::open(dir.path(), OpenMode::Existing).unwrap();
+        assert_eq!(j.verify().unwrap().finals_rebuilt, 3);
+        assert_eq!(j.store.finals_of("s").unwrap(), finals);
+        assert_eq!(j.verify().unwrap().finals_rebuilt, 0);
+    }
+
     #[test]
     fn a_newer_format_is_refused() {
         let dir = tempfile::tempdir().unwrap();

@@ -20,9 +20,10 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::delta;
 use super::lines::{self, Line};
 use super::record::{Body, ChangeType, EntityType, Fields, Origin};
-use super::store::Store;
+use super::store::{Shared, Store};
 use super::{JournalError, SyncChange, decode};
 use crate::fold::{SessionState, Source};
 use crate::session::{Request, Session};
@@ -179,6 +180,8 @@ impl Store {
     fn materialize(&self, session_id: &str, mut state: SessionState) -> Result<Option<SessionState>, JournalError> {
         let mut records: HashMap<u64, Option<SyncChange>> = HashMap::new();
         let mut requests = Vec::with_capacity(state.sources.len());
+        let seqs: BTreeSet<u64> = state.sources.iter().map(|s| s.seq).collect();
+        self.read_finals(session_id, &seqs.into_iter().collect::<Vec<_>>())?;
         for source in &state.sources {
             let record = match records.entry(source.seq) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -272,6 +275,9 @@ impl Store {
         // Each record is read and scanned once, however many requests it holds.
         let mut order: Vec<usize> = (0..sources.len()).collect();
         order.sort_by_key(|&i| sources[i].seq);
+        let mut seqs: Vec<u64> = order.iter().map(|&i| sources[i].seq).collect();
+        seqs.dedup();
+        self.read_finals(session_id, &seqs)?;
         let mut at = 0;
         while at < order.len() {
             let seq = sources[order[at]].seq;
@@ -403,6 +409,25 @@ impl Store {
             }
         }
         Ok(taken)
+    }
+
+    /// Checks one session's `finals` (see `Inserting::row`) against its records, given as
+    /// (seq, bytes) in seq order, and rewrites them where they differ: each version stored as
+    /// a delta after which the session moved on to another entity has its record there, and
+    /// nothing else does. Returns how many rows had to change.
+    pub(super) fn rebuild_finals(&self, session_id: &str, records: &[(u64, Shared)]) -> Result<usize, JournalError> {
+        let deltas: BTreeSet<u64> = self.delta_seqs(session_id)?.into_iter().collect();
+        let want: Vec<(u64, Vec<u8>)> = records
+            .windows(2)
+            .filter(|pair| deltas.contains(&pair[0].0) && !delta::same_entity(&pair[0].1, &pair[1].1))
+            .map(|pair| (pair[0].0, pair[0].1.to_vec()))
+            .collect();
+        let have = self.finals_of(session_id)?;
+        let changed = differing(&have, &want);
+        if changed > 0 {
+            self.derived_transaction(|store| store.replace_finals(session_id, &want))?;
+        }
+        Ok(changed)
     }
 
     /// Checks one session's snapshots and runs of log lines against a full fold of its

@@ -59,7 +59,19 @@ CREATE TABLE fingerprints (session BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOU
 /// others and, on open, where missing.
 const LATER_TABLES: &str = "CREATE TABLE IF NOT EXISTS shapes (session BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID; \
      CREATE TABLE IF NOT EXISTS lines (session INTEGER NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, \
-     PRIMARY KEY (session, seq)) WITHOUT ROWID;";
+     PRIMARY KEY (session, seq)) WITHOUT ROWID; \
+     CREATE TABLE IF NOT EXISTS finals (key INTEGER PRIMARY KEY, record BLOB NOT NULL);";
+
+/// A `finals` row's key is its session's number times this, plus its seq: rowid order is then
+/// each session's rows in seq order, and a row of up to a page stays in its page (a WITHOUT
+/// ROWID table keyed by (session, seq) puts any row over ~2 KB in an overflow page of its own:
+/// four times the bytes). Seqs and session numbers past what the key holds are not stored.
+const FINALS_SPAN: i64 = 1 << 40;
+
+/// The `finals` keys of session `num`: `start..start + FINALS_SPAN`; `None` past what keys hold.
+fn finals_start(num: i64) -> Option<i64> {
+    num.checked_mul(FINALS_SPAN).filter(|_| num >= 0)
+}
 
 /// `meta/head` value: last seq (u64 BE) ‖ its hash ‖ the first seq of the batch that ended
 /// there (u64 BE).
@@ -214,12 +226,13 @@ impl Store {
         conn.execute_batch(READ_PRAGMAS).map_err(unknown)?;
         let tables: i64 = conn
             .query_row(
-                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('meta', 'shapes', 'lines')",
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' \
+                 AND name IN ('meta', 'shapes', 'lines', 'finals')",
                 [],
                 |r| r.get(0),
             )
             .map_err(unknown)?;
-        if tables != 3 {
+        if tables != 4 {
             drop(conn);
             return Store::open_locked(dir, lock);
         }
@@ -392,6 +405,12 @@ impl Store {
             .prepare_cached("SELECT record FROM log WHERE seq = ?1")
             .and_then(|mut s| s.query_row([int(seq)], |r| r.get(0)).optional())
             .map_err(storage)
+    }
+
+    /// Whether the record cache holds `seq`.
+    #[cfg(test)]
+    pub fn cached(&self, seq: u64) -> bool {
+        self.cache.borrow().get(seq).is_some()
     }
 
     /// The bytes of the record at `seq` (rebuilt from its delta when it is stored as one),
@@ -812,6 +831,69 @@ impl Store {
             .map_err(storage)
     }
 
+    /// Stores the whole record at `seq` in `finals` (see [`Inserting::row`]).
+    fn put_final(&self, num: i64, seq: u64, record: &[u8]) -> Result<(), JournalError> {
+        let Some(start) = finals_start(num).filter(|_| int(seq) < FINALS_SPAN) else { return Ok(()) };
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO finals (key, record) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(params![start + int(seq), record]))
+            .map(|_| ())
+            .map_err(storage)
+    }
+
+    /// A session's `finals` rows with seqs in `lo..=hi`: (seq, record), by seq.
+    fn finals_between(&self, session_id: &str, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
+        let Some(start) = self.num(session_id)?.and_then(finals_start) else { return Ok(Vec::new()) };
+        let (lo, hi) = (int(lo).min(FINALS_SPAN - 1), int(hi).min(FINALS_SPAN - 1));
+        self.seq_rows(
+            "SELECT key - ?1, record FROM finals WHERE key BETWEEN ?2 AND ?3 ORDER BY key",
+            params![start, start + lo, start + hi],
+        )
+    }
+
+    /// Every final version a session has in `finals`, by seq.
+    pub fn finals_of(&self, session_id: &str) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
+        self.finals_between(session_id, 0, u64::MAX)
+    }
+
+    /// Makes a session's `finals` the given (seq, record) rows.
+    pub fn replace_finals(&self, session_id: &str, finals: &[(u64, Vec<u8>)]) -> Result<(), JournalError> {
+        let Some(num) = self.num(session_id)? else { return Ok(()) };
+        let Some(start) = finals_start(num) else { return Ok(()) };
+        self.conn
+            .execute("DELETE FROM finals WHERE key BETWEEN ?1 AND ?2", [start, start + (FINALS_SPAN - 1)])
+            .map_err(storage)?;
+        finals.iter().try_for_each(|(seq, record)| self.put_final(num, *seq, record))
+    }
+
+    /// The seqs of a session's rows stored as deltas.
+    pub fn delta_seqs(&self, session_id: &str) -> Result<Vec<u64>, JournalError> {
+        let Some(num) = self.num(session_id)? else { return Ok(Vec::new()) };
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq FROM log WHERE session = ?1 AND substr(record, 1, 1) = x'DE' ORDER BY seq")
+            .map_err(storage)?;
+        let rows = stmt.query_map([num], |r| r.get::<_, i64>(0)).map_err(storage)?;
+        rows.map(|r| r.map(|seq| seq as u64)).collect::<Result<_, _>>().map_err(storage)
+    }
+
+    /// Puts in the record cache those of `seqs` (ascending) that the session has in `finals`,
+    /// read as one range of its own rows: a session's requests, which a snapshot names, are
+    /// then read from a few pages instead of a page each across the log.
+    pub fn read_finals(&self, session_id: &str, seqs: &[u64]) -> Result<(), JournalError> {
+        let want: Vec<u64> = seqs.iter().copied().filter(|&seq| self.cache.borrow().get(seq).is_none()).collect();
+        let (Some(&lo), Some(&hi)) = (want.first(), want.last()) else { return Ok(()) };
+        let rows = self.finals_between(session_id, lo, hi)?;
+        let mut cache = self.cache.borrow_mut();
+        for (seq, record) in rows {
+            // Only a record stored whole is one: anything else is passed over (and read from the log).
+            if want.binary_search(&seq).is_ok() && delta::form(&record).is_ok_and(|f| f == Form::Whole) {
+                cache.put(seq, Rc::new(record));
+            }
+        }
+        Ok(())
+    }
+
     /// Every stored run of a session's log lines, by last seq.
     pub fn lines_of(&self, session_id: &str) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
         let Some(num) = self.num(session_id)? else { return Ok(Vec::new()) };
@@ -968,18 +1050,15 @@ impl Inserting<'_> {
         let base = self.store.base_for(session_id)?;
         let same_entity = base.as_ref().is_some_and(|(_, base, _)| delta::same_entity(base, bytes));
         // When the session moves on to another entity (the next request after a response
-        // finished streaming), the previous entity's last version is stored whole: it is
-        // what a snapshot will name as the request's value, and reading it then costs one
-        // row instead of a chain.
+        // finished streaming), the previous entity's last version, a delta, is also stored
+        // whole in `finals`, among its session's: it is what a snapshot will name as the
+        // request's value, and a replay reads a session's requests from one place there
+        // instead of a row each across the log (and a chain behind each).
         if let Some((base_seq, base, depth)) = &base
             && *depth > 0
             && !same_entity
         {
-            self.store
-                .conn
-                .prepare_cached("UPDATE log SET record = ?2 WHERE seq = ?1")
-                .and_then(|mut s| s.execute(params![int(*base_seq), base.as_slice()]))
-                .map_err(storage)?;
+            self.store.put_final(num, *base_seq, base)?;
         }
         let stored = base
             .as_ref()
@@ -1052,7 +1131,7 @@ mod tests {
     }
 
     #[test]
-    fn streamed_versions_are_deltas_and_the_last_before_another_entity_is_whole() {
+    fn streamed_versions_are_deltas_and_the_last_before_another_entity_is_also_stored_whole() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Create).unwrap();
         let text = "word ".repeat(200);
@@ -1068,7 +1147,9 @@ mod tests {
             (1..=9).map(|seq| delta::form(&j.store.stored(seq).unwrap().unwrap()).unwrap()).collect();
         assert_eq!(forms[0], Form::Whole);
         assert!(forms[1..7].iter().all(|f| matches!(f, Form::Delta { back: 1, .. })), "{forms:?}");
-        assert_eq!(forms[7], Form::Whole, "r1's last version, once r2 began");
+        assert!(matches!(forms[7], Form::Delta { back: 1, .. }), "{forms:?}");
+        // r1's last version, once r2 began, is also stored whole among the session's finals.
+        assert_eq!(j.store.finals_of("s").unwrap(), [(8, j.store.get(8).unwrap().unwrap().to_vec())]);
         // Every record reads back exactly, from a fresh store as from the cache.
         let all: Vec<_> = j.iter().collect::<Result<_, _>>().unwrap();
         drop(j);

@@ -31,6 +31,9 @@ pub struct VerifyReport {
     pub snapshots_rebuilt: usize,
     /// Runs of log lines (stored with the snapshots) found missing or wrong, and rebuilt.
     pub lines_rebuilt: usize,
+    /// Whole copies of requests' final versions (`finals`) found missing, wrong or stray, and
+    /// rewritten.
+    pub finals_rebuilt: usize,
 }
 
 impl VerifyReport {
@@ -168,18 +171,23 @@ pub(super) fn verify(store: &Store, progress: &crate::progress::Progress) -> Res
 
     // Snapshots are judged only against an intact log and index: each session is folded in
     // full and its snapshots compared with that fold, then rewritten where they differ.
-    let (mut snapshots_rebuilt, mut lines_rebuilt) = (0, 0);
+    let (mut snapshots_rebuilt, mut lines_rebuilt, mut finals_rebuilt) = (0, 0, 0);
     if problems.is_empty() {
         for sid in counted.keys() {
-            let records = store
-                .session_records(sid, 0, u64::MAX)?
-                .iter()
-                .map(|(seq, bytes)| super::decode(*seq, bytes))
-                .collect::<Result<Vec<_>, _>>()?;
+            let rows = store.session_records(sid, 0, u64::MAX)?;
+            let records = rows.iter().map(|(seq, bytes)| super::decode(*seq, bytes)).collect::<Result<Vec<_>, _>>()?;
             let (snapshots, lines) = store.rebuild_snapshots(sid, &records)?;
             snapshots_rebuilt += snapshots;
             lines_rebuilt += lines;
+            finals_rebuilt += store.rebuild_finals(sid, &rows)?;
         }
     }
-    Ok(VerifyReport { records, sessions: counted.len() as u64, problems, snapshots_rebuilt, lines_rebuilt })
+    Ok(VerifyReport {
+        records,
+        sessions: counted.len() as u64,
+        problems,
+        snapshots_rebuilt,
+        lines_rebuilt,
+        finals_rebuilt,
+    })
 }
