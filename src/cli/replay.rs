@@ -71,7 +71,7 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
                 if !session.exists {
                     return Err(deleted(session.deleted_seq.unwrap_or(session.last_seq)));
                 }
-                let pieces = session.pieces.iter().map(Vec::as_slice);
+                let pieces = session.pieces.iter().map(|p| &**p);
                 if args.format == Format::Json {
                     pretty_to(out, pieces)?;
                     out.write_all(b"\n")?;

@@ -79,8 +79,9 @@ pub struct SessionText {
     pub deleted_seq: Option<u64>,
     pub last_seq: u64,
     /// The session object, compact (its stored requests as they were written), in pieces:
-    /// each request as it was read, so a long session is never copied into one buffer.
-    pub pieces: Vec<Vec<u8>>,
+    /// each request where it lies in the record read, so a long session is never copied into
+    /// one buffer, nor its requests out of their records.
+    pub pieces: Vec<Text>,
 }
 
 impl SessionText {
@@ -90,8 +91,51 @@ impl SessionText {
             exists: state.exists,
             deleted_seq: state.deleted_seq,
             last_seq: state.last_seq,
-            pieces: vec![json],
+            pieces: vec![Text::from(json)],
         }
+    }
+}
+
+/// Bytes within a record read (or text made), shared rather than copied.
+#[derive(Clone)]
+pub struct Text {
+    bytes: store::Shared,
+    range: std::ops::Range<usize>,
+}
+
+impl Text {
+    /// The part `range` of `bytes`, which must lie within them.
+    pub(crate) fn within(bytes: store::Shared, range: std::ops::Range<usize>) -> Text {
+        debug_assert!(range.end <= bytes.len());
+        Text { bytes, range }
+    }
+}
+
+impl From<Vec<u8>> for Text {
+    fn from(bytes: Vec<u8>) -> Text {
+        let range = 0..bytes.len();
+        Text { bytes: std::rc::Rc::new(bytes), range }
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[self.range.clone()]
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Text {}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self))
     }
 }
 
@@ -456,13 +500,13 @@ impl Journal {
                 if j > 0 {
                     json.push(b',');
                 }
-                pieces.push(std::mem::take(&mut json));
+                pieces.push(Text::from(std::mem::take(&mut json)));
                 pieces.push(text);
             }
             json.push(b']');
         }
         json.push(b'}');
-        pieces.push(json);
+        pieces.push(Text::from(json));
         Ok(Some(SessionText { exists: state.exists, deleted_seq: state.deleted_seq, last_seq: state.last_seq, pieces }))
     }
 
@@ -1035,10 +1079,11 @@ mod tests {
                 (state.exists, state.deleted_seq, state.last_seq)
             );
             if state.exists {
-                let value: Value = serde_json::from_slice(&text.pieces.concat()).unwrap();
+                let value: Value =
+                    serde_json::from_slice(&text.pieces.iter().flat_map(|p| p.to_vec()).collect::<Vec<u8>>()).unwrap();
                 assert_eq!(value, state.session.to_value(), "seq {seq}");
                 let mut laid_out = Vec::new();
-                crate::pretty::pretty_to(&mut laid_out, text.pieces.iter().map(Vec::as_slice)).unwrap();
+                crate::pretty::pretty_to(&mut laid_out, text.pieces.iter().map(|p| &**p)).unwrap();
                 assert_eq!(
                     String::from_utf8(laid_out).unwrap(),
                     serde_json::to_string_pretty(&state.session.to_value()).unwrap(),

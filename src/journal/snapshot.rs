@@ -15,6 +15,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
 
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -24,7 +25,7 @@ use super::delta;
 use super::lines::{self, Line};
 use super::record::{Body, ChangeType, EntityType, Fields, Origin};
 use super::store::{Shared, Store};
-use super::{JournalError, SyncChange, decode};
+use super::{JournalError, SyncChange, Text, decode};
 use crate::fold::{SessionState, Source};
 use crate::session::{Request, Session};
 
@@ -260,7 +261,7 @@ impl Store {
         &self,
         session_id: &str,
         sources: &[Source],
-    ) -> Result<Option<Vec<Vec<u8>>>, JournalError> {
+    ) -> Result<Option<Vec<Text>>, JournalError> {
         #[derive(serde::Deserialize)]
         struct Message<'a> {
             #[serde(borrow)]
@@ -271,7 +272,7 @@ impl Store {
             #[serde(borrow)]
             requests: Vec<&'a RawValue>,
         }
-        let mut texts = vec![Vec::new(); sources.len()];
+        let mut texts: Vec<Option<Text>> = vec![None; sources.len()];
         // Each record is read and scanned once, however many requests it holds.
         let mut order: Vec<usize> = (0..sources.len()).collect();
         order.sort_by_key(|&i| sources[i].seq);
@@ -303,13 +304,21 @@ impl Store {
                     (Some(_), None) => None,
                 };
                 match text.filter(|t| t.trim_start().starts_with('{')) {
-                    Some(t) => texts[i] = t.as_bytes().to_vec(),
+                    // Borrowed from the payload, which lies within the record's bytes: shared
+                    // with the record, not copied out of it.
+                    Some(t) => {
+                        let at = (t.as_ptr() as usize).wrapping_sub(bytes.as_ptr() as usize);
+                        texts[i] = Some(match at.checked_add(t.len()).filter(|&end| end <= bytes.len()) {
+                            Some(end) => Text::within(Rc::clone(&bytes), at..end),
+                            None => Text::from(t.as_bytes().to_vec()),
+                        });
+                    }
                     None => return Ok(None),
                 }
             }
             at += same;
         }
-        Ok(Some(texts))
+        Ok(texts.into_iter().collect())
     }
 
     /// The seq of a session's last checkpoint: from its newest valid snapshot and the records
