@@ -148,10 +148,23 @@ fn time_runs(runs: usize, mut f: impl FnMut()) -> Duration {
 /// harness, where later runs took 4.
 const WARMUP_RUNS: usize = 5;
 
-/// [`SHORT_RUNS`] of a read-only command after [`WARMUP_RUNS`] untimed ones.
-fn time_warm(mut f: impl FnMut()) -> Duration {
-    (0..WARMUP_RUNS).for_each(|_| f());
-    time_runs(SHORT_RUNS, f)
+/// Short read-only commands timed side by side: [`WARMUP_RUNS`] untimed rounds, then
+/// [`SHORT_RUNS`] rounds, each running every command once in turn; the median of each. Taken
+/// in turns rather than one after the other, a slow spell of the machine (another guest on its
+/// host, the kernel paging out) falls on each command alike: timed in blocks, one run of the
+/// seventh round had every chasm command, even on the 1,000-event journal, 0.7–1.5 ms slower
+/// than the same binary timed alone minutes later, and git's not.
+fn time_side_by_side<const N: usize>(mut commands: [&mut dyn FnMut(); N]) -> [Duration; N] {
+    for _ in 0..WARMUP_RUNS {
+        commands.iter_mut().for_each(|f| f());
+    }
+    let mut times: [Vec<Duration>; N] = std::array::from_fn(|_| Vec::with_capacity(SHORT_RUNS));
+    for _ in 0..SHORT_RUNS {
+        for (f, t) in commands.iter_mut().zip(&mut times) {
+            t.push(timed(&mut **f));
+        }
+    }
+    times.map(median)
 }
 
 fn run(cmd: &mut Command) {
@@ -507,8 +520,10 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
     build(&tiny, 1_000, &mut Rng(5));
     settle();
 
-    let first_page = |dir: &Path| time_warm(|| run(&mut chasm(dir, &["log", "-n", "20"])));
-    let (large_page, tiny_page) = (first_page(&large), first_page(&tiny));
+    let [large_page, tiny_page] =
+        time_side_by_side([&mut || run(&mut chasm(&large, &["log", "-n", "20"])), &mut || {
+            run(&mut chasm(&tiny, &["log", "-n", "20"]))
+        }]);
     rep.row(
         &format!("`chasm log -n 20`, {} events vs 1,000", scale.log_events),
         ms(large_page),
@@ -546,8 +561,9 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
     run(&mut git(&repo, &["gc", "-q", "--aggressive"]));
     settle();
 
-    let ours = time_warm(|| run(&mut chasm(&large, &["log", big_id])));
-    let theirs = time_warm(|| run(&mut git(&repo, &["log", "--", "chat.json"])));
+    let [ours, theirs] = time_side_by_side([&mut || run(&mut chasm(&large, &["log", big_id])), &mut || {
+        run(&mut git(&repo, &["log", "--", "chat.json"]))
+    }]);
     rep.row(
         &format!("`chasm log SESSION`, {} of its events in {} (vs `git log -- FILE`)", big.len(), scale.log_events),
         ms(ours),
@@ -566,9 +582,13 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
     let hash = git(&repo, &["rev-parse", &back]).output().unwrap().stdout;
     let hash_rev = format!("{}:chat.json", String::from_utf8(hash).unwrap().trim());
     let back_rev = format!("{back}:chat.json");
-    let replay_mid = time_warm(|| run(&mut chasm(&large, &["replay", big_id, "--at", &mid_seq])));
-    let show_hash = time_warm(|| run(&mut git(&repo, &["show", &hash_rev])));
-    let show_back = time_warm(|| run(&mut git(&repo, &["show", &back_rev])));
+    let [replay_mid, show_hash, show_back, replay_last, replay_small] = time_side_by_side([
+        &mut || run(&mut chasm(&large, &["replay", big_id, "--at", &mid_seq])),
+        &mut || run(&mut git(&repo, &["show", &hash_rev])),
+        &mut || run(&mut git(&repo, &["show", &back_rev])),
+        &mut || run(&mut chasm(&large, &["replay", big_id])),
+        &mut || run(&mut chasm(&large, &["replay", small_id])),
+    ]);
     rep.row(
         "`chasm replay --at` the middle of it (vs `git show HASH:FILE`)",
         ms(replay_mid),
@@ -583,8 +603,6 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
         format!("{:.2}× git's time", replay_mid.as_secs_f64() / show_back.as_secs_f64()),
         "",
     );
-    let replay_last = time_warm(|| run(&mut chasm(&large, &["replay", big_id])));
-    let replay_small = time_warm(|| run(&mut chasm(&large, &["replay", small_id])));
     rep.row(
         &format!("`chasm replay` latest, {}-event session vs a 100-event one", big.len()),
         ms(replay_last),
