@@ -183,6 +183,15 @@ pub(super) fn storage(e: rusqlite::Error) -> JournalError {
     }
 }
 
+/// What opening the database in `dir` failed with: a file that is not a database is a journal
+/// of a format this chasm does not know.
+fn cannot_open(dir: &Path) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
+    move |e| match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => JournalError::UnknownFormat(dir.to_owned()),
+        _ => JournalError::Storage(format!("cannot open {}: {e}", dir.join(DB_FILE).display())),
+    }
+}
+
 /// SQL integers are i64; seqs and counts never come near its limit.
 fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -218,20 +227,17 @@ impl Store {
             &uri,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| JournalError::Storage(format!("cannot open {}: {e}", path.display())))?;
-        let unknown = |e: rusqlite::Error| match e.sqlite_error_code() {
-            Some(ErrorCode::NotADatabase) => JournalError::UnknownFormat(dir.to_owned()),
-            _ => JournalError::Storage(format!("cannot open {}: {e}", path.display())),
-        };
-        conn.execute_batch(READ_PRAGMAS).map_err(unknown)?;
-        // The tables and the format in one query; a journal without them (or not one at all)
-        // is left to the read-write open, which creates them or says what is wrong.
-        let found = conn.query_row(
-            "SELECT (SELECT count(*) FROM sqlite_schema WHERE type = 'table' \
-             AND name IN ('meta', 'shapes', 'lines', 'finals')), (SELECT value FROM meta WHERE key = ?1)",
-            [META_FORMAT],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?)),
-        );
+        .map_err(cannot_open(dir))?;
+        // The tables and the format in one query. A journal without them, or a file that is
+        // not one, is left to the read-write open, which creates them or says what is wrong.
+        let found = conn.execute_batch(READ_PRAGMAS).and_then(|()| {
+            conn.query_row(
+                "SELECT (SELECT count(*) FROM sqlite_schema WHERE type = 'table' \
+                 AND name IN ('meta', 'shapes', 'lines', 'finals')), (SELECT value FROM meta WHERE key = ?1)",
+                [META_FORMAT],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?)),
+            )
+        });
         let Ok((4, format)) = found else {
             drop(conn);
             return Store::open_locked(dir, lock);
@@ -247,7 +253,7 @@ impl Store {
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| JournalError::Storage(format!("cannot open {}: {e}", path.display())))?;
+        .map_err(cannot_open(dir))?;
         // Exclusive locking before the first access keeps the write-ahead log's index in memory
         // (no `-shm` file); FULL makes every commit fsync the log: the durability point.
         conn.execute_batch(
@@ -255,10 +261,7 @@ impl Store {
              PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 4096;",
         )
         .and_then(|()| conn.execute_batch(READ_PRAGMAS))
-        .map_err(|e| match e.sqlite_error_code() {
-            Some(ErrorCode::NotADatabase) => JournalError::UnknownFormat(dir.to_owned()),
-            _ => JournalError::Storage(format!("cannot open {}: {e}", path.display())),
-        })?;
+        .map_err(cannot_open(dir))?;
         let store = Store::new(dir, conn, lock);
         store.check_format()?;
         Ok(store)
@@ -727,6 +730,7 @@ impl Store {
             .and_then(|mut s| s.query_row([int(seq)], |r| Ok((r.get(0)?, r.get(1)?))).optional())
             .map_err(storage)?;
         Ok(row.filter(|(filed, _)| *filed == num).and_then(|(_, stored)| {
+            // At least a first byte and the previous hash before it.
             let at = stored.len().checked_sub(32).filter(|&at| at >= 33)?;
             stored[at..].try_into().ok()
         }))
