@@ -165,3 +165,39 @@ fn a_damaged_last_record_can_be_verified_but_not_appended_to() {
     let line = env.fails(&["capture", path.to_str().unwrap()]);
     assert!(line.contains("record 7 is damaged"), "{line}");
 }
+
+/// A request whose response streamed in is stored whole among its session's finals once the
+/// next request begins; those rows are derived: gone, replay reads the same from the log, and
+/// verify writes them again.
+#[test]
+fn lost_finals_change_no_replay_and_verify_restores_them() {
+    let env = Env::new();
+    let path = env.chat_dir().join("dddd4444.json");
+    let request = |id: &str, words: usize| serde_json::json!({"requestId": id, "message": {"text": "why"}, "response": [{"value": "word ".repeat(words)}]});
+    let mut requests = vec![request("r0", 50)];
+    for step in 0..4 {
+        match step {
+            3 => requests.push(request("r1", 50)),
+            _ => requests[0] = request("r0", 50 + 10 * step),
+        }
+        let session = serde_json::json!({"version": 3, "sessionId": "dddd4444", "requests": requests});
+        std::fs::write(&path, session.to_string()).unwrap();
+        env.ok(&["capture", path.to_str().unwrap()]);
+    }
+    let finals = |env: &Env| -> i64 {
+        let db = rusqlite::Connection::open(env.journal().join("journal.sqlite")).unwrap();
+        db.query_row("SELECT count(*) FROM finals", [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(finals(&env), 1, "r0's last version, once r1 began");
+    let report = |env: &Env| -> Value { serde_json::from_str(&env.ok(&["verify", "--json"])).unwrap() };
+    assert_eq!((report(&env)["ok"].clone(), report(&env)["finals_rebuilt"].clone()), (true.into(), 0.into()));
+    let replayed = env.ok(&["replay", "dddd"]);
+
+    tamper(&env, |db| {
+        db.execute("DELETE FROM finals", []).unwrap();
+    });
+    assert_eq!(env.ok(&["replay", "dddd"]), replayed);
+    assert_eq!(report(&env)["finals_rebuilt"], 1);
+    assert_eq!(finals(&env), 1);
+    assert_eq!(env.ok(&["replay", "dddd"]), replayed);
+}

@@ -65,7 +65,7 @@ const LATER_TABLES: &str = "CREATE TABLE IF NOT EXISTS shapes (session BLOB PRIM
 /// A `finals` row's key is its session's number times this, plus its seq: rowid order is then
 /// each session's rows in seq order, and a row of up to a page stays in its page (a WITHOUT
 /// ROWID table keyed by (session, seq) puts any row over ~2 KB in an overflow page of its own:
-/// four times the bytes). Seqs and session numbers past what the key holds are not stored.
+/// three times the pages). Seqs and session numbers past what the key holds are not stored.
 const FINALS_SPAN: i64 = 1 << 40;
 
 /// The `finals` keys of session `num`: `start..start + FINALS_SPAN`; `None` past what keys hold.
