@@ -202,11 +202,14 @@ fn killed_syncs_and_captures_lose_nothing_and_converge() {
         }
         let acked = acknowledged(&String::from_utf8_lossy(&out.stdout), last_before);
 
-        // The journal is intact and holds everything acknowledged, unchanged.
-        killed.env.ok(&["verify"]);
+        // The journal holds everything acknowledged, unchanged: read first by a command that
+        // only reads (which must see commits the killed run left in the write-ahead log), then
+        // checked whole.
         let after = killed.records();
         assert!(after.len() as u64 >= acked, "round {round}: {acked} acknowledged, {} present", after.len());
         assert_eq!(&after[..before.len()], &before[..], "round {round}: earlier records changed");
+        killed.env.ok(&["verify"]);
+        assert_eq!(killed.records(), after, "round {round}: verify changed what a reader read");
         assert_no_torn_files(&killed.env.chat_dir());
         if !out.status.success() && after.len() > before.len() {
             mid_append += 1; // killed after some of its work was durable
