@@ -883,6 +883,7 @@ mod tests {
         };
         let before = files();
         let j = Journal::open(&path, OpenMode::Read).unwrap();
+        assert!(!path.join("journal.sqlite-wal").exists(), "a read-write open creates its log");
         assert_eq!((j.last_seq(), j.get(1).unwrap().unwrap()), (1, first[0].clone()));
         assert_eq!(j.head_hash().unwrap(), first[0].hash);
         drop(j);
@@ -1278,6 +1279,33 @@ mod tests {
         assert_eq!(report.snapshots_rebuilt, 3);
         assert!(j.state_at("s", at).unwrap().unwrap().events_read < SNAPSHOT_INTERVAL);
         assert_eq!(j.verify().unwrap().snapshots_rebuilt, 0);
+    }
+
+    /// A snapshot whose own checksum holds but whose record hash is not that of the record at
+    /// its seq (read from the stored row, a delta here) is passed over, as is one whose seq is
+    /// filed under another session.
+    #[test]
+    fn a_snapshot_naming_another_record_is_passed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), OpenMode::Create).unwrap();
+        let events = streamed_session(&mut j, 5, 30);
+        let at = events[100].seq;
+        let good = j.state_at("s", at).unwrap().unwrap();
+        let snapshots = j.store.snapshots_of("s").unwrap();
+        let (seq, mut v) = snapshots[0].clone();
+        assert!(j.store.delta_seqs("s").unwrap().contains(&seq), "the named record is stored as a delta");
+        assert!(j.state_at("s", at).unwrap().unwrap().events_read < SNAPSHOT_INTERVAL);
+        // The hash it names comes before the checksummed body: the checksum still holds.
+        v[0] ^= 1;
+        j.store.put_snapshot("s", seq, &v).unwrap();
+        let state = j.state_at("s", at).unwrap().unwrap();
+        assert_eq!((&state.session, state.last_seq), (&good.session, good.last_seq));
+        assert!(state.events_read >= SNAPSHOT_INTERVAL, "the snapshot naming another record was used");
+        v[0] ^= 1;
+        j.store.put_snapshot("s", seq, &v).unwrap();
+        assert!(j.state_at("s", at).unwrap().unwrap().events_read < SNAPSHOT_INTERVAL);
+        j.store.execute(&format!("UPDATE log SET session = session + 1 WHERE seq = {seq}")).unwrap();
+        assert!(j.state_at("s", at).unwrap().unwrap().events_read >= SNAPSHOT_INTERVAL);
     }
 
     /// The log lines stored beside each snapshot are what the records themselves say, however
