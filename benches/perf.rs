@@ -115,6 +115,13 @@ fn session(id: &str, requests: Vec<Value>) -> Value {
            "initialLocation": "panel", "requesterUsername": "ada", "responderUsername": "GitHub Copilot", "requests": requests})
 }
 
+/// A session's `.json` file as VS Code writes it: `JSON.stringify(session, undefined, 2)`
+/// (`chatSessionStore.ts`), two-space indented, which is what a git repository over the chat
+/// folder holds and `git show` prints. (A `.jsonl` log's lines are compact.)
+fn vscode_json(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap()
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -311,7 +318,7 @@ fn bench_sync(scale: &Scale, tmp: &Path, rep: &mut Report) {
             p
         } else {
             let p = chat.join(format!("{id}.json"));
-            std::fs::write(&p, v.to_string()).unwrap();
+            std::fs::write(&p, vscode_json(&v)).unwrap();
             p
         };
         age(&path);
@@ -388,7 +395,7 @@ fn bench_sync(scale: &Scale, tmp: &Path, rep: &mut Report) {
                 } else {
                     let mut v: Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
                     v["requests"].as_array_mut().unwrap().push(request(&mut rng, 1000 + round, 150));
-                    std::fs::write(f, v.to_string()).unwrap();
+                    std::fs::write(f, vscode_json(&v)).unwrap();
                 }
             }
             let t = Instant::now();
@@ -459,7 +466,7 @@ fn streaming_session(id: &str, events: usize, rng: &mut Rng) -> (Vec<NewChange>,
                 .apply(&SyncChange::seal(change.clone(), seq, [0; 32]))
                 .unwrap();
             changes.push(change);
-            files.push(next.to_value().to_string());
+            files.push(vscode_json(&next.to_value()));
         }
         current = next;
     }
