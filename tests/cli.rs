@@ -210,6 +210,13 @@ fn a_locked_journal_is_a_clear_error() {
     assert!(line.contains("locked"), "{line}");
     drop(held);
     env.ok(&["log"]);
+    // Commands that only read run beside one another; one that writes is refused meanwhile.
+    let reading = common::open_journal(&env.journal(), chasm::journal::OpenMode::Read);
+    assert!(env.ok(&["log"]).contains("abc-1"));
+    let line = common::assert_error_line(&env.chasm(&["capture", p(&a)]));
+    assert!(line.contains("locked by another process"), "{line}");
+    drop(reading);
+    env.ok(&["capture", p(&a)]);
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //!
 //! Records are only ever appended; the per-session index and the `sessions` table are derived
 //! from the log and checked by [`Journal::verify`]. One process at a time holds a journal open
-//! (it locks the journal's lock file); a second one gets [`JournalError::Locked`].
+//! to write (it locks the journal's lock file), or any number to read only (sharing that lock);
+//! any other gets [`JournalError::Locked`].
 
 pub mod delta;
 pub mod export;
@@ -907,6 +908,11 @@ mod tests {
         }
         assert!(std::fs::metadata(left.join("journal.sqlite-wal")).unwrap().len() > 0);
         drop(j);
+        // Recovering the log is a write: not while another reader reads.
+        let other_reader = std::fs::File::create(left.join(store::LOCK_FILE)).unwrap();
+        other_reader.lock_shared().unwrap();
+        assert!(matches!(Journal::open(&left, OpenMode::Read), Err(JournalError::Locked(_))));
+        drop(other_reader);
         let j = Journal::open(&left, OpenMode::Read).unwrap();
         assert_eq!(j.last_seq(), 3);
         assert_eq!(j.get(3).unwrap().unwrap(), appended[1]);
@@ -988,6 +994,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let _j = Journal::open(dir.path(), OpenMode::Create).unwrap();
         assert!(matches!(Journal::open(dir.path(), OpenMode::Existing), Err(JournalError::Locked(_))));
+        assert!(matches!(Journal::open(dir.path(), OpenMode::Read), Err(JournalError::Locked(_))));
+    }
+
+    /// Commands that only read run beside each other; a writer is refused while any of them
+    /// reads (and they while it writes).
+    #[test]
+    fn readers_share_the_journal_and_writers_have_it_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        Journal::open(dir.path(), OpenMode::Create).unwrap().append(vec![change("s1", "a")]).unwrap();
+        let first = Journal::open(dir.path(), OpenMode::Read).unwrap();
+        let second = Journal::open(dir.path(), OpenMode::Read).unwrap();
+        assert_eq!((first.last_seq(), second.last_seq()), (1, 1));
+        assert!(matches!(Journal::open(dir.path(), OpenMode::Existing), Err(JournalError::Locked(_))));
+        drop(first);
+        assert!(matches!(Journal::open(dir.path(), OpenMode::Existing), Err(JournalError::Locked(_))));
+        drop(second);
+        Journal::open(dir.path(), OpenMode::Existing).unwrap().append(vec![change("s1", "b")]).unwrap();
     }
 
     /// A session of `n` events: 20 requests created, then streamed updates to them.
