@@ -41,8 +41,10 @@ pub struct Options {
     pub strategy: Strategy,
     /// Decide and report, but append nothing and write nothing.
     pub dry_run: bool,
-    /// Abort, before changing anything, when more sessions than this would be deleted on
-    /// either side (rclone bisync's safety check against a wrong root or a wiped folder).
+    /// Abort when more sessions than this would be deleted on either side (rclone bisync's
+    /// safety check against a wrong root or a wiped folder): before anything is recorded or
+    /// written, but for VS Code's changes when it is chasm that would delete (see
+    /// [`SyncError::TooManyDeletes`]).
     pub max_delete: usize,
     /// Settlements of named conflicts, from `chasm resolve`.
     pub overrides: HashMap<String, Take>,
@@ -186,6 +188,22 @@ pub struct Report {
     pub quick: usize,
 }
 
+/// The `side` of [`SyncError::TooManyDeletes`] when chasm would delete in VS Code what was
+/// deleted in the journal.
+const DELETED_BY_CHASM: &str = "in VS Code by chasm";
+
+/// What a sync stopped by [`SyncError::TooManyDeletes`] left as it was. Sessions deleted in VS
+/// Code are counted before anything is recorded; those chasm would delete there only once
+/// VS Code's changes are read, which are recorded all the same (they are history whatever the
+/// sync decides).
+fn unchanged(side: &str) -> &'static str {
+    if side == DELETED_BY_CHASM {
+        "VS Code's changes were recorded; nothing was written to VS Code"
+    } else {
+        "nothing was changed"
+    }
+}
+
 /// Why a sync stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -195,7 +213,7 @@ pub enum SyncError {
     Fold(#[from] FoldError),
     #[error(transparent)]
     Merge(#[from] MergeError),
-    #[error("{count} sessions would be deleted {side} (more than --max-delete {max}); nothing was changed")]
+    #[error("{count} sessions would be deleted {side} (more than --max-delete {max}); {}", unchanged(.side))]
     TooManyDeletes { side: &'static str, count: usize, max: usize },
 }
 
@@ -557,11 +575,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     }
     let plans = plans?;
     if local_deletes > opts.max_delete {
-        return Err(SyncError::TooManyDeletes {
-            side: "in VS Code by chasm",
-            count: local_deletes,
-            max: opts.max_delete,
-        });
+        return Err(SyncError::TooManyDeletes { side: DELETED_BY_CHASM, count: local_deletes, max: opts.max_delete });
     }
     if opts.dry_run {
         report.sessions.extend(plans.into_iter().map(|p| p.report));

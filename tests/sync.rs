@@ -468,6 +468,28 @@ fn dry_run_writes_nothing_anywhere() {
     assert_eq!([HAIKU, READING].iter().map(|id| std::fs::read(vs.file(id)).unwrap()).collect::<Vec<_>>(), files);
 }
 
+/// Sessions deleted with `chasm delete` count against the limit too, when the sync would
+/// delete them in VS Code; what VS Code changed meanwhile is recorded all the same, and the
+/// error says so.
+#[test]
+fn max_delete_counts_the_sessions_chasm_would_delete_in_vs_code() {
+    let vs = Vs::new();
+    vs.age_files();
+    assert_eq!(vs.sync(&[]).0, 0);
+    vs.env.ok(&["delete", HAIKU]);
+    let mut reading = vs.remote(READING);
+    reading["customTitle"] = json!("Renamed in VS Code");
+    std::fs::write(vs.file(READING), reading.to_string()).unwrap();
+    let root = vs.root();
+    let line = common::assert_error_line(&vs.env.chasm(&["sync", "--root", &root, "--max-delete", "0"]));
+    assert!(line.contains("1 sessions would be deleted in VS Code by chasm"), "{line}");
+    assert!(line.contains("VS Code's changes were recorded; nothing was written to VS Code"), "{line}");
+    assert!(vs.file(HAIKU).exists());
+    assert_eq!(vs.env.replay(READING, None)["customTitle"], "Renamed in VS Code");
+    assert_eq!(vs.sync(&["--max-delete", "1"]).0, 0);
+    assert!(!vs.file(HAIKU).exists());
+}
+
 #[test]
 fn max_delete_stops_a_sync_that_would_delete_too_much() {
     let vs = Vs::new();

@@ -205,7 +205,7 @@ pub enum OpenMode {
     /// Fail with [`JournalError::NotFound`] when there is none (commands that change a
     /// journal's history but never start one).
     Existing,
-    /// As `Existing`, and open it for reading only (see [`Store::open_for_reading`]): commands
+    /// As `Existing`, and open it for reading only (see `Store::open_for_reading`): commands
     /// that only read.
     Read,
 }
