@@ -44,7 +44,7 @@ pub struct Options {
     /// Abort when more sessions than this would be deleted on either side (rclone bisync's
     /// safety check against a wrong root or a wiped folder): before anything is recorded or
     /// written, but for VS Code's changes when it is chasm that would delete (see
-    /// [`SyncError::TooManyDeletes`]).
+    /// `left_as_it_was`).
     pub max_delete: usize,
     /// Settlements of named conflicts, from `chasm resolve`.
     pub overrides: HashMap<String, Take>,
@@ -188,19 +188,15 @@ pub struct Report {
     pub quick: usize,
 }
 
-/// The `side` of [`SyncError::TooManyDeletes`] when chasm would delete in VS Code what was
-/// deleted in the journal.
-const DELETED_BY_CHASM: &str = "in VS Code by chasm";
-
 /// What a sync stopped by [`SyncError::TooManyDeletes`] left as it was. Sessions deleted in VS
-/// Code are counted before anything is recorded; those chasm would delete there only once
-/// VS Code's changes are read, which are recorded all the same (they are history whatever the
-/// sync decides).
-fn unchanged(side: &str) -> &'static str {
-    if side == DELETED_BY_CHASM {
-        "VS Code's changes were recorded; nothing was written to VS Code"
-    } else {
-        "nothing was changed"
+/// Code are counted before anything is recorded; those chasm would delete there only once VS
+/// Code's changes are read, which a sync that is not a dry run has recorded by then (they are
+/// history whatever it decides).
+fn left_as_it_was(recorded: usize) -> String {
+    match recorded {
+        0 => "nothing was changed".to_owned(),
+        1 => "the change read from VS Code was recorded; nothing was written to VS Code".to_owned(),
+        n => format!("the {n} changes read from VS Code were recorded; nothing was written to VS Code"),
     }
 }
 
@@ -213,8 +209,8 @@ pub enum SyncError {
     Fold(#[from] FoldError),
     #[error(transparent)]
     Merge(#[from] MergeError),
-    #[error("{count} sessions would be deleted {side} (more than --max-delete {max}); {}", unchanged(.side))]
-    TooManyDeletes { side: &'static str, count: usize, max: usize },
+    #[error("{count} sessions would be deleted {side} (more than --max-delete {max}); {}", left_as_it_was(*.recorded))]
+    TooManyDeletes { side: &'static str, count: usize, max: usize, recorded: usize },
 }
 
 impl From<StateError> for SyncError {
@@ -534,7 +530,12 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         remote_batch.extend(changes.into_iter().map(|c| c.into_change(&w.id, now, Origin::Remote, provider.name())));
     }
     if remote_deletes > opts.max_delete {
-        return Err(SyncError::TooManyDeletes { side: "in VS Code", count: remote_deletes, max: opts.max_delete });
+        return Err(SyncError::TooManyDeletes {
+            side: "in VS Code",
+            count: remote_deletes,
+            max: opts.max_delete,
+            recorded: report.appended,
+        });
     }
     // What VS Code changed is recorded before anything is pushed to it. When nothing will be
     // (most rounds), it is recorded with the checkpoints, in one durable commit instead of
@@ -575,7 +576,12 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     }
     let plans = plans?;
     if local_deletes > opts.max_delete {
-        return Err(SyncError::TooManyDeletes { side: DELETED_BY_CHASM, count: local_deletes, max: opts.max_delete });
+        return Err(SyncError::TooManyDeletes {
+            side: "in VS Code by chasm",
+            count: local_deletes,
+            max: opts.max_delete,
+            recorded: report.appended,
+        });
     }
     if opts.dry_run {
         report.sessions.extend(plans.into_iter().map(|p| p.report));

@@ -481,9 +481,15 @@ fn max_delete_counts_the_sessions_chasm_would_delete_in_vs_code() {
     reading["customTitle"] = json!("Renamed in VS Code");
     std::fs::write(vs.file(READING), reading.to_string()).unwrap();
     let root = vs.root();
-    let line = common::assert_error_line(&vs.env.chasm(&["sync", "--root", &root, "--max-delete", "0"]));
+    let records = vs.env.log().len();
+    let sync = |args: &[&str]| vs.env.chasm(&[&["sync", "--root", &root, "--max-delete", "0"], args].concat());
+    let line = common::assert_error_line(&sync(&["--dry-run"]));
     assert!(line.contains("1 sessions would be deleted in VS Code by chasm"), "{line}");
-    assert!(line.contains("VS Code's changes were recorded; nothing was written to VS Code"), "{line}");
+    assert!(line.ends_with("nothing was changed"), "{line}");
+    assert_eq!(vs.env.log().len(), records);
+    let line = common::assert_error_line(&sync(&[]));
+    assert!(line.ends_with("the change read from VS Code was recorded; nothing was written to VS Code"), "{line}");
+    assert_eq!(vs.env.log().len(), records + 1);
     assert!(vs.file(HAIKU).exists());
     assert_eq!(vs.env.replay(READING, None)["customTitle"], "Renamed in VS Code");
     assert_eq!(vs.sync(&["--max-delete", "1"]).0, 0);

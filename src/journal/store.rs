@@ -214,10 +214,10 @@ impl Store {
     /// with other readers, as the commands that only read do: nothing is written, not even the
     /// write-ahead log a read-write open creates and its close checkpoints and deletes (0.2 ms
     /// of a 3 ms `replay`). With the lock held no chasm process writes meanwhile, so the
-    /// database is opened as immutable (no locking, no log). Where a write-ahead log with content is
-    /// left (a writer stopped before it could close), or tables added since the journal was
-    /// written are missing, it is opened as [`Store::open`] opens it: that recovers the log
-    /// and adds the tables.
+    /// database is opened as immutable (no locking, no log). Where a write-ahead log with
+    /// content is left (a writer stopped before it could close), or tables added since the
+    /// journal was written are missing, it is opened as [`Store::open`] opens it, under the
+    /// exclusive lock: that recovers the log and adds the tables.
     pub fn open_for_reading(dir: &Path) -> Result<Store, JournalError> {
         let lock = lock_shared(dir)?;
         // What a read-write open would change is changed under the writers' lock (the shared
