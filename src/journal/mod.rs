@@ -997,6 +997,21 @@ mod tests {
         assert!(matches!(Journal::open(dir.path(), OpenMode::Read), Err(JournalError::Locked(_))));
     }
 
+    /// A command that meets another chasm holding the journal briefly (a background sync
+    /// round) waits for it rather than failing.
+    #[test]
+    fn a_lock_held_briefly_is_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        Journal::open(dir.path(), OpenMode::Create).unwrap();
+        let held = store::lock(dir.path()).unwrap();
+        let round = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(held);
+        });
+        Journal::open(dir.path(), OpenMode::Existing).unwrap();
+        round.join().unwrap();
+    }
+
     /// Commands that only read run beside each other; a writer is refused while any of them
     /// reads (and they while it writes).
     #[test]

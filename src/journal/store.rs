@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
@@ -204,7 +205,7 @@ impl Store {
     }
 
     /// Opens (creating if needed) the database in `dir`, which must exist, after taking the
-    /// journal's lock; a second process gets [`JournalError::Locked`] at once.
+    /// journal's lock; a second process gets [`JournalError::Locked`] (see [`lock`]).
     pub fn open(dir: &Path) -> Result<Store, JournalError> {
         let lock = lock(dir)?;
         Store::open_locked(dir, lock)
@@ -1007,9 +1008,18 @@ impl Store {
     }
 }
 
+/// How long a command waits for the journal's lock while another chasm holds it before
+/// saying the journal is locked. A background sync round holds it for tens of milliseconds; a
+/// command that meets one waits it out instead of failing, as cargo waits for its package
+/// cache. The lock is also held, for a moment, by a child another thread of the same process
+/// is starting (between its fork and exec the child holds a copy of every descriptor, the lock
+/// file's among them, and `flock` belongs to the file description): without the wait, a
+/// program that spawns processes while it opens journals sees the lock held by itself.
+const LOCK_WAIT: Duration = Duration::from_secs(1);
+
 /// Takes the journal directory's lock for a command that may write: an exclusive `flock` on
 /// its lock file, held until the returned file is dropped. A lock held elsewhere (by a writer
-/// or a reader) is [`JournalError::Locked`], at once.
+/// or a reader) for longer than [`LOCK_WAIT`] is [`JournalError::Locked`].
 pub fn lock(dir: &Path) -> Result<File, JournalError> {
     take_lock(dir, true)
 }
@@ -1028,12 +1038,20 @@ fn take_lock(dir: &Path, exclusive: bool) -> Result<File, JournalError> {
         .write(true)
         .open(&lock_path)
         .map_err(|e| JournalError::Io(format!("cannot open {}: {e}", lock_path.display())))?;
-    let taken = if exclusive { lock.try_lock() } else { lock.try_lock_shared() };
-    match taken {
-        Ok(()) => Ok(lock),
-        Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::Locked(dir.to_owned())),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(JournalError::Io(format!("cannot lock {}: {e}", lock_path.display())))
+    let deadline = Instant::now() + LOCK_WAIT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let taken = if exclusive { lock.try_lock() } else { lock.try_lock_shared() };
+        match taken {
+            Ok(()) => return Ok(lock),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Err(JournalError::Locked(dir.to_owned())),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(JournalError::Io(format!("cannot lock {}: {e}", lock_path.display())));
+            }
         }
     }
 }
