@@ -1,5 +1,6 @@
-//! Faults from the environment: a read-only chat folder, a file that vanishes between listing
-//! and reading, a disk that fills up during an append, and two chasm processes on one journal.
+//! Faults from the environment: a read-only chat folder, a journal on read-only media, a file
+//! that vanishes between listing and reading, a disk that fills up during an append, and two
+//! chasm processes on one journal.
 //! Each gets a clear `error:` line or a warning and a skip, and leaves the journal and the
 //! provider files intact. (VS Code appending while chasm reads is in `tests/sync.rs`.)
 //!
@@ -95,6 +96,31 @@ fn a_read_only_chat_folder_is_a_warning_and_a_retry_later() {
     env.ok(&["sync", "--root", root]);
     assert_eq!(vscode_read(&file)["customTitle"], "After");
     env.ok(&["verify"]);
+}
+
+/// A journal on read-only media (a backup, a file-system snapshot) is read as any other; a
+/// command that would write to it says in one line that it cannot, and nothing changes.
+#[test]
+fn a_journal_on_read_only_media_is_read_and_not_written() {
+    let env = Env::new();
+    std::fs::write(env.chat_dir().join("s1.json"), session("s1", "Kept").to_string()).unwrap();
+    let root = env.dir.path().join("User");
+    env.ok(&["sync", "--root", root.to_str().unwrap()]);
+    let read = |env: &Env| [env.ok(&["log", "--json"]), env.ok(&["log", "s1"]), env.ok(&["replay", "s1"])];
+    let before = read(&env);
+
+    let Some(guard) = make_read_only(&env.journal()) else {
+        notice("cannot make a folder read-only here; skipping the read-only journal case");
+        return;
+    };
+    assert_eq!(read(&env), before);
+    assert_error_line(&env.chasm(&["rename", "s1", "Changed"]));
+    assert_eq!(read(&env), before);
+    drop(guard);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(env.journal(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(read(&env), before);
+    assert!(env.ok(&["verify"]).starts_with("ok:"));
 }
 
 /// VS Code's storage, where every file vanishes just before chasm reads it.

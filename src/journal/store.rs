@@ -1032,12 +1032,23 @@ fn lock_shared(dir: &Path) -> Result<File, JournalError> {
 
 fn take_lock(dir: &Path, exclusive: bool) -> Result<File, JournalError> {
     let lock_path = dir.join(LOCK_FILE);
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| JournalError::Io(format!("cannot open {}: {e}", lock_path.display())))?;
+    let cannot_open = |e: std::io::Error| JournalError::Io(format!("cannot open {}: {e}", lock_path.display()));
+    let lock = match OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path) {
+        Ok(lock) => lock,
+        // A journal on read-only media (a backup, a file-system snapshot) is still read: its
+        // lock file, which every journal has, is locked as it is (a shared `flock` needs no
+        // write access).
+        Err(e)
+            if !exclusive
+                && matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+                ) =>
+        {
+            File::open(&lock_path).map_err(|_| cannot_open(e))?
+        }
+        Err(e) => return Err(cannot_open(e)),
+    };
     let deadline = Instant::now() + LOCK_WAIT;
     let mut pause = Duration::from_millis(1);
     loop {
