@@ -106,7 +106,8 @@ fn a_journal_on_read_only_media_is_read_and_not_written() {
     std::fs::write(env.chat_dir().join("s1.json"), session("s1", "Kept").to_string()).unwrap();
     let root = env.dir.path().join("User");
     env.ok(&["sync", "--root", root.to_str().unwrap()]);
-    let read = |env: &Env| [env.ok(&["log", "--json"]), env.ok(&["log", "s1"]), env.ok(&["replay", "s1"])];
+    // (`--json`: a human line says how long ago, which moves on as the test runs.)
+    let read = |env: &Env| [env.ok(&["log", "--json"]), env.ok(&["log", "s1", "--json"]), env.ok(&["replay", "s1"])];
     let before = read(&env);
 
     let Some(guard) = make_read_only(&env.journal()) else {
