@@ -209,7 +209,7 @@ pub enum SyncError {
     Fold(#[from] FoldError),
     #[error(transparent)]
     Merge(#[from] MergeError),
-    #[error("{count} sessions would be deleted {side} (more than --max-delete {max}); {}", left_as_it_was(*.recorded))]
+    #[error("{count} session{} would be deleted {side} (more than --max-delete {max}); {}", if *.count == 1 { "" } else { "s" }, left_as_it_was(*.recorded))]
     TooManyDeletes { side: &'static str, count: usize, max: usize, recorded: usize },
 }
 

@@ -484,7 +484,7 @@ fn max_delete_counts_the_sessions_chasm_would_delete_in_vs_code() {
     let records = vs.env.log().len();
     let sync = |args: &[&str]| vs.env.chasm(&[&["sync", "--root", &root, "--max-delete", "0"], args].concat());
     let line = common::assert_error_line(&sync(&["--dry-run"]));
-    assert!(line.contains("1 sessions would be deleted in VS Code by chasm"), "{line}");
+    assert!(line.contains("1 session would be deleted in VS Code by chasm"), "{line}");
     assert!(line.ends_with("nothing was changed"), "{line}");
     assert_eq!(vs.env.log().len(), records);
     let line = common::assert_error_line(&sync(&[]));
