@@ -200,6 +200,11 @@ fn left_as_it_was(recorded: usize) -> String {
     }
 }
 
+/// "1 session", "2 sessions".
+fn sessions(n: usize) -> String {
+    if n == 1 { "1 session".to_owned() } else { format!("{n} sessions") }
+}
+
 /// Why a sync stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -209,7 +214,7 @@ pub enum SyncError {
     Fold(#[from] FoldError),
     #[error(transparent)]
     Merge(#[from] MergeError),
-    #[error("{count} session{} would be deleted {side} (more than --max-delete {max}); {}", if *.count == 1 { "" } else { "s" }, left_as_it_was(*.recorded))]
+    #[error("{} would be deleted {side} (more than --max-delete {max}); {}", sessions(*.count), left_as_it_was(*.recorded))]
     TooManyDeletes { side: &'static str, count: usize, max: usize, recorded: usize },
 }
 
