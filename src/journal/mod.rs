@@ -1468,6 +1468,20 @@ mod tests {
         j.store.read_finals("s", &lasts).unwrap();
         assert!(lasts.iter().all(|&seq| j.store.cached(seq)));
         drop(j);
+        // And a replay of the latest point reads its finished requests there, not a row each
+        // from the log.
+        for text in [true, false] {
+            let j = Journal::open(dir.path(), OpenMode::Read).unwrap();
+            if text {
+                j.session_text_at("s", u64::MAX).unwrap().unwrap();
+            } else {
+                j.state_at("s", u64::MAX).unwrap().unwrap();
+            }
+            // At most one, for the request still streaming (it has no final yet); without
+            // finals, about a row for each finished request.
+            let reads = j.store.rows_read_one_at_a_time();
+            assert!(reads <= 1, "{reads} rows read from the log one at a time (text: {text})");
+        }
 
         // Gone, or damaged (a stray one, one that is not a whole record): read from the log.
         let j = Journal::open(dir.path(), OpenMode::Existing).unwrap();

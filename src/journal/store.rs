@@ -416,6 +416,14 @@ impl Store {
             .map_err(storage)
     }
 
+    /// How many rows this store has read from the log one seq at a time ([`Store::stored`]): a
+    /// replay that reads its requests from `finals` reads few.
+    #[cfg(test)]
+    pub fn rows_read_one_at_a_time(&self) -> i32 {
+        let stmt = self.conn.prepare_cached("SELECT record FROM log WHERE seq = ?1").unwrap();
+        stmt.get_status(rusqlite::StatementStatus::Run)
+    }
+
     /// Whether the record cache holds `seq`.
     #[cfg(test)]
     pub fn cached(&self, seq: u64) -> bool {
