@@ -1331,7 +1331,10 @@ mod tests {
         let good = j.state_at("s", at).unwrap().unwrap();
         let snapshots = j.store.snapshots_of("s").unwrap();
         let (seq, mut v) = snapshots[0].clone();
-        assert!(j.store.delta_seqs("s").unwrap().contains(&seq), "the named record is stored as a delta");
+        assert!(
+            j.store.session_records_and_deltas("s").unwrap().1.contains(&seq),
+            "the named record is stored as a delta"
+        );
         assert!(j.state_at("s", at).unwrap().unwrap().events_read < SNAPSHOT_INTERVAL);
         // The hash it names comes before the checksummed body: the checksum still holds.
         v[0] ^= 1;

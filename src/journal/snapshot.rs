@@ -421,14 +421,19 @@ impl Store {
     }
 
     /// Checks one session's `finals` (see `Inserting::row`) against its records, given as
-    /// (seq, bytes) in seq order, and rewrites them where they differ: each version stored as
-    /// a delta after which the session moved on to another entity has its record there, and
-    /// nothing else does. Returns how many rows had to change.
-    pub(super) fn rebuild_finals(&self, session_id: &str, records: &[(u64, Shared)]) -> Result<usize, JournalError> {
-        let deltas: BTreeSet<u64> = self.delta_seqs(session_id)?.into_iter().collect();
+    /// (seq, bytes) in seq order with the seqs of those stored as deltas (ascending), and
+    /// rewrites them where they differ: each version stored as a delta after which the session
+    /// moved on to another entity has its record there, and nothing else does. Returns how many
+    /// rows had to change.
+    pub(super) fn rebuild_finals(
+        &self,
+        session_id: &str,
+        records: &[(u64, Shared)],
+        deltas: &[u64],
+    ) -> Result<usize, JournalError> {
         let want: Vec<(u64, Vec<u8>)> = records
             .windows(2)
-            .filter(|pair| deltas.contains(&pair[0].0) && !delta::same_entity(&pair[0].1, &pair[1].1))
+            .filter(|pair| deltas.binary_search(&pair[0].0).is_ok() && !delta::same_entity(&pair[0].1, &pair[1].1))
             .map(|pair| (pair[0].0, pair[0].1.to_vec()))
             .collect();
         let have = self.finals_of(session_id)?;

@@ -151,6 +151,9 @@ const KEPT_LINES: usize = 64 * 1024;
 /// A record's bytes, shared between the cache and its readers.
 pub type Shared = Rc<Vec<u8>>;
 
+/// Records with their seqs, ascending.
+pub type Records = Vec<(u64, Shared)>;
+
 /// A record a delta may be taken against: (seq, record bytes, depth of its stored row).
 type Base = (u64, Shared, u8);
 
@@ -602,16 +605,31 @@ impl Store {
     }
 
     /// A session's records after `after` up to `upto`, ascending, in one query.
-    pub fn session_records(&self, session_id: &str, after: u64, upto: u64) -> Result<Vec<(u64, Shared)>, JournalError> {
+    pub fn session_records(&self, session_id: &str, after: u64, upto: u64) -> Result<Records, JournalError> {
+        let rows = self.session_rows(session_id, after, upto)?;
+        rows.into_iter().map(|(seq, stored)| Ok((seq, self.rebuild(seq, stored)?))).collect()
+    }
+
+    /// Every record of a session, ascending, with the seqs of those stored as deltas: what
+    /// `verify` checks a session's derived rows against, read once.
+    pub fn session_records_and_deltas(&self, session_id: &str) -> Result<(Records, Vec<u64>), JournalError> {
+        let rows = self.session_rows(session_id, 0, u64::MAX)?;
+        let is_delta = |stored: &[u8]| matches!(delta::form(stored), Ok(Form::Delta { .. }));
+        let deltas = rows.iter().filter(|(_, stored)| is_delta(stored)).map(|(seq, _)| *seq).collect();
+        let records = rows.into_iter().map(|(seq, stored)| Ok((seq, self.rebuild(seq, stored)?)));
+        Ok((records.collect::<Result<_, JournalError>>()?, deltas))
+    }
+
+    /// A session's stored rows (records, or deltas) after `after` up to `upto`, ascending.
+    fn session_rows(&self, session_id: &str, after: u64, upto: u64) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
         let Some(num) = self.num(session_id)? else { return Ok(Vec::new()) };
         if after >= upto {
             return Ok(Vec::new());
         }
-        let rows = self.seq_rows(
+        self.seq_rows(
             "SELECT seq, record FROM log WHERE session = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq",
             params![num, int(after), int(upto)],
-        )?;
-        rows.into_iter().map(|(seq, stored)| Ok((seq, self.rebuild(seq, stored)?))).collect()
+        )
     }
 
     /// The seq of a session's newest record (0: none).
@@ -904,17 +922,6 @@ impl Store {
             .execute("DELETE FROM finals WHERE key BETWEEN ?1 AND ?2", [start, start + (FINALS_SPAN - 1)])
             .map_err(storage)?;
         finals.iter().try_for_each(|(seq, record)| self.put_final(num, *seq, record))
-    }
-
-    /// The seqs of a session's rows stored as deltas.
-    pub fn delta_seqs(&self, session_id: &str) -> Result<Vec<u64>, JournalError> {
-        let Some(num) = self.num(session_id)? else { return Ok(Vec::new()) };
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT seq FROM log WHERE session = ?1 AND substr(record, 1, 1) = x'DE' ORDER BY seq")
-            .map_err(storage)?;
-        let rows = stmt.query_map([num], |r| r.get::<_, i64>(0)).map_err(storage)?;
-        rows.map(|r| r.map(|seq| seq as u64)).collect::<Result<_, _>>().map_err(storage)
     }
 
     /// Puts in the record cache those of `seqs` (ascending) that the session has in `finals`,

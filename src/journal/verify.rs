@@ -174,12 +174,12 @@ pub(super) fn verify(store: &Store, progress: &crate::progress::Progress) -> Res
     let (mut snapshots_rebuilt, mut lines_rebuilt, mut finals_rebuilt) = (0, 0, 0);
     if problems.is_empty() {
         for sid in counted.keys() {
-            let rows = store.session_records(sid, 0, u64::MAX)?;
+            let (rows, deltas) = store.session_records_and_deltas(sid)?;
             let records = rows.iter().map(|(seq, bytes)| super::decode(*seq, bytes)).collect::<Result<Vec<_>, _>>()?;
             let (snapshots, lines) = store.rebuild_snapshots(sid, &records)?;
             snapshots_rebuilt += snapshots;
             lines_rebuilt += lines;
-            finals_rebuilt += store.rebuild_finals(sid, &rows)?;
+            finals_rebuilt += store.rebuild_finals(sid, &rows, &deltas)?;
         }
     }
     Ok(VerifyReport {
