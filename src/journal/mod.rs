@@ -1468,7 +1468,7 @@ mod tests {
 
         // A fresh store reads them into its cache in one range.
         let j = Journal::open(dir.path(), OpenMode::Read).unwrap();
-        j.store.read_finals("s", &lasts).unwrap();
+        j.store.read_finals("s", lasts.iter().copied()).unwrap();
         assert!(lasts.iter().all(|&seq| j.store.cached(seq)));
         drop(j);
         // And a replay of the latest point reads its finished requests there, not a row each

@@ -181,8 +181,7 @@ impl Store {
     fn materialize(&self, session_id: &str, mut state: SessionState) -> Result<Option<SessionState>, JournalError> {
         let mut records: HashMap<u64, Option<SyncChange>> = HashMap::new();
         let mut requests = Vec::with_capacity(state.sources.len());
-        let seqs: BTreeSet<u64> = state.sources.iter().map(|s| s.seq).collect();
-        self.read_finals(session_id, &seqs.into_iter().collect::<Vec<_>>())?;
+        self.read_finals(session_id, state.sources.iter().map(|s| s.seq))?;
         for source in &state.sources {
             let record = match records.entry(source.seq) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -276,9 +275,7 @@ impl Store {
         // Each record is read and scanned once, however many requests it holds.
         let mut order: Vec<usize> = (0..sources.len()).collect();
         order.sort_by_key(|&i| sources[i].seq);
-        let mut seqs: Vec<u64> = order.iter().map(|&i| sources[i].seq).collect();
-        seqs.dedup();
-        self.read_finals(session_id, &seqs)?;
+        self.read_finals(session_id, sources.iter().map(|s| s.seq))?;
         let mut at = 0;
         while at < order.len() {
             let seq = sources[order[at]].seq;

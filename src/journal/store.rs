@@ -924,11 +924,16 @@ impl Store {
         finals.iter().try_for_each(|(seq, record)| self.put_final(num, *seq, record))
     }
 
-    /// Puts in the record cache those of `seqs` (ascending) that the session has in `finals`,
-    /// read as one range of its own rows: a session's requests, which a snapshot names, are
-    /// then read from a few pages instead of a page each across the log.
-    pub fn read_finals(&self, session_id: &str, seqs: &[u64]) -> Result<(), JournalError> {
-        let want: Vec<u64> = seqs.iter().copied().filter(|&seq| self.cache.borrow().get(seq).is_none()).collect();
+    /// Puts in the record cache those of `seqs` (in any order, repeats allowed) that the
+    /// session has in `finals`, read as one range of its own rows: a session's requests, which
+    /// a snapshot names, are then read from a few pages instead of a page each across the log.
+    pub fn read_finals(&self, session_id: &str, seqs: impl IntoIterator<Item = u64>) -> Result<(), JournalError> {
+        let mut want: Vec<u64> = {
+            let cache = self.cache.borrow();
+            seqs.into_iter().filter(|&seq| cache.get(seq).is_none()).collect()
+        };
+        want.sort_unstable();
+        want.dedup();
         let (Some(&lo), Some(&hi)) = (want.first(), want.last()) else { return Ok(()) };
         let rows = self.finals_between(session_id, lo, hi)?;
         let mut cache = self.cache.borrow_mut();
