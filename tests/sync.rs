@@ -731,6 +731,27 @@ fn a_sync_with_nothing_to_do_is_noted_and_the_next_one_does_not_open_the_journal
     assert_eq!(vs.remote(READING)["customTitle"], "Noted");
 }
 
+/// A file still for a tenth of a second is trusted by its fingerprint (its time has a
+/// fraction, as on every file system with nanosecond times): the sync after VS Code stops
+/// writing finds everything in step and notes it, so a background sync goes back to the no-op
+/// path within a round, not only once the file has been left alone for seconds.
+#[test]
+fn a_file_still_for_a_moment_is_noted_in_step() {
+    let vs = Vs::new();
+    let note = vs.env.journal().join("in-step.json");
+    vs.age_files();
+    vs.sync(&[]);
+    vs.sync(&[]);
+    assert!(note.exists());
+    vs.vscode_writes(HAIKU, json!({"kind": 1, "k": ["customTitle"], "v": "Just now"}));
+    vs.sync(&[]);
+    assert!(!note.exists(), "a sync that recorded a change leaves no note");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    vs.sync(&[]);
+    assert!(note.exists(), "the file has been still for 200 ms");
+    assert_eq!(vs.env.replay(HAIKU, None)["customTitle"], "Just now");
+}
+
 #[test]
 fn the_graph_shows_both_sides_the_conflict_and_its_resolution() {
     let vs = title_conflict();

@@ -25,7 +25,8 @@ pub struct Listed {
     pub project: Option<String>,
     /// A cheap token, taken while listing, that changes whenever the session may have changed
     /// (VS Code: size, modification time and inode), or `None` when it cannot be trusted (the
-    /// file was modified too recently to tell a further change within the clock's resolution).
+    /// file was modified too recently to tell a further change within the clock's resolution:
+    /// see [`crate::provider::vscode::SETTLE`]).
     pub fingerprint: Option<String>,
 }
 

@@ -208,7 +208,7 @@ impl Rng {
 }
 
 /// Sets a file's modification time an hour back, as if VS Code wrote it long ago (a file
-/// changed in the last seconds is never trusted by its fingerprint).
+/// changed a moment ago is not yet trusted by its fingerprint).
 pub fn age(path: &Path) {
     let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
     std::fs::File::options().write(true).open(path).unwrap().set_modified(old).unwrap();

@@ -278,9 +278,20 @@ pub fn validate_session_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// How long a file must have been still for its fingerprint to be trusted: long enough that no
+/// later write can be stamped with the modification time it has now. File systems that keep
+/// fractions of a second (ext4, XFS, Btrfs, APFS, NTFS, exFAT's 10 ms) stamp a write from a
+/// clock at most a scheduler tick (≤ 10 ms) behind the one `now` is read from; one that keeps
+/// whole seconds (FAT's two, HFS+'s one) shows it in a time with no fraction, and so does a
+/// time copied from such a file system, which is given [`SETTLE_WHOLE_SECONDS`]. Git's
+/// "racily clean" entries are the same problem; it compares with its index's own time instead.
+pub const SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
+/// [`SETTLE`] for a modification time in whole seconds.
+pub const SETTLE_WHOLE_SECONDS: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A file's fingerprint from its metadata (size, mtime, inode), as of `now`; `None` for a file
-/// changed within the last two seconds, which may change again within the same mtime tick and
-/// is read (the content-hash path) until it has been still for a while.
+/// changed within the last [`SETTLE`], which may change again within the same mtime tick and is
+/// read (the content-hash path) until it has been still for that long.
 pub fn fingerprint_of(meta: &std::fs::Metadata, now: std::time::SystemTime) -> Option<String> {
     let mut token = String::with_capacity(48);
     write_fingerprint(meta, now, &mut token).then_some(token)
@@ -291,10 +302,12 @@ pub fn fingerprint_of(meta: &std::fs::Metadata, now: std::time::SystemTime) -> O
 pub fn write_fingerprint(meta: &std::fs::Metadata, now: std::time::SystemTime, out: &mut String) -> bool {
     use std::fmt::Write;
     let Ok(modified) = meta.modified() else { return false };
-    if now.duration_since(modified).map_or(true, |age| age.as_secs() < 2) {
+    let Ok(mtime) = modified.duration_since(std::time::UNIX_EPOCH) else { return false };
+    let settle = if mtime.subsec_nanos() == 0 { SETTLE_WHOLE_SECONDS } else { SETTLE };
+    // A time ahead of `now` (another machine's clock, on a network share) is never trusted.
+    if now.duration_since(modified).map_or(true, |age| age < settle) {
         return false;
     }
-    let Ok(mtime) = modified.duration_since(std::time::UNIX_EPOCH) else { return false };
     #[cfg(unix)]
     let inode = std::os::unix::fs::MetadataExt::ino(meta);
     #[cfg(not(unix))]
@@ -314,6 +327,32 @@ mod tests {
 
     /// A read's mark lets the next read take only what was appended, and nothing else: a file
     /// rewritten, cut short or changed before the mark is read whole.
+    /// A file is trusted by its fingerprint once it has been still for longer than a later
+    /// write's time could be stamped the same: a tenth of a second where times have fractions,
+    /// two seconds where they are whole (FAT, HFS+, or copied from there), never when ahead.
+    #[test]
+    fn a_fingerprint_waits_for_the_file_to_settle_for_its_clock() {
+        use std::time::{Duration, SystemTime, UNIX_EPOCH};
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.json");
+        std::fs::write(&file, "{}").unwrap();
+        let now = UNIX_EPOCH + Duration::new(1_764_000_000, 500_000_000);
+        let trusted = |modified: SystemTime| {
+            std::fs::File::options().write(true).open(&file).unwrap().set_modified(modified).unwrap();
+            fingerprint_of(&std::fs::metadata(&file).unwrap(), now).is_some()
+        };
+        assert!(trusted(now - Duration::from_millis(150)));
+        assert!(!trusted(now - Duration::from_millis(50)));
+        // A whole second: trusted only after two.
+        assert!(!trusted(now - Duration::from_millis(1500)));
+        assert!(trusted(now - Duration::from_millis(2500)));
+        assert!(!trusted(now + Duration::from_millis(500)));
+        // The token names size, time to the nanosecond and inode: a change of any is seen.
+        std::fs::File::options().write(true).open(&file).unwrap().set_modified(now - Duration::from_secs(60)).unwrap();
+        let token = fingerprint_of(&std::fs::metadata(&file).unwrap(), now).unwrap();
+        assert!(token.starts_with("2:1763999940500000000:"), "{token}");
+    }
+
     #[test]
     fn a_mark_reads_what_was_appended_and_refuses_anything_else() {
         let dir = tempfile::tempdir().unwrap();
