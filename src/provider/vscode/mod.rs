@@ -51,9 +51,22 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// A session file's bytes, refused when it is not a regular file or is larger than a session
 /// file may be.
-fn read_file(path: &Path) -> Result<Vec<u8>, ReadError> {
+/// Opens a file to read, then to be asked what it is: a FIFO put in a session file's place
+/// after a check by name would block an ordinary open until a writer came. Opened without
+/// waiting, a FIFO opens at once (and is refused by its caller); a regular file reads as ever
+/// (the flag does not apply to it).
+fn open_without_waiting(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    options.open(path)
+}
+
+pub(super) fn read_file(path: &Path) -> Result<Vec<u8>, ReadError> {
     let io = |source| ReadError::Io { path: path.to_owned(), source };
-    let meta = std::fs::metadata(path).map_err(io)?;
+    let file = open_without_waiting(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
     if !meta.is_file() {
         return Err(ReadError::NotAFile { path: path.to_owned() });
     }
@@ -61,11 +74,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, ReadError> {
         return Err(ReadError::TooLarge { path: path.to_owned(), len: meta.len() });
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(std::fs::File::open(path).map_err(io)?, MAX_SESSION_FILE + 1),
-        &mut bytes,
-    )
-    .map_err(io)?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_SESSION_FILE + 1), &mut bytes).map_err(io)?;
     if bytes.len() as u64 > MAX_SESSION_FILE {
         return Err(ReadError::TooLarge { path: path.to_owned(), len: bytes.len() as u64 });
     }
@@ -327,6 +336,25 @@ mod tests {
 
     /// A read's mark lets the next read take only what was appended, and nothing else: a file
     /// rewritten, cut short or changed before the mark is read whole.
+    /// A FIFO in a session file's place (swapped in after the listing saw a file) is opened
+    /// without waiting for a writer and refused: a read never hangs on one.
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_opened_without_waiting_and_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("s.json");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            let opened = open_without_waiting(&path).map(|f| f.metadata().unwrap().is_file());
+            tx.send((opened.ok(), read_file(&path).err().map(|e| e.to_string()))).unwrap();
+        });
+        let (opened, read) = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the open waited for a writer");
+        assert_eq!(opened, Some(false));
+        assert!(read.unwrap().ends_with("not a regular file"));
+    }
+
     /// A file is trusted by its fingerprint once it has been still for longer than a later
     /// write's time could be stamped the same: a tenth of a second where times have fractions,
     /// two seconds where they are whole (FAT, HFS+, or copied from there), never when ahead.

@@ -139,10 +139,12 @@ pub fn delete_session(path: &Path, format: FileFormat, expected: Option<&Session
 /// The session a file holds now, its entry count and whether it ends with a newline; `None`
 /// when there is no file. A torn last line or unreadable content counts as a change.
 fn read_current(path: &Path, format: FileFormat) -> Result<Option<(Session, usize, bool)>, WriteError> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match super::read_file(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io(path)(e)),
+        Err(super::ReadError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(super::ReadError::Io { source, .. }) => return Err(io(path)(source)),
+        // Not a session file any more (a FIFO, a folder, a giant): not what chasm read.
+        Err(_) => return Err(WriteError::ChangedMeanwhile(path.display().to_string())),
     };
     let changed = || WriteError::ChangedMeanwhile(path.display().to_string());
     let (value, entries) = match format {
