@@ -49,8 +49,6 @@ pub struct SessionFile {
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// A session file's bytes, refused when it is not a regular file or is larger than a session
-/// file may be.
 /// Opens a file to read, then to be asked what it is: a FIFO put in a session file's place
 /// after a check by name would block an ordinary open until a writer came. Opened without
 /// waiting, a FIFO opens at once (and is refused by its caller); a regular file reads as ever
@@ -63,6 +61,8 @@ fn open_without_waiting(path: &Path) -> std::io::Result<std::fs::File> {
     options.open(path)
 }
 
+/// A session file's bytes, refused when it is not a regular file or is larger than a session
+/// file may be.
 pub(super) fn read_file(path: &Path) -> Result<Vec<u8>, ReadError> {
     let io = |source| ReadError::Io { path: path.to_owned(), source };
     let file = open_without_waiting(path).map_err(io)?;
@@ -334,8 +334,6 @@ pub fn write_fingerprint(meta: &std::fs::Metadata, now: std::time::SystemTime, o
 mod tests {
     use super::*;
 
-    /// A read's mark lets the next read take only what was appended, and nothing else: a file
-    /// rewritten, cut short or changed before the mark is read whole.
     /// A FIFO in a session file's place (swapped in after the listing saw a file) is opened
     /// without waiting for a writer and refused: a read never hangs on one.
     #[cfg(unix)]
@@ -381,6 +379,8 @@ mod tests {
         assert!(token.starts_with("2:1763999940500000000:"), "{token}");
     }
 
+    /// A read's mark lets the next read take only what was appended, and nothing else: a file
+    /// rewritten, cut short or changed before the mark is read whole.
     #[test]
     fn a_mark_reads_what_was_appended_and_refuses_anything_else() {
         let dir = tempfile::tempdir().unwrap();
