@@ -670,16 +670,9 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         }
         report.sessions.push(p.report);
     }
-    report.appended += journal.append(batch)?.len();
-    for (id, fp, held) in &mut in_step {
-        if let Some(fp) = fp {
-            fp.events = journal.session_event_count(id)?;
-        }
-        if let Some(held) = held {
-            held.last_seq = journal.session_last_seq(id)?;
-        }
-    }
-    journal.set_fingerprints(&in_step)?;
+    // With the batch, in one commit: each fingerprint stamped with its session's record count
+    // (the fingerprint) and newest seq (the shape) as the batch leaves them.
+    report.appended += journal.append_noting(batch, &mut in_step)?.len();
     sort_by_listing(&mut report, &order);
     Ok(report)
 }

@@ -294,13 +294,13 @@ impl Journal {
     /// commit). Either the whole batch is stored or none of it.
     pub fn append(&mut self, batch: Vec<NewChange>) -> Result<Vec<SyncChange>, JournalError> {
         let ids = random_ids(batch.len())?;
-        self.append_sealed(ids.into_iter().zip(batch).collect())
+        self.append_sealed(ids.into_iter().zip(batch).collect(), &mut |_| Ok(()))
     }
 
     /// Appends changes recorded elsewhere (an import), each keeping its record id, timestamp and
     /// content but taking its place in this journal's chain.
     pub fn append_foreign(&mut self, records: Vec<SyncChange>) -> Result<Vec<SyncChange>, JournalError> {
-        self.append_sealed(records.into_iter().map(|r| (r.id, r.to_change())).collect())
+        self.append_sealed(records.into_iter().map(|r| (r.id, r.to_change())).collect(), &mut |_| Ok(()))
     }
 
     /// Appends records exactly as they are, seqs and hashes included: they must continue this
@@ -324,18 +324,23 @@ impl Journal {
                 let b = r.encode();
                 (r, b)
             }),
+            &mut |_| Ok(()),
         )
     }
 
     /// Seals each change (its record id given) into the chain after the head, and stores the
-    /// batch in one durable commit.
-    fn append_sealed(&mut self, batch: Vec<(uuid::Uuid, NewChange)>) -> Result<Vec<SyncChange>, JournalError> {
+    /// batch in one durable commit, `then` run in it once the records are in.
+    fn append_sealed(
+        &mut self,
+        batch: Vec<(uuid::Uuid, NewChange)>,
+        then: Then,
+    ) -> Result<Vec<SyncChange>, JournalError> {
         let seq = self.last_seq;
         let prev = self.head_hash()?;
         let count = batch.len();
         let sealed = Sealed { batch: batch.into_iter(), seq, prev };
         if count < PIPELINE_MIN {
-            return self.store_records(count, sealed);
+            return self.store_records(count, sealed, then);
         }
         // A large batch is sealed (serialized and hashed) on a second thread while this one
         // stores what is already sealed: each is about half of an append's work.
@@ -357,19 +362,21 @@ impl Journal {
                 Err(_) => Err(sealed),
             };
             match handed {
-                Ok(()) => self.store_records(count, rx),
-                Err(sealed) => self.store_records(count, sealed),
+                Ok(()) => self.store_records(count, rx, then),
+                Err(sealed) => self.store_records(count, sealed, then),
             }
         })
     }
 
-    /// Stores sealed records that continue the chain, durably, in one group commit.
+    /// Stores sealed records that continue the chain, durably, in one group commit, `then`
+    /// run in the same transaction once they are in (and their sessions' counts updated).
     /// `count` is how many there are: a batch that ends short of it (its sealing thread gone)
     /// is not stored at all.
     fn store_records(
         &mut self,
         count: usize,
         sealed: impl IntoIterator<Item = (SyncChange, Vec<u8>)>,
+        then: Then,
     ) -> Result<Vec<SyncChange>, JournalError> {
         if count == 0 {
             return Ok(Vec::new());
@@ -412,7 +419,7 @@ impl Journal {
             }
             let (first, last) = (&records[0], &records[records.len() - 1]);
             inserting.finish(store::head_value(last.seq, &last.hash, first.seq))?;
-            Ok(())
+            then(store)
         })?;
         let last = records.last().expect("one record at least");
         self.last_seq = last.seq;
@@ -637,17 +644,35 @@ impl Journal {
 
     /// Records fingerprints (see [`Journal::fingerprints_in_step`]) and what each session held (see
     /// [`Journal::held`]); `None` forgets one. Written without a flush of their own.
-    pub fn set_fingerprints(
-        &self,
-        fingerprints: &[(String, Option<Fingerprint>, Option<Held>)],
-    ) -> Result<(), JournalError> {
+    pub fn set_fingerprints(&self, fingerprints: &[InStep]) -> Result<(), JournalError> {
         if fingerprints.is_empty() {
             return Ok(());
         }
-        self.store.set_fingerprints(fingerprints.iter().map(|(id, fp, held)| {
-            let fp = fp.as_ref().map(|fp| serde_json::to_vec(fp).expect("a fingerprint serializes"));
-            (id.as_str(), fp, held.as_ref().map(|h| serde_json::to_vec(h).expect("a shape serializes")))
-        }))
+        self.store.derived_transaction(|store| put_fingerprints(store, fingerprints))
+    }
+
+    /// Appends a batch (see [`Journal::append`]) and, in the same durable commit, records each
+    /// session's fingerprint and what it held (see [`Journal::set_fingerprints`]), stamped
+    /// with its record count and newest seq as the batch leaves them. Written apart, they
+    /// were a second commit which, made without an fsync of its own, SQLite had to fsync
+    /// before folding the write-ahead log into the database at close: about a millisecond of
+    /// every sync that records anything. Either both are stored or neither, so a batch that
+    /// is refused leaves no fingerprint claiming the counts it would have made.
+    pub fn append_noting(
+        &mut self,
+        batch: Vec<NewChange>,
+        in_step: &mut [InStep],
+    ) -> Result<Vec<SyncChange>, JournalError> {
+        if batch.is_empty() {
+            stamp(&self.store, in_step)?;
+            self.set_fingerprints(in_step)?;
+            return Ok(Vec::new());
+        }
+        let ids = random_ids(batch.len())?;
+        self.append_sealed(ids.into_iter().zip(batch).collect(), &mut |store| {
+            stamp(store, in_step)?;
+            put_fingerprints(store, in_step)
+        })
     }
 
     /// The newest state in which a session existed — now, or just before it was deleted — and
@@ -734,6 +759,34 @@ fn random_ids(n: usize) -> Result<Vec<uuid::Uuid>, JournalError> {
         .chunks_exact(16)
         .map(|b| uuid::Builder::from_random_bytes(b.try_into().expect("16 bytes")).into_uuid())
         .collect())
+}
+
+/// What [`Journal::set_fingerprints`] records for a session: its fingerprint and what it
+/// held, each `None` to forget it.
+pub type InStep = (String, Option<Fingerprint>, Option<Held>);
+
+/// Work done inside an append's transaction once its records are in.
+type Then<'a> = &'a mut dyn FnMut(&Store) -> Result<(), JournalError>;
+
+/// Stamps each fingerprint with its session's record count and each held shape with its
+/// newest seq, as the store has them now.
+fn stamp(store: &Store, in_step: &mut [InStep]) -> Result<(), JournalError> {
+    for (id, fp, held) in in_step {
+        if let Some(fp) = fp {
+            fp.events = store.session(id)?.map_or(0, |s| s.events);
+        }
+        if let Some(held) = held {
+            held.last_seq = store.session_last_seq(id)?;
+        }
+    }
+    Ok(())
+}
+
+fn put_fingerprints(store: &Store, in_step: &[InStep]) -> Result<(), JournalError> {
+    store.put_fingerprints(in_step.iter().map(|(id, fp, held)| {
+        let fp = fp.as_ref().map(|fp| serde_json::to_vec(fp).expect("a fingerprint serializes"));
+        (id.as_str(), fp, held.as_ref().map(|h| serde_json::to_vec(h).expect("a shape serializes")))
+    }))
 }
 
 /// Batches at least this large are sealed on a second thread (see `append_sealed`); for fewer
@@ -1191,6 +1244,42 @@ mod tests {
             j.session_events("s").unwrap().iter().rev().find(|e| e.change_type == ChangeType::Merge).unwrap().seq;
         assert_eq!(tail.checkpoint.as_ref().map(|c| c.seq), Some(merge_seq));
         assert!(tail.after.iter().all(|e| e.seq > merge_seq) && tail.after.len() < 200, "{}", tail.after.len());
+    }
+
+    /// A sync's fingerprints go in with its batch, in its one commit, stamped with the counts
+    /// the batch leaves; a batch refused takes them with it. With nothing to append they are
+    /// noted on their own, stamped with the counts as they are.
+    #[test]
+    fn fingerprints_noted_with_a_batch_share_its_commit_and_its_fate() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), OpenMode::Create).unwrap();
+        j.append(vec![change("s", "a")]).unwrap();
+        let noted = |token: &str| Fingerprint { token: token.into(), events: 0, title: None, settled: None };
+        let held = Held {
+            last_seq: 0,
+            local_seq: 0,
+            remote_seq: 0,
+            shape: crate::shape::Shape { fields: serde_json::Map::new(), requests: Vec::new() },
+            sources: Vec::new(),
+            log: None,
+        };
+        let mut in_step = vec![("s".to_owned(), Some(noted("t1")), Some(held))];
+
+        let refused = vec![change("s", "b"), NewChange { session_id: String::new(), ..change("s", "bad") }];
+        assert!(matches!(j.append_noting(refused, &mut in_step), Err(JournalError::InvalidChange(_))));
+        assert!(j.fingerprints_in_step().unwrap().is_empty());
+        assert!(j.store.shape("s").unwrap().is_none());
+
+        let commits = j.store.commits();
+        j.append_noting(vec![change("s", "b"), change("t", "c"), change("s", "d")], &mut in_step).unwrap();
+        assert_eq!(j.store.commits(), commits + 1, "one commit for the records and the fingerprints");
+        assert_eq!(j.fingerprints_in_step().unwrap()["s"], Fingerprint { events: 3, ..noted("t1") });
+        assert_eq!(j.held("s").unwrap().unwrap().last_seq, 4);
+
+        let mut in_step = vec![("s".to_owned(), Some(noted("t2")), None)];
+        j.append_noting(Vec::new(), &mut in_step).unwrap();
+        assert_eq!(j.fingerprints_in_step().unwrap()["s"], Fingerprint { events: 3, ..noted("t2") });
+        assert!(j.held("s").unwrap().is_none(), "None forgets what the session held");
     }
 
     #[test]

@@ -347,8 +347,8 @@ impl Store {
     pub fn transaction<T>(&self, f: impl FnOnce(&Store) -> Result<T, JournalError>) -> Result<T, JournalError> {
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(storage)?;
         match f(self) {
-            Ok(v) => match self.conn.execute_batch("COMMIT") {
-                Ok(()) => Ok(v),
+            Ok(v) => match self.conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([])) {
+                Ok(_) => Ok(v),
                 Err(e) => {
                     self.roll_back();
                     Err(storage(e))
@@ -425,6 +425,12 @@ impl Store {
     pub fn rows_read_one_at_a_time(&self) -> i32 {
         let stmt = self.conn.prepare_cached("SELECT record FROM log WHERE seq = ?1").unwrap();
         stmt.get_status(rusqlite::StatementStatus::Run)
+    }
+
+    /// How many transactions this store has committed.
+    #[cfg(test)]
+    pub fn commits(&self) -> i32 {
+        self.conn.prepare_cached("COMMIT").unwrap().get_status(rusqlite::StatementStatus::Run)
     }
 
     /// Whether the record cache holds `seq`.
@@ -987,31 +993,29 @@ impl Store {
             .map_err(storage)
     }
 
-    /// Stores fingerprints and shapes; `None` removes one.
-    pub fn set_fingerprints<'a>(
+    /// Stores fingerprints and shapes; `None` removes one. Inside the caller's transaction.
+    pub fn put_fingerprints<'a>(
         &self,
         entries: impl IntoIterator<Item = (&'a str, Option<Vec<u8>>, Option<Vec<u8>>)>,
     ) -> Result<(), JournalError> {
-        self.derived_transaction(|s| {
-            let prepare = |sql| s.conn.prepare_cached(sql).map_err(storage);
-            let mut put = prepare("INSERT OR REPLACE INTO fingerprints (session, value) VALUES (?1, ?2)")?;
-            let mut del = prepare("DELETE FROM fingerprints WHERE session = ?1")?;
-            let mut put_shape = prepare("INSERT OR REPLACE INTO shapes (session, value) VALUES (?1, ?2)")?;
-            let mut del_shape = prepare("DELETE FROM shapes WHERE session = ?1")?;
-            for (id, value, shape) in entries {
-                match value {
-                    Some(v) => put.execute(params![id.as_bytes(), v]),
-                    None => del.execute([id.as_bytes()]),
-                }
-                .map_err(storage)?;
-                match shape {
-                    Some(v) => put_shape.execute(params![id.as_bytes(), v]),
-                    None => del_shape.execute([id.as_bytes()]),
-                }
-                .map_err(storage)?;
+        let prepare = |sql| self.conn.prepare_cached(sql).map_err(storage);
+        let mut put = prepare("INSERT OR REPLACE INTO fingerprints (session, value) VALUES (?1, ?2)")?;
+        let mut del = prepare("DELETE FROM fingerprints WHERE session = ?1")?;
+        let mut put_shape = prepare("INSERT OR REPLACE INTO shapes (session, value) VALUES (?1, ?2)")?;
+        let mut del_shape = prepare("DELETE FROM shapes WHERE session = ?1")?;
+        for (id, value, shape) in entries {
+            match value {
+                Some(v) => put.execute(params![id.as_bytes(), v]),
+                None => del.execute([id.as_bytes()]),
             }
-            Ok(())
-        })
+            .map_err(storage)?;
+            match shape {
+                Some(v) => put_shape.execute(params![id.as_bytes(), v]),
+                None => del_shape.execute([id.as_bytes()]),
+            }
+            .map_err(storage)?;
+        }
+        Ok(())
     }
 
     /// SQLite's `integrity_check`: the first thing it finds wrong with the database's pages or
