@@ -27,7 +27,7 @@ use crate::appended;
 use crate::diff::{EntityChange, diff, diff_shape};
 use crate::fold::{Checkpoint, FoldError, SessionState, Source, Tail, Views, remote_of, views_of};
 use crate::journal::{
-    ChangeType, EntityType, Fingerprint, Held, Journal, JournalError, NewChange, Origin, Settled, StateError,
+    ChangeType, EntityType, Fingerprint, Held, InStep, Journal, JournalError, NewChange, Origin, Settled, StateError,
     SyncChange,
 };
 use crate::merge::{ChangeTimes, Conflict, MergeError, Sides, Strategy, Take, merge};
@@ -605,9 +605,8 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         }
         held_back => held_back.unwrap_or_default(),
     };
-    // What is in step, stamped once the batch is in with the session's record count (the
-    // fingerprint) and newest seq (the shape).
-    let mut in_step: Vec<(String, Option<Fingerprint>, Option<Held>)> = Vec::new();
+    // What is in step: recorded with the last batch (see below).
+    let mut in_step: Vec<InStep> = Vec::new();
     for mut p in plans {
         let id = p.report.session_id.clone();
         if let (Some(target), Some(loc)) = (&p.push, &p.report.location) {
