@@ -653,11 +653,11 @@ impl Journal {
 
     /// Appends a batch (see [`Journal::append`]) and, in the same durable commit, records each
     /// session's fingerprint and what it held (see [`Journal::set_fingerprints`]), stamped
-    /// with its record count and newest seq as the batch leaves them. Written apart, they
-    /// were a second commit which, made without an fsync of its own, SQLite had to fsync
-    /// before folding the write-ahead log into the database at close: about a millisecond of
-    /// every sync that records anything. Either both are stored or neither, so a batch that
-    /// is refused leaves no fingerprint claiming the counts it would have made.
+    /// with its record count and newest seq as the batch leaves them. In a transaction of
+    /// their own they would be a second commit which, though made without an fsync, SQLite
+    /// must fsync before folding the write-ahead log into the database at close: about a
+    /// millisecond of every sync that records anything. Either both are stored or neither, so
+    /// a batch that is refused leaves no fingerprint claiming the counts it would have made.
     pub fn append_noting(
         &mut self,
         batch: Vec<NewChange>,
