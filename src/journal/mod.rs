@@ -642,37 +642,28 @@ impl Journal {
         Ok((held.last_seq > 0 && self.session_last_seq(session_id)? == held.last_seq).then_some(held))
     }
 
-    /// Records fingerprints (see [`Journal::fingerprints_in_step`]) and what each session held (see
-    /// [`Journal::held`]); `None` forgets one. Written without a flush of their own.
-    pub fn set_fingerprints(&self, fingerprints: &[InStep]) -> Result<(), JournalError> {
-        if fingerprints.is_empty() {
-            return Ok(());
-        }
-        self.store.derived_transaction(|store| put_fingerprints(store, fingerprints))
-    }
-
     /// Appends a batch (see [`Journal::append`]) and, in the same durable commit, records each
-    /// session's fingerprint and what it held (see [`Journal::set_fingerprints`]), stamped
-    /// with its record count and newest seq as the batch leaves them. In a transaction of
-    /// their own they would be a second commit which, though made without an fsync, SQLite
-    /// must fsync before folding the write-ahead log into the database at close: about a
-    /// millisecond of every sync that records anything. Either both are stored or neither, so
-    /// a batch that is refused leaves no fingerprint claiming the counts it would have made.
+    /// session's fingerprint (see [`Journal::fingerprints_in_step`]) and what it held (see
+    /// [`Journal::held`]), stamped with its record count and newest seq as the batch leaves
+    /// them; `None` forgets one. In a transaction of their own they would be a second commit
+    /// which, though made without an fsync, SQLite must fsync before folding the write-ahead
+    /// log into the database at close: about a millisecond of every sync that records
+    /// anything. Either both are stored or neither, so a batch that is refused leaves no
+    /// fingerprint claiming the counts it would have made. With nothing to append they are
+    /// written on their own, without a flush (a cache: a power cut may lose them).
     pub fn append_noting(
         &mut self,
         batch: Vec<NewChange>,
         in_step: &mut [InStep],
     ) -> Result<Vec<SyncChange>, JournalError> {
         if batch.is_empty() {
-            stamp(&self.store, in_step)?;
-            self.set_fingerprints(in_step)?;
+            if !in_step.is_empty() {
+                self.store.derived_transaction(|store| note_in_step(store, in_step))?;
+            }
             return Ok(Vec::new());
         }
         let ids = random_ids(batch.len())?;
-        self.append_sealed(ids.into_iter().zip(batch).collect(), &mut |store| {
-            stamp(store, in_step)?;
-            put_fingerprints(store, in_step)
-        })
+        self.append_sealed(ids.into_iter().zip(batch).collect(), &mut |store| note_in_step(store, in_step))
     }
 
     /// The newest state in which a session existed — now, or just before it was deleted — and
@@ -761,17 +752,18 @@ fn random_ids(n: usize) -> Result<Vec<uuid::Uuid>, JournalError> {
         .collect())
 }
 
-/// What [`Journal::set_fingerprints`] records for a session: its fingerprint and what it
+/// What [`Journal::append_noting`] records for a session: its fingerprint and what it
 /// held, each `None` to forget it.
 pub type InStep = (String, Option<Fingerprint>, Option<Held>);
 
 /// Work done inside an append's transaction once its records are in.
 type Then<'a> = &'a mut dyn FnMut(&Store) -> Result<(), JournalError>;
 
-/// Stamps each fingerprint with its session's record count and each held shape with its
-/// newest seq, as the store has them now.
-fn stamp(store: &Store, in_step: &mut [InStep]) -> Result<(), JournalError> {
-    for (id, fp, held) in in_step {
+/// Records each session's fingerprint and what it held, the first stamped with its record
+/// count and the second with its newest seq as the store has them now (in the caller's
+/// transaction).
+fn note_in_step(store: &Store, in_step: &mut [InStep]) -> Result<(), JournalError> {
+    for (id, fp, held) in in_step.iter_mut() {
         if let Some(fp) = fp {
             fp.events = store.session(id)?.map_or(0, |s| s.events);
         }
@@ -779,10 +771,6 @@ fn stamp(store: &Store, in_step: &mut [InStep]) -> Result<(), JournalError> {
             held.last_seq = store.session_last_seq(id)?;
         }
     }
-    Ok(())
-}
-
-fn put_fingerprints(store: &Store, in_step: &[InStep]) -> Result<(), JournalError> {
     store.put_fingerprints(in_step.iter().map(|(id, fp, held)| {
         let fp = fp.as_ref().map(|fp| serde_json::to_vec(fp).expect("a fingerprint serializes"));
         (id.as_str(), fp, held.as_ref().map(|h| serde_json::to_vec(h).expect("a shape serializes")))
