@@ -49,19 +49,13 @@ pub fn apply(old: &Shape, entries: Vec<Value>, load: &mut dyn FnMut(usize) -> Op
         .iter()
         .map(|(key, value)| {
             let value = if key == REQUESTS_KEY {
-                Value::Array((0..old.requests.len()).map(|k| json!({HELD: nonce, "k": k})).collect())
+                Value::Array((0..old.requests.len()).map(|k| stand_in(&nonce, k)).collect())
             } else {
                 value.clone()
             };
             (key.clone(), value)
         })
         .collect();
-    let held_index = |map: &Map<String, Value>| -> Option<usize> {
-        if map.len() != 2 || map.get(HELD).and_then(Value::as_str) != Some(&nonce) {
-            return None;
-        }
-        map.get("k").and_then(Value::as_u64).and_then(|k| usize::try_from(k).ok())
-    };
 
     let mut state = Some(Value::Object(fields));
     for entry in entries {
@@ -72,15 +66,36 @@ pub fn apply(old: &Shape, entries: Vec<Value>, load: &mut dyn FnMut(usize) -> Op
         if let Some(i) = request_reached(&entry) {
             let slot = state.as_mut().and_then(|s| s.get_mut(REQUESTS_KEY)).and_then(|r| r.get_mut(i));
             if let Some(slot) = slot
-                && let Some(k) = slot.as_object().and_then(held_index)
+                && let Some(k) = slot.as_object().and_then(|m| held_index(m, &nonce))
             {
                 *slot = load(k)?;
             }
         }
         jsonl::apply(&mut state, entry).ok()?;
     }
-    let mut session = Session::from_value(state?).ok()?;
-    let held: Vec<Option<usize>> = session.requests.iter().map(|r| held_index(r.fields())).collect();
+    settle(old, state?, &nonce)
+}
+
+/// A stand-in for old request `k`, not read. `nonce` is drawn for each application, so no
+/// request in a file can pass for one.
+pub(crate) fn stand_in(nonce: &str, k: usize) -> Value {
+    json!({HELD: nonce, "k": k})
+}
+
+/// Which old request a stand-in stands for.
+fn held_index(map: &Map<String, Value>, nonce: &str) -> Option<usize> {
+    if map.len() != 2 || map.get(HELD).and_then(Value::as_str) != Some(nonce) {
+        return None;
+    }
+    map.get("k").and_then(Value::as_u64).and_then(|k| usize::try_from(k).ok())
+}
+
+/// The session a value holds, where stand-ins take the place of old requests not read, with
+/// its shape: each request read is digested, each stand-in keeps its old id and digest. `None`
+/// when it is not a session, or its ids need the whole list to tell apart.
+pub(crate) fn settle(old: &Shape, state: Value, nonce: &str) -> Option<Applied> {
+    let mut session = Session::from_value(state).ok()?;
+    let held: Vec<Option<usize>> = session.requests.iter().map(|r| held_index(r.fields(), nonce)).collect();
 
     let mut requests = Vec::with_capacity(held.len());
     let mut seen = HashSet::new();
@@ -150,7 +165,7 @@ fn request_reached(entry: &Value) -> Option<usize> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::diff::diff;
     use crate::fold::fold;
@@ -189,7 +204,7 @@ mod tests {
     }
 
     /// The journal's state of a session first seen as `s`.
-    fn state_of(s: &Session) -> crate::fold::SessionState {
+    pub(crate) fn state_of(s: &Session) -> crate::fold::SessionState {
         let events: Vec<SyncChange> = diff("s", None, s)
             .into_iter()
             .enumerate()

@@ -13,6 +13,9 @@
 //! - [`session`]: the lossless session model (every field kept, in order) and its canonical hash.
 //! - [`shape`]: a session reduced to its fields and request digests: what a sync diffs a changed
 //!   file against when the journal has nothing newer (pure).
+//! - [`appended`], [`rewritten`]: what a session file gained since the last sync (a log's new
+//!   lines; a `.json` rewritten, its unchanged requests recognised by their text), applied to
+//!   the session's shape without reading the rest (pure).
 //! - [`provider`]: the editors' own storage behind one trait; [`provider::vscode`] discovers
 //!   VS Code's chat folders, reads `.json` files and the `.jsonl` mutation log, writes back
 //!   in each file's own format, and keeps VS Code's session index in `state.vscdb`.
@@ -44,6 +47,7 @@ pub mod merge;
 pub mod pretty;
 pub mod progress;
 pub mod provider;
+pub mod rewritten;
 pub mod session;
 pub mod shape;
 pub mod sync;

@@ -31,7 +31,7 @@ use crate::journal::{
     SyncChange,
 };
 use crate::merge::{ChangeTimes, Conflict, MergeError, Sides, Strategy, Take, merge};
-use crate::provider::{Appended, FileFormat, Listed, Location, LogMark, Provider, Since};
+use crate::provider::{FileFormat, Listed, Location, LogMark, Provider, Since};
 use crate::session::{Session, hex};
 use crate::shape::Shape;
 
@@ -389,50 +389,40 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         // parsed when it is still the bytes last read, when that can be told.
         let mut held = held(journal, &listed.session_id, opts)?;
         let since = held.as_ref().and_then(|h| h.log.clone());
+        let mut quick = None;
         let read = match since.map(|mark| provider.pull_since(&listed.location, &mark)) {
-            Some(Ok(Since::Appended(appended))) => {
-                let torn_tail = appended.torn_tail;
-                let applied = held.as_ref().and_then(|h| appended_quick(journal, &listed, h, appended));
+            Some(Ok(since @ (Since::Appended(_) | Since::Rewritten(_)))) => {
+                let torn_tail = matches!(&since, Since::Appended(a) if a.torn_tail);
+                let applied = held.as_ref().and_then(|h| since_quick(journal, &listed, h, since));
                 // What the session held is moved into the plan, not copied, once it is settled.
-                if let Some((shape, changes, title, mark)) = applied
-                    && let Some(held) = held.take()
-                {
-                    if torn_tail {
-                        torn(&mut report);
+                match applied.zip(held.take()) {
+                    Some(((shape, changes, title, mark), held)) => {
+                        if torn_tail {
+                            torn(&mut report);
+                        }
+                        quick = Some(Quick { held, shape, changes, title, mark: Some(mark) });
+                        None
                     }
-                    let quick = Some(Quick { held, shape, changes, title, mark: Some(mark) });
-                    let (id, location) = (listed.session_id, Some(listed.location));
-                    work.push(Work {
-                        id,
-                        tail: Tail::default(),
-                        location,
-                        pulled: None,
-                        mark: None,
-                        error: None,
-                        token,
-                        quick,
-                        settled: None,
-                    });
-                    continue;
+                    // New lines, or new text, only a whole read settles.
+                    None => Some(provider.pull(&listed.location)),
                 }
-                // New lines only a whole read settles.
-                provider.pull(&listed.location)
             }
-            Some(Ok(Since::Whole(p))) => Ok(p),
-            Some(Err(e)) => Err(e),
-            None => provider.pull(&listed.location),
+            Some(Ok(Since::Whole(p))) => Some(Ok(p)),
+            Some(Err(e)) => Some(Err(e)),
+            None => Some(provider.pull(&listed.location)),
         };
         let (pulled, mark, error) = match read {
-            Ok(p) if p.session.session_id().is_some_and(|sid| sid != listed.session_id) => {
+            None => (None, None, None),
+            Some(Ok(p)) if p.session.session_id().is_some_and(|sid| sid != listed.session_id) => {
                 (None, None, Some(format!("the file holds session {}", p.session.session_id().unwrap_or_default())))
             }
-            Ok(p) => {
+            Some(Ok(p)) => {
                 if p.torn_tail {
                     torn(&mut report);
                 }
                 (Some(p.session), p.mark, None)
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 report.warnings.push(format!("skipped: {e}"));
                 (None, None, Some(e.to_string()))
             }
@@ -442,19 +432,20 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             && pulled.is_some()
             && opts.overrides.is_empty()
             && journal.session_event_count(&listed.session_id)? == 0;
-        let (quick, pulled) = match (held, pulled) {
-            (Some(held), Some(session)) => {
+        let (quick, pulled) = match (quick, held, pulled) {
+            (Some(quick), _, _) => (Some(quick), None),
+            (None, Some(held), Some(session)) => {
                 let shape = Shape::of(&session);
                 let changes = diff_shape(&held.shape, &session, &shape);
                 (Some(Quick { held, shape, changes, title: session.display_title(), mark: mark.clone() }), None)
             }
-            (None, Some(session)) if new => (Some(created(&listed.session_id, session, mark.clone())), None),
-            (_, pulled) => (None, pulled),
+            (None, None, Some(session)) if new => (Some(created(&listed.session_id, session, mark.clone())), None),
+            (None, _, pulled) => (None, pulled),
         };
         report.quick += usize::from(quick.is_some());
         let tail = if quick.is_some() { Tail::default() } else { journal.tail(&listed.session_id)? };
         let location = Some(listed.location);
-        unrecorded += mark.as_ref().map_or(0, |m| m.len);
+        unrecorded += mark.as_ref().or(quick.as_ref().and_then(|q| q.mark.as_ref())).map_or(0, |m| m.len);
         work.push(Work { id: listed.session_id, tail, location, pulled, mark, error, token, quick, settled: None });
         if record_early && unrecorded >= opts.record_after.unwrap_or(RECORD_AFTER) {
             report.appended += record_quick(journal, &mut work, now, provider.name())?;
@@ -720,15 +711,14 @@ fn created(id: &str, session: Session, mark: Option<LogMark>) -> Quick {
     Quick { held: nothing, shape, changes: crate::diff::creation(id, session), title, mark }
 }
 
-/// The quick path for a file whose last read ended at a mark (see [`crate::appended`]): the
-/// entries written since, applied to what the session held, as its new shape, the changes, its
-/// title and the new mark. `None` when an entry needs a whole read to settle: the file is then
-/// read whole.
-fn appended_quick(
+/// The quick path for a file read since the mark its last read left (see [`crate::appended`]
+/// and [`crate::rewritten`]): what it holds now, applied to what the session held, as its new
+/// shape, the changes, its title and the new mark. `None` when only a whole read can settle it.
+fn since_quick(
     journal: &Journal,
     listed: &Listed,
     held: &Held,
-    appended: Appended,
+    since: Since,
 ) -> Option<(Shape, Vec<EntityChange>, Option<String>, LogMark)> {
     if held.sources.len() != held.shape.requests.len() {
         return None;
@@ -737,13 +727,20 @@ fn appended_quick(
         let (seq, index) = *held.sources.get(k)?;
         journal.request_at(&listed.session_id, Source { seq, index }).ok()?
     };
-    let applied = appended::apply(&held.shape, appended.entries, &mut load)?;
+    let (applied, mark) = match since {
+        Since::Appended(appended) => (appended::apply(&held.shape, appended.entries, &mut load)?, appended.mark),
+        Since::Rewritten(rewritten) => {
+            let mark = rewritten.mark.clone();
+            (crate::rewritten::apply(&held.shape, held.log.as_ref()?, rewritten)?, mark)
+        }
+        Since::Whole(_) => return None,
+    };
     if applied.session.session_id().is_some_and(|sid| sid != listed.session_id) {
         return None;
     }
     let changes = appended::changes(&held.shape, &applied, &mut load)?;
     let title = appended::title(&applied, &mut load);
-    Some((applied.shape, changes, title, appended.mark))
+    Some((applied.shape, changes, title, mark))
 }
 
 /// What the session held when both sides were last in step, while the journal has recorded
@@ -937,7 +934,8 @@ fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, Sy
         remote_seq: last_seqs.1,
         shape: Shape::of_state(state),
         sources: state.sources.iter().map(|s| (s.seq, s.index)).collect(),
-        log: mark.clone(),
+        // Taken from the journal's state, not the read: the requests' digests would misname it.
+        log: mark.clone().map(LogMark::bytes_only),
     };
     if v.checkpoint.is_some() && v.local_changes.is_empty() && v.remote_changes.is_empty() {
         report.deleted = existing(&v.full).is_none();

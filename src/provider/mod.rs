@@ -49,6 +49,26 @@ pub struct Pulled {
 pub struct LogMark {
     pub len: u64,
     pub digest: String,
+    /// For a file rewritten whole, the digest of each request's text as the read found it
+    /// (see [`vscode::json`]), in order: how the next read knows the requests it need not
+    /// parse. They stand for the requests of the shape taken from the same read, and only
+    /// beside that shape (see [`LogMark::bytes_only`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<String>,
+}
+
+impl LogMark {
+    /// The mark without its requests' digests: for a mark kept beside a shape taken from
+    /// anything but the read it was made by (the journal's state, a merge), whose requests its
+    /// digests would misname.
+    pub fn bytes_only(self) -> LogMark {
+        LogMark { requests: Vec::new(), ..self }
+    }
+
+    /// Whether a mark names the same bytes as this one.
+    pub fn same_bytes(&self, other: &LogMark) -> bool {
+        self.len == other.len && self.digest == other.digest
+    }
 }
 
 /// What a read since a [`LogMark`] found.
@@ -58,6 +78,20 @@ pub enum Since {
     Appended(Appended),
     /// It does not (rewritten, compacted), or what follows needs a whole read: the session.
     Whole(Pulled),
+    /// A file rewritten whole that no longer holds those bytes: the session in parts, its
+    /// requests unparsed, so that those the mark names need not be parsed again.
+    Rewritten(Rewritten),
+}
+
+/// A session file rewritten whole, in parts (see [`vscode::json`]).
+#[derive(Debug, Clone)]
+pub struct Rewritten {
+    /// Every top-level field in file order, `requests` as a `null` placeholder.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// Each request's text, in order.
+    pub requests: Vec<Box<serde_json::value::RawValue>>,
+    /// How far the read went, with each request's digest ([`LogMark::requests`]).
+    pub mark: LogMark,
 }
 
 /// What was appended to a log since a [`LogMark`].

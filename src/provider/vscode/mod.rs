@@ -5,6 +5,7 @@
 
 pub mod discover;
 pub mod index;
+pub mod json;
 pub mod jsonl;
 pub mod write;
 
@@ -14,7 +15,9 @@ use serde_json::Value;
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::provider::{Appended, Listed, Listing, Location, LogMark, Provider, ProviderError, Pulled, Since};
+use crate::provider::{
+    Appended, Listed, Listing, Location, LogMark, Provider, ProviderError, Pulled, Rewritten, Since,
+};
 use crate::session::{Session, SessionError};
 
 /// The provider name recorded in journal events that come from VS Code.
@@ -89,7 +92,7 @@ fn pulled(file: SessionFile) -> Pulled {
 fn mark_of(read: &[u8]) -> LogMark {
     let mut hasher = Xxh3::new();
     hasher.update(read);
-    LogMark { len: read.len() as u64, digest: mark_digest(&hasher) }
+    LogMark { len: read.len() as u64, digest: mark_digest(&hasher), requests: Vec::new() }
 }
 
 /// A mark's digest: the XXH3-128 of the bytes read, as 32 hex digits. Not a cryptographic
@@ -106,7 +109,7 @@ fn mark_digest(hasher: &Xxh3) -> String {
 /// bytes its mark names and no more. `None`: read it whole.
 fn appended(bytes: &[u8], format: FileFormat, mark: &LogMark) -> Option<Appended> {
     if format == FileFormat::Json {
-        let same = bytes.len() as u64 == mark.len && mark_of(bytes) == *mark;
+        let same = bytes.len() as u64 == mark.len && mark_of(bytes).same_bytes(mark);
         return same.then(|| Appended { entries: Vec::new(), mark: mark.clone(), torn_tail: false });
     }
     let start = usize::try_from(mark.len).ok().filter(|&len| len <= bytes.len())?;
@@ -124,8 +127,16 @@ fn appended(bytes: &[u8], format: FileFormat, mark: &LogMark) -> Option<Appended
     })
     .ok()?;
     hasher.update(&bytes[start..walked.consumed]);
-    let mark = LogMark { len: walked.consumed as u64, digest: mark_digest(&hasher) };
+    let mark = LogMark { len: walked.consumed as u64, digest: mark_digest(&hasher), requests: Vec::new() };
     Some(Appended { entries, mark, torn_tail: walked.torn_tail })
+}
+
+/// A `.json` file's bytes in parts, with each request's digest in the mark (see [`json`]);
+/// `None` where they cannot be split (the whole read then says why, or reads them as ever).
+fn rewritten(bytes: &[u8]) -> Option<Rewritten> {
+    let split = json::split(bytes.strip_prefix(BOM).unwrap_or(bytes))?;
+    let requests = split.requests.iter().map(|r| json::text_digest(r)).collect();
+    Some(Rewritten { fields: split.fields, requests: split.requests, mark: LogMark { requests, ..mark_of(bytes) } })
 }
 
 /// Why a session file cannot be read.
@@ -189,10 +200,15 @@ impl Provider for VsCode {
 
     fn pull_since(&self, location: &Location, mark: &LogMark) -> Result<Since, ProviderError> {
         let bytes = read_file(&location.path)?;
-        Ok(match appended(&bytes, location.format, mark) {
-            Some(appended) => Since::Appended(appended),
-            None => Since::Whole(pulled(session_file_of(&location.path, bytes)?)),
-        })
+        if let Some(appended) = appended(&bytes, location.format, mark) {
+            return Ok(Since::Appended(appended));
+        }
+        if location.format == FileFormat::Json
+            && let Some(rewritten) = rewritten(&bytes)
+        {
+            return Ok(Since::Rewritten(rewritten));
+        }
+        Ok(Since::Whole(pulled(session_file_of(&location.path, bytes)?)))
     }
 
     fn push(&self, location: &Location, session: &Session, expected: Option<&Session>) -> Result<(), ProviderError> {
@@ -249,11 +265,18 @@ fn session_file_of(path: &Path, bytes: Vec<u8>) -> Result<SessionFile, ReadError
     };
     let text = bytes.strip_prefix(BOM).unwrap_or(&bytes);
     let (value, torn_tail, mark) = match format {
-        FileFormat::Json => {
-            let value: Value =
-                serde_json::from_slice(text).map_err(|source| ReadError::Json { path: path.to_owned(), source })?;
-            (value, false, Some(mark_of(&bytes)))
-        }
+        // In parts where it can be (to note each request's digest), else whole.
+        FileFormat::Json => match json::split(text).and_then(|split| {
+            let requests = split.requests.iter().map(|r| json::text_digest(r)).collect();
+            Some((split.into_value()?, requests))
+        }) {
+            Some((value, requests)) => (value, false, Some(LogMark { requests, ..mark_of(&bytes) })),
+            None => {
+                let value: Value =
+                    serde_json::from_slice(text).map_err(|source| ReadError::Json { path: path.to_owned(), source })?;
+                (value, false, Some(mark_of(&bytes)))
+            }
+        },
         FileFormat::Jsonl => {
             let log = jsonl::read(text).map_err(|source| ReadError::Jsonl { path: path.to_owned(), source })?;
             let len = bytes.len() - text.len() + log.consumed;
@@ -431,7 +454,11 @@ mod tests {
         use sha2::{Digest, Sha256};
         let first = b"{\"kind\":0,\"v\":{\"requests\":[]}}\n";
         let line = b"{\"kind\":1,\"k\":[\"title\"],\"v\":\"t\"}\n";
-        let earlier = LogMark { len: first.len() as u64, digest: crate::session::hex(&Sha256::digest(first)) };
+        let earlier = LogMark {
+            len: first.len() as u64,
+            digest: crate::session::hex(&Sha256::digest(first)),
+            requests: Vec::new(),
+        };
         assert_eq!(earlier.digest.len(), 64);
         assert!(appended(&[&first[..], line].concat(), FileFormat::Jsonl, &earlier).is_none());
         assert!(appended(first, FileFormat::Json, &earlier).is_none());
