@@ -447,6 +447,40 @@ mod tests {
         assert!(appended(b"{\"requests\":[1]}", FileFormat::Json, &mark).is_none());
     }
 
+    /// A `.json` read whole notes each request's digest in its mark; rewritten, it is read in
+    /// parts, the digests of the requests whose text is unchanged the same as before. One
+    /// that cannot be split is read whole, as ever.
+    #[test]
+    fn a_rewritten_json_is_read_in_parts_with_its_requests_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.json");
+        let location = Location { path: file.clone(), format: FileFormat::Json };
+        let text = |requests: &[&str]| {
+            let requests: Vec<Value> = requests.iter().map(|r| serde_json::json!({"requestId": r})).collect();
+            serde_json::to_string_pretty(&serde_json::json!({"version": 3, "requests": requests, "sessionId": "s"}))
+                .unwrap()
+        };
+        std::fs::write(&file, text(&["a", "b"])).unwrap();
+        let mark = read_session_file(&file).unwrap().mark.unwrap();
+        assert_eq!(mark.requests.len(), 2);
+        let vscode = VsCode { dirs: Vec::new() };
+        let same = vscode.pull_since(&location, &mark).unwrap();
+        assert!(matches!(same, Since::Appended(a) if a.entries.is_empty() && a.mark == mark), "unchanged");
+
+        std::fs::write(&file, text(&["a", "c", "b"])).unwrap();
+        let Since::Rewritten(rewritten) = vscode.pull_since(&location, &mark).unwrap() else { panic!("not in parts") };
+        let digests = &rewritten.mark.requests;
+        assert_eq!((&digests[0], &digests[2]), (&mark.requests[0], &mark.requests[1]));
+        assert!(!mark.requests.contains(&digests[1]));
+        assert_eq!(rewritten.requests[1].get().split_whitespace().collect::<String>(), r#"{"requestId":"c"}"#);
+        assert_eq!(rewritten.fields.keys().collect::<Vec<_>>(), ["version", "requests", "sessionId"]);
+        assert!(rewritten.mark.same_bytes(&read_session_file(&file).unwrap().mark.unwrap()));
+
+        // No `requests` array: read whole, which gives the session the model makes of it.
+        std::fs::write(&file, r#"{"sessionId": "s"}"#).unwrap();
+        assert!(matches!(vscode.pull_since(&location, &mark).unwrap(), Since::Whole(_)));
+    }
+
     /// Marks kept by an earlier version hold the SHA-256 of the bytes: the file is read whole
     /// once (which leaves a mark of today's kind), never misread.
     #[test]
