@@ -395,7 +395,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
                 let torn_tail = matches!(&since, Since::Appended(a) if a.torn_tail);
                 let applied = held.as_ref().and_then(|h| since_quick(journal, &listed, h, since));
                 // What the session held is moved into the plan, not copied, once it is settled.
-                match applied.zip(held.take()) {
+                match applied.and_then(|applied| Some((applied, held.take()?))) {
                     Some(((shape, changes, title, mark), held)) => {
                         if torn_tail {
                             torn(&mut report);

@@ -863,6 +863,24 @@ fn a_file_changed_alone_is_diffed_against_what_the_session_held_with_the_same_re
     }
 }
 
+/// New lines only a whole read can settle (VS Code compacting its log into one whole state)
+/// are still read against what the session held: the file is read whole, but the session's
+/// history is not.
+#[test]
+fn a_log_compacted_is_read_whole_against_what_the_session_held() {
+    let vs = Vs::new();
+    vs.age_files();
+    assert_eq!(vs.sync(&[]).0, 0);
+    let mut state = vs.remote(HAIKU);
+    state["customTitle"] = json!("Compacted");
+    vs.vscode_writes(HAIKU, json!({"kind": 0, "v": state}));
+    age(&vs.file(HAIKU));
+    let report = vs.sync_with(chasm::sync::Options { max_delete: 10, ..Default::default() }).0.unwrap();
+    assert_eq!(report.quick, 1, "diffed against the kept shape, not the history");
+    assert_eq!(vs.env.replay(HAIKU, None), vs.remote(HAIKU));
+    assert_eq!(vs.status(HAIKU), "synced");
+}
+
 /// A first sync records each session it has never seen without folding or merging: the events
 /// and states are those of a sync that takes the full path (forced here with a resolution
 /// for a conflict that does not exist), and the next change is read against its shape.
