@@ -128,9 +128,16 @@ pub fn jsonl_read(data: &[u8]) {
 /// Arbitrary bytes as a `.json` session: parse → serialize gives back an equal value, and the
 /// content hash depends on the value only.
 pub fn session_roundtrip(data: &[u8]) {
+    // A `.json` split into fields and request texts (see `provider::vscode::json`) is only
+    // ever what the whole parse gives: never more accepted, never another value.
+    let split = chasm::provider::vscode::json::split(data).and_then(|split| split.into_value());
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
+        assert!(split.is_none(), "split what the whole parse refuses");
         return;
     };
+    if let Some(split) = split {
+        assert_eq!(split, value);
+    }
     if let Ok(session) = Session::from_value(value.clone()) {
         let out = session.to_value();
         if value.get("requests").is_some() {
