@@ -403,10 +403,11 @@ fn bench_sync(scale: &Scale, tmp: &Path, rep: &mut Report) {
     );
     let changed = (scale.sessions / 100).max(1);
     // Rounds in which `changed` of `files` gain a request, each synced by chasm and committed
-    // by git: the medians of each.
+    // by git: the medians of each. As many as the short commands get: a round takes a tenth
+    // of a second, and git's commit alone moved by 10 ms between runs over five.
     let mut rounds = |files: &[PathBuf], first: usize| {
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        for round in first..first + scale.runs {
+        for round in first..first + SHORT_RUNS {
             for k in 0..changed {
                 let f = &files[(round * changed + k * 7) % files.len()];
                 if f.extension().is_some_and(|e| e == "jsonl") {
@@ -450,7 +451,7 @@ fn bench_sync(scale: &Scale, tmp: &Path, rep: &mut Report) {
     run(&mut chasm(&journal, &["sync", "--root", &root, "--max-delete", &gone.len().to_string()]));
     run(&mut git(&user, &["add", "-A"]));
     run(&mut git(&user, &["commit", "-qm", "deleted"]));
-    let (ours, theirs) = rounds(kept, scale.runs);
+    let (ours, theirs) = rounds(kept, SHORT_RUNS);
     rep.row(
         &format!("the same, {} sessions left and {} deleted in VS Code before", kept.len(), gone.len()),
         ms(ours),
