@@ -8,6 +8,9 @@
 //! Whatever this cannot apply exactly as a full read would (a whole new state, a line the full
 //! read would refuse, ids that need the whole list to tell apart) gives `None`, and the caller
 //! reads the file whole.
+//!
+//! A `.json` rewritten whole is settled the same way ([`crate::rewritten`]): its requests not
+//! read stand in for old ones, and [`changes`] and [`title`] fill them in where needed.
 
 use std::collections::HashSet;
 
@@ -23,7 +26,7 @@ use crate::shape::{Shape, request_digest};
 /// application, so no request in a log can pass for one.
 const HELD: &str = "\u{0}chasm-held";
 
-/// A log's new entries applied to a shape.
+/// A file's new content applied to a shape.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Applied {
     /// The session the log holds now; requests not read stand empty (see `held`).
