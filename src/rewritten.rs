@@ -56,7 +56,7 @@ mod tests {
     /// the mark with each request's digest.
     fn read(text: &str) -> (Session, Shape, LogMark) {
         let split = json::split(text.as_bytes()).unwrap();
-        let requests = split.requests.iter().map(|r| json::text_digest(r)).collect();
+        let requests = split.digests();
         let session = Session::from_value(split.into_value().unwrap()).unwrap();
         let shape = Shape::of(&session);
         (session, shape, LogMark { len: 0, digest: String::new(), requests })
@@ -64,7 +64,7 @@ mod tests {
 
     fn rewritten(text: &str) -> Rewritten {
         let split = json::split(text.as_bytes()).unwrap();
-        let requests = split.requests.iter().map(|r| json::text_digest(r)).collect();
+        let requests = split.digests();
         Rewritten {
             fields: split.fields,
             requests: split.requests,

@@ -34,11 +34,17 @@ pub fn split(text: &[u8]) -> Option<Split> {
 /// The digest of a request's text: XXH3-128 as 32 hex digits. Not a cryptographic hash: it
 /// tells a request's own earlier text from a changed one within one file, which nobody gains
 /// by making collide (whoever can write the file can write the change itself).
-pub fn text_digest(request: &RawValue) -> String {
+fn text_digest(request: &RawValue) -> String {
     format!("{:032x}", xxhash_rust::xxh3::xxh3_128(request.get().as_bytes()))
 }
 
 impl Split {
+    /// Each request's text digest, in order (what a mark keeps: see
+    /// [`crate::provider::LogMark::requests`]).
+    pub fn digests(&self) -> Vec<String> {
+        self.requests.iter().map(|r| text_digest(r)).collect()
+    }
+
     /// The whole session as one value, each request parsed from its text; `None` when a request
     /// does not parse on its own (deeper than the parser allows: the whole parse says so).
     pub fn into_value(self) -> Option<Value> {
@@ -129,7 +135,7 @@ mod tests {
     #[test]
     fn a_request_digest_follows_its_text() {
         let a = split(br#"{"requests": [{"a": 1}, {"a": 2}, {"a": 1}]}"#).unwrap();
-        let d: Vec<String> = a.requests.iter().map(|r| text_digest(r)).collect();
+        let d = a.digests();
         assert_eq!(d[0], d[2]);
         assert_ne!(d[0], d[1]);
         assert_eq!(d[0].len(), 32);

@@ -135,8 +135,8 @@ fn appended(bytes: &[u8], format: FileFormat, mark: &LogMark) -> Option<Appended
 /// `None` where they cannot be split (the whole read then says why, or reads them as ever).
 fn rewritten(bytes: &[u8]) -> Option<Rewritten> {
     let split = json::split(bytes.strip_prefix(BOM).unwrap_or(bytes))?;
-    let requests = split.requests.iter().map(|r| json::text_digest(r)).collect();
-    Some(Rewritten { fields: split.fields, requests: split.requests, mark: LogMark { requests, ..mark_of(bytes) } })
+    let mark = LogMark { requests: split.digests(), ..mark_of(bytes) };
+    Some(Rewritten { fields: split.fields, requests: split.requests, mark })
 }
 
 /// Why a session file cannot be read.
@@ -266,11 +266,8 @@ fn session_file_of(path: &Path, bytes: Vec<u8>) -> Result<SessionFile, ReadError
     let text = bytes.strip_prefix(BOM).unwrap_or(&bytes);
     let (value, torn_tail, mark) = match format {
         // In parts where it can be (to note each request's digest), else whole.
-        FileFormat::Json => match json::split(text).and_then(|split| {
-            let requests = split.requests.iter().map(|r| json::text_digest(r)).collect();
-            Some((split.into_value()?, requests))
-        }) {
-            Some((value, requests)) => (value, false, Some(LogMark { requests, ..mark_of(&bytes) })),
+        FileFormat::Json => match json::split(text).and_then(|split| Some((split.digests(), split.into_value()?))) {
+            Some((requests, value)) => (value, false, Some(LogMark { requests, ..mark_of(&bytes) })),
             None => {
                 let value: Value =
                     serde_json::from_slice(text).map_err(|source| ReadError::Json { path: path.to_owned(), source })?;
