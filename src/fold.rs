@@ -21,7 +21,7 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::journal::{ChangeType, EntityType, Origin, SyncChange};
 use crate::session::{REQUESTS_KEY, Request, Session, entity_ids, json_type};
@@ -88,12 +88,20 @@ pub fn message_payload(index: usize, request: &Request) -> Value {
 
 /// [`message_payload`] taking the request rather than copying it.
 pub fn message_payload_of(index: usize, request: Request) -> Value {
-    json!({"index": index, "request": request.into_value()})
+    // Built by hand: `json!` would serialize the request into a copy of itself (a tenth of a
+    // first sync's time) only to drop the original.
+    let mut payload = Map::with_capacity(2);
+    payload.insert("index".to_owned(), index.into());
+    payload.insert("request".to_owned(), request.into_value());
+    Value::Object(payload)
 }
 
 /// The payload of a `metadata/update`.
 pub fn metadata_payload(value: &Value, position: usize) -> Value {
-    json!({"value": value, "position": position})
+    let mut payload = Map::with_capacity(2);
+    payload.insert("value".to_owned(), value.clone());
+    payload.insert("position".to_owned(), position.into());
+    Value::Object(payload)
 }
 
 /// Folds events (one session's, in seq order) into its state; `None` when there are none.
@@ -357,6 +365,22 @@ mod tests {
     use crate::journal::{NewChange, Origin};
     use chrono::Utc;
     use proptest::prelude::*;
+
+    #[test]
+    fn payloads_keep_the_bytes_the_journal_has_always_hashed() {
+        // Records are hashed over their payload's bytes: building one by hand must give the
+        // same object, keys in the same order, as the `json!` it replaced.
+        let request = json!({"requestId": "r", "n": 1.50, "big": 123456789012345678901234567890u128.to_string()});
+        let built = message_payload_of(3, Request::from_value(request.clone()).unwrap());
+        let expected = json!({"index": 3, "request": request});
+        assert_eq!(serde_json::to_string(&built).unwrap(), serde_json::to_string(&expected).unwrap());
+        let value = json!({"b": [1, 2], "a": null});
+        let expected = json!({"value": value, "position": 7});
+        assert_eq!(
+            serde_json::to_string(&metadata_payload(&value, 7)).unwrap(),
+            serde_json::to_string(&expected).unwrap()
+        );
+    }
 
     fn event(
         seq: u64,
