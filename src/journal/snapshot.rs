@@ -40,18 +40,28 @@ pub const SNAPSHOT_INTERVAL: u64 = 64;
 /// snapshot: consecutive snapshots of a session then share a long prefix and suffix, and the
 /// store keeps most as a delta of the one before (see `Store::put_snapshot`).
 fn encode(record_hash: &[u8; 32], state: &SessionState) -> Vec<u8> {
-    let requests: Vec<Value> =
-        state.ids.iter().zip(&state.sources).map(|(id, s)| json!([id, s.seq, s.index])).collect();
-    let body = json!({
-        "fields": state.session.without_requests().to_value(),
-        "requests": requests,
-        "exists": state.exists,
-        "tags": state.tags,
-        "last_seq": state.last_seq,
-        "deleted_seq": state.deleted_seq,
-        "last_checkpoint": state.last_checkpoint,
-    });
-    let body = serde_json::to_vec(&body).expect("a JSON value serializes");
+    /// Written straight to bytes, the fields in this order: a `json!` value would be a copy of
+    /// everything in it, made only to be written and dropped.
+    #[derive(serde::Serialize)]
+    struct Encoded<'a> {
+        fields: Value,
+        requests: Vec<(&'a str, u64, Option<u32>)>,
+        exists: bool,
+        tags: &'a BTreeSet<String>,
+        last_seq: u64,
+        deleted_seq: Option<u64>,
+        last_checkpoint: Option<u64>,
+    }
+    let body = Encoded {
+        fields: state.session.without_requests().to_value(),
+        requests: state.ids.iter().zip(&state.sources).map(|(id, s)| (id.as_str(), s.seq, s.index)).collect(),
+        exists: state.exists,
+        tags: &state.tags,
+        last_seq: state.last_seq,
+        deleted_seq: state.deleted_seq,
+        last_checkpoint: state.last_checkpoint,
+    };
+    let body = serde_json::to_vec(&body).expect("a snapshot serializes");
     let mut out = Vec::with_capacity(64 + body.len());
     out.extend_from_slice(record_hash);
     out.extend_from_slice(&Sha256::digest(&body));
@@ -518,6 +528,10 @@ mod tests {
         };
         state.tags.insert("t".into());
         let bytes = encode(&[9; 32], &state);
+        // The body's fields in the order the store's deltas between snapshots count on.
+        let body = json!({"fields": {"sessionId": "s", "requests": []}, "requests": [["r1", 3, 0]], "exists": true,
+                          "tags": ["t"], "last_seq": 7, "deleted_seq": null, "last_checkpoint": 5});
+        assert_eq!(String::from_utf8_lossy(&bytes[64..]), body.to_string());
         let stored = decode_snapshot(7, &bytes).unwrap();
         let mut back = stored.state;
         back.session.requests = state.session.requests.clone();
