@@ -863,6 +863,62 @@ fn a_file_changed_alone_is_diffed_against_what_the_session_held_with_the_same_re
     }
 }
 
+/// The same for the real sessions, as VS Code goes on changing them: a response streamed
+/// into the last request, a request added, the title set, the first request dropped. Each
+/// change is read against the kept shape (a `.json` in parts, a `.jsonl` by its new lines) and
+/// gives the events and states a read of the history gives.
+#[test]
+fn real_sessions_changed_by_vs_code_are_read_against_what_they_held_with_the_same_result() {
+    let Some(files) = real_fixtures() else { return };
+    for f in &files {
+        let format = f.extension().unwrap().to_str().unwrap();
+        let id = vscode_read(f)["sessionId"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| f.file_stem().unwrap().to_str().unwrap().to_owned());
+        let (quick, full) = (Vs { env: Env::new() }, Vs { env: Env::new() });
+        for vs in [&quick, &full] {
+            std::fs::copy(f, vs.env.chat_dir().join(format!("{id}.{format}"))).unwrap();
+            age(&vs.file(&id));
+            assert_eq!(vs.sync(&[]).0, 0);
+        }
+        for step in 0..4 {
+            for vs in [&quick, &full] {
+                let mut v = vs.remote(&id);
+                let n = v["requests"].as_array().unwrap().len();
+                let mut added = v["requests"][0].clone();
+                added["requestId"] = json!(format!("request_added-{step}"));
+                let streamed = json!([{"value": format!("streamed at step {step}")}]);
+                if format == "jsonl" {
+                    let line = match step {
+                        0 => json!({"kind": 1, "k": ["requests", n - 1, "response"], "v": streamed}),
+                        1 => json!({"kind": 2, "k": ["requests"], "v": [added]}),
+                        2 => json!({"kind": 1, "k": ["customTitle"], "v": "Retitled"}),
+                        _ => json!({"kind": 2, "k": ["requests"], "i": n - 1}),
+                    };
+                    vs.vscode_writes(&id, line);
+                } else {
+                    match step {
+                        0 => v["requests"][n - 1]["response"] = streamed,
+                        1 => v["requests"].as_array_mut().unwrap().push(added),
+                        2 => v["customTitle"] = json!("Retitled"),
+                        _ => _ = v["requests"].as_array_mut().unwrap().remove(0),
+                    }
+                    std::fs::write(vs.file(&id), serde_json::to_string_pretty(&v).unwrap()).unwrap();
+                }
+                age(&vs.file(&id));
+            }
+            forget_shapes(&full);
+            let report = quick.sync_with(chasm::sync::Options::default()).0.unwrap();
+            assert_eq!(report.quick, 1, "{f:?} step {step}: read from its history");
+            assert_eq!(full.sync(&[]).0, 0);
+            assert_eq!(events_of(&quick), events_of(&full), "{f:?} step {step}");
+            assert_eq!(quick.env.replay(&id, None), quick.remote(&id), "{f:?} step {step}");
+            assert_eq!(quick.status(&id), "synced", "{f:?} step {step}");
+        }
+    }
+}
+
 /// New lines only a whole read can settle (VS Code compacting its log into one whole state)
 /// are still read against what the session held: the file is read whole, but the session's
 /// history is not.
