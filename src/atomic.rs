@@ -7,6 +7,16 @@ use std::path::Path;
 /// over the target, then fsync of the directory. On any error the target is left as it was and
 /// the temporary file is removed.
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_with(path, |out| out.write_all(bytes))
+}
+
+/// [`write()`] for contents made as they are written (an export of a whole journal), so that
+/// they are never all in memory at once. Whatever `fill` fails with is returned, the target
+/// left as it was.
+pub fn write_with<E: From<std::io::Error>>(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> Result<(), E>,
+) -> Result<(), E> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -18,8 +28,10 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp_name.push(format!(".chasm-{}.tmp", uuid::Uuid::new_v4().simple()));
     let tmp = dir.join(tmp_name);
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(bytes)?;
+        let f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut out = std::io::BufWriter::with_capacity(64 << 10, f);
+        fill(&mut out)?;
+        let f = out.into_inner().map_err(std::io::IntoInnerError::into_error)?;
         f.sync_all()?;
         drop(f);
         std::fs::rename(&tmp, path)?;

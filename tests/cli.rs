@@ -251,16 +251,20 @@ fn a_closed_stdout_is_not_an_error() {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let a = write_session(&env, "abc-1", "Long", &refs);
     env.ok(&["capture", p(&a)]);
-    let mut child = common::chasm_command()
-        .args(["--journal", p(&env.journal()), "log"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Each writes more than a pipe holds (`export` as it reads, the others at the end).
+    for command in [&["log"][..], &["log", "--json"], &["export", "-q"]] {
+        let mut child = common::chasm_command()
+            .args(["--journal", p(&env.journal())])
+            .args(command)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{command:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stderr.is_empty(), "{command:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
 }
 
 /// Runs a shell command under a pseudo-terminal (`script`), or `None` where there is none.

@@ -201,3 +201,22 @@ fn lost_finals_change_no_replay_and_verify_restores_them() {
     assert_eq!(finals(&env), 1);
     assert_eq!(env.ok(&["replay", "dddd"]), replayed);
 }
+
+/// An export is read and written a record at a time, after its header has said how many
+/// follow: a record missing from the journal fails it, naming the record, and `-o` leaves no
+/// file behind (nor one that would import as a history with a hole in it).
+#[test]
+fn an_export_of_a_journal_missing_a_record_fails_and_writes_nothing() {
+    let env = journal_with_history();
+    tamper(&env, |db| {
+        db.execute("DELETE FROM log WHERE seq = 3", []).unwrap();
+    });
+    let file = env.dir.path().join("backup.jsonl");
+    let line = env.fails(&["export", "-o", file.to_str().unwrap()]);
+    assert!(line.contains("record 3 is missing"), "{line}");
+    assert!(!file.exists());
+    assert_eq!(std::fs::read_dir(env.dir.path()).unwrap().count(), 2, "a temporary was left behind");
+    // Continuing past the hole still works.
+    let out = env.ok(&["export", "--since", "4"]);
+    assert_eq!(out.lines().count(), 5, "{out}");
+}

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
+use crate::journal::OpenMode;
 use crate::journal::export::{header, record_line};
-use crate::journal::{OpenMode, SyncChange};
 
 /// Write journal records as portable JSON Lines (for `chasm import`)
 #[derive(Debug, clap::Args)]
@@ -26,35 +26,44 @@ pub struct Args {
 
 pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress) -> Result<ExitCode> {
     let journal = super::open_journal(journal_dir, OpenMode::Read)?;
-    let since = args.since.unwrap_or(0);
+    let since = args.since.unwrap_or(0).max(1);
     let session = args.session.as_deref().map(|p| journal.resolve_session(p)).transpose()?;
-    let records: Vec<SyncChange> = match &session {
-        Some(id) => journal
-            .session_seqs(id)?
-            .into_iter()
-            .filter(|seq| *seq >= since)
-            .filter_map(|seq| journal.get(seq).transpose())
-            .collect::<Result<_, _>>()?,
-        None => journal.iter().filter(|r| r.as_ref().map_or(true, |r| r.seq >= since)).collect::<Result<_, _>>()?,
+    // Counted first (the header says how many follow), then read and written one at a time:
+    // a journal of a million records is never in memory whole.
+    let seqs: Vec<u64> = match &session {
+        Some(id) => journal.session_seqs(id)?.into_iter().filter(|seq| *seq >= since).collect(),
+        None => (since..=journal.last_seq()).collect(),
     };
-    let mut text = format!("{}\n", header(session.as_deref(), args.since, records.len(), journal.last_seq()));
-    let total = records.len() as u64;
-    for (n, r) in records.iter().enumerate() {
-        if n % 1024 == 0 {
-            progress.report("exporting records", n as u64, total);
+    let total = seqs.len() as u64;
+    let write = |out: &mut dyn Write| -> Result<()> {
+        writeln!(out, "{}", header(session.as_deref(), args.since, seqs.len(), journal.last_seq()))?;
+        let mut records = journal.iter_from(since);
+        for (n, &seq) in seqs.iter().enumerate() {
+            if n % 1024 == 0 {
+                progress.report("exporting records", n as u64, total);
+            }
+            let record = match session {
+                Some(_) => journal.get(seq)?,
+                None => records.next().transpose()?,
+            };
+            let record = record
+                .filter(|r| r.seq == seq)
+                .with_context(|| format!("record {seq} is missing from the journal (`chasm verify` checks it)"))?;
+            // As an io::Error again, so that a reader that stops early (`| head`) is no failure.
+            serde_json::to_writer(&mut *out, &record_line(&record)).map_err(std::io::Error::from)?;
+            out.write_all(b"\n")?;
         }
-        text.push_str(&record_line(r).to_string());
-        text.push('\n');
-    }
-    progress.report("exporting records", total, total);
+        progress.report("exporting records", total, total);
+        Ok(())
+    };
     match &args.output {
         Some(path) => {
-            crate::atomic::write(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("exported {} record(s) to {}", records.len(), path.display());
+            crate::atomic::write_with(path, write).with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("exported {} record(s) to {}", seqs.len(), path.display());
         }
         None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())?;
+            let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
+            write(&mut out)?;
             out.flush()?;
         }
     }

@@ -5,7 +5,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use serde_json::Value;
 
 use super::style::{self, Paint};
 use super::time::{Point, parse_point};
@@ -287,7 +286,7 @@ fn graph(journal: &crate::journal::Journal, session: Option<&str>, args: &Args, 
 
 /// The `--json` form of a record (the schema is in the README): the same object as a line of
 /// `chasm export`.
-pub fn json_line(r: &SyncChange) -> Value {
+pub fn json_line(r: &SyncChange) -> crate::journal::export::RecordLine<'_> {
     crate::journal::export::record_line(r)
 }
 

@@ -460,7 +460,13 @@ impl Journal {
     /// Every record in seq order, oldest first, read a chunk at a time. A record that does not
     /// decode is an error item, not a panic.
     pub fn iter(&self) -> Records<'_> {
-        Records { store: &self.store, next: 1, last: self.last_seq, ahead: Vec::new() }
+        self.iter_from(1)
+    }
+
+    /// [`Journal::iter`] from `seq` on: an export that continues the last one reads only the
+    /// records it writes.
+    pub fn iter_from(&self, seq: u64) -> Records<'_> {
+        Records { store: &self.store, next: seq.max(1), last: self.last_seq, ahead: Vec::new() }
     }
 
     /// One session's records in seq order, in one query.
