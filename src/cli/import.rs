@@ -1,17 +1,21 @@
 //! `chasm import`: append the records of an export that the journal does not have yet.
 //!
 //! The whole file is checked first (every hash, every chain link it holds); a file that fails
-//! is refused whole, naming the first bad record, and nothing is appended. Records the journal
+//! is refused whole, naming the first bad record, and nothing is appended. It is then read
+//! again to append, so that an export of a million records is never in memory whole. Records the journal
 //! already has (by record id) are skipped, so importing a file twice adds nothing. Records that
 //! continue this journal's own chain (an import into an empty journal, or into the journal they
 //! came from) are stored exactly as they are; others take new seqs here, keeping their id,
 //! time and content.
 
 use std::collections::HashSet;
+use std::fs::File;
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
+use uuid::Uuid;
 
 use crate::journal::{OpenMode, export};
 
@@ -28,47 +32,66 @@ pub fn run(
     settings: &crate::config::Settings,
     progress: &crate::progress::Progress,
 ) -> Result<ExitCode> {
-    let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
-    let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", args.file.display()))?;
-    let records = match export::parse(&text) {
-        Ok(r) => r,
-        Err(e) => bail!("{}: refused, nothing imported: {e}", args.file.display()),
+    let path = args.file.display();
+    let refused = |e: export::ExportError| anyhow!("{path}: refused, nothing imported: {e}");
+    let read = || -> Result<export::Reader<BufReader<File>>> {
+        let file = File::open(&args.file).with_context(|| format!("cannot read {path}"))?;
+        export::Reader::new(BufReader::with_capacity(1 << 16, file)).map_err(refused)
     };
+    // The file is read twice, a record at a time: checked whole first, keeping only what
+    // decides what to append (each record's id, seq and link), then appended.
+    let mut listed: Vec<(Uuid, u64, [u8; 32])> = Vec::new();
+    for r in read()? {
+        let r = r.map_err(refused)?;
+        listed.push((r.id, r.seq, r.prev_hash));
+    }
     let mut journal = super::open_journal(journal_dir, OpenMode::Create)?;
     let mut have = HashSet::new();
     let known = journal.last_seq();
-    for (n, r) in journal.iter().enumerate() {
+    for (n, id) in journal.record_ids().enumerate() {
         if n % 4096 == 0 {
             progress.report("reading the journal", n as u64, known);
         }
-        have.insert(r?.id);
+        have.insert(id?);
     }
     progress.report("reading the journal", known, known);
-    let total = records.len();
-    let new: Vec<_> = records.into_iter().filter(|r| !have.contains(&r.id)).collect();
-    if new.is_empty() {
+    let total = listed.len();
+    let new: Vec<&(Uuid, u64, [u8; 32])> = listed.iter().filter(|(id, ..)| !have.contains(id)).collect();
+    let Some(&&(_, first_seq, first_link)) = new.first() else {
         println!("nothing to import: the journal already has all {total} record(s)");
         return Ok(ExitCode::SUCCESS);
-    }
-    let continues = new[0].seq == journal.last_seq() + 1
-        && new[0].prev_hash == journal.head_hash()?
-        && new.windows(2).all(|w| w[1].seq == w[0].seq + 1);
+    };
+    let continues = first_seq == journal.last_seq() + 1
+        && first_link == journal.head_hash()?
+        && new.windows(2).all(|w| w[1].1 == w[0].1 + 1);
     // In batches of `batch_size`, each durable before the next, so an import stopped half-way
     // keeps what it appended (importing again adds the rest).
     let count = new.len() as u64;
-    let mut added = Vec::with_capacity(new.len());
-    let mut batches = new.into_iter().peekable();
-    while batches.peek().is_some() {
-        let batch: Vec<_> = batches.by_ref().take(settings.batch_size).collect();
-        let stored = if continues { journal.append_verbatim(batch)? } else { journal.append_foreign(batch)? };
-        added.extend(stored.into_iter().map(|r| r.seq));
-        progress.report("importing records", added.len() as u64, count);
+    let mut expected = new.iter().map(|(id, ..)| *id);
+    let (mut added, mut seqs) = (0u64, None::<(u64, u64)>);
+    let mut batch = Vec::with_capacity(settings.batch_size.min(new.len()));
+    let mut records = read()?.filter(|r| r.as_ref().map_or(true, |r| !have.contains(&r.id))).peekable();
+    while let Some(r) = records.next() {
+        let r = r.map_err(|e| anyhow!("{path} changed while it was imported: {e}"))?;
+        if expected.next() != Some(r.id) {
+            bail!("{path} changed while it was imported (record {} is not the one checked)", r.seq);
+        }
+        batch.push(r);
+        if batch.len() == settings.batch_size || records.peek().is_none() {
+            let batch = std::mem::take(&mut batch);
+            let stored = if continues { journal.append_verbatim(batch)? } else { journal.append_foreign(batch)? };
+            added += stored.len() as u64;
+            if let (Some(first), Some(last)) = (stored.first(), stored.last()) {
+                seqs = Some((seqs.map_or(first.seq, |s| s.0), last.seq));
+            }
+            progress.report("importing records", added, count);
+        }
     }
+    let Some((first, last)) = seqs.filter(|_| added == count) else {
+        bail!("{path} changed while it was imported ({added} of {count} new records appended; import it again)");
+    };
     println!(
-        "imported {} of {total} record(s) as seqs {}..={}{}",
-        added.len(),
-        added[0],
-        added[added.len() - 1],
+        "imported {added} of {total} record(s) as seqs {first}..={last}{}",
         if continues { "" } else { " (new seqs in this journal; ids, times and content kept)" }
     );
     Ok(ExitCode::SUCCESS)

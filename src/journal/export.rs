@@ -114,57 +114,120 @@ pub struct ExportError {
     pub reason: String,
 }
 
-/// Parses a whole export and checks its chain: every record's own hash, seqs strictly rising,
-/// and each record's `prev_hash` equal to the hash of the record before it wherever both are in
-/// the file (a full export is one unbroken chain from the genesis hash). The header's count
-/// catches a file cut short.
+/// Parses a whole export held in memory (see [`Reader`]).
 pub fn parse(text: &str) -> Result<Vec<SyncChange>, ExportError> {
-    let bad = |line: usize, seq: Option<u64>, reason: String| ExportError { line, seq, reason };
-    if !text.is_empty() && !text.ends_with('\n') {
-        let n = text.lines().count();
-        return Err(bad(n, None, "the last line is incomplete (the file was cut short)".into()));
+    Reader::new(text.as_bytes())?.collect()
+}
+
+/// Reads an export a record at a time, checking its chain as it goes: every record's own
+/// hash, seqs strictly rising, and each record's `prev_hash` equal to the hash of the record
+/// before it wherever both are in the file (a full export is one unbroken chain from the
+/// genesis hash); at the end, the header's count catches a file cut short. A million-record
+/// export is read in the memory of one record. The first error ends the records.
+pub struct Reader<R> {
+    input: R,
+    /// The line last read (the header is line 1), and its bytes.
+    line: usize,
+    buf: Vec<u8>,
+    /// A whole-journal export (no session, no `since`): its records are every seq from 1.
+    whole: bool,
+    /// The header's count of records.
+    expected: Option<u64>,
+    /// The seq and hash of the record before, and how many there were.
+    prev: Option<(u64, [u8; 32])>,
+    count: u64,
+    done: bool,
+}
+
+impl<R: std::io::BufRead> Reader<R> {
+    /// Reads and checks the header line.
+    pub fn new(input: R) -> Result<Reader<R>, ExportError> {
+        let mut reader =
+            Reader { input, line: 0, buf: Vec::new(), whole: false, expected: None, prev: None, count: 0, done: false };
+        let Some(first) = reader.next_line()? else { return Err(reader.bad(None, "the file is empty".into())) };
+        let header: Value =
+            serde_json::from_str(first).map_err(|e| reader.bad(None, format!("not a chasm export: {e}")))?;
+        match header.get("chasm_export").and_then(Value::as_u64) {
+            Some(EXPORT_VERSION) => {}
+            Some(v) => return Err(reader.bad(None, format!("export version {v} is newer than this chasm reads"))),
+            None => return Err(reader.bad(None, "not a chasm export (no `chasm_export` header)".into())),
+        }
+        reader.whole =
+            header.get("session").is_none_or(Value::is_null) && header.get("since").is_none_or(Value::is_null);
+        reader.expected = header.get("records").and_then(Value::as_u64);
+        Ok(reader)
     }
-    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
-    let Some((_, first)) = lines.next() else { return Err(bad(1, None, "the file is empty".into())) };
-    let header: Value = serde_json::from_str(first).map_err(|e| bad(1, None, format!("not a chasm export: {e}")))?;
-    match header.get("chasm_export").and_then(Value::as_u64) {
-        Some(EXPORT_VERSION) => {}
-        Some(v) => return Err(bad(1, None, format!("export version {v} is newer than this chasm reads"))),
-        None => return Err(bad(1, None, "not a chasm export (no `chasm_export` header)".into())),
+
+    fn bad(&self, seq: Option<u64>, reason: String) -> ExportError {
+        ExportError { line: self.line.max(1), seq, reason }
     }
-    let mut records: Vec<SyncChange> = Vec::new();
-    for (n, line) in lines {
-        let v: Value = serde_json::from_str(line).map_err(|e| bad(n, None, format!("not valid JSON: {e}")))?;
+
+    /// The next line as text, without its newline; `None` at the end of the file.
+    fn next_line(&mut self) -> Result<Option<&str>, ExportError> {
+        self.buf.clear();
+        let read =
+            self.input.read_until(b'\n', &mut self.buf).map_err(|e| self.bad(None, format!("cannot read: {e}")))?;
+        if read == 0 {
+            return Ok(None);
+        }
+        self.line += 1;
+        if self.buf.pop() != Some(b'\n') {
+            return Err(self.bad(None, "the last line is incomplete (the file was cut short)".into()));
+        }
+        if self.buf.last() == Some(&b'\r') {
+            self.buf.pop();
+        }
+        match std::str::from_utf8(&self.buf) {
+            Ok(text) => Ok(Some(text)),
+            Err(_) => Err(ExportError { line: self.line, seq: None, reason: "not UTF-8 text".into() }),
+        }
+    }
+
+    fn next_record(&mut self) -> Result<Option<SyncChange>, ExportError> {
+        let Some(line) = self.next_line()? else {
+            return match self.expected {
+                Some(e) if e != self.count => {
+                    Err(self.bad(None, format!("the header promises {e} records, the file holds {}", self.count)))
+                }
+                _ => Ok(None),
+            };
+        };
+        let v: Value = serde_json::from_str(line).map_err(|e| self.bad(None, format!("not valid JSON: {e}")))?;
         let seq = v.get("seq").and_then(Value::as_u64);
-        let record = parse_record(&v).map_err(|reason| bad(n, seq, reason))?;
-        match records.last() {
-            Some(prev) if record.seq <= prev.seq => {
-                return Err(bad(n, seq, format!("seq {} does not follow seq {}", record.seq, prev.seq)));
+        let record = parse_record(&v).map_err(|reason| self.bad(seq, reason))?;
+        match self.prev {
+            Some((prev, _)) if record.seq <= prev => {
+                return Err(self.bad(seq, format!("seq {} does not follow seq {prev}", record.seq)));
             }
-            Some(prev) if record.seq == prev.seq + 1 && record.prev_hash != prev.hash => {
-                return Err(bad(n, seq, format!("prev_hash does not match the hash of seq {}", prev.seq)));
+            Some((prev, hash)) if record.seq == prev + 1 && record.prev_hash != hash => {
+                return Err(self.bad(seq, format!("prev_hash does not match the hash of seq {prev}")));
             }
             None if record.seq == 1 && record.prev_hash != super::record::GENESIS_HASH => {
-                return Err(bad(n, seq, "the first record does not start the chain".into()));
+                return Err(self.bad(seq, "the first record does not start the chain".into()));
             }
             _ => {}
         }
-        records.push(record);
+        // A whole-journal export is every record from the first: a missing one is a gap.
+        if self.whole && record.seq != self.count + 1 {
+            return Err(self.bad(seq, format!("record {} is missing from a whole-journal export", self.count + 1)));
+        }
+        self.prev = Some((record.seq, record.hash));
+        self.count += 1;
+        Ok(Some(record))
     }
-    // A whole-journal export is every record from the first: a missing one is a gap.
-    let whole = header.get("session").is_none_or(Value::is_null) && header.get("since").is_none_or(Value::is_null);
-    if whole && let Some((i, r)) = records.iter().enumerate().find(|(i, r)| r.seq != *i as u64 + 1) {
-        return Err(bad(i + 2, Some(r.seq), format!("record {} is missing from a whole-journal export", i + 1)));
+}
+
+impl<R: std::io::BufRead> Iterator for Reader<R> {
+    type Item = Result<SyncChange, ExportError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let next = self.next_record().transpose();
+        self.done = !matches!(next, Some(Ok(_)));
+        next
     }
-    let expected = header.get("records").and_then(Value::as_u64);
-    if expected.is_some_and(|e| e != records.len() as u64) {
-        return Err(bad(
-            text.lines().count(),
-            None,
-            format!("the header promises {} records, the file holds {}", expected.unwrap_or(0), records.len()),
-        ));
-    }
-    Ok(records)
 }
 
 #[cfg(test)]
@@ -206,6 +269,26 @@ mod tests {
     fn an_export_parses_back_to_the_same_records() {
         let records = chain(3);
         assert_eq!(parse(&export(&records)).unwrap(), records);
+    }
+
+    #[test]
+    fn a_reader_hands_out_each_record_checked_and_stops_at_the_first_bad_one() {
+        let records = chain(4);
+        let text = export(&records).replacen("\"r3\"", "\"rX\"", 1);
+        let mut reader = Reader::new(text.as_bytes()).unwrap();
+        assert_eq!(reader.next().unwrap().unwrap(), records[0]);
+        assert_eq!(reader.next().unwrap().unwrap(), records[1]);
+        let e = reader.next().unwrap().unwrap_err();
+        assert_eq!((e.line, e.seq), (4, Some(3)), "{e}");
+        assert!(reader.next().is_none(), "went on after an error");
+        // Lines ending in CRLF (a file passed through Windows) read the same.
+        assert_eq!(parse(&export(&records).replace('\n', "\r\n")).unwrap(), records);
+        // Not UTF-8: refused at its line.
+        let mut bytes = export(&records).into_bytes();
+        let at = bytes.iter().rposition(|&b| b == b'r').unwrap();
+        bytes[at] = 0xff;
+        let e = Reader::new(&bytes[..]).unwrap().find_map(Result::err).unwrap();
+        assert_eq!((e.line, e.reason.as_str()), (5, "not UTF-8 text"));
     }
 
     #[test]

@@ -466,7 +466,18 @@ impl Journal {
     /// [`Journal::iter`] from `seq` on: an export that continues the last one reads only the
     /// records it writes.
     pub fn iter_from(&self, seq: u64) -> Records<'_> {
-        Records { store: &self.store, next: seq.max(1), last: self.last_seq, ahead: Vec::new() }
+        Records { store: &self.store, next: seq.max(1), last: self.last_seq, ahead: Vec::new(), read: decode }
+    }
+
+    /// Every record's id in seq order, its payload left unparsed: what an import checks a file
+    /// against, in a fraction of the time of reading every record.
+    pub fn record_ids(&self) -> Records<'_, uuid::Uuid> {
+        fn id_of(seq: u64, bytes: &[u8]) -> Result<uuid::Uuid, JournalError> {
+            record::Fields::of(bytes)
+                .map(|f| uuid::Uuid::from_bytes(f.body.id))
+                .map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })
+        }
+        Records { store: &self.store, next: 1, last: self.last_seq, ahead: Vec::new(), read: id_of }
     }
 
     /// One session's records in seq order, in one query.
@@ -830,21 +841,23 @@ fn create_dir_durably(dir: &Path) -> Result<(), JournalError> {
     Ok(())
 }
 
-/// Every record in seq order, read a chunk at a time (see [`Journal::iter`]).
-pub struct Records<'a> {
+/// Every record in seq order, read a chunk at a time (see [`Journal::iter`]), or what `read`
+/// takes from each ([`Journal::record_ids`]).
+pub struct Records<'a, T = SyncChange> {
     store: &'a Store,
     /// The next seq to read, and the last.
     next: u64,
     last: u64,
     /// Read ahead, reversed: `pop` yields the lowest.
     ahead: Vec<(u64, store::Shared)>,
+    read: fn(u64, &[u8]) -> Result<T, JournalError>,
 }
 
 /// Records read from the log per step of [`Records`].
 const CHUNK: u64 = 512;
 
-impl Iterator for Records<'_> {
-    type Item = Result<SyncChange, JournalError>;
+impl<T> Iterator for Records<'_, T> {
+    type Item = Result<T, JournalError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         while self.ahead.is_empty() && self.next <= self.last {
@@ -858,7 +871,7 @@ impl Iterator for Records<'_> {
             }
             self.next = hi + 1;
         }
-        self.ahead.pop().map(|(seq, bytes)| decode(seq, &bytes))
+        self.ahead.pop().map(|(seq, bytes)| (self.read)(seq, &bytes))
     }
 }
 
