@@ -352,3 +352,35 @@ fn empty_environment_variables_count_as_unset() {
     let line = common::assert_error_line(&out);
     assert!(line.contains(&format!("no journal at {}", home.join(".local/share/chasm/journal").display())), "{line}");
 }
+
+/// The graph holds events without what they changed and reads the words of the lines it
+/// shows afterwards, a chunk of records at a time: each line still says what the plain log's
+/// line for the same record says, for the whole journal and for one session, across chunks.
+#[test]
+fn the_graphs_lines_say_what_the_logs_lines_say() {
+    let env = Env::new();
+    for (id, n) in [("aaaa1111-graph", 300), ("bbbb2222-graph", 280)] {
+        let texts: Vec<String> = (0..n).map(|i| format!("{id} question {i}")).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        env.ok(&["capture", p(&write_session(&env, id, "Long", &refs))]);
+    }
+    for args in
+        [&["--entity", "message", "-n", "550"][..], &["aaaa1111", "--reverse", "-n", "290", "--entity", "message"]]
+    {
+        let plain = env.ok(&[&["log"][..], args].concat());
+        let graph = env.ok(&[&["log", "--graph"][..], args].concat());
+        let (plain, graph): (Vec<&str>, Vec<&str>) = (plain.lines().collect(), graph.lines().skip(1).collect());
+        assert_eq!(plain.len(), graph.len(), "{args:?}");
+        assert!(plain.len() > 280, "{args:?}: {}", plain.len());
+        for (p, g) in plain.iter().zip(&graph) {
+            let words = words_of(g);
+            assert!(words.contains("question"), "{g}");
+            assert!(p.split_whitespace().next() == g.split_whitespace().next() && p.ends_with(words), "{p}\n{g}");
+        }
+    }
+}
+
+/// A graph line's words: what follows its `YYYY-MM-DD HH:MM:SS` and two spaces.
+fn words_of(line: &str) -> &str {
+    &line[line.find(':').expect("a time") + ":MM:SS  ".len()..]
+}

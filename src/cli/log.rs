@@ -258,20 +258,32 @@ fn chunks<'a>(
 }
 
 /// `--graph`: the marks need the whole history in order, so it is read oldest first; the
-/// lines shown are filtered and limited like the plain log's.
-fn graph(journal: &crate::journal::Journal, session: Option<&str>, args: &Args, limit: usize) -> Result<ExitCode> {
-    let events: Vec<SyncChange> = match session {
-        Some(id) => journal.session_events(id)?,
-        None => (1..=journal.last_seq()).filter_map(|seq| journal.get(seq).transpose()).collect::<Result<_, _>>()?,
-    };
+/// lines shown are filtered and limited like the plain log's. What each event changed is not
+/// needed for the marks: events are held without their payloads (a journal of a million
+/// events is hundreds of megabytes of them), and only the lines shown read theirs again, for
+/// their words.
+fn graph(journal: &Journal, session: Option<&str>, args: &Args, limit: usize) -> Result<ExitCode> {
+    let events = stored_in_order(journal, session, None, |seq, bytes| {
+        SyncChange::decode_with(bytes, |_| Some(serde_json::Value::Null))
+            .map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })
+    })?;
     let lines = super::graph::lines(&events);
-    let mut shown: Vec<String> = lines
-        .iter()
-        .rev()
-        .filter(|l| args.matches(&Head::of(l.event)))
-        .take(limit)
-        .map(|l| super::graph::render(l, &lines::summary(l.event), session.is_none(), style::colour()))
-        .collect();
+    let picked: Vec<&super::graph::Line> =
+        lines.iter().rev().filter(|l| args.matches(&Head::of(l.event))).take(limit).collect();
+    let mut shown = Vec::with_capacity(picked.len());
+    // Their records read a chunk at a time, over the seqs the chunk spans.
+    for chunk in picked.chunks(CHUNK) {
+        let span = chunk.last().map_or(0, |l| l.event.seq)..=chunk.first().map_or(0, |l| l.event.seq);
+        let words = stored_in_order(journal, session, Some(span), |seq, bytes| {
+            let b = Fields::of(bytes).map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })?.body;
+            Ok((seq, summary_of_payload(b.change_type, b.entity_type, b.entity_id, b.payload)))
+        })?;
+        let words: std::collections::HashMap<u64, String> = words.into_iter().collect();
+        for l in chunk {
+            let what = words.get(&l.event.seq).map_or("", String::as_str);
+            shown.push(super::graph::render(l, what, session.is_none(), style::colour()));
+        }
+    }
     if args.reverse {
         shown.reverse();
     }
@@ -288,6 +300,38 @@ fn graph(journal: &crate::journal::Journal, session: Option<&str>, args: &Args, 
 /// `chasm export`.
 pub fn json_line(r: &SyncChange) -> crate::journal::export::RecordLine<'_> {
     crate::journal::export::record_line(r)
+}
+
+/// What `read` takes from each stored record of a session (or of the journal), oldest first,
+/// within `span` of seqs if given, read a chunk at a time.
+fn stored_in_order<T>(
+    journal: &Journal,
+    session: Option<&str>,
+    span: Option<std::ops::RangeInclusive<u64>>,
+    read: impl Fn(u64, &[u8]) -> Result<T, JournalError>,
+) -> Result<Vec<T>, JournalError> {
+    let (from, to) = span.map_or((1, journal.last_seq()), |s| (*s.start(), *s.end()));
+    // Pieces of up to CHUNK records: by seq for the journal, by the session's own seqs for one.
+    let pieces: Vec<(u64, u64)> = match session {
+        Some(id) => {
+            let seqs: Vec<u64> = journal.session_seqs(id)?.into_iter().filter(|s| (from..=to).contains(s)).collect();
+            seqs.chunks(CHUNK).map(|c| (c[0] - 1, c[c.len() - 1])).collect()
+        }
+        None => {
+            (from.saturating_sub(1)..to).step_by(CHUNK).map(|after| (after, to.min(after + CHUNK as u64))).collect()
+        }
+    };
+    let mut out = Vec::new();
+    for (after, upto) in pieces {
+        let rows = match session {
+            Some(id) => journal.session_raw(id, after, upto)?,
+            None => journal.raw_between(after, upto)?,
+        };
+        for (seq, bytes) in rows {
+            out.push(read(seq, &bytes)?);
+        }
+    }
+    Ok(out)
 }
 
 /// [`style::when`] for a run of lines. Records come in bursts (one sync records a session's
