@@ -2,11 +2,11 @@
 //!
 //! The whole file is checked first (every hash, every chain link it holds); a file that fails
 //! is refused whole, naming the first bad record, and nothing is appended. It is then read
-//! again to append, so that an export of a million records is never in memory whole. Records the journal
-//! already has (by record id) are skipped, so importing a file twice adds nothing. Records that
-//! continue this journal's own chain (an import into an empty journal, or into the journal they
-//! came from) are stored exactly as they are; others take new seqs here, keeping their id,
-//! time and content.
+//! again to append: an export of a million records is never in memory whole. Records the
+//! journal already has (by record id) are skipped, so importing a file twice adds nothing.
+//! Records that continue this journal's own chain (an import into an empty journal, or into
+//! the journal they came from) are stored exactly as they are; others take new seqs here,
+//! keeping their id, time and content.
 
 use std::collections::HashSet;
 use std::fs::File;

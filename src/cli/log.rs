@@ -259,9 +259,8 @@ fn chunks<'a>(
 
 /// `--graph`: the marks need the whole history in order, so it is read oldest first; the
 /// lines shown are filtered and limited like the plain log's. What each event changed is not
-/// needed for the marks: events are held without their payloads (a journal of a million
-/// events is hundreds of megabytes of them), and only the lines shown read theirs again, for
-/// their words.
+/// needed for the marks: events are held without their payloads (parsed, a journal's take
+/// several times its size on disk), and only the lines shown read theirs again, for words.
 fn graph(journal: &Journal, session: Option<&str>, args: &Args, limit: usize) -> Result<ExitCode> {
     let events = stored_in_order(journal, session, None, |seq, bytes| {
         SyncChange::decode_with(bytes, |_| Some(serde_json::Value::Null))

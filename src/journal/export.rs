@@ -1,7 +1,8 @@
 //! The portable form of journal records: JSON Lines, one header line then one record per line,
 //! in seq order. Each record line is the `chasm log --json` object, which carries every field
 //! the hash covers, so a reader can recompute each hash and check the chain without chasm's
-//! binary codec. `journal-format.md` specifies it. Pure: values in, values out.
+//! binary codec. `journal-format.md` specifies it. Pure: values in, values out, and a
+//! [`Reader`] reads whatever it is handed.
 
 use chrono::DateTime;
 use serde_json::{Value, json};
