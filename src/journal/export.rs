@@ -73,13 +73,16 @@ pub fn record_line(r: &SyncChange) -> RecordLine<'_> {
 pub fn parse_record(v: &Value) -> Result<SyncChange, String> {
     let text = |k: &str| v.get(k).and_then(Value::as_str).ok_or_else(|| format!("no `{k}` string"));
     let hash = |k: &str| -> Result<[u8; 32], String> {
-        let s = text(k)?;
-        if s.len() != 64 {
+        // Digits only, checked as bytes: a character of two bytes would put a slice of the
+        // text inside it (a panic), and `from_str_radix` would take a `+`.
+        let s = text(k)?.as_bytes();
+        if s.len() != 64 || !s.iter().all(u8::is_ascii_hexdigit) {
             return Err(format!("`{k}` is not 64 hex digits"));
         }
+        let digit = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
         let mut out = [0u8; 32];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| format!("`{k}` is not hex"))?;
+        for (byte, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+            *byte = digit(pair[0]) << 4 | digit(pair[1]);
         }
         Ok(out)
     };
@@ -270,6 +273,16 @@ mod tests {
     fn an_export_parses_back_to_the_same_records() {
         let records = chain(3);
         assert_eq!(parse(&export(&records)).unwrap(), records);
+    }
+
+    #[test]
+    fn a_hash_that_is_not_hex_digits_is_refused_not_a_panic() {
+        let records = chain(1);
+        let (text, digits) = (export(&records), hex(&records[0].hash));
+        for bad in [format!("{}\u{51a}{}", &digits[..45], &digits[47..]), format!("+{}", &digits[1..])] {
+            let e = parse(&text.replace(&digits, &bad)).unwrap_err();
+            assert_eq!((e.line, e.reason.as_str()), (2, "`hash` is not 64 hex digits"), "{bad}");
+        }
     }
 
     #[test]
