@@ -338,6 +338,22 @@ fn export_then_import_into_an_empty_journal_gives_identical_history() {
     // Importing again adds nothing.
     assert!(fresh.ok(&["import", export.to_str().unwrap()]).contains("nothing to import"));
     assert_eq!(fresh.log().len(), vs.env.log().len());
+    // An import reads its file twice; a pipe, which cannot be read twice, is read once.
+    #[cfg(unix)]
+    {
+        use std::io::Write;
+        let piped = Env::new();
+        let mut child = common::chasm_command()
+            .args(["--journal", piped.journal().to_str().unwrap(), "import", "/dev/stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&std::fs::read(&export).unwrap()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("imported"));
+        assert_eq!(piped.ok(&["log", "--json"]), vs.env.ok(&["log", "--json"]));
+    }
 
     // An incremental export continues where the last one ended.
     let last = vs.env.log().len() as u64;

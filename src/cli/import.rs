@@ -10,11 +10,11 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use uuid::Uuid;
 
 use crate::journal::{OpenMode, export};
@@ -34,12 +34,19 @@ pub fn run(
 ) -> Result<ExitCode> {
     let path = args.file.display();
     let refused = |e: export::ExportError| anyhow!("{path}: refused, nothing imported: {e}");
-    let read = || -> Result<export::Reader<BufReader<File>>> {
-        let file = File::open(&args.file).with_context(|| format!("cannot read {path}"))?;
-        export::Reader::new(BufReader::with_capacity(1 << 16, file)).map_err(refused)
-    };
     // The file is read twice, a record at a time: checked whole first, keeping only what
-    // decides what to append (each record's id, seq and link), then appended.
+    // decides what to append (each record's id, seq and link), then appended. What cannot be
+    // read twice (a pipe: `chasm import /dev/stdin`) is held in memory and read from there.
+    let cannot_read = |e: std::io::Error| anyhow!("cannot read {path}: {e}");
+    let regular = std::fs::metadata(&args.file).map_err(cannot_read)?.is_file();
+    let held = if regular { None } else { Some(std::fs::read(&args.file).map_err(cannot_read)?) };
+    let read = || -> Result<export::Reader<Box<dyn BufRead + '_>>> {
+        let input: Box<dyn BufRead> = match &held {
+            Some(bytes) => Box::new(&bytes[..]),
+            None => Box::new(BufReader::with_capacity(1 << 16, File::open(&args.file).map_err(cannot_read)?)),
+        };
+        export::Reader::new(input).map_err(refused)
+    };
     let mut listed: Vec<(Uuid, u64, [u8; 32])> = Vec::new();
     for r in read()? {
         let r = r.map_err(refused)?;
