@@ -109,8 +109,9 @@ fn project_of(workspace_dir: &Path) -> Option<String> {
 /// exist for one id, the `.jsonl` wins, as in VS Code; an id found in two chat dirs is taken
 /// from the first, with a warning.
 pub fn list(dirs: &[ChatDir], warnings: &mut Vec<String>) -> Vec<Found> {
-    let mut by_id: HashMap<String, Found> = HashMap::new();
-    let mut order: Vec<String> = Vec::new();
+    let mut out: Vec<Found> = Vec::new();
+    // Where each id was taken, for the warning about a second one.
+    let mut taken: HashMap<String, usize> = HashMap::new();
     for dir in dirs {
         let Ok(canonical_dir) = dir.path.canonicalize() else {
             warnings.push(format!("{}: cannot read the folder", dir.path.display()));
@@ -126,7 +127,7 @@ pub fn list(dirs: &[ChatDir], warnings: &mut Vec<String>) -> Vec<Found> {
         files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let now = std::time::SystemTime::now();
         let project = dir.project();
-        let mut here: HashMap<String, Found> = HashMap::new();
+        let mut here: Vec<Found> = Vec::with_capacity(files.len());
         for (_, entry) in files {
             let path = entry.path();
             let format = match path.extension().and_then(|e| e.to_str()) {
@@ -156,31 +157,30 @@ pub fn list(dirs: &[ChatDir], warnings: &mut Vec<String>) -> Vec<Found> {
             };
             let fingerprint = super::fingerprint_of(&meta, now);
             let session_id = stem.to_owned();
-            let found = Found { session_id, path: path.clone(), format, project: project.clone(), fingerprint };
-            match here.get(stem) {
-                Some(prev) if prev.format == FileFormat::Jsonl => {}
-                _ => {
-                    here.insert(stem.to_owned(), found);
-                }
-            }
+            here.push(Found { session_id, path, format, project: project.clone(), fingerprint });
         }
-        let mut ids: Vec<String> = here.keys().cloned().collect();
-        ids.sort();
-        for id in ids {
-            let found = here.remove(&id).expect("listed");
-            if let Some(first) = by_id.get(&id) {
+        // By id, the `.jsonl` first where both files exist: the one kept.
+        here.sort_unstable_by(|a, b| {
+            a.session_id
+                .cmp(&b.session_id)
+                .then_with(|| (b.format == FileFormat::Jsonl).cmp(&(a.format == FileFormat::Jsonl)))
+        });
+        here.dedup_by(|later, first| later.session_id == first.session_id);
+        for found in here {
+            if let Some(&first) = taken.get(&found.session_id) {
                 warnings.push(format!(
-                    "{}: skipped: session {id} is also at {}",
+                    "{}: skipped: session {} is also at {}",
                     found.path.display(),
-                    first.path.display()
+                    found.session_id,
+                    out[first].path.display()
                 ));
                 continue;
             }
-            order.push(id.clone());
-            by_id.insert(id, found);
+            taken.insert(found.session_id.clone(), out.len());
+            out.push(found);
         }
     }
-    order.into_iter().map(|id| by_id.remove(&id).expect("listed")).collect()
+    out
 }
 
 /// A listed entry's own metadata, a link not followed: what fingerprints are made of. On Unix
@@ -257,6 +257,29 @@ mod tests {
         assert_eq!(chat_dirs(&user.join("workspaceStorage")), dirs[..1]);
         assert_eq!(chat_dirs(&ws), dirs[..1]);
         assert_eq!(chat_dirs(&ws.join("chatSessions")), dirs[..1]);
+    }
+
+    #[test]
+    fn a_session_in_two_folders_is_taken_from_the_first_with_a_warning() {
+        let t = tempfile::tempdir().unwrap();
+        let storage = t.path().join("workspaceStorage");
+        for (ws, names) in [("a1", &["dup.json", "only-a.jsonl", "only-a.json"][..]), ("b2", &["dup.jsonl", "z.json"])]
+        {
+            for name in names {
+                touch(&storage.join(ws).join("chatSessions").join(name));
+            }
+        }
+        let mut warnings = Vec::new();
+        let found = list(&chat_dirs(&storage), &mut warnings);
+        let summary: Vec<(&str, FileFormat, bool)> =
+            found.iter().map(|f| (f.session_id.as_str(), f.format, f.path.starts_with(storage.join("a1")))).collect();
+        assert_eq!(
+            summary,
+            [("dup", FileFormat::Json, true), ("only-a", FileFormat::Jsonl, true), ("z", FileFormat::Json, false)]
+        );
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("b2/chatSessions/dup.jsonl: skipped: session dup is also at"), "{warnings:?}");
+        assert!(warnings[0].ends_with("a1/chatSessions/dup.json"), "{warnings:?}");
     }
 
     #[cfg(unix)]
