@@ -633,15 +633,13 @@ impl Journal {
     /// finds the same file skips the session without reading it. A cache, not history: a lost
     /// entry only costs a read.
     pub fn fingerprints_in_step(&self) -> Result<HashMap<String, Fingerprint>, JournalError> {
-        Ok(self
-            .store
-            .fingerprints_with_events()?
-            .into_iter()
-            .filter_map(|(id, value, events)| {
-                let fp: Fingerprint = serde_json::from_slice(&value).ok()?;
-                (fp.events > 0 && fp.events == events).then_some((id, fp))
-            })
-            .collect())
+        let rows = self.store.fingerprints_with_events()?;
+        let mut in_step = HashMap::with_capacity(rows.len());
+        in_step.extend(rows.into_iter().filter_map(|(id, value, events)| {
+            let fp: Fingerprint = serde_json::from_slice(&value).ok()?;
+            (fp.events > 0 && fp.events == events).then_some((id, fp))
+        }));
+        Ok(in_step)
     }
 
     /// How many records a session has (0: none).
