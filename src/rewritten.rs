@@ -18,28 +18,28 @@ use crate::provider::{LogMark, Rewritten};
 use crate::session::REQUESTS_KEY;
 use crate::shape::Shape;
 
-/// Applies a rewritten file to the session `old` describes; `mark` is the one the last read
-/// left beside `old`, whose request digests name `old`'s requests in order.
-pub fn apply(old: &Shape, mark: &LogMark, rewritten: Rewritten) -> Option<Applied> {
+/// Applies a rewritten file to the session `old` describes, giving back the file's new mark
+/// with it; `mark` is the one the last read left beside `old`, whose request digests name
+/// `old`'s requests in order.
+pub fn apply(old: &Shape, mark: &LogMark, rewritten: Rewritten) -> Option<(Applied, LogMark)> {
     // Digests that do not line up with the shape's requests name nothing here.
     let known: HashMap<&str, usize> = if mark.requests.len() == old.requests.len() {
         mark.requests.iter().enumerate().map(|(k, d)| (d.as_str(), k)).collect()
     } else {
         HashMap::new()
     };
+    let Rewritten { mut fields, requests, mark: new_mark } = rewritten;
     let nonce = uuid::Uuid::new_v4().to_string();
-    let requests = rewritten
-        .requests
+    let requests = requests
         .iter()
-        .zip(&rewritten.mark.requests)
+        .zip(&new_mark.requests)
         .map(|(text, digest)| match known.get(digest.as_str()) {
             Some(&k) => Some(stand_in(&nonce, k)),
             None => serde_json::from_str(text.get()).ok(),
         })
         .collect::<Option<Vec<Value>>>()?;
-    let mut fields = rewritten.fields;
     fields.insert(REQUESTS_KEY.to_owned(), Value::Array(requests));
-    settle(old, Value::Object(fields), &nonce)
+    Some((settle(old, Value::Object(fields), &nonce)?, new_mark))
 }
 
 #[cfg(test)]
@@ -88,7 +88,7 @@ mod tests {
         let (old_session, old, mark) = read(&file("t", &before));
         let after = [request("a", "one"), request("b", "two, edited"), request("c", "three"), request("d", "four")];
         let text = file("t2", &after);
-        let applied = apply(&old, &mark, rewritten(&text)).unwrap();
+        let (applied, _) = apply(&old, &mark, rewritten(&text)).unwrap();
         assert_eq!(applied.held, vec![Some(0), None, Some(2), None]);
         let (whole, shape, _) = read(&text);
         assert_eq!(applied.shape, shape);
@@ -107,7 +107,7 @@ mod tests {
         let (_, old, mut mark) = read(&file("t", &before));
         mark.requests.pop();
         let text = file("t", &before);
-        let applied = apply(&old, &mark, rewritten(&text)).unwrap();
+        let (applied, _) = apply(&old, &mark, rewritten(&text)).unwrap();
         assert_eq!(applied.held, vec![None, None]);
         assert_eq!(applied.shape, read(&text).1);
     }
@@ -140,7 +140,7 @@ mod tests {
                 .collect();
             let (old_session, old, mark) = read(&file("t", &before));
             let text = file("u", &after);
-            let applied = apply(&old, &mark, rewritten(&text)).unwrap();
+            let (applied, _) = apply(&old, &mark, rewritten(&text)).unwrap();
             let (whole, shape, _) = read(&text);
             prop_assert_eq!(&applied.shape, &shape);
             let mut load = |k: usize| Some(before[k].clone());

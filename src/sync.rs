@@ -729,10 +729,7 @@ fn since_quick(
     };
     let (applied, mark) = match since {
         Since::Appended(appended) => (appended::apply(&held.shape, appended.entries, &mut load)?, appended.mark),
-        Since::Rewritten(rewritten) => {
-            let mark = rewritten.mark.clone();
-            (crate::rewritten::apply(&held.shape, held.log.as_ref()?, rewritten)?, mark)
-        }
+        Since::Rewritten(rewritten) => crate::rewritten::apply(&held.shape, held.log.as_ref()?, rewritten)?,
         Since::Whole(_) => return None,
     };
     if applied.session.session_id().is_some_and(|sid| sid != listed.session_id) {
@@ -927,15 +924,16 @@ fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, Sy
         plan.report = report;
         return Ok(plan);
     }
-    let mark = w.mark.clone();
+    // Beside a shape taken from the journal's state, not the read: the requests' digests would
+    // misname it.
+    let mark = w.mark.as_ref().map(LogMark::bytes_only);
     let held = |state: &SessionState| Held {
         last_seq: 0,
         local_seq: last_seqs.0,
         remote_seq: last_seqs.1,
         shape: Shape::of_state(state),
         sources: state.sources.iter().map(|s| (s.seq, s.index)).collect(),
-        // Taken from the journal's state, not the read: the requests' digests would misname it.
-        log: mark.clone().map(LogMark::bytes_only),
+        log: mark.clone(),
     };
     if v.checkpoint.is_some() && v.local_changes.is_empty() && v.remote_changes.is_empty() {
         report.deleted = existing(&v.full).is_none();

@@ -61,8 +61,8 @@ impl LogMark {
     /// The mark without its requests' digests: for a mark kept beside a shape taken from
     /// anything but the read it was made by (the journal's state, a merge), whose requests its
     /// digests would misname.
-    pub fn bytes_only(self) -> LogMark {
-        LogMark { requests: Vec::new(), ..self }
+    pub fn bytes_only(&self) -> LogMark {
+        LogMark { len: self.len, digest: self.digest.clone(), requests: Vec::new() }
     }
 
     /// Whether a mark names the same bytes as this one.
