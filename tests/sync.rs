@@ -1018,7 +1018,7 @@ fn settled_sessions_only_the_journal_has_are_reported_as_the_full_path_reports_t
     let db = rusqlite::Connection::open(vs.env.journal().join("journal.sqlite")).unwrap();
     let noted: Vec<u8> =
         db.query_row("SELECT value FROM fingerprints WHERE session = ?1", [HAIKU.as_bytes()], |r| r.get(0)).unwrap();
-    assert!(String::from_utf8(noted).unwrap().contains("\"settled\""));
+    assert!(chasm::journal::cache::decode_fingerprint(&noted).unwrap().settled.is_some());
     drop(db);
     // Over the root that covers neither: both are only in the journal, neither is touched.
     let other = elsewhere.path().to_str().unwrap();
@@ -1247,12 +1247,12 @@ fn tamper_shape_digest(vs: &Vs, id: &str, request: usize) -> String {
     let db = rusqlite::Connection::open(vs.env.journal().join("journal.sqlite")).unwrap();
     let held: Vec<u8> =
         db.query_row("SELECT value FROM shapes WHERE session = ?1", [id.as_bytes()], |r| r.get(0)).unwrap();
-    let mut held: Value = serde_json::from_slice(&held).unwrap();
-    let entity = held["shape"]["requests"][request][0].as_str().unwrap().to_owned();
-    held["shape"]["requests"][request][1] = json!("00");
+    let mut held = chasm::journal::cache::decode_held(&held).unwrap();
+    let entity = held.shape.requests[request].0.clone();
+    held.shape.requests[request].1 = "0".repeat(64);
     db.execute(
         "UPDATE shapes SET value = ?1 WHERE session = ?2",
-        rusqlite::params![held.to_string().into_bytes(), id.as_bytes()],
+        rusqlite::params![chasm::journal::cache::encode_held(&held), id.as_bytes()],
     )
     .unwrap();
     entity

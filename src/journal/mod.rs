@@ -5,6 +5,7 @@
 //! to write (it locks the journal's lock file), or any number to read only (sharing that lock);
 //! any other gets [`JournalError::Locked`].
 
+pub mod cache;
 pub mod delta;
 pub mod export;
 mod legacy;
@@ -636,7 +637,7 @@ impl Journal {
         let rows = self.store.fingerprints_with_events()?;
         let mut in_step = HashMap::with_capacity(rows.len());
         in_step.extend(rows.into_iter().filter_map(|(id, value, events)| {
-            let fp: Fingerprint = serde_json::from_slice(&value).ok()?;
+            let fp = cache::decode_fingerprint(&value)?;
             (fp.events > 0 && fp.events == events).then_some((id, fp))
         }));
         Ok(in_step)
@@ -653,7 +654,7 @@ impl Journal {
     /// cache like the fingerprints; one that cannot be read, or that is out of date, is none.
     pub fn held(&self, session_id: &str) -> Result<Option<Held>, JournalError> {
         let Some(v) = self.store.shape(session_id)? else { return Ok(None) };
-        let Ok(held) = serde_json::from_slice::<Held>(&v) else { return Ok(None) };
+        let Some(held) = cache::decode_held(&v) else { return Ok(None) };
         Ok((held.last_seq > 0 && self.session_last_seq(session_id)? == held.last_seq).then_some(held))
     }
 
@@ -787,8 +788,7 @@ fn note_in_step(store: &Store, in_step: &mut [InStep]) -> Result<(), JournalErro
         }
     }
     store.put_fingerprints(in_step.iter().map(|(id, fp, held)| {
-        let fp = fp.as_ref().map(|fp| serde_json::to_vec(fp).expect("a fingerprint serializes"));
-        (id.as_str(), fp, held.as_ref().map(|h| serde_json::to_vec(h).expect("a shape serializes")))
+        (id.as_str(), fp.as_ref().map(cache::encode_fingerprint), held.as_ref().map(cache::encode_held))
     }))
 }
 
