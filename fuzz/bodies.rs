@@ -36,7 +36,7 @@ pub fn export_read(data: &[u8]) {
     use chasm::journal::export;
     let Ok(reader) = export::Reader::new(data) else { return };
     let Ok(records) = reader.collect::<Result<Vec<_>, _>>() else { return };
-    let mut text = format!("{}\n", export::header(Some("any"), None, records.len(), 0));
+    let mut text = format!("{}\n", export::header(Some("any"), None, records.len() as u64, 0));
     for r in &records {
         text.push_str(&format!("{}\n", export::record_line(r)));
     }

@@ -29,16 +29,22 @@ pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress)
     let since = args.since.unwrap_or(0).max(1);
     let session = args.session.as_deref().map(|p| journal.resolve_session(p)).transpose()?;
     // Counted first (the header says how many follow), then read and written one at a time:
-    // a journal of a million records is never in memory whole.
-    let seqs: Vec<u64> = match &session {
-        Some(id) => journal.session_seqs(id)?.into_iter().filter(|seq| *seq >= since).collect(),
-        None => (since..=journal.last_seq()).collect(),
+    // a journal of a million records is never in memory whole, nor a list of its seqs (a
+    // session's are listed, from its index).
+    let last = journal.last_seq();
+    let listed: Option<Vec<u64>> = match &session {
+        Some(id) => Some(journal.session_seqs(id)?.into_iter().filter(|seq| *seq >= since).collect()),
+        None => None,
     };
-    let total = seqs.len() as u64;
+    let total = listed.as_ref().map_or((last + 1).saturating_sub(since), |seqs| seqs.len() as u64);
     let write = |out: &mut dyn Write| -> Result<()> {
-        writeln!(out, "{}", header(session.as_deref(), args.since, seqs.len(), journal.last_seq()))?;
+        writeln!(out, "{}", header(session.as_deref(), args.since, total, last))?;
         let mut records = journal.iter_from(since);
-        for (n, &seq) in seqs.iter().enumerate() {
+        let seqs: Box<dyn Iterator<Item = u64>> = match &listed {
+            Some(seqs) => Box::new(seqs.iter().copied()),
+            None => Box::new(since..=last),
+        };
+        for (n, seq) in seqs.enumerate() {
             if n % 1024 == 0 {
                 progress.report("exporting records", n as u64, total);
             }
@@ -59,7 +65,7 @@ pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress)
     match &args.output {
         Some(path) => {
             crate::atomic::write_with(path, write).with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("exported {} record(s) to {}", seqs.len(), path.display());
+            eprintln!("exported {total} record(s) to {}", path.display());
         }
         None => {
             let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());

@@ -15,7 +15,7 @@ use crate::session::hex;
 pub const EXPORT_VERSION: u64 = 1;
 
 /// The header line of an export.
-pub fn header(session: Option<&str>, since: Option<u64>, records: usize, last_seq: u64) -> Value {
+pub fn header(session: Option<&str>, since: Option<u64>, records: u64, last_seq: u64) -> Value {
     json!({
         "chasm_export": EXPORT_VERSION,
         "session": session,
@@ -262,7 +262,7 @@ mod tests {
     }
 
     fn export(records: &[SyncChange]) -> String {
-        let mut s = format!("{}\n", header(None, None, records.len(), records.len() as u64));
+        let mut s = format!("{}\n", header(None, None, records.len() as u64, records.len() as u64));
         for r in records {
             s.push_str(&format!("{}\n", record_line(r)));
         }
