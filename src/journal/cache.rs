@@ -4,7 +4,7 @@
 //!
 //! Both were JSON. A shape names each request by a SHA-256 and its file's text by an XXH3-128,
 //! which JSON holds as hex strings: a shape row was nearly twice the size of what it says,
-//! and a sync with 1% of a thousand sessions changed read and wrote about 400 KB of them, most
+//! and a sync with 1% of a thousand sessions changed read about 350 KB of them, most
 //! of that spilling into overflow pages read cold. Rows are now bincode, the digests as bytes,
 //! after a tag byte (JSON rows begin with `{`) and an XXH3-64 of the body: a damaged row is a
 //! cache miss, never a wrong shape (a fast hash suffices, as for a mark, since a cache guards
