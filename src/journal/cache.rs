@@ -30,15 +30,19 @@ fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<{ 64 << 20 }>()
 }
 
+/// Where each request's value is in the journal (see [`Held::sources`]).
+type Sources = Vec<(u64, Option<u32>)>;
+
+/// `S`, the sources: borrowed from the shape to write a row, owned when one is read.
 #[derive(Encode, BorrowDecode)]
-struct StoredHeld<'a> {
+struct StoredHeld<'a, S> {
     last_seq: u64,
     local_seq: u64,
     remote_seq: u64,
     /// The shape's top-level fields as JSON (bincode cannot hold a `serde_json::Value`).
     fields: &'a str,
     requests: Vec<(&'a str, [u8; 32])>,
-    sources: Vec<(u64, Option<u32>)>,
+    sources: S,
     log: Option<StoredMark>,
 }
 
@@ -79,7 +83,7 @@ fn binary_held(held: &Held) -> Option<Vec<u8>> {
         remote_seq: held.remote_seq,
         fields: &fields,
         requests,
-        sources: held.sources.clone(),
+        sources: held.sources.as_slice(),
         log,
     };
     Some(framed(&stored))
@@ -88,7 +92,7 @@ fn binary_held(held: &Held) -> Option<Vec<u8>> {
 /// A `shapes` row read back; `None` for one damaged or not understood (a cache miss).
 pub fn decode_held(bytes: &[u8]) -> Option<Held> {
     let Some(body) = body(bytes) else { return serde_json::from_slice(bytes).ok() };
-    let (stored, used): (StoredHeld, usize) = bincode::borrow_decode_from_slice(body, config()).ok()?;
+    let (stored, used): (StoredHeld<Sources>, usize) = bincode::borrow_decode_from_slice(body, config()).ok()?;
     if used != body.len() {
         return None;
     }
