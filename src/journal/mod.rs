@@ -723,7 +723,7 @@ impl Journal {
 
     /// Every session id the journal knows, sorted.
     pub fn session_ids(&self) -> Result<Vec<String>, JournalError> {
-        Ok(self.store.sessions()?.into_iter().map(|s| s.id).collect())
+        self.store.session_ids()
     }
 
     /// Resolves a full session id or a unique prefix of one, as git resolves commit ids.

@@ -197,6 +197,11 @@ fn cannot_open(dir: &Path) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
 }
 
 /// SQL integers are i64; seqs and counts never come near its limit.
+/// A `sessions` row whose id is not UTF-8 (chasm writes only UTF-8 ids).
+fn not_utf8() -> JournalError {
+    JournalError::Corrupt { seq: 0, reason: "a session id is not UTF-8".into() }
+}
+
 fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -670,6 +675,19 @@ impl Store {
         self.sessions_where("", usize::MAX)
     }
 
+    /// Every session's id, in id order: from the index on ids alone (a sync reads them every
+    /// round; [`Store::sessions`] would look each row up in the table for counts it drops).
+    pub fn session_ids(&self) -> Result<Vec<String>, JournalError> {
+        let mut stmt = self.conn.prepare_cached("SELECT id FROM sessions ORDER BY id").map_err(storage)?;
+        let mut rows = stmt.query([]).map_err(storage)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(storage)? {
+            let id = row.get_ref(0).and_then(|v| Ok(v.as_blob()?)).map_err(storage)?;
+            out.push(String::from_utf8(id.to_vec()).map_err(|_| not_utf8())?);
+        }
+        Ok(out)
+    }
+
     /// Up to `limit` sessions whose ids start with `prefix`, in id order.
     pub fn sessions_where(&self, prefix: &str, limit: usize) -> Result<Vec<SessionRow>, JournalError> {
         let mut stmt = self
@@ -683,8 +701,7 @@ impl Store {
             if !id.starts_with(prefix.as_bytes()) || out.len() >= limit {
                 break;
             }
-            let id = String::from_utf8(id.to_vec())
-                .map_err(|_| JournalError::Corrupt { seq: 0, reason: "a session id is not UTF-8".into() })?;
+            let id = String::from_utf8(id.to_vec()).map_err(|_| not_utf8())?;
             out.push(SessionRow {
                 id,
                 first_seq: row.get::<_, i64>(1).map_err(storage)? as u64,
