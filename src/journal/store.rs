@@ -196,12 +196,12 @@ fn cannot_open(dir: &Path) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
     }
 }
 
-/// SQL integers are i64; seqs and counts never come near its limit.
 /// A `sessions` row whose id is not UTF-8 (chasm writes only UTF-8 ids).
 fn not_utf8() -> JournalError {
     JournalError::Corrupt { seq: 0, reason: "a session id is not UTF-8".into() }
 }
 
+/// SQL integers are i64; seqs and counts never come near its limit.
 fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
