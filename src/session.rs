@@ -385,6 +385,26 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// The bytes that exactly `2 × N` hex digits (either case) stand for: what [`hex`] wrote, read
+/// back. Checked as bytes, so a character of two bytes or a sign is refused, not sliced.
+pub fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    let s = s.as_bytes();
+    if s.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0; N];
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        *o = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
+}
+
 /// The first `max_chars` characters of a text on one line (its words joined by single
 /// spaces), with `…` when cut. Reads only as far as it keeps: log lines are made from it for
 /// every record stored.
@@ -422,6 +442,16 @@ pub fn first_words(text: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_reads_back_in_either_case_and_only_at_its_full_width() {
+        let bytes = [0x0a, 0xff, 0x42];
+        assert_eq!(unhex::<3>(&hex(&bytes)), Some(bytes));
+        assert_eq!(unhex::<3>("0AFF42"), Some(bytes));
+        for s in ["0aff4", "0aff420", "0agf42", "+aff42", "é0a42"] {
+            assert_eq!(unhex::<3>(s), None, "{s}");
+        }
+    }
     use serde_json::json;
 
     proptest::proptest! {

@@ -18,7 +18,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::{Fingerprint, Held, Settled};
 use crate::provider::LogMark;
-use crate::session::hex;
+use crate::session::{hex, unhex};
 use crate::shape::Shape;
 
 /// The first byte of a binary row (a JSON row's is `{`).
@@ -67,13 +67,14 @@ pub fn encode_held(held: &Held) -> Vec<u8> {
 }
 
 fn binary_held(held: &Held) -> Option<Vec<u8>> {
-    let requests = held.shape.requests.iter().map(|(id, d)| Some((id.as_str(), unhex(d)?))).collect::<Option<_>>()?;
+    let requests =
+        held.shape.requests.iter().map(|(id, d)| Some((id.as_str(), digest_bytes(d)?))).collect::<Option<_>>()?;
     let log = match &held.log {
         None => None,
         Some(m) => Some(StoredMark {
             len: m.len,
-            digest: unhex(&m.digest)?,
-            requests: m.requests.iter().map(|d| unhex(d)).collect::<Option<_>>()?,
+            digest: digest_bytes(&m.digest)?,
+            requests: m.requests.iter().map(|d| digest_bytes(d)).collect::<Option<_>>()?,
         }),
     };
     let fields = serde_json::to_string(&held.shape.fields).expect("JSON values serialize");
@@ -157,23 +158,10 @@ fn body(bytes: &[u8]) -> Option<&[u8]> {
     (tag == BINARY && u64::from_le_bytes(*sum) == xxh3_64(body)).then_some(body)
 }
 
-/// The bytes of lowercase hex digits, as [`hex`] writes them, exactly `N` bytes' worth: the
-/// only text a binary row may stand for, so that it reads back as the same string.
-fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let s = s.as_bytes();
-    if s.len() != 2 * N {
-        return None;
-    }
-    let mut out = [0; N];
-    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        *o = digit(pair[0])? << 4 | digit(pair[1])?;
-    }
-    Some(out)
+/// The bytes of a digest written as [`hex`] writes them (lowercase, the full width): the only
+/// text a binary row may stand for, so that it reads back as the same string.
+fn digest_bytes<const N: usize>(s: &str) -> Option<[u8; N]> {
+    unhex(s).filter(|_| !s.bytes().any(|b| b.is_ascii_uppercase()))
 }
 
 #[cfg(test)]
@@ -295,9 +283,9 @@ mod tests {
 
     #[test]
     fn only_lowercase_hex_of_the_full_width_is_taken_as_bytes() {
-        assert_eq!(unhex::<2>("0aff"), Some([0x0a, 0xff]));
+        assert_eq!(digest_bytes::<2>("0aff"), Some([0x0a, 0xff]));
         for s in ["0AFF", "0af", "0aff0", "0agf", "+aff", "é0a"] {
-            assert_eq!(unhex::<2>(s), None, "{s}");
+            assert_eq!(digest_bytes::<2>(s), None, "{s}");
         }
     }
 }

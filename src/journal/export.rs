@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{ChangeType, EntityType, Origin, SyncChange};
-use crate::session::hex;
+use crate::session::{hex, unhex};
 
 /// The `chasm_export` version of the header this chasm writes and reads.
 pub const EXPORT_VERSION: u64 = 1;
@@ -72,20 +72,7 @@ pub fn record_line(r: &SyncChange) -> RecordLine<'_> {
 /// hash is refused.
 pub fn parse_record(v: &Value) -> Result<SyncChange, String> {
     let text = |k: &str| v.get(k).and_then(Value::as_str).ok_or_else(|| format!("no `{k}` string"));
-    let hash = |k: &str| -> Result<[u8; 32], String> {
-        // Digits only, checked as bytes: a character of two bytes would put a slice of the
-        // text inside it (a panic), and `from_str_radix` would take a `+`.
-        let s = text(k)?.as_bytes();
-        if s.len() != 64 || !s.iter().all(u8::is_ascii_hexdigit) {
-            return Err(format!("`{k}` is not 64 hex digits"));
-        }
-        let digit = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
-        let mut out = [0u8; 32];
-        for (byte, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-            *byte = digit(pair[0]) << 4 | digit(pair[1]);
-        }
-        Ok(out)
-    };
+    let hash = |k: &str| unhex::<32>(text(k)?).ok_or_else(|| format!("`{k}` is not 64 hex digits"));
     let timestamp = DateTime::parse_from_rfc3339(text("timestamp")?)
         .map_err(|e| format!("`timestamp`: {e}"))?
         .with_timezone(&chrono::Utc);
