@@ -262,7 +262,10 @@ fn chunks<'a>(
 /// needed for the marks: events are held without their payloads (parsed, a journal's take
 /// several times its size on disk), and only the lines shown read theirs again, for words.
 fn graph(journal: &Journal, session: Option<&str>, args: &Args, limit: usize) -> Result<ExitCode> {
-    let events = stored_in_order(journal, session, None, |seq, bytes| {
+    // A session's seqs by its index, read once for both passes.
+    let seqs = session.map(|id| journal.session_seqs(id)).transpose()?;
+    let session_seqs = session.zip(seqs.as_deref());
+    let events = stored_in_order(journal, session_seqs, None, |seq, bytes| {
         SyncChange::decode_with(bytes, |_| Some(serde_json::Value::Null))
             .map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })
     })?;
@@ -273,7 +276,7 @@ fn graph(journal: &Journal, session: Option<&str>, args: &Args, limit: usize) ->
     // Their records read a chunk at a time, over the seqs the chunk spans.
     for chunk in picked.chunks(CHUNK) {
         let span = chunk.last().map_or(0, |l| l.event.seq)..=chunk.first().map_or(0, |l| l.event.seq);
-        let words = stored_in_order(journal, session, Some(span), |seq, bytes| {
+        let words = stored_in_order(journal, session_seqs, Some(span), |seq, bytes| {
             let b = Fields::of(bytes).map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })?.body;
             Ok((seq, summary_of_payload(b.change_type, b.entity_type, b.entity_id, b.payload)))
         })?;
@@ -301,20 +304,20 @@ pub fn json_line(r: &SyncChange) -> crate::journal::export::RecordLine<'_> {
     crate::journal::export::record_line(r)
 }
 
-/// What `read` takes from each stored record of a session (or of the journal), oldest first,
-/// within `span` of seqs if given, read a chunk at a time.
+/// What `read` takes from each stored record of a session (given with its seqs, ascending)
+/// or of the journal, oldest first, within `span` of seqs if given, read a chunk at a time.
 fn stored_in_order<T>(
     journal: &Journal,
-    session: Option<&str>,
+    session: Option<(&str, &[u64])>,
     span: Option<std::ops::RangeInclusive<u64>>,
     read: impl Fn(u64, &[u8]) -> Result<T, JournalError>,
 ) -> Result<Vec<T>, JournalError> {
     let (from, to) = span.map_or((1, journal.last_seq()), |s| (*s.start(), *s.end()));
     // Pieces of up to CHUNK records: by seq for the journal, by the session's own seqs for one.
     let pieces: Vec<(u64, u64)> = match session {
-        Some(id) => {
-            let seqs: Vec<u64> = journal.session_seqs(id)?.into_iter().filter(|s| (from..=to).contains(s)).collect();
-            seqs.chunks(CHUNK).map(|c| (c[0] - 1, c[c.len() - 1])).collect()
+        Some((_, seqs)) => {
+            let within = &seqs[seqs.partition_point(|&s| s < from)..seqs.partition_point(|&s| s <= to)];
+            within.chunks(CHUNK).map(|c| (c[0] - 1, c[c.len() - 1])).collect()
         }
         None => {
             (from.saturating_sub(1)..to).step_by(CHUNK).map(|after| (after, to.min(after + CHUNK as u64))).collect()
@@ -323,7 +326,7 @@ fn stored_in_order<T>(
     let mut out = Vec::new();
     for (after, upto) in pieces {
         let rows = match session {
-            Some(id) => journal.session_raw(id, after, upto)?,
+            Some((id, _)) => journal.session_raw(id, after, upto)?,
             None => journal.raw_between(after, upto)?,
         };
         for (seq, bytes) in rows {
