@@ -45,8 +45,10 @@ pub fn run(
             None => Box::new(BufReader::with_capacity(1 << 16, File::open(&args.file).map_err(cannot_read)?)),
         })
     };
+    // Checked before the journal is opened: a file refused creates nothing and holds no lock.
+    let listed = check(&open, &path)?;
     let mut journal = super::open_journal(journal_dir, OpenMode::Create)?;
-    match import(&mut journal, open, &path, settings.batch_size, progress)? {
+    match import(&mut journal, listed, &open, &path, settings.batch_size, progress)? {
         Imported::Nothing { total } => println!("nothing to import: the journal already has all {total} record(s)"),
         Imported::Records { added, total, first, last, continues } => println!(
             "imported {added} of {total} record(s) as seqs {first}..={last}{}",
@@ -66,24 +68,35 @@ enum Imported {
     Records { added: u64, total: usize, first: u64, last: u64, continues: bool },
 }
 
-/// Imports the export `open` gives, reading it twice: checked whole first (refused whole,
-/// nothing appended, if any record fails), then read again to append in batches of
-/// `batch_size`, each durable before the next. A file that reads differently the second time
-/// (changed while it was imported) stops the import at the first difference, keeping the
-/// whole batches appended before it: importing it again adds the rest.
-fn import<R: BufRead>(
-    journal: &mut Journal,
-    open: impl Fn() -> Result<R>,
-    path: &dyn std::fmt::Display,
-    batch_size: usize,
-    progress: &crate::progress::Progress,
-) -> Result<Imported> {
+/// What decides what an import appends, of each record of the export `open` gives: its id,
+/// seq and link. The whole file is checked (every hash, every link it holds); one that fails
+/// is refused whole.
+fn check<R: BufRead>(open: &impl Fn() -> Result<R>, path: &dyn std::fmt::Display) -> Result<Vec<Listed>> {
     let refused = |e: export::ExportError| anyhow!("{path}: refused, nothing imported: {e}");
-    let mut listed: Vec<(Uuid, u64, [u8; 32])> = Vec::new();
+    let mut listed = Vec::new();
     for r in export::Reader::new(open()?).map_err(refused)? {
         let r = r.map_err(refused)?;
         listed.push((r.id, r.seq, r.prev_hash));
     }
+    Ok(listed)
+}
+
+/// A record as [`check`] lists it: id, seq, and the hash it links to.
+type Listed = (Uuid, u64, [u8; 32]);
+
+/// Appends the records `listed` (by [`check`]) that the journal does not have, reading the
+/// export `open` gives a second time, in batches of `batch_size`, each durable before the
+/// next. A file that reads differently now (changed while it was imported) stops the import
+/// at the first difference, keeping the whole batches appended before it: importing it again
+/// adds the rest.
+fn import<R: BufRead>(
+    journal: &mut Journal,
+    listed: Vec<Listed>,
+    open: &impl Fn() -> Result<R>,
+    path: &dyn std::fmt::Display,
+    batch_size: usize,
+    progress: &crate::progress::Progress,
+) -> Result<Imported> {
     let mut have = HashSet::new();
     let known = journal.last_seq();
     for (n, id) in journal.record_ids().enumerate() {
@@ -94,7 +107,7 @@ fn import<R: BufRead>(
     }
     progress.report("reading the journal", known, known);
     let total = listed.len();
-    let new: Vec<&(Uuid, u64, [u8; 32])> = listed.iter().filter(|(id, ..)| !have.contains(id)).collect();
+    let new: Vec<&Listed> = listed.iter().filter(|(id, ..)| !have.contains(id)).collect();
     let Some(&&(_, first_seq, first_link)) = new.first() else {
         return Ok(Imported::Nothing { total });
     };
@@ -189,7 +202,8 @@ mod tests {
             reads.set(reads.get() + 1);
             Ok(if reads.get() == 1 { first } else { second })
         };
-        import(journal, open, &"e.jsonl", 4, &crate::progress::Progress::default())
+        let listed = check(&open, &"e.jsonl")?;
+        import(journal, listed, &open, &"e.jsonl", 4, &crate::progress::Progress::default())
     }
 
     /// A file that reads differently the second time stops the import at the difference, with
