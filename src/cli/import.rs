@@ -68,9 +68,8 @@ enum Imported {
     Records { added: u64, total: usize, first: u64, last: u64, continues: bool },
 }
 
-/// What decides what an import appends, of each record of the export `open` gives: its id,
-/// seq and link. The whole file is checked (every hash, every link it holds); one that fails
-/// is refused whole.
+/// Checks the whole export `open` gives (every hash, every link it holds) and lists of each
+/// record what decides whether and how it is appended. A file that fails is refused whole.
 fn check<R: BufRead>(open: &impl Fn() -> Result<R>, path: &dyn std::fmt::Display) -> Result<Vec<Listed>> {
     let refused = |e: export::ExportError| anyhow!("{path}: refused, nothing imported: {e}");
     let mut listed = Vec::new();
