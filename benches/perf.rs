@@ -161,17 +161,69 @@ const WARMUP_RUNS: usize = 5;
 /// host, the kernel paging out) falls on each command alike: timed in blocks, one run of the
 /// seventh round had every chasm command, even on the 1,000-event journal, 0.7–1.5 ms slower
 /// than the same binary timed alone minutes later, and git's not.
-fn time_side_by_side<const N: usize>(mut commands: [&mut dyn FnMut(); N]) -> [Duration; N] {
+///
+/// How much CPU the kernel's own threads took during the timed turns is printed on stderr
+/// (see [`kernel_threads_cpu`]).
+fn time_side_by_side<const N: usize>(what: &str, mut commands: [&mut dyn FnMut(); N]) -> [Duration; N] {
     for _ in 0..WARMUP_RUNS {
         commands.iter_mut().for_each(|f| f());
     }
     let mut times: [Vec<Duration>; N] = std::array::from_fn(|_| Vec::with_capacity(SHORT_RUNS));
+    let (start, before) = (Instant::now(), kernel_threads_cpu());
     for _ in 0..SHORT_RUNS {
         for (f, t) in commands.iter_mut().zip(&mut times) {
             t.push(timed(&mut **f));
         }
     }
+    let wall = start.elapsed();
+    let mut busy: Vec<(Duration, String)> = kernel_threads_cpu()
+        .into_iter()
+        .map(|(pid, (name, after))| {
+            let before = before.get(&pid).map_or(Duration::ZERO, |(_, t)| *t);
+            (after.saturating_sub(before), name)
+        })
+        .filter(|(busy, _)| !busy.is_zero())
+        .collect();
+    busy.sort_unstable_by(|a, b| b.cmp(a));
+    let total: Duration = busy.iter().map(|(t, _)| *t).sum();
+    let most: Vec<String> = busy.iter().take(3).map(|(t, thread)| format!("{thread} {}", ms(*t))).collect();
+    eprintln!(
+        "{what}: the kernel's threads ran {} of CPU in the {:.2} s of timed turns ({:.0}% of one CPU){}",
+        ms(total),
+        wall.as_secs_f64(),
+        100.0 * total.as_secs_f64() / wall.as_secs_f64(),
+        if most.is_empty() { String::new() } else { format!(": {}", most.join(", ")) }
+    );
     times.map(median)
+}
+
+/// The name and CPU time so far of each of the kernel's own threads (kthreadd and its
+/// children: RCU, DAMON, writeback, …) by pid, from `/proc`, to 10 ms; none where there is no
+/// `/proc`. On this machine they took up to two fifths of a CPU while the history part was
+/// timed, and a command of a few milliseconds sharing the CPUs with them is slowed
+/// (BENCHMARKS.md). A thread's time is counted when it leaves the CPU, so over a fraction of
+/// a second a burst that began before may show as more than the window held.
+fn kernel_threads_cpu() -> std::collections::HashMap<String, (String, Duration)> {
+    let mut threads = std::collections::HashMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = entry.file_name();
+        if !pid.to_str().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // `pid (name) state ppid …`, the 14th and 15th fields user and system time in ticks of
+        // 1/100 s.
+        let (Some((_, rest)), Some((_, name))) = (stat.rsplit_once(')'), stat.split_once('(')) else { continue };
+        let name = name.rsplit_once(')').map_or(name, |(n, _)| n);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if pid != "2" && fields.get(1) != Some(&"2") {
+            continue;
+        }
+        let ticks = |i: usize| fields.get(i).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+        let pid = pid.to_string_lossy().into_owned();
+        threads.insert(pid, (name.to_owned(), Duration::from_millis(10 * (ticks(11) + ticks(12)))));
+    }
+    threads
 }
 
 fn run(cmd: &mut Command) {
@@ -553,10 +605,10 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
     build(&tiny, 1_000, &mut Rng(5));
     settle();
 
-    let [large_page, tiny_page] =
-        time_side_by_side([&mut || run(&mut chasm(&large, &["log", "-n", "20"])), &mut || {
-            run(&mut chasm(&tiny, &["log", "-n", "20"]))
-        }]);
+    let [large_page, tiny_page] = time_side_by_side(
+        "log -n 20",
+        [&mut || run(&mut chasm(&large, &["log", "-n", "20"])), &mut || run(&mut chasm(&tiny, &["log", "-n", "20"]))],
+    );
     rep.row(
         &format!("`chasm log -n 20`, {} events vs 1,000", scale.log_events),
         ms(large_page),
@@ -594,9 +646,10 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
     run(&mut git(&repo, &["gc", "-q", "--aggressive"]));
     settle();
 
-    let [ours, theirs] = time_side_by_side([&mut || run(&mut chasm(&large, &["log", big_id])), &mut || {
-        run(&mut git(&repo, &["log", "--", "chat.json"]))
-    }]);
+    let [ours, theirs] = time_side_by_side(
+        "log SESSION",
+        [&mut || run(&mut chasm(&large, &["log", big_id])), &mut || run(&mut git(&repo, &["log", "--", "chat.json"]))],
+    );
     rep.row(
         &format!("`chasm log SESSION`, {} of its events in {} (vs `git log -- FILE`)", big.len(), scale.log_events),
         ms(ours),
@@ -615,13 +668,16 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
     let hash = git(&repo, &["rev-parse", &back]).output().unwrap().stdout;
     let hash_rev = format!("{}:chat.json", String::from_utf8(hash).unwrap().trim());
     let back_rev = format!("{back}:chat.json");
-    let [replay_mid, show_hash, show_back, replay_last, replay_small] = time_side_by_side([
-        &mut || run(&mut chasm(&large, &["replay", big_id, "--at", &mid_seq])),
-        &mut || run(&mut git(&repo, &["show", &hash_rev])),
-        &mut || run(&mut git(&repo, &["show", &back_rev])),
-        &mut || run(&mut chasm(&large, &["replay", big_id])),
-        &mut || run(&mut chasm(&large, &["replay", small_id])),
-    ]);
+    let [replay_mid, show_hash, show_back, replay_last, replay_small] = time_side_by_side(
+        "replay",
+        [
+            &mut || run(&mut chasm(&large, &["replay", big_id, "--at", &mid_seq])),
+            &mut || run(&mut git(&repo, &["show", &hash_rev])),
+            &mut || run(&mut git(&repo, &["show", &back_rev])),
+            &mut || run(&mut chasm(&large, &["replay", big_id])),
+            &mut || run(&mut chasm(&large, &["replay", small_id])),
+        ],
+    );
     rep.row(
         "`chasm replay --at` the middle of it (vs `git show HASH:FILE`)",
         ms(replay_mid),
