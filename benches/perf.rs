@@ -162,17 +162,57 @@ const WARMUP_RUNS: usize = 5;
 /// seventh round had every chasm command, even on the 1,000-event journal, 0.7–1.5 ms slower
 /// than the same binary timed alone minutes later, and git's not.
 ///
-/// How much CPU the kernel's own threads took during the timed turns is printed on stderr
-/// (see [`kernel_threads_cpu`]).
-fn time_side_by_side<const N: usize>(what: &str, mut commands: [&mut dyn FnMut(); N]) -> [Duration; N] {
+/// The turns are run by a fresh, small process (this program again, with `--turns`), as a
+/// shell would run them, not by the harness: by the history part it holds gigabytes of
+/// workload, and in the same minutes the same turns took 0.35–0.9 ms longer a chasm command
+/// timed from it than from a small program it started (see BENCHMARKS.md). How much CPU the
+/// kernel's own threads took during the timed turns is printed on stderr.
+fn time_side_by_side<const N: usize>(what: &str, commands: [Command; N]) -> [Duration; N] {
+    let spec: Vec<Value> = commands
+        .iter()
+        .map(|c| {
+            let text = |s: &std::ffi::OsStr| s.to_str().expect("UTF-8 command lines").to_owned();
+            let env: Vec<Value> = c.get_envs().map(|(k, v)| json!([text(k), v.map(text)])).collect();
+            json!({"program": text(c.get_program()), "args": c.get_args().map(text).collect::<Vec<_>>(), "env": env})
+        })
+        .collect();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--turns", what, &Value::Array(spec).to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the turns of {what} failed");
+    let nanos: Vec<u64> = serde_json::from_slice(&out.stdout).unwrap();
+    std::array::from_fn(|i| Duration::from_nanos(nanos[i]))
+}
+
+/// `--turns WHAT SPEC`: runs the commands SPEC names (a JSON list of program, arguments and
+/// environment changes) in turns as [`time_side_by_side`] says, and prints the median of
+/// each in nanoseconds, as JSON.
+fn run_turns(what: &str, spec: &str) {
+    let spec: Vec<Value> = serde_json::from_str(spec).unwrap();
+    let mut commands: Vec<Command> = spec
+        .iter()
+        .map(|c| {
+            let mut cmd = Command::new(c["program"].as_str().unwrap());
+            cmd.args(c["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()));
+            for kv in c["env"].as_array().unwrap() {
+                match kv[1].as_str() {
+                    Some(v) => cmd.env(kv[0].as_str().unwrap(), v),
+                    None => cmd.env_remove(kv[0].as_str().unwrap()),
+                };
+            }
+            cmd
+        })
+        .collect();
     for _ in 0..WARMUP_RUNS {
-        commands.iter_mut().for_each(|f| f());
+        commands.iter_mut().for_each(run);
     }
-    let mut times: [Vec<Duration>; N] = std::array::from_fn(|_| Vec::with_capacity(SHORT_RUNS));
+    let mut times: Vec<Vec<Duration>> = commands.iter().map(|_| Vec::with_capacity(SHORT_RUNS)).collect();
     let (start, before) = (Instant::now(), kernel_threads_cpu());
     for _ in 0..SHORT_RUNS {
-        for (f, t) in commands.iter_mut().zip(&mut times) {
-            t.push(timed(&mut **f));
+        for (c, t) in commands.iter_mut().zip(&mut times) {
+            t.push(timed(|| run(c)));
         }
     }
     let wall = start.elapsed();
@@ -194,7 +234,8 @@ fn time_side_by_side<const N: usize>(what: &str, mut commands: [&mut dyn FnMut()
         100.0 * total.as_secs_f64() / wall.as_secs_f64(),
         if most.is_empty() { String::new() } else { format!(": {}", most.join(", ")) }
     );
-    times.map(median)
+    let medians: Vec<u64> = times.into_iter().map(|t| median(t).as_nanos() as u64).collect();
+    println!("{}", Value::from(medians));
 }
 
 /// The name and CPU time so far of each of the kernel's own threads (kthreadd and its
@@ -605,10 +646,8 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
     build(&tiny, 1_000, &mut Rng(5));
     settle();
 
-    let [large_page, tiny_page] = time_side_by_side(
-        "log -n 20",
-        [&mut || run(&mut chasm(&large, &["log", "-n", "20"])), &mut || run(&mut chasm(&tiny, &["log", "-n", "20"]))],
-    );
+    let [large_page, tiny_page] =
+        time_side_by_side("log -n 20", [chasm(&large, &["log", "-n", "20"]), chasm(&tiny, &["log", "-n", "20"])]);
     rep.row(
         &format!("`chasm log -n 20`, {} events vs 1,000", scale.log_events),
         ms(large_page),
@@ -646,10 +685,8 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
     run(&mut git(&repo, &["gc", "-q", "--aggressive"]));
     settle();
 
-    let [ours, theirs] = time_side_by_side(
-        "log SESSION",
-        [&mut || run(&mut chasm(&large, &["log", big_id])), &mut || run(&mut git(&repo, &["log", "--", "chat.json"]))],
-    );
+    let [ours, theirs] =
+        time_side_by_side("log SESSION", [chasm(&large, &["log", big_id]), git(&repo, &["log", "--", "chat.json"])]);
     rep.row(
         &format!("`chasm log SESSION`, {} of its events in {} (vs `git log -- FILE`)", big.len(), scale.log_events),
         ms(ours),
@@ -671,11 +708,11 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
     let [replay_mid, show_hash, show_back, replay_last, replay_small] = time_side_by_side(
         "replay",
         [
-            &mut || run(&mut chasm(&large, &["replay", big_id, "--at", &mid_seq])),
-            &mut || run(&mut git(&repo, &["show", &hash_rev])),
-            &mut || run(&mut git(&repo, &["show", &back_rev])),
-            &mut || run(&mut chasm(&large, &["replay", big_id])),
-            &mut || run(&mut chasm(&large, &["replay", small_id])),
+            chasm(&large, &["replay", big_id, "--at", &mid_seq]),
+            git(&repo, &["show", &hash_rev]),
+            git(&repo, &["show", &back_rev]),
+            chasm(&large, &["replay", big_id]),
+            chasm(&large, &["replay", small_id]),
         ],
     );
     rep.row(
@@ -750,6 +787,12 @@ impl Kept {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, what, spec] = &args[..]
+        && flag == "--turns"
+    {
+        return run_turns(what, spec);
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let scale = if quick {
         Scale { sessions: 100, log_events: 100_000, session_events: 10_000, append_events: 2048, runs: 5 }
