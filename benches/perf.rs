@@ -163,10 +163,10 @@ const WARMUP_RUNS: usize = 5;
 /// than the same binary timed alone minutes later, and git's not.
 ///
 /// The turns are run by a fresh, small process (this program again, with `--turns`), as a
-/// shell would run them, not by the harness: by the history part it holds gigabytes of
-/// workload, and a chasm command timed from it took 0.35–0.9 ms longer than the same command
-/// timed, in the same minutes, from a small program it started (see BENCHMARKS.md). How much
-/// CPU the kernel's own threads took during the timed turns is printed on stderr.
+/// shell would run them, not by the harness: a chasm command timed from the harness took
+/// 0.35–0.9 ms longer than the same command timed, in the same minutes, from a small program
+/// it started, for a reason not found (see BENCHMARKS.md). How much CPU the kernel's own
+/// threads took during the timed turns is printed on stderr.
 fn time_side_by_side<const N: usize>(what: &str, commands: [Command; N]) -> [Duration; N] {
     let spec: Vec<Value> = commands
         .iter()
