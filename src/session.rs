@@ -442,6 +442,7 @@ pub fn first_words(text: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn hex_reads_back_in_either_case_and_only_at_its_full_width() {
@@ -452,7 +453,6 @@ mod tests {
             assert_eq!(unhex::<3>(s), None, "{s}");
         }
     }
-    use serde_json::json;
 
     proptest::proptest! {
         /// Read word by word, the first words are those of the whole text joined and cut.

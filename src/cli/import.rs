@@ -150,43 +150,9 @@ fn import<R: BufRead>(
 mod tests {
     use std::cell::Cell;
 
-    use serde_json::json;
-
     use super::*;
-    use crate::journal::{ChangeType, EntityType, NewChange, Origin, SyncChange};
-
-    /// A journal holding `n` records of session `s`, each a request of its own.
-    fn journal_of(dir: &Path, n: usize) -> Journal {
-        let mut j = Journal::open(dir, OpenMode::Create).unwrap();
-        j.append(
-            (0..n)
-                .map(|i| NewChange {
-                    session_id: "s".into(),
-                    change_type: ChangeType::Create,
-                    entity_type: EntityType::Message,
-                    entity_id: format!("r{i}"),
-                    timestamp: chrono::Utc::now(),
-                    origin: Origin::Remote,
-                    provider: "vscode".into(),
-                    payload: json!({"index": i, "request": {"requestId": format!("r{i}")}}),
-                })
-                .collect(),
-        )
-        .unwrap();
-        j
-    }
-
-    /// The export `chasm export` writes of these records (a whole journal's when they start
-    /// at seq 1).
-    fn export_of(records: &[SyncChange]) -> Vec<u8> {
-        let last = records.last().map_or(0, |r| r.seq);
-        let mut out = format!("{}\n", export::header(None, None, records.len() as u64, last)).into_bytes();
-        for r in records {
-            out.extend(serde_json::to_vec(&export::record_line(r)).unwrap());
-            out.push(b'\n');
-        }
-        out
-    }
+    use crate::journal::SyncChange;
+    use crate::journal::export::tests::{chain, export};
 
     /// The export's header and those of its record lines whose number (from 1) `keep` keeps.
     fn lines_of(export: &[u8], keep: impl Fn(usize) -> bool) -> Vec<u8> {
@@ -211,10 +177,10 @@ mod tests {
     #[test]
     fn an_export_changed_between_its_two_reads_stops_the_import_and_a_second_import_finishes_it() {
         let dir = tempfile::tempdir().unwrap();
-        let records: Vec<SyncChange> = journal_of(&dir.path().join("source"), 10).iter().map(Result::unwrap).collect();
-        let whole = export_of(&records);
-        let other =
-            export_of(&journal_of(&dir.path().join("other"), 10).iter().map(Result::unwrap).collect::<Vec<_>>());
+        let records = chain(10);
+        let whole = export(&records).into_bytes();
+        // Another chain: the same seqs, other ids.
+        let other = export(&chain(10)).into_bytes();
         let cases: [(&str, Vec<u8>, u64); 4] = [
             // Cut after its seventh record: the header's count no longer holds at the end.
             ("the header promises 10 records", lines_of(&whole, |n| n <= 7), 4),
@@ -246,9 +212,8 @@ mod tests {
     #[test]
     fn an_export_that_fails_its_check_is_refused_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let records: Vec<SyncChange> = journal_of(&dir.path().join("source"), 10).iter().map(Result::unwrap).collect();
         let mut journal = Journal::open(&dir.path().join("to"), OpenMode::Create).unwrap();
-        let whole = export_of(&records);
+        let whole = export(&chain(10)).into_bytes();
         let cut = lines_of(&whole, |n| n <= 9);
         let err = import_changing(&mut journal, &whole[..whole.len() - 1], &whole).unwrap_err().to_string();
         assert!(err.starts_with("e.jsonl: refused, nothing imported: line 11"), "{err}");

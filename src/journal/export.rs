@@ -222,12 +222,13 @@ impl<R: std::io::BufRead> Iterator for Reader<R> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::journal::NewChange;
     use crate::journal::record::GENESIS_HASH;
 
-    fn chain(n: usize) -> Vec<SyncChange> {
+    /// A chain of `n` records from the first, as a whole journal's export holds them.
+    pub(crate) fn chain(n: usize) -> Vec<SyncChange> {
         let mut prev = GENESIS_HASH;
         (1..=n as u64)
             .map(|seq| {
@@ -248,7 +249,8 @@ mod tests {
             .collect()
     }
 
-    fn export(records: &[SyncChange]) -> String {
+    /// The export of `records`, a whole journal's when they start at seq 1.
+    pub(crate) fn export(records: &[SyncChange]) -> String {
         let mut s = format!("{}\n", header(None, None, records.len() as u64, records.len() as u64));
         for r in records {
             s.push_str(&format!("{}\n", record_line(r)));
