@@ -17,8 +17,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::journal::{Journal, OpenMode};
 use crate::provider::vscode::discover::entry_metadata;
 use crate::provider::vscode::{VsCode, write_fingerprint};
+use crate::sync::{Action, Options, Report, SyncError};
 
 /// The note's file name inside the journal directory.
 pub const FILE: &str = "in-step.json";
@@ -108,6 +110,48 @@ pub fn holds(journal_dir: &Path, provider: &VsCode) -> bool {
         }
     }
     true
+}
+
+/// One sync of the journal in `journal_dir`, as `chasm sync` and each round of `sync --watch`
+/// run it: nothing at all when the note [`holds`]; otherwise the journal is opened for the
+/// sync's length only (other chasm commands can run between rounds), and a sync that found
+/// everything in step notes it for the next round.
+pub fn round(journal_dir: &Path, provider: &VsCode, opts: &Options) -> Result<Report, SyncError> {
+    if holds(journal_dir, provider) {
+        return Ok(Report::default());
+    }
+    let mut journal = Journal::open(journal_dir, OpenMode::Create)?;
+    let report = crate::sync::sync(&mut journal, provider, opts)?;
+    // Written while the journal is still held: no change can come between the sync and it.
+    if !opts.dry_run {
+        note_if_in_step(journal_dir, provider, &report);
+    }
+    drop(journal);
+    Ok(report)
+}
+
+/// After a sync that found nothing to do anywhere, notes each file's fingerprint for the fast
+/// path. Only then: a sync that wrote a file or recorded a change leaves fingerprints that the
+/// next sync must confirm the slow way.
+fn note_if_in_step(journal_dir: &Path, provider: &VsCode, report: &Report) {
+    let quiet = report.appended == 0 && report.files_written == 0 && report.warnings.is_empty();
+    if !quiet || report.sessions.iter().any(|s| s.action != Action::None || s.error.is_some()) {
+        return;
+    }
+    let mut files = BTreeMap::new();
+    for s in &report.sessions {
+        match (&s.location, &s.fingerprint) {
+            (Some(loc), Some(token)) => {
+                files.insert(loc.path.clone(), token.clone());
+            }
+            // Deleted on both sides: a file appearing there is not in the note, which is enough.
+            (Some(loc), None) if !loc.path.exists() => {}
+            (Some(_), None) => return, // too fresh to fingerprint: no note this time
+            (None, _) => {}            // only in the journal: no file to watch
+        }
+    }
+    // Only a cache: failing to write it costs the next sync a full run, nothing more.
+    let _ = record(journal_dir, provider, files);
 }
 
 /// Drops the note, durably, before the journal changes. Cheap when there is none.

@@ -10,10 +10,9 @@ use serde_json::json;
 use super::{RootArgs, conflict_json};
 use crate::config::Settings;
 use crate::in_step;
-use crate::journal::OpenMode;
 use crate::merge::Strategy;
 use crate::progress::Progress;
-use crate::sync::{Action, Options, Report, SessionSync, sync};
+use crate::sync::{Action, Options, Report, SessionSync};
 
 /// Exit status when conflicts wait for `chasm resolve`.
 pub const EXIT_CONFLICTS: u8 = 3;
@@ -65,7 +64,7 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings, progress: &Progr
     Ok(exit_code(&report))
 }
 
-/// One sync, taking the no-op fast path where it holds; the journal is held only meanwhile.
+/// One sync as the command line asks for it (see [`in_step::round`]).
 pub fn round(
     journal_dir: &Path,
     provider: &crate::provider::vscode::VsCode,
@@ -73,12 +72,6 @@ pub fn round(
     settings: &Settings,
     progress: &Progress,
 ) -> Result<Report> {
-    // Nothing changed on either side since a sync that left everything in step: done,
-    // without opening the journal.
-    if in_step::holds(journal_dir, provider) {
-        return Ok(Report::default());
-    }
-    let mut journal = super::open_journal(journal_dir, OpenMode::Create)?;
     let opts = Options {
         strategy: args.strategy.unwrap_or(settings.strategy),
         dry_run: args.dry_run,
@@ -86,35 +79,7 @@ pub fn round(
         progress: progress.clone(),
         ..Options::default()
     };
-    let report = sync(&mut journal, provider, &opts)?;
-    if !args.dry_run {
-        note_if_in_step(journal_dir, provider, &report);
-    }
-    Ok(report)
-}
-
-/// After a sync that found nothing to do anywhere, notes each file's fingerprint for the fast
-/// path (see [`in_step`]). Only then: a sync that wrote a file or recorded a change leaves
-/// fingerprints that the next sync must confirm the slow way.
-fn note_if_in_step(journal_dir: &Path, provider: &crate::provider::vscode::VsCode, report: &Report) {
-    let quiet = report.appended == 0 && report.files_written == 0 && report.warnings.is_empty();
-    if !quiet || report.sessions.iter().any(|s| s.action != Action::None || s.error.is_some()) {
-        return;
-    }
-    let mut files = std::collections::BTreeMap::new();
-    for s in &report.sessions {
-        match (&s.location, &s.fingerprint) {
-            (Some(loc), Some(token)) => {
-                files.insert(loc.path.clone(), token.clone());
-            }
-            // Deleted on both sides: a file appearing there is not in the note, which is enough.
-            (Some(loc), None) if !loc.path.exists() => {}
-            (Some(_), None) => return, // too fresh to fingerprint: no note this time
-            (None, _) => {}            // only in the journal: no file to watch
-        }
-    }
-    // Only a cache: failing to write it costs the next sync a full run, nothing more.
-    let _ = in_step::record(journal_dir, provider, files);
+    Ok(in_step::round(journal_dir, provider, &opts)?)
 }
 
 /// 0 when everything converged, [`EXIT_CONFLICTS`] when conflicts wait.
