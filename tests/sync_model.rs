@@ -71,6 +71,8 @@ enum Op {
     /// still long enough to be trusted and synced once more, which notes everything in step:
     /// the next sync starts on the no-op path.
     Sync { strategy: SyncStrategy, settle_local: bool, then_still: bool },
+    /// `chasm sync --dry-run`: reports, and changes nothing on either side.
+    DryRun(SyncStrategy),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -94,6 +96,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => i().prop_map(Op::LocalDelete),
         5 => (prop::sample::select(vec![SyncStrategy::AutoMerge, SyncStrategy::Manual, SyncStrategy::LocalWins, SyncStrategy::RemoteWins, SyncStrategy::MostRecent, SyncStrategy::KeepBoth]), any::<bool>(), any::<bool>())
             .prop_map(|(strategy, settle_local, then_still)| Op::Sync { strategy, settle_local, then_still }),
+        1 => prop::sample::select(vec![SyncStrategy::AutoMerge, SyncStrategy::LocalWins, SyncStrategy::KeepBoth]).prop_map(Op::DryRun),
     ]
 }
 
@@ -151,14 +154,24 @@ impl Side {
 
     /// One round of `chasm sync --strategy STRATEGY`.
     fn sync(&self, strategy: SyncStrategy) -> Report {
+        self.forget();
+        self.round(strategy, false)
+    }
+
+    /// On the full path's side, the kept shapes and the note forgotten.
+    fn forget(&self) {
         if self.full_path && self.journal().exists() {
             let db = rusqlite::Connection::open(self.journal().join("journal.sqlite")).unwrap();
             db.execute_batch("DELETE FROM shapes").unwrap();
             drop(db);
             let _ = std::fs::remove_file(self.journal().join(chasm::in_step::FILE));
         }
+    }
+
+    /// One round, `--dry-run` or not.
+    fn round(&self, strategy: SyncStrategy, dry_run: bool) -> Report {
         let provider = chasm::provider::vscode::VsCode::new(&[self.root()]);
-        let opts = chasm::sync::Options { strategy, max_delete: 1000, ..chasm::sync::Options::default() };
+        let opts = chasm::sync::Options { strategy, dry_run, max_delete: 1000, ..chasm::sync::Options::default() };
         chasm::in_step::round(&self.journal(), &provider, &opts).unwrap()
     }
 
@@ -185,6 +198,23 @@ impl Side {
                 payload,
             }])
             .unwrap();
+    }
+
+    /// Every file under the user dir and the journal's directory, with its bytes.
+    fn everything(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut all = BTreeMap::new();
+        let mut dirs = vec![self.dir.path().to_owned()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    all.insert(path.clone(), std::fs::read(path).unwrap());
+                }
+            }
+        }
+        all
     }
 
     /// Every record, without what differs between two user dirs (times, hashes, paths).
@@ -439,6 +469,23 @@ impl Model {
                     if !changes.is_empty() {
                         open_journal(&side.journal(), OpenMode::Existing).append(changes).unwrap();
                     }
+                }
+            }
+            Op::DryRun(strategy) => {
+                for side in self.live() {
+                    side.forget();
+                    let before = side.everything();
+                    let report = side.round(*strategy, true);
+                    prop_assert_eq!((report.appended, report.files_written), (0, 0));
+                    let after = side.everything();
+                    let changed: Vec<&PathBuf> = before
+                        .keys()
+                        .chain(after.keys())
+                        .filter(|p| before.get(*p) != after.get(*p))
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    prop_assert!(changed.is_empty(), "a dry run changed {:?}", changed);
                 }
             }
             Op::Sync { strategy, settle_local, then_still } => {
