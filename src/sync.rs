@@ -43,8 +43,8 @@ pub struct Options {
     pub dry_run: bool,
     /// Abort when more sessions than this would be deleted on either side (rclone bisync's
     /// safety check against a wrong root or a wiped folder): before anything is recorded or
-    /// written, but for VS Code's changes when it is chasm that would delete (see
-    /// `left_as_it_was`).
+    /// written, but for VS Code's changes (and the checkpoints of the sessions they leave in
+    /// step) when it is chasm that would delete (see `left_as_it_was`).
     pub max_delete: usize,
     /// Settlements of named conflicts, from `chasm resolve`.
     pub overrides: HashMap<String, Take>,
@@ -565,18 +565,40 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     let local_deletes = plans.as_ref().map_or(0, |plans| plans.iter().filter(|p| matches!(p.push, Some(None))).count());
     // A sync that stops here has still read what VS Code changed, and records it, held back or
     // not: a session that cannot be planned must not keep the others' changes out of history.
-    if (plans.is_err() || local_deletes > opts.max_delete)
-        && let Some(remote) = held_back.take()
-    {
-        report.appended += journal.append(remote)?.len();
-    }
-    let plans = plans?;
+    let plans = match plans {
+        Ok(plans) => plans,
+        Err(e) => {
+            if let Some(remote) = held_back.take() {
+                journal.append(remote)?;
+            }
+            return Err(e);
+        }
+    };
     if local_deletes > opts.max_delete {
+        // With the checkpoints of the sessions that what was read left in step (VS Code's
+        // changes only pulled, nothing to write or resolve): true whatever is not done, and
+        // what tells the next sync where each lives. A session VS Code created would
+        // otherwise be known to the journal with no place, and if VS Code deleted it before
+        // the next sync, that deletion could never be seen.
+        // (A dry run holds nothing back and records nothing.)
+        let mut batch = held_back.take().unwrap_or_default();
+        let recorded = report.appended + batch.len();
+        if !opts.dry_run {
+            let in_step = |p: &&Plan| p.push.is_none() && p.resolution.is_empty() && p.copy.is_none();
+            for p in plans.iter().filter(in_step) {
+                if let Some((hash, local_seq, remote_seq)) = &p.checkpoint {
+                    let path = p.report.location.as_ref().map(|l| l.path.to_string_lossy().into_owned());
+                    let id = &p.report.session_id;
+                    batch.push(checkpoint(id, *local_seq, *remote_seq, hash, path.as_deref(), provider.name(), now));
+                }
+            }
+        }
+        journal.append(batch)?;
         return Err(SyncError::TooManyDeletes {
             side: "in VS Code by chasm",
             count: local_deletes,
             max: opts.max_delete,
-            recorded: report.appended,
+            recorded,
         });
     }
     if opts.dry_run {
