@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 
 use chasm::journal::{ChangeType, EntityType, NewChange, OpenMode, Origin};
 use chasm::merge::Strategy as SyncStrategy;
-use chasm::sync::{Action, Report};
+use chasm::sync::{Action, Options, Report, SyncError};
 use common::{append, open_journal, vscode_read};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -69,10 +69,15 @@ enum Op {
     /// A sync with this strategy. What conflicts is settled by a sync with `local_wins` when
     /// `settle_local` is set, else `remote_wins`. With `then_still`, the files are then left
     /// still long enough to be trusted and synced once more, which notes everything in step:
-    /// the next sync starts on the no-op path.
-    Sync { strategy: SyncStrategy, settle_local: bool, then_still: bool },
+    /// the next sync starts on the no-op path. With `bit_by_bit`, the round records what it
+    /// has read after every file (as a first sync of a large folder does every 64 MB) where
+    /// it may.
+    Sync { strategy: SyncStrategy, settle_local: bool, then_still: bool, bit_by_bit: bool },
     /// `chasm sync --dry-run`: reports, and changes nothing on either side.
     DryRun(SyncStrategy),
+    /// `chasm sync --max-delete 0`: a round that would delete a session on either side stops
+    /// before it writes anything to VS Code; one that goes on deletes nothing.
+    Careful(SyncStrategy),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -94,9 +99,10 @@ fn op() -> impl Strategy<Value = Op> {
         2 => i().prop_map(Op::LocalTitle),
         2 => i().prop_map(Op::LocalAdd),
         1 => i().prop_map(Op::LocalDelete),
-        5 => (prop::sample::select(vec![SyncStrategy::AutoMerge, SyncStrategy::Manual, SyncStrategy::LocalWins, SyncStrategy::RemoteWins, SyncStrategy::MostRecent, SyncStrategy::KeepBoth]), any::<bool>(), any::<bool>())
-            .prop_map(|(strategy, settle_local, then_still)| Op::Sync { strategy, settle_local, then_still }),
+        5 => (prop::sample::select(vec![SyncStrategy::AutoMerge, SyncStrategy::Manual, SyncStrategy::LocalWins, SyncStrategy::RemoteWins, SyncStrategy::MostRecent, SyncStrategy::KeepBoth]), any::<bool>(), any::<bool>(), any::<bool>())
+            .prop_map(|(strategy, settle_local, then_still, bit_by_bit)| Op::Sync { strategy, settle_local, then_still, bit_by_bit }),
         1 => prop::sample::select(vec![SyncStrategy::AutoMerge, SyncStrategy::LocalWins, SyncStrategy::KeepBoth]).prop_map(Op::DryRun),
+        1 => prop::sample::select(vec![SyncStrategy::AutoMerge, SyncStrategy::LocalWins, SyncStrategy::RemoteWins]).prop_map(Op::Careful),
     ]
 }
 
@@ -155,7 +161,7 @@ impl Side {
     /// One round of `chasm sync --strategy STRATEGY`.
     fn sync(&self, strategy: SyncStrategy) -> Report {
         self.forget();
-        self.round(strategy, false)
+        self.round(&options(strategy))
     }
 
     /// On the full path's side, the kept shapes and the note forgotten.
@@ -168,11 +174,23 @@ impl Side {
         }
     }
 
-    /// One round, `--dry-run` or not.
-    fn round(&self, strategy: SyncStrategy, dry_run: bool) -> Report {
+    fn round(&self, opts: &Options) -> Report {
+        self.try_round(opts).unwrap()
+    }
+
+    fn try_round(&self, opts: &Options) -> Result<Report, SyncError> {
         let provider = chasm::provider::vscode::VsCode::new(&[self.root()]);
-        let opts = chasm::sync::Options { strategy, dry_run, max_delete: 1000, ..chasm::sync::Options::default() };
-        chasm::in_step::round(&self.journal(), &provider, &opts).unwrap()
+        chasm::in_step::round(&self.journal(), &provider, opts)
+    }
+
+    /// The sessions the journal holds and has not deleted.
+    fn existing(&self) -> BTreeSet<String> {
+        if !self.journal().exists() {
+            return BTreeSet::new();
+        }
+        let journal = open_journal(&self.journal(), OpenMode::Existing);
+        let ids = journal.session_ids().unwrap();
+        ids.into_iter().filter(|id| journal.state_at(id, u64::MAX).unwrap().is_some_and(|s| s.exists)).collect()
     }
 
     /// The journal's state of a session now, if it holds one that exists.
@@ -217,29 +235,43 @@ impl Side {
         all
     }
 
-    /// Every record, without what differs between two user dirs (times, hashes, paths).
-    fn events(&self) -> Vec<Value> {
+    /// Each session's records in order, without what differs between two user dirs (times,
+    /// hashes, paths) or between two orders of recording different sessions (a sync records
+    /// what it has read as it goes when told to, so the sessions it reads on a quick path can
+    /// come before others): a checkpoint names the session's events it covers by their place
+    /// among the session's own.
+    fn events(&self) -> BTreeMap<String, Vec<Value>> {
         let journal = open_journal(&self.journal(), OpenMode::Existing);
-        journal
-            .iter()
-            .map(|r| {
-                let r = r.unwrap();
-                let mut payload = r.payload;
-                if r.change_type == ChangeType::Merge {
-                    payload["hash"] = Value::Null;
-                    payload["path"] = Value::Null;
+        let mut place = BTreeMap::new();
+        let mut sessions: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for r in journal.iter() {
+            let r = r.unwrap();
+            let events = sessions.entry(r.session_id.clone()).or_default();
+            place.insert(r.seq, events.len() + 1);
+            let mut payload = r.payload;
+            if r.change_type == ChangeType::Merge {
+                payload["hash"] = Value::Null;
+                payload["path"] = Value::Null;
+                for side in ["local_seq", "remote_seq"] {
+                    let seq = payload[side].as_u64().unwrap();
+                    payload[side] = json!(place.get(&seq).copied().unwrap_or(0));
                 }
-                json!([
-                    r.session_id,
-                    format!("{:?}", r.change_type),
-                    format!("{:?}", r.entity_type),
-                    r.entity_id,
-                    format!("{:?}", r.origin),
-                    payload
-                ])
-            })
-            .collect()
+            }
+            events.push(json!([
+                format!("{:?}", r.change_type),
+                format!("{:?}", r.entity_type),
+                r.entity_id,
+                format!("{:?}", r.origin),
+                payload
+            ]));
+        }
+        sessions
     }
+}
+
+/// A round's options: the strategy, and a delete limit no step reaches.
+fn options(strategy: SyncStrategy) -> Options {
+    Options { strategy, max_delete: 1000, ..Options::default() }
 }
 
 fn request(n: u64, text: &str) -> Value {
@@ -475,7 +507,7 @@ impl Model {
                 for side in self.live() {
                     side.forget();
                     let before = side.everything();
-                    let report = side.round(*strategy, true);
+                    let report = side.round(&Options { dry_run: true, ..options(*strategy) });
                     prop_assert_eq!((report.appended, report.files_written), (0, 0));
                     let after = side.everything();
                     let changed: Vec<&PathBuf> = before
@@ -488,8 +520,31 @@ impl Model {
                     prop_assert!(changed.is_empty(), "a dry run changed {:?}", changed);
                 }
             }
-            Op::Sync { strategy, settle_local, then_still } => {
-                self.sync(*strategy, *settle_local)?;
+            Op::Careful(strategy) => {
+                for side in self.live() {
+                    side.forget();
+                    let in_vscode = |all: BTreeMap<PathBuf, Vec<u8>>| {
+                        all.into_iter().filter(|(p, _)| p.starts_with(side.root())).collect::<BTreeMap<_, _>>()
+                    };
+                    let (files, sessions) = (in_vscode(side.everything()), side.existing());
+                    match side.try_round(&Options { max_delete: 0, ..options(*strategy) }) {
+                        Err(SyncError::TooManyDeletes { .. }) => {
+                            prop_assert!(in_vscode(side.everything()) == files, "a stopped round wrote to VS Code")
+                        }
+                        Err(e) => prop_assert!(false, "{}", e),
+                        Ok(_) => {
+                            let gone: Vec<&PathBuf> = files.keys().filter(|p| !p.exists()).collect();
+                            prop_assert!(gone.is_empty(), "--max-delete 0 deleted {:?}", gone);
+                            let now = side.existing();
+                            let deleted: Vec<&String> = sessions.difference(&now).collect();
+                            prop_assert!(deleted.is_empty(), "--max-delete 0 recorded deleting {:?}", deleted);
+                        }
+                    }
+                }
+            }
+            Op::Sync { strategy, settle_local, then_still, bit_by_bit } => {
+                let record_after = bit_by_bit.then_some(1);
+                self.sync(Options { record_after, ..options(*strategy) }, *settle_local)?;
                 if *then_still {
                     self.apply(&Op::Age)?;
                     for side in self.live() {
@@ -503,7 +558,8 @@ impl Model {
         Ok(())
     }
 
-    fn sync(&mut self, strategy: SyncStrategy, settle_local: bool) -> Result<(), TestCaseError> {
+    fn sync(&mut self, opts: Options, settle_local: bool) -> Result<(), TestCaseError> {
+        let strategy = opts.strategy;
         // What VS Code holds as the sync reads it: history from now on.
         for id in &self.ids {
             if let Some(path) = self.sides[0].file(id) {
@@ -521,7 +577,8 @@ impl Model {
             self.twins = false;
         }
         for side in self.live() {
-            let report = side.sync(strategy);
+            side.forget();
+            let report = side.round(&opts);
             if report.sessions.iter().any(|s| s.action == Action::Conflicted) {
                 let settled = side.sync(if settle_local { SyncStrategy::LocalWins } else { SyncStrategy::RemoteWins });
                 let left: Vec<&str> = settled
@@ -615,12 +672,12 @@ proptest! {
         // A log and a whole file to begin with, synced; the edits go on from there.
         for op in [Op::Create { log: true, requests: 2 }, Op::Create { log: false, requests: 2 }]
             .iter()
-            .chain(&[Op::Sync { strategy: SyncStrategy::AutoMerge, settle_local: true, then_still: false }])
+            .chain(&[Op::Sync { strategy: SyncStrategy::AutoMerge, settle_local: true, then_still: false, bit_by_bit: false }])
             .chain(&ops)
         {
             model.apply(op)?;
         }
-        model.apply(&Op::Sync { strategy: SyncStrategy::AutoMerge, settle_local: true, then_still: false })?;
+        model.apply(&Op::Sync { strategy: SyncStrategy::AutoMerge, settle_local: true, then_still: false, bit_by_bit: false })?;
         model.nothing_lost()?;
     }
 }
