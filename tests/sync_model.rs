@@ -19,12 +19,12 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use chasm::journal::{ChangeType, EntityType, NewChange, OpenMode, Origin};
-use chasm::merge::Strategy as SyncStrategy;
+use chasm::merge::{Strategy as SyncStrategy, Take};
 use chasm::sync::{Action, Options, Report, SyncError};
 use common::{append, open_journal, vscode_read};
 use proptest::prelude::*;
@@ -66,18 +66,36 @@ enum Op {
     LocalDelete(Index),
     /// `chasm restore --at`: a session brought back to a point of its history.
     LocalRestore(Index, Index),
-    /// A sync with this strategy. What conflicts is settled by a sync with `local_wins` when
-    /// `settle_local` is set, else `remote_wins`. With `then_still`, the files are then left
+    /// A sync with this strategy. What conflicts is then settled (see [`Settle`]). With
+    /// `then_still`, the files are then left
     /// still long enough to be trusted and synced once more, which notes everything in step:
     /// the next sync starts on the no-op path. With `bit_by_bit`, the round records what it
     /// has read after every file (as a first sync of a large folder does every 64 MB) where
     /// it may.
-    Sync { strategy: SyncStrategy, settle_local: bool, then_still: bool, bit_by_bit: bool },
+    Sync { strategy: SyncStrategy, settle: Settle, then_still: bool, bit_by_bit: bool },
     /// `chasm sync --dry-run`: reports, and changes nothing on either side.
     DryRun(SyncStrategy),
     /// `chasm sync --max-delete 0`: a round that would delete a session on either side stops
     /// before it writes anything to VS Code; one that goes on deletes nothing.
     Careful(SyncStrategy),
+}
+
+/// How the conflicts a round leaves are settled.
+#[derive(Debug, Clone, Copy)]
+enum Settle {
+    /// By a round with this strategy (`local_wins` or `remote_wins`).
+    Round(SyncStrategy),
+    /// By `chasm resolve`, one conflict at a time, each taking this; a `merge` refused (both
+    /// sides changed the same field) and whatever is left after a few are settled by a round
+    /// with `local_wins`.
+    Resolve(Take),
+}
+
+fn settle() -> impl Strategy<Value = Settle> {
+    prop_oneof![
+        prop::sample::select(vec![SyncStrategy::LocalWins, SyncStrategy::RemoteWins]).prop_map(Settle::Round),
+        prop::sample::select(vec![Take::Local, Take::Remote, Take::Merge, Take::Both]).prop_map(Settle::Resolve),
+    ]
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -99,8 +117,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => i().prop_map(Op::LocalTitle),
         2 => i().prop_map(Op::LocalAdd),
         1 => i().prop_map(Op::LocalDelete),
-        5 => (prop::sample::select(vec![SyncStrategy::AutoMerge, SyncStrategy::Manual, SyncStrategy::LocalWins, SyncStrategy::RemoteWins, SyncStrategy::MostRecent, SyncStrategy::KeepBoth]), any::<bool>(), any::<bool>(), any::<bool>())
-            .prop_map(|(strategy, settle_local, then_still, bit_by_bit)| Op::Sync { strategy, settle_local, then_still, bit_by_bit }),
+        5 => (prop::sample::select(vec![SyncStrategy::AutoMerge, SyncStrategy::Manual, SyncStrategy::LocalWins, SyncStrategy::RemoteWins, SyncStrategy::MostRecent, SyncStrategy::KeepBoth]), settle(), any::<bool>(), any::<bool>())
+            .prop_map(|(strategy, settle, then_still, bit_by_bit)| Op::Sync { strategy, settle, then_still, bit_by_bit }),
         1 => prop::sample::select(vec![SyncStrategy::AutoMerge, SyncStrategy::LocalWins, SyncStrategy::KeepBoth]).prop_map(Op::DryRun),
         1 => prop::sample::select(vec![SyncStrategy::AutoMerge, SyncStrategy::LocalWins, SyncStrategy::RemoteWins]).prop_map(Op::Careful),
     ]
@@ -181,6 +199,37 @@ impl Side {
     fn try_round(&self, opts: &Options) -> Result<Report, SyncError> {
         let provider = chasm::provider::vscode::VsCode::new(&[self.root()]);
         chasm::in_step::round(&self.journal(), &provider, opts)
+    }
+
+    /// Settles the conflicts a round with `strategy` left (see [`Settle`]), as a user would:
+    /// each `chasm resolve` syncs only its conflict's session, and `chasm conflicts` lists
+    /// what is left. Returns the report of a last round over every session.
+    fn settle(&self, strategy: SyncStrategy, how: Settle) -> Report {
+        if let Settle::Resolve(take) = how {
+            for _ in 0..4 {
+                self.forget();
+                let listed = self.round(&Options { dry_run: true, ..options(strategy) });
+                let Some(c) = listed.sessions.iter().flat_map(|s| &s.conflicts).next() else { break };
+                let opts = Options {
+                    overrides: HashMap::from([(c.id.clone(), take)]),
+                    only: Some(c.session_id.clone()),
+                    ..options(SyncStrategy::AutoMerge)
+                };
+                match self.try_round(&opts) {
+                    Ok(_) => {}
+                    Err(SyncError::Merge(_)) if take == Take::Merge => break,
+                    Err(e) => panic!("resolve {}: {e}", c.id),
+                }
+            }
+            let report = self.sync(strategy);
+            if !report.sessions.iter().any(|s| s.action == Action::Conflicted) {
+                return report;
+            }
+        }
+        self.sync(match how {
+            Settle::Round(strategy) => strategy,
+            Settle::Resolve(_) => SyncStrategy::LocalWins,
+        })
     }
 
     /// The sessions the journal holds and has not deleted.
@@ -542,9 +591,9 @@ impl Model {
                     }
                 }
             }
-            Op::Sync { strategy, settle_local, then_still, bit_by_bit } => {
+            Op::Sync { strategy, settle, then_still, bit_by_bit } => {
                 let record_after = bit_by_bit.then_some(1);
-                self.sync(Options { record_after, ..options(*strategy) }, *settle_local)?;
+                self.sync(Options { record_after, ..options(*strategy) }, *settle)?;
                 if *then_still {
                     self.apply(&Op::Age)?;
                     for side in self.live() {
@@ -558,7 +607,7 @@ impl Model {
         Ok(())
     }
 
-    fn sync(&mut self, opts: Options, settle_local: bool) -> Result<(), TestCaseError> {
+    fn sync(&mut self, opts: Options, settle: Settle) -> Result<(), TestCaseError> {
         let strategy = opts.strategy;
         // What VS Code holds as the sync reads it: history from now on.
         for id in &self.ids {
@@ -573,14 +622,16 @@ impl Model {
         }
         // `most_recent` decides by the records' times, `keep_both` names its copies anew: the
         // twins part there.
-        if matches!(strategy, SyncStrategy::MostRecent | SyncStrategy::KeepBoth) {
+        if matches!(strategy, SyncStrategy::MostRecent | SyncStrategy::KeepBoth)
+            || matches!(settle, Settle::Resolve(Take::Both))
+        {
             self.twins = false;
         }
         for side in self.live() {
             side.forget();
             let report = side.round(&opts);
             if report.sessions.iter().any(|s| s.action == Action::Conflicted) {
-                let settled = side.sync(if settle_local { SyncStrategy::LocalWins } else { SyncStrategy::RemoteWins });
+                let settled = side.settle(strategy, settle);
                 let left: Vec<&str> = settled
                     .sessions
                     .iter()
@@ -672,12 +723,22 @@ proptest! {
         // A log and a whole file to begin with, synced; the edits go on from there.
         for op in [Op::Create { log: true, requests: 2 }, Op::Create { log: false, requests: 2 }]
             .iter()
-            .chain(&[Op::Sync { strategy: SyncStrategy::AutoMerge, settle_local: true, then_still: false, bit_by_bit: false }])
+            .chain(&[Op::Sync {
+                strategy: SyncStrategy::AutoMerge,
+                settle: Settle::Round(SyncStrategy::LocalWins),
+                then_still: false,
+                bit_by_bit: false,
+            }])
             .chain(&ops)
         {
             model.apply(op)?;
         }
-        model.apply(&Op::Sync { strategy: SyncStrategy::AutoMerge, settle_local: true, then_still: false, bit_by_bit: false })?;
+        model.apply(&Op::Sync {
+                strategy: SyncStrategy::AutoMerge,
+                settle: Settle::Round(SyncStrategy::LocalWins),
+                then_still: false,
+                bit_by_bit: false,
+            })?;
         model.nothing_lost()?;
     }
 }
