@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime};
 use chasm::journal::{ChangeType, EntityType, NewChange, OpenMode, Origin};
 use chasm::merge::{Strategy as SyncStrategy, Take};
 use chasm::sync::{Action, Options, Report, SyncError};
-use common::{append, open_journal, vscode_read};
+use common::{append, open_journal, vscode_read_jsonl};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Value, json};
@@ -58,6 +58,9 @@ enum Op {
     Remove(Index),
     /// Every file's time set back (distinct each time), so the next sync trusts fingerprints.
     Age,
+    /// VS Code caught halfway through writing a request to a log: the first half of the line
+    /// is there, the rest comes before VS Code's next write (or the end of the test).
+    Tear(Index),
     /// `chasm rename` of a session the journal holds.
     LocalTitle(Index),
     /// A request added through chasm.
@@ -114,6 +117,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => i().prop_map(Op::Move),
         1 => (i(), i()).prop_map(|(s, at)| Op::LocalRestore(s, at)),
         2 => Just(Op::Age),
+        1 => i().prop_map(Op::Tear),
         2 => i().prop_map(Op::LocalTitle),
         2 => i().prop_map(Op::LocalAdd),
         1 => i().prop_map(Op::LocalDelete),
@@ -323,6 +327,17 @@ fn options(strategy: SyncStrategy) -> Options {
     Options { strategy, max_delete: 1000, ..Options::default() }
 }
 
+/// A session file as VS Code reads it, but for a last line not yet complete.
+fn vscode_read(path: &std::path::Path) -> Value {
+    let bytes = std::fs::read(path).unwrap();
+    if path.extension().is_some_and(|e| e == "jsonl") {
+        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |at| at + 1);
+        vscode_read_jsonl(&bytes[..complete])
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    }
+}
+
 fn request(n: u64, text: &str) -> Value {
     json!({"requestId": format!("request_{n:04}"), "timestamp": 1_764_000_000_000u64 + n * 1000,
            "message": {"text": text, "parts": [{"kind": "text", "text": text}]},
@@ -338,6 +353,8 @@ struct Model {
     /// Each session's requests (as JSON text) and titles that a sync read from VS Code or that
     /// chasm added: each must be in the history.
     held: BTreeMap<String, BTreeSet<String>>,
+    /// A log with half a line at its end (the first side's path), and the rest of the line.
+    torn: Option<(PathBuf, String)>,
     /// The twins are compared until a `most_recent` or `keep_both` sync (see `sync`); after it
     /// only the first side goes on.
     twins: bool,
@@ -384,6 +401,21 @@ impl Model {
     fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
         self.next += 1;
         let n = self.next;
+        // VS Code finishes writing a line before it writes anything else.
+        let writes = !matches!(
+            op,
+            Op::Age
+                | Op::LocalTitle(_)
+                | Op::LocalAdd(_)
+                | Op::LocalDelete(_)
+                | Op::LocalRestore(..)
+                | Op::Sync { .. }
+                | Op::DryRun(_)
+                | Op::Careful(_)
+        );
+        if writes {
+            self.mend();
+        }
         match op {
             Op::Create { log, requests } => {
                 let id = format!("{n:08x}-0000-4000-8000-000000000000");
@@ -497,6 +529,19 @@ impl Model {
                     }
                 }
             }
+            Op::Tear(at) => {
+                if let Some(path) = self.with_file(at)
+                    && path.extension().is_some_and(|e| e == "jsonl")
+                {
+                    let line = json!({"kind": 2, "k": ["requests"], "v": [request(n * 10, &format!("torn {n}"))]});
+                    let line = format!("{line}\n");
+                    let (first, rest) = line.split_at(line.len() / 2);
+                    for side in self.live() {
+                        append(&side.twin(&path, self), first);
+                    }
+                    self.torn = Some((path, rest.to_owned()));
+                }
+            }
             Op::Age => {
                 let then = SystemTime::now() - Duration::from_secs(3600) + Duration::from_millis(n);
                 for side in self.live() {
@@ -607,6 +652,15 @@ impl Model {
         Ok(())
     }
 
+    /// The torn line's rest written, if there is one.
+    fn mend(&mut self) {
+        if let Some((path, rest)) = self.torn.take() {
+            for side in self.live() {
+                append(&side.twin(&path, self), &rest);
+            }
+        }
+    }
+
     fn sync(&mut self, opts: Options, settle: Settle) -> Result<(), TestCaseError> {
         let strategy = opts.strategy;
         // What VS Code holds as the sync reads it: history from now on.
@@ -626,6 +680,21 @@ impl Model {
             || matches!(settle, Settle::Resolve(Take::Both))
         {
             self.twins = false;
+        }
+        // A round while VS Code is still writing a line: whatever it reads or decides, it
+        // warns of that log alone and leaves its bytes alone (a line appended after half of
+        // one would corrupt both). Then VS Code finishes the line, and the round below runs.
+        if let Some((path, _)) = &self.torn {
+            for side in self.live() {
+                let log = side.twin(path, self);
+                let before = std::fs::read(&log).unwrap();
+                side.forget();
+                let report = side.round(&opts);
+                let name = log.file_name().unwrap().to_str().unwrap();
+                prop_assert!(report.warnings.iter().all(|w| w.contains(name)), "warnings: {:?}", report.warnings);
+                prop_assert!(std::fs::read(&log).unwrap() == before, "a log being written was written to");
+            }
+            self.mend();
         }
         for side in self.live() {
             side.forget();
@@ -719,7 +788,7 @@ proptest! {
     #[test]
     fn both_sides_converge_lose_nothing_and_the_full_path_agrees(ops in prop::collection::vec(op(), 1..60)) {
         let mut model = Model { sides: [Side::new(false), Side::new(true)], ids: Vec::new(), next: 0,
-                                held: BTreeMap::new(), twins: true };
+                                held: BTreeMap::new(), torn: None, twins: true };
         // A log and a whole file to begin with, synced; the edits go on from there.
         for op in [Op::Create { log: true, requests: 2 }, Op::Create { log: false, requests: 2 }]
             .iter()
@@ -733,6 +802,7 @@ proptest! {
         {
             model.apply(op)?;
         }
+        model.mend();
         model.apply(&Op::Sync {
                 strategy: SyncStrategy::AutoMerge,
                 settle: Settle::Round(SyncStrategy::LocalWins),
