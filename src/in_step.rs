@@ -115,7 +115,8 @@ pub fn holds(journal_dir: &Path, provider: &VsCode) -> bool {
 /// One sync of the journal in `journal_dir`, as `chasm sync` and each round of `sync --watch`
 /// run it: nothing at all when the note [`holds`]; otherwise the journal is opened for the
 /// sync's length only (other chasm commands can run between rounds), and a sync that found
-/// everything in step notes it for the next round.
+/// everything in step notes it for the next round. A sync of one session (`opts.only`) says
+/// nothing of the others, so it never notes.
 pub fn round(journal_dir: &Path, provider: &VsCode, opts: &Options) -> Result<Report, SyncError> {
     if holds(journal_dir, provider) {
         return Ok(Report::default());
@@ -123,7 +124,7 @@ pub fn round(journal_dir: &Path, provider: &VsCode, opts: &Options) -> Result<Re
     let mut journal = Journal::open(journal_dir, OpenMode::Create)?;
     let report = crate::sync::sync(&mut journal, provider, opts)?;
     // Written while the journal is still held: no change can come between the sync and it.
-    if !opts.dry_run {
+    if !opts.dry_run && opts.only.is_none() {
         note_if_in_step(journal_dir, provider, &report);
     }
     drop(journal);

@@ -500,6 +500,25 @@ fn max_delete_counts_the_sessions_chasm_would_delete_in_vs_code() {
     assert!(!vs.file(HAIKU).exists());
 }
 
+/// A round of one session says nothing of the others: finding that one in step, it leaves
+/// no note that everything is, which would let the next round skip a deletion in VS Code of
+/// another (a note lists files, and a file gone matches a note that never listed it). Found
+/// by `tests/sync_model.rs`.
+#[test]
+fn a_round_of_one_session_notes_nothing() {
+    let vs = Vs::new();
+    vs.age_files();
+    assert_eq!(vs.sync(&[]).0, 0);
+    std::fs::remove_file(vs.file(HAIKU)).unwrap();
+    let provider = chasm::provider::vscode::VsCode::new(&[PathBuf::from(vs.root())]);
+    let only = chasm::sync::Options { only: Some(READING.into()), ..Default::default() };
+    let report = chasm::in_step::round(&vs.env.journal(), &provider, &only).unwrap();
+    assert_eq!(report.appended, 0);
+    assert!(!vs.env.journal().join(chasm::in_step::FILE).exists(), "a round of one session noted everything in step");
+    assert_eq!(vs.sync(&[]).0, 0);
+    assert!(vs.env.log().iter().any(|r| r["session_id"] == HAIKU && r["change_type"] == "delete"));
+}
+
 /// A session VS Code creates while syncs stop at the delete limit is recorded by the stopped
 /// sync; if VS Code deletes it before the next one, that deletion is recorded too. (Recorded
 /// with no checkpoint, it had no known place in VS Code, so its deletion could never be seen:
