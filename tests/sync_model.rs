@@ -67,8 +67,9 @@ enum Op {
     LocalAdd(Index),
     /// `chasm delete`.
     LocalDelete(Index),
-    /// `chasm restore --at`: a session brought back to a point of its history.
-    LocalRestore(Index, Index),
+    /// `chasm restore --at`: a session brought back to a point of its history; with `--push`
+    /// (the flag) written to VS Code at once, by a round over that session alone.
+    LocalRestore(Index, Index, bool),
     /// A sync with this strategy. What conflicts is then settled (see [`Settle`]). With
     /// `then_still`, the files are then left
     /// still long enough to be trusted and synced once more, which notes everything in step:
@@ -115,7 +116,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => i().prop_map(Op::Untitle),
         1 => i().prop_map(Op::Migrate),
         1 => i().prop_map(Op::Move),
-        1 => (i(), i()).prop_map(|(s, at)| Op::LocalRestore(s, at)),
+        1 => (i(), i(), any::<bool>()).prop_map(|(s, at, push)| Op::LocalRestore(s, at, push)),
         2 => Just(Op::Age),
         1 => i().prop_map(Op::Tear),
         2 => i().prop_map(Op::LocalTitle),
@@ -580,7 +581,7 @@ impl Model {
                     side.local_change(&id, ChangeType::Delete, EntityType::Session, &id, Value::Null);
                 }
             }
-            Op::LocalRestore(at, point) => {
+            Op::LocalRestore(at, point, push) => {
                 let Some(id) = self.in_journal(at) else { return Ok(()) };
                 for side in self.live() {
                     let journal = open_journal(&side.journal(), OpenMode::Existing);
@@ -594,6 +595,16 @@ impl Model {
                         .collect();
                     if !changes.is_empty() {
                         open_journal(&side.journal(), OpenMode::Existing).append(changes).unwrap();
+                    }
+                    if *push {
+                        side.forget();
+                        let only = Options { only: Some(id.clone()), max_delete: 1, ..Options::default() };
+                        let report = side.round(&only);
+                        let ids: Vec<&str> = report.sessions.iter().map(|s| s.session_id.as_str()).collect();
+                        prop_assert!(ids.iter().all(|s| *s == id), "a round of {} reported {:?}", id, ids);
+                        if report.sessions.iter().all(|s| s.action != Action::Conflicted && s.error.is_none()) {
+                            self.converged_one(side, &id)?;
+                        }
                     }
                 }
             }
@@ -729,22 +740,28 @@ impl Model {
 
     /// Both sides hold the same sessions.
     fn converged(&self, side: &Side) -> Result<(), TestCaseError> {
-        let journal = open_journal(&side.journal(), OpenMode::Existing);
         for id in &self.ids {
-            let state = journal.state_at(id, u64::MAX).unwrap();
-            match side.file(id) {
-                Some(path) => {
-                    let file = vscode_read(&path);
-                    let state = state.filter(|s| s.exists);
-                    prop_assert!(state.is_some(), "{} is in VS Code, not in the journal", id);
-                    prop_assert_eq!(&state.unwrap().session.to_value(), &file, "{} differs", id);
-                    let text = journal.session_text_at(id, u64::MAX).unwrap().unwrap();
-                    let bytes: Vec<u8> = text.pieces.iter().flat_map(|p| p.iter().copied()).collect();
-                    let printed: Value = serde_json::from_slice(&bytes).unwrap();
-                    prop_assert_eq!(&printed, &file, "{} as replay prints it differs", id);
-                }
-                None => prop_assert!(state.is_none_or(|s| !s.exists), "{} is in the journal, not in VS Code", id),
+            self.converged_one(side, id)?;
+        }
+        Ok(())
+    }
+
+    /// One session is the same on both sides.
+    fn converged_one(&self, side: &Side, id: &str) -> Result<(), TestCaseError> {
+        let journal = open_journal(&side.journal(), OpenMode::Existing);
+        let state = journal.state_at(id, u64::MAX).unwrap();
+        match side.file(id) {
+            Some(path) => {
+                let file = vscode_read(&path);
+                let state = state.filter(|s| s.exists);
+                prop_assert!(state.is_some(), "{} is in VS Code, not in the journal", id);
+                prop_assert_eq!(&state.unwrap().session.to_value(), &file, "{} differs", id);
+                let text = journal.session_text_at(id, u64::MAX).unwrap().unwrap();
+                let bytes: Vec<u8> = text.pieces.iter().flat_map(|p| p.iter().copied()).collect();
+                let printed: Value = serde_json::from_slice(&bytes).unwrap();
+                prop_assert_eq!(&printed, &file, "{} as replay prints it differs", id);
             }
+            None => prop_assert!(state.is_none_or(|s| !s.exists), "{} is in the journal, not in VS Code", id),
         }
         Ok(())
     }
