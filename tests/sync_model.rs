@@ -67,6 +67,9 @@ enum Op {
     LocalAdd(Index),
     /// `chasm delete`.
     LocalDelete(Index),
+    /// `chasm capture FILE` of a session the journal holds: VS Code's changes recorded
+    /// outside a round.
+    Capture(Index),
     /// `chasm restore --at`: a session brought back to a point of its history; with `--push`
     /// (the flag) written to VS Code at once, by a round over that session alone.
     LocalRestore(Index, Index, bool),
@@ -117,6 +120,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => i().prop_map(Op::Migrate),
         1 => i().prop_map(Op::Move),
         1 => (i(), i(), any::<bool>()).prop_map(|(s, at, push)| Op::LocalRestore(s, at, push)),
+        1 => i().prop_map(Op::Capture),
         2 => Just(Op::Age),
         1 => i().prop_map(Op::Tear),
         2 => i().prop_map(Op::LocalTitle),
@@ -410,6 +414,7 @@ impl Model {
                 | Op::LocalAdd(_)
                 | Op::LocalDelete(_)
                 | Op::LocalRestore(..)
+                | Op::Capture(_)
                 | Op::Sync { .. }
                 | Op::DryRun(_)
                 | Op::Careful(_)
@@ -605,6 +610,21 @@ impl Model {
                         if report.sessions.iter().all(|s| s.action != Action::Conflicted && s.error.is_none()) {
                             self.converged_one(side, &id)?;
                         }
+                    }
+                }
+            }
+            Op::Capture(at) => {
+                let Some(id) = self.in_journal(at) else { return Ok(()) };
+                if let Some(path) = self.sides[0].file(&id) {
+                    for side in self.live() {
+                        let out = common::chasm_command()
+                            .arg("--journal")
+                            .arg(side.journal())
+                            .arg("capture")
+                            .arg(side.twin(&path, self))
+                            .output()
+                            .unwrap();
+                        prop_assert!(out.status.success(), "capture: {}", String::from_utf8_lossy(&out.stderr));
                     }
                 }
             }
