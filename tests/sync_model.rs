@@ -1,21 +1,15 @@
-//! Both sides under random edits, as a model check of the whole sync round.
+//! Both sides under random edits, as a model check of whole sync rounds.
 //!
-//! VS Code writes its session files (both formats: requests added, streamed into, removed;
-//! titles; new sessions; deletions; a log compacted; a file written again as it was; files
-//! left alone long enough to be trusted by their fingerprints), chasm's own commands change the
-//! journal (a rename, a request added, a deletion), and syncs with every strategy but
-//! `keep_both` run in between, each a round as `chasm sync` runs it (the no-op note included).
-//! After every sync, once a second sync with `local_wins` or `remote_wins` has settled what
-//! conflicted:
-//!
-//! - both sides hold the same sessions, field for field (the journal's state, and the text
-//!   `replay` prints), and a session gone from VS Code is deleted in the journal;
-//! - another sync finds nothing to do;
-//! - a twin given the same edits, whose syncs forget every kept shape and the no-op note first
-//!   (the full path, reading the history), has recorded the same events.
-//!
-//! At the end every request and title VS Code held when a sync read it, and every request
-//! added through chasm, is in the history, and the journal verifies.
+//! Steps on VS Code's side (its session files, in both formats and two workspaces), on chasm's
+//! (rename, add, delete, tag, restore, capture) and rounds of sync (`in_step::round`, as `chasm
+//! sync` and `sync --watch` run them) with every strategy, conflicts settled by a strategy or
+//! by `resolve`. After every round: both sides hold the same sessions, field for field (the
+//! journal's state, and the text `replay` prints); another round has nothing to do; no round
+//! changed a tag; and a twin given the same steps, whose rounds forget every kept shape and the
+//! no-op note first (the full path, reading the history), recorded the same events for each
+//! session. At the end every request and title VS Code held when a round read it, and every
+//! request added through chasm, is in the history, and the journal verifies. RELIABILITY.md
+//! says more, and how to run a longer hunt.
 
 mod common;
 
@@ -67,18 +61,20 @@ enum Op {
     LocalAdd(Index),
     /// `chasm delete`.
     LocalDelete(Index),
+    /// `chasm tag`, or `chasm untag` of the session's first tag when the flag is set (tags live
+    /// in the journal alone: no round may change them).
+    LocalTag(Index, bool),
     /// `chasm capture FILE` of a session the journal holds: VS Code's changes recorded
     /// outside a round.
     Capture(Index),
     /// `chasm restore --at`: a session brought back to a point of its history; with `--push`
     /// (the flag) written to VS Code at once, by a round over that session alone.
     LocalRestore(Index, Index, bool),
-    /// A sync with this strategy. What conflicts is then settled (see [`Settle`]). With
-    /// `then_still`, the files are then left
-    /// still long enough to be trusted and synced once more, which notes everything in step:
-    /// the next sync starts on the no-op path. With `bit_by_bit`, the round records what it
-    /// has read after every file (as a first sync of a large folder does every 64 MB) where
-    /// it may.
+    /// A round with this strategy; what conflicts is then settled (see [`Settle`]). With
+    /// `then_still`, the files are then left still long enough to be trusted and synced once
+    /// more, which notes everything in step: the next round starts on the no-op path. With
+    /// `bit_by_bit`, the round records what it has read after every file where it may (as a
+    /// first sync of a large folder does every 64 MB).
     Sync { strategy: SyncStrategy, settle: Settle, then_still: bool, bit_by_bit: bool },
     /// `chasm sync --dry-run`: reports, and changes nothing on either side.
     DryRun(SyncStrategy),
@@ -96,6 +92,11 @@ enum Settle {
     /// sides changed the same field) and whatever is left after a few are settled by a round
     /// with `local_wins`.
     Resolve(Take),
+}
+
+fn strategy() -> impl Strategy<Value = SyncStrategy> {
+    use SyncStrategy::*;
+    prop::sample::select(vec![AutoMerge, Manual, LocalWins, RemoteWins, MostRecent, KeepBoth])
 }
 
 fn settle() -> impl Strategy<Value = Settle> {
@@ -126,10 +127,14 @@ fn op() -> impl Strategy<Value = Op> {
         2 => i().prop_map(Op::LocalTitle),
         2 => i().prop_map(Op::LocalAdd),
         1 => i().prop_map(Op::LocalDelete),
-        5 => (prop::sample::select(vec![SyncStrategy::AutoMerge, SyncStrategy::Manual, SyncStrategy::LocalWins, SyncStrategy::RemoteWins, SyncStrategy::MostRecent, SyncStrategy::KeepBoth]), settle(), any::<bool>(), any::<bool>())
-            .prop_map(|(strategy, settle, then_still, bit_by_bit)| Op::Sync { strategy, settle, then_still, bit_by_bit }),
-        1 => prop::sample::select(vec![SyncStrategy::AutoMerge, SyncStrategy::LocalWins, SyncStrategy::KeepBoth]).prop_map(Op::DryRun),
-        1 => prop::sample::select(vec![SyncStrategy::AutoMerge, SyncStrategy::LocalWins, SyncStrategy::RemoteWins]).prop_map(Op::Careful),
+        1 => (i(), any::<bool>()).prop_map(|(s, untag)| Op::LocalTag(s, untag)),
+        5 => (strategy(), settle(), any::<bool>(), any::<bool>())
+            .prop_map(|(strategy, settle, then_still, bit_by_bit)| {
+                Op::Sync { strategy, settle, then_still, bit_by_bit }
+            }),
+        1 => strategy().prop_map(Op::DryRun),
+        1 => prop::sample::select(vec![SyncStrategy::AutoMerge, SyncStrategy::LocalWins, SyncStrategy::RemoteWins])
+            .prop_map(Op::Careful),
     ]
 }
 
@@ -327,6 +332,14 @@ impl Side {
     }
 }
 
+/// A round with `auto_merge` (the default strategy), conflicts settled by `local_wins`.
+const PLAIN_SYNC: Op = Op::Sync {
+    strategy: SyncStrategy::AutoMerge,
+    settle: Settle::Round(SyncStrategy::LocalWins),
+    then_still: false,
+    bit_by_bit: false,
+};
+
 /// A round's options: the strategy, and a delete limit no step reaches.
 fn options(strategy: SyncStrategy) -> Options {
     Options { strategy, max_delete: 1000, ..Options::default() }
@@ -413,6 +426,7 @@ impl Model {
                 | Op::LocalTitle(_)
                 | Op::LocalAdd(_)
                 | Op::LocalDelete(_)
+                | Op::LocalTag(..)
                 | Op::LocalRestore(..)
                 | Op::Capture(_)
                 | Op::Sync { .. }
@@ -449,7 +463,8 @@ impl Model {
                 );
             }
             Op::Stream(at, which) => {
-                let response = json!([{"value": format!("streamed {n}")}, {"kind": "inlineReference", "inlineReference": {"path": "/src/main.rs"}}]);
+                let reference = json!({"kind": "inlineReference", "inlineReference": {"path": "/src/main.rs"}});
+                let response = json!([{"value": format!("streamed {n}")}, reference]);
                 let pick = |v: &Value| {
                     let len = v["requests"].as_array().map_or(0, Vec::len);
                     (len > 0).then(|| which.index(len))
@@ -613,6 +628,21 @@ impl Model {
                     }
                 }
             }
+            Op::LocalTag(at, untag) => {
+                let Some(id) = self.in_journal(at) else { return Ok(()) };
+                for side in self.live() {
+                    let tags = side.journal_state(&id).expect("the twins hold the same sessions").tags;
+                    match (untag, tags.first()) {
+                        (true, Some(tag)) => {
+                            side.local_change(&id, ChangeType::Delete, EntityType::Tag, tag, Value::Null)
+                        }
+                        (true, None) => {}
+                        (false, _) => {
+                            side.local_change(&id, ChangeType::Create, EntityType::Tag, &format!("t{n}"), Value::Null)
+                        }
+                    }
+                }
+            }
             Op::Capture(at) => {
                 let Some(id) = self.in_journal(at) else { return Ok(()) };
                 if let Some(path) = self.sides[0].file(&id) {
@@ -728,6 +758,7 @@ impl Model {
             self.mend();
         }
         for side in self.live() {
+            let tags_before = self.tags(side);
             side.forget();
             let report = side.round(&opts);
             if report.sessions.iter().any(|s| s.action == Action::Conflicted) {
@@ -744,6 +775,12 @@ impl Model {
             self.converged(side)?;
             let again = side.sync(strategy);
             prop_assert_eq!((again.appended, again.files_written), (0, 0), "a second sync had work: {:?}", again);
+            let tags_after = self.tags(side);
+            for (id, tags) in &tags_before {
+                if let Some(after) = tags_after.get(id) {
+                    prop_assert_eq!(tags, after, "a round changed the tags of {}", id);
+                }
+            }
         }
         if self.twins {
             prop_assert_eq!(self.sides[0].events(), self.sides[1].events(), "the full path recorded other events");
@@ -756,6 +793,11 @@ impl Model {
             }
         }
         Ok(())
+    }
+
+    /// The tags of each session the journal holds and has not deleted.
+    fn tags(&self, side: &Side) -> BTreeMap<String, BTreeSet<String>> {
+        self.ids.iter().filter_map(|id| Some((id.clone(), side.journal_state(id)?.tags))).collect()
     }
 
     /// Both sides hold the same sessions.
@@ -827,25 +869,10 @@ proptest! {
         let mut model = Model { sides: [Side::new(false), Side::new(true)], ids: Vec::new(), next: 0,
                                 held: BTreeMap::new(), torn: None, twins: true };
         // A log and a whole file to begin with, synced; the edits go on from there.
-        for op in [Op::Create { log: true, requests: 2 }, Op::Create { log: false, requests: 2 }]
-            .iter()
-            .chain(&[Op::Sync {
-                strategy: SyncStrategy::AutoMerge,
-                settle: Settle::Round(SyncStrategy::LocalWins),
-                then_still: false,
-                bit_by_bit: false,
-            }])
-            .chain(&ops)
-        {
+        let start = [Op::Create { log: true, requests: 2 }, Op::Create { log: false, requests: 2 }, PLAIN_SYNC];
+        for op in start.iter().chain(&ops).chain([&PLAIN_SYNC]) {
             model.apply(op)?;
         }
-        model.mend();
-        model.apply(&Op::Sync {
-                strategy: SyncStrategy::AutoMerge,
-                settle: Settle::Round(SyncStrategy::LocalWins),
-                then_still: false,
-                bit_by_bit: false,
-            })?;
         model.nothing_lost()?;
     }
 }
