@@ -43,8 +43,8 @@ pub struct Options {
     pub dry_run: bool,
     /// Abort when more sessions than this would be deleted on either side (rclone bisync's
     /// safety check against a wrong root or a wiped folder): before anything is recorded or
-    /// written, but for VS Code's changes (and the checkpoints of the sessions they leave in
-    /// step) when it is chasm that would delete (see `left_as_it_was`).
+    /// written, but for VS Code's changes (with the checkpoints of sessions only their files
+    /// changed) when it is chasm that would delete (see `left_as_it_was`).
     pub max_delete: usize,
     /// Settlements of named conflicts, from `chasm resolve`.
     pub overrides: HashMap<String, Take>,
@@ -360,6 +360,9 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     let record_early =
         !opts.dry_run && none_may_be_deleted(&journal_ids, &listed_ids, &in_step_files, wanted, provider);
     let mut unrecorded: u64 = 0;
+    // How many of VS Code's changes are recorded so far (what a sync stopped by the delete
+    // limit says it kept; the checkpoints recorded with them are not counted).
+    let mut changes_recorded = 0;
     for (n, listed) in listing.into_iter().enumerate() {
         opts.progress.report("reading sessions", n as u64, total);
         if !wanted(&listed.session_id) {
@@ -448,7 +451,9 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         unrecorded += mark.as_ref().or(quick.as_ref().and_then(|q| q.mark.as_ref())).map_or(0, |m| m.len);
         work.push(Work { id: listed.session_id, tail, location, pulled, mark, error, token, quick, settled: None });
         if record_early && unrecorded >= opts.record_after.unwrap_or(RECORD_AFTER) {
-            report.appended += record_quick(journal, &mut work, now, provider.name())?;
+            let (appended, changes) = record_quick(journal, &mut work, now, provider.name())?;
+            report.appended += appended;
+            changes_recorded += changes;
             unrecorded = 0;
         }
     }
@@ -500,9 +505,10 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     let mut remote_batch: Vec<NewChange> = Vec::new();
     let mut remote_deletes = 0;
     for w in work.iter_mut().filter(|w| w.error.is_none() && w.settled.is_none()) {
-        if let Some(q) = &mut w.quick {
-            let changes = std::mem::take(&mut q.changes).into_iter();
-            remote_batch.extend(changes.map(|c| c.into_change(&w.id, now, Origin::Remote, provider.name())));
+        if w.quick.is_some() {
+            let first_seq = journal.last_seq() + remote_batch.len() as u64 + 1;
+            let (changes, checkpoint) = quick_records(w, first_seq, now, provider.name());
+            remote_batch.extend(changes.into_iter().chain(checkpoint));
             continue;
         }
         let remote = remote_of(&w.tail)?;
@@ -530,7 +536,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             side: "in VS Code",
             count: remote_deletes,
             max: opts.max_delete,
-            recorded: report.appended,
+            recorded: changes_recorded,
         });
     }
     // What VS Code changed is recorded before anything is pushed to it. When nothing will be
@@ -547,11 +553,13 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     } else {
         let records = journal.append(remote_batch)?;
         report.appended += records.len();
+        changes_recorded += records.iter().filter(|r| r.change_type != ChangeType::Merge).count();
         records
     };
     let at: HashMap<&str, usize> = work.iter().enumerate().map(|(i, w)| (w.id.as_str(), i)).collect();
     let mut after: Vec<Vec<SyncChange>> = vec![Vec::new(); work.len()];
-    for record in recorded {
+    // (A quick session's checkpoint is not among what it reads since its last one.)
+    for record in recorded.into_iter().filter(|r| r.change_type != ChangeType::Merge) {
         if let Some(&i) = at.get(record.session_id.as_str()) {
             after[i].push(record);
         }
@@ -575,30 +583,15 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         }
     };
     if local_deletes > opts.max_delete {
-        // With the checkpoints of the sessions that what was read left in step (VS Code's
-        // changes only pulled, nothing to write or resolve): true whatever is not done, and
-        // what tells the next sync where each lives. A session VS Code created would
-        // otherwise be known to the journal with no place, and if VS Code deleted it before
-        // the next sync, that deletion could never be seen.
-        // (A dry run holds nothing back and records nothing.)
-        let mut batch = held_back.take().unwrap_or_default();
-        let recorded = report.appended + batch.len();
-        if !opts.dry_run {
-            let in_step = |p: &&Plan| p.push.is_none() && p.resolution.is_empty() && p.copy.is_none();
-            for p in plans.iter().filter(in_step) {
-                if let Some((hash, local_seq, remote_seq)) = &p.checkpoint {
-                    let path = p.report.location.as_ref().map(|l| l.path.to_string_lossy().into_owned());
-                    let id = &p.report.session_id;
-                    batch.push(checkpoint(id, *local_seq, *remote_seq, hash, path.as_deref(), provider.name(), now));
-                }
-            }
+        if let Some(remote) = held_back.take() {
+            changes_recorded += remote.iter().filter(|c| c.change_type != ChangeType::Merge).count();
+            journal.append(remote)?;
         }
-        journal.append(batch)?;
         return Err(SyncError::TooManyDeletes {
             side: "in VS Code by chasm",
             count: local_deletes,
             max: opts.max_delete,
-            recorded,
+            recorded: changes_recorded,
         });
     }
     if opts.dry_run {
@@ -691,29 +684,62 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
 
 /// Appends what the quick paths have found so far and hands each session its records back,
 /// without their payloads (all its plan needs is where they are): the changes read from a
-/// file are then held only until they are recorded. Returns how many were appended.
+/// file are then held only until they are recorded. Returns how many records were appended,
+/// and how many of them are VS Code's changes (the rest are their checkpoints).
 fn record_quick(
     journal: &mut Journal,
     work: &mut [Work],
     now: chrono::DateTime<Utc>,
     provider: &str,
-) -> Result<usize, SyncError> {
+) -> Result<(usize, usize), SyncError> {
     let mut batch = Vec::new();
     let mut owners = Vec::new();
     for (i, w) in work.iter_mut().enumerate() {
-        if let Some(q) = &mut w.quick {
-            for change in std::mem::take(&mut q.changes) {
-                batch.push(change.into_change(&w.id, now, Origin::Remote, provider));
-                owners.push(i);
-            }
-        }
+        let first_seq = journal.last_seq() + batch.len() as u64 + 1;
+        let (changes, checkpoint) = quick_records(w, first_seq, now, provider);
+        owners.extend(std::iter::repeat_n(Some(i), changes.len()));
+        batch.extend(changes);
+        owners.extend(checkpoint.is_some().then_some(None));
+        batch.extend(checkpoint);
     }
     let records = journal.append(batch)?;
     let appended = records.len();
+    let mut changes = 0;
     for (record, i) in records.into_iter().zip(owners) {
-        work[i].tail.after.push(SyncChange { payload: serde_json::Value::Null, ..record });
+        if let Some(i) = i {
+            work[i].tail.after.push(SyncChange { payload: serde_json::Value::Null, ..record });
+            changes += 1;
+        }
     }
-    Ok(appended)
+    Ok((appended, changes))
+}
+
+/// What a session on a quick path records, its changes as of `first_seq` and the checkpoint
+/// after them (none without changes), taking the changes out of its [`Quick`]. Only its file
+/// changed since both sides were last in step, so once its changes are recorded both sides
+/// hold its new shape: the checkpoint is true then, and goes in the same commit. A session VS
+/// Code just created is placed by it (a session's place in VS Code comes from its last
+/// checkpoint): recorded apart, a sync stopped between the two (killed, or by the delete
+/// limit) left the session with no place, and its deletion in VS Code could never be seen.
+fn quick_records(
+    w: &mut Work,
+    first_seq: u64,
+    now: chrono::DateTime<Utc>,
+    provider: &str,
+) -> (Vec<NewChange>, Option<NewChange>) {
+    let Some(q) = &mut w.quick else { return (Vec::new(), None) };
+    let changes: Vec<NewChange> = std::mem::take(&mut q.changes)
+        .into_iter()
+        .map(|c| c.into_change(&w.id, now, Origin::Remote, provider))
+        .collect();
+    if changes.is_empty() {
+        return (changes, None);
+    }
+    let last = first_seq + changes.len() as u64 - 1;
+    let path = w.location.as_ref().map(|l| l.path.to_string_lossy().into_owned());
+    let hash = hex(&q.shape.content_hash());
+    let checkpoint = checkpoint(&w.id, q.held.local_seq, last, &hash, path.as_deref(), provider, now);
+    (changes, Some(checkpoint))
 }
 
 /// The quick path for a session the journal has never recorded: its changes create it, and
@@ -1006,8 +1032,8 @@ fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, Sy
 }
 
 /// The plan for a session only its file changed (see [`Quick`]): the changes just recorded
-/// were VS Code's alone, so the file's session is the merged one, nothing is pushed and the
-/// checkpoint names it.
+/// were VS Code's alone, so the file's session is the merged one, nothing is pushed, and the
+/// checkpoint recorded with the changes ([`quick_records`]) names it.
 fn plan_quick(w: Work, q: Quick) -> Plan {
     let changed = w.tail.after.len();
     let remote_seq = w.tail.after.last().map_or(q.held.remote_seq, |r| r.seq);
@@ -1027,12 +1053,11 @@ fn plan_quick(w: Work, q: Quick) -> Plan {
         .iter()
         .map(|(id, _)| now.get(id.as_str()).map(|seq| (*seq, None)).or_else(|| was.get(id.as_str()).copied()))
         .collect();
-    let checkpoint = (changed > 0).then(|| (hex(&q.shape.content_hash()), q.held.local_seq, remote_seq));
     let mut report = SessionSync::in_step(w.id, q.title, w.location, w.token);
     if changed > 0 {
         (report.status, report.action, report.remote_changes) = (Status::RemoteAhead, Action::Pulled, changed);
     }
     let local_seq = q.held.local_seq;
     let held = sources.map(|sources| Held { last_seq: 0, local_seq, remote_seq, shape: q.shape, sources, log: q.mark });
-    Plan { checkpoint, held, ..Plan::reporting(report) }
+    Plan { held, ..Plan::reporting(report) }
 }

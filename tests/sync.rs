@@ -863,20 +863,40 @@ fn vscode_edit(vs: &Vs, rng: &mut Lcg, next: u64) {
     vs.age_files();
 }
 
-/// The journal's events without what differs between two runs (times, hashes).
+/// The journal's events without what differs between two runs (times, hashes), session by
+/// session in the order each session's were recorded; a checkpoint names the events it covers
+/// by their place among its session's own. (A session read on a quick path is recorded with
+/// its checkpoint, one read in full has it recorded after every session's changes: only the
+/// order across sessions differs.)
 fn events_of(vs: &Vs) -> Vec<Value> {
-    vs.env
+    let mut place = std::collections::HashMap::new();
+    let mut count: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut events: Vec<(String, Value)> = vs
+        .env
         .log()
         .into_iter()
         .map(|r| {
+            let session = r["session_id"].as_str().unwrap().to_owned();
+            let n = count.entry(session.clone()).or_default();
+            *n += 1;
+            place.insert(r["seq"].as_u64().unwrap(), *n);
             let mut payload = r["payload"].clone();
             if r["change_type"] == "merge" {
                 payload["hash"] = Value::Null;
                 payload["path"] = Value::Null;
+                for side in ["local_seq", "remote_seq"] {
+                    let seq = payload[side].as_u64().unwrap();
+                    payload[side] = json!(place.get(&seq).copied().unwrap_or(0));
+                }
             }
-            json!([r["session_id"], r["change_type"], r["entity_type"], r["entity_id"], r["origin"], payload])
+            (
+                session,
+                json!([r["session_id"], r["change_type"], r["entity_type"], r["entity_id"], r["origin"], payload]),
+            )
         })
-        .collect()
+        .collect();
+    events.sort_by(|a, b| a.0.cmp(&b.0));
+    events.into_iter().map(|(_, e)| e).collect()
 }
 
 fn forget_shapes(vs: &Vs) {
@@ -1271,6 +1291,44 @@ fn a_session_that_cannot_be_planned_does_not_keep_the_others_changes_out_of_hist
     let (result, _) = vs.sync_with(chasm::sync::Options { max_delete: 10, ..Default::default() });
     assert!(result.is_err(), "{result:?}");
     assert!(recorded() > before, "READING's change is in the journal");
+}
+
+/// A session VS Code just created is recorded with its checkpoint, in one commit, however the
+/// sync then ends: here it stops on a session that cannot be planned, as a sync killed before
+/// its last commit would. When VS Code deletes the new session before the next sync, that
+/// sync knows where it was and records the deletion.
+#[test]
+fn a_new_session_is_recorded_with_its_place_even_when_the_sync_stops() {
+    let vs = Vs::new();
+    assert_eq!(vs.sync(&[]).0, 0);
+    let mut journal = common::open_journal(&vs.env.journal(), OpenMode::Existing);
+    journal
+        .append(vec![NewChange {
+            session_id: HAIKU.into(),
+            change_type: ChangeType::Update,
+            entity_type: EntityType::Message,
+            entity_id: "broken".into(),
+            timestamp: chrono::Utc::now(),
+            origin: Origin::Local,
+            provider: "vscode".into(),
+            payload: json!({"index": 0, "request": "not a request"}),
+        }])
+        .unwrap();
+    drop(journal);
+    let brief = "55555555-6c1d-4a9e-b7f2-0e4d6c8a1f35";
+    let file = vs.env.chat_dir().join(format!("{brief}.json"));
+    std::fs::write(&file, json!({"version": 3, "sessionId": brief, "requests": []}).to_string()).unwrap();
+    let (result, _) = vs.sync_with(chasm::sync::Options { max_delete: 10, ..Default::default() });
+    assert!(result.is_err(), "{result:?}");
+    std::fs::remove_file(&file).unwrap();
+    let only = chasm::sync::Options { only: Some(brief.into()), max_delete: 10, ..Default::default() };
+    vs.sync_with(only).0.unwrap();
+    let deleted = vs
+        .env
+        .log()
+        .iter()
+        .any(|r| r["session_id"] == brief && r["change_type"] == "delete" && r["origin"] == "remote");
+    assert!(deleted, "VS Code's deletion of {brief} was not recorded");
 }
 
 /// The shape is what such a sync reads: one that says a request differs gets it recorded again.
