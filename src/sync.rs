@@ -43,8 +43,8 @@ pub struct Options {
     pub dry_run: bool,
     /// Abort when more sessions than this would be deleted on either side (rclone bisync's
     /// safety check against a wrong root or a wiped folder): before anything is recorded or
-    /// written, but for VS Code's changes (with the checkpoints of sessions only their files
-    /// changed) when it is chasm that would delete (see `left_as_it_was`).
+    /// written, but for VS Code's changes (and the checkpoints of the sessions they leave in
+    /// step) when it is chasm that would delete (see `left_as_it_was`).
     pub max_delete: usize,
     /// Settlements of named conflicts, from `chasm resolve`.
     pub overrides: HashMap<String, Take>,
@@ -583,9 +583,22 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         }
     };
     if local_deletes > opts.max_delete {
-        if let Some(remote) = held_back.take() {
-            changes_recorded += remote.iter().filter(|c| c.change_type != ChangeType::Merge).count();
-            journal.append(remote)?;
+        // With the checkpoints of the sessions read in full that what was read left in step
+        // (VS Code's changes only pulled, nothing to write or resolve), true whatever is not
+        // done: as the quick paths record theirs, so a session's history does not depend on
+        // which path read it. (A dry run holds nothing back and records nothing.)
+        if !opts.dry_run {
+            let mut batch = held_back.take().unwrap_or_default();
+            changes_recorded += batch.iter().filter(|c| c.change_type != ChangeType::Merge).count();
+            let in_step = |p: &&Plan| p.push.is_none() && p.resolution.is_empty() && p.copy.is_none();
+            for p in plans.iter().filter(in_step) {
+                if let Some((hash, local_seq, remote_seq)) = &p.checkpoint {
+                    let path = p.report.location.as_ref().map(|l| l.path.to_string_lossy().into_owned());
+                    let id = &p.report.session_id;
+                    batch.push(checkpoint(id, *local_seq, *remote_seq, hash, path.as_deref(), provider.name(), now));
+                }
+            }
+            journal.append(batch)?;
         }
         return Err(SyncError::TooManyDeletes {
             side: "in VS Code by chasm",
