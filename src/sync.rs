@@ -16,7 +16,8 @@
 //! also has the fingerprint (size, mtime, inode) it had when both sides were last in step, and
 //! the journal holds nothing newer, it is not even read: a stat, and a lookup in what one query
 //! read of every fingerprint. When only the file changed, it is diffed against the [`Shape`]
-//! the session had then, without reading its history: there is nothing local to merge.
+//! the session had then, without reading its history: there is nothing local to merge, so its
+//! checkpoint is recorded with its changes (step 2), in the same commit.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
