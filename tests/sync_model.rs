@@ -48,6 +48,9 @@ enum Op {
     Compact(Index),
     /// The file written again as it is: a new modification time, the same bytes.
     Touch(Index),
+    /// A `.json` written again with the same session in other whitespace (compact): a new
+    /// text, no change (a log is left alone).
+    Reformat(Index),
     /// The file deleted.
     Remove(Index),
     /// Every file's time set back (distinct each time), so the next sync trusts fingerprints.
@@ -116,6 +119,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => i().prop_map(Op::Title),
         1 => i().prop_map(Op::Compact),
         1 => i().prop_map(Op::Touch),
+        1 => i().prop_map(Op::Reformat),
         1 => i().prop_map(Op::Remove),
         1 => i().prop_map(Op::Untitle),
         1 => i().prop_map(Op::Migrate),
@@ -540,6 +544,16 @@ impl Model {
                     let bytes = std::fs::read(&path).unwrap();
                     for side in self.live() {
                         std::fs::write(side.twin(&path, self), &bytes).unwrap();
+                    }
+                }
+            }
+            Op::Reformat(at) => {
+                if let Some(path) = self.with_file(at)
+                    && path.extension().is_some_and(|e| e == "json")
+                {
+                    let text = vscode_read(&path).to_string();
+                    for side in self.live() {
+                        std::fs::write(side.twin(&path, self), &text).unwrap();
                     }
                 }
             }
