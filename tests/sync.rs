@@ -528,21 +528,14 @@ fn a_session_created_while_the_delete_limit_stops_syncs_is_seen_deleted() {
     let vs = Vs::new();
     assert_eq!(vs.sync(&[]).0, 0);
     vs.env.ok(&["delete", HAIKU]);
-    let brief = "55555555-6c1d-4a9e-b7f2-0e4d6c8a1f35";
-    let file = vs.env.chat_dir().join(format!("{brief}.json"));
-    std::fs::write(&file, json!({"version": 3, "sessionId": brief, "requests": []}).to_string()).unwrap();
+    let (brief, file) = new_session(&vs);
     let root = vs.root();
     let out = vs.env.chasm(&["sync", "--root", &root, "--max-delete", "0"]);
     assert!(common::assert_error_line(&out).contains("would be deleted in VS Code by chasm"));
     assert_eq!(vs.status(brief), "synced");
     std::fs::remove_file(&file).unwrap();
     assert_eq!(vs.sync(&["--max-delete", "2"]).0, 0);
-    let deleted = vs
-        .env
-        .log()
-        .iter()
-        .any(|r| r["session_id"] == brief && r["change_type"] == "delete" && r["origin"] == "remote");
-    assert!(deleted, "VS Code's deletion of {brief} was not recorded");
+    assert!(deleted_in_vs_code(&vs, brief), "VS Code's deletion of {brief} was not recorded");
     let status = vs.with_root(&["status", "--json"]);
     assert!(!status.contains("unsynced"), "{status}");
 }
@@ -897,6 +890,31 @@ fn events_of(vs: &Vs) -> Vec<Value> {
         .collect();
     events.sort_by(|a, b| a.0.cmp(&b.0));
     events.into_iter().map(|(_, e)| e).collect()
+}
+
+/// A change made in chasm to a session that does not fold: its local side cannot be built, so
+/// no sync can plan it.
+fn break_session(vs: &Vs, id: &str) {
+    vs.local_change(
+        id,
+        ChangeType::Update,
+        EntityType::Message,
+        "broken",
+        json!({"index": 0, "request": "not a request"}),
+    );
+}
+
+/// VS Code creates a session (as a `.json`): its id and file.
+fn new_session(vs: &Vs) -> (&'static str, PathBuf) {
+    let id = "55555555-6c1d-4a9e-b7f2-0e4d6c8a1f35";
+    let file = vs.env.chat_dir().join(format!("{id}.json"));
+    std::fs::write(&file, json!({"version": 3, "sessionId": id, "requests": []}).to_string()).unwrap();
+    (id, file)
+}
+
+/// Whether the journal recorded VS Code deleting the session.
+fn deleted_in_vs_code(vs: &Vs, id: &str) -> bool {
+    vs.env.log().iter().any(|r| r["session_id"] == id && r["change_type"] == "delete" && r["origin"] == "remote")
 }
 
 fn forget_shapes(vs: &Vs) {
@@ -1267,21 +1285,7 @@ fn a_session_that_cannot_be_planned_does_not_keep_the_others_changes_out_of_hist
     let vs = Vs::new();
     vs.age_files();
     assert_eq!(vs.sync(&[]).0, 0);
-    // A change made in chasm to HAIKU that does not fold: its local side cannot be built.
-    let mut journal = common::open_journal(&vs.env.journal(), OpenMode::Existing);
-    journal
-        .append(vec![NewChange {
-            session_id: HAIKU.into(),
-            change_type: ChangeType::Update,
-            entity_type: EntityType::Message,
-            entity_id: "broken".into(),
-            timestamp: chrono::Utc::now(),
-            origin: Origin::Local,
-            provider: "vscode".into(),
-            payload: json!({"index": 0, "request": "not a request"}),
-        }])
-        .unwrap();
-    drop(journal);
+    break_session(&vs, HAIKU);
     let mut reading = vs.remote(READING);
     reading["customTitle"] = json!("Changed while the other is broken");
     std::fs::write(vs.file(READING), reading.to_string()).unwrap();
@@ -1301,34 +1305,14 @@ fn a_session_that_cannot_be_planned_does_not_keep_the_others_changes_out_of_hist
 fn a_new_session_is_recorded_with_its_place_even_when_the_sync_stops() {
     let vs = Vs::new();
     assert_eq!(vs.sync(&[]).0, 0);
-    let mut journal = common::open_journal(&vs.env.journal(), OpenMode::Existing);
-    journal
-        .append(vec![NewChange {
-            session_id: HAIKU.into(),
-            change_type: ChangeType::Update,
-            entity_type: EntityType::Message,
-            entity_id: "broken".into(),
-            timestamp: chrono::Utc::now(),
-            origin: Origin::Local,
-            provider: "vscode".into(),
-            payload: json!({"index": 0, "request": "not a request"}),
-        }])
-        .unwrap();
-    drop(journal);
-    let brief = "55555555-6c1d-4a9e-b7f2-0e4d6c8a1f35";
-    let file = vs.env.chat_dir().join(format!("{brief}.json"));
-    std::fs::write(&file, json!({"version": 3, "sessionId": brief, "requests": []}).to_string()).unwrap();
+    break_session(&vs, HAIKU);
+    let (brief, file) = new_session(&vs);
     let (result, _) = vs.sync_with(chasm::sync::Options { max_delete: 10, ..Default::default() });
     assert!(result.is_err(), "{result:?}");
     std::fs::remove_file(&file).unwrap();
     let only = chasm::sync::Options { only: Some(brief.into()), max_delete: 10, ..Default::default() };
     vs.sync_with(only).0.unwrap();
-    let deleted = vs
-        .env
-        .log()
-        .iter()
-        .any(|r| r["session_id"] == brief && r["change_type"] == "delete" && r["origin"] == "remote");
-    assert!(deleted, "VS Code's deletion of {brief} was not recorded");
+    assert!(deleted_in_vs_code(&vs, brief), "VS Code's deletion of {brief} was not recorded");
 }
 
 /// The shape is what such a sync reads: one that says a request differs gets it recorded again.
