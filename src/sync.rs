@@ -591,12 +591,11 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         if !opts.dry_run {
             let mut batch = held_back.take().unwrap_or_default();
             changes_recorded += batch.iter().filter(|c| c.change_type != ChangeType::Merge).count();
-            let in_step = |p: &&Plan| p.push.is_none() && p.resolution.is_empty() && p.copy.is_none();
-            for p in plans.iter().filter(in_step) {
+            let pulled_only = |p: &&Plan| p.push.is_none() && p.resolution.is_empty() && p.copy.is_none();
+            for p in plans.iter().filter(pulled_only) {
                 if let Some((hash, local_seq, remote_seq)) = &p.checkpoint {
-                    let path = p.report.location.as_ref().map(|l| l.path.to_string_lossy().into_owned());
-                    let id = &p.report.session_id;
-                    batch.push(checkpoint(id, *local_seq, *remote_seq, hash, path.as_deref(), provider.name(), now));
+                    let (id, location) = (&p.report.session_id, p.report.location.as_ref());
+                    batch.push(checkpoint(id, *local_seq, *remote_seq, hash, location, provider.name(), now));
                 }
             }
             journal.append(batch)?;
@@ -654,8 +653,8 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             batch.push(change.into_change(&id, now, Origin::Local, provider.name()));
         }
         if let Some((hash, _, remote_seq)) = p.checkpoint {
-            let path = p.report.location.as_ref().map(|l| l.path.to_string_lossy().into_owned());
-            batch.push(checkpoint(&id, last_local, remote_seq, &hash, path.as_deref(), provider.name(), now));
+            let location = p.report.location.as_ref();
+            batch.push(checkpoint(&id, last_local, remote_seq, &hash, location, provider.name(), now));
         }
         if let Some((copy_id, loc, session)) = p.copy {
             match provider.push(&loc, &session, None) {
@@ -750,9 +749,8 @@ fn quick_records(
         return (changes, None);
     }
     let last = first_seq + changes.len() as u64 - 1;
-    let path = w.location.as_ref().map(|l| l.path.to_string_lossy().into_owned());
     let hash = hex(&q.shape.content_hash());
-    let checkpoint = checkpoint(&w.id, q.held.local_seq, last, &hash, path.as_deref(), provider, now);
+    let checkpoint = checkpoint(&w.id, q.held.local_seq, last, &hash, w.location.as_ref(), provider, now);
     (changes, Some(checkpoint))
 }
 
@@ -816,15 +814,18 @@ fn sort_by_listing(report: &mut Report, order: &HashMap<String, usize>) {
     report.sessions.sort_by_key(|s| order.get(&s.session_id).copied().unwrap_or(usize::MAX));
 }
 
+/// A `merge` event: both sides hold the session whose content hash is `hash`, as of these
+/// seqs; `location` is where the provider keeps it (what places the session for later syncs).
 fn checkpoint(
     id: &str,
     local_seq: u64,
     remote_seq: u64,
     hash: &str,
-    path: Option<&str>,
+    location: Option<&Location>,
     provider: &str,
     now: chrono::DateTime<Utc>,
 ) -> NewChange {
+    let path = location.map(|l| l.path.to_string_lossy());
     NewChange {
         session_id: id.to_owned(),
         change_type: ChangeType::Merge,
@@ -833,7 +834,7 @@ fn checkpoint(
         timestamp: now,
         origin: Origin::Local,
         provider: provider.to_owned(),
-        payload: Checkpoint::payload(local_seq, remote_seq, hash, path),
+        payload: Checkpoint::payload(local_seq, remote_seq, hash, path.as_deref()),
     }
 }
 
@@ -860,8 +861,7 @@ pub fn placed_session(id: &str, session: &Session, loc: &Location, first_seq: u6
     let mut out: Vec<NewChange> =
         diff(id, None, session).into_iter().map(|c| c.into_change(id, now, Origin::Local, provider)).collect();
     let last = first_seq + out.len() as u64 - 1;
-    let path = loc.path.to_string_lossy().into_owned();
-    out.push(checkpoint(id, last, 0, &hex(&session.content_hash()), Some(&path), provider, now));
+    out.push(checkpoint(id, last, 0, &hex(&session.content_hash()), Some(loc), provider, now));
     out
 }
 
