@@ -4,7 +4,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use chasm::journal::{ChangeType, EntityType, NewChange, OpenMode, Origin};
+use chasm::journal::{ChangeType, EntityType, OpenMode};
 use common::{Env, age, append, real_fixtures, vscode_read};
 use serde_json::{Value, json};
 
@@ -93,18 +93,7 @@ impl Vs {
         entity_id: &str,
         payload: Value,
     ) {
-        let mut j = common::open_journal(&self.env.journal(), OpenMode::Existing);
-        j.append(vec![NewChange {
-            session_id: id.into(),
-            change_type,
-            entity_type,
-            entity_id: entity_id.into(),
-            timestamp: chrono::Utc::now(),
-            origin: Origin::Local,
-            provider: "vscode".into(),
-            payload,
-        }])
-        .unwrap();
+        common::local_change(&self.env.journal(), id, change_type, entity_type, entity_id, payload);
     }
 
     fn conflicts(&self) -> Vec<Value> {

@@ -270,19 +270,7 @@ impl Side {
     }
 
     fn local_change(&self, id: &str, change_type: ChangeType, entity_type: EntityType, entity: &str, payload: Value) {
-        let mut journal = open_journal(&self.journal(), OpenMode::Existing);
-        journal
-            .append(vec![NewChange {
-                session_id: id.to_owned(),
-                change_type,
-                entity_type,
-                entity_id: entity.to_owned(),
-                timestamp: chrono::Utc::now(),
-                origin: Origin::Local,
-                provider: "vscode".into(),
-                payload,
-            }])
-            .unwrap();
+        common::local_change(&self.journal(), id, change_type, entity_type, entity, payload);
     }
 
     /// Every file under the user dir and the journal's directory, with its bytes.

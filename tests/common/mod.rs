@@ -214,6 +214,31 @@ pub fn age(path: &Path) {
     std::fs::File::options().write(true).open(path).unwrap().set_modified(old).unwrap();
 }
 
+/// Appends one change made through chasm (origin local) to the journal in `dir`, as the local
+/// commands (rename, delete, tag, restore) make them.
+pub fn local_change(
+    dir: &Path,
+    id: &str,
+    change_type: chasm::journal::ChangeType,
+    entity_type: chasm::journal::EntityType,
+    entity_id: &str,
+    payload: Value,
+) {
+    let mut journal = open_journal(dir, chasm::journal::OpenMode::Existing);
+    journal
+        .append(vec![chasm::journal::NewChange {
+            session_id: id.into(),
+            change_type,
+            entity_type,
+            entity_id: entity_id.into(),
+            timestamp: chrono::Utc::now(),
+            origin: chasm::journal::Origin::Local,
+            provider: "vscode".into(),
+            payload,
+        }])
+        .unwrap();
+}
+
 /// Opens the journal in this process. Another test's child process may, for a moment between
 /// its fork and its exec, hold a copy of the lock file descriptor this process just closed
 /// (flock locks belong to the open file, which the copy keeps alive), so a journal that looks
