@@ -625,7 +625,7 @@ impl Model {
                         let ids: Vec<&str> = report.sessions.iter().map(|s| s.session_id.as_str()).collect();
                         prop_assert!(ids.iter().all(|s| *s == id), "a round of {} reported {:?}", id, ids);
                         if report.sessions.iter().all(|s| s.action != Action::Conflicted && s.error.is_none()) {
-                            self.converged_one(side, &id)?;
+                            converged_one(side, &open_journal(&side.journal(), OpenMode::Existing), &id)?;
                         }
                     }
                 }
@@ -804,28 +804,9 @@ impl Model {
 
     /// Both sides hold the same sessions.
     fn converged(&self, side: &Side) -> Result<(), TestCaseError> {
-        for id in &self.ids {
-            self.converged_one(side, id)?;
-        }
-        Ok(())
-    }
-
-    /// One session is the same on both sides.
-    fn converged_one(&self, side: &Side, id: &str) -> Result<(), TestCaseError> {
         let journal = open_journal(&side.journal(), OpenMode::Existing);
-        let state = journal.state_at(id, u64::MAX).unwrap();
-        match side.file(id) {
-            Some(path) => {
-                let file = vscode_read(&path);
-                let state = state.filter(|s| s.exists);
-                prop_assert!(state.is_some(), "{} is in VS Code, not in the journal", id);
-                prop_assert_eq!(&state.unwrap().session.to_value(), &file, "{} differs", id);
-                let text = journal.session_text_at(id, u64::MAX).unwrap().unwrap();
-                let bytes: Vec<u8> = text.pieces.iter().flat_map(|p| p.iter().copied()).collect();
-                let printed: Value = serde_json::from_slice(&bytes).unwrap();
-                prop_assert_eq!(&printed, &file, "{} as replay prints it differs", id);
-            }
-            None => prop_assert!(state.is_none_or(|s| !s.exists), "{} is in the journal, not in VS Code", id),
+        for id in &self.ids {
+            converged_one(side, &journal, id)?;
         }
         Ok(())
     }
@@ -855,6 +836,25 @@ impl Model {
         prop_assert!(report.problems.is_empty(), "{:?}", report.problems);
         Ok(())
     }
+}
+
+/// One session is the same on both sides.
+fn converged_one(side: &Side, journal: &chasm::journal::Journal, id: &str) -> Result<(), TestCaseError> {
+    let state = journal.state_at(id, u64::MAX).unwrap();
+    match side.file(id) {
+        Some(path) => {
+            let file = vscode_read(&path);
+            let state = state.filter(|s| s.exists);
+            prop_assert!(state.is_some(), "{} is in VS Code, not in the journal", id);
+            prop_assert_eq!(&state.unwrap().session.to_value(), &file, "{} differs", id);
+            let text = journal.session_text_at(id, u64::MAX).unwrap().unwrap();
+            let bytes: Vec<u8> = text.pieces.iter().flat_map(|p| p.iter().copied()).collect();
+            let printed: Value = serde_json::from_slice(&bytes).unwrap();
+            prop_assert_eq!(&printed, &file, "{} as replay prints it differs", id);
+        }
+        None => prop_assert!(state.is_none_or(|s| !s.exists), "{} is in the journal, not in VS Code", id),
+    }
+    Ok(())
 }
 
 proptest! {
