@@ -62,12 +62,13 @@ pub fn export_read(data: &[u8]) {
     assert_eq!(export::parse(&text).expect("a fresh export reads"), records);
 }
 
-/// Arbitrary bytes as a base and a stored row (a record or snapshot stored whole or as a
-/// delta, see `journal-format.md`): the first two bytes (LE) give the base's length. Reading
-/// never panics; a row that rebuilds into a record is stored again as a delta of the same base
-/// and rebuilds to the same bytes; so does any snapshot.
+/// Arbitrary bytes as a base and a stored row (a record or snapshot stored whole, compressed
+/// or as a delta, see `journal-format.md`): the first two bytes (LE) give the base's length.
+/// Reading never panics; a row that rebuilds into a record is stored again as a delta of the
+/// same base and rebuilds to the same bytes; so does any snapshot; bytes that compress come
+/// back from their compressed row exactly.
 pub fn stored_row(data: &[u8]) {
-    use chasm::journal::delta;
+    use chasm::journal::{compressed, delta};
     let Some((len, rest)) = data.split_first_chunk::<2>() else { return };
     let split = (u16::from_le_bytes(*len) as usize).min(rest.len());
     let (base, stored) = rest.split_at(split);
@@ -76,6 +77,14 @@ pub fn stored_row(data: &[u8]) {
         && let Some(again) = delta::encode(base, 0, 1, &record)
     {
         assert_eq!(delta::decode(&again, 1_000, base).expect("a fresh delta rebuilds"), record);
+    }
+    // As a compressed row, and as a record to compress: what compresses comes back exactly.
+    if let Ok(mut d) = compressed::Decompressor::new() {
+        let _ = d.decompress(stored);
+        if let Some(row) = compressed::Compressor::new().and_then(|mut c| c.compress(stored)) {
+            assert_eq!(delta::form(&row).ok(), Some(delta::Form::Compressed));
+            assert_eq!(d.decompress(&row).expect("a fresh compressed row reads"), stored);
+        }
     }
     let _ = delta::snapshot_form(stored);
     let _ = delta::decode_snapshot(stored, base);

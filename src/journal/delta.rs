@@ -25,6 +25,8 @@ const DELTA: u8 = 0xDE;
 pub enum Form {
     /// The record's bytes as they are.
     Whole,
+    /// The record's bytes compressed (see `compressed.rs`).
+    Compressed,
     /// A delta against the record `back` seqs earlier, `depth` deltas from a whole record.
     Delta { back: u64, depth: u8 },
 }
@@ -41,6 +43,7 @@ pub fn form(stored: &[u8]) -> Result<Form, DecodeError> {
             }
             Ok(Form::Delta { back, depth })
         }
+        Some(&super::compressed::TAG) => Ok(Form::Compressed),
         _ => Ok(Form::Whole),
     }
 }
@@ -183,7 +186,7 @@ pub fn snapshot_form(stored: &[u8]) -> Result<StoredSnapshot<'_>, DecodeError> {
         Some(&SNAPSHOT_WHOLE) => Ok(StoredSnapshot::Whole(&stored[1..])),
         Some(&DELTA) => match form(stored)? {
             Form::Delta { back, depth } => Ok(StoredSnapshot::Delta { back, depth }),
-            Form::Whole => unreachable!("a delta tag reads as a delta"),
+            Form::Whole | Form::Compressed => unreachable!("a delta tag reads as a delta"),
         },
         _ => Err(DecodeError::Body("a stored snapshot of unknown form".into())),
     }

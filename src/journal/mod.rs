@@ -6,6 +6,7 @@
 //! any other gets [`JournalError::Locked`].
 
 pub mod cache;
+pub mod compressed;
 pub mod delta;
 pub mod export;
 mod legacy;
@@ -323,7 +324,7 @@ impl Journal {
             records.len(),
             records.into_iter().map(|r| {
                 let b = r.encode();
-                (r, b)
+                (r, b, compressed::Ahead::NotTried)
             }),
             &mut |_| Ok(()),
         )
@@ -339,7 +340,7 @@ impl Journal {
         let seq = self.last_seq;
         let prev = self.head_hash()?;
         let count = batch.len();
-        let sealed = Sealed { batch: batch.into_iter(), seq, prev };
+        let sealed = Sealed { batch: batch.into_iter(), seq, prev, compressor: None, last_entity: 0 };
         if count < PIPELINE_MIN {
             return self.store_records(count, sealed, then);
         }
@@ -376,7 +377,7 @@ impl Journal {
     fn store_records(
         &mut self,
         count: usize,
-        sealed: impl IntoIterator<Item = (SyncChange, Vec<u8>)>,
+        sealed: impl IntoIterator<Item = (SyncChange, Vec<u8>, compressed::Ahead)>,
         then: Then,
     ) -> Result<Vec<SyncChange>, JournalError> {
         if count == 0 {
@@ -388,11 +389,11 @@ impl Journal {
         let mut records: Vec<SyncChange> = Vec::with_capacity(count);
         self.store.transaction(|store| {
             let mut inserting = store.inserting();
-            for (r, bytes) in sealed {
+            for (r, bytes, compressed) in sealed {
                 if r.session_id.is_empty() || r.session_id.len() > u16::MAX as usize {
                     return Err(JournalError::InvalidChange(format!("session id of {} bytes", r.session_id.len())));
                 }
-                let events = inserting.row(r.seq, &r.session_id, &std::rc::Rc::new(bytes))?;
+                let events = inserting.row(r.seq, &r.session_id, &std::rc::Rc::new(bytes), compressed)?;
                 // Its log line, made while its payload is in hand (on this thread: a string
                 // made on the sealing thread and freed on this one costs more than making it).
                 store.keep_line(lines::Line::of(&r));
@@ -806,17 +807,34 @@ struct Sealed {
     batch: std::vec::IntoIter<(uuid::Uuid, NewChange)>,
     seq: u64,
     prev: [u8; 32],
+    /// Made at the first record worth compressing.
+    compressor: Option<Option<compressed::Compressor>>,
+    /// A hash of the previous record's session, entity type and id.
+    last_entity: u64,
 }
 
 impl Iterator for Sealed {
-    type Item = (SyncChange, Vec<u8>);
+    type Item = (SyncChange, Vec<u8>, compressed::Ahead);
 
     fn next(&mut self) -> Option<Self::Item> {
+        use std::hash::{Hash, Hasher};
         let (id, change) = self.batch.next()?;
         self.seq += 1;
         let (record, bytes) = SyncChange::seal_stored(id, change, self.seq, self.prev);
         self.prev = record.hash;
-        Some((record, bytes))
+        // A record of the entity the one before it was of (a response streamed in) will be
+        // stored as a delta against it: compressing it would be wasted.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&record.session_id, record.entity_type, &record.entity_id).hash(&mut h);
+        let entity = h.finish();
+        let compressed =
+            if std::mem::replace(&mut self.last_entity, entity) == entity || bytes.len() < compressed::MIN_LEN {
+                compressed::Ahead::NotTried
+            } else {
+                let compressor = self.compressor.get_or_insert_with(compressed::Compressor::new);
+                compressed::Ahead::Tried(compressor.as_mut().and_then(|c| c.compress(&bytes)))
+            };
+        Some((record, bytes, compressed))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -1601,9 +1619,9 @@ mod tests {
     fn a_newer_format_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(dir.path(), OpenMode::Create).unwrap();
-        j.store.execute("UPDATE meta SET value = X'00000003' WHERE key = 'format'").unwrap();
+        j.store.execute("UPDATE meta SET value = X'00000004' WHERE key = 'format'").unwrap();
         drop(j);
         let reopened = Journal::open(dir.path(), OpenMode::Existing);
-        assert!(matches!(reopened, Err(JournalError::NewerFormat { found: 3, .. })));
+        assert!(matches!(reopened, Err(JournalError::NewerFormat { found: 4, .. })));
     }
 }

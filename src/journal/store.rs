@@ -20,12 +20,19 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use super::JournalError;
+use super::compressed::{Ahead, Compressor, Decompressor};
 use super::delta::{self, Form, StoredSnapshot};
 use super::lines::Line;
 
 /// The on-disk format this chasm reads and writes (`meta` key `format`). Format 1 was a sled
-/// database; `legacy.rs` converts it.
-pub const FORMAT_VERSION: u32 = 2;
+/// database; `legacy.rs` converts it. Format 3 is format 2 with rows that may be compressed
+/// (`compressed.rs`): a format 2 journal is read as it is, and marked 3 when opened for
+/// writing, so that a chasm that cannot read compressed rows refuses it with a clear message.
+pub const FORMAT_VERSION: u32 = 3;
+
+/// The format before [`FORMAT_VERSION`] whose journals this chasm reads, and upgrades by
+/// marking them when it opens one for writing: everything in them is in the current format.
+const UPGRADED_FORMAT: u32 = 2;
 
 /// The database file inside the journal directory.
 pub const DB_FILE: &str = "journal.sqlite";
@@ -173,6 +180,9 @@ pub struct Store {
     /// Log lines of records this store wrote, by seq, until a run of lines takes them (see
     /// `lines`): made from the payloads in hand, so a due run need not read them back.
     lines: RefCell<HashMap<u64, Line<'static>>>,
+    /// Made at the first row that needs one, and kept: setting one up costs more than a row.
+    compressor: RefCell<Option<Option<Compressor>>>,
+    decompressor: RefCell<Option<Decompressor>>,
     /// Held (an exclusive `flock`, or a shared one for a store opened for reading) for as long
     /// as the store is open; dropped after the connection.
     _lock: File,
@@ -294,6 +304,8 @@ impl Store {
             last: RefCell::default(),
             events: RefCell::default(),
             lines: RefCell::default(),
+            compressor: RefCell::default(),
+            decompressor: RefCell::default(),
             _lock: lock,
         }
     }
@@ -327,19 +339,30 @@ impl Store {
             sync_dir(&self.dir);
             return Ok(());
         }
-        self.check_version(self.meta(META_FORMAT)?)?;
+        if self.check_version(self.meta(META_FORMAT)?)? == UPGRADED_FORMAT {
+            self.transaction(|s| {
+                s.conn
+                    .execute(
+                        "UPDATE meta SET value = ?2 WHERE key = ?1",
+                        params![META_FORMAT, &FORMAT_VERSION.to_be_bytes()[..]],
+                    )
+                    .map(|_| ())
+                    .map_err(storage)
+            })?;
+        }
         self.conn.execute_batch(LATER_TABLES).map_err(storage)
     }
 
-    /// Refuses a journal whose `meta` format value `v` names another format than this chasm's.
-    fn check_version(&self, v: Option<Vec<u8>>) -> Result<(), JournalError> {
+    /// Refuses a journal whose `meta` format value `v` names a format this chasm cannot read;
+    /// returns the format.
+    fn check_version(&self, v: Option<Vec<u8>>) -> Result<u32, JournalError> {
         let found = v
             .as_deref()
             .and_then(|v| <[u8; 4]>::try_from(v).ok())
             .map(u32::from_be_bytes)
             .ok_or_else(|| JournalError::UnknownFormat(self.dir.clone()))?;
         match found {
-            FORMAT_VERSION => Ok(()),
+            FORMAT_VERSION | UPGRADED_FORMAT => Ok(found),
             f if f > FORMAT_VERSION => {
                 Err(JournalError::NewerFormat { dir: self.dir.clone(), found: f, supported: FORMAT_VERSION })
             }
@@ -456,12 +479,21 @@ impl Store {
         }
     }
 
-    /// The record bytes of the row `stored` at `seq`: itself, or its delta applied to its base
-    /// (read the same way, fewer than [`delta::MAX_DEPTH`] rows back). Cached.
+    /// The record bytes of the row `stored` at `seq`: itself, itself decompressed, or its delta
+    /// applied to its base (read the same way, fewer than [`delta::MAX_DEPTH`] rows back).
+    /// Cached.
     fn rebuild(&self, seq: u64, stored: Vec<u8>) -> Result<Rc<Vec<u8>>, JournalError> {
         let corrupt = |reason: String| JournalError::Corrupt { seq, reason };
         let bytes = match delta::form(&stored).map_err(|e| corrupt(e.to_string()))? {
             Form::Whole => Rc::new(stored),
+            Form::Compressed => {
+                let mut decompressor = self.decompressor.borrow_mut();
+                let d = match &mut *decompressor {
+                    Some(d) => d,
+                    None => decompressor.insert(Decompressor::new().map_err(|e| corrupt(e.to_string()))?),
+                };
+                Rc::new(d.decompress(&stored).map_err(|e| corrupt(e.to_string()))?)
+            }
             Form::Delta { back, depth } => {
                 if back >= seq || depth == 0 || depth > delta::MAX_DEPTH {
                     return Err(corrupt(format!("a delta names a base {back} records back at depth {depth}")));
@@ -515,7 +547,8 @@ impl Store {
         )?;
         // Only the rows down to the first one already known, or stored whole, are needed.
         if let Some(stop) = rows.iter().position(|(s, stored)| {
-            self.cache.borrow().get(*s).is_some() || delta::form(stored).is_ok_and(|f| f == Form::Whole)
+            self.cache.borrow().get(*s).is_some()
+                || delta::form(stored).is_ok_and(|f| matches!(f, Form::Whole | Form::Compressed))
         }) {
             rows.truncate(stop + 1);
         }
@@ -717,7 +750,7 @@ impl Store {
     pub fn insert(&self, rows: &[Row], head: [u8; 48]) -> Result<(), JournalError> {
         let mut inserting = self.inserting();
         for row in rows {
-            inserting.row(row.seq, &row.session_id, &row.bytes)?;
+            inserting.row(row.seq, &row.session_id, &row.bytes, Ahead::NotTried)?;
         }
         inserting.finish(head)
     }
@@ -975,6 +1008,14 @@ impl Store {
         self.seq_rows("SELECT seq, body FROM lines WHERE session = ?1 ORDER BY seq", [num])
     }
 
+    /// `record` compressed (see `compressed.rs`), when that is worth it.
+    fn compress(&self, record: &[u8]) -> Option<Vec<u8>> {
+        if record.len() < super::compressed::MIN_LEN {
+            return None;
+        }
+        self.compressor.borrow_mut().get_or_insert_with(Compressor::new).as_mut()?.compress(record)
+    }
+
     /// Removes one run of log lines.
     pub fn remove_lines(&self, session_id: &str, seq: u64) -> Result<(), JournalError> {
         self.remove_row("DELETE FROM lines WHERE session = ?1 AND seq = ?2", session_id, seq)
@@ -1147,9 +1188,10 @@ pub struct Inserting<'s> {
 }
 
 impl Inserting<'_> {
-    /// Stores one row, as a delta against its session's previous one when that is smaller.
-    /// Returns the session's record count with it.
-    pub fn row(&mut self, seq: u64, session_id: &str, bytes: &Shared) -> Result<u64, JournalError> {
+    /// Stores one row, as a delta against its session's previous one when that is smaller,
+    /// otherwise compressed when that is worth it (`compressed` when made ahead). Returns the
+    /// session's record count with it.
+    pub fn row(&mut self, seq: u64, session_id: &str, bytes: &Shared, compressed: Ahead) -> Result<u64, JournalError> {
         let mut log = self
             .store
             .conn
@@ -1176,7 +1218,11 @@ impl Inserting<'_> {
         let stored = base
             .as_ref()
             .filter(|_| same_entity)
-            .and_then(|(base_seq, base, depth)| delta::encode(base, *depth, seq - base_seq, bytes));
+            .and_then(|(base_seq, base, depth)| delta::encode(base, *depth, seq - base_seq, bytes))
+            .or_else(|| match compressed {
+                Ahead::Tried(row) => row,
+                Ahead::NotTried => self.store.compress(bytes),
+            });
         let depth = stored.as_deref().map_or(0, delta::depth);
         log.execute(params![num, int(seq), stored.as_deref().unwrap_or(bytes)]).map_err(storage)?;
         self.store.cache.borrow_mut().put(seq, Rc::clone(bytes));
@@ -1258,7 +1304,7 @@ mod tests {
         let appended = j.append(vec![version("r2", 0)]).unwrap();
         let forms: Vec<Form> =
             (1..=9).map(|seq| delta::form(&j.store.stored(seq).unwrap().unwrap()).unwrap()).collect();
-        assert_eq!(forms[0], Form::Whole);
+        assert_eq!(forms[0], Form::Compressed);
         assert!(forms[1..7].iter().all(|f| matches!(f, Form::Delta { back: 1, .. })), "{forms:?}");
         assert!(matches!(forms[7], Form::Delta { back: 1, .. }), "{forms:?}");
         // r1's last version, once r2 began, is also stored whole among the session's finals.
@@ -1269,6 +1315,90 @@ mod tests {
         let j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Existing).unwrap();
         assert_eq!(j.iter().collect::<Result<Vec<_>, _>>().unwrap(), all);
         assert_eq!(all[8], appended[0]);
+        assert!(j.verify().unwrap().problems.is_empty());
+    }
+
+    /// A session's requests, each a record of a kilobyte and more: what a first sync stores.
+    fn requests(n: usize) -> Vec<crate::journal::NewChange> {
+        (0..n)
+            .map(|i| crate::journal::NewChange {
+                payload: serde_json::json!({"index": i, "request": {"requestId": format!("r{i}"),
+                    "response": [{"value": "the borrow checker says the value moved here; ".repeat(20 + i)}]}}),
+                ..crate::journal::tests::change("s", &format!("r{i}"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn long_records_are_stored_compressed_and_read_back_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Create).unwrap();
+        // One batch sealed on a second thread, then small ones sealed as they are stored.
+        let mut appended = j.append(requests(70)).unwrap();
+        for change in requests(73).split_off(70) {
+            appended.extend(j.append(vec![change]).unwrap());
+        }
+        let short = j
+            .append(vec![crate::journal::NewChange {
+                payload: serde_json::json!({"index": 73, "request": {"requestId": "r73", "response": []}}),
+                ..crate::journal::tests::change("s", "r73")
+            }])
+            .unwrap();
+        let stored = |j: &crate::journal::Journal, seq| j.store.stored(seq).unwrap().unwrap();
+        for r in &appended {
+            let row = stored(&j, r.seq);
+            assert_eq!(delta::form(&row).unwrap(), Form::Compressed, "record {}", r.seq);
+            assert!(row.len() < r.encode().len() / 2, "record {}: {} of {}", r.seq, row.len(), r.encode().len());
+            // Its hash is where every row keeps it.
+            assert_eq!(j.store.filed_hash("s", r.seq).unwrap(), Some(r.hash));
+        }
+        assert_eq!(delta::form(&stored(&j, short[0].seq)).unwrap(), Form::Whole);
+        // From a fresh store (nothing cached), every way of reading gives the records back.
+        drop(j);
+        let j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Read).unwrap();
+        appended.extend(short);
+        assert_eq!(j.iter().collect::<Result<Vec<_>, _>>().unwrap(), appended);
+        assert_eq!(j.get(40).unwrap().as_ref(), Some(&appended[39]));
+        assert!(j.state_at("s", u64::MAX).unwrap().is_some());
+        drop(j);
+        let j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Existing).unwrap();
+        let report = j.verify().unwrap();
+        assert!(report.problems.is_empty() && report.snapshots_rebuilt == 0, "{report:?}");
+    }
+
+    #[test]
+    fn a_damaged_compressed_row_is_reported_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Create).unwrap();
+        j.append(requests(3)).unwrap();
+        let mut row = j.store.stored(2).unwrap().unwrap();
+        assert_eq!(row[0], super::super::compressed::TAG);
+        let middle = row.len() / 2;
+        row[middle] ^= 0xFF;
+        j.store.conn.execute("UPDATE log SET record = ?1 WHERE seq = 2", [&row]).unwrap();
+        drop(j);
+        let j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Existing).unwrap();
+        assert!(matches!(j.get(2), Err(JournalError::Corrupt { seq: 2, .. })));
+        let report = j.verify().unwrap();
+        assert_eq!(report.first_problem().map(|p| p.seq), Some(2), "{report:?}");
+    }
+
+    #[test]
+    fn a_format_2_journal_is_read_as_it_is_and_marked_3_when_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Create).unwrap();
+        let first = j.append(vec![crate::journal::tests::change("s", "a")]).unwrap();
+        j.store.execute("UPDATE meta SET value = X'00000002' WHERE key = 'format'").unwrap();
+        drop(j);
+        let format = |j: &crate::journal::Journal| j.store.meta(META_FORMAT).unwrap().unwrap();
+        let j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Read).unwrap();
+        assert_eq!(j.iter().collect::<Result<Vec<_>, _>>().unwrap(), first);
+        assert_eq!(format(&j), 2u32.to_be_bytes());
+        drop(j);
+        let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Existing).unwrap();
+        assert_eq!(format(&j), FORMAT_VERSION.to_be_bytes());
+        j.append(requests(1)).unwrap();
+        assert_eq!(delta::form(&j.store.stored(2).unwrap().unwrap()).unwrap(), Form::Compressed);
         assert!(j.verify().unwrap().problems.is_empty());
     }
 

@@ -1,0 +1,158 @@
+//! Records stored whole, compressed.
+//!
+//! Most of a journal's bytes are the text of requests and responses, stored as JSON inside
+//! each record: a first sync of a user's sessions stores every request once, as a record of a
+//! kilobyte or two, where a delta (`delta.rs`) has nothing earlier to stand on. Such text
+//! compresses to about half, and a row read back costs a few microseconds more. Like a delta
+//! this is a storage encoding only: the record's bytes, and the hash that covers them, are what
+//! they always were. `journal-format.md` gives the layout.
+//!
+//! The hashes stay outside the compressed part, at the end of the row as in every other form,
+//! so that a row's hash is read without decompressing it.
+
+use super::record::DecodeError;
+
+/// The first byte of a compressed row. A record stored as it is starts with its version byte
+/// (1), a delta with `0xDE`.
+pub const TAG: u8 = 0xC5;
+
+/// Records shorter than this are stored as they are: a small record saves a few bytes and its
+/// reads would pay for them.
+pub const MIN_LEN: usize = 512;
+
+/// The most a compressed row may expand: a writer compresses no record past it, and a reader
+/// refuses a row claiming more, so a damaged length cannot make it allocate without bound.
+pub const MAX_RATIO: usize = 256;
+
+/// zstd's level: its default, a third of the time of level 9 for a few percent more bytes.
+const LEVEL: i32 = 1;
+
+/// The bytes after the compressed part: `prev_hash ‖ hash`.
+const HASHES: usize = 64;
+
+/// A compressor kept for the length of an append: making one costs more than compressing a
+/// record.
+pub struct Compressor {
+    zstd: zstd::bulk::Compressor<'static>,
+    frame: Vec<u8>,
+}
+
+impl Compressor {
+    /// `None` when zstd cannot set one up (no memory): records are then stored as they are.
+    pub fn new() -> Option<Compressor> {
+        Some(Compressor { zstd: zstd::bulk::Compressor::new(LEVEL).ok()?, frame: Vec::new() })
+    }
+
+    /// The row storing `record` (its bytes, `C ‖ prev_hash ‖ hash`) compressed; `None` when the
+    /// record is short, or would not shrink by an eighth.
+    pub fn compress(&mut self, record: &[u8]) -> Option<Vec<u8>> {
+        if record.len() < MIN_LEN {
+            return None;
+        }
+        let (canonical, hashes) = record.split_at(record.len() - HASHES);
+        self.frame.clear();
+        self.frame.reserve(zstd::zstd_safe::compress_bound(canonical.len()));
+        self.zstd.compress_to_buffer(canonical, &mut self.frame).ok()?;
+        let len = 1 + self.frame.len() + HASHES;
+        if len > record.len() - record.len() / 8 || canonical.len() > self.frame.len() * MAX_RATIO {
+            return None;
+        }
+        let mut row = Vec::with_capacity(len);
+        row.push(TAG);
+        row.extend_from_slice(&self.frame);
+        row.extend_from_slice(hashes);
+        Some(row)
+    }
+}
+
+/// A record's compressed row as the sealing thread made it, so that an append's storing thread
+/// (the busier of the two) does not: or not tried there, left to the storing thread.
+pub enum Ahead {
+    NotTried,
+    Tried(Option<Vec<u8>>),
+}
+
+/// A decompressor kept for the length of a read.
+pub struct Decompressor(zstd::bulk::Decompressor<'static>);
+
+impl Decompressor {
+    pub fn new() -> Result<Decompressor, DecodeError> {
+        zstd::bulk::Decompressor::new().map(Decompressor).map_err(|e| DecodeError::Body(e.to_string()))
+    }
+
+    /// The record bytes of the compressed row `stored`.
+    pub fn decompress(&mut self, stored: &[u8]) -> Result<Vec<u8>, DecodeError> {
+        let at = stored.len().checked_sub(HASHES).filter(|&at| at > 1).ok_or(DecodeError::TooShort(stored.len()))?;
+        let (frame, hashes) = (&stored[1..at], &stored[at..]);
+        let bad = |reason: &str| DecodeError::Body(format!("a compressed row {reason}"));
+        let len = match zstd::zstd_safe::get_frame_content_size(frame) {
+            Ok(Some(len)) => usize::try_from(len).map_err(|_| bad("claims too many bytes"))?,
+            _ => return Err(bad("does not say its length")),
+        };
+        if len > frame.len().saturating_mul(MAX_RATIO) {
+            return Err(bad("claims more bytes than it can hold"));
+        }
+        let mut record = Vec::with_capacity(len + HASHES);
+        let n =
+            self.0.decompress_to_buffer(frame, &mut record).map_err(|e| bad(&format!("does not decompress: {e}")))?;
+        if n != len {
+            return Err(bad("holds another length than it says"));
+        }
+        record.extend_from_slice(hashes);
+        Ok(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(text: &str) -> Vec<u8> {
+        let mut r = vec![1];
+        r.extend_from_slice(text.as_bytes());
+        r.extend((0..64).map(|i| i as u8));
+        r
+    }
+
+    #[test]
+    fn a_long_record_comes_back_exactly_and_keeps_its_hashes_at_the_end() {
+        let r = record(&"the borrow checker says the value moved here; ".repeat(40));
+        let row = Compressor::new().unwrap().compress(&r).unwrap();
+        assert_eq!(row[0], TAG);
+        assert!(row.len() < r.len() / 4, "{} of {}", row.len(), r.len());
+        assert_eq!(row[row.len() - 64..], r[r.len() - 64..]);
+        assert_eq!(Decompressor::new().unwrap().decompress(&row).unwrap(), r);
+    }
+
+    #[test]
+    fn short_or_incompressible_records_are_stored_as_they_are() {
+        let mut c = Compressor::new().unwrap();
+        assert_eq!(c.compress(&record("short")), None);
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let noise: Vec<u8> = (0..2000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
+            .collect();
+        assert_eq!(c.compress(&noise), None);
+    }
+
+    #[test]
+    fn a_damaged_row_is_an_error_not_a_panic() {
+        let r = record(&"a response streaming in, word by word. ".repeat(50));
+        let row = Compressor::new().unwrap().compress(&r).unwrap();
+        let mut d = Decompressor::new().unwrap();
+        for cut in [0, 1, 5, 64, 65, row.len() - 1] {
+            assert!(d.decompress(&row[..cut]).is_err(), "cut at {cut}");
+        }
+        for at in 1..row.len() - 64 {
+            let mut bad = row.clone();
+            bad[at] ^= 0x40;
+            // Either refused, or bytes that the record's own checks then refuse: never a panic.
+            let _ = d.decompress(&bad);
+        }
+    }
+}
