@@ -50,6 +50,13 @@ fn every_real_fixture_replays_to_the_same_json_value() {
     assert!(out.contains("recorded 0 changes"), "{out}");
     assert_eq!(env.log().len(), before);
     assert!(env.ok(&["verify"]).starts_with("ok:"));
+    // Packed, every session replays the same.
+    env.ok(&["gc"]);
+    for path in &files {
+        let expected = file_value(path);
+        assert_eq!(env.replay(&expected_id(path, &expected), None), expected, "{} after gc", path.display());
+    }
+    assert!(env.ok(&["verify"]).starts_with("ok:"));
 }
 
 #[test]

@@ -220,3 +220,70 @@ fn an_export_of_a_journal_missing_a_record_fails_and_writes_nothing() {
     let out = env.ok(&["export", "--since", "4"]);
     assert_eq!(out.lines().count(), 5, "{out}");
 }
+
+/// Two sessions whose requests are a kilobyte or more, as real ones are: records a pack
+/// compresses. One is captured as it streams (its versions stored as deltas).
+fn journal_with_long_requests() -> Env {
+    let env = Env::new();
+    let dir = env.chat_dir();
+    let text = |i: usize| "the borrow checker says the value moved here; ".repeat(30 + i);
+    let file = |id: &str, requests: Vec<Value>| {
+        let path = dir.join(format!("{id}.json"));
+        std::fs::write(&path, serde_json::json!({"version": 3, "sessionId": id, "requests": requests}).to_string())
+            .unwrap();
+        env.ok(&["capture", path.to_str().unwrap()]);
+    };
+    let request = |i: usize, reply: &str| serde_json::json!({"requestId": format!("r{i}"), "message": {"text": text(i)}, "response": [{"value": reply}]});
+    file("aaaa1111", (0..6).map(|i| request(i, &text(i))).collect());
+    for words in 1..4 {
+        file("bbbb2222", vec![request(0, &text(0)), request(1, &"streamed ".repeat(words * 40))]);
+    }
+    env
+}
+
+#[test]
+fn gc_compresses_the_journal_and_every_command_reads_the_same_history() {
+    let env = journal_with_long_requests();
+    let views = |env: &Env| {
+        let mut out = vec![env.ok(&["log", "--json"]), env.ok(&["log", "bbbb2222"])];
+        for at in 1..=env.log().len() as u64 {
+            for session in ["aaaa1111", "bbbb2222"] {
+                let o = env.chasm(&["replay", session, "--at", &at.to_string(), "--format", "markdown"]);
+                out.push(format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)));
+            }
+        }
+        out.push(env.ok(&["export"]));
+        out
+    };
+    let before = views(&env);
+    let size = |env: &Env| std::fs::metadata(env.journal().join("journal.sqlite")).unwrap().len();
+    let (bytes_before, line) = (size(&env), env.ok(&["gc"]));
+    assert!(line.starts_with("gc: 8 record(s) compressed; journal "), "{line}");
+    assert!(size(&env) < bytes_before);
+    assert_eq!(views(&env), before);
+    assert!(env.ok(&["verify"]).starts_with("ok: "));
+    let again: Value = serde_json::from_str(&env.ok(&["gc", "--json"])).unwrap();
+    assert_eq!(again["records_compressed"], 0);
+    // What is appended after a pack is stored as usual, and packed by the next.
+    env.ok(&["tag", "aaaa1111", "kept"]);
+    assert!(env.ok(&["verify"]).starts_with("ok: "));
+}
+
+#[test]
+fn a_damaged_compressed_row_is_detected() {
+    let env = journal_with_long_requests();
+    env.ok(&["gc"]);
+    tamper(&env, |db| {
+        let mut row: Vec<u8> = db.query_row("SELECT record FROM log WHERE seq = 3", [], |r| r.get(0)).unwrap();
+        assert_eq!(row[0], 0xC5, "a compressed row");
+        let middle = row.len() / 2;
+        row[middle] ^= 0x5A;
+        db.execute("UPDATE log SET record = ?1 WHERE seq = 3", [&row]).unwrap();
+    });
+    assert_eq!(first_bad_seq(&env).0, 3);
+    // What reads the record says so, and nothing reads something else in its place.
+    for args in [&["log", "--json"][..], &["export"], &["replay", "aaaa1111", "--at", "3"]] {
+        let line = env.fails(args);
+        assert!(line.contains("3"), "{args:?}: {line}");
+    }
+}

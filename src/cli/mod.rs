@@ -7,6 +7,7 @@ mod delete;
 mod diff;
 mod edit;
 mod export;
+mod gc;
 mod graph;
 mod import;
 mod log;
@@ -58,6 +59,7 @@ pub enum Command {
     Log(log::Args),
     Replay(replay::Args),
     Verify(verify::Args),
+    Gc(gc::Args),
     Sync(sync::Args),
     Status(status::Args),
     Conflicts(status::ConflictsArgs),
@@ -156,6 +158,7 @@ pub fn run(mut cli: Cli) -> Result<ExitCode> {
         Command::Log(args) => log::run(&journal_dir, args),
         Command::Replay(args) => replay::run(&journal_dir, args),
         Command::Verify(args) => verify::run(&journal_dir, args, &progress),
+        Command::Gc(args) => gc::run(&journal_dir, args, &progress),
         Command::Sync(args) => sync::run(&journal_dir, args, &settings()?, &progress),
         Command::Status(args) => status::run(&journal_dir, args, &settings()?),
         Command::Conflicts(args) => status::run_conflicts(&journal_dir, args, &settings()?),

@@ -324,7 +324,7 @@ impl Journal {
             records.len(),
             records.into_iter().map(|r| {
                 let b = r.encode();
-                (r, b, compressed::Ahead::NotTried)
+                (r, b)
             }),
             &mut |_| Ok(()),
         )
@@ -340,7 +340,7 @@ impl Journal {
         let seq = self.last_seq;
         let prev = self.head_hash()?;
         let count = batch.len();
-        let sealed = Sealed { batch: batch.into_iter(), seq, prev, compressor: None, last_entity: 0 };
+        let sealed = Sealed { batch: batch.into_iter(), seq, prev };
         if count < PIPELINE_MIN {
             return self.store_records(count, sealed, then);
         }
@@ -377,7 +377,7 @@ impl Journal {
     fn store_records(
         &mut self,
         count: usize,
-        sealed: impl IntoIterator<Item = (SyncChange, Vec<u8>, compressed::Ahead)>,
+        sealed: impl IntoIterator<Item = (SyncChange, Vec<u8>)>,
         then: Then,
     ) -> Result<Vec<SyncChange>, JournalError> {
         if count == 0 {
@@ -389,11 +389,11 @@ impl Journal {
         let mut records: Vec<SyncChange> = Vec::with_capacity(count);
         self.store.transaction(|store| {
             let mut inserting = store.inserting();
-            for (r, bytes, compressed) in sealed {
+            for (r, bytes) in sealed {
                 if r.session_id.is_empty() || r.session_id.len() > u16::MAX as usize {
                     return Err(JournalError::InvalidChange(format!("session id of {} bytes", r.session_id.len())));
                 }
-                let events = inserting.row(r.seq, &r.session_id, &std::rc::Rc::new(bytes), compressed)?;
+                let events = inserting.row(r.seq, &r.session_id, &std::rc::Rc::new(bytes))?;
                 // Its log line, made while its payload is in hand (on this thread: a string
                 // made on the sealing thread and freed on this one costs more than making it).
                 store.keep_line(lines::Line::of(&r));
@@ -756,6 +756,33 @@ impl Journal {
     pub fn verify_with(&self, progress: &crate::progress::Progress) -> Result<VerifyReport, JournalError> {
         verify::verify(&self.store, progress)
     }
+
+    /// Packs the journal, as `git gc` packs a repository: every record stored whole that
+    /// compresses is stored compressed, and the database is rewritten without the space that
+    /// gave up. Appends store records as they are, because compressing them on the way in cost
+    /// an append about half its throughput; a journal is packed when its user asks. What any
+    /// command reads is unchanged.
+    pub fn pack(&mut self, progress: &crate::progress::Progress) -> Result<Packed, JournalError> {
+        let size = || {
+            [store::DB_FILE, store::WAL_FILE]
+                .iter()
+                .map(|f| std::fs::metadata(self.store.dir.join(f)).map_or(0, |m| m.len()))
+                .sum::<u64>()
+        };
+        let bytes_before = size();
+        let records = self.store.pack(progress)?;
+        Ok(Packed { records, bytes_before, bytes_after: size() })
+    }
+}
+
+/// What [`Journal::pack`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packed {
+    /// Records it stored compressed.
+    pub records: u64,
+    /// The database's size on disk before and after, its write-ahead log included.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
 }
 
 /// `n` random (version 4) record ids from one read of the system's random source: a read per
@@ -807,34 +834,17 @@ struct Sealed {
     batch: std::vec::IntoIter<(uuid::Uuid, NewChange)>,
     seq: u64,
     prev: [u8; 32],
-    /// Made at the first record worth compressing.
-    compressor: Option<Option<compressed::Compressor>>,
-    /// A hash of the previous record's session, entity type and id.
-    last_entity: u64,
 }
 
 impl Iterator for Sealed {
-    type Item = (SyncChange, Vec<u8>, compressed::Ahead);
+    type Item = (SyncChange, Vec<u8>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        use std::hash::{Hash, Hasher};
         let (id, change) = self.batch.next()?;
         self.seq += 1;
         let (record, bytes) = SyncChange::seal_stored(id, change, self.seq, self.prev);
         self.prev = record.hash;
-        // A record of the entity the one before it was of (a response streamed in) will be
-        // stored as a delta against it: compressing it would be wasted.
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (&record.session_id, record.entity_type, &record.entity_id).hash(&mut h);
-        let entity = h.finish();
-        let compressed =
-            if std::mem::replace(&mut self.last_entity, entity) == entity || bytes.len() < compressed::MIN_LEN {
-                compressed::Ahead::NotTried
-            } else {
-                let compressor = self.compressor.get_or_insert_with(compressed::Compressor::new);
-                compressed::Ahead::Tried(compressor.as_mut().and_then(|c| c.compress(&bytes)))
-            };
-        Some((record, bytes, compressed))
+        Some((record, bytes))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

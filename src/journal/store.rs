@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use super::JournalError;
-use super::compressed::{Ahead, Compressor, Decompressor};
+use super::compressed::{Compressor, Decompressor};
 use super::delta::{self, Form, StoredSnapshot};
 use super::lines::Line;
 
@@ -42,7 +42,7 @@ pub const LOCK_FILE: &str = "lock";
 
 /// SQLite's write-ahead log beside the database: present only while a read-write store is
 /// open, or after one stopped without closing.
-const WAL_FILE: &str = "journal.sqlite-wal";
+pub const WAL_FILE: &str = "journal.sqlite-wal";
 
 /// What every open sets, reading or writing: a 16 MB page cache, and the file mapped.
 const READ_PRAGMAS: &str = "PRAGMA cache_size = -16384; PRAGMA mmap_size = 4294967296;";
@@ -180,8 +180,7 @@ pub struct Store {
     /// Log lines of records this store wrote, by seq, until a run of lines takes them (see
     /// `lines`): made from the payloads in hand, so a due run need not read them back.
     lines: RefCell<HashMap<u64, Line<'static>>>,
-    /// Made at the first row that needs one, and kept: setting one up costs more than a row.
-    compressor: RefCell<Option<Option<Compressor>>>,
+    /// Made at the first compressed row read, and kept: setting one up costs more than a row.
     decompressor: RefCell<Option<Decompressor>>,
     /// Held (an exclusive `flock`, or a shared one for a store opened for reading) for as long
     /// as the store is open; dropped after the connection.
@@ -304,7 +303,6 @@ impl Store {
             last: RefCell::default(),
             events: RefCell::default(),
             lines: RefCell::default(),
-            compressor: RefCell::default(),
             decompressor: RefCell::default(),
             _lock: lock,
         }
@@ -750,7 +748,7 @@ impl Store {
     pub fn insert(&self, rows: &[Row], head: [u8; 48]) -> Result<(), JournalError> {
         let mut inserting = self.inserting();
         for row in rows {
-            inserting.row(row.seq, &row.session_id, &row.bytes, Ahead::NotTried)?;
+            inserting.row(row.seq, &row.session_id, &row.bytes)?;
         }
         inserting.finish(head)
     }
@@ -1008,12 +1006,46 @@ impl Store {
         self.seq_rows("SELECT seq, body FROM lines WHERE session = ?1 ORDER BY seq", [num])
     }
 
-    /// `record` compressed (see `compressed.rs`), when that is worth it.
-    fn compress(&self, record: &[u8]) -> Option<Vec<u8>> {
-        if record.len() < super::compressed::MIN_LEN {
-            return None;
+    /// Stores compressed every row stored whole that compresses (see `compressed.rs`), a chunk
+    /// of rows to a transaction, each chunk compressed on two threads; then rewrites the
+    /// database without the space the rows gave up. Returns how many rows it compressed.
+    ///
+    /// A storage encoding only: every record reads back the same, so nothing derived from the
+    /// log changes. A chunk lost to a power cut leaves its rows as they were, so the chunks
+    /// commit without waiting for the disk; the rewrite is SQLite's `VACUUM`, which replaces the
+    /// database whole or not at all.
+    pub fn pack(&self, progress: &crate::progress::Progress) -> Result<u64, JournalError> {
+        const CHUNK: i64 = 4096;
+        let total = self.count()?;
+        let (mut after, mut packed) = (0i64, 0u64);
+        loop {
+            // Rows stored whole start with the record version byte.
+            let rows = self.seq_rows(
+                "SELECT seq, record FROM log WHERE seq > ?1 AND length(record) >= ?2 \
+                 AND substr(record, 1, 1) = X'01' ORDER BY seq LIMIT ?3",
+                params![after, super::compressed::MIN_LEN as i64, CHUNK],
+            )?;
+            let Some(&(last, _)) = rows.last() else { break };
+            after = int(last);
+            let compressed = compress_on_two_threads(&rows);
+            self.derived_transaction(|s| {
+                let mut update = s.conn.prepare_cached("UPDATE log SET record = ?2 WHERE seq = ?1").map_err(storage)?;
+                for ((seq, _), row) in rows.iter().zip(&compressed) {
+                    if let Some(row) = row {
+                        update.execute(params![int(*seq), row]).map_err(storage)?;
+                        packed += 1;
+                    }
+                }
+                Ok(())
+            })?;
+            progress.report("compressing records", last, total);
         }
-        self.compressor.borrow_mut().get_or_insert_with(Compressor::new).as_mut()?.compress(record)
+        let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0)).map_err(storage)?;
+        if packed > 0 || free > 0 {
+            progress.report("giving the space back", 0, 1);
+            self.conn.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);").map_err(storage)?;
+        }
+        Ok(packed)
     }
 
     /// Removes one run of log lines.
@@ -1180,6 +1212,25 @@ fn immutable_uri(_path: &Path) -> Option<String> {
     None
 }
 
+/// Each row of `rows` compressed, or `None` where that is not worth it (see `compressed.rs`):
+/// the second half on a second thread. Without a compressor (no memory), `None` for all.
+fn compress_on_two_threads(rows: &[(u64, Vec<u8>)]) -> Vec<Option<Vec<u8>>> {
+    let half = |rows: &[(u64, Vec<u8>)]| -> Vec<Option<Vec<u8>>> {
+        let mut c = Compressor::new();
+        rows.iter().map(|(_, record)| c.as_mut().and_then(|c| c.compress(record))).collect()
+    };
+    let (first, second) = rows.split_at(rows.len() / 2);
+    std::thread::scope(|scope| {
+        let other = std::thread::Builder::new().spawn_scoped(scope, || half(second));
+        let mut out = half(first);
+        match other.map(|h| h.join()) {
+            Ok(Ok(rest)) => out.extend(rest),
+            _ => out.extend(half(second)),
+        }
+        out
+    })
+}
+
 /// Rows being stored in the caller's transaction: see [`Store::insert`].
 pub struct Inserting<'s> {
     store: &'s Store,
@@ -1188,10 +1239,9 @@ pub struct Inserting<'s> {
 }
 
 impl Inserting<'_> {
-    /// Stores one row, as a delta against its session's previous one when that is smaller,
-    /// otherwise compressed when that is worth it (`compressed` when made ahead). Returns the
-    /// session's record count with it.
-    pub fn row(&mut self, seq: u64, session_id: &str, bytes: &Shared, compressed: Ahead) -> Result<u64, JournalError> {
+    /// Stores one row, as a delta against its session's previous one when that is smaller.
+    /// Returns the session's record count with it.
+    pub fn row(&mut self, seq: u64, session_id: &str, bytes: &Shared) -> Result<u64, JournalError> {
         let mut log = self
             .store
             .conn
@@ -1218,11 +1268,7 @@ impl Inserting<'_> {
         let stored = base
             .as_ref()
             .filter(|_| same_entity)
-            .and_then(|(base_seq, base, depth)| delta::encode(base, *depth, seq - base_seq, bytes))
-            .or_else(|| match compressed {
-                Ahead::Tried(row) => row,
-                Ahead::NotTried => self.store.compress(bytes),
-            });
+            .and_then(|(base_seq, base, depth)| delta::encode(base, *depth, seq - base_seq, bytes));
         let depth = stored.as_deref().map_or(0, delta::depth);
         log.execute(params![num, int(seq), stored.as_deref().unwrap_or(bytes)]).map_err(storage)?;
         self.store.cache.borrow_mut().put(seq, Rc::clone(bytes));
@@ -1304,7 +1350,7 @@ mod tests {
         let appended = j.append(vec![version("r2", 0)]).unwrap();
         let forms: Vec<Form> =
             (1..=9).map(|seq| delta::form(&j.store.stored(seq).unwrap().unwrap()).unwrap()).collect();
-        assert_eq!(forms[0], Form::Compressed);
+        assert_eq!(forms[0], Form::Whole);
         assert!(forms[1..7].iter().all(|f| matches!(f, Form::Delta { back: 1, .. })), "{forms:?}");
         assert!(matches!(forms[7], Form::Delta { back: 1, .. }), "{forms:?}");
         // r1's last version, once r2 began, is also stored whole among the session's finals.
@@ -1330,7 +1376,7 @@ mod tests {
     }
 
     #[test]
-    fn long_records_are_stored_compressed_and_read_back_exactly() {
+    fn a_pack_stores_long_records_compressed_and_they_read_back_exactly() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Create).unwrap();
         // One batch sealed on a second thread, then small ones sealed as they are stored.
@@ -1338,6 +1384,14 @@ mod tests {
         for change in requests(73).split_off(70) {
             appended.extend(j.append(vec![change]).unwrap());
         }
+        // A streamed response: its versions are deltas, which a pack leaves as they are.
+        let streamed = |n: usize| crate::journal::NewChange {
+            change_type: crate::journal::ChangeType::Update,
+            payload: serde_json::json!({"index": 72, "request": {"requestId": "r72",
+                "response": [{"value": format!("{}{}", "the borrow checker says the value moved here; ".repeat(92), "more ".repeat(n))}]}}),
+            ..crate::journal::tests::change("s", "r72")
+        };
+        appended.extend(j.append((1..4).map(streamed).collect()).unwrap());
         let short = j
             .append(vec![crate::journal::NewChange {
                 payload: serde_json::json!({"index": 73, "request": {"requestId": "r73", "response": []}}),
@@ -1345,7 +1399,13 @@ mod tests {
             }])
             .unwrap();
         let stored = |j: &crate::journal::Journal, seq| j.store.stored(seq).unwrap().unwrap();
-        for r in &appended {
+        assert!(appended.iter().all(|r| delta::form(&stored(&j, r.seq)).unwrap() != Form::Compressed));
+        let packed = j.pack(&crate::progress::Progress::default()).unwrap();
+        assert_eq!(packed.records, 73);
+        assert!(packed.bytes_after < packed.bytes_before, "{packed:?}");
+        let (whole, streamed) = appended.split_at(73);
+        assert!(streamed.iter().all(|r| matches!(delta::form(&stored(&j, r.seq)).unwrap(), Form::Delta { .. })));
+        for r in whole {
             let row = stored(&j, r.seq);
             assert_eq!(delta::form(&row).unwrap(), Form::Compressed, "record {}", r.seq);
             assert!(row.len() < r.encode().len() / 2, "record {}: {} of {}", r.seq, row.len(), r.encode().len());
@@ -1353,6 +1413,8 @@ mod tests {
             assert_eq!(j.store.filed_hash("s", r.seq).unwrap(), Some(r.hash));
         }
         assert_eq!(delta::form(&stored(&j, short[0].seq)).unwrap(), Form::Whole);
+        // A second pack finds nothing to do.
+        assert_eq!(j.pack(&crate::progress::Progress::default()).unwrap().records, 0);
         // From a fresh store (nothing cached), every way of reading gives the records back.
         drop(j);
         let j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Read).unwrap();
@@ -1371,6 +1433,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Create).unwrap();
         j.append(requests(3)).unwrap();
+        j.pack(&crate::progress::Progress::default()).unwrap();
         let mut row = j.store.stored(2).unwrap().unwrap();
         assert_eq!(row[0], super::super::compressed::TAG);
         let middle = row.len() / 2;
@@ -1398,6 +1461,7 @@ mod tests {
         let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Existing).unwrap();
         assert_eq!(format(&j), FORMAT_VERSION.to_be_bytes());
         j.append(requests(1)).unwrap();
+        j.pack(&crate::progress::Progress::default()).unwrap();
         assert_eq!(delta::form(&j.store.stored(2).unwrap().unwrap()).unwrap(), Form::Compressed);
         assert!(j.verify().unwrap().problems.is_empty());
     }

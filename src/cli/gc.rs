@@ -1,0 +1,49 @@
+//! `chasm gc`: pack the journal, as `git gc` packs a repository.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::journal::OpenMode;
+
+/// Pack the journal: store its records compressed and give the space back to the disk
+///
+/// Records are appended as they are, for speed; this stores each one that compresses as a zstd
+/// frame and rewrites the database without the space that freed. Every command reads the same
+/// history afterwards. It holds the journal for its length (a minute or so for a million
+/// records), and needs free space for a copy of the database while it rewrites it.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print the result as one JSON object
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress) -> Result<ExitCode> {
+    let mut journal = super::open_journal(journal_dir, OpenMode::Existing)?;
+    let packed = journal.pack(progress)?;
+    drop(journal);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let value = json!({
+            "records_compressed": packed.records,
+            "bytes_before": packed.bytes_before,
+            "bytes_after": packed.bytes_after,
+        });
+        writeln!(out, "{value}")?;
+    } else {
+        let mb = |b: u64| b as f64 / 1e6;
+        writeln!(
+            out,
+            "gc: {} record(s) compressed; journal {:.1} MB -> {:.1} MB",
+            packed.records,
+            mb(packed.bytes_before),
+            mb(packed.bytes_after)
+        )?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
