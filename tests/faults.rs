@@ -1,6 +1,6 @@
 //! Faults from the environment: a read-only chat folder, a journal on read-only media, a file
-//! that vanishes between listing and reading, a disk that fills up during an append, and two
-//! chasm processes on one journal.
+//! that vanishes between listing and reading, a disk that fills up during an append or a gc,
+//! and two chasm processes on one journal.
 //! Each gets a clear `error:` line or a warning and a skip, and leaves the journal and the
 //! provider files intact. (VS Code appending while chasm reads is in `tests/sync.rs`.)
 //!
@@ -189,17 +189,36 @@ fn a_file_that_vanishes_between_listing_and_reading_is_skipped_not_deleted() {
     assert_eq!(env.replay("s1", Some(2))["customTitle"], "One");
 }
 
-#[test]
-fn a_full_disk_during_an_append_is_an_error_and_damages_nothing() {
-    let env = Env::new();
+/// A 16 MB filesystem mounted in the test's directory, or `None` (with a notice) where the
+/// test may not mount one.
+fn small_disk(env: &Env) -> Option<Mount> {
     let mnt = env.dir.path().join("small");
     std::fs::create_dir_all(&mnt).unwrap();
     if !Mount::run(&["-t", "tmpfs", "-o", "size=16m", "tmpfs", mnt.to_str().unwrap()]) {
-        notice("cannot mount a small filesystem here; skipping the full-disk case");
-        return;
+        notice("cannot mount a small filesystem here; skipping a full-disk case");
+        return None;
     }
-    let _guard = Mount(mnt.clone());
-    let j = mnt.join("journal");
+    Some(Mount(mnt))
+}
+
+/// Fills the disk mounted at `mnt` but for `room` bytes, with a file whose removal gives the
+/// space back.
+fn fill_but(mnt: &Path, room: u64) -> PathBuf {
+    let filler = mnt.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let block = vec![7u8; 64 << 10];
+    while std::io::Write::write_all(&mut f, &block).is_ok() {}
+    drop(f);
+    let len = std::fs::metadata(&filler).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&filler).unwrap().set_len(len - room).unwrap();
+    filler
+}
+
+#[test]
+fn a_full_disk_during_an_append_is_an_error_and_damages_nothing() {
+    let env = Env::new();
+    let Some(mnt) = small_disk(&env) else { return };
+    let j = mnt.0.join("journal");
     let run = |args: &[&str]| common::chasm_command().arg("--journal").arg(&j).args(args).output().unwrap();
     let small = env.dir.path().join("small.json");
     std::fs::write(&small, session("small", "Small").to_string()).unwrap();
@@ -207,13 +226,7 @@ fn a_full_disk_during_an_append_is_an_error_and_damages_nothing() {
     let before = String::from_utf8(run(&["log", "--json", "--reverse"]).stdout).unwrap();
 
     // Fill the disk, then free a little: the journal opens, and the next append runs out.
-    let filler = mnt.join("filler");
-    let mut f = std::fs::File::create(&filler).unwrap();
-    let block = vec![7u8; 64 << 10];
-    while std::io::Write::write_all(&mut f, &block).is_ok() {}
-    drop(f);
-    let len = std::fs::metadata(&filler).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&filler).unwrap().set_len(len - (1 << 20)).unwrap();
+    let filler = fill_but(&mnt.0, 1 << 20);
     let big = env.dir.path().join("big.json");
     // Each request different at both ends, so that none is stored as a small delta of another.
     let requests: Vec<Value> = (0..60)
@@ -234,6 +247,39 @@ fn a_full_disk_during_an_append_is_an_error_and_damages_nothing() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(run(&["verify"]).status.success());
     assert!(String::from_utf8(run(&["log", "--json"]).stdout).unwrap().lines().count() > 60);
+}
+
+#[test]
+fn a_full_disk_during_a_gc_is_an_error_and_damages_nothing() {
+    let env = Env::new();
+    let Some(mnt) = small_disk(&env) else { return };
+    let j = mnt.0.join("journal");
+    let run = |args: &[&str]| common::chasm_command().arg("--journal").arg(&j).args(args).output().unwrap();
+    // A journal of a few megabytes of records that compress.
+    let requests: Vec<Value> = (0..2000)
+        .map(|i| json!({"requestId": format!("r{i}"), "response": [{"value": format!("{i} {}", "the value moved here; ".repeat(90))}]}))
+        .collect();
+    let file = env.dir.path().join("long.json");
+    std::fs::write(&file, json!({"sessionId": "long", "requests": requests}).to_string()).unwrap();
+    assert!(run(&["capture", file.to_str().unwrap()]).status.success());
+    let before = String::from_utf8(run(&["log", "--json", "--reverse"]).stdout).unwrap();
+    let replay = || String::from_utf8(run(&["replay", "long"]).stdout).unwrap();
+    let state = replay();
+
+    // Fill the disk but for a quarter of a megabyte: less than the gc's rewrite needs.
+    let filler = fill_but(&mnt.0, 256 << 10);
+    let line = assert_error_line(&run(&["gc"]));
+    assert!(line.contains("No space left"), "{line}");
+
+    // Room again: every record and the session as they were, and the gc goes through.
+    std::fs::remove_file(&filler).unwrap();
+    assert!(run(&["verify"]).status.success());
+    assert_eq!(String::from_utf8(run(&["log", "--json", "--reverse"]).stdout).unwrap(), before);
+    assert_eq!(replay(), state);
+    let out = run(&["gc"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(run(&["verify"]).status.success());
+    assert_eq!(replay(), state);
 }
 
 #[test]

@@ -24,15 +24,16 @@ use super::compressed::{Compressor, Decompressor};
 use super::delta::{self, Form, StoredSnapshot};
 use super::lines::Line;
 
-/// The on-disk format this chasm reads and writes (`meta` key `format`). Format 1 was a sled
-/// database; `legacy.rs` converts it. Format 3 is format 2 with rows that may be compressed
-/// (`compressed.rs`): a format 2 journal is read as it is, and marked 3 when opened for
-/// writing, so that a chasm that cannot read compressed rows refuses it with a clear message.
+/// The on-disk format this chasm writes (`meta` key `format`). Format 1 was a sled database;
+/// `legacy.rs` converts it. Format 3 is format 2 with rows that may be compressed
+/// (`compressed.rs`).
 pub const FORMAT_VERSION: u32 = 3;
 
-/// The format before [`FORMAT_VERSION`] whose journals this chasm reads, and upgrades by
-/// marking them when it opens one for writing: everything in them is in the current format.
-const UPGRADED_FORMAT: u32 = 2;
+/// The format before [`FORMAT_VERSION`], which this chasm reads and writes as it is: a format 2
+/// journal is format 3 without compressed rows. It is marked 3 in the transaction that stores
+/// its first compressed row ([`Store::pack`]), so that a chasm that cannot read those refuses it
+/// with a clear message, and a journal never packed stays readable by one.
+const UNPACKED_FORMAT: u32 = 2;
 
 /// The database file inside the journal directory.
 pub const DB_FILE: &str = "journal.sqlite";
@@ -337,17 +338,7 @@ impl Store {
             sync_dir(&self.dir);
             return Ok(());
         }
-        if self.check_version(self.meta(META_FORMAT)?)? == UPGRADED_FORMAT {
-            self.transaction(|s| {
-                s.conn
-                    .execute(
-                        "UPDATE meta SET value = ?2 WHERE key = ?1",
-                        params![META_FORMAT, &FORMAT_VERSION.to_be_bytes()[..]],
-                    )
-                    .map(|_| ())
-                    .map_err(storage)
-            })?;
-        }
+        self.check_version(self.meta(META_FORMAT)?)?;
         self.conn.execute_batch(LATER_TABLES).map_err(storage)
     }
 
@@ -360,7 +351,7 @@ impl Store {
             .map(u32::from_be_bytes)
             .ok_or_else(|| JournalError::UnknownFormat(self.dir.clone()))?;
         match found {
-            FORMAT_VERSION | UPGRADED_FORMAT => Ok(found),
+            FORMAT_VERSION | UNPACKED_FORMAT => Ok(found),
             f if f > FORMAT_VERSION => {
                 Err(JournalError::NewerFormat { dir: self.dir.clone(), found: f, supported: FORMAT_VERSION })
             }
@@ -1017,6 +1008,7 @@ impl Store {
     pub fn pack(&self, progress: &crate::progress::Progress) -> Result<u64, JournalError> {
         const CHUNK: i64 = 4096;
         let total = self.count()?;
+        let mut unpacked_format = self.check_version(self.meta(META_FORMAT)?)? == UNPACKED_FORMAT;
         let (mut after, mut packed) = (0i64, 0u64);
         loop {
             // Rows stored whole start with the record version byte.
@@ -1029,6 +1021,15 @@ impl Store {
             after = int(last);
             let compressed = compress_on_two_threads(&rows);
             self.derived_transaction(|s| {
+                if unpacked_format && compressed.iter().any(Option::is_some) {
+                    s.conn
+                        .execute(
+                            "UPDATE meta SET value = ?2 WHERE key = ?1",
+                            params![META_FORMAT, &FORMAT_VERSION.to_be_bytes()[..]],
+                        )
+                        .map_err(storage)?;
+                    unpacked_format = false;
+                }
                 let mut update = s.conn.prepare_cached("UPDATE log SET record = ?2 WHERE seq = ?1").map_err(storage)?;
                 for ((seq, _), row) in rows.iter().zip(&compressed) {
                     if let Some(row) = row {
@@ -1447,7 +1448,7 @@ mod tests {
     }
 
     #[test]
-    fn a_format_2_journal_is_read_as_it_is_and_marked_3_when_written() {
+    fn a_format_2_journal_is_read_and_written_as_it_is_and_marked_3_by_its_first_pack() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Create).unwrap();
         let first = j.append(vec![crate::journal::tests::change("s", "a")]).unwrap();
@@ -1459,9 +1460,10 @@ mod tests {
         assert_eq!(format(&j), 2u32.to_be_bytes());
         drop(j);
         let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Existing).unwrap();
-        assert_eq!(format(&j), FORMAT_VERSION.to_be_bytes());
         j.append(requests(1)).unwrap();
+        assert_eq!(format(&j), 2u32.to_be_bytes());
         j.pack(&crate::progress::Progress::default()).unwrap();
+        assert_eq!(format(&j), FORMAT_VERSION.to_be_bytes());
         assert_eq!(delta::form(&j.store.stored(2).unwrap().unwrap()).unwrap(), Form::Compressed);
         assert!(j.verify().unwrap().problems.is_empty());
     }
