@@ -264,8 +264,26 @@ fn gc_compresses_the_journal_and_every_command_reads_the_same_history() {
     assert!(env.ok(&["verify"]).starts_with("ok: "));
     let again: Value = serde_json::from_str(&env.ok(&["gc", "--json"])).unwrap();
     assert_eq!(again["records_compressed"], 0);
-    // What is appended after a pack is stored as usual, and packed by the next.
+    // What is appended after a pack is stored as usual: here the next version of a request
+    // whose row is compressed, stored as a delta against it.
+    let path = env.chat_dir().join("aaaa1111.json");
+    let mut session: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    session["requests"][5]["response"][0]["value"] = Value::from("a longer answer, still streaming in ".repeat(40));
+    std::fs::write(&path, session.to_string()).unwrap();
+    env.ok(&["capture", path.to_str().unwrap()]);
     env.ok(&["tag", "aaaa1111", "kept"]);
+    let first_byte = |seq: i64| {
+        let db = rusqlite::Connection::open(env.journal().join("journal.sqlite")).unwrap();
+        db.query_row("SELECT substr(record, 1, 1) FROM log WHERE seq = ?1", [seq], |r| r.get::<_, Vec<u8>>(0)).unwrap()
+    };
+    let versions: Vec<i64> = (env.log().iter())
+        .filter(|r| r["session_id"] == "aaaa1111" && r["entity_id"] == "r5")
+        .map(|r| r["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions.len(), 2);
+    let forms = (first_byte(versions[0]), first_byte(versions[1]));
+    assert_eq!(forms, (vec![0xC5], vec![0xDE]), "the base compressed, the new version a delta");
+    assert_eq!(env.replay("aaaa1111", None)["requests"], session["requests"]);
     assert!(env.ok(&["verify"]).starts_with("ok: "));
 }
 
