@@ -16,6 +16,12 @@ impl Progress {
         Progress(Some(Arc::new(f)))
     }
 
+    /// Whether anything is told: the command line draws progress only for a person watching
+    /// (a terminal, not `--quiet`), and says what else it has for them on the same terms.
+    pub fn is_on(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Reports that `done` of `total` items of `what` are done.
     pub fn report(&self, what: &str, done: u64, total: u64) {
         if let Some(f) = &self.0 {

@@ -61,7 +61,23 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings, progress: &Progr
     let provider = args.roots.provider(settings);
     let report = round(journal_dir, &provider, &args, settings, progress)?;
     print_report(&report, args.dry_run, args.json)?;
+    if progress.is_on()
+        && let Some(hint) = pack_hint(&report)
+    {
+        eprintln!("hint: {hint}");
+    }
     Ok(exit_code(&report))
+}
+
+/// A sync that recorded this many records (a first sync of a few hundred sessions) is told of
+/// `chasm gc`: appends store records as they are, and packing them halves such a journal.
+const PACK_HINT_RECORDS: usize = 10_000;
+
+/// What a person who just ran a large sync should know of `chasm gc`, as git says when it packs.
+fn pack_hint(report: &Report) -> Option<String> {
+    (report.appended >= PACK_HINT_RECORDS).then(|| {
+        format!("{} records recorded; `chasm gc` stores them compressed (about half the size)", report.appended)
+    })
 }
 
 /// One sync as the command line asks for it (see [`in_step::round`]).
@@ -175,4 +191,16 @@ pub fn session_json(s: &SessionSync) -> serde_json::Value {
         "listed": s.listed,
         "error": s.error,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_large_sync_is_told_of_gc() {
+        let report = |appended| Report { appended, ..Report::default() };
+        assert_eq!(pack_hint(&report(PACK_HINT_RECORDS - 1)), None);
+        assert!(pack_hint(&report(90_365)).is_some_and(|h| h.starts_with("90365 records") && h.contains("chasm gc")));
+    }
 }
