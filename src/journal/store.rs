@@ -1006,17 +1006,40 @@ impl Store {
     /// commit without waiting for the disk; the rewrite is SQLite's `VACUUM`, which replaces the
     /// database whole or not at all.
     pub fn pack(&self, progress: &crate::progress::Progress) -> Result<u64, JournalError> {
-        const CHUNK: i64 = 4096;
+        // A chunk: 4,096 rows, or as many as make 32 MB (a record may hold a whole session),
+        // whichever comes first.
+        self.pack_in_chunks(progress, 4096, 32 << 20)
+    }
+
+    fn pack_in_chunks(
+        &self,
+        progress: &crate::progress::Progress,
+        chunk_rows: usize,
+        chunk_bytes: usize,
+    ) -> Result<u64, JournalError> {
         let total = self.count()?;
         let mut unpacked_format = self.check_version(self.meta(META_FORMAT)?)? == UNPACKED_FORMAT;
         let (mut after, mut packed) = (0i64, 0u64);
         loop {
             // Rows stored whole start with the record version byte.
-            let rows = self.seq_rows(
-                "SELECT seq, record FROM log WHERE seq > ?1 AND length(record) >= ?2 \
-                 AND substr(record, 1, 1) = X'01' ORDER BY seq LIMIT ?3",
-                params![after, super::compressed::MIN_LEN as i64, CHUNK],
-            )?;
+            let mut rows: Vec<(u64, Vec<u8>)> = Vec::new();
+            {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT seq, record FROM log WHERE seq > ?1 AND length(record) >= ?2 \
+                         AND substr(record, 1, 1) = X'01' ORDER BY seq",
+                    )
+                    .map_err(storage)?;
+                let mut found = stmt.query(params![after, super::compressed::MIN_LEN as i64]).map_err(storage)?;
+                let mut bytes = 0;
+                while rows.len() < chunk_rows && bytes < chunk_bytes {
+                    let Some(row) = found.next().map_err(storage)? else { break };
+                    let record: Vec<u8> = row.get(1).map_err(storage)?;
+                    bytes += record.len();
+                    rows.push((row.get::<_, i64>(0).map_err(storage)? as u64, record));
+                }
+            }
             let Some(&(last, _)) = rows.last() else { break };
             after = int(last);
             let compressed = compress_on_two_threads(&rows);
@@ -1427,6 +1450,24 @@ mod tests {
         let j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Existing).unwrap();
         let report = j.verify().unwrap();
         assert!(report.problems.is_empty() && report.snapshots_rebuilt == 0, "{report:?}");
+    }
+
+    #[test]
+    fn a_pack_goes_through_every_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Create).unwrap();
+        // Chunks of three rows; then, for ten more records, of as many as make 2 KB (two).
+        let progress = crate::progress::Progress::default();
+        let mut appended = j.append(requests(10)).unwrap();
+        assert_eq!(j.store.pack_in_chunks(&progress, 3, usize::MAX).unwrap(), 10);
+        appended.extend(j.append(requests(10)).unwrap());
+        assert_eq!(j.store.pack_in_chunks(&progress, usize::MAX, 2048).unwrap(), 10);
+        assert!(
+            appended.iter().all(|r| delta::form(&j.store.stored(r.seq).unwrap().unwrap()).unwrap() == Form::Compressed)
+        );
+        drop(j);
+        let j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Read).unwrap();
+        assert_eq!(j.iter().collect::<Result<Vec<_>, _>>().unwrap(), appended);
     }
 
     #[test]
