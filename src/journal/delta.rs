@@ -1,4 +1,6 @@
-//! How records and snapshots are stored: whole, or as what changed since an earlier one.
+//! How records and snapshots are stored: whole, or as what changed since an earlier one (and,
+//! once `chasm gc` has packed them, records stored whole may be compressed: `compressed.rs`;
+//! [`form`] tells the three apart).
 //!
 //! Most of a journal is the same request stored again and again as its response streams in:
 //! each `message/update` carries the whole request, a few words longer. Storing such a record
