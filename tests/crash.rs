@@ -2,7 +2,7 @@
 //! VS Code keeps editing. After every kill: the journal verifies; everything a finished run
 //! acknowledged (and everything the killed run printed as recorded) is still there, unchanged;
 //! no session file is torn; and the next sync converges to what an uninterrupted twin — the
-//! same edits, never killed — holds.
+//! same edits, never killed — holds. And `chasm gc` killed the same way changes nothing read.
 //!
 //! `cargo test` runs a short form. The long form, with its figures, is
 //! `CHASM_CRASH_TRIALS=200 cargo test --release --test crash -- --nocapture` (RELIABILITY.md).
