@@ -62,13 +62,13 @@ pub fn export_read(data: &[u8]) {
     assert_eq!(export::parse(&text).expect("a fresh export reads"), records);
 }
 
-/// Arbitrary bytes as a base and a stored row (a record or snapshot stored whole, compressed
-/// or as a delta, see `journal-format.md`): the first two bytes (LE) give the base's length.
-/// Reading never panics; a row that rebuilds into a record is stored again as a delta of the
-/// same base and rebuilds to the same bytes; so does any snapshot; bytes that compress come
-/// back from their compressed row exactly.
+/// Arbitrary bytes as a base and a stored row (a record or snapshot stored whole, compressed,
+/// in a block or as a delta, see `journal-format.md`): the first two bytes (LE) give the base's
+/// length. Reading never panics; a row that rebuilds into a record is stored again as a delta
+/// of the same base and rebuilds to the same bytes; so does any snapshot; bytes that compress
+/// come back from their compressed row exactly, and two records from their block.
 pub fn stored_row(data: &[u8]) {
-    use chasm::journal::{compressed, delta};
+    use chasm::journal::{block, compressed, delta};
     let Some((len, rest)) = data.split_first_chunk::<2>() else { return };
     let split = (u16::from_le_bytes(*len) as usize).min(rest.len());
     let (base, stored) = rest.split_at(split);
@@ -84,6 +84,21 @@ pub fn stored_row(data: &[u8]) {
         if let Some(row) = compressed::Compressor::new().and_then(|mut c| c.compress(stored)) {
             assert_eq!(delta::form(&row).ok(), Some(delta::Form::Compressed));
             assert_eq!(d.decompress(&row).expect("a fresh compressed row reads"), stored);
+        }
+        // As a block, and as the rows of one: what a block row names comes back exactly.
+        let _ = block::index(stored);
+        if let Ok(read) = block::Block::read(&mut d, stored) {
+            let rows = (0..read.len() as u64).map(|i| block::row(i, &[0; 64]));
+            rows.for_each(|row| drop(read.record(&row).expect("a record the block holds")));
+        }
+        let records = [base, stored];
+        if records.iter().all(|r| r.len() >= 64)
+            && let Some(frame) = compressed::Compressor::new().and_then(|mut c| block::compress(&mut c, &records))
+        {
+            let read = block::Block::read(&mut d, &frame).expect("a fresh block reads");
+            for (i, r) in records.iter().enumerate() {
+                assert_eq!(read.record(&block::row(i as u64, r)).expect("a fresh block row reads"), *r);
+            }
         }
     }
     let _ = delta::snapshot_form(stored);

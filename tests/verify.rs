@@ -258,14 +258,14 @@ fn gc_compresses_the_journal_and_every_command_reads_the_same_history() {
     let before = views(&env);
     let size = |env: &Env| std::fs::metadata(env.journal().join("journal.sqlite")).unwrap().len();
     let (bytes_before, line) = (size(&env), env.ok(&["gc"]));
-    assert!(line.starts_with("gc: 8 record(s) compressed; journal "), "{line}");
+    assert!(line.starts_with("gc: 10 record(s) compressed (runs of them in 2 block(s)); journal "), "{line}");
     assert!(size(&env) < bytes_before);
     assert_eq!(views(&env), before);
     assert!(env.ok(&["verify"]).starts_with("ok: "));
     let again: Value = serde_json::from_str(&env.ok(&["gc", "--json"])).unwrap();
     assert_eq!(again["records_compressed"], 0);
     // What is appended after a pack is stored as usual: here the next version of a request
-    // whose row is compressed, stored as a delta against it.
+    // whose record is in a block, stored as a delta against it.
     let path = env.chat_dir().join("aaaa1111.json");
     let mut session: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     session["requests"][5]["response"][0]["value"] = Value::from("a longer answer, still streaming in ".repeat(40));
@@ -282,26 +282,31 @@ fn gc_compresses_the_journal_and_every_command_reads_the_same_history() {
         .collect();
     assert_eq!(versions.len(), 2);
     let forms = (first_byte(versions[0]), first_byte(versions[1]));
-    assert_eq!(forms, (vec![0xC5], vec![0xDE]), "the base compressed, the new version a delta");
+    assert_eq!(forms, (vec![0xB0], vec![0xDE]), "the base in a block, the new version a delta");
     assert_eq!(env.replay("aaaa1111", None)["requests"], session["requests"]);
     assert!(env.ok(&["verify"]).starts_with("ok: "));
 }
 
 #[test]
-fn a_damaged_compressed_row_is_detected() {
+fn a_damaged_block_is_detected() {
     let env = journal_with_long_requests();
     env.ok(&["gc"]);
+    // The block holding record 3: the first capture's six records, from record 1 on.
     tamper(&env, |db| {
-        let mut row: Vec<u8> = db.query_row("SELECT record FROM log WHERE seq = 3", [], |r| r.get(0)).unwrap();
-        assert_eq!(row[0], 0xC5, "a compressed row");
-        let middle = row.len() / 2;
-        row[middle] ^= 0x5A;
-        db.execute("UPDATE log SET record = ?1 WHERE seq = 3", [&row]).unwrap();
+        let (first, mut frame): (i64, Vec<u8>) = db
+            .query_row("SELECT first, frame FROM blocks WHERE first <= 3 ORDER BY first DESC", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(first, 1);
+        let middle = frame.len() / 2;
+        frame[middle] ^= 0x5A;
+        db.execute("UPDATE blocks SET frame = ?1 WHERE first = 1", [&frame]).unwrap();
     });
-    assert_eq!(first_bad_seq(&env).0, 3);
-    // What reads the record says so, and nothing reads something else in its place.
+    assert_eq!(first_bad_seq(&env).0, 1);
+    // What reads its records says so, and nothing reads something else in their place.
     for args in [&["log", "--json"][..], &["export"], &["replay", "aaaa1111"], &["replay", "aaaa1111", "--at", "3"]] {
         let line = env.fails(args);
-        assert!(line.contains("record 3 is damaged"), "{args:?}: {line}");
+        assert!(line.contains("record 1 is damaged"), "{args:?}: {line}");
     }
 }

@@ -11,8 +11,9 @@ use crate::journal::OpenMode;
 
 /// Pack the journal: store its records compressed and give the space back to the disk
 ///
-/// Records are appended as they are, for speed; this stores each one that compresses as a zstd
-/// frame and rewrites the database without the space that freed. Every command reads the same
+/// Records are appended as they are, for speed; this stores runs of a session's records
+/// compressed together in blocks, and each other record that compresses alone, as zstd frames,
+/// and rewrites the database without the space that freed. Every command reads the same
 /// history afterwards. It holds the journal for its length (2–3 s for a journal of 300 MB),
 /// and needs free space for a copy of the database while it rewrites it.
 #[derive(Debug, clap::Args)]
@@ -30,6 +31,7 @@ pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress)
     if args.json {
         let value = json!({
             "records_compressed": packed.records,
+            "blocks": packed.blocks,
             "bytes_before": packed.bytes_before,
             "bytes_after": packed.bytes_after,
         });
@@ -38,8 +40,9 @@ pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress)
         let mb = |b: u64| b as f64 / 1e6;
         writeln!(
             out,
-            "gc: {} record(s) compressed; journal {:.1} MB -> {:.1} MB",
+            "gc: {} record(s) compressed (runs of them in {} block(s)); journal {:.1} MB -> {:.1} MB",
             packed.records,
+            packed.blocks,
             mb(packed.bytes_before),
             mb(packed.bytes_after)
         )?;

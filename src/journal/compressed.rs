@@ -59,18 +59,26 @@ impl Compressor {
             return None;
         }
         let (canonical, hashes) = record.split_at(record.len() - HASHES);
-        self.frame.clear();
-        self.frame.reserve(zstd::zstd_safe::compress_bound(canonical.len()));
-        self.zstd.compress_to_buffer(canonical, &mut self.frame).ok()?;
-        let len = 1 + self.frame.len() + HASHES;
-        if len > record.len() - record.len() / 8 || canonical.len() > self.frame.len() * MAX_RATIO {
+        let frame = self.frame(canonical)?;
+        let len = 1 + frame.len() + HASHES;
+        if len > record.len() - record.len() / 8 {
             return None;
         }
         let mut row = Vec::with_capacity(len);
         row.push(TAG);
-        row.extend_from_slice(&self.frame);
+        row.extend_from_slice(frame);
         row.extend_from_slice(hashes);
         Some(row)
+    }
+
+    /// `bytes` as one zstd frame that states their length and carries their checksum; `None`
+    /// when zstd fails, or when the frame would expand past [`MAX_RATIO`], which a reader
+    /// refuses. Shared by rows compressed alone and blocks (`block.rs`).
+    pub fn frame(&mut self, bytes: &[u8]) -> Option<&[u8]> {
+        self.frame.clear();
+        self.frame.reserve(zstd::zstd_safe::compress_bound(bytes.len()));
+        self.zstd.compress_to_buffer(bytes, &mut self.frame).ok()?;
+        (bytes.len() <= self.frame.len() * MAX_RATIO).then_some(&self.frame[..])
     }
 }
 
@@ -86,7 +94,17 @@ impl Decompressor {
     pub fn decompress(&mut self, stored: &[u8]) -> Result<Vec<u8>, DecodeError> {
         let at = stored.len().checked_sub(HASHES).filter(|&at| at > 1).ok_or(DecodeError::TooShort(stored.len()))?;
         let (frame, hashes) = (&stored[1..at], &stored[at..]);
-        let bad = |reason: &str| DecodeError::Body(format!("a compressed row {reason}"));
+        let mut record = self.unframe(frame, "a compressed row", HASHES)?;
+        record.extend_from_slice(hashes);
+        Ok(record)
+    }
+
+    /// The bytes of a frame [`Compressor::frame`] made, with room for `spare` more. What the
+    /// frame is (`what`) names it in errors. A frame must state its length, may not claim more
+    /// than [`MAX_RATIO`] times its own, and must hold what it states: damaged, it is refused,
+    /// never read as other bytes or an allocation without bound.
+    pub fn unframe(&mut self, frame: &[u8], what: &str, spare: usize) -> Result<Vec<u8>, DecodeError> {
+        let bad = |reason: &str| DecodeError::Body(format!("{what} {reason}"));
         let len = match zstd::zstd_safe::get_frame_content_size(frame) {
             Ok(Some(len)) => usize::try_from(len).map_err(|_| bad("claims too many bytes"))?,
             _ => return Err(bad("does not say its length")),
@@ -94,14 +112,13 @@ impl Decompressor {
         if len > frame.len().saturating_mul(MAX_RATIO) {
             return Err(bad("claims more bytes than it can hold"));
         }
-        let mut record = Vec::with_capacity(len + HASHES);
+        let mut bytes = Vec::with_capacity(len + spare);
         let n =
-            self.0.decompress_to_buffer(frame, &mut record).map_err(|e| bad(&format!("does not decompress: {e}")))?;
+            self.0.decompress_to_buffer(frame, &mut bytes).map_err(|e| bad(&format!("does not decompress: {e}")))?;
         if n != len {
             return Err(bad("holds another length than it says"));
         }
-        record.extend_from_slice(hashes);
-        Ok(record)
+        Ok(bytes)
     }
 }
 

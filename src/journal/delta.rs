@@ -1,6 +1,7 @@
 //! How records and snapshots are stored: whole, or as what changed since an earlier one (and,
-//! once `chasm gc` has packed them, records stored whole may be compressed: `compressed.rs`;
-//! [`form`] tells the three apart).
+//! once `chasm gc` has packed them, records stored whole may be compressed alone,
+//! `compressed.rs`, or with their neighbours in a block, `block.rs`; [`form`] tells the four
+//! apart).
 //!
 //! Most of a journal is the same request stored again and again as its response streams in:
 //! each `message/update` carries the whole request, a few words longer. Storing such a record
@@ -29,6 +30,8 @@ pub enum Form {
     Whole,
     /// The record's bytes compressed (see `compressed.rs`).
     Compressed,
+    /// The `index`th record of the block that starts `index` seqs earlier (see `block.rs`).
+    InBlock { index: u64 },
     /// A delta against the record `back` seqs earlier, `depth` deltas from a whole record.
     Delta { back: u64, depth: u8 },
 }
@@ -46,6 +49,7 @@ pub fn form(stored: &[u8]) -> Result<Form, DecodeError> {
             Ok(Form::Delta { back, depth })
         }
         Some(&super::compressed::TAG) => Ok(Form::Compressed),
+        Some(&super::block::TAG) => Ok(Form::InBlock { index: super::block::index(stored)? }),
         _ => Ok(Form::Whole),
     }
 }
@@ -188,7 +192,7 @@ pub fn snapshot_form(stored: &[u8]) -> Result<StoredSnapshot<'_>, DecodeError> {
         Some(&SNAPSHOT_WHOLE) => Ok(StoredSnapshot::Whole(&stored[1..])),
         Some(&DELTA) => match form(stored)? {
             Form::Delta { back, depth } => Ok(StoredSnapshot::Delta { back, depth }),
-            Form::Whole | Form::Compressed => unreachable!("a delta tag reads as a delta"),
+            Form::Whole | Form::Compressed | Form::InBlock { .. } => unreachable!("a delta tag reads as a delta"),
         },
         _ => Err(DecodeError::Body("a stored snapshot of unknown form".into())),
     }
@@ -239,7 +243,8 @@ fn put_patch(out: &mut Vec<u8>, prefix: usize, suffix: usize, middle: &[u8]) {
     out.extend_from_slice(middle);
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+/// A LEB128 varint, as deltas and blocks (`block.rs`) write their numbers.
+pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
@@ -257,12 +262,13 @@ fn put_text(out: &mut Vec<u8>, text: &str, base: &str) {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
+/// Reads what deltas, snapshots and blocks wrote, refusing what ends early.
+pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if n > self.0.len() {
-            return Err(DecodeError::Body("a delta ends early".into()));
+            return Err(DecodeError::Body("a stored row ends early".into()));
         }
         let (head, rest) = self.0.split_at(n);
         self.0 = rest;
@@ -273,7 +279,7 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
 
-    fn varint(&mut self) -> Result<u64, DecodeError> {
+    pub(super) fn varint(&mut self) -> Result<u64, DecodeError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -282,11 +288,11 @@ impl<'a> Reader<'a> {
                 return Ok(v);
             }
         }
-        Err(DecodeError::Body("a varint in a delta is too long".into()))
+        Err(DecodeError::Body("a varint in a stored row is too long".into()))
     }
 
-    fn len(&mut self) -> Result<usize, DecodeError> {
-        usize::try_from(self.varint()?).map_err(|_| DecodeError::Body("a length in a delta is too large".into()))
+    pub(super) fn len(&mut self) -> Result<usize, DecodeError> {
+        usize::try_from(self.varint()?).map_err(|_| DecodeError::Body("a length in a stored row is too large".into()))
     }
 
     /// What [`put_patch`] wrote: (prefix, suffix, middle).

@@ -5,6 +5,7 @@
 //! to write (it locks the journal's lock file), or any number to read only (sharing that lock);
 //! any other gets [`JournalError::Locked`].
 
+pub mod block;
 pub mod cache;
 pub mod compressed;
 pub mod delta;
@@ -757,9 +758,10 @@ impl Journal {
         verify::verify(&self.store, progress)
     }
 
-    /// Packs the journal, as `git gc` packs a repository: every record stored whole that
-    /// compresses is stored compressed, and the database is rewritten without the space that
-    /// gave up. Appends store records as they are, because compressing them on the way in cost
+    /// Packs the journal, as `git gc` packs a repository: runs of a session's consecutive
+    /// records are stored compressed together in blocks, every other record stored whole that
+    /// compresses is stored compressed alone, and the database is rewritten without the space
+    /// that gave up. Appends store records as they are, because compressing them on the way in cost
     /// an append about half its throughput; a journal is packed when its user asks. What any
     /// command reads is unchanged.
     pub fn pack(&mut self, progress: &crate::progress::Progress) -> Result<Packed, JournalError> {
@@ -770,16 +772,18 @@ impl Journal {
                 .sum::<u64>()
         };
         let bytes_before = size();
-        let records = self.store.pack(progress)?;
-        Ok(Packed { records, bytes_before, bytes_after: size() })
+        let (records, blocks) = self.store.pack(progress)?;
+        Ok(Packed { records, blocks, bytes_before, bytes_after: size() })
     }
 }
 
 /// What [`Journal::pack`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Packed {
-    /// Records it stored compressed.
+    /// Records it stored compressed, alone or in blocks.
     pub records: u64,
+    /// Blocks it stored: runs of a session's records compressed together.
+    pub blocks: u64,
     /// The database's size on disk before and after, its write-ahead log included.
     pub bytes_before: u64,
     pub bytes_after: u64,
@@ -1629,9 +1633,9 @@ mod tests {
     fn a_newer_format_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(dir.path(), OpenMode::Create).unwrap();
-        j.store.execute("UPDATE meta SET value = X'00000004' WHERE key = 'format'").unwrap();
+        j.store.execute("UPDATE meta SET value = X'00000005' WHERE key = 'format'").unwrap();
         drop(j);
         let reopened = Journal::open(dir.path(), OpenMode::Existing);
-        assert!(matches!(reopened, Err(JournalError::NewerFormat { found: 4, .. })));
+        assert!(matches!(reopened, Err(JournalError::NewerFormat { found: 5, .. })));
     }
 }

@@ -13,6 +13,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -20,20 +21,24 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use super::JournalError;
+use super::block::{self, Block};
 use super::compressed::{Compressor, Decompressor};
 use super::delta::{self, Form, StoredSnapshot};
 use super::lines::Line;
 
 /// The on-disk format this chasm writes (`meta` key `format`). Format 1 was a sled database;
 /// `legacy.rs` converts it. Format 3 is format 2 with rows that may be compressed
-/// (`compressed.rs`).
-pub const FORMAT_VERSION: u32 = 3;
+/// (`compressed.rs`); format 4 is format 3 with records that may be stored in blocks
+/// (`block.rs`).
+pub const FORMAT_VERSION: u32 = 4;
 
-/// The format before [`FORMAT_VERSION`], which this chasm reads and writes as it is: a format 2
-/// journal is format 3 without compressed rows. It is marked 3 in the transaction that stores
-/// its first compressed row ([`Store::pack`]), so that a chasm that cannot read those refuses it
-/// with a clear message, and a journal never packed stays readable by one.
+/// The formats before [`FORMAT_VERSION`], which this chasm reads and writes as they are: a
+/// format 2 journal is format 4 without compressed rows or blocks, a format 3 one without
+/// blocks. A journal is marked 3 in the transaction that stores its first compressed row, and
+/// 4 in the one that stores its first block ([`Store::pack`]), so that a chasm that cannot read
+/// those refuses it with a clear message, and a journal never packed stays readable by one.
 const UNPACKED_FORMAT: u32 = 2;
+const COMPRESSED_FORMAT: u32 = 3;
 
 /// The database file inside the journal directory.
 pub const DB_FILE: &str = "journal.sqlite";
@@ -69,7 +74,8 @@ CREATE TABLE fingerprints (session BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOU
 const LATER_TABLES: &str = "CREATE TABLE IF NOT EXISTS shapes (session BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID; \
      CREATE TABLE IF NOT EXISTS lines (session INTEGER NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, \
      PRIMARY KEY (session, seq)) WITHOUT ROWID; \
-     CREATE TABLE IF NOT EXISTS finals (key INTEGER PRIMARY KEY, record BLOB NOT NULL);";
+     CREATE TABLE IF NOT EXISTS finals (key INTEGER PRIMARY KEY, record BLOB NOT NULL); \
+     CREATE TABLE IF NOT EXISTS blocks (first INTEGER PRIMARY KEY, frame BLOB NOT NULL);";
 
 /// A `finals` row's key is its session's number times this, plus its seq: rowid order is then
 /// each session's rows in seq order, and a row of up to a page stays in its page (a WITHOUT
@@ -152,6 +158,10 @@ impl Cache {
     }
 }
 
+/// How many blocks a store keeps decompressed: a few, for reads that go back and forth
+/// between sessions stored side by side.
+const KEPT_BLOCKS: usize = 8;
+
 /// How many log lines [`Store::keep_line`] keeps at most: a snapshot interval for each of
 /// a thousand sessions.
 const KEPT_LINES: usize = 64 * 1024;
@@ -183,6 +193,9 @@ pub struct Store {
     lines: RefCell<HashMap<u64, Line<'static>>>,
     /// Made at the first compressed row read, and kept: setting one up costs more than a row.
     decompressor: RefCell<Option<Decompressor>>,
+    /// The last [`KEPT_BLOCKS`] blocks read, by first seq: a session read in order reads each
+    /// block once.
+    blocks: RefCell<VecDeque<(u64, Rc<Block>)>>,
     /// Held (an exclusive `flock`, or a shared one for a store opened for reading) for as long
     /// as the store is open; dropped after the connection.
     _lock: File,
@@ -258,12 +271,13 @@ impl Store {
         let found = conn.execute_batch(READ_PRAGMAS).and_then(|()| {
             conn.query_row(
                 "SELECT (SELECT count(*) FROM sqlite_schema WHERE type = 'table' \
-                 AND name IN ('meta', 'shapes', 'lines', 'finals')), (SELECT value FROM meta WHERE key = ?1)",
+                 AND name IN ('meta', 'shapes', 'lines', 'finals', 'blocks')), \
+                 (SELECT value FROM meta WHERE key = ?1)",
                 [META_FORMAT],
                 |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?)),
             )
         });
-        let Ok((4, format)) = found else {
+        let Ok((5, format)) = found else {
             drop(conn);
             return read_write(lock);
         };
@@ -305,6 +319,7 @@ impl Store {
             events: RefCell::default(),
             lines: RefCell::default(),
             decompressor: RefCell::default(),
+            blocks: RefCell::default(),
             _lock: lock,
         }
     }
@@ -351,7 +366,7 @@ impl Store {
             .map(u32::from_be_bytes)
             .ok_or_else(|| JournalError::UnknownFormat(self.dir.clone()))?;
         match found {
-            FORMAT_VERSION | UNPACKED_FORMAT => Ok(found),
+            FORMAT_VERSION | COMPRESSED_FORMAT | UNPACKED_FORMAT => Ok(found),
             f if f > FORMAT_VERSION => {
                 Err(JournalError::NewerFormat { dir: self.dir.clone(), found: f, supported: FORMAT_VERSION })
             }
@@ -387,6 +402,7 @@ impl Store {
         self.last.borrow_mut().clear();
         self.events.borrow_mut().clear();
         self.lines.borrow_mut().clear();
+        self.blocks.borrow_mut().clear();
     }
 
     /// Keeps a stored record's log line for its session's next run of lines. Bounded: past
@@ -468,20 +484,20 @@ impl Store {
         }
     }
 
-    /// The record bytes of the row `stored` at `seq`: itself, itself decompressed, or its delta
-    /// applied to its base (read the same way, fewer than [`delta::MAX_DEPTH`] rows back).
-    /// Cached.
+    /// The record bytes of the row `stored` at `seq`: itself, itself decompressed, its place in
+    /// a block, or its delta applied to its base (read the same way, fewer than
+    /// [`delta::MAX_DEPTH`] rows back). Cached.
     fn rebuild(&self, seq: u64, stored: Vec<u8>) -> Result<Rc<Vec<u8>>, JournalError> {
         let corrupt = |reason: String| JournalError::Corrupt { seq, reason };
         let bytes = match delta::form(&stored).map_err(|e| corrupt(e.to_string()))? {
             Form::Whole => Rc::new(stored),
-            Form::Compressed => {
-                let mut decompressor = self.decompressor.borrow_mut();
-                let d = match &mut *decompressor {
-                    Some(d) => d,
-                    None => decompressor.insert(Decompressor::new().map_err(|e| corrupt(e.to_string()))?),
-                };
-                Rc::new(d.decompress(&stored).map_err(|e| corrupt(e.to_string()))?)
+            Form::Compressed => Rc::new(self.decompressing(seq, |d| d.decompress(&stored))?),
+            Form::InBlock { index } => {
+                let first = seq
+                    .checked_sub(index)
+                    .filter(|&first| first > 0)
+                    .ok_or_else(|| corrupt(format!("its block row names a block {index} records back")))?;
+                Rc::new(self.block(first, seq)?.record(&stored).map_err(|e| corrupt(e.to_string()))?)
             }
             Form::Delta { back, depth } => {
                 if back >= seq || depth == 0 || depth > delta::MAX_DEPTH {
@@ -517,6 +533,45 @@ impl Store {
         Ok(bytes)
     }
 
+    /// `f` with the store's decompressor (made at the first use); its error is the record at
+    /// `seq`'s.
+    fn decompressing<T>(
+        &self,
+        seq: u64,
+        f: impl FnOnce(&mut Decompressor) -> Result<T, super::record::DecodeError>,
+    ) -> Result<T, JournalError> {
+        let corrupt = |e: super::record::DecodeError| JournalError::Corrupt { seq, reason: e.to_string() };
+        let mut decompressor = self.decompressor.borrow_mut();
+        let d = match &mut *decompressor {
+            Some(d) => d,
+            None => decompressor.insert(Decompressor::new().map_err(corrupt)?),
+        };
+        f(d).map_err(corrupt)
+    }
+
+    /// The block that starts at `first`, read for the record at `seq`, through the kept ones.
+    fn block(&self, first: u64, seq: u64) -> Result<Rc<Block>, JournalError> {
+        if let Some((_, kept)) = self.blocks.borrow().iter().find(|(f, _)| *f == first) {
+            return Ok(Rc::clone(kept));
+        }
+        let frame: Vec<u8> = self
+            .conn
+            .prepare_cached("SELECT frame FROM blocks WHERE first = ?1")
+            .and_then(|mut s| s.query_row([int(first)], |r| r.get(0)).optional())
+            .map_err(storage)?
+            .ok_or_else(|| JournalError::Corrupt {
+                seq,
+                reason: format!("its block, from record {first} on, is missing"),
+            })?;
+        let block = Rc::new(self.decompressing(seq, |d| Block::read(d, &frame))?);
+        let mut kept = self.blocks.borrow_mut();
+        if kept.len() >= KEPT_BLOCKS {
+            kept.pop_front();
+        }
+        kept.push_back((first, Rc::clone(&block)));
+        Ok(block)
+    }
+
     /// Runs a query whose rows are (seq, bytes).
     fn seq_rows(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(storage)?;
@@ -534,10 +589,9 @@ impl Store {
              AND seq < ?1 ORDER BY seq DESC LIMIT ?2",
             [int(seq), i64::from(depth)],
         )?;
-        // Only the rows down to the first one already known, or stored whole, are needed.
+        // Only the rows down to the first one already known, or not a delta, are needed.
         if let Some(stop) = rows.iter().position(|(s, stored)| {
-            self.cache.borrow().get(*s).is_some()
-                || delta::form(stored).is_ok_and(|f| matches!(f, Form::Whole | Form::Compressed))
+            self.cache.borrow().get(*s).is_some() || delta::form(stored).is_ok_and(|f| !matches!(f, Form::Delta { .. }))
         }) {
             rows.truncate(stop + 1);
         }
@@ -997,15 +1051,19 @@ impl Store {
         self.seq_rows("SELECT seq, body FROM lines WHERE session = ?1 ORDER BY seq", [num])
     }
 
-    /// Stores compressed every row stored whole that compresses (see `compressed.rs`), a chunk
-    /// of rows to a transaction, each chunk compressed on two threads; then rewrites the
-    /// database without the space the rows gave up. Returns how many rows it compressed.
+    /// Stores compressed what appends stored whole: runs of a session's consecutive records
+    /// together in blocks (see `block.rs`), the others alone where they compress (see
+    /// `compressed.rs`); rows a pack compressed alone join a block when a run takes them. A
+    /// chunk of rows to a transaction, compressed on two threads; then rewrites the database
+    /// without the space the rows gave up. Returns how many rows it stored compressed, and in
+    /// how many blocks.
     ///
     /// A storage encoding only: every record reads back the same, so nothing derived from the
-    /// log changes. A chunk lost to a power cut leaves its rows as they were, so the chunks
-    /// commit without waiting for the disk; the rewrite is SQLite's `VACUUM`, which replaces the
-    /// database whole or not at all.
-    pub fn pack(&self, progress: &crate::progress::Progress) -> Result<u64, JournalError> {
+    /// log changes. A chunk lost to a power cut leaves its rows as they were (a block and the
+    /// rows that name it are written in one transaction), so the chunks commit without waiting
+    /// for the disk; the rewrite is SQLite's `VACUUM`, which replaces the database whole or not
+    /// at all.
+    pub fn pack(&self, progress: &crate::progress::Progress) -> Result<(u64, u64), JournalError> {
         // A chunk: 4,096 rows, or as many as make 32 MB (a record may hold a whole session),
         // whichever comes first.
         self.pack_in_chunks(progress, 4096, 32 << 20)
@@ -1016,52 +1074,42 @@ impl Store {
         progress: &crate::progress::Progress,
         chunk_rows: usize,
         chunk_bytes: usize,
-    ) -> Result<u64, JournalError> {
+    ) -> Result<(u64, u64), JournalError> {
         let total = self.count()?;
-        let mut unpacked_format = self.check_version(self.meta(META_FORMAT)?)? == UNPACKED_FORMAT;
-        let (mut after, mut packed) = (0i64, 0u64);
+        let mut format = self.check_version(self.meta(META_FORMAT)?)?;
+        let (mut after, mut packed, mut blocks) = (0i64, 0u64, 0u64);
         loop {
-            // Rows stored whole start with the record version byte.
-            let mut rows: Vec<(u64, Vec<u8>)> = Vec::new();
-            {
-                let mut stmt = self
-                    .conn
-                    .prepare_cached(
-                        "SELECT seq, record FROM log WHERE seq > ?1 AND length(record) >= ?2 \
-                         AND substr(record, 1, 1) = X'01' ORDER BY seq",
-                    )
-                    .map_err(storage)?;
-                let mut found = stmt.query(params![after, super::compressed::MIN_LEN as i64]).map_err(storage)?;
-                let mut bytes = 0;
-                while rows.len() < chunk_rows && bytes < chunk_bytes {
-                    let Some(row) = found.next().map_err(storage)? else { break };
-                    let record: Vec<u8> = row.get(1).map_err(storage)?;
-                    bytes += record.len();
-                    rows.push((row.get::<_, i64>(0).map_err(storage)? as u64, record));
-                }
-            }
-            let Some(&(last, _)) = rows.last() else { break };
+            let rows = self.packable_rows(after, chunk_rows, chunk_bytes)?;
+            let Some(last) = rows.last().map(|r| r.seq) else { break };
             after = int(last);
-            let compressed = compress_on_two_threads(&rows);
+            let writes = plan_pack(&rows);
+            let needed = writes.iter().map(|w| if w.block.is_some() { FORMAT_VERSION } else { COMPRESSED_FORMAT });
+            let needed = needed.max().unwrap_or(format);
             self.derived_transaction(|s| {
-                if unpacked_format && compressed.iter().any(Option::is_some) {
+                if needed > format {
                     s.conn
                         .execute(
                             "UPDATE meta SET value = ?2 WHERE key = ?1",
-                            params![META_FORMAT, &FORMAT_VERSION.to_be_bytes()[..]],
+                            params![META_FORMAT, &needed.to_be_bytes()[..]],
                         )
                         .map_err(storage)?;
-                    unpacked_format = false;
                 }
                 let mut update = s.conn.prepare_cached("UPDATE log SET record = ?2 WHERE seq = ?1").map_err(storage)?;
-                for ((seq, _), row) in rows.iter().zip(&compressed) {
-                    if let Some(row) = row {
+                let mut insert =
+                    s.conn.prepare_cached("INSERT INTO blocks (first, frame) VALUES (?1, ?2)").map_err(storage)?;
+                for w in &writes {
+                    if let Some(frame) = &w.block {
+                        insert.execute(params![int(w.rows[0].0), frame]).map_err(storage)?;
+                    }
+                    for (seq, row) in &w.rows {
                         update.execute(params![int(*seq), row]).map_err(storage)?;
-                        packed += 1;
                     }
                 }
                 Ok(())
             })?;
+            format = format.max(needed);
+            packed += writes.iter().map(|w| w.rows.len() as u64).sum::<u64>();
+            blocks += writes.iter().filter(|w| w.block.is_some()).count() as u64;
             progress.report("compressing records", last, total);
         }
         let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0)).map_err(storage)?;
@@ -1069,7 +1117,39 @@ impl Store {
             progress.report("giving the space back", 0, 1);
             self.conn.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);").map_err(storage)?;
         }
-        Ok(packed)
+        Ok((packed, blocks))
+    }
+
+    /// The next chunk of rows after `after` that a pack may store otherwise: those stored whole
+    /// (they start with the record version byte) or compressed alone, with their records. A
+    /// compressed row that does not read is left out, as it is, for `verify` to name.
+    fn packable_rows(&self, after: i64, chunk_rows: usize, chunk_bytes: usize) -> Result<Vec<Packable>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, session, record FROM log WHERE seq > ?1 \
+                 AND substr(record, 1, 1) IN (X'01', X'C5') ORDER BY seq",
+            )
+            .map_err(storage)?;
+        let mut found = stmt.query([after]).map_err(storage)?;
+        let (mut rows, mut bytes) = (Vec::new(), 0);
+        while rows.len() < chunk_rows && bytes < chunk_bytes {
+            let Some(row) = found.next().map_err(storage)? else { break };
+            let seq = row.get::<_, i64>(0).map_err(storage)? as u64;
+            let session = row.get::<_, i64>(1).map_err(storage)?;
+            let stored: Vec<u8> = row.get(2).map_err(storage)?;
+            let stored_len = stored.len();
+            bytes += stored_len;
+            let compressed = stored.first() == Some(&super::compressed::TAG);
+            let record = match compressed {
+                true => self.decompressing(seq, |d| d.decompress(&stored)).ok(),
+                false => Some(stored),
+            };
+            // Shorter than its hashes, a row stored whole is damaged: left as it is too.
+            let Some(record) = record.filter(|r| r.len() > 64) else { continue };
+            rows.push(Packable { seq, session, record, stored_len, compressed });
+        }
+        Ok(rows)
     }
 
     /// Removes one run of log lines.
@@ -1236,14 +1316,85 @@ fn immutable_uri(_path: &Path) -> Option<String> {
     None
 }
 
-/// Each row of `rows` compressed, or `None` where that is not worth it (see `compressed.rs`):
-/// the second half on a second thread. Without a compressor (no memory), `None` for all.
-fn compress_on_two_threads(rows: &[(u64, Vec<u8>)]) -> Vec<Option<Vec<u8>>> {
-    let half = |rows: &[(u64, Vec<u8>)]| -> Vec<Option<Vec<u8>>> {
+/// A row a pack may store otherwise: see [`Store::packable_rows`].
+struct Packable {
+    seq: u64,
+    session: i64,
+    /// The record's bytes.
+    record: Vec<u8>,
+    /// How many bytes its row takes now.
+    stored_len: usize,
+    /// Whether its row is compressed alone already.
+    compressed: bool,
+}
+
+/// What a pack writes for some rows: their new rows, and the block they name (keyed by the
+/// first row's seq).
+struct PackWrite {
+    block: Option<Vec<u8>>,
+    rows: Vec<(u64, Vec<u8>)>,
+}
+
+/// What a pack writes for a chunk of rows: each run of them (see [`block::runs`]) as a block,
+/// where that saves an eighth of their rows' bytes, and each other row stored whole compressed
+/// alone, where that does.
+fn plan_pack(rows: &[Packable]) -> Vec<PackWrite> {
+    let shapes: Vec<(u64, i64, usize)> = rows.iter().map(|r| (r.seq, r.session, r.record.len())).collect();
+    // Runs, and single rows between them.
+    let mut work: Vec<Range<usize>> = Vec::new();
+    let mut next = 0;
+    for run in block::runs(&shapes) {
+        work.extend((next..run.start).map(|i| i..i + 1));
+        next = run.end;
+        work.push(run);
+    }
+    work.extend((next..rows.len()).map(|i| i..i + 1));
+    work.retain(|w| w.len() > 1 || !rows[w.start].compressed);
+    let frames = on_two_threads(
+        &work,
+        |w| rows[w.clone()].iter().map(|r| r.record.len()).sum(),
+        |c, w| match w.len() {
+            1 => c.compress(&rows[w.start].record),
+            _ => block::compress(c, &rows[w.clone()].iter().map(|r| r.record.as_slice()).collect::<Vec<_>>()),
+        },
+    );
+    let mut writes = Vec::new();
+    for (w, frame) in work.into_iter().zip(frames) {
+        let Some(frame) = frame else { continue };
+        if w.len() == 1 {
+            writes.push(PackWrite { block: None, rows: vec![(rows[w.start].seq, frame)] });
+            continue;
+        }
+        let members = &rows[w];
+        let new_rows: Vec<(u64, Vec<u8>)> =
+            members.iter().enumerate().map(|(i, r)| (r.seq, block::row(i as u64, &r.record))).collect();
+        let before: usize = members.iter().map(|r| r.stored_len).sum();
+        let after = frame.len() + new_rows.iter().map(|(_, row)| row.len()).sum::<usize>();
+        if after <= before - before / 8 {
+            writes.push(PackWrite { block: Some(frame), rows: new_rows });
+        }
+    }
+    writes
+}
+
+/// `f` over each of `items` with a compressor, those past half the items' weight on a second
+/// thread. Without a compressor (no memory), `None` for all.
+fn on_two_threads<T: Sync>(
+    items: &[T],
+    weight: impl Fn(&T) -> usize,
+    f: impl Fn(&mut Compressor, &T) -> Option<Vec<u8>> + Sync,
+) -> Vec<Option<Vec<u8>>> {
+    let half = |items: &[T]| -> Vec<Option<Vec<u8>>> {
         let mut c = Compressor::new();
-        rows.iter().map(|(_, record)| c.as_mut().and_then(|c| c.compress(record))).collect()
+        items.iter().map(|item| c.as_mut().and_then(|c| f(c, item))).collect()
     };
-    let (first, second) = rows.split_at(rows.len() / 2);
+    let total: usize = items.iter().map(&weight).sum();
+    let mut seen = 0;
+    let split = items.iter().take_while(|item| {
+        seen += weight(item);
+        seen * 2 <= total
+    });
+    let (first, second) = items.split_at(split.count());
     std::thread::scope(|scope| {
         let other = std::thread::Builder::new().spawn_scoped(scope, || half(second));
         let mut out = half(first);
@@ -1390,20 +1541,28 @@ mod tests {
 
     /// A session's requests, each a record of a kilobyte and more: what a first sync stores.
     fn requests(n: usize) -> Vec<crate::journal::NewChange> {
-        (0..n)
-            .map(|i| crate::journal::NewChange {
-                payload: serde_json::json!({"index": i, "request": {"requestId": format!("r{i}"),
-                    "response": [{"value": "the borrow checker says the value moved here; ".repeat(20 + i)}]}}),
-                ..crate::journal::tests::change("s", &format!("r{i}"))
-            })
-            .collect()
+        (0..n).map(|i| request("s", i)).collect()
+    }
+
+    /// Request `i` of `session`.
+    fn request(session: &str, i: usize) -> crate::journal::NewChange {
+        crate::journal::NewChange {
+            payload: serde_json::json!({"index": i, "request": {"requestId": format!("r{i}"),
+                "response": [{"value": "the borrow checker says the value moved here; ".repeat(20 + i)}]}}),
+            ..crate::journal::tests::change(session, &format!("r{i}"))
+        }
+    }
+
+    fn stored_form(j: &crate::journal::Journal, seq: u64) -> Form {
+        delta::form(&j.store.stored(seq).unwrap().unwrap()).unwrap()
     }
 
     #[test]
-    fn a_pack_stores_long_records_compressed_and_they_read_back_exactly() {
+    fn a_pack_stores_runs_in_blocks_and_others_alone_and_they_read_back_exactly() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Create).unwrap();
-        // One batch sealed on a second thread, then small ones sealed as they are stored.
+        // One batch sealed on a second thread, then small ones sealed as they are stored: one
+        // session's records one after another, as a first sync stores them.
         let mut appended = j.append(requests(70)).unwrap();
         for change in requests(73).split_off(70) {
             appended.extend(j.append(vec![change]).unwrap());
@@ -1416,35 +1575,51 @@ mod tests {
             ..crate::journal::tests::change("s", "r72")
         };
         appended.extend(j.append((1..4).map(streamed).collect()).unwrap());
-        let short = j
-            .append(vec![crate::journal::NewChange {
+        // Another session's request, alone between its neighbours; then a short record.
+        appended.extend(j.append(vec![request("t", 5)]).unwrap());
+        appended.extend(
+            j.append(vec![crate::journal::NewChange {
                 payload: serde_json::json!({"index": 73, "request": {"requestId": "r73", "response": []}}),
                 ..crate::journal::tests::change("s", "r73")
             }])
-            .unwrap();
-        let stored = |j: &crate::journal::Journal, seq| j.store.stored(seq).unwrap().unwrap();
-        assert!(appended.iter().all(|r| delta::form(&stored(&j, r.seq)).unwrap() != Form::Compressed));
+            .unwrap(),
+        );
+        assert!(appended.iter().all(|r| matches!(stored_form(&j, r.seq), Form::Whole | Form::Delta { .. })));
+        let stored_bytes = |j: &crate::journal::Journal| -> usize {
+            let rows: i64 = j.store.conn.query_row("SELECT sum(length(record)) FROM log", [], |r| r.get(0)).unwrap();
+            let blocks: Option<i64> =
+                j.store.conn.query_row("SELECT sum(length(frame)) FROM blocks", [], |r| r.get(0)).unwrap();
+            (rows + blocks.unwrap_or(0)) as usize
+        };
+        let before = stored_bytes(&j);
         let packed = j.pack(&crate::progress::Progress::default()).unwrap();
-        assert_eq!(packed.records, 73);
+        assert_eq!((packed.records, packed.blocks), (74, 2), "{packed:?}");
         assert!(packed.bytes_after < packed.bytes_before, "{packed:?}");
-        let (whole, streamed) = appended.split_at(73);
-        assert!(streamed.iter().all(|r| matches!(delta::form(&stored(&j, r.seq)).unwrap(), Form::Delta { .. })));
-        for r in whole {
-            let row = stored(&j, r.seq);
-            assert_eq!(delta::form(&row).unwrap(), Form::Compressed, "record {}", r.seq);
-            assert!(row.len() < r.encode().len() / 2, "record {}: {} of {}", r.seq, row.len(), r.encode().len());
+        assert!(stored_bytes(&j) < before / 4, "{} of {before}", stored_bytes(&j));
+        // The 73 requests in two blocks of consecutive records, cut at the block size.
+        let indexes: Vec<u64> = (1..=73)
+            .map(|seq| match stored_form(&j, seq) {
+                Form::InBlock { index } => index,
+                other => panic!("record {seq} is {other:?}"),
+            })
+            .collect();
+        let second = indexes.iter().rposition(|&i| i == 0).unwrap();
+        assert!(second > 1 && indexes.iter().enumerate().all(|(i, &x)| x == (i % second) as u64), "{indexes:?}");
+        for r in &appended[..73] {
             // Its hash is where every row keeps it.
             assert_eq!(j.store.filed_hash("s", r.seq).unwrap(), Some(r.hash));
         }
-        assert_eq!(delta::form(&stored(&j, short[0].seq)).unwrap(), Form::Whole);
+        assert!((74..=76).all(|seq| matches!(stored_form(&j, seq), Form::Delta { .. })));
+        assert_eq!(stored_form(&j, 77), Form::Compressed);
+        assert_eq!(stored_form(&j, 78), Form::Whole);
         // A second pack finds nothing to do.
         assert_eq!(j.pack(&crate::progress::Progress::default()).unwrap().records, 0);
         // From a fresh store (nothing cached), every way of reading gives the records back.
         drop(j);
         let j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Read).unwrap();
-        appended.extend(short);
-        assert_eq!(j.iter().collect::<Result<Vec<_>, _>>().unwrap(), appended);
         assert_eq!(j.get(40).unwrap().as_ref(), Some(&appended[39]));
+        assert_eq!(j.get(75).unwrap().as_ref(), Some(&appended[74]));
+        assert_eq!(j.iter().collect::<Result<Vec<_>, _>>().unwrap(), appended);
         assert!(j.state_at("s", u64::MAX).unwrap().is_some());
         drop(j);
         let j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Existing).unwrap();
@@ -1453,18 +1628,19 @@ mod tests {
     }
 
     #[test]
-    fn a_pack_goes_through_every_chunk() {
+    fn a_pack_goes_through_every_chunk_and_a_later_one_takes_rows_compressed_alone_into_blocks() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Create).unwrap();
-        // Chunks of three rows; then, for ten more records, of as many as make 2 KB (two).
+        // Chunks of three rows: three blocks, and the tenth row alone.
         let progress = crate::progress::Progress::default();
         let mut appended = j.append(requests(10)).unwrap();
-        assert_eq!(j.store.pack_in_chunks(&progress, 3, usize::MAX).unwrap(), 10);
+        assert_eq!(j.store.pack_in_chunks(&progress, 3, usize::MAX).unwrap(), (10, 3));
+        assert_eq!(stored_form(&j, 10), Form::Compressed);
+        // Then, for ten more records, chunks of as many as make 2 KB: the tenth joins a block.
         appended.extend(j.append(requests(10)).unwrap());
-        assert_eq!(j.store.pack_in_chunks(&progress, usize::MAX, 2048).unwrap(), 10);
-        assert!(
-            appended.iter().all(|r| delta::form(&j.store.stored(r.seq).unwrap().unwrap()).unwrap() == Form::Compressed)
-        );
+        let (records, blocks) = j.store.pack_in_chunks(&progress, usize::MAX, 2048).unwrap();
+        assert!(records == 11 && blocks >= 5, "{records} records in {blocks} blocks");
+        assert!(appended.iter().all(|r| matches!(stored_form(&j, r.seq), Form::InBlock { .. })));
         drop(j);
         let j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Read).unwrap();
         assert_eq!(j.iter().collect::<Result<Vec<_>, _>>().unwrap(), appended);
@@ -1474,7 +1650,8 @@ mod tests {
     fn a_damaged_compressed_row_is_reported_not_read() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Create).unwrap();
-        j.append(requests(3)).unwrap();
+        // Sessions in turn: no runs, each row compressed alone.
+        j.append(vec![request("s", 1), request("t", 2), request("s", 3)]).unwrap();
         j.pack(&crate::progress::Progress::default()).unwrap();
         let mut row = j.store.stored(2).unwrap().unwrap();
         assert_eq!(row[0], super::super::compressed::TAG);
@@ -1489,7 +1666,33 @@ mod tests {
     }
 
     #[test]
-    fn a_format_2_journal_is_read_and_written_as_it_is_and_marked_3_by_its_first_pack() {
+    fn a_damaged_or_missing_block_is_reported_for_each_of_its_records_and_a_second_pack_leaves_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Create).unwrap();
+        j.append(vec![request("t", 0)]).unwrap();
+        j.append(requests(3)).unwrap();
+        assert_eq!(j.pack(&crate::progress::Progress::default()).unwrap().blocks, 1);
+        let mut frame: Vec<u8> =
+            j.store.conn.query_row("SELECT frame FROM blocks WHERE first = 2", [], |r| r.get(0)).unwrap();
+        let middle = frame.len() / 2;
+        frame[middle] ^= 0xFF;
+        j.store.conn.execute("UPDATE blocks SET frame = ?1 WHERE first = 2", [&frame]).unwrap();
+        drop(j);
+        let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Existing).unwrap();
+        assert!(j.get(1).unwrap().is_some());
+        for seq in 2..=4 {
+            assert!(matches!(j.get(seq), Err(JournalError::Corrupt { seq: s, .. }) if s == seq), "record {seq}");
+        }
+        assert_eq!(j.verify().unwrap().first_problem().map(|p| p.seq), Some(2));
+        // A pack leaves the rows that name it as they are: the damage stays where verify finds it.
+        assert_eq!(j.pack(&crate::progress::Progress::default()).unwrap().records, 0);
+        j.store.conn.execute("DELETE FROM blocks", []).unwrap();
+        let Err(JournalError::Corrupt { seq: 3, reason }) = j.get(3) else { panic!("a missing block read") };
+        assert!(reason.contains("block, from record 2 on, is missing"), "{reason}");
+    }
+
+    #[test]
+    fn older_formats_are_read_and_written_as_they_are_and_marked_by_the_pack_that_needs_it() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Create).unwrap();
         let first = j.append(vec![crate::journal::tests::change("s", "a")]).unwrap();
@@ -1500,12 +1703,18 @@ mod tests {
         assert_eq!(j.iter().collect::<Result<Vec<_>, _>>().unwrap(), first);
         assert_eq!(format(&j), 2u32.to_be_bytes());
         drop(j);
+        // A record compressed alone: format 3.
         let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Existing).unwrap();
-        j.append(requests(1)).unwrap();
+        j.append(vec![request("t", 1)]).unwrap();
         assert_eq!(format(&j), 2u32.to_be_bytes());
         j.pack(&crate::progress::Progress::default()).unwrap();
+        assert_eq!(format(&j), COMPRESSED_FORMAT.to_be_bytes());
+        assert_eq!(stored_form(&j, 2), Form::Compressed);
+        // A block: format 4.
+        j.append(vec![request("t", 2)]).unwrap();
+        j.pack(&crate::progress::Progress::default()).unwrap();
         assert_eq!(format(&j), FORMAT_VERSION.to_be_bytes());
-        assert_eq!(delta::form(&j.store.stored(2).unwrap().unwrap()).unwrap(), Form::Compressed);
+        assert_eq!(stored_form(&j, 3), Form::InBlock { index: 1 });
         assert!(j.verify().unwrap().problems.is_empty());
     }
 
