@@ -258,7 +258,10 @@ fn gc_compresses_the_journal_and_every_command_reads_the_same_history() {
     let before = views(&env);
     let size = |env: &Env| std::fs::metadata(env.journal().join("journal.sqlite")).unwrap().len();
     let (bytes_before, line) = (size(&env), env.ok(&["gc"]));
-    assert!(line.starts_with("gc: 10 record(s) compressed (runs of them in 2 block(s)); journal "), "{line}");
+    assert!(
+        line.starts_with("gc: 10 record(s) compressed (runs of them in 2 block(s)), 0 snapshot(s); journal "),
+        "{line}"
+    );
     assert!(size(&env) < bytes_before);
     assert_eq!(views(&env), before);
     assert!(env.ok(&["verify"]).starts_with("ok: "));

@@ -32,6 +32,7 @@ pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress)
         let value = json!({
             "records_compressed": packed.records,
             "blocks": packed.blocks,
+            "snapshots_compressed": packed.snapshots,
             "bytes_before": packed.bytes_before,
             "bytes_after": packed.bytes_after,
         });
@@ -40,9 +41,10 @@ pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress)
         let mb = |b: u64| b as f64 / 1e6;
         writeln!(
             out,
-            "gc: {} record(s) compressed (runs of them in {} block(s)); journal {:.1} MB -> {:.1} MB",
+            "gc: {} record(s) compressed (runs of them in {} block(s)), {} snapshot(s); journal {:.1} MB -> {:.1} MB",
             packed.records,
             packed.blocks,
+            packed.snapshots,
             mb(packed.bytes_before),
             mb(packed.bytes_after)
         )?;

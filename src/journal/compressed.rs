@@ -71,6 +71,16 @@ impl Compressor {
         Some(row)
     }
 
+    /// A derived row (a snapshot) stored compressed: `C ‖ frame`, whatever the row was; `None`
+    /// when it is short, or would not shrink by an eighth.
+    pub fn compress_row(&mut self, row: &[u8]) -> Option<Vec<u8>> {
+        if row.len() < MIN_LEN {
+            return None;
+        }
+        let frame = self.frame(row)?;
+        (frame.len() < row.len() - row.len() / 8).then(|| [&[TAG][..], frame].concat())
+    }
+
     /// `bytes` as one zstd frame that states their length and carries their checksum; `None`
     /// when zstd fails, or when the frame would expand past [`MAX_RATIO`], which a reader
     /// refuses. Shared by rows compressed alone and blocks (`block.rs`).

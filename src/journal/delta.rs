@@ -180,16 +180,19 @@ pub fn encode_snapshot(snapshot: &[u8], base: Option<(&[u8], u64, u8)>) -> Vec<u
     if out.len() < snapshot.len() + 1 { out } else { whole() }
 }
 
-/// What a stored snapshot is: whole (its bytes), or a delta naming its base.
+/// What a stored snapshot is: whole (its bytes), a delta naming its base, or either of those
+/// compressed (a zstd frame, as `chasm gc` stores it; see `compressed.rs`).
 pub enum StoredSnapshot<'a> {
     Whole(&'a [u8]),
     Delta { back: u64, depth: u8 },
+    Compressed(&'a [u8]),
 }
 
 /// Reads a stored snapshot's form.
 pub fn snapshot_form(stored: &[u8]) -> Result<StoredSnapshot<'_>, DecodeError> {
     match stored.first() {
         Some(&SNAPSHOT_WHOLE) => Ok(StoredSnapshot::Whole(&stored[1..])),
+        Some(&super::compressed::TAG) => Ok(StoredSnapshot::Compressed(&stored[1..])),
         Some(&DELTA) => match form(stored)? {
             Form::Delta { back, depth } => Ok(StoredSnapshot::Delta { back, depth }),
             Form::Whole | Form::Compressed | Form::InBlock { .. } => unreachable!("a delta tag reads as a delta"),

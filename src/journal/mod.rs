@@ -761,7 +761,7 @@ impl Journal {
     /// Packs the journal, as `git gc` packs a repository: runs of a session's consecutive
     /// records are stored compressed together in blocks, every other record stored whole that
     /// compresses is stored compressed alone, and the database is rewritten without the space
-    /// that gave up. Appends store records as they are, because compressing them on the way in cost
+    /// that gave up. Snapshots are stored compressed too. Appends store records as they are, because compressing them on the way in cost
     /// an append about half its throughput; a journal is packed when its user asks. What any
     /// command reads is unchanged.
     pub fn pack(&mut self, progress: &crate::progress::Progress) -> Result<Packed, JournalError> {
@@ -772,8 +772,8 @@ impl Journal {
                 .sum::<u64>()
         };
         let bytes_before = size();
-        let (records, blocks) = self.store.pack(progress)?;
-        Ok(Packed { records, blocks, bytes_before, bytes_after: size() })
+        let store::Pack { records, blocks, snapshots } = self.store.pack(progress)?;
+        Ok(Packed { records, blocks, snapshots, bytes_before, bytes_after: size() })
     }
 }
 
@@ -784,6 +784,8 @@ pub struct Packed {
     pub records: u64,
     /// Blocks it stored: runs of a session's records compressed together.
     pub blocks: u64,
+    /// Snapshots it stored compressed.
+    pub snapshots: u64,
     /// The database's size on disk before and after, its write-ahead log included.
     pub bytes_before: u64,
     pub bytes_after: u64,
