@@ -3,7 +3,9 @@
 //! Most of a journal's bytes are the text of requests and responses, stored as JSON inside
 //! each record: a first sync of a user's sessions stores every request once, as a record of a
 //! kilobyte or two, where a delta (`delta.rs`) has nothing earlier to stand on. Such text
-//! compresses to about half, and a row read back costs a few microseconds more. Like a delta
+//! compresses to about half alone, and a row read back costs a few microseconds more; a run of
+//! one session's records compresses better together (`block.rs`, which frames its blocks with
+//! this module's compressor), and gc stores runs that way. Like a delta
 //! this is a storage encoding only: the record's bytes, and the hash that covers them, are what
 //! they always were. `journal-format.md` gives the layout.
 //!
@@ -12,7 +14,8 @@
 //! stored whole, as `git gc` packs loose objects.
 //!
 //! The hashes stay outside the compressed part, at the end of the row as in every other form,
-//! so that a row's hash is read without decompressing it.
+//! so that a row's hash is read without decompressing it. Snapshot rows, derived, are stored
+//! compressed whole ([`Compressor::compress_row`]).
 
 use super::record::DecodeError;
 
