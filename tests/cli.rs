@@ -46,6 +46,9 @@ fn log_filters_limits_and_orders_like_git_log() {
     assert_eq!(seqs(&["--type", "create", "--entity", "message", "2222"]), [5]);
     assert_eq!(seqs(&["--origin", "local"]), Vec::<u64>::new());
     assert_eq!(seqs(&["--origin", "remote", "-n", "1"]), [5]);
+    // `-n` reads that many records first; what the filter passes over is read after them.
+    assert_eq!(seqs(&["--entity", "session", "-n", "1"]), [4]);
+    assert_eq!(seqs(&["--entity", "session", "-n", "2"]), [4, 1]);
     assert_eq!(seqs(&["--since", "2", "--until", "4"]), [4, 3, 2]);
 
     // Times: everything was recorded before now and after an hour ago.

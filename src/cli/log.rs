@@ -144,7 +144,7 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     let mut line = Vec::new();
     // Records are read a chunk at a time (one query per chunk) and each is decoded only as far
     // as its line needs: `--json` prints every field, a human line a few words of the payload.
-    for chunk in chunks(&journal, session.as_deref(), &seqs, &runs, oldest_first) {
+    for chunk in chunks(&journal, session.as_deref(), &seqs, &runs, oldest_first, limit) {
         for entry in chunk? {
             if shown >= limit {
                 break;
@@ -206,18 +206,18 @@ enum Entry<'a> {
 
 /// The lines to show, newest first (or oldest first), a chunk at a time: one session's (its
 /// `seqs` by the index) from its stored runs of lines and, where those do not cover it, from
-/// its records; the whole journal's from its records by seq.
+/// its records; the whole journal's from its records by seq, newest first in a first chunk of
+/// `limit` records (`-n 20` reads twenty rows: a packed row costs its decompression).
 fn chunks<'a>(
     journal: &'a Journal,
     session: Option<&'a str>,
     seqs: &'a [u64],
     runs: &'a [(u64, Vec<u8>)],
     oldest_first: bool,
+    limit: usize,
 ) -> Box<dyn Iterator<Item = Result<Vec<Entry<'a>>, JournalError>> + 'a> {
     let Some(id) = session else {
         let last = journal.last_seq();
-        let ranges =
-            (0..last.div_ceil(CHUNK as u64)).map(move |i| (i * CHUNK as u64, ((i + 1) * CHUNK as u64).min(last)));
         let read = move |(after, upto)| -> Result<Vec<Entry<'a>>, JournalError> {
             let mut rows: Vec<Entry> =
                 journal.raw_between(after, upto)?.into_iter().map(|(seq, b)| Entry::Stored(seq, b)).collect();
@@ -226,7 +226,16 @@ fn chunks<'a>(
             }
             Ok(rows)
         };
-        return if oldest_first { Box::new(ranges.map(read)) } else { Box::new(ranges.rev().map(read)) };
+        if oldest_first {
+            let ranges =
+                (0..last.div_ceil(CHUNK as u64)).map(move |i| (i * CHUNK as u64, ((i + 1) * CHUNK as u64).min(last)));
+            return Box::new(ranges.map(read));
+        }
+        let first = (last.saturating_sub(limit.clamp(1, CHUNK) as u64), last);
+        let ranges = std::iter::successors(Some(first), |&(after, _)| {
+            (after > 0).then(|| (after.saturating_sub(CHUNK as u64), after))
+        });
+        return Box::new(ranges.take_while(|&(after, upto)| after < upto).map(read));
     };
     type Chunks<'a> = Box<dyn Iterator<Item = Result<Vec<Entry<'a>>, JournalError>> + 'a>;
     Box::new(lines::plan(seqs, runs, !oldest_first).flat_map(move |piece| -> Chunks<'a> {
@@ -485,7 +494,7 @@ mod tests {
         let runs = journal.session_line_runs("s").unwrap();
         let count = |session, oldest_first| {
             let (mut lines, mut stored) = (Vec::new(), Vec::new());
-            for chunk in chunks(&journal, session, &seqs, &runs, oldest_first) {
+            for chunk in chunks(&journal, session, &seqs, &runs, oldest_first, usize::MAX) {
                 for entry in chunk.unwrap() {
                     match entry {
                         Entry::Line(l) => lines.push(l.seq),
@@ -501,5 +510,16 @@ mod tests {
         assert_eq!(newest_first.0, 2 * SNAPSHOT_INTERVAL as usize);
         assert_eq!(newest_first.1, tail.into_iter().rev().collect::<Vec<_>>());
         assert_eq!(count(None, true), (0, (1..=2 * events as u64).collect()));
+        // The whole journal newest first under `-n 20`: twenty records first, then the rest.
+        let sizes: Vec<usize> = chunks(&journal, None, &[], &[], false, 20).map(|c| c.unwrap().len()).collect();
+        assert_eq!(sizes[0], 20);
+        assert!(sizes[1..sizes.len() - 1].iter().all(|&n| n == CHUNK), "{sizes:?}");
+        let newest: Vec<u64> = (chunks(&journal, None, &[], &[], false, 20).flat_map(|c| c.unwrap()))
+            .map(|e| match e {
+                Entry::Stored(seq, _) => seq,
+                Entry::Line(l) => l.seq,
+            })
+            .collect();
+        assert_eq!(newest, (1..=2 * events as u64).rev().collect::<Vec<_>>());
     }
 }

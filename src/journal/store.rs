@@ -1086,48 +1086,6 @@ impl Store {
         self.pack_in_chunks(progress, 4096, 32 << 20)
     }
 
-    /// Stores compressed each snapshot row that compresses and is not yet (derived rows: an
-    /// older chasm passes over one it cannot read, and `verify` rewrites it). A WITHOUT ROWID
-    /// row of more than ~2 KB takes an overflow page of its own, so a snapshot of a few KB took
-    /// three times its bytes; compressed, most fit in their page. Returns how many it stored.
-    fn pack_snapshots(&self, chunk_rows: usize) -> Result<u64, JournalError> {
-        let (mut after, mut packed) = ((0i64, 0i64), 0u64);
-        loop {
-            let rows: Vec<(i64, i64, Vec<u8>)> = {
-                let mut stmt = self
-                    .conn
-                    .prepare_cached(
-                        "SELECT session, seq, body FROM snapshots WHERE (session, seq) > (?1, ?2) \
-                         AND length(body) >= ?3 AND substr(body, 1, 1) != X'C5' ORDER BY session, seq LIMIT ?4",
-                    )
-                    .map_err(storage)?;
-                let found = stmt
-                    .query_map(params![after.0, after.1, super::compressed::MIN_LEN as i64, chunk_rows as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })
-                    .map_err(storage)?;
-                found.collect::<Result<_, _>>().map_err(storage)?
-            };
-            let Some((session, seq, _)) = rows.last() else { break };
-            after = (*session, *seq);
-            let compressed = on_two_threads(&rows, |(_, _, body)| body.len(), |c, (_, _, body)| c.compress_row(body));
-            self.derived_transaction(|s| {
-                let mut update = s
-                    .conn
-                    .prepare_cached("UPDATE snapshots SET body = ?3 WHERE session = ?1 AND seq = ?2")
-                    .map_err(storage)?;
-                for ((session, seq, _), row) in rows.iter().zip(&compressed) {
-                    if let Some(row) = row {
-                        update.execute(params![session, seq, row]).map_err(storage)?;
-                        packed += 1;
-                    }
-                }
-                Ok(())
-            })?;
-        }
-        Ok(packed)
-    }
-
     fn pack_in_chunks(
         &self,
         progress: &crate::progress::Progress,
@@ -1211,6 +1169,48 @@ impl Store {
             rows.push(Packable { seq, session, record, stored_len, compressed });
         }
         Ok(rows)
+    }
+
+    /// Stores compressed each snapshot row that compresses and is not yet (derived rows: an
+    /// older chasm passes over one it cannot read, and `verify` rewrites it). A WITHOUT ROWID
+    /// row of more than ~2 KB takes an overflow page of its own, so a snapshot of a few KB took
+    /// three times its bytes; compressed, most fit in their page. Returns how many it stored.
+    fn pack_snapshots(&self, chunk_rows: usize) -> Result<u64, JournalError> {
+        let (mut after, mut packed) = ((0i64, 0i64), 0u64);
+        loop {
+            let rows: Vec<(i64, i64, Vec<u8>)> = {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT session, seq, body FROM snapshots WHERE (session, seq) > (?1, ?2) \
+                         AND length(body) >= ?3 AND substr(body, 1, 1) != X'C5' ORDER BY session, seq LIMIT ?4",
+                    )
+                    .map_err(storage)?;
+                let found = stmt
+                    .query_map(params![after.0, after.1, super::compressed::MIN_LEN as i64, chunk_rows as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .map_err(storage)?;
+                found.collect::<Result<_, _>>().map_err(storage)?
+            };
+            let Some((session, seq, _)) = rows.last() else { break };
+            after = (*session, *seq);
+            let compressed = on_two_threads(&rows, |(_, _, body)| body.len(), |c, (_, _, body)| c.compress_row(body));
+            self.derived_transaction(|s| {
+                let mut update = s
+                    .conn
+                    .prepare_cached("UPDATE snapshots SET body = ?3 WHERE session = ?1 AND seq = ?2")
+                    .map_err(storage)?;
+                for ((session, seq, _), row) in rows.iter().zip(&compressed) {
+                    if let Some(row) = row {
+                        update.execute(params![session, seq, row]).map_err(storage)?;
+                        packed += 1;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(packed)
     }
 
     /// Removes one run of log lines.
