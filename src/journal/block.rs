@@ -163,6 +163,7 @@ impl Block {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn record(i: usize) -> Vec<u8> {
         let mut r = vec![1];
@@ -241,5 +242,51 @@ mod tests {
         // A block stops growing once past the size: 8 records reach it, the ninth starts the next.
         assert_eq!(runs(&big), vec![0..8, 8..16, 16..20]);
         assert_eq!(runs(&[(1, 1, 10)]), Vec::<Range<usize>>::new());
+    }
+
+    proptest! {
+        #[test]
+        fn any_records_come_back_from_their_block(
+            records in prop::collection::vec(prop::collection::vec(any::<u8>(), 64..600), 1..40),
+        ) {
+            let frame = frame(&records);
+            let block = Block::read(&mut Decompressor::new().unwrap(), &frame).unwrap();
+            prop_assert_eq!(block.len(), records.len());
+            for (i, r) in records.iter().enumerate() {
+                prop_assert_eq!(&block.record(&row(i as u64, r)).unwrap(), r);
+            }
+        }
+
+        #[test]
+        fn runs_are_ordered_disjoint_and_only_of_neighbours_of_one_session(
+            steps in prop::collection::vec(
+                (1u64..3, 0i64..3, prop_oneof![1usize..20_000, MAX_RECORD - 2..MAX_RECORD + 3]),
+                0..300,
+            ),
+        ) {
+            let mut seq = 0;
+            let rows: Vec<(u64, i64, usize)> =
+                steps.iter().map(|&(step, session, len)| { seq += step; (seq, session, len) }).collect();
+            let found = runs(&rows);
+            let mut end = 0;
+            for run in &found {
+                prop_assert!(run.start >= end && run.len() >= 2);
+                end = run.end;
+                let members = &rows[run.clone()];
+                prop_assert!(members.windows(2).all(|w| w[1].0 == w[0].0 + 1 && w[1].1 == w[0].1));
+                prop_assert!(members.iter().all(|&(_, _, len)| len <= MAX_RECORD));
+                // Cut once at the block size: all but the last member are under it.
+                let before_last: usize = members[..members.len() - 1].iter().map(|m| m.2).sum();
+                prop_assert!(before_last < BLOCK_BYTES);
+            }
+            // Nothing left out that would have joined: two neighbours of one session, both short,
+            // are in a run together unless a block was cut between them.
+            for (i, w) in rows.windows(2).enumerate() {
+                let joinable = w[1].0 == w[0].0 + 1 && w[1].1 == w[0].1 && w[0].2 <= MAX_RECORD && w[1].2 <= MAX_RECORD;
+                let together = found.iter().any(|r| r.contains(&i) && r.contains(&(i + 1)));
+                let cut = found.iter().any(|r| r.end == i + 1 || r.start == i + 1);
+                prop_assert!(!joinable || together || cut, "rows {} and {} of {:?}: {:?}", i, i + 1, rows, found);
+            }
+        }
     }
 }
