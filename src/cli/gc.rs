@@ -14,7 +14,7 @@ use crate::journal::OpenMode;
 /// Records are appended as they are, for speed; this stores runs of a session's records
 /// compressed together in blocks, and each other record that compresses alone, as zstd frames,
 /// and rewrites the database without the space that freed. Every command reads the same
-/// history afterwards. It holds the journal for its length (2–3 s for a journal of 300 MB),
+/// history afterwards. It holds the journal for its length (about 2 s for a journal of 300 MB),
 /// and needs free space for a copy of the database while it rewrites it.
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -761,9 +761,9 @@ impl Journal {
     /// Packs the journal, as `git gc` packs a repository: runs of a session's consecutive
     /// records are stored compressed together in blocks, every other record stored whole that
     /// compresses is stored compressed alone, and the database is rewritten without the space
-    /// that gave up. Snapshots are stored compressed too. Appends store records as they are, because compressing them on the way in cost
-    /// an append about half its throughput; a journal is packed when its user asks. What any
-    /// command reads is unchanged.
+    /// that gave up. Snapshots are stored compressed too. Appends store records as they are,
+    /// because compressing them on the way in cost an append about half its throughput; a
+    /// journal is packed when its user asks. What any command reads is unchanged.
     pub fn pack(&mut self, progress: &crate::progress::Progress) -> Result<Packed, JournalError> {
         let size = || {
             [store::DB_FILE, store::WAL_FILE]
