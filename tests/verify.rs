@@ -266,7 +266,11 @@ fn gc_compresses_the_journal_and_every_command_reads_the_same_history() {
     assert_eq!(views(&env), before);
     assert!(env.ok(&["verify"]).starts_with("ok: "));
     let again: Value = serde_json::from_str(&env.ok(&["gc", "--json"])).unwrap();
-    assert_eq!(again["records_compressed"], 0);
+    assert_eq!(
+        (&again["records_compressed"], &again["blocks"], &again["snapshots_compressed"]),
+        (&0.into(), &0.into(), &0.into())
+    );
+    assert!(again["bytes_after"].as_u64().unwrap() <= again["bytes_before"].as_u64().unwrap(), "{again}");
     // What is appended after a pack is stored as usual: here the next version of a request
     // whose record is in a block, stored as a delta against it.
     let path = env.chat_dir().join("aaaa1111.json");
@@ -288,6 +292,38 @@ fn gc_compresses_the_journal_and_every_command_reads_the_same_history() {
     assert_eq!(forms, (vec![0xB0], vec![0xDE]), "the base in a block, the new version a delta");
     assert_eq!(env.replay("aaaa1111", None)["requests"], session["requests"]);
     assert!(env.ok(&["verify"]).starts_with("ok: "));
+}
+
+/// A long session: its records in blocks and its snapshots compressed, and every point of it,
+/// its log and its export read the same as before.
+#[test]
+fn gc_of_a_long_session_stores_blocks_and_snapshots_and_every_point_replays_the_same() {
+    let env = Env::new();
+    let text = |i: usize| format!("question {i}: why does the borrow checker say the value moved here? ").repeat(8);
+    let requests: Vec<Value> = (0..200)
+        .map(|i| serde_json::json!({"requestId": format!("r{i}"), "message": {"text": text(i)}, "response": [{"value": text(i + 1)}]}))
+        .collect();
+    let path = env.chat_dir().join("cccc3333.json");
+    std::fs::write(&path, serde_json::json!({"version": 3, "sessionId": "cccc3333", "requests": requests}).to_string())
+        .unwrap();
+    env.ok(&["capture", path.to_str().unwrap()]);
+    let events = env.log().len() as u64;
+    assert!(events > 192, "{events} events: three snapshots due");
+    let views = |env: &Env| {
+        let mut out = vec![env.ok(&["log", "cccc3333"]), env.ok(&["export"])];
+        out.extend(
+            (1..=events).step_by(7).chain([events]).map(|at| env.ok(&["replay", "cccc3333", "--at", &at.to_string()])),
+        );
+        out
+    };
+    let before = views(&env);
+    let packed: Value = serde_json::from_str(&env.ok(&["gc", "--json"])).unwrap();
+    assert_eq!(packed["records_compressed"].as_u64(), Some(events), "{packed}");
+    assert!(packed["blocks"].as_u64() > Some(1) && packed["snapshots_compressed"].as_u64() >= Some(3), "{packed}");
+    assert!(packed["bytes_after"].as_u64().unwrap() < packed["bytes_before"].as_u64().unwrap() / 2, "{packed}");
+    assert_eq!(views(&env), before);
+    let report: Value = serde_json::from_str(&env.ok(&["verify", "--json"])).unwrap();
+    assert_eq!((&report["ok"], &report["snapshots_rebuilt"]), (&Value::from(true), &Value::from(0)), "{report}");
 }
 
 #[test]
