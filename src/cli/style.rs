@@ -33,7 +33,7 @@ pub fn progress(quiet: bool) -> Progress {
     })
 }
 
-/// Whether to colour stdout: a terminal, and no `NO_COLOR` (https://no-color.org).
+/// Whether to colour stdout: a terminal, and no `NO_COLOR` (<https://no-color.org>).
 pub fn colour() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
 }
