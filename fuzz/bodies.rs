@@ -89,16 +89,20 @@ pub fn stored_row(data: &[u8]) {
         let _ = block::index(stored);
         if let Ok(read) = block::Block::read(&mut d, stored) {
             let rows = (0..read.len() as u64).map(|i| block::row(i, &[0; 64]));
-            rows.for_each(|row| drop(read.record(&row).expect("a record the block holds")));
+            rows.for_each(|row| drop(read.record(&row, || Some([0; 32])).expect("a record the block holds")));
         }
-        let records = [base, stored];
-        if records.iter().all(|r| r.len() >= 64)
-            && let Some(frame) = compressed::Compressor::new().and_then(|mut c| block::compress(&mut c, &records))
-        {
-            let read = block::Block::read(&mut d, &frame).expect("a fresh block reads");
-            for (i, r) in records.iter().enumerate() {
-                assert_eq!(read.record(&block::row(i as u64, r)).expect("a fresh block row reads"), *r);
-            }
+        // The stored bytes as a record after the base in a block: their prev_hash the base's hash.
+        if base.len() >= 64 && stored.len() >= 64 {
+            let mut next = stored.to_vec();
+            let at = next.len() - 64;
+            next[at..at + 32].copy_from_slice(&base[base.len() - 32..]);
+            assert!(block::continues(base, &next));
+            let records = [base, &next[..]];
+            let frame = compressed::Compressor::new().and_then(|mut c| block::compress(&mut c, &records));
+            let read = block::Block::read(&mut d, &frame.expect("a block compresses")).expect("a fresh block reads");
+            let previous = || base[base.len() - 32..].try_into().ok();
+            assert_eq!(read.record(&block::row(0, base), || None).expect("a fresh block row reads"), base);
+            assert_eq!(read.record(&block::row(1, &next), previous).expect("a fresh block row reads"), next);
         }
     }
     let _ = delta::snapshot_form(stored);

@@ -498,7 +498,17 @@ impl Store {
                     .checked_sub(index)
                     .filter(|&first| first > 0)
                     .ok_or_else(|| corrupt(format!("its block row names a block {index} records back")))?;
-                Rc::new(self.block(first, seq)?.record(&stored).map_err(|e| corrupt(e.to_string()))?)
+                // Its prev_hash, after the block's first record: the hash of the record before
+                // it, known when that was just read, otherwise at the end of its row.
+                let previous = || {
+                    let hash_of = |bytes: &[u8]| bytes.get(bytes.len().checked_sub(32)?..)?.try_into().ok();
+                    match self.cache.borrow().get(seq - 1) {
+                        Some(bytes) => hash_of(&bytes),
+                        None => self.stored(seq - 1).ok().flatten().and_then(|row| hash_of(&row)),
+                    }
+                };
+                let block = self.block(first, seq)?;
+                Rc::new(block.record(&stored, previous).map_err(|e| corrupt(e.to_string()))?)
             }
             Form::Delta { back, depth } => {
                 if back >= seq || depth == 0 || depth > delta::MAX_DEPTH {
@@ -853,8 +863,8 @@ impl Store {
     }
 
     /// The hash of the record at `seq` when its row is filed under `session_id`: the row's last
-    /// 32 bytes, stored whole or as a delta alike (see `journal-format.md`), so that checking
-    /// what a snapshot names reads one row, not the delta chain behind it.
+    /// 32 bytes, whatever its form (see `journal-format.md`), so that checking what a snapshot
+    /// names reads one row, not the delta chain or the block behind it.
     pub fn filed_hash(&self, session_id: &str, seq: u64) -> Result<Option<[u8; 32]>, JournalError> {
         let Some(num) = self.num(session_id)? else { return Ok(None) };
         let row: Option<(i64, Vec<u8>)> = self
@@ -863,8 +873,8 @@ impl Store {
             .and_then(|mut s| s.query_row([int(seq)], |r| Ok((r.get(0)?, r.get(1)?))).optional())
             .map_err(storage)?;
         Ok(row.filter(|(filed, _)| *filed == num).and_then(|(_, stored)| {
-            // At least a first byte and the previous hash before it.
-            let at = stored.len().checked_sub(32).filter(|&at| at >= 33)?;
+            // At least a first byte and an index (a block row's) or the previous hash before it.
+            let at = stored.len().checked_sub(32).filter(|&at| at >= 2)?;
             stored[at..].try_into().ok()
         }))
     }
@@ -1408,7 +1418,12 @@ struct PackWrite {
 /// where that saves an eighth of their rows' bytes, and each other row stored whole compressed
 /// alone, where that does.
 fn plan_pack(rows: &[Packable]) -> Vec<PackWrite> {
-    let shapes: Vec<(u64, i64, usize)> = rows.iter().map(|r| (r.seq, r.session, r.record.len())).collect();
+    let shapes: Vec<(u64, i64, usize, bool)> = (rows.iter().enumerate())
+        .map(|(i, r)| {
+            let chained = i > 0 && block::continues(&rows[i - 1].record, &r.record);
+            (r.seq, r.session, r.record.len(), chained)
+        })
+        .collect();
     // Runs, and single rows between them.
     let mut work: Vec<Range<usize>> = Vec::new();
     let mut next = 0;
