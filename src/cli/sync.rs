@@ -71,13 +71,13 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings, progress: &Progr
 
 /// A sync that recorded this many records (a first sync of a few hundred sessions) is told of
 /// `chasm gc`: appends store records as they are, and packing them takes such a journal to about
-/// a third.
+/// a quarter.
 const PACK_HINT_RECORDS: usize = 10_000;
 
 /// What a person who just ran a large sync should know of `chasm gc`, as git says when it packs.
 fn pack_hint(report: &Report) -> Option<String> {
     (report.appended >= PACK_HINT_RECORDS).then(|| {
-        format!("{} records recorded; `chasm gc` stores them compressed (about a third of the size)", report.appended)
+        format!("{} records recorded; `chasm gc` stores them compressed (about a quarter of the size)", report.appended)
     })
 }
 
