@@ -13,8 +13,9 @@
 //! append of 256 records more than half its throughput. `chasm gc` compresses what appends
 //! stored whole, as `git gc` packs loose objects.
 //!
-//! The hashes stay outside the compressed part, at the end of the row as in every other form,
-//! so that a row's hash is read without decompressing it. Snapshot rows, derived, are stored
+//! The hashes stay outside the compressed part, at the end of the row as in the other forms (a
+//! block's row keeps its record's hash only), so that a row's hash is read without
+//! decompressing it. Snapshot rows, derived, are stored
 //! compressed whole ([`Compressor::compress_row`]).
 
 use super::record::DecodeError;
