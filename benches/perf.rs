@@ -312,6 +312,13 @@ impl Report {
         println!("{line}");
         self.0.push(line);
     }
+
+    /// A row of a journal's size beside git's, in MB with `decimals` places.
+    fn size_row(&mut self, what: &str, journal: u64, git: u64, decimals: usize, target: &str) {
+        let mb = |b: u64| format!("{:.*} MB", decimals, b as f64 / 1e6);
+        let ratio = format!("{:.1}× git's size", journal as f64 / git as f64);
+        self.row(what, mb(journal), mb(git), ratio, target);
+    }
 }
 
 fn ms(d: Duration) -> String {
@@ -560,20 +567,14 @@ fn bench_sync(scale: &Scale, tmp: &Path, rep: &mut Report) {
     let git_gc = time_runs(1, || run(&mut git(&user, &["gc", "-q"])));
     let (journal_bytes, pack_bytes) = (dir_size(&journal), dir_size(&user.join(".git/objects")));
     let rounds = 1 + 3 * SHORT_RUNS;
-    rep.row(
+    rep.size_row(
         &format!("journal size after the first sync and the {rounds} rounds above (vs git's objects)"),
-        format!("{:.1} MB", loose_journal as f64 / 1e6),
-        format!("{:.1} MB", loose_git as f64 / 1e6),
-        format!("{:.1}× git's size", loose_journal as f64 / loose_git as f64),
+        loose_journal,
+        loose_git,
+        1,
         "",
     );
-    rep.row(
-        "the same after `chasm gc` (vs after `git gc`)",
-        format!("{:.1} MB", journal_bytes as f64 / 1e6),
-        format!("{:.1} MB", pack_bytes as f64 / 1e6),
-        format!("{:.1}× git's size", journal_bytes as f64 / pack_bytes as f64),
-        "≤ 1×",
-    );
+    rep.size_row("the same after `chasm gc` (vs after `git gc`)", journal_bytes, pack_bytes, 1, "≤ 1×");
     rep.row(
         "`chasm gc` of that journal (vs `git gc` of that repository)",
         ms(chasm_gc),
@@ -784,11 +785,11 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
     let journal_bytes = dir_size(&alone);
     let pack_bytes = dir_size(&repo.join(".git/objects"));
     let large_bytes = dir_size(&large);
-    rep.row(
+    rep.size_row(
         &format!("journal size, the {}-event session alone (vs packed git)", big.len()),
-        format!("{:.2} MB", journal_bytes as f64 / 1e6),
-        format!("{:.2} MB", pack_bytes as f64 / 1e6),
-        format!("{:.1}× git's size", journal_bytes as f64 / pack_bytes as f64),
+        journal_bytes,
+        pack_bytes,
+        2,
         "≤ 1×",
     );
     rep.row(
