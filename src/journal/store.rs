@@ -974,15 +974,19 @@ impl Store {
             params![num, int(seq)],
         )?;
         let base = match previous.into_iter().next() {
-            Some((base_seq, stored)) => {
-                let unpacked = self.snapshot_unpacked(base_seq, &stored);
-                let depth = match unpacked.as_deref().map(delta::snapshot_form) {
-                    Some(Ok(StoredSnapshot::Delta { depth, .. })) => depth,
-                    _ => 0,
-                };
-                let bytes = self.snapshot_bytes(num, base_seq, &stored, delta::MAX_DEPTH)?;
-                (!bytes.is_empty()).then_some((bytes, seq - base_seq, depth))
-            }
+            // Decompressed once (gc may have compressed it), for its depth and its bytes; one
+            // that does not decompress is no base, and the snapshot is stored whole.
+            Some((base_seq, stored)) => match self.snapshot_unpacked(base_seq, &stored) {
+                Some(unpacked) => {
+                    let depth = match delta::snapshot_form(&unpacked) {
+                        Ok(StoredSnapshot::Delta { depth, .. }) => depth,
+                        _ => 0,
+                    };
+                    let bytes = self.snapshot_bytes(num, base_seq, &unpacked, delta::MAX_DEPTH)?;
+                    (!bytes.is_empty()).then_some((bytes, seq - base_seq, depth))
+                }
+                None => None,
+            },
             None => None,
         };
         let stored = delta::encode_snapshot(body, base.as_ref().map(|(b, back, d)| (b.as_slice(), *back, *d)));
