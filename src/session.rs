@@ -410,6 +410,14 @@ pub fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
 /// every record stored.
 pub fn first_words(text: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(text.len().min(4 * max_chars) + 3);
+    push_first_words(&mut out, text, max_chars);
+    out
+}
+
+/// [`first_words`] written to the end of `out`, for a caller building a longer line (a log
+/// line's summary is made for every record appended).
+pub fn push_first_words(out: &mut String, text: &str, max_chars: usize) {
+    let start = out.len();
     let mut chars = 0;
     for word in text.split_whitespace() {
         let sep = usize::from(chars > 0);
@@ -418,7 +426,8 @@ pub fn first_words(text: &str, max_chars: usize) -> String {
             // Cut: the line's first `max_chars - 1` characters, trimmed, then `…`.
             let keep = max_chars.saturating_sub(1);
             if chars >= keep {
-                out.truncate(out.char_indices().nth(keep).map_or(out.len(), |(i, _)| i));
+                let cut = out[start..].char_indices().nth(keep).map_or(out.len(), |(i, _)| start + i);
+                out.truncate(cut);
             } else {
                 if sep == 1 {
                     out.push(' ');
@@ -426,9 +435,10 @@ pub fn first_words(text: &str, max_chars: usize) -> String {
                 }
                 out.push_str(&word[..word.char_indices().nth(keep - chars).map_or(word.len(), |(i, _)| i)]);
             }
-            out.truncate(out.trim_end().len());
+            let kept = out[start..].trim_end().len();
+            out.truncate(start + kept);
             out.push('…');
-            return out;
+            return;
         }
         if sep == 1 {
             out.push(' ');
@@ -436,7 +446,6 @@ pub fn first_words(text: &str, max_chars: usize) -> String {
         out.push_str(word);
         chars += sep + len;
     }
-    out
 }
 
 #[cfg(test)]
@@ -555,6 +564,22 @@ mod tests {
         assert_eq!(serde_json::to_string(&s.to_value()).unwrap(), r#"{"a":10,"b":2,"requests":[],"c":3}"#);
         s.remove_field("b");
         assert_eq!(serde_json::to_string(&s.to_value()).unwrap(), r#"{"a":10,"requests":[],"c":3}"#);
+    }
+
+    /// Written after other text (a log line's start), the words are cut and trimmed within
+    /// their own part only.
+    #[test]
+    fn first_words_after_other_text_cut_only_their_own_part() {
+        for (text, max) in
+            [("abcdef ghi", 6), ("abc defghij", 6), ("a b", 2), ("abcdef", 4), ("hello world", 11), ("  ", 3)]
+        {
+            for start in ["", "x ", "#3 \""] {
+                let mut out = start.to_owned();
+                push_first_words(&mut out, text, max);
+                assert_eq!(out, format!("{start}{}", first_words(text, max)), "{text:?} after {start:?}");
+            }
+        }
+        assert_eq!(first_words("abcdef ghi", 6), "abcde…");
     }
 
     #[test]

@@ -26,7 +26,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::record::{ChangeType, EntityType, Fields, Origin, SyncChange};
-use crate::session::first_words;
+use crate::session::push_first_words;
 
 #[cfg(doc)]
 use super::SNAPSHOT_INTERVAL;
@@ -98,29 +98,71 @@ fn config() -> impl bincode::config::Config {
 
 /// A run's stored bytes. `lines` must be in seq order.
 pub fn encode(lines: &[Line]) -> Vec<u8> {
-    let mut index: HashMap<&str, u32> = HashMap::new();
+    sealed(&encode_body(lines, &summary_ids(lines)))
+}
+
+/// Each line's summary numbered by its first appearance in `lines`: a run is cut into parts
+/// by size, and its summaries are told apart once rather than hashed again for each part.
+fn summary_ids(lines: &[Line]) -> Vec<u32> {
+    let mut index: HashMap<&str, u32> = HashMap::with_capacity(lines.len());
+    let mut ids: Vec<u32> = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        // A streamed request's lines repeat the one before.
+        let id = match i.checked_sub(1) {
+            Some(before) if lines[before].summary == line.summary => ids[before],
+            _ => {
+                let next = index.len() as u32;
+                *index.entry(&line.summary).or_insert(next)
+            }
+        };
+        ids.push(id);
+    }
+    ids
+}
+
+/// A run's bytes after its checksum, given [`summary_ids`] for its lines: each distinct
+/// summary once, in the order of first appearance.
+fn encode_body(lines: &[Line], ids: &[u32]) -> Vec<u8> {
+    let mut local = vec![u32::MAX; ids.iter().max().map_or(0, |&m| m as usize + 1)];
     let mut summaries = Vec::new();
     let mut packed = Vec::with_capacity(lines.len());
     let (mut seq, mut ms) = (0u64, 0i64);
-    for line in lines {
-        let summary = *index.entry(&line.summary).or_insert_with(|| {
+    for (line, &id) in lines.iter().zip(ids) {
+        let slot = &mut local[id as usize];
+        if *slot == u32::MAX {
+            *slot = summaries.len() as u32;
             summaries.push(&*line.summary);
-            summaries.len() as u32 - 1
-        });
+        }
         packed.push(Packed {
             seq_step: line.seq.wrapping_sub(seq),
             ms_step: line.timestamp_ms.wrapping_sub(ms),
             origin: line.origin,
             change_type: line.change_type,
             entity_type: line.entity_type,
-            summary,
+            summary: *slot,
         });
         (seq, ms) = (line.seq, line.timestamp_ms);
     }
-    let body = bincode::encode_to_vec(Stored { summaries, lines: packed }, config()).expect("encoding to a Vec");
+    bincode::encode_to_vec(Stored { summaries, lines: packed }, config()).expect("encoding to a Vec")
+}
+
+/// The bytes of the distinct summaries of `lines`: less than their run's body, so a part
+/// they already make too long is split without being encoded.
+fn summary_bytes(lines: &[Line], ids: &[u32]) -> usize {
+    let mut seen = vec![false; ids.iter().max().map_or(0, |&m| m as usize + 1)];
+    lines
+        .iter()
+        .zip(ids)
+        .filter(|(_, id)| !std::mem::replace(&mut seen[**id as usize], true))
+        .map(|(l, _)| l.summary.len())
+        .sum()
+}
+
+/// A run's body after its SHA-256.
+fn sealed(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(32 + body.len());
-    out.extend_from_slice(&Sha256::digest(&body));
-    out.extend_from_slice(&body);
+    out.extend_from_slice(&Sha256::digest(body));
+    out.extend_from_slice(body);
     out
 }
 
@@ -131,15 +173,25 @@ pub const MAX_RUN_BYTES: usize = 1900;
 /// The stored runs of `lines` (in seq order) as (last seq, bytes): one, or as many halves
 /// as keep each within [`MAX_RUN_BYTES`].
 pub fn encode_runs(lines: &[Line]) -> Vec<(u64, Vec<u8>)> {
-    let Some(last) = lines.last() else { return Vec::new() };
-    let bytes = encode(lines);
-    if bytes.len() <= MAX_RUN_BYTES || lines.len() == 1 {
-        return vec![(last.seq, bytes)];
-    }
-    let (older, newer) = lines.split_at(lines.len() / 2);
-    let mut runs = encode_runs(older);
-    runs.extend(encode_runs(newer));
+    let mut runs = Vec::new();
+    halves(lines, &summary_ids(lines), &mut runs);
     runs
+}
+
+/// [`encode_runs`] into `runs`, `ids` the lines' [`summary_ids`]: a part is encoded only when
+/// its summaries leave room, and its checksum taken only once it is kept.
+fn halves(lines: &[Line], ids: &[u32], runs: &mut Vec<(u64, Vec<u8>)>) {
+    let Some(last) = lines.last() else { return };
+    if lines.len() == 1 || 32 + summary_bytes(lines, ids) <= MAX_RUN_BYTES {
+        let body = encode_body(lines, ids);
+        if lines.len() == 1 || 32 + body.len() <= MAX_RUN_BYTES {
+            runs.push((last.seq, sealed(&body)));
+            return;
+        }
+    }
+    let half = lines.len() / 2;
+    halves(&lines[..half], &ids[..half], runs);
+    halves(&lines[half..], &ids[half..], runs);
 }
 
 /// The lines of a stored run, if its checksum holds and it reads as one: seqs rising, every
@@ -279,15 +331,21 @@ struct Gist<'a> {
 
 impl Gist<'_> {
     fn of_value(p: &Value) -> Gist<'_> {
-        let request = p.get("request");
+        let request = field(p, "request");
         Gist {
-            index: p.get("index").and_then(Value::as_u64),
-            request: request.map(|q| q.get("message").and_then(|m| m.get("text")).and_then(Value::as_str)),
-            parts: request.and_then(|q| q.get("response")).and_then(Value::as_array).map(Vec::len),
-            value: p.get("value"),
-            custom_title: p.get("customTitle").and_then(Value::as_str),
+            index: field(p, "index").and_then(Value::as_u64),
+            request: request.map(|q| field(q, "message").and_then(|m| field(m, "text")).and_then(Value::as_str)),
+            parts: request.and_then(|q| field(q, "response")).and_then(Value::as_array).map(Vec::len),
+            value: field(p, "value"),
+            custom_title: field(p, "customTitle").and_then(Value::as_str),
         }
     }
+}
+
+/// A field of a JSON object, found by comparing keys (`Value::get` without the hashing): a
+/// payload holds a few keys, and a line is made for every record appended.
+fn field<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    v.as_object()?.iter().find_map(|(k, v)| (k == key).then_some(v))
 }
 
 /// The same parts read from payload JSON without building the rest: a streamed request is
@@ -381,40 +439,67 @@ impl<'de> serde::Deserialize<'de> for Count {
 }
 
 fn summarize(change_type: ChangeType, entity_type: EntityType, entity_id: &str, p: &Gist) -> String {
-    let request_words = || {
+    use std::fmt::Write;
+    // One string written in place: a line is made for every record appended.
+    let mut s = String::with_capacity(96);
+    let quoted = |s: &mut String, text: &str, max: usize| {
+        s.push('"');
+        push_first_words(s, text, max);
+        s.push('"');
+    };
+    let request_words = |s: &mut String| {
         let text = p.request.flatten().unwrap_or("");
-        let index = p.index.map(|i| format!("#{} ", i + 1)).unwrap_or_default();
-        if text.trim().is_empty() {
-            format!("{index}{entity_id}")
-        } else {
-            format!("{index}\"{}\"", first_words(text, 60))
+        if let Some(i) = p.index {
+            let _ = write!(s, "#{} ", i + 1);
         }
+        if text.trim().is_empty() { s.push_str(entity_id) } else { quoted(s, text, 60) }
     };
     match (entity_type, change_type) {
-        (_, ChangeType::Merge) => "checkpoint".into(),
+        (_, ChangeType::Merge) => s.push_str("checkpoint"),
         (EntityType::Session, ChangeType::Create) => {
-            let title = p.custom_title.map(|t| format!(" \"{}\"", first_words(t, 60)));
-            format!("new session{}", title.unwrap_or_default())
+            s.push_str("new session");
+            if let Some(title) = p.custom_title {
+                s.push(' ');
+                quoted(&mut s, title, 60);
+            }
         }
-        (EntityType::Session, ChangeType::Update) => "replaced the whole session".into(),
-        (EntityType::Session, ChangeType::Delete) => "deleted the session".into(),
-        (EntityType::Message, ChangeType::Create) => format!("added {}", request_words()),
+        (EntityType::Session, ChangeType::Update) => s.push_str("replaced the whole session"),
+        (EntityType::Session, ChangeType::Delete) => s.push_str("deleted the session"),
+        (EntityType::Message, ChangeType::Create) => {
+            s.push_str("added ");
+            request_words(&mut s);
+        }
         (EntityType::Message, ChangeType::Update) => {
             let parts = p.parts.unwrap_or(0);
-            format!("changed {} ({parts} response part{})", request_words(), if parts == 1 { "" } else { "s" })
+            s.push_str("changed ");
+            request_words(&mut s);
+            let _ = write!(s, " ({parts} response part{})", if parts == 1 { "" } else { "s" });
         }
-        (EntityType::Message, ChangeType::Delete) => format!("removed request {entity_id}"),
-        (EntityType::Metadata, ChangeType::Delete) => format!("removed field {entity_id}"),
+        (EntityType::Message, ChangeType::Delete) => {
+            s.push_str("removed request ");
+            s.push_str(entity_id);
+        }
+        (EntityType::Metadata, ChangeType::Delete) => {
+            s.push_str("removed field ");
+            s.push_str(entity_id);
+        }
         (EntityType::Metadata, _) => {
-            let value = p.value.map(|v| match v {
-                Value::String(s) => format!("\"{}\"", first_words(s, 50)),
-                other => first_words(&other.to_string(), 50),
-            });
-            format!("{entity_id} = {}", value.unwrap_or_default())
+            s.push_str(entity_id);
+            s.push_str(" = ");
+            match p.value {
+                Some(Value::String(v)) => quoted(&mut s, v, 50),
+                Some(other) => push_first_words(&mut s, &other.to_string(), 50),
+                None => {}
+            }
         }
-        (EntityType::Tag, ChangeType::Delete) => format!("untagged \"{entity_id}\""),
-        (EntityType::Tag, _) => format!("tagged \"{entity_id}\""),
+        (EntityType::Tag, ChangeType::Delete) => {
+            let _ = write!(s, "untagged \"{entity_id}\"");
+        }
+        (EntityType::Tag, _) => {
+            let _ = write!(s, "tagged \"{entity_id}\"");
+        }
     }
+    s
 }
 
 #[cfg(test)]
@@ -575,6 +660,59 @@ mod tests {
             );
         }
 
+        /// A summary written in place says exactly what one put together from `format!` and
+        /// [`first_words`] says (the way it was first written), for any payload and text.
+        #[test]
+        fn a_summary_is_the_text_it_always_was(
+            payload in payload(),
+            kind in 0usize..16,
+            entity_id in "\\PC{0,12}",
+        ) {
+            use crate::session::first_words;
+            fn formatted(change_type: ChangeType, entity_type: EntityType, entity_id: &str, p: &Gist) -> String {
+                let request_words = || {
+                    let text = p.request.flatten().unwrap_or("");
+                    let index = p.index.map(|i| format!("#{} ", i + 1)).unwrap_or_default();
+                    if text.trim().is_empty() {
+                        format!("{index}{entity_id}")
+                    } else {
+                        format!("{index}\"{}\"", first_words(text, 60))
+                    }
+                };
+                match (entity_type, change_type) {
+                    (_, ChangeType::Merge) => "checkpoint".into(),
+                    (EntityType::Session, ChangeType::Create) => {
+                        let title = p.custom_title.map(|t| format!(" \"{}\"", first_words(t, 60)));
+                        format!("new session{}", title.unwrap_or_default())
+                    }
+                    (EntityType::Session, ChangeType::Update) => "replaced the whole session".into(),
+                    (EntityType::Session, ChangeType::Delete) => "deleted the session".into(),
+                    (EntityType::Message, ChangeType::Create) => format!("added {}", request_words()),
+                    (EntityType::Message, ChangeType::Update) => {
+                        let parts = p.parts.unwrap_or(0);
+                        format!("changed {} ({parts} response part{})", request_words(), if parts == 1 { "" } else { "s" })
+                    }
+                    (EntityType::Message, ChangeType::Delete) => format!("removed request {entity_id}"),
+                    (EntityType::Metadata, ChangeType::Delete) => format!("removed field {entity_id}"),
+                    (EntityType::Metadata, _) => {
+                        let value = p.value.map(|v| match v {
+                            Value::String(s) => format!("\"{}\"", first_words(s, 50)),
+                            other => first_words(&other.to_string(), 50),
+                        });
+                        format!("{entity_id} = {}", value.unwrap_or_default())
+                    }
+                    (EntityType::Tag, ChangeType::Delete) => format!("untagged \"{entity_id}\""),
+                    (EntityType::Tag, _) => format!("tagged \"{entity_id}\""),
+                }
+            }
+            let (change_type, entity_type) = (ChangeType::ALL[kind % 4], EntityType::ALL[kind / 4]);
+            let gist = Gist::of_value(&payload);
+            prop_assert_eq!(
+                summarize(change_type, entity_type, &entity_id, &gist),
+                formatted(change_type, entity_type, &entity_id, &gist)
+            );
+        }
+
         /// Bytes that are not a run — even with a checksum that holds — are refused, never a
         /// panic or a vast allocation.
         #[test]
@@ -583,6 +721,35 @@ mod tests {
             bytes.extend_from_slice(&body);
             let _ = decode(&bytes);
             let _ = decode(&body);
+        }
+
+        /// Runs are cut where encoding each half in turn would cut them: the sizes are
+        /// bounded and the summaries numbered once, but the bytes are those of the plain
+        /// definition, so a journal's runs read and `verify` the same either way.
+        #[test]
+        fn runs_are_cut_as_halving_by_encoded_size_cuts_them(
+            parts in proptest::collection::vec((1u64..100, 0usize..6, 1usize..120), 1..100),
+        ) {
+            fn plain(lines: &[Line]) -> Vec<(u64, Vec<u8>)> {
+                let Some(last) = lines.last() else { return Vec::new() };
+                let bytes = encode(lines);
+                if bytes.len() <= MAX_RUN_BYTES || lines.len() == 1 {
+                    return vec![(last.seq, bytes)];
+                }
+                let (older, newer) = lines.split_at(lines.len() / 2);
+                let mut runs = plain(older);
+                runs.extend(plain(newer));
+                runs
+            }
+            let mut seq = 0;
+            let lines: Vec<Line> = parts
+                .iter()
+                .map(|&(step, text, len)| {
+                    seq += step;
+                    line(seq, seq as i64, &format!("{text} {}", "w".repeat(len)))
+                })
+                .collect();
+            prop_assert_eq!(encode_runs(&lines), plain(&lines));
         }
 
         /// Any run of lines in seq order reads back as written.
