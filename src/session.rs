@@ -418,6 +418,10 @@ pub fn first_words(text: &str, max_chars: usize) -> String {
 /// line's summary is made for every record appended).
 pub fn push_first_words(out: &mut String, text: &str, max_chars: usize) {
     let start = out.len();
+    if push_ascii_words(out, text, max_chars) {
+        return;
+    }
+    out.truncate(start);
     let mut chars = 0;
     for word in text.split_whitespace() {
         let sep = usize::from(chars > 0);
@@ -448,6 +452,55 @@ pub fn push_first_words(out: &mut String, text: &str, max_chars: usize) {
     }
 }
 
+/// [`push_first_words`] for ASCII, most of what people type: a byte is a character and
+/// whitespace one of six bytes, so no character is decoded. `false` at the first byte of
+/// another character among what it reads, with `out` to be cut back by the caller.
+fn push_ascii_words(out: &mut String, text: &str, max_chars: usize) -> bool {
+    let start = out.len();
+    let bytes = text.as_bytes();
+    let space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    let (mut i, mut chars) = (0, 0);
+    loop {
+        while i < bytes.len() && space(bytes[i]) {
+            i += 1;
+        }
+        if i == bytes.len() {
+            return true;
+        }
+        let first = i;
+        while i < bytes.len() && !space(bytes[i]) {
+            if !bytes[i].is_ascii() {
+                return false;
+            }
+            i += 1;
+        }
+        let word = &text[first..i];
+        let sep = usize::from(chars > 0);
+        if chars + sep + word.len() > max_chars {
+            // Cut as the general case cuts.
+            let keep = max_chars.saturating_sub(1);
+            if chars >= keep {
+                out.truncate(start + keep);
+            } else {
+                if sep == 1 {
+                    out.push(' ');
+                    chars += 1;
+                }
+                out.push_str(&word[..keep - chars]);
+            }
+            let kept = out[start..].trim_end().len();
+            out.truncate(start + kept);
+            out.push('…');
+            return true;
+        }
+        if sep == 1 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        chars += sep + word.len();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,6 +520,19 @@ mod tests {
         /// Read word by word, the first words are those of the whole text joined and cut.
         #[test]
         fn first_words_are_those_of_the_joined_text(text in "[a-zé \u{3000}\t\n…]{0,40}", max in 0usize..30) {
+            let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            let want = if one_line.chars().count() <= max {
+                one_line
+            } else {
+                let cut: String = one_line.chars().take(max.saturating_sub(1)).collect();
+                format!("{}…", cut.trim_end())
+            };
+            proptest::prop_assert_eq!(first_words(&text, max), want);
+        }
+
+        /// The same for ASCII text, which takes its own path, with every ASCII whitespace.
+        #[test]
+        fn ascii_first_words_are_those_of_the_joined_text(text in "[a-c \t\n\r\x0b\x0c]{0,60}", max in 0usize..70) {
             let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
             let want = if one_line.chars().count() <= max {
                 one_line
