@@ -516,31 +516,29 @@ mod tests {
         }
     }
 
+    /// What `first_words` means: the whole text's words joined by spaces, cut to `max`
+    /// characters with `…`.
+    fn joined_and_cut(text: &str, max: usize) -> String {
+        let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if one_line.chars().count() <= max {
+            one_line
+        } else {
+            let cut: String = one_line.chars().take(max.saturating_sub(1)).collect();
+            format!("{}…", cut.trim_end())
+        }
+    }
+
     proptest::proptest! {
         /// Read word by word, the first words are those of the whole text joined and cut.
         #[test]
         fn first_words_are_those_of_the_joined_text(text in "[a-zé \u{3000}\t\n…]{0,40}", max in 0usize..30) {
-            let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-            let want = if one_line.chars().count() <= max {
-                one_line
-            } else {
-                let cut: String = one_line.chars().take(max.saturating_sub(1)).collect();
-                format!("{}…", cut.trim_end())
-            };
-            proptest::prop_assert_eq!(first_words(&text, max), want);
+            proptest::prop_assert_eq!(first_words(&text, max), joined_and_cut(&text, max));
         }
 
         /// The same for ASCII text, which takes its own path, with every ASCII whitespace.
         #[test]
         fn ascii_first_words_are_those_of_the_joined_text(text in "[a-c \t\n\r\x0b\x0c]{0,60}", max in 0usize..70) {
-            let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-            let want = if one_line.chars().count() <= max {
-                one_line
-            } else {
-                let cut: String = one_line.chars().take(max.saturating_sub(1)).collect();
-                format!("{}…", cut.trim_end())
-            };
-            proptest::prop_assert_eq!(first_words(&text, max), want);
+            proptest::prop_assert_eq!(first_words(&text, max), joined_and_cut(&text, max));
         }
     }
 
