@@ -98,7 +98,7 @@ fn config() -> impl bincode::config::Config {
 
 /// A run's stored bytes. `lines` must be in seq order.
 pub fn encode(lines: &[Line]) -> Vec<u8> {
-    sealed(&encode_body(lines, &summary_ids(lines)))
+    checksummed(&encode_body(lines, &summary_ids(lines)))
 }
 
 /// Each line's summary numbered by its first appearance in `lines`: a run is cut into parts
@@ -159,7 +159,7 @@ fn summary_bytes(lines: &[Line], ids: &[u32]) -> usize {
 }
 
 /// A run's body after its SHA-256.
-fn sealed(body: &[u8]) -> Vec<u8> {
+fn checksummed(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(32 + body.len());
     out.extend_from_slice(&Sha256::digest(body));
     out.extend_from_slice(body);
@@ -185,7 +185,7 @@ fn halves(lines: &[Line], ids: &[u32], runs: &mut Vec<(u64, Vec<u8>)>) {
     if lines.len() == 1 || 32 + summary_bytes(lines, ids) <= MAX_RUN_BYTES {
         let body = encode_body(lines, ids);
         if lines.len() == 1 || 32 + body.len() <= MAX_RUN_BYTES {
-            runs.push((last.seq, sealed(&body)));
+            runs.push((last.seq, checksummed(&body)));
             return;
         }
     }
