@@ -347,8 +347,8 @@ fn bench_appends(scale: &Scale, tmp: &Path, rep: &mut Report) {
         let mut raw = Vec::new();
         let mut bytes: Vec<Vec<u8>> = Vec::new();
         // Each run of chasm is followed by one of raw sled: both wait on the same disk, whose
-        // fsyncs move by tens of percent from one minute to the next. Nine turns where a
-        // turn takes a quarter of a second (three of a thousand fsyncs at batch 1).
+        // fsyncs move by tens of percent from one minute to the next. Nine turns of a quarter
+        // of a second each; three at batch 1, where a turn is a thousand fsyncs.
         let turns = if batch == 1 { 3 } else { 9 };
         for r in 0..turns {
             let dir = tmp.join(format!("append-{batch}-{r}"));
