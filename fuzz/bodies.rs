@@ -129,6 +129,10 @@ pub fn log_lines(data: &[u8]) {
     if let Some(read) = lines::decode(&sealed) {
         let again = lines::encode(&read);
         assert_eq!(lines::decode(&again).as_ref(), Some(&read));
+        // Cut into runs that fit a row, the lines read back the same, in order.
+        let runs = lines::encode_runs(&read);
+        let back: Vec<_> = runs.iter().flat_map(|(_, b)| lines::decode(b).expect("a run written reads back")).collect();
+        assert_eq!(back, read);
     }
     for kind in [ChangeType::Create, ChangeType::Update] {
         for entity in EntityType::ALL {
