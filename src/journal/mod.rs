@@ -1321,6 +1321,25 @@ mod tests {
         assert!(j.held("s").unwrap().is_none(), "None forgets what the session held");
     }
 
+    /// Each session a batch touches has its own count stored, batch after batch, as a new
+    /// handle reads it from the journal (and `verify` finds every count right).
+    #[test]
+    fn each_sessions_count_is_stored_with_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), OpenMode::Create).unwrap();
+        let batch = |sizes: &[(&str, usize)]| {
+            sizes.iter().flat_map(|&(s, n)| (0..n).map(move |i| change(s, &format!("r{i}")))).collect::<Vec<_>>()
+        };
+        j.append(batch(&[("a", 3), ("b", 1)])).unwrap();
+        j.append(batch(&[("b", 70), ("c", 2), ("a", 1)])).unwrap();
+        drop(j);
+        let j = Journal::open(dir.path(), OpenMode::Existing).unwrap();
+        let counts: Vec<u64> = ["a", "b", "c", "d"].iter().map(|s| j.session_event_count(s).unwrap()).collect();
+        assert_eq!(counts, [4, 71, 2, 0]);
+        let report = j.verify().unwrap();
+        assert!(report.problems.is_empty(), "{report:?}");
+    }
+
     #[test]
     fn a_batch_refused_part_way_leaves_no_trace_in_counts_or_snapshots() {
         let dir = tempfile::tempdir().unwrap();
