@@ -1005,6 +1005,11 @@ fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, Sy
     }
 
     let merged = outcome.merged;
+    // The report names the session as it stands after this sync: a title settled by the merge
+    // (a rename taken over VS Code's) is the one both sides now show.
+    if let Some(title) = merged.as_ref().and_then(Session::display_title) {
+        report.title = Some(title);
+    }
     let remote = existing(&v.remote);
     if merged.as_ref() != remote {
         plan.push = Some(merged.clone());

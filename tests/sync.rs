@@ -314,6 +314,9 @@ fn auto_merge_and_manual_leave_an_edit_conflict_for_resolve() {
         let out = vs.env.chasm(&["resolve", &id[..6], "--take", "local", "--root", &root]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(vs.remote(HAIKU)["customTitle"], "Local title");
+        // The report names the session by the title both sides now show.
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(report.lines().any(|l| l.starts_with("merged") && l.ends_with("Local title")), "{report}");
         assert_eq!(vs.status(HAIKU), "synced");
         assert!(vs.conflicts().is_empty());
         // The losing title stays in the journal.
