@@ -166,6 +166,13 @@ fn replay_at_every_seq_matches_the_file_at_that_point() {
     assert_eq!(serde_json::from_str::<Value>(&s.env.ok(&["replay", ID, "--at-time", &last_time])).unwrap(), s.state);
     let err = s.env.fails(&["replay", ID, "--at-time", "2000-01-01T00:00:00Z"]);
     assert!(err.contains("did not exist"), "{err}");
+    // A seq past the journal's end names no point: refused, not taken as the latest state.
+    let past = (log.len() + 1).to_string();
+    for args in [&["replay", ID, "--at", &past][..], &["diff", ID, "1", &past], &["restore", ID, "--at", &past]] {
+        let err = s.env.fails(args);
+        assert!(err.contains(&format!("there is no seq {past}")), "{args:?}: {err}");
+    }
+    assert_eq!(s.env.log().len(), log.len(), "nothing was recorded");
 
     // The entity ids and kinds recorded are the ones a user would expect.
     let kinds: Vec<String> = log

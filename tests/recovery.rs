@@ -154,7 +154,11 @@ fn restore_to_any_point_equals_replay_there_and_is_undone_by_restoring_the_seq_b
     env.ok(&["verify"]);
     // A restore to where it already stands records nothing.
     let n = env.log().len();
-    assert!(env.ok(&["restore", ID, "--at", &n.to_string()]).contains("nothing to restore"));
+    let out = env.ok(&["restore", ID, "--at", &n.to_string()]);
+    assert!(
+        out.contains("nothing to restore") && !out.contains("chasm sync"),
+        "no hint to sync what did not change: {out}"
+    );
     assert_eq!(env.log().len(), n);
     // Tags come back with the content: before the tag was added, there was none.
     env.ok(&["restore", ID, "--at", &points[0].to_string()]);

@@ -71,6 +71,9 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
         changes.into_iter().map(|c| c.into_change(&id, now, Origin::Local, provider.name())).collect();
     if batch.is_empty() {
         println!("{id} already stands as it did {point}; nothing to restore");
+        if !args.push {
+            return Ok(ExitCode::SUCCESS);
+        }
     } else {
         let records = journal.append(batch)?;
         let (first, last) = (records[0].seq, records[records.len() - 1].seq);

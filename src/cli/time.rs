@@ -42,9 +42,14 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>> {
 impl Point {
     /// The seq this point stands for in one session's history: a seq as given; a time as the
     /// session's last event recorded at or before it (0: none yet). Times are found by binary
-    /// search over the session's events, which chasm records in time order.
+    /// search over the session's events, which chasm records in time order. A seq past the
+    /// journal's last names no point (as git refuses a revision it does not have): taken as
+    /// "now", a typo would show or restore the latest state as if it were the one asked for.
     pub fn seq_in(self, journal: &Journal, session_id: &str) -> Result<u64> {
         let t = match self {
+            Point::Seq(seq) if seq > journal.last_seq() => {
+                bail!("there is no seq {seq}: the journal's history ends at seq {}", journal.last_seq())
+            }
             Point::Seq(seq) => return Ok(seq),
             Point::Time(t) => t,
         };
