@@ -188,6 +188,15 @@ impl Session {
         self.fields.get("lastMessageDate").and_then(Value::as_i64)
     }
 
+    /// When a person last used the session, as VS Code's index dates it: `lastMessageDate`,
+    /// else its newest request's `timestamp` (a `.jsonl` session carries no
+    /// `lastMessageDate`), else `creationDate`.
+    pub fn last_activity(&self) -> Option<i64> {
+        self.last_message_date()
+            .or_else(|| self.requests.iter().filter_map(Request::timestamp).max())
+            .or_else(|| self.creation_date())
+    }
+
     /// `version` of the session format (3 for the files chasm targets; absent in exports).
     pub fn version(&self) -> Option<u64> {
         self.fields.get("version").and_then(Value::as_u64)
@@ -505,6 +514,18 @@ fn push_ascii_words(out: &mut String, text: &str, max_chars: usize) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn last_activity_is_the_last_message_else_the_newest_request_else_the_creation() {
+        let session = |v: serde_json::Value| Session::from_value(v).unwrap();
+        let requests = json!([{"timestamp": 30}, {"timestamp": 50}, {"message": {"text": "no time"}}]);
+        let full = json!({"creationDate": 10, "lastMessageDate": 99, "requests": requests});
+        assert_eq!(session(full).last_activity(), Some(99));
+        // A `.jsonl` session has no lastMessageDate: its requests date it, not its creation.
+        assert_eq!(session(json!({"creationDate": 10, "requests": requests})).last_activity(), Some(50));
+        assert_eq!(session(json!({"creationDate": 10, "requests": []})).last_activity(), Some(10));
+        assert_eq!(session(json!({"requests": []})).last_activity(), None);
+    }
 
     #[test]
     fn hex_reads_back_in_either_case_and_only_at_its_full_width() {

@@ -138,7 +138,7 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
     let colour = style::colour();
     for (s, presence, last) in rows {
         let last_title = s.title.clone().or_else(|| last.as_ref().and_then(Session::display_title));
-        let last_date = last.as_ref().and_then(|l| l.last_message_date().or(l.creation_date()));
+        let last_date = last.as_ref().and_then(|l| l.last_activity());
         let last_date = last_date.and_then(chrono::DateTime::from_timestamp_millis).map(|t| rfc3339(&t));
         if args.json {
             let mut v = session_json(s);

@@ -115,11 +115,7 @@ pub fn listed_ids(db: &Path) -> Result<Option<BTreeSet<String>>, IndexError> {
 
 /// The index entry VS Code would write for a session.
 pub fn entry_for(session_id: &str, session: &Session) -> Value {
-    let last = session
-        .last_message_date()
-        .or_else(|| session.requests.iter().filter_map(|r| r.timestamp()).max())
-        .or_else(|| session.creation_date())
-        .unwrap_or(0);
+    let last = session.last_activity().unwrap_or(0);
     let mut entry = json!({
         "sessionId": session_id,
         "title": session.display_title().unwrap_or_else(|| "New Chat".into()),
