@@ -37,6 +37,11 @@ fn flags_beat_the_environment_which_beats_the_file_which_beats_the_defaults() {
     assert!(s["strategy"]["source"].as_str().unwrap().starts_with("file "));
     let s = settings(&env, &config, &[("CHASM_STRATEGY", "local_wins")]);
     assert_eq!(s["strategy"], json!({"value": "local_wins", "source": "environment CHASM_STRATEGY"}));
+    // Read by a person: one line a key, the values in one column.
+    let table = String::from_utf8(run(&env, &config, &[], &["config"]).stdout).unwrap();
+    let columns: Vec<usize> = table.lines().skip(1).map(|l| l.find(" = ").unwrap()).collect();
+    assert_eq!(columns.len(), s.as_object().unwrap().len(), "{table}");
+    assert!(columns.iter().all(|c| *c == columns[0]), "{table}");
 
     // The file's max_delete of 0 stops a sync that would delete a session; a flag allows it.
     let chat = env.chat_dir();

@@ -68,8 +68,10 @@ pub fn run(file: Option<&Path>, args: Args) -> Result<ExitCode> {
             Some(f) => writeln!(out, "config file: {} (not there yet; defaults apply)", f.display())?,
             None => writeln!(out, "config file: none")?,
         }
+        let width = KEYS.iter().map(|k| k.len()).max().unwrap_or(0);
         for key in KEYS {
-            writeln!(out, "{key:<12} = {:<24} ({})", value_of(&eff.settings, key).to_string(), eff.source(key))?;
+            let value = value_of(&eff.settings, key).to_string();
+            writeln!(out, "{key:<width$} = {value:<24} ({})", eff.source(key))?;
         }
     }
     Ok(ExitCode::SUCCESS)
