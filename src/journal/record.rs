@@ -361,6 +361,13 @@ impl SyncChange {
     }
 }
 
+/// The hash a record's bytes end with: their last 32 bytes. Every stored row ends with its
+/// record's hash too, whatever its form (`journal-format.md`, *Stored rows*), so a reader can
+/// name a record without rebuilding it. `None` for fewer than 32 bytes.
+pub fn last_hash(bytes: &[u8]) -> Option<[u8; 32]> {
+    bytes.get(bytes.len().checked_sub(32)?..)?.try_into().ok()
+}
+
 /// Stored bytes cut into (canonical bytes, prev_hash, hash).
 type Parts<'a> = (&'a [u8], [u8; 32], [u8; 32]);
 

@@ -26,6 +26,7 @@ use super::block::{self, Block};
 use super::compressed::{Compressor, Decompressor};
 use super::delta::{self, Form, StoredSnapshot};
 use super::lines::Line;
+use super::record::last_hash;
 
 /// The on-disk format this chasm writes (`meta` key `format`). Format 1 was a sled database;
 /// `legacy.rs` converts it. Format 3 is format 2 with rows that may be compressed
@@ -500,12 +501,9 @@ impl Store {
                     .ok_or_else(|| corrupt(format!("its block row names a block {index} records back")))?;
                 // Its prev_hash, after the block's first record: the hash of the record before
                 // it, known when that was just read, otherwise at the end of its row.
-                let previous = || {
-                    let hash_of = |bytes: &[u8]| bytes.get(bytes.len().checked_sub(32)?..)?.try_into().ok();
-                    match self.cache.borrow().get(seq - 1) {
-                        Some(bytes) => hash_of(&bytes),
-                        None => self.stored(seq - 1).ok().flatten().and_then(|row| hash_of(&row)),
-                    }
+                let previous = || match self.cache.borrow().get(seq - 1) {
+                    Some(bytes) => last_hash(&bytes),
+                    None => self.stored(seq - 1).ok().flatten().and_then(|row| last_hash(&row)),
                 };
                 let block = self.block(first, seq)?;
                 Rc::new(block.record(&stored, previous).map_err(|e| corrupt(e.to_string()))?)
@@ -874,8 +872,7 @@ impl Store {
             .map_err(storage)?;
         Ok(row.filter(|(filed, _)| *filed == num).and_then(|(_, stored)| {
             // At least a first byte and an index (a block row's) or the previous hash before it.
-            let at = stored.len().checked_sub(32).filter(|&at| at >= 2)?;
-            stored[at..].try_into().ok()
+            last_hash(&stored).filter(|_| stored.len() >= 2 + 32)
         }))
     }
 
