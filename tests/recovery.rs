@@ -174,6 +174,38 @@ fn restore_to_any_point_equals_replay_there_and_is_undone_by_restoring_the_seq_b
     assert_error_line(&env.chasm(&["restore", ID, "--at-time", "2001-01-01"]));
 }
 
+/// A `.jsonl` session carries no `lastMessageDate`: status dates its last message by its
+/// newest request, present or deleted, not by the day it was created.
+#[test]
+fn status_dates_a_jsonl_session_by_its_last_request() {
+    let vs = Vs::new();
+    let log = vs.env.chat_dir().join(format!("{ID}.jsonl"));
+    let mut first = session(ID, "Borrow checker", &[request(1, "why E0502")]);
+    first.as_object_mut().unwrap().remove("lastMessageDate");
+    let mut later = request(2, "fix it");
+    later["timestamp"] = json!(1_765_000_000_000i64); // 2025-12-06, twelve days after creation
+    let lines = [json!({"kind": 0, "v": first}), json!({"kind": 2, "k": ["requests"], "v": [later]})];
+    std::fs::write(&log, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    vs.set_index(&[ID]);
+    vs.ok(&["sync"]);
+    let date = |vs: &Vs| {
+        let rows = vs.status_all();
+        let row = rows.iter().find(|r| r["session_id"] == ID).expect("listed").clone();
+        (row["presence"].as_str().unwrap().to_owned(), row["last_message_date"].as_str().unwrap().to_owned())
+    };
+    let (presence, last) = date(&vs);
+    assert_eq!(presence, "present");
+    assert!(last.starts_with("2025-12-06"), "{last}");
+    std::fs::remove_file(&log).unwrap();
+    vs.set_index(&[]);
+    vs.ok(&["sync"]);
+    let (presence, last) = date(&vs);
+    assert_eq!(presence, "deleted");
+    assert!(last.starts_with("2025-12-06"), "{last}");
+    let text = vs.ok(&["status", "--all"]);
+    assert!(text.contains("last message 2025-12-06"), "{text}");
+}
+
 #[test]
 fn a_session_deleted_in_vs_code_is_listed_and_restored_into_vs_code_and_its_index() {
     let vs = Vs::new();

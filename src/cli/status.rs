@@ -59,14 +59,16 @@ impl Presence {
     }
 }
 
-/// Where a session stands in VS Code, and the last content the journal has of it.
+/// Where a session stands in VS Code, and the last content the journal has of it (`dates`:
+/// enough of it to date the session's last message, see [`Journal::last_fields`]).
 fn presence(
     journal: &Journal,
     s: &SessionSync,
+    dates: bool,
     listed: &mut HashMap<PathBuf, Option<BTreeSet<String>>>,
     warnings: &mut Vec<String>,
 ) -> Result<(Presence, Option<Session>)> {
-    let (last, deleted) = journal.last_fields(&s.session_id)?;
+    let (last, deleted) = journal.last_fields(&s.session_id, dates)?;
     if let Some(seq) = deleted {
         return Ok((Presence::Deleted { seq }, last));
     }
@@ -120,11 +122,13 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
             n => bail!("{prefix:?} matches {n} sessions; give more of the id"),
         }
     }
+    // A date is shown in JSON, and beside a deleted session (listed with --all, or asked for).
+    let dates = args.json || args.all || args.session.is_some();
     let mut listed = HashMap::new();
     let mut warnings = report.warnings.clone();
     let mut rows = Vec::new();
     for s in &report.sessions {
-        let (presence, last) = presence(&journal, s, &mut listed, &mut warnings)?;
+        let (presence, last) = presence(&journal, s, dates, &mut listed, &mut warnings)?;
         if matches!(presence, Presence::Deleted { .. }) && !args.all && args.session.is_none() {
             continue;
         }

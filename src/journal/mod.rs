@@ -697,10 +697,26 @@ impl Journal {
     /// for the first one with a message (what a title falls back on). Nothing is rebuilt from
     /// history: `status` asks this of every session, deleted ones included, which pile up. The
     /// session returned may have no requests, or empty ones.
-    pub fn last_fields(&self, session_id: &str) -> Result<(Option<crate::session::Session>, Option<u64>), StateError> {
+    ///
+    /// With `activity`, a session without a `lastMessageDate` (a `.jsonl` one) also gets its
+    /// last request read, so that [`crate::session::Session::last_activity`] dates it by that
+    /// request rather than by its creation: one record more, for readers that show the date.
+    pub fn last_fields(
+        &self,
+        session_id: &str,
+        activity: bool,
+    ) -> Result<(Option<crate::session::Session>, Option<u64>), StateError> {
+        let undated = |s: &crate::session::Session| activity && s.last_message_date().is_none();
         if let Some(held) = self.held(session_id)? {
             let fields = held.shape.metadata().map(|(k, v)| (k.to_owned(), v.clone())).collect();
-            return Ok((crate::session::Session::from_value(serde_json::Value::Object(fields)).ok(), None));
+            let mut session = crate::session::Session::from_value(serde_json::Value::Object(fields)).ok();
+            if let Some(s) = session.as_mut().filter(|s| undated(s))
+                && let Some(&(seq, index)) = held.sources.last()
+                && let Some(request) = self.placed_request(session_id, Source { seq, index })?
+            {
+                s.requests.push(request);
+            }
+            return Ok((session, None));
         }
         let (state, deleted) = before_deletions(|upto| self.placed_state_at(session_id, upto))?;
         let Some(mut state) = state else { return Ok((None, deleted)) };
@@ -709,7 +725,24 @@ impl Journal {
             let (state, deleted) = self.last_existing(session_id)?;
             return Ok((state.map(|st| st.session), deleted));
         }
+        if undated(&state.session)
+            && let Some(&source) = state.sources.last()
+            && let Some(request) = self.placed_request(session_id, source)?
+            && let Some(slot) = state.session.requests.last_mut()
+        {
+            *slot = request;
+        }
         Ok((Some(state.session), deleted))
+    }
+
+    /// The request a source names, as a [`crate::session::Request`]; `None` when it is not
+    /// there to read (the caller keeps what it had).
+    fn placed_request(
+        &self,
+        session_id: &str,
+        source: Source,
+    ) -> Result<Option<crate::session::Request>, JournalError> {
+        Ok(self.request_at(session_id, source)?.and_then(|v| crate::session::Request::from_value(v).ok()))
     }
 
     /// The seqs of one session's records, ascending, from the per-session index.
@@ -1061,7 +1094,7 @@ mod tests {
         let compare = |j: &Journal| {
             let (state, deleted) = j.last_existing("s").unwrap();
             let full = state.unwrap().session;
-            let (fields, fields_deleted) = j.last_fields("s").unwrap();
+            let (fields, fields_deleted) = j.last_fields("s", false).unwrap();
             let fields = fields.unwrap();
             assert_eq!(fields_deleted, deleted);
             assert_eq!(fields.display_title(), full.display_title());
@@ -1079,6 +1112,29 @@ mod tests {
         let seq = j.append(vec![gone]).unwrap()[0].seq;
         assert!(!j.store.snapshots_of("s").unwrap().is_empty(), "read from a snapshot");
         assert_eq!(compare(&j), Some(seq));
+    }
+
+    /// A `.jsonl` session has no `lastMessageDate`: asked for its activity, `last_fields`
+    /// reads its last request, which dates it as the rebuilt session does.
+    #[test]
+    fn last_fields_with_activity_date_an_undated_session_by_its_last_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("j"), OpenMode::Create).unwrap();
+        let session = json!({"creationDate": 5, "requests": []});
+        let mut batch = vec![NewChange { entity_type: EntityType::Session, payload: session, ..change("s", "s") }];
+        for i in 0..70i64 {
+            let request = json!({"requestId": format!("r{i}"), "timestamp": 1000 + i, "message": {"text": "q"}});
+            batch.push(NewChange { payload: json!({"index": i, "request": request}), ..change("s", &format!("r{i}")) });
+        }
+        j.append(batch).unwrap();
+        assert!(!j.store.snapshots_of("s").unwrap().is_empty(), "read from a snapshot");
+        let full = j.last_existing("s").unwrap().0.unwrap().session;
+        assert_eq!(full.last_activity(), Some(1069));
+        let (fields, _) = j.last_fields("s", true).unwrap();
+        assert_eq!(fields.unwrap().last_activity(), Some(1069));
+        // Without it, no request past the title's (the first with a message) is read.
+        let (fields, _) = j.last_fields("s", false).unwrap();
+        assert_eq!(fields.unwrap().last_activity(), Some(1000));
     }
 
     #[test]
