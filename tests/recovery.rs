@@ -206,6 +206,31 @@ fn status_dates_a_jsonl_session_by_its_last_request() {
     assert!(text.contains("last message 2025-12-06"), "{text}");
 }
 
+/// A session deleted in the journal whose file VS Code writes again (an undo, a copy put
+/// back) is not reported gone: the next sync brings it back, and status says so.
+#[test]
+fn a_session_whose_file_comes_back_after_its_deletion_is_present_again() {
+    let vs = Vs::new();
+    let text = session(ID, "Borrow checker", &[request(1, "why E0502")]);
+    write(&vs.file(ID), &text);
+    vs.set_index(&[ID]);
+    vs.ok(&["sync"]);
+    std::fs::remove_file(vs.file(ID)).unwrap();
+    assert!(vs.ok(&["sync"]).contains("deleted"));
+    let row = |vs: &Vs| vs.status_all().into_iter().find(|r| r["session_id"] == ID).expect("listed");
+    assert_eq!(row(&vs)["presence"], "deleted");
+    write(&vs.file(ID), &text);
+    let now = row(&vs);
+    assert_eq!((&now["presence"], &now["status"]), (&json!("present"), &json!("remote_ahead")), "{now}");
+    let plain = vs.ok(&["status"]);
+    assert!(plain.lines().any(|l| l.starts_with("remote_ahead") && !l.contains("chasm restore")), "{plain}");
+    vs.ok(&["sync"]);
+    assert_eq!(row(&vs)["status"], "synced");
+    // A deletion made through chasm, not yet pushed, leaves the file: deleted, as asked.
+    vs.env.ok(&["delete", ID]);
+    assert_eq!(row(&vs)["presence"], "deleted");
+}
+
 #[test]
 fn a_session_deleted_in_vs_code_is_listed_and_restored_into_vs_code_and_its_index() {
     let vs = Vs::new();

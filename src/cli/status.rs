@@ -69,10 +69,14 @@ fn presence(
     warnings: &mut Vec<String>,
 ) -> Result<(Presence, Option<Session>)> {
     let (last, deleted) = journal.last_fields(&s.session_id, dates)?;
-    if let Some(seq) = deleted {
+    let file = s.location.as_ref().filter(|l| l.path.is_file());
+    // Deleted in the journal, but VS Code has the file again (written since): the next sync
+    // brings it back, so it is not gone. (A deletion made through chasm and not yet pushed
+    // leaves the file with no change in VS Code: deleted, as the user asked.)
+    if let Some(seq) = deleted.filter(|_| file.is_none() || s.remote_changes == 0) {
         return Ok((Presence::Deleted { seq }, last));
     }
-    let Some(loc) = s.location.as_ref().filter(|l| l.path.is_file()) else {
+    let Some(loc) = file else {
         return Ok((if s.location.is_none() { Presence::JournalOnly } else { Presence::Present }, last));
     };
     let Some(db) = loc.path.parent().and_then(index::state_db_for) else { return Ok((Presence::Present, last)) };
