@@ -16,7 +16,9 @@ export CHASM_JOURNAL="$work/journal"
 chat="$work/User/workspaceStorage/demo/chatSessions"
 mkdir -p "$chat"
 
-step() { printf '\n\033[1m$ chasm %s\033[0m\n' "$*"; chasm "$@"; }
+# Each command is shown before its output: in bold on a terminal, as chasm colours its own.
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+step() { printf '\n%s$ chasm %s%s\n' "$bold" "$*" "$plain"; chasm "$@"; }
 
 # Two finished sessions: an on-disk .json and a panel export.
 step capture examples/sessions/3b5e8f20-6c1d-4a9e-b7f2-0e4d6c8a1f35.json examples/sessions/rebase-onto-export.json
