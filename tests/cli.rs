@@ -198,6 +198,12 @@ fn bad_input_is_refused_and_stores_nothing() {
     let line = env.fails(&["capture", p(&dir.join("missing.json"))]);
     assert!(line.contains("missing.json"), "{line}");
     assert_eq!(env.log(), before);
+    // Titles and tags that VS Code could not show on one line, or would not show at all.
+    for bad in ["", "   ", "two\nlines", "a\tb"] {
+        assert!(env.fails(&["rename", "good-1", bad]).contains("title"), "{bad:?}");
+        assert!(env.fails(&["tag", "good-1", bad]).contains("tag"), "{bad:?}");
+    }
+    assert_eq!(env.log(), before);
     assert!(env.ok(&["verify"]).starts_with("ok:"));
 }
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use serde_json::Value;
 
 use super::edit::{current, record_local};
@@ -20,6 +20,10 @@ pub struct Args {
 }
 
 pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
+    // VS Code shows a title on one line, and an empty one as if there were none.
+    if args.title.trim().is_empty() || args.title.chars().any(char::is_control) {
+        bail!("a title must be non-empty text without control characters");
+    }
     let mut journal = super::open_journal(journal_dir, OpenMode::Existing)?;
     let (id, state) = current(&journal, &args.session)?;
     if state.session.custom_title() == Some(args.title.as_str()) {
