@@ -1123,21 +1123,27 @@ impl Store {
                         .map_err(storage)?;
                 }
                 let mut update = s.conn.prepare_cached("UPDATE log SET record = ?2 WHERE seq = ?1").map_err(storage)?;
-                let mut insert =
-                    s.conn.prepare_cached("INSERT INTO blocks (first, frame) VALUES (?1, ?2)").map_err(storage)?;
+                // A block is never replaced: one already stored under a run's first seq (no row
+                // names it; only a hand on the database leaves one) keeps the run's rows as
+                // they are, where a failed insert would fail every later gc.
+                let mut insert = (s.conn)
+                    .prepare_cached("INSERT INTO blocks (first, frame) VALUES (?1, ?2) ON CONFLICT (first) DO NOTHING")
+                    .map_err(storage)?;
                 for w in &writes {
-                    if let Some(frame) = &w.block {
-                        insert.execute(params![int(w.rows[0].0), frame]).map_err(storage)?;
+                    if let Some(frame) = &w.block
+                        && insert.execute(params![int(w.rows[0].0), frame]).map_err(storage)? == 0
+                    {
+                        continue;
                     }
                     for (seq, row) in &w.rows {
                         update.execute(params![int(*seq), row]).map_err(storage)?;
                     }
+                    packed += w.rows.len() as u64;
+                    blocks += u64::from(w.block.is_some());
                 }
                 Ok(())
             })?;
             format = format.max(needed);
-            packed += writes.iter().map(|w| w.rows.len() as u64).sum::<u64>();
-            blocks += writes.iter().filter(|w| w.block.is_some()).count() as u64;
             progress.report("compressing records", last, total);
         }
         progress.report("compressing snapshots", 0, 1);
@@ -1792,6 +1798,34 @@ mod tests {
         j.store.conn.execute("DELETE FROM blocks", []).unwrap();
         let Err(JournalError::Corrupt { seq: 3, reason }) = j.get(3) else { panic!("a missing block read") };
         assert!(reason.contains("block, from record 2 on, is missing"), "{reason}");
+    }
+
+    /// A block no row names (left by a hand on the database: rows put back whole) is never
+    /// replaced, and does not stop a later pack: the run it would take stays as it is.
+    #[test]
+    fn a_pack_meeting_a_block_already_stored_leaves_that_run_and_packs_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Create).unwrap();
+        let appended = j.append(requests(3)).unwrap();
+        assert_eq!(j.pack(&crate::progress::Progress::default()).unwrap().blocks, 1);
+        let frame = |j: &crate::journal::Journal| -> Vec<u8> {
+            j.store.conn.query_row("SELECT frame FROM blocks WHERE first = 1", [], |r| r.get(0)).unwrap()
+        };
+        let stray = frame(&j);
+        for r in &appended {
+            j.store.conn.execute("UPDATE log SET record = ?2 WHERE seq = ?1", params![int(r.seq), r.encode()]).unwrap();
+        }
+        drop(j);
+        let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Existing).unwrap();
+        let more = j.append((3..6).map(|i| request("t", i)).collect()).unwrap();
+        let packed = j.pack(&crate::progress::Progress::default()).unwrap();
+        assert_eq!((packed.records, packed.blocks), (3, 1), "{packed:?}");
+        assert_eq!(frame(&j), stray, "never replaced");
+        assert!((1..=3).all(|seq| stored_form(&j, seq) == Form::Whole));
+        assert!(more.iter().all(|r| matches!(stored_form(&j, r.seq), Form::InBlock { .. })));
+        let all: Vec<_> = appended.into_iter().chain(more).collect();
+        assert_eq!(j.iter().collect::<Result<Vec<_>, _>>().unwrap(), all);
+        assert!(j.verify().unwrap().problems.is_empty());
     }
 
     #[test]
