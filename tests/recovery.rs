@@ -217,6 +217,9 @@ fn a_session_whose_file_comes_back_after_its_deletion_is_present_again() {
     vs.ok(&["sync"]);
     std::fs::remove_file(vs.file(ID)).unwrap();
     assert!(vs.ok(&["sync"]).contains("deleted"));
+    // A second sync finds it settled, gone, and notes so: plain status leaves it out.
+    vs.ok(&["sync"]);
+    assert!(!vs.ok(&["status"]).contains(&ID[..8]));
     let row = |vs: &Vs| vs.status_all().into_iter().find(|r| r["session_id"] == ID).expect("listed");
     assert_eq!(row(&vs)["presence"], "deleted");
     write(&vs.file(ID), &text);

@@ -128,12 +128,28 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
     }
     // A date is shown in JSON, and beside a deleted session (listed with --all, or asked for).
     let dates = args.json || args.all || args.session.is_some();
+    // Plain status lists no deleted session. Those a sync found settled and gone, with no
+    // record since, are known gone from its cache: deleted sessions pile up, and reading what
+    // each last held costs a snapshot and a request.
+    let hide_deleted = !args.all && args.session.is_none();
+    let settled_gone: BTreeSet<String> = if hide_deleted {
+        (journal.fingerprints_in_step()?.into_iter())
+            .filter(|(_, fp)| fp.settled.as_ref().is_some_and(|s| !s.exists))
+            .map(|(id, _)| id)
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
     let mut listed = HashMap::new();
     let mut warnings = report.warnings.clone();
     let mut rows = Vec::new();
     for s in &report.sessions {
+        // Unless VS Code has written its file again (see `presence`).
+        if settled_gone.contains(&s.session_id) && (s.location.is_none() || s.remote_changes == 0) {
+            continue;
+        }
         let (presence, last) = presence(&journal, s, dates, &mut listed, &mut warnings)?;
-        if matches!(presence, Presence::Deleted { .. }) && !args.all && args.session.is_none() {
+        if matches!(presence, Presence::Deleted { .. }) && hide_deleted {
             continue;
         }
         rows.push((s, presence, last));
