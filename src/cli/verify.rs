@@ -56,10 +56,14 @@ pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress)
                 report.finals_rebuilt
             )?;
         }
+        let s = |n: u64| if n == 1 { "" } else { "s" };
         writeln!(
             out,
-            "ok: {} records in {} sessions; hash chain intact; indexes consistent",
-            report.records, report.sessions
+            "ok: {} record{} in {} session{}; hash chain intact; indexes consistent",
+            report.records,
+            s(report.records),
+            report.sessions,
+            s(report.sessions)
         )?;
     } else {
         for p in report.problems.iter().take(20) {
