@@ -215,8 +215,39 @@ pub enum SyncError {
     Fold(#[from] FoldError),
     #[error(transparent)]
     Merge(#[from] MergeError),
-    #[error("{} would be deleted {side} (more than --max-delete {max}); {}", sessions(*.count), left_as_it_was(*.recorded))]
-    TooManyDeletes { side: &'static str, count: usize, max: usize, recorded: usize },
+    #[error(
+        "{}, more than --max-delete {max}; {}; a sync with --max-delete {count} {}",
+        side.what(*count),
+        left_as_it_was(*recorded),
+        side.ahead()
+    )]
+    TooManyDeletes { side: DeleteSide, count: usize, max: usize, recorded: usize },
+}
+
+/// Whose deletions stopped a sync (see [`SyncError::TooManyDeletes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteSide {
+    /// VS Code deleted the sessions: recording that is what was held back. (VS Code drops
+    /// sessions on its own; a person must not read that chasm was about to delete them.)
+    VsCode,
+    /// chasm would delete them in VS Code (`chasm delete`, a merge).
+    Chasm,
+}
+
+impl DeleteSide {
+    fn what(self, count: usize) -> String {
+        match self {
+            DeleteSide::VsCode => format!("VS Code deleted {}", sessions(count)),
+            DeleteSide::Chasm => format!("chasm would delete {} in VS Code", sessions(count)),
+        }
+    }
+
+    fn ahead(self) -> &'static str {
+        match self {
+            DeleteSide::VsCode => "records the deletions (the history stays in the journal)",
+            DeleteSide::Chasm => "deletes them",
+        }
+    }
 }
 
 impl From<StateError> for SyncError {
@@ -534,7 +565,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     }
     if remote_deletes > opts.max_delete {
         return Err(SyncError::TooManyDeletes {
-            side: "in VS Code",
+            side: DeleteSide::VsCode,
             count: remote_deletes,
             max: opts.max_delete,
             recorded: changes_recorded,
@@ -601,7 +632,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             journal.append(batch)?;
         }
         return Err(SyncError::TooManyDeletes {
-            side: "in VS Code by chasm",
+            side: DeleteSide::Chasm,
             count: local_deletes,
             max: opts.max_delete,
             recorded: changes_recorded,

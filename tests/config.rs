@@ -51,7 +51,11 @@ fn flags_beat_the_environment_which_beats_the_file_which_beats_the_defaults() {
     assert!(run(&env, &config, &[], &["sync", "--root", root]).status.success());
     std::fs::remove_file(chat.join("s1.json")).unwrap();
     let line = assert_error_line(&run(&env, &config, &[], &["sync", "--root", root]));
-    assert!(line.contains("max-delete 0"), "{line}");
+    // VS Code deleted it: said so, not as if chasm were about to.
+    assert!(
+        line.starts_with("error: VS Code deleted 1 session, more than --max-delete 0; nothing was changed"),
+        "{line}"
+    );
     assert!(
         run(&env, &config, &[("CHASM_MAX_DELETE", "0")], &["sync", "--root", root, "--max-delete", "1"])
             .status

@@ -476,11 +476,11 @@ fn max_delete_counts_the_sessions_chasm_would_delete_in_vs_code() {
     let records = vs.env.log().len();
     let sync = |args: &[&str]| vs.env.chasm(&[&["sync", "--root", &root, "--max-delete", "0"], args].concat());
     let line = common::assert_error_line(&sync(&["--dry-run"]));
-    assert!(line.contains("1 session would be deleted in VS Code by chasm"), "{line}");
-    assert!(line.ends_with("nothing was changed"), "{line}");
+    assert!(line.contains("chasm would delete 1 session in VS Code, more than --max-delete 0"), "{line}");
+    assert!(line.contains("; nothing was changed; a sync with --max-delete 1 deletes them"), "{line}");
     assert_eq!(vs.env.log().len(), records);
     let line = common::assert_error_line(&sync(&[]));
-    assert!(line.ends_with("the change read from VS Code was recorded; nothing was written to VS Code"), "{line}");
+    assert!(line.contains("the change read from VS Code was recorded; nothing was written to VS Code"), "{line}");
     // The change, and the checkpoint of the session it left in step.
     let log = vs.env.log();
     assert_eq!(log.len(), records + 2);
@@ -523,7 +523,7 @@ fn a_session_created_while_the_delete_limit_stops_syncs_is_seen_deleted() {
     let (brief, file) = new_session(&vs);
     let root = vs.root();
     let out = vs.env.chasm(&["sync", "--root", &root, "--max-delete", "0"]);
-    assert!(common::assert_error_line(&out).contains("would be deleted in VS Code by chasm"));
+    assert!(common::assert_error_line(&out).contains("chasm would delete 1 session in VS Code"));
     assert_eq!(vs.status(brief), "synced");
     std::fs::remove_file(&file).unwrap();
     assert_eq!(vs.sync(&["--max-delete", "2"]).0, 0);
@@ -551,7 +551,12 @@ fn max_delete_stops_a_sync_that_would_delete_too_much() {
     let root = vs.root();
     let out = vs.env.chasm(&["sync", "--root", &root, "--max-delete", "4"]);
     let line = common::assert_error_line(&out);
-    assert!(line.contains("5 sessions would be deleted"), "{line}");
+    assert!(line.contains("VS Code deleted 5 sessions, more than --max-delete 4"), "{line}");
+    // The way on, in the same line.
+    assert!(
+        line.ends_with("a sync with --max-delete 5 records the deletions (the history stays in the journal)"),
+        "{line}"
+    );
     assert_eq!(vs.env.log().len(), records, "nothing recorded");
     let (code, _) = vs.sync(&["--max-delete", "5"]);
     assert_eq!(code, 0);
