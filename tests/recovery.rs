@@ -232,6 +232,9 @@ fn a_session_whose_file_comes_back_after_its_deletion_is_present_again() {
     // A deletion made through chasm, not yet pushed, leaves the file: deleted, as asked.
     vs.env.ok(&["delete", ID]);
     assert_eq!(row(&vs)["presence"], "deleted");
+    // Edits to a deleted session are refused, with the way back.
+    let line = vs.env.fails(&["rename", ID, "Renamed"]);
+    assert!(line.contains("was deleted at seq") && line.contains(&format!("`chasm restore {ID}`")), "{line}");
 }
 
 #[test]

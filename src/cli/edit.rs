@@ -13,7 +13,10 @@ pub fn current(journal: &Journal, prefix: &str) -> Result<(String, SessionState)
     let id = journal.resolve_session(prefix)?;
     match journal.state_at(&id, u64::MAX)? {
         Some(state) if state.exists => Ok((id, state)),
-        Some(state) => bail!("session {id} was deleted at seq {}", state.deleted_seq.unwrap_or(state.last_seq)),
+        Some(state) => bail!(
+            "session {id} was deleted at seq {}; `chasm restore {id}` brings it back",
+            state.deleted_seq.unwrap_or(state.last_seq)
+        ),
         None => bail!("no session matches {prefix:?}"),
     }
 }
