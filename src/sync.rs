@@ -672,9 +672,12 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
                 continue;
             }
             report.files_written += 1;
-            // A file chasm brought back (or created) is not shown until the editor lists it.
-            if let (Some(session), None) = (target, &p.expected) {
-                p.report.listed = list(provider, loc, &id, session, &mut report.warnings);
+            // A file chasm brought back (or created) is not shown until the editor lists it;
+            // one it deleted comes off the list.
+            match (target, &p.expected) {
+                (Some(session), None) => p.report.listed = list(provider, loc, &id, session, &mut report.warnings),
+                (None, _) => unlist(provider, loc, &id, &mut report.warnings),
+                _ => {}
             }
         }
         let next_seq = |batch: &Vec<NewChange>| journal.last_seq() + batch.len() as u64 + 1;
@@ -881,6 +884,18 @@ pub fn list(provider: &dyn Provider, loc: &Location, id: &str, session: &Session
             ));
             false
         }
+    }
+}
+
+/// Takes a session chasm deleted off the editor's list; where it cannot now, a warning says
+/// what is left (the editor shows it until it is deleted there too, which its file's absence
+/// does not stop).
+fn unlist(provider: &dyn Provider, loc: &Location, id: &str, warnings: &mut Vec<String>) {
+    if let Err(e) = provider.ensure_unlisted(loc, id) {
+        warnings.push(format!(
+            "{id} was deleted from {}, but VS Code still lists it: {e}; delete it in VS Code's chat history too",
+            loc.path.display()
+        ));
     }
 }
 

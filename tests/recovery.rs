@@ -206,6 +206,33 @@ fn status_dates_a_jsonl_session_by_its_last_request() {
     assert!(text.contains("last message 2025-12-06"), "{text}");
 }
 
+/// A session deleted through chasm comes off VS Code's list with its file, as VS Code's own
+/// deletion does: listed without a file, it would be shown and fail to open. With VS Code
+/// holding its database, the file still goes and a warning says what is left.
+#[test]
+fn a_session_chasm_deletes_in_vs_code_leaves_its_index_too() {
+    let vs = Vs::new();
+    write(&vs.file(ID), &session(ID, "Borrow checker", &[request(1, "why E0502")]));
+    write(&vs.file(OTHER), &session(OTHER, "Other", &[request(1, "hello")]));
+    vs.set_index(&[ID, OTHER]);
+    vs.ok(&["sync"]);
+    vs.env.ok(&["delete", ID]);
+    vs.ok(&["sync"]);
+    assert!(!vs.file(ID).exists());
+    assert_eq!(vs.listed(), [OTHER]);
+    // VS Code running, its database busy: the file is deleted, the entry stays, and says so.
+    vs.env.ok(&["delete", OTHER]);
+    let holder = Connection::open(vs.db_path()).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let out = vs.run(&["sync"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("VS Code still lists it") && stderr.contains(OTHER), "{stderr}");
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert!(!vs.file(OTHER).exists());
+    assert_eq!(vs.listed(), [OTHER]);
+}
+
 /// A session deleted in the journal whose file VS Code writes again (an undo, a copy put
 /// back) is not reported gone: the next sync brings it back, and status says so.
 #[test]

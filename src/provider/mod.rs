@@ -153,6 +153,10 @@ pub trait Provider {
     /// shown where the editor keeps a separate list (VS Code's index in `state.vscdb`).
     fn ensure_listed(&self, location: &Location, session_id: &str, session: &Session)
     -> Result<Listing, ProviderError>;
+    /// Takes a session chasm deleted at `location` off the editor's list, as the editor does
+    /// when it deletes one: listed with its file gone, it is shown but cannot be opened.
+    /// `true` when an entry was removed.
+    fn ensure_unlisted(&self, location: &Location, session_id: &str) -> Result<bool, ProviderError>;
     /// Removes what killed writes of chasm's left in the provider's storage (temporary files
     /// older than an hour); returns how many.
     fn tidy(&self) -> usize;

@@ -4,7 +4,8 @@
 //! `ItemTable`, key `chat.ChatSessionStore.index`, value JSON `{"version": 1, "entries":
 //! {<id>: {sessionId, title, lastMessageDate, …}}}`), and drops old entries from it: the file
 //! stays, the session is no longer shown. chasm reads the index to tell such hidden sessions
-//! apart, and adds an entry for a session it writes back or creates.
+//! apart, adds an entry for a session it writes back or creates, and removes the entry of a
+//! session it deletes, as VS Code does.
 //!
 //! VS Code keeps the index in memory while it runs and writes it back whole, so an edit made
 //! under a running VS Code would be lost; a database VS Code holds busy is reported as
@@ -146,29 +147,59 @@ pub fn register(db: &Path, session_id: &str, session: &Session) -> Result<Regist
         return Ok(Registered::AlreadyListed);
     }
 
+    change_entries(&mut conn, db, |entries| {
+        let mut entry = entries.get(session_id).and_then(Value::as_object).cloned().unwrap_or_else(Map::new);
+        for (k, v) in wanted.as_object().expect("an object") {
+            if !(entry.contains_key(k) && matches!(k.as_str(), "initialLocation" | "hasPendingEdits")) {
+                entry.insert(k.clone(), v.clone());
+            }
+        }
+        entries.insert(session_id.to_owned(), Value::Object(entry));
+    })?;
+    Ok(Registered::Added)
+}
+
+/// Removes a session's entry from the index of `db`, as VS Code does when it deletes a
+/// session: a listed session whose file is gone is shown in its history but cannot be opened.
+/// `true` when an entry was removed (after copying the database, as [`register`] does).
+pub fn unregister(db: &Path, session_id: &str) -> Result<bool, IndexError> {
+    if !db.is_file() {
+        return Ok(false);
+    }
+    let mut conn = open(db, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    let current = read_value(&conn, db)?;
+    if current.as_ref().and_then(|v| v.get("entries")).and_then(|e| e.get(session_id)).is_none() {
+        return Ok(false);
+    }
+    change_entries(&mut conn, db, |entries| {
+        entries.shift_remove(session_id);
+    })?;
+    Ok(true)
+}
+
+/// Changes the index's entries in one transaction, after copying the database to
+/// `state.vscdb.chasm-backup`. The index is read again inside the transaction, so what VS
+/// Code wrote since the caller read it is kept.
+fn change_entries(
+    conn: &mut Connection,
+    db: &Path,
+    change: impl FnOnce(&mut Map<String, Value>),
+) -> Result<(), IndexError> {
     let backup = db.with_extension(format!("vscdb.{BACKUP_SUFFIX}"));
     conn.backup(rusqlite::MAIN_DB, &backup, None).map_err(|e| error(db, e))?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| error(db, e))?;
-    // Read again inside the transaction: what VS Code wrote since is kept.
     let mut index = read_value(&tx, db)?.unwrap_or_else(|| json!({"version": 1, "entries": {}}));
     let entries = index
         .get_mut("entries")
         .and_then(Value::as_object_mut)
         .ok_or_else(|| IndexError::BadIndex { path: db.to_owned() })?;
-    let mut entry = entries.get(session_id).and_then(Value::as_object).cloned().unwrap_or_else(Map::new);
-    for (k, v) in wanted.as_object().expect("an object") {
-        if !(entry.contains_key(k) && matches!(k.as_str(), "initialLocation" | "hasPendingEdits")) {
-            entry.insert(k.clone(), v.clone());
-        }
-    }
-    entries.insert(session_id.to_owned(), Value::Object(entry));
+    change(entries);
     tx.execute(
         "INSERT OR REPLACE INTO ItemTable (key, value) VALUES (?1, ?2)",
         rusqlite::params![INDEX_KEY, index.to_string()],
     )
     .map_err(|e| error(db, e))?;
-    tx.commit().map_err(|e| error(db, e))?;
-    Ok(Registered::Added)
+    tx.commit().map_err(|e| error(db, e))
 }
 
 #[cfg(test)]
@@ -217,6 +248,25 @@ pub(crate) mod tests {
         assert_eq!(index["entries"]["b"]["title"], "Bee");
         assert_eq!(index["entries"]["b"]["lastMessageDate"], 5);
         assert_eq!(index["entries"]["a"]["title"], "t");
+    }
+
+    #[test]
+    fn unregistering_removes_that_entry_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.vscdb");
+        assert!(!unregister(&db, "a").unwrap(), "no database: nothing to remove");
+        make_state_db(&db, &["a", "b", "c"]);
+        assert!(unregister(&db, "b").unwrap());
+        assert!(!unregister(&db, "b").unwrap(), "no longer listed");
+        assert_eq!(listed_ids(&db).unwrap().unwrap(), BTreeSet::from(["a".to_string(), "c".to_string()]));
+        assert!(dir.path().join("state.vscdb.chasm-backup").is_file());
+        let conn = Connection::open(&db).unwrap();
+        let other: String =
+            conn.query_row("SELECT value FROM ItemTable WHERE key = 'other.key'", [], |r| r.get(0)).unwrap();
+        assert_eq!(other, "kept");
+        // Busy (VS Code running): reported, not forced.
+        conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        assert!(matches!(unregister(&db, "a"), Err(IndexError::Locked(_))));
     }
 
     #[test]

@@ -233,6 +233,11 @@ impl Provider for VsCode {
         })
     }
 
+    fn ensure_unlisted(&self, location: &Location, session_id: &str) -> Result<bool, ProviderError> {
+        let Some(db) = location.path.parent().and_then(index::state_db_for) else { return Ok(false) };
+        Ok(index::unregister(&db, session_id)?)
+    }
+
     fn tidy(&self) -> usize {
         let hour = std::time::Duration::from_secs(3600);
         self.dirs.iter().map(|d| crate::atomic::remove_stale_temporaries(&d.path, hour)).sum()
