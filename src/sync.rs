@@ -673,11 +673,18 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             }
             report.files_written += 1;
             // A file chasm brought back (or created) is not shown until the editor lists it;
-            // one it deleted comes off the list.
+            // one it deleted comes off the list; one it rewrote is listed as it now reads (a
+            // rename). With the editor's database busy, the last is left to the editor, which
+            // rewrites its list from its own copy anyway while it runs.
             match (target, &p.expected) {
                 (Some(session), None) => p.report.listed = list(provider, loc, &id, session, &mut report.warnings),
+                (Some(session), Some(_)) => match provider.refresh_listing(loc, &id, session) {
+                    Err(e) if !e.is_busy() => {
+                        report.warnings.push(format!("{id}: VS Code's list was not brought up to date: {e}"));
+                    }
+                    _ => {}
+                },
                 (None, _) => unlist(provider, loc, &id, &mut report.warnings),
-                _ => {}
             }
         }
         let next_seq = |batch: &Vec<NewChange>| journal.last_seq() + batch.len() as u64 + 1;

@@ -155,6 +155,9 @@ impl Provider for Vanishing {
     fn ensure_listed(&self, location: &Location, id: &str, session: &Session) -> Result<Listing, ProviderError> {
         self.0.ensure_listed(location, id, session)
     }
+    fn refresh_listing(&self, location: &Location, id: &str, session: &Session) -> Result<bool, ProviderError> {
+        self.0.refresh_listing(location, id, session)
+    }
     fn ensure_unlisted(&self, location: &Location, id: &str) -> Result<bool, ProviderError> {
         self.0.ensure_unlisted(location, id)
     }

@@ -206,6 +206,23 @@ fn status_dates_a_jsonl_session_by_its_last_request() {
     assert!(text.contains("last message 2025-12-06"), "{text}");
 }
 
+/// A rename through chasm shows in VS Code's history, whose titles come from its index: the
+/// entry is brought up to date with the file, as VS Code does when it saves a session. A
+/// session the index no longer lists is not listed by it.
+#[test]
+fn a_rename_through_chasm_reaches_vs_codes_list() {
+    let vs = Vs::new();
+    write(&vs.file(ID), &session(ID, "Borrow checker", &[request(1, "why E0502")]));
+    write(&vs.file(OTHER), &session(OTHER, "Other", &[request(1, "hello")]));
+    vs.set_index(&[ID]);
+    vs.ok(&["sync"]);
+    vs.env.ok(&["rename", ID, "Lifetimes, at last"]);
+    vs.env.ok(&["rename", OTHER, "Still hidden"]);
+    vs.ok(&["sync"]);
+    assert_eq!(vs.index()["entries"][ID]["title"], "Lifetimes, at last");
+    assert_eq!(vs.listed(), [ID]);
+}
+
 /// A session deleted through chasm comes off VS Code's list with its file, as VS Code's own
 /// deletion does: listed without a file, it would be shown and fail to open. With VS Code
 /// holding its database, the file still goes and a warning says what is left.

@@ -117,6 +117,14 @@ pub enum ProviderError {
     Index(#[from] vscode::index::IndexError),
 }
 
+impl ProviderError {
+    /// Whether the editor holds what chasm would change (VS Code running, its database busy):
+    /// a moment's condition, not a fault.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, ProviderError::Index(vscode::index::IndexError::Locked(_)))
+    }
+}
+
 /// Whether the editor lists a session in its own history view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Listing {
@@ -153,6 +161,9 @@ pub trait Provider {
     /// shown where the editor keeps a separate list (VS Code's index in `state.vscdb`).
     fn ensure_listed(&self, location: &Location, session_id: &str, session: &Session)
     -> Result<Listing, ProviderError>;
+    /// Brings the editor's list up to date with a session chasm wrote over its file at
+    /// `location` (its title, its date), where the list names it; `true` when it changed.
+    fn refresh_listing(&self, location: &Location, session_id: &str, session: &Session) -> Result<bool, ProviderError>;
     /// Takes a session chasm deleted at `location` off the editor's list, as the editor does
     /// when it deletes one: listed with its file gone, it is shown but cannot be opened.
     /// `true` when an entry was removed.

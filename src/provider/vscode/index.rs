@@ -51,6 +51,8 @@ pub enum Registered {
     AlreadyListed,
     /// There is no `state.vscdb` (VS Code never opened this storage): nothing to add to.
     NoDatabase,
+    /// The index does not list the session, and was asked only to refresh it ([`refresh`]).
+    NotListed,
 }
 
 /// The `state.vscdb` whose index covers a chat folder: beside it, for a workspace's
@@ -134,6 +136,18 @@ pub fn entry_for(session_id: &str, session: &Session) -> Value {
 /// database to `state.vscdb.chasm-backup`. The change is one transaction; fields of an
 /// existing entry that chasm does not set are kept.
 pub fn register(db: &Path, session_id: &str, session: &Session) -> Result<Registered, IndexError> {
+    put_entry(db, session_id, session, true)
+}
+
+/// Brings a listed session's entry up to date with what chasm just wrote over its file (its
+/// title, its last message date), as VS Code does when it saves a session: a rename shows in
+/// VS Code's history. A session the index does not list stays unlisted, hidden as VS Code
+/// left it ([`Registered::NotListed`]).
+pub fn refresh(db: &Path, session_id: &str, session: &Session) -> Result<Registered, IndexError> {
+    put_entry(db, session_id, session, false)
+}
+
+fn put_entry(db: &Path, session_id: &str, session: &Session, add: bool) -> Result<Registered, IndexError> {
     if !db.is_file() {
         return Ok(Registered::NoDatabase);
     }
@@ -141,6 +155,9 @@ pub fn register(db: &Path, session_id: &str, session: &Session) -> Result<Regist
     let wanted = entry_for(session_id, session);
     let current = read_value(&conn, db)?;
     let existing = current.as_ref().and_then(|v| v.get("entries")).and_then(|e| e.get(session_id));
+    if existing.is_none() && !add {
+        return Ok(Registered::NotListed);
+    }
     let listed_as_is =
         existing.is_some_and(|e| ["title", "lastMessageDate"].iter().all(|k| e.get(*k) == wanted.get(*k)));
     if listed_as_is {
@@ -148,6 +165,9 @@ pub fn register(db: &Path, session_id: &str, session: &Session) -> Result<Regist
     }
 
     change_entries(&mut conn, db, |entries| {
+        if !add && !entries.contains_key(session_id) {
+            return;
+        }
         let mut entry = entries.get(session_id).and_then(Value::as_object).cloned().unwrap_or_else(Map::new);
         for (k, v) in wanted.as_object().expect("an object") {
             if !(entry.contains_key(k) && matches!(k.as_str(), "initialLocation" | "hasPendingEdits")) {
@@ -248,6 +268,22 @@ pub(crate) mod tests {
         assert_eq!(index["entries"]["b"]["title"], "Bee");
         assert_eq!(index["entries"]["b"]["lastMessageDate"], 5);
         assert_eq!(index["entries"]["a"]["title"], "t");
+    }
+
+    #[test]
+    fn refreshing_updates_a_listed_entry_and_lists_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.vscdb");
+        make_state_db(&db, &["a"]);
+        assert_eq!(refresh(&db, "a", &session("Renamed")).unwrap(), Registered::Added);
+        assert_eq!(refresh(&db, "a", &session("Renamed")).unwrap(), Registered::AlreadyListed);
+        // Hidden (not listed) stays hidden.
+        assert_eq!(refresh(&db, "b", &session("Bee")).unwrap(), Registered::NotListed);
+        assert_eq!(listed_ids(&db).unwrap().unwrap(), BTreeSet::from(["a".to_string()]));
+        let conn = Connection::open(&db).unwrap();
+        let index: String =
+            conn.query_row("SELECT value FROM ItemTable WHERE key = ?1", [INDEX_KEY], |r| r.get(0)).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&index).unwrap()["entries"]["a"]["title"], "Renamed");
     }
 
     #[test]

@@ -229,8 +229,13 @@ impl Provider for VsCode {
         Ok(match index::register(&db, session_id, session)? {
             index::Registered::Added => Listing::Added,
             index::Registered::AlreadyListed => Listing::AlreadyListed,
-            index::Registered::NoDatabase => Listing::NoList,
+            index::Registered::NoDatabase | index::Registered::NotListed => Listing::NoList,
         })
+    }
+
+    fn refresh_listing(&self, location: &Location, session_id: &str, session: &Session) -> Result<bool, ProviderError> {
+        let Some(db) = location.path.parent().and_then(index::state_db_for) else { return Ok(false) };
+        Ok(index::refresh(&db, session_id, session)? == index::Registered::Added)
     }
 
     fn ensure_unlisted(&self, location: &Location, session_id: &str) -> Result<bool, ProviderError> {
