@@ -59,6 +59,13 @@ impl Presence {
     }
 }
 
+/// Whether VS Code has written the file of a session the journal holds deleted again since:
+/// the next sync brings it back, so it is not gone. (A deletion made through chasm and not yet
+/// pushed leaves the file with no change in VS Code: deleted, as the user asked.)
+fn written_again(s: &SessionSync) -> bool {
+    s.remote_changes > 0 && s.location.as_ref().is_some_and(|l| l.path.is_file())
+}
+
 /// Where a session stands in VS Code, and the last content the journal has of it (`dates`:
 /// enough of it to date the session's last message, see [`Journal::last_fields`]).
 fn presence(
@@ -69,14 +76,10 @@ fn presence(
     warnings: &mut Vec<String>,
 ) -> Result<(Presence, Option<Session>)> {
     let (last, deleted) = journal.last_fields(&s.session_id, dates)?;
-    let file = s.location.as_ref().filter(|l| l.path.is_file());
-    // Deleted in the journal, but VS Code has the file again (written since): the next sync
-    // brings it back, so it is not gone. (A deletion made through chasm and not yet pushed
-    // leaves the file with no change in VS Code: deleted, as the user asked.)
-    if let Some(seq) = deleted.filter(|_| file.is_none() || s.remote_changes == 0) {
+    if let Some(seq) = deleted.filter(|_| !written_again(s)) {
         return Ok((Presence::Deleted { seq }, last));
     }
-    let Some(loc) = file else {
+    let Some(loc) = s.location.as_ref().filter(|l| l.path.is_file()) else {
         return Ok((if s.location.is_none() { Presence::JournalOnly } else { Presence::Present }, last));
     };
     let Some(db) = loc.path.parent().and_then(index::state_db_for) else { return Ok((Presence::Present, last)) };
@@ -144,8 +147,7 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
     let mut warnings = report.warnings.clone();
     let mut rows = Vec::new();
     for s in &report.sessions {
-        // Unless VS Code has written its file again (see `presence`).
-        if settled_gone.contains(&s.session_id) && (s.location.is_none() || s.remote_changes == 0) {
+        if settled_gone.contains(&s.session_id) && !written_again(s) {
             continue;
         }
         let (presence, last) = presence(&journal, s, dates, &mut listed, &mut warnings)?;
