@@ -582,8 +582,7 @@ impl Journal {
             return Ok(true);
         }
         for (i, source) in state.sources.iter().enumerate() {
-            let request = self.request_at(session_id, *source)?.map(crate::session::Request::from_value);
-            let Some(Ok(request)) = request else { return Ok(false) };
+            let Some(request) = self.placed_request(session_id, *source)? else { return Ok(false) };
             if request.message_text().is_some()
                 && let Some(slot) = state.session.requests.get_mut(i)
             {
