@@ -106,7 +106,11 @@ pub enum Action {
     Merged,
     /// Conflicts wait for `resolve`; nothing overwritten.
     Conflicted,
-    /// Could not be synced this time (see `error`).
+    /// Left for the next sync: VS Code was writing the file (see `error`). Nothing is wrong;
+    /// the next sync reads what it wrote and merges as usual.
+    Deferred,
+    /// Could not be synced (see `error`): a file that does not read, a folder that refuses
+    /// the write. Every sync tries again, and fails again until the cause is mended.
     Failed,
 }
 
@@ -118,6 +122,7 @@ impl Action {
             Action::Pushed => "pushed",
             Action::Merged => "merged",
             Action::Conflicted => "conflicted",
+            Action::Deferred => "deferred",
             Action::Failed => "failed",
         }
     }
@@ -269,7 +274,8 @@ struct Work {
     pulled: Option<Session>,
     /// How far the read of a log went.
     mark: Option<LogMark>,
-    error: Option<String>,
+    /// Why the file could not be read, and what that makes of the session this time.
+    error: Option<(String, Action)>,
     /// The provider's fingerprint of the file, taken before it was read.
     token: Option<String>,
     /// Set when only the file changed since both sides were last in step: then `tail` is left
@@ -449,7 +455,8 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         let (pulled, mark, error) = match read {
             None => (None, None, None),
             Some(Ok(p)) if p.session.session_id().is_some_and(|sid| sid != listed.session_id) => {
-                (None, None, Some(format!("the file holds session {}", p.session.session_id().unwrap_or_default())))
+                let reason = format!("the file holds session {}", p.session.session_id().unwrap_or_default());
+                (None, None, Some((reason, Action::Failed)))
             }
             Some(Ok(p)) => {
                 if p.torn_tail {
@@ -457,9 +464,14 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
                 }
                 (Some(p.session), p.mark, None)
             }
+            // One changed a moment ago that does not parse may be half written by VS Code,
+            // one gone since the listing deleted by it: either is read again by the next sync.
+            Some(Err(e)) if e.is_transient() || (token.is_none() && e.may_be_half_written()) => {
+                (None, None, Some((format!("{e} (VS Code was changing it; left for the next sync)"), Action::Deferred)))
+            }
             Some(Err(e)) => {
                 report.warnings.push(format!("skipped: {e}"));
-                (None, None, Some(e.to_string()))
+                (None, None, Some((e.to_string(), Action::Failed)))
             }
         };
         // Never recorded: the session is all new, with nothing to fold or merge.
@@ -665,8 +677,14 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
                 None => provider.delete(loc, p.expected.as_ref()),
             };
             if let Err(e) = result {
-                report.warnings.push(e.to_string());
-                p.report.action = Action::Failed;
+                // VS Code writing the file meanwhile is a race, not a fault: the session's line
+                // says so, and no warning is raised.
+                p.report.action = if e.is_transient() {
+                    Action::Deferred
+                } else {
+                    report.warnings.push(e.to_string());
+                    Action::Failed
+                };
                 p.report.error = Some(e.to_string());
                 report.sessions.push(p.report);
                 continue;
@@ -993,7 +1011,7 @@ fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, Sy
         title,
         location: w.location.clone(),
         status: Status::Error,
-        action: Action::Failed,
+        action: w.error.as_ref().map_or(Action::Failed, |(_, action)| *action),
         local_changes: v.local_changes.len(),
         remote_changes: v.remote_changes.len(),
         conflicts: Vec::new(),
@@ -1001,7 +1019,7 @@ fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, Sy
         copy: None,
         deleted: false,
         listed: false,
-        error: w.error.clone(),
+        error: w.error.as_ref().map(|(reason, _)| reason.clone()),
         fingerprint: w.token.clone(),
     };
     let mut plan = Plan::reporting(report.clone());

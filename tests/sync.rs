@@ -238,6 +238,7 @@ fn a_torn_line_from_vs_code_mid_write_is_never_appended_to() {
     append(&vs.file(HAIKU), &line[..10]);
     let (code, out) = vs.sync(&[]);
     assert_eq!(code, 0, "{out}");
+    assert!(out.contains("1 deferred"), "the push waits for VS Code to finish: {out}");
     // Nothing appended after half a line.
     assert!(std::fs::read_to_string(vs.file(HAIKU)).unwrap().ends_with(&line[..10]));
     // VS Code finishes the line; the next sync merges both changes.
@@ -569,17 +570,32 @@ fn max_delete_stops_a_sync_that_would_delete_too_much() {
 }
 
 #[test]
-fn unsafe_files_are_skipped_with_a_warning() {
+fn unsafe_files_are_skipped_with_a_warning_and_a_broken_one_fails_the_sync() {
     let vs = Vs::new();
-    std::fs::write(vs.env.chat_dir().join("broken.json"), "{ not json").unwrap();
+    let broken = vs.env.chat_dir().join("broken.json");
+    std::fs::write(&broken, "{ not json").unwrap();
     std::fs::write(vs.env.chat_dir().join("..json"), "{}").unwrap();
     let root = vs.root();
+    // Written a moment ago, it may be VS Code's half-written file: left for the next sync.
     let out = vs.env.chasm(&["sync", "--root", &root]);
-    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("2 pulled, 0 pushed, 0 merged, 0 conflicted, 1 deferred"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("deferred") && l.contains("broken.json")), "{stdout}");
+    // Still broken once it has been still a while: a failure, which a script must see.
+    age(&broken);
+    let out = vs.env.chasm(&["sync", "--root", &root]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(common::assert_error_line(&out).contains("1 session could not be synced"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("warning:") && stderr.contains("broken.json"), "{stderr}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("2 pulled, 0 pushed, 0 merged, 0 conflicted, 1 failed"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 pulled, 0 pushed, 0 merged, 0 conflicted, 1 failed"));
     assert_eq!(vs.status("broken"), "error");
+    // `--json` counts it too.
+    let out = vs.env.chasm(&["sync", "--root", &root, "--json"]);
+    assert_eq!(out.status.code(), Some(4));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["failed"].as_u64(), report["deferred"].as_u64()), (Some(1), Some(0)));
 }
 
 /// A small deterministic generator, so a failing run can be replayed from its seed.

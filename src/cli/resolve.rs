@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 
 use super::RootArgs;
 use super::status::survey;
-use super::sync::{exit_code, print_report};
+use super::sync::{conclude, print_report};
 use crate::config::Settings;
 use crate::journal::OpenMode;
 use crate::merge::{Strategy, Take};
@@ -53,5 +53,5 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
     };
     let report = sync(&mut journal, &args.roots.provider(settings), &opts)?;
     print_report(&report, false, false)?;
-    Ok(exit_code(&report))
+    Ok(conclude(&report))
 }

@@ -11,7 +11,7 @@ use anyhow::{Result, bail};
 use chrono::Utc;
 
 use super::RootArgs;
-use super::sync::{exit_code, print_report};
+use super::sync::{conclude, print_report};
 use super::time::PointArgs;
 use crate::config::Settings;
 use crate::diff::{EntityChange, restore};
@@ -105,7 +105,7 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
             ),
         }
     }
-    Ok(exit_code(&report))
+    Ok(conclude(&report))
 }
 
 fn restore_as_new(

@@ -16,6 +16,9 @@ use crate::sync::{Action, Options, Report, SessionSync};
 
 /// Exit status when conflicts wait for `chasm resolve`.
 pub const EXIT_CONFLICTS: u8 = 3;
+/// Exit status when some sessions could not be synced (the others were), as rsync's 23 for a
+/// partial transfer: a script or a scheduled sync must not read it as success.
+pub const EXIT_FAILED: u8 = 4;
 
 /// Sync the journal with VS Code's chat sessions, both ways
 #[derive(Debug, clap::Args)]
@@ -66,7 +69,7 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings, progress: &Progr
     {
         eprintln!("hint: {hint}");
     }
-    Ok(exit_code(&report))
+    Ok(conclude(&report))
 }
 
 /// A sync that recorded this many records (a first sync of a few hundred sessions) is told of
@@ -99,12 +102,18 @@ pub fn round(
     Ok(in_step::round(journal_dir, provider, &opts)?)
 }
 
-/// 0 when everything converged, [`EXIT_CONFLICTS`] when conflicts wait.
-pub fn exit_code(report: &Report) -> ExitCode {
-    if report.sessions.iter().any(|s| s.action == Action::Conflicted) {
-        ExitCode::from(EXIT_CONFLICTS)
-    } else {
-        ExitCode::SUCCESS
+/// How a sync ends: [`EXIT_FAILED`], after one `error:` line, when a session failed (it
+/// outranks waiting conflicts, which the report lists anyway); [`EXIT_CONFLICTS`] when
+/// conflicts wait; 0 when everything converged or was only deferred (VS Code was writing it).
+pub fn conclude(report: &Report) -> ExitCode {
+    match count(report, Action::Failed) {
+        0 if report.sessions.iter().any(|s| s.action == Action::Conflicted) => ExitCode::from(EXIT_CONFLICTS),
+        0 => ExitCode::SUCCESS,
+        n => {
+            let sessions = if n == 1 { "session" } else { "sessions" };
+            eprintln!("error: {n} {sessions} could not be synced (see above); each sync tries again");
+            ExitCode::from(EXIT_FAILED)
+        }
     }
 }
 
@@ -127,6 +136,7 @@ pub fn print_report(report: &Report, dry_run: bool, as_json: bool) -> Result<()>
             "pushed": count(report, Action::Pushed),
             "merged": count(report, Action::Merged),
             "conflicted": count(report, Action::Conflicted),
+            "deferred": count(report, Action::Deferred),
             "failed": count(report, Action::Failed),
             "appended": report.appended,
             "files_written": report.files_written,
@@ -160,7 +170,8 @@ pub fn print_report(report: &Report, dry_run: bool, as_json: bool) -> Result<()>
     Ok(())
 }
 
-/// The one-line summary of a sync: `sync: 1 pulled, 0 pushed, 0 merged, 0 conflicted`.
+/// The one-line summary of a sync: `sync: 1 pulled, 0 pushed, 0 merged, 0 conflicted`, and
+/// how many were deferred or failed when any were.
 pub fn summary_line(report: &Report, dry_run: bool) -> String {
     format!(
         "{}{} pulled, {} pushed, {} merged, {} conflicted{}",
@@ -169,10 +180,13 @@ pub fn summary_line(report: &Report, dry_run: bool) -> String {
         count(report, Action::Pushed),
         count(report, Action::Merged),
         count(report, Action::Conflicted),
-        match count(report, Action::Failed) {
-            0 => String::new(),
-            n => format!(", {n} failed"),
-        }
+        [(Action::Deferred, "deferred"), (Action::Failed, "failed")]
+            .into_iter()
+            .map(|(action, word)| match count(report, action) {
+                0 => String::new(),
+                n => format!(", {n} {word}"),
+            })
+            .collect::<String>()
     )
 }
 

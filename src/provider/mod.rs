@@ -123,6 +123,22 @@ impl ProviderError {
     pub fn is_busy(&self) -> bool {
         matches!(self, ProviderError::Index(vscode::index::IndexError::Locked(_)))
     }
+
+    /// Whether trying again soon may succeed with nothing mended: the editor busy, writing
+    /// the very file chasm meant to write, or deleting the one chasm meant to read.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ProviderError::Write(vscode::write::WriteError::ChangedMeanwhile(_)) => true,
+            ProviderError::Read(vscode::ReadError::Io { source, .. }) => source.kind() == std::io::ErrorKind::NotFound,
+            _ => self.is_busy(),
+        }
+    }
+
+    /// Whether the file may only be half written: it does not parse. Told apart from a broken
+    /// file only by its age (one changed a moment ago may be VS Code's write under way).
+    pub fn may_be_half_written(&self) -> bool {
+        matches!(self, ProviderError::Read(vscode::ReadError::Json { .. } | vscode::ReadError::Jsonl { .. }))
+    }
 }
 
 /// Whether the editor lists a session in its own history view.
