@@ -227,6 +227,9 @@ pub struct Summary {
     pub removed: Vec<(String, Request)>,
     /// (entity id, before, after, the request keys that differ).
     pub changed: Vec<(String, Request, Request, Vec<String>)>,
+    /// Tags are chasm's own, not the session's, but a user asking what changed means them too.
+    pub tags_added: Vec<String>,
+    pub tags_removed: Vec<String>,
 }
 
 impl Summary {
@@ -236,6 +239,8 @@ impl Summary {
             && self.added.is_empty()
             && self.removed.is_empty()
             && self.changed.is_empty()
+            && self.tags_added.is_empty()
+            && self.tags_removed.is_empty()
     }
 }
 
@@ -277,6 +282,8 @@ pub fn summarize(before: Option<&SessionState>, after: Option<&SessionState>) ->
             Some(_) => {}
         }
     }
+    out.tags_added = a.tags.difference(&b.tags).cloned().collect();
+    out.tags_removed = b.tags.difference(&a.tags).cloned().collect();
     out
 }
 
@@ -423,6 +430,13 @@ mod tests {
         assert_eq!(sum.changed.len(), 1);
         assert_eq!(sum.changed[0].3, ["response"]);
         assert!(summarize(Some(&sa), Some(&sa)).is_empty());
+        // Tags too: one added, one removed, one kept.
+        let (mut ta, mut tb) = (sa.clone(), sa.clone());
+        ta.tags.extend(["kept".to_owned(), "old".to_owned()]);
+        tb.tags.extend(["kept".to_owned(), "new".to_owned()]);
+        let tagged = summarize(Some(&ta), Some(&tb));
+        assert_eq!((tagged.tags_added, tagged.tags_removed), (vec!["new".to_owned()], vec!["old".to_owned()]));
+        assert!(!summarize(Some(&sa), Some(&ta)).is_empty());
         let created = summarize(None, Some(&sa));
         assert!(!created.existed_before && created.exists_after && created.added.len() == 2);
     }

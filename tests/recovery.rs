@@ -419,6 +419,13 @@ fn diff_names_what_changed_between_two_points() {
     assert_eq!(v["removed"][0]["id"], "request_0002");
     assert_eq!(v["changed"][0]["keys"], json!(["response"]));
     assert_eq!(v["fields"].as_array().unwrap().len(), 1, "{v}");
+    // A tag is a change too.
+    let before_tag = env.log().len().to_string();
+    env.ok(&["tag", ID, "keeper"]);
+    let text = env.ok(&["diff", ID, &before_tag]);
+    assert!(text.contains("+ tag \"keeper\"") && !text.contains("no changes"), "{text}");
+    let v: Value = serde_json::from_str(&env.ok(&["diff", ID, &before_tag, "--json"])).unwrap();
+    assert_eq!((v["tags_added"].clone(), v["tags_removed"].clone()), (json!(["keeper"]), json!([])));
     // Between a point and itself: nothing.
     assert!(env.ok(&["diff", ID, &from, &from]).contains("no changes"));
     // From before the session existed: created.

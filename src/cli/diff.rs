@@ -12,7 +12,7 @@ use crate::diff::{Summary, summarize};
 use crate::journal::OpenMode;
 use crate::session::{Request, first_words};
 
-/// Show what changed in a session between two points (requests and fields)
+/// Show what changed in a session between two points (requests, fields and tags)
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A session id or a unique prefix of one
@@ -68,6 +68,8 @@ fn to_json(id: &str, from: u64, to: u64, s: &Summary) -> Value {
             v["keys"] = json!(keys);
             v
         }).collect::<Vec<_>>(),
+        "tags_added": s.tags_added,
+        "tags_removed": s.tags_removed,
     })
 }
 
@@ -112,6 +114,12 @@ fn write_human(out: &mut impl Write, id: &str, from: u64, to: u64, s: &Summary) 
             String::new()
         };
         writeln!(out, "  ~ {rid}  {}  (changed: {}{parts})", words(a), keys.join(", "))?;
+    }
+    for tag in &s.tags_added {
+        writeln!(out, "  + tag {tag:?}")?;
+    }
+    for tag in &s.tags_removed {
+        writeln!(out, "  - tag {tag:?}")?;
     }
     Ok(())
 }
