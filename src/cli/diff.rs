@@ -17,7 +17,7 @@ use crate::session::{Request, first_words};
 pub struct Args {
     /// A session id or a unique prefix of one
     session: String,
-    /// From right after this point: a seq, an RFC 3339 time or a date
+    /// From right after this point: a seq, a time, a date or `3 hours ago`
     #[arg(value_parser = parse_point)]
     from: Point,
     /// To right after this point [default: the latest]

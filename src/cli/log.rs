@@ -26,10 +26,10 @@ pub struct Args {
     /// Only changes to this kind of entity (session, message, metadata, tag)
     #[arg(long, value_parser = parse_entity)]
     entity: Option<EntityType>,
-    /// Only changes at or after T (a seq, an RFC 3339 time or a date)
+    /// Only changes at or after T (a seq, a time, a date or `3 hours ago`)
     #[arg(long, value_name = "T", value_parser = parse_point)]
     since: Option<Point>,
-    /// Only changes at or before T (a seq, an RFC 3339 time or a date)
+    /// Only changes at or before T (a seq, a time, a date or `3 hours ago`)
     #[arg(long, value_name = "T", value_parser = parse_point)]
     until: Option<Point>,
     /// Show at most N changes (the newest N, even with --reverse)
