@@ -193,7 +193,7 @@ mod tests {
             files.insert(file, fingerprint_of(&meta, std::time::SystemTime::now()).unwrap());
             dirs.push(ChatDir { path, workspace: None });
         }
-        (t, VsCode { dirs }, files)
+        (t, VsCode::over(dirs), files)
     }
 
     #[test]
@@ -240,7 +240,7 @@ mod tests {
         let journal = t.path().join("journal");
         std::fs::create_dir(&journal).unwrap();
         record(&journal, &provider, files).unwrap();
-        let fewer = VsCode { dirs: provider.dirs[..1].to_vec() };
+        let fewer = VsCode::over(provider.dirs[..1].to_vec());
         assert!(!holds(&journal, &fewer));
 
         let note = journal.join(FILE);

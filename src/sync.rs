@@ -559,9 +559,13 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         let remote = remote.as_ref().as_ref().filter(|s| s.exists);
         let changes = match (&w.pulled, &w.location) {
             (Some(session), _) => diff(&w.id, remote, session),
-            // Synced to a place this run covers, and no longer there: deleted in VS Code.
+            // Synced to a place this run covers, and known to be no longer there (a file that
+            // cannot even be looked up may well be there): deleted in VS Code.
             (None, Some(loc))
-                if remote.is_some() && !loc.path.exists() && !loc.path.with_extension("json").exists() =>
+                if remote.is_some()
+                    && [loc.path.clone(), loc.path.with_extension("json")]
+                        .iter()
+                        .all(|p| matches!(p.try_exists(), Ok(false))) =>
             {
                 remote_deletes += 1;
                 vec![EntityChange {

@@ -198,6 +198,35 @@ fn a_file_that_vanishes_between_listing_and_reading_is_skipped_not_deleted() {
     assert_eq!(env.replay("s1", Some(2))["customTitle"], "One");
 }
 
+#[test]
+fn a_chat_folder_that_cannot_be_read_is_not_read_as_every_session_deleted() {
+    let env = Env::new();
+    let chat = env.chat_dir();
+    for id in ["s1", "s2"] {
+        std::fs::write(chat.join(format!("{id}.json")), session(id, id).to_string()).unwrap();
+    }
+    // The folder named as the root, as one configured on a share or a removable disk is.
+    let root = chat.to_str().unwrap();
+    env.ok(&["sync", "--root", root]);
+    let records = env.log().len();
+
+    // Unmounted (gone from under its name): a warning, and nothing recorded as deleted.
+    let away = env.dir.path().join("away");
+    std::fs::rename(&chat, &away).unwrap();
+    let out = env.chasm(&["sync", "--root", root]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.lines().any(|l| l.starts_with("warning:") && l.contains("cannot read the folder")), "{stderr}");
+    assert_eq!(env.log().len(), records, "nothing recorded: {}", String::from_utf8_lossy(&out.stdout));
+    let status = env.ok(&["status", "--all", "--root", root]);
+    assert!(!status.contains("deleted"), "{status}");
+
+    // Back: in step, nothing to do.
+    std::fs::rename(&away, &chat).unwrap();
+    assert!(env.ok(&["sync", "--root", root]).contains("0 pulled, 0 pushed"));
+    assert_eq!(env.log().len(), records);
+}
+
 /// A 16 MB filesystem mounted in the test's directory, or `None` (with a notice) where the
 /// test may not mount one.
 fn small_disk(env: &Env) -> Option<Mount> {

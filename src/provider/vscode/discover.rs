@@ -107,18 +107,15 @@ fn project_of(workspace_dir: &Path) -> Option<String> {
 /// The session files in some chat dirs. A file whose name is not a safe session id, or that is
 /// a link leading outside its chat dir, is skipped with a warning. Where `.json` and `.jsonl`
 /// exist for one id, the `.jsonl` wins, as in VS Code; an id found in two chat dirs is taken
-/// from the first, with a warning.
-pub fn list(dirs: &[ChatDir], warnings: &mut Vec<String>) -> Vec<Found> {
+/// from the first, with a warning. A chat dir that cannot be read goes to `unread`.
+pub fn list(dirs: &[ChatDir], warnings: &mut Vec<String>, unread: &mut Vec<PathBuf>) -> Vec<Found> {
     let mut out: Vec<Found> = Vec::new();
     // Where each id was taken, for the warning about a second one.
     let mut taken: HashMap<String, usize> = HashMap::new();
     for dir in dirs {
-        let Ok(canonical_dir) = dir.path.canonicalize() else {
-            warnings.push(format!("{}: cannot read the folder", dir.path.display()));
-            continue;
-        };
-        let Ok(entries) = std::fs::read_dir(&dir.path) else {
-            warnings.push(format!("{}: cannot read the folder", dir.path.display()));
+        let (Ok(canonical_dir), Ok(entries)) = (dir.path.canonicalize(), std::fs::read_dir(&dir.path)) else {
+            warnings.push(format!("{}: cannot read the folder; its sessions are left as they are", dir.path.display()));
+            unread.push(dir.path.clone());
             continue;
         };
         // Sorted by name (all in one folder): the order a listing gives is the file system's.
@@ -247,7 +244,7 @@ mod tests {
         assert_eq!(dirs.len(), 2);
         assert_eq!(dirs[0].project().as_deref(), Some("file:///home/ada/proj"));
         let mut warnings = Vec::new();
-        let found = list(&dirs, &mut warnings);
+        let found = list(&dirs, &mut warnings, &mut Vec::new());
         let summary: Vec<(&str, FileFormat)> = found.iter().map(|f| (f.session_id.as_str(), f.format)).collect();
         assert_eq!(summary, [("s1", FileFormat::Jsonl), ("s2", FileFormat::Json), ("s3", FileFormat::Jsonl)]);
         let projects: Vec<Option<&str>> = found.iter().map(|f| f.project.as_deref()).collect();
@@ -270,7 +267,7 @@ mod tests {
             }
         }
         let mut warnings = Vec::new();
-        let found = list(&chat_dirs(&storage), &mut warnings);
+        let found = list(&chat_dirs(&storage), &mut warnings, &mut Vec::new());
         let summary: Vec<(&str, FileFormat, bool)> =
             found.iter().map(|f| (f.session_id.as_str(), f.format, f.path.starts_with(storage.join("a1")))).collect();
         assert_eq!(
@@ -294,7 +291,7 @@ mod tests {
         std::os::unix::fs::symlink(chat.join("real.json"), chat.join("alias.json")).unwrap();
         touch(&chat.join("a..b.json"));
         let mut warnings = Vec::new();
-        let found = list(&chat_dirs(&chat), &mut warnings);
+        let found = list(&chat_dirs(&chat), &mut warnings, &mut Vec::new());
         let ids: Vec<&str> = found.iter().map(|f| f.session_id.as_str()).collect();
         assert_eq!(ids, ["alias", "real"]);
         assert_eq!(warnings.len(), 2, "{warnings:?}");

@@ -161,6 +161,10 @@ pub enum ReadError {
 /// VS Code's chat storage under some chat dirs (see [`discover`]).
 pub struct VsCode {
     pub dirs: Vec<discover::ChatDir>,
+    /// The chat dirs the last listing could not read (missing, unmounted, no permission): not
+    /// covered until one can, for a file missing from a folder nobody could list is no sign that
+    /// VS Code deleted it. Set by each listing, as `sync --watch` lists again every round.
+    unread: std::sync::Mutex<Vec<PathBuf>>,
 }
 
 impl VsCode {
@@ -168,7 +172,17 @@ impl VsCode {
     /// there are none.
     pub fn new(roots: &[PathBuf]) -> VsCode {
         let roots = if roots.is_empty() { discover::default_user_dirs() } else { roots.to_vec() };
-        VsCode { dirs: roots.iter().flat_map(|r| discover::chat_dirs(r)).collect() }
+        VsCode::over(roots.iter().flat_map(|r| discover::chat_dirs(r)).collect())
+    }
+
+    /// Exactly these chat dirs.
+    pub fn over(dirs: Vec<discover::ChatDir>) -> VsCode {
+        VsCode { dirs, unread: std::sync::Mutex::default() }
+    }
+
+    fn unread(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
+        // A poisoned lock only means a panic elsewhere mid-update of a plain list.
+        self.unread.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -178,7 +192,10 @@ impl Provider for VsCode {
     }
 
     fn list(&self, warnings: &mut Vec<String>) -> Vec<Listed> {
-        discover::list(&self.dirs, warnings)
+        let mut unread = Vec::new();
+        let found = discover::list(&self.dirs, warnings, &mut unread);
+        *self.unread() = unread;
+        found
             .into_iter()
             .map(|f| Listed {
                 session_id: f.session_id,
@@ -191,7 +208,7 @@ impl Provider for VsCode {
 
     fn covers(&self, location: &Location) -> bool {
         let Some(parent) = location.path.parent() else { return false };
-        self.dirs.iter().any(|d| d.path == parent)
+        self.dirs.iter().any(|d| d.path == parent) && !self.unread().iter().any(|d| d == parent)
     }
 
     fn pull(&self, location: &Location) -> Result<Pulled, ProviderError> {
@@ -470,7 +487,7 @@ mod tests {
         std::fs::write(&file, text(&["a", "b"])).unwrap();
         let mark = read_session_file(&file).unwrap().mark.unwrap();
         assert_eq!(mark.requests.len(), 2);
-        let vscode = VsCode { dirs: Vec::new() };
+        let vscode = VsCode::over(Vec::new());
         let same = vscode.pull_since(&location, &mark).unwrap();
         assert!(matches!(same, Since::Appended(a) if a.entries.is_empty() && a.mark == mark), "unchanged");
 
