@@ -394,3 +394,27 @@ fn the_graphs_lines_say_what_the_logs_lines_say() {
 fn words_of(line: &str) -> &str {
     &line[line.find(':').expect("a time") + ":MM:SS  ".len()..]
 }
+
+#[test]
+fn a_sync_that_finds_no_chat_folders_says_so() {
+    let env = Env::new();
+    // No VS Code under this home, no root given or configured.
+    let home = env.dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let out = common::chasm_command()
+        .arg("--journal")
+        .arg(env.journal())
+        .arg("sync")
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.lines().any(|l| l.starts_with("warning: no VS Code chat folders found")), "{stderr}");
+    // With one, no such warning.
+    env.chat_dir();
+    let root = env.dir.path().join("User");
+    let out = env.chasm(&["sync", "--root", p(&root)]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("no VS Code chat folders"));
+}

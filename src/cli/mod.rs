@@ -94,7 +94,21 @@ impl RootArgs {
     /// dirs.
     fn provider(&self, settings: &crate::config::Settings) -> crate::provider::vscode::VsCode {
         let roots = if self.roots.is_empty() { &settings.roots } else { &self.roots };
-        crate::provider::vscode::VsCode::new(roots)
+        let provider = crate::provider::vscode::VsCode::new(roots);
+        // Nothing to sync is rarely what was meant: VS Code elsewhere (a portable install, a
+        // remote), or a root mistyped.
+        if provider.dirs.is_empty() {
+            let place = match roots.as_slice() {
+                [] => "in the usual places".to_owned(),
+                roots => {
+                    format!("under {}", roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", "))
+                }
+            };
+            eprintln!(
+                "warning: no VS Code chat folders found {place}; give --root DIR (a User dir or a chat folder), or set it with `chasm config set roots DIR`"
+            );
+        }
+        provider
     }
 }
 
