@@ -309,6 +309,12 @@ fn auto_merge_and_manual_leave_an_edit_conflict_for_resolve() {
         assert_eq!(conflicts[0]["kind"], "session_metadata");
         assert_eq!(conflicts[0]["local"], "Local title");
         assert_eq!(conflicts[0]["remote"], "VS Code title");
+        // Asked over storage that does not hold the session: none to name, and a warning why.
+        let elsewhere = vs.env.dir.path().join("elsewhere/chatSessions");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        let out = vs.env.chasm(&["conflicts", "--root", elsewhere.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.stdout.is_empty() && stderr.contains("has conflicts, but its file is not in"), "{stderr}");
         // Resolving takes the local title to VS Code; everything converges.
         let id = conflicts[0]["id"].as_str().unwrap();
         let root = vs.root();

@@ -18,7 +18,7 @@ use crate::journal::{Journal, OpenMode};
 use crate::merge::Strategy;
 use crate::provider::vscode::index;
 use crate::session::Session;
-use crate::sync::{Options, Report, SessionSync, sync};
+use crate::sync::{Options, Report, SessionSync, Status, sync};
 
 /// Show whether each session is synced, ahead on one side, or in conflict
 #[derive(Debug, clap::Args)]
@@ -224,6 +224,14 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
 pub fn run_conflicts(journal_dir: &Path, args: ConflictsArgs, settings: &Settings) -> Result<ExitCode> {
     let mut journal = super::open_journal(journal_dir, OpenMode::Existing)?;
     let report = survey(&mut journal, &args.roots, settings, args.strategy.unwrap_or(settings.strategy))?;
+    // Conflicts are named, and settled, where the session's file is: one outside the storage
+    // this run covers is only counted, as `status` shows it.
+    for s in report.sessions.iter().filter(|s| s.status == Status::Conflict && s.location.is_none()) {
+        eprintln!(
+            "warning: {} has conflicts, but its file is not in the VS Code storage this run covers; give --root where it is",
+            s.session_id
+        );
+    }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for s in &report.sessions {
         for c in &s.conflicts {
