@@ -51,8 +51,11 @@ enum Op {
     /// A `.json` written again with the same session in other whitespace (compact): a new
     /// text, no change (a log is left alone).
     Reformat(Index),
-    /// The file deleted.
+    /// The file deleted (and its entry taken off VS Code's list, as VS Code does).
     Remove(Index),
+    /// The session's entry dropped from VS Code's list, the file left: VS Code keeps only its
+    /// newest sessions listed.
+    Hide(Index),
     /// Every file's time set back (distinct each time), so the next sync trusts fingerprints.
     Age,
     /// VS Code caught halfway through writing a request to a log: the first half of the line
@@ -121,6 +124,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => i().prop_map(Op::Touch),
         1 => i().prop_map(Op::Reformat),
         1 => i().prop_map(Op::Remove),
+        1 => i().prop_map(Op::Hide),
         1 => i().prop_map(Op::Untitle),
         1 => i().prop_map(Op::Migrate),
         1 => i().prop_map(Op::Move),
@@ -157,8 +161,37 @@ impl Side {
             std::fs::create_dir_all(&chat).unwrap();
             let workspace = json!({"folder": format!("file:///home/ada/{folder}")}).to_string();
             std::fs::write(chat.parent().unwrap().join("workspace.json"), workspace).unwrap();
+            let db = rusqlite::Connection::open(state_db(&chat)).unwrap();
+            db.execute_batch("CREATE TABLE ItemTable (key TEXT UNIQUE ON CONFLICT REPLACE, value BLOB)").unwrap();
+            drop(db);
+            vscode_lists(&chat, |_| {});
         }
         side
+    }
+
+    /// What VS Code's list holds in each workspace, by chat folder: each entry's id and title.
+    fn listed(&self) -> BTreeMap<PathBuf, BTreeMap<String, Value>> {
+        [self.chat(), self.moved()]
+            .into_iter()
+            .map(|chat| {
+                let entries = index_entries(&chat).into_iter().map(|(id, e)| (id, e["title"].clone())).collect();
+                (chat, entries)
+            })
+            .collect()
+    }
+
+    /// Each session file in each workspace, with its bytes.
+    fn files(&self) -> BTreeMap<(PathBuf, String), Vec<u8>> {
+        let mut out = BTreeMap::new();
+        for chat in [self.chat(), self.moved()] {
+            for entry in std::fs::read_dir(&chat).unwrap() {
+                let path = entry.unwrap().path();
+                if let Some(id) = path.file_stem().and_then(|s| s.to_str()) {
+                    out.insert((chat.clone(), id.to_owned()), std::fs::read(&path).unwrap());
+                }
+            }
+        }
+        out
     }
 
     fn root(&self) -> PathBuf {
@@ -354,6 +387,74 @@ fn request(n: u64, text: &str) -> Value {
            "response": [{"value": format!("answer {n}")}], "modelId": "copilot/gpt-4.1"})
 }
 
+/// VS Code's list of a workspace's sessions: the `state.vscdb` beside its chat folder.
+fn state_db(chat: &std::path::Path) -> PathBuf {
+    chat.parent().unwrap().join("state.vscdb")
+}
+
+const INDEX_KEY: &str = "chat.ChatSessionStore.index";
+
+/// The entries of a workspace's list, by session id.
+fn index_entries(chat: &std::path::Path) -> serde_json::Map<String, Value> {
+    let db = rusqlite::Connection::open(state_db(chat)).unwrap();
+    let text: String = db.query_row("SELECT value FROM ItemTable WHERE key = ?1", [INDEX_KEY], |r| r.get(0)).unwrap();
+    let mut index: Value = serde_json::from_str(&text).unwrap();
+    index["entries"].as_object_mut().map(std::mem::take).unwrap_or_default()
+}
+
+/// VS Code changing its list of a workspace's sessions.
+fn vscode_lists(chat: &std::path::Path, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) {
+    let mut entries = if state_db(chat).metadata().is_ok_and(|m| m.len() > 0) && has_index(chat) {
+        index_entries(chat)
+    } else {
+        serde_json::Map::new()
+    };
+    edit(&mut entries);
+    let text = json!({"version": 1, "entries": entries}).to_string();
+    let db = rusqlite::Connection::open(state_db(chat)).unwrap();
+    db.execute("INSERT INTO ItemTable (key, value) VALUES (?1, ?2)", (INDEX_KEY, text)).unwrap();
+}
+
+fn has_index(chat: &std::path::Path) -> bool {
+    let db = rusqlite::Connection::open(state_db(chat)).unwrap();
+    db.query_row("SELECT count(*) FROM ItemTable WHERE key = ?1", [INDEX_KEY], |r| r.get::<_, i64>(0)).unwrap() > 0
+}
+
+/// The entry VS Code writes for a session it saves (the title is not checked on these).
+fn vscode_entry(id: &str) -> Value {
+    json!({"sessionId": id, "title": "listed by VS Code", "lastMessageDate": 1_764_000_000_000u64})
+}
+
+/// What chasm's round did to VS Code's lists is what VS Code itself would have done: every entry
+/// names a session whose file is in that workspace; a session listed now was listed before or
+/// its file is new (chasm lists what it brings back or creates, and every such session); and a
+/// listed session whose file chasm rewrote is listed under the title it now has.
+fn lists_kept(
+    side: &Side,
+    before: &BTreeMap<PathBuf, BTreeMap<String, Value>>,
+    files_before: &BTreeMap<(PathBuf, String), Vec<u8>>,
+) -> Result<(), TestCaseError> {
+    let (after, files) = (side.listed(), side.files());
+    for (chat, entries) in &after {
+        for (id, title) in entries {
+            let key = (chat.clone(), id.clone());
+            prop_assert!(files.contains_key(&key), "{} is listed in {:?} without its file", id, chat);
+            let created = !files_before.contains_key(&key);
+            prop_assert!(before[chat].contains_key(id) || created, "{} was listed again, hidden before", id);
+            if files_before.get(&key) != files.get(&key) {
+                let file = side.file(id).unwrap();
+                let session = chasm::session::Session::from_value(vscode_read(&file)).unwrap();
+                let expected = session.display_title().unwrap_or_else(|| "New Chat".into());
+                prop_assert_eq!(title, &Value::from(expected), "{} is listed under a stale title", id);
+            }
+        }
+        for (at, id) in files.keys().filter(|k| &k.0 == chat && !files_before.contains_key(*k)) {
+            prop_assert!(entries.contains_key(id), "{} was created in {:?} and not listed", id, at);
+        }
+    }
+    Ok(())
+}
+
 /// The state of the test: the sessions made so far, and what must never be lost.
 struct Model {
     sides: [Side; 2],
@@ -443,6 +544,9 @@ impl Model {
                 };
                 for side in self.live() {
                     std::fs::write(side.chat().join(&name), &text).unwrap();
+                    vscode_lists(&side.chat(), |e| {
+                        e.insert(id.clone(), vscode_entry(&id));
+                    });
                 }
                 self.ids.push(id);
             }
@@ -514,6 +618,15 @@ impl Model {
                         let from = side.twin(&path, self);
                         let to = if from.starts_with(side.chat()) { side.moved() } else { side.chat() };
                         std::fs::rename(&from, to.join(from.file_name().unwrap())).unwrap();
+                        // Listed where it now is, if it was listed at all.
+                        let id = from.file_stem().unwrap().to_str().unwrap().to_owned();
+                        let mut entry = None;
+                        vscode_lists(from.parent().unwrap(), |e| entry = e.remove(&id));
+                        if let Some(entry) = entry {
+                            vscode_lists(&to, |e| {
+                                e.insert(id.clone(), entry);
+                            });
+                        }
                     }
                 }
             }
@@ -545,10 +658,17 @@ impl Model {
                     }
                 }
             }
-            Op::Remove(at) => {
+            Op::Remove(at) | Op::Hide(at) => {
                 if let Some(path) = self.with_file(at) {
+                    let id = path.file_stem().unwrap().to_str().unwrap().to_owned();
                     for side in self.live() {
-                        std::fs::remove_file(side.twin(&path, self)).unwrap();
+                        let file = side.twin(&path, self);
+                        if matches!(op, Op::Remove(_)) {
+                            std::fs::remove_file(&file).unwrap();
+                        }
+                        vscode_lists(file.parent().unwrap(), |e| {
+                            e.remove(&id);
+                        });
                     }
                 }
             }
@@ -761,6 +881,7 @@ impl Model {
         }
         for side in self.live() {
             let tags_before = self.tags(side);
+            let (listed_before, files_before) = (side.listed(), side.files());
             side.forget();
             let report = side.round(&opts);
             if report.sessions.iter().any(|s| s.action == Action::Conflicted) {
@@ -775,6 +896,7 @@ impl Model {
             }
             prop_assert!(report.warnings.is_empty(), "warnings: {:?}", report.warnings);
             self.converged(side)?;
+            lists_kept(side, &listed_before, &files_before)?;
             let again = side.sync(strategy);
             prop_assert_eq!((again.appended, again.files_written), (0, 0), "a second sync had work: {:?}", again);
             let tags_after = self.tags(side);
