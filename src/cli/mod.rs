@@ -3,6 +3,7 @@
 
 mod capture;
 mod config;
+mod conflicts;
 mod delete;
 mod diff;
 mod edit;
@@ -62,7 +63,7 @@ pub enum Command {
     Gc(gc::Args),
     Sync(sync::Args),
     Status(status::Args),
-    Conflicts(status::ConflictsArgs),
+    Conflicts(conflicts::Args),
     Resolve(resolve::Args),
     Restore(restore::Args),
     Rename(rename::Args),
@@ -175,7 +176,7 @@ pub fn run(mut cli: Cli) -> Result<ExitCode> {
         Command::Gc(args) => gc::run(&journal_dir, args, &progress),
         Command::Sync(args) => sync::run(&journal_dir, args, &settings()?, &progress),
         Command::Status(args) => status::run(&journal_dir, args, &settings()?),
-        Command::Conflicts(args) => status::run_conflicts(&journal_dir, args, &settings()?),
+        Command::Conflicts(args) => conflicts::run(&journal_dir, args, &settings()?),
         Command::Resolve(args) => resolve::run(&journal_dir, args, &settings()?),
         Command::Restore(args) => restore::run(&journal_dir, args, &settings()?),
         Command::Rename(args) => rename::run(&journal_dir, args),

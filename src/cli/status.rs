@@ -1,5 +1,5 @@
-//! `chasm status` and `chasm conflicts`: where sessions stand, derived from the fold since each
-//! session's last checkpoint and a read of VS Code's files. Nothing is written.
+//! `chasm status`: where sessions stand, derived from the fold since each session's last
+//! checkpoint and a read of VS Code's files. Nothing is written.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
@@ -18,7 +18,7 @@ use crate::journal::{Journal, OpenMode};
 use crate::merge::Strategy;
 use crate::provider::vscode::index;
 use crate::session::Session;
-use crate::sync::{Options, Report, SessionSync, Status, sync};
+use crate::sync::{Options, Report, SessionSync, sync};
 
 /// Show whether each session is synced, ahead on one side, or in conflict
 #[derive(Debug, clap::Args)]
@@ -92,20 +92,6 @@ fn presence(
     });
     let hidden = ids.as_ref().is_some_and(|ids| !ids.contains(&s.session_id));
     Ok((if hidden { Presence::Hidden } else { Presence::Present }, last))
-}
-
-/// List the conflicts waiting for `chasm resolve`
-#[derive(Debug, clap::Args)]
-pub struct ConflictsArgs {
-    #[command(flatten)]
-    roots: RootArgs,
-    /// The strategy the next sync would use (conflicts it settles are not listed) [default:
-    /// the configured one]
-    #[arg(long, value_enum)]
-    strategy: Option<Strategy>,
-    /// One JSON object per conflict
-    #[arg(long)]
-    json: bool,
 }
 
 /// A dry-run sync: what the next sync would find.
@@ -216,41 +202,6 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
         };
         let state = style::paint(colour, paint, &format!("{state:<12}"));
         writeln!(out, "{state}  {short:<8}  {}{detail}", last_title.as_deref().unwrap_or(""))?;
-    }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn run_conflicts(journal_dir: &Path, args: ConflictsArgs, settings: &Settings) -> Result<ExitCode> {
-    let mut journal = super::open_journal(journal_dir, OpenMode::Existing)?;
-    let report = survey(&mut journal, &args.roots, settings, args.strategy.unwrap_or(settings.strategy))?;
-    // Conflicts are named, and settled, where the session's file is: one outside the storage
-    // this run covers is only counted, as `status` shows it.
-    for s in report.sessions.iter().filter(|s| s.status == Status::Conflict && s.location.is_none()) {
-        eprintln!(
-            "warning: {} has conflicts, but its file is not in the VS Code storage this run covers; give --root where it is",
-            s.session_id
-        );
-    }
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for s in &report.sessions {
-        for c in &s.conflicts {
-            if args.json {
-                writeln!(out, "{}", super::conflict_json(c))?;
-            } else {
-                let short: String = s.session_id.chars().take(8).collect();
-                writeln!(
-                    out,
-                    "{}  {:<16}  {short:<8}  {} {}: local {} / VS Code {}",
-                    c.id,
-                    c.kind.as_str(),
-                    c.entity_type,
-                    c.entity_id,
-                    super::describe(c.local.as_ref()),
-                    super::describe(c.remote.as_ref())
-                )?;
-            }
-        }
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
