@@ -597,6 +597,10 @@ fn unsafe_files_are_skipped_with_a_warning_and_a_broken_one_fails_the_sync() {
     assert!(stderr.contains("warning:") && stderr.contains("broken.json"), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 pulled, 0 pushed, 0 merged, 0 conflicted, 1 failed"));
     assert_eq!(vs.status("broken"), "error");
+    // A dry run says what a sync would meet.
+    let out = vs.env.chasm(&["sync", "--root", &root, "--dry-run"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(common::assert_error_line(&out).contains("1 session cannot be synced"));
     // `--json` counts it too.
     let out = vs.env.chasm(&["sync", "--root", &root, "--json"]);
     assert_eq!(out.status.code(), Some(4));

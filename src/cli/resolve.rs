@@ -53,5 +53,5 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
     };
     let report = sync(&mut journal, &args.roots.provider(settings), &opts)?;
     print_report(&report, false, false)?;
-    Ok(conclude(&report))
+    Ok(conclude(&report, false))
 }

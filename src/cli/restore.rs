@@ -105,7 +105,7 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
             ),
         }
     }
-    Ok(conclude(&report))
+    Ok(conclude(&report, false))
 }
 
 fn restore_as_new(

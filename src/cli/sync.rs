@@ -69,7 +69,7 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings, progress: &Progr
     {
         eprintln!("hint: {hint}");
     }
-    Ok(conclude(&report))
+    Ok(conclude(&report, args.dry_run))
 }
 
 /// A sync that recorded this many records (a first sync of a few hundred sessions) is told of
@@ -105,13 +105,17 @@ pub fn round(
 /// How a sync ends: [`EXIT_FAILED`], after one `error:` line, when a session failed (it
 /// outranks waiting conflicts, which the report lists anyway); [`EXIT_CONFLICTS`] when
 /// conflicts wait; 0 when everything converged or was only deferred (VS Code was writing it).
-pub fn conclude(report: &Report) -> ExitCode {
+pub fn conclude(report: &Report, dry_run: bool) -> ExitCode {
     match count(report, Action::Failed) {
         0 if report.sessions.iter().any(|s| s.action == Action::Conflicted) => ExitCode::from(EXIT_CONFLICTS),
         0 => ExitCode::SUCCESS,
         n => {
             let sessions = if n == 1 { "session" } else { "sessions" };
-            eprintln!("error: {n} {sessions} could not be synced (see above); each sync tries again");
+            if dry_run {
+                eprintln!("error: {n} {sessions} cannot be synced (see above)");
+            } else {
+                eprintln!("error: {n} {sessions} could not be synced (see above); each sync tries again");
+            }
             ExitCode::from(EXIT_FAILED)
         }
     }
