@@ -106,8 +106,8 @@ pub enum Action {
     Merged,
     /// Conflicts wait for `resolve`; nothing overwritten.
     Conflicted,
-    /// Left for the next sync: VS Code was writing the file (see `error`). Nothing is wrong;
-    /// the next sync reads what it wrote and merges as usual.
+    /// Left for the next sync: VS Code was writing or deleting the file (see `error`). Nothing
+    /// is wrong; the next sync reads what VS Code did and merges as usual.
     Deferred,
     /// Could not be synced (see `error`): a file that does not read, a folder that refuses
     /// the write. Every sync tries again, and fails again until the cause is mended.
@@ -335,6 +335,12 @@ impl Plan {
     }
 }
 
+/// Whether a file is known not to exist: one whose existence cannot be checked (a folder
+/// without search permission) may well be there, and must not be taken for deleted.
+fn gone(path: &std::path::Path) -> bool {
+    matches!(path.try_exists(), Ok(false))
+}
+
 /// Where a session only the journal has was synced to, if this run covers that place: a
 /// recorded path is trusted only inside the roots and under the session's own name (an
 /// imported journal could name any path).
@@ -559,14 +565,8 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         let remote = remote.as_ref().as_ref().filter(|s| s.exists);
         let changes = match (&w.pulled, &w.location) {
             (Some(session), _) => diff(&w.id, remote, session),
-            // Synced to a place this run covers, and known to be no longer there (a file that
-            // cannot even be looked up may well be there): deleted in VS Code.
-            (None, Some(loc))
-                if remote.is_some()
-                    && [loc.path.clone(), loc.path.with_extension("json")]
-                        .iter()
-                        .all(|p| matches!(p.try_exists(), Ok(false))) =>
-            {
+            // Synced to a place this run covers, and known to be gone: deleted in VS Code.
+            (None, Some(loc)) if remote.is_some() && gone(&loc.path) && gone(&loc.path.with_extension("json")) => {
                 remote_deletes += 1;
                 vec![EntityChange {
                     change_type: ChangeType::Delete,
