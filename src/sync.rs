@@ -905,7 +905,12 @@ fn checkpoint(
 /// Returns whether an entry was added.
 pub fn list(provider: &dyn Provider, loc: &Location, id: &str, session: &Session, warnings: &mut Vec<String>) -> bool {
     match provider.ensure_listed(loc, id, session) {
-        Ok(listing) => listing == crate::provider::Listing::Added,
+        Ok(crate::provider::Listing::Added) => true,
+        Ok(crate::provider::Listing::AddedUntilTrimmed(newer)) => {
+            warnings.push(until_trimmed(id, newer));
+            true
+        }
+        Ok(_) => false,
         Err(e) => {
             warnings.push(format!(
                 "{id} was written to {}, but VS Code will not list it yet: {e}; close VS Code and run `chasm restore {id} --push` to list it",
@@ -914,6 +919,14 @@ pub fn list(provider: &dyn Provider, loc: &Location, id: &str, session: &Session
             false
         }
     }
+}
+
+/// What a user should know of a session listed again among too many newer ones.
+pub fn until_trimmed(id: &str, newer: usize) -> String {
+    format!(
+        "{id} is listed in VS Code's chat history again, but {newer} listed sessions are newer and VS Code keeps only its newest {}: it drops this one again the next time it saves its list (open the session in VS Code before then to find it; `chasm replay` shows it whenever you like)",
+        crate::provider::vscode::index::VSCODE_KEEPS_LISTED
+    )
 }
 
 /// Takes a session chasm deleted off the editor's list; where it cannot now, a warning says

@@ -360,6 +360,42 @@ fn a_session_dropped_from_the_index_is_shown_as_hidden_and_listed_again() {
 }
 
 #[test]
+fn a_session_listed_again_behind_as_many_newer_as_vs_code_keeps_is_said_to_be_dropped_again() {
+    for (newer, warned) in [(399, false), (400, true)] {
+        let vs = Vs::new();
+        write(&vs.file(ID), &session(ID, "Old but gold", &[request(1, "lifetimes")]));
+        vs.ok(&["sync"]);
+        // VS Code lists `newer` sessions more recent than this one, and not this one.
+        let entries: serde_json::Map<String, Value> = (0..newer)
+            .map(|i| {
+                let id = format!("newer-{i}");
+                (id.clone(), json!({"sessionId": id, "title": "t", "lastMessageDate": 1_800_000_000_000i64 + i}))
+            })
+            .collect();
+        let db = Connection::open(vs.db_path()).unwrap();
+        db.execute(
+            "INSERT INTO ItemTable (key, value) VALUES (?1, ?2)",
+            rusqlite::params![INDEX_KEY, json!({"version": 1, "entries": entries}).to_string()],
+        )
+        .unwrap();
+        drop(db);
+        let out = vs.run(&["restore", ID, "--push"]);
+        assert!(out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(vs.listed().contains(&ID.to_string()), "listed either way");
+        assert_eq!(stderr.contains("drops this one again"), warned, "{newer} newer: {stderr}");
+        // The same when the session was deleted, and the sync writes its file back and lists it.
+        vs.env.ok(&["delete", ID]);
+        vs.ok(&["sync"]);
+        assert!(!vs.file(ID).exists() && !vs.listed().contains(&ID.to_string()));
+        let out = vs.run(&["restore", ID, "--push"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && vs.listed().contains(&ID.to_string()), "{stderr}");
+        assert_eq!(stderr.contains("drops this one again"), warned, "{newer} newer, deleted: {stderr}");
+    }
+}
+
+#[test]
 fn restore_as_new_writes_a_copy_beside_the_original() {
     let vs = Vs::new();
     write(&vs.file(ID), &session(ID, "Plans", &[request(1, "plan A")]));

@@ -18,7 +18,7 @@ use crate::diff::{EntityChange, restore};
 use crate::fold::SessionState;
 use crate::journal::{ChangeType, EntityType, Journal, NewChange, OpenMode, Origin};
 use crate::provider::{Listing, Provider};
-use crate::sync::{Options, home_of, placed_session, sync};
+use crate::sync::{Options, home_of, placed_session, sync, until_trimmed};
 
 /// Restore a session as it stood at an earlier point (recorded as new, local history)
 #[derive(Debug, clap::Args)]
@@ -98,6 +98,7 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
     {
         match provider.ensure_listed(&home, &id, &state.session) {
             Ok(Listing::Added) => println!("{id} is listed in VS Code's chat history again"),
+            Ok(Listing::AddedUntilTrimmed(newer)) => eprintln!("warning: {}", until_trimmed(&id, newer)),
             Ok(_) => {}
             Err(e) => bail!(
                 "{id} was written to {}, but VS Code will not list it yet: {e}; close VS Code and run this command again",

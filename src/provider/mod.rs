@@ -146,6 +146,9 @@ impl ProviderError {
 pub enum Listing {
     /// It did not; now it does.
     Added,
+    /// It did not; now it does, but this many listed sessions are newer, as many as the editor
+    /// keeps listed: its next save of the list drops this one again.
+    AddedUntilTrimmed(usize),
     /// It already did.
     AlreadyListed,
     /// The editor keeps no list here (yet); the file is all there is.

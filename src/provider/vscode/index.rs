@@ -23,6 +23,11 @@ use crate::session::Session;
 /// The `ItemTable` key of the chat session index.
 pub const INDEX_KEY: &str = "chat.ChatSessionStore.index";
 
+/// How many sessions VS Code keeps listed: each time it saves, it drops the entries past the
+/// newest this many by `lastMessageDate` (`maxPersistedSessions` in its `chatSessionStore.ts`:
+/// 400 since sessions are kept as mutation logs, 25 or 50 before).
+pub const VSCODE_KEEPS_LISTED: usize = 400;
+
 /// The name of the copy of `state.vscdb` taken before chasm changes it.
 pub const BACKUP_SUFFIX: &str = "chasm-backup";
 
@@ -179,6 +184,19 @@ fn put_entry(db: &Path, session_id: &str, session: &Session, add: bool) -> Resul
     Ok(Registered::Added)
 }
 
+/// How many sessions the index of `db` lists with a later `lastMessageDate` than a listed
+/// one's: from [`VSCODE_KEEPS_LISTED`] on, VS Code's next save of the list drops it.
+pub fn newer_listed(db: &Path, session_id: &str) -> Result<usize, IndexError> {
+    let conn = open(db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let current = read_value(&conn, db)?;
+    let Some(entries) = current.as_ref().and_then(|v| v.get("entries")).and_then(Value::as_object) else {
+        return Ok(0);
+    };
+    let date = |e: &Value| e.get("lastMessageDate").and_then(Value::as_f64).unwrap_or(0.0);
+    let Some(own) = entries.get(session_id).map(date) else { return Ok(0) };
+    Ok(entries.iter().filter(|(id, e)| id.as_str() != session_id && date(e) > own).count())
+}
+
 /// Removes a session's entry from the index of `db`, as VS Code does when it deletes a
 /// session: a listed session whose file is gone is shown in its history but cannot be opened.
 /// `true` when an entry was removed (after copying the database, as [`register`] does).
@@ -246,6 +264,17 @@ pub(crate) mod tests {
     fn session(title: &str) -> Session {
         Session::from_value(json!({"customTitle": title, "lastMessageDate": 5, "requests": [{"requestId": "r"}]}))
             .unwrap()
+    }
+
+    #[test]
+    fn newer_listed_counts_the_entries_vs_code_would_keep_before_this_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.vscdb");
+        make_state_db(&db, &["a", "b"]);
+        register(&db, "c", &session("Sea")).unwrap(); // lastMessageDate 5, the others 1
+        assert_eq!(newer_listed(&db, "c").unwrap(), 0);
+        assert_eq!(newer_listed(&db, "a").unwrap(), 1, "c is newer; b is as old, not newer");
+        assert_eq!(newer_listed(&db, "nowhere").unwrap(), 0);
     }
 
     #[test]

@@ -244,7 +244,10 @@ impl Provider for VsCode {
     ) -> Result<Listing, ProviderError> {
         let Some(db) = location.path.parent().and_then(index::state_db_for) else { return Ok(Listing::NoList) };
         Ok(match index::register(&db, session_id, session)? {
-            index::Registered::Added => Listing::Added,
+            index::Registered::Added => match index::newer_listed(&db, session_id)? {
+                newer if newer >= index::VSCODE_KEEPS_LISTED => Listing::AddedUntilTrimmed(newer),
+                _ => Listing::Added,
+            },
             index::Registered::AlreadyListed => Listing::AlreadyListed,
             index::Registered::NoDatabase | index::Registered::NotListed => Listing::NoList,
         })
