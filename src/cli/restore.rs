@@ -17,6 +17,7 @@ use crate::config::Settings;
 use crate::diff::{EntityChange, restore};
 use crate::fold::SessionState;
 use crate::journal::{ChangeType, EntityType, Journal, NewChange, OpenMode, Origin};
+use crate::provider::vscode::PROVIDER;
 use crate::provider::{Listing, Provider};
 use crate::sync::{Options, home_of, placed_session, sync, until_trimmed};
 
@@ -60,15 +61,13 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
             (None, _) => bail!("session {id} never held any content to restore"),
         },
     };
-    let provider = args.roots.provider(settings);
     if args.as_new {
-        return restore_as_new(&mut journal, &provider, &id, &current, target, &point);
+        return restore_as_new(&mut journal, &args.roots.provider(settings), &id, &current, target, &point);
     }
 
     let changes = restore(&id, Some(&current), &target);
     let now = Utc::now();
-    let batch: Vec<NewChange> =
-        changes.into_iter().map(|c| c.into_change(&id, now, Origin::Local, provider.name())).collect();
+    let batch: Vec<NewChange> = changes.into_iter().map(|c| c.into_change(&id, now, Origin::Local, PROVIDER)).collect();
     if batch.is_empty() {
         println!("{id} already stands as it did {point}; nothing to restore");
         if !args.push {
@@ -87,6 +86,8 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
         println!("`chasm sync` writes it to VS Code (or restore with --push)");
         return Ok(ExitCode::SUCCESS);
     }
+    // Only now is VS Code's storage needed (and its absence worth a warning).
+    let provider = args.roots.provider(settings);
     let report =
         sync(&mut journal, &provider, &Options { only: Some(id.clone()), max_delete: 1, ..Options::default() })?;
     print_report(&report, false, false)?;
