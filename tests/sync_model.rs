@@ -82,6 +82,10 @@ enum Op {
     /// `bit_by_bit`, the round records what it has read after every file where it may (as a
     /// first sync of a large folder does every 64 MB).
     Sync { strategy: SyncStrategy, settle: Settle, then_still: bool, bit_by_bit: bool },
+    /// A round while one workspace's chat folder cannot be read (a share not mounted, the
+    /// second one when the flag is set), put back after it: none of its sessions may be taken
+    /// for deleted.
+    Unmounted(bool),
     /// `chasm sync --dry-run`: reports, and changes nothing on either side.
     DryRun(SyncStrategy),
     /// `chasm sync --max-delete 0`: a round that would delete a session on either side stops
@@ -141,6 +145,7 @@ fn op() -> impl Strategy<Value = Op> {
                 Op::Sync { strategy, settle, then_still, bit_by_bit }
             }),
         1 => strategy().prop_map(Op::DryRun),
+        1 => any::<bool>().prop_map(Op::Unmounted),
         1 => prop::sample::select(vec![SyncStrategy::AutoMerge, SyncStrategy::LocalWins, SyncStrategy::RemoteWins])
             .prop_map(Op::Careful),
     ]
@@ -525,6 +530,7 @@ impl Model {
                 | Op::Sync { .. }
                 | Op::DryRun(_)
                 | Op::Careful(_)
+                | Op::Unmounted(_)
         );
         if writes {
             self.mend();
@@ -795,6 +801,50 @@ impl Model {
                         .into_iter()
                         .collect();
                     prop_assert!(changed.is_empty(), "a dry run changed {:?}", changed);
+                }
+            }
+            Op::Unmounted(second) => {
+                for side in self.live() {
+                    let chat = if *second { side.moved() } else { side.chat() };
+                    // The sessions whose files are there, where the last round saw them. (One VS
+                    // Code moved there since is gone from where chasm last saw it, as a deleted
+                    // one is: that it may take for deleted, and brings back with the folder.)
+                    let journal = open_journal(&side.journal(), OpenMode::Existing);
+                    let seen_there = |id: &String| {
+                        let state = journal.state_at(id, u64::MAX).unwrap();
+                        let home = state.and_then(|s| chasm::sync::home_of(&journal, &s).unwrap());
+                        home.is_some_and(|l| l.path.parent() == Some(chat.as_path()))
+                    };
+                    let there: BTreeSet<String> = side
+                        .files()
+                        .into_keys()
+                        .filter(|(dir, id)| *dir == chat && seen_there(id))
+                        .map(|(_, id)| id)
+                        .collect();
+                    drop(journal);
+                    let away = chat.with_file_name("chatSessions.away");
+                    std::fs::rename(&chat, &away).unwrap();
+                    let before: BTreeSet<String> = side.existing().intersection(&there).cloned().collect();
+                    // Over the user dir, which no longer shows that workspace's folder; then over
+                    // the two chat folders named as roots (as configured roots on a share are),
+                    // one of which cannot be read.
+                    let user = side.try_round(&options(SyncStrategy::AutoMerge));
+                    side.forget();
+                    let named = chasm::provider::vscode::VsCode::new(&[side.chat(), side.moved()]);
+                    let report = chasm::in_step::round(&side.journal(), &named, &options(SyncStrategy::AutoMerge));
+                    let after = side.existing();
+                    std::fs::rename(&away, &chat).unwrap();
+                    let failed = |e: SyncError| TestCaseError::fail(format!("a round without a folder: {e}"));
+                    user.map_err(failed)?;
+                    let report = report.map_err(failed)?;
+                    let unread = chat.display().to_string();
+                    prop_assert!(
+                        report.warnings.iter().any(|w| w.contains(&unread)),
+                        "no word of the folder: {:?}",
+                        report.warnings
+                    );
+                    let lost: Vec<&String> = before.difference(&after).collect();
+                    prop_assert!(lost.is_empty(), "taken for deleted while their folder was away: {:?}", lost);
                 }
             }
             Op::Careful(strategy) => {
