@@ -72,10 +72,17 @@ impl Vs {
     }
 
     fn set_index(&self, ids: &[&str]) {
-        let entries: serde_json::Map<String, Value> = ids
-            .iter()
-            .map(|id| (id.to_string(), json!({"sessionId": id, "title": "x", "lastMessageDate": 1, "isEmpty": false})))
-            .collect();
+        self.set_entries(
+            ids.iter()
+                .map(|id| {
+                    (id.to_string(), json!({"sessionId": id, "title": "x", "lastMessageDate": 1, "isEmpty": false}))
+                })
+                .collect(),
+        );
+    }
+
+    /// VS Code's index, as VS Code would write it, listing these entries.
+    fn set_entries(&self, entries: serde_json::Map<String, Value>) {
         let db = Connection::open(self.db_path()).unwrap();
         db.execute(
             "INSERT INTO ItemTable (key, value) VALUES (?1, ?2)",
@@ -372,13 +379,7 @@ fn a_session_listed_again_behind_as_many_newer_as_vs_code_keeps_is_said_to_be_dr
                 (id.clone(), json!({"sessionId": id, "title": "t", "lastMessageDate": 1_800_000_000_000i64 + i}))
             })
             .collect();
-        let db = Connection::open(vs.db_path()).unwrap();
-        db.execute(
-            "INSERT INTO ItemTable (key, value) VALUES (?1, ?2)",
-            rusqlite::params![INDEX_KEY, json!({"version": 1, "entries": entries}).to_string()],
-        )
-        .unwrap();
-        drop(db);
+        vs.set_entries(entries);
         let out = vs.run(&["restore", ID, "--push"]);
         assert!(out.status.success());
         let stderr = String::from_utf8_lossy(&out.stderr);
