@@ -906,8 +906,8 @@ fn checkpoint(
 pub fn list(provider: &dyn Provider, loc: &Location, id: &str, session: &Session, warnings: &mut Vec<String>) -> bool {
     match provider.ensure_listed(loc, id, session) {
         Ok(crate::provider::Listing::Added) => true,
-        Ok(crate::provider::Listing::AddedUntilTrimmed(newer)) => {
-            warnings.push(until_trimmed(id, newer));
+        Ok(crate::provider::Listing::AddedUntilTrimmed { newer, kept }) => {
+            warnings.push(until_trimmed(id, newer, kept));
             true
         }
         Ok(_) => false,
@@ -922,10 +922,9 @@ pub fn list(provider: &dyn Provider, loc: &Location, id: &str, session: &Session
 }
 
 /// What a user should know of a session listed again among too many newer ones.
-pub fn until_trimmed(id: &str, newer: usize) -> String {
+pub fn until_trimmed(id: &str, newer: usize, kept: usize) -> String {
     format!(
-        "{id} is listed in VS Code's chat history again, but {newer} listed sessions are newer and VS Code keeps only its newest {}: it drops this one again the next time it saves its list (open the session in VS Code before then to find it; `chasm replay` shows it whenever you like)",
-        crate::provider::vscode::index::VSCODE_KEEPS_LISTED
+        "{id} is listed in VS Code's chat history again, but {newer} listed sessions are newer and VS Code keeps only its newest {kept}: it drops this one again the next time it saves its list (`chasm replay` shows it whenever you like)"
     )
 }
 

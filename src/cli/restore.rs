@@ -99,7 +99,7 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
     {
         match provider.ensure_listed(&home, &id, &state.session) {
             Ok(Listing::Added) => println!("{id} is listed in VS Code's chat history again"),
-            Ok(Listing::AddedUntilTrimmed(newer)) => eprintln!("warning: {}", until_trimmed(&id, newer)),
+            Ok(Listing::AddedUntilTrimmed { newer, kept }) => eprintln!("warning: {}", until_trimmed(&id, newer, kept)),
             Ok(_) => {}
             Err(e) => bail!(
                 "{id} was written to {}, but VS Code will not list it yet: {e}; close VS Code and run this command again",

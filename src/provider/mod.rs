@@ -146,9 +146,9 @@ impl ProviderError {
 pub enum Listing {
     /// It did not; now it does.
     Added,
-    /// It did not; now it does, but this many listed sessions are newer, as many as the editor
-    /// keeps listed: its next save of the list drops this one again.
-    AddedUntilTrimmed(usize),
+    /// It did not; now it does, but `newer` listed sessions are newer, and the editor keeps
+    /// only its newest `kept` listed: its next save of the list drops this one again.
+    AddedUntilTrimmed { newer: usize, kept: usize },
     /// It already did.
     AlreadyListed,
     /// The editor keeps no list here (yet); the file is all there is.

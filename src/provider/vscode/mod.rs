@@ -244,8 +244,11 @@ impl Provider for VsCode {
     ) -> Result<Listing, ProviderError> {
         let Some(db) = location.path.parent().and_then(index::state_db_for) else { return Ok(Listing::NoList) };
         Ok(match index::register(&db, session_id, session)? {
-            index::Registered::Added => match index::newer_listed(&db, session_id)? {
-                newer if newer >= index::VSCODE_KEEPS_LISTED => Listing::AddedUntilTrimmed(newer),
+            // The count only advises: listed is listed, whatever it can tell.
+            index::Registered::Added => match index::newer_listed(&db, session_id).unwrap_or(0) {
+                newer if newer >= index::VSCODE_KEEPS_LISTED => {
+                    Listing::AddedUntilTrimmed { newer, kept: index::VSCODE_KEEPS_LISTED }
+                }
                 _ => Listing::Added,
             },
             index::Registered::AlreadyListed => Listing::AlreadyListed,
