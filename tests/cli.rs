@@ -407,6 +407,7 @@ fn a_sync_that_finds_no_chat_folders_says_so() {
         .arg("sync")
         .env("HOME", &home)
         .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("APPDATA", &home)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
