@@ -412,6 +412,22 @@ fn message_edit_deletion_and_concurrent_add_conflicts() {
     assert_eq!(code, 0);
     assert!(!vs.file(HAIKU).exists());
 
+    // deletion the other way: renamed through chasm, deleted in VS Code. Plain status lists it
+    // (a conflict waits, though the session is gone from VS Code), and the conflict names the
+    // local side by its title, not its JSON.
+    let vs = Vs::new();
+    vs.sync(&[]);
+    vs.env.ok(&["rename", "9c2d", "Renamed, then deleted in VS Code"]);
+    std::fs::remove_file(vs.file(HAIKU)).unwrap();
+    let (code, _) = vs.sync(&[]);
+    assert_eq!(code, 3);
+    let line = vs.with_root(&["status"]).lines().find(|l| l.contains("9c2d")).map(str::to_owned);
+    let line = line.expect("a deletion in conflict is listed by plain status");
+    assert!(line.starts_with("conflict") && line.contains("see `chasm conflicts`"), "{line}");
+    let listed = vs.with_root(&["conflicts"]);
+    assert!(listed.contains("local the session \"Renamed, then deleted in VS Code\""), "{listed}");
+    assert!(!listed.contains("\"requests\""), "{listed}");
+
     // concurrent_add: both sides appended requests; auto_merge takes both, by timestamp.
     let vs = Vs::new();
     vs.sync(&[]);

@@ -132,6 +132,15 @@ fn describe(v: Option<&serde_json::Value>) -> String {
         None => "deleted".into(),
         Some(serde_json::Value::String(s)) => format!("{:?}", crate::session::first_words(s, 40)),
         Some(serde_json::Value::Array(items)) => format!("{} request(s)", items.len()),
+        // A whole session (one side of a `deletion` conflict): by its title, not its JSON.
+        Some(v) if v.get("requests").is_some_and(serde_json::Value::is_array) => {
+            let requests = v["requests"].as_array().map_or(0, Vec::len);
+            let title = crate::session::Session::from_value(v.clone()).ok().and_then(|s| s.display_title());
+            match title {
+                Some(t) => format!("the session {:?} ({requests} request(s))", crate::session::first_words(&t, 40)),
+                None => format!("the session ({requests} request(s))"),
+            }
+        }
         Some(v) => match v.get("message").and_then(|m| m.get("text")).and_then(serde_json::Value::as_str) {
             Some(text) => format!(
                 "{:?} ({} response parts)",
@@ -143,12 +152,12 @@ fn describe(v: Option<&serde_json::Value>) -> String {
     }
 }
 
-/// Runs a parsed command line.
 /// A path from the environment; an empty variable counts as unset.
 fn env_path(var: &str) -> Option<PathBuf> {
     std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
+/// Runs a parsed command line.
 pub fn run(mut cli: Cli) -> Result<ExitCode> {
     cli.config = cli.config.or_else(|| env_path("CHASM_CONFIG"));
     cli.journal = cli.journal.or_else(|| env_path("CHASM_JOURNAL"));

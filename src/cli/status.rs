@@ -18,7 +18,7 @@ use crate::journal::{Journal, OpenMode};
 use crate::merge::Strategy;
 use crate::provider::vscode::index;
 use crate::session::Session;
-use crate::sync::{Options, Report, SessionSync, sync};
+use crate::sync::{Options, Report, SessionSync, Status, sync};
 
 /// Show whether each session is synced, ahead on one side, or in conflict
 #[derive(Debug, clap::Args)]
@@ -117,9 +117,9 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
     }
     // A date is shown in JSON, and beside a deleted session (listed with --all, or asked for).
     let dates = args.json || args.all || args.session.is_some();
-    // Plain status lists no deleted session. Those a sync found settled and gone, with no
-    // record since, are known gone from its cache: deleted sessions pile up, and reading what
-    // each last held costs a snapshot and a request.
+    // Plain status lists no deleted session (but one in conflict). Those a sync found settled
+    // and gone, with no record since, are known gone from its cache: deleted sessions pile up,
+    // and reading what each last held costs a snapshot and a request.
     let hide_deleted = !args.all && args.session.is_none();
     let settled_gone: BTreeSet<String> = if hide_deleted {
         (journal.fingerprints_in_step()?.into_iter())
@@ -137,7 +137,8 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
             continue;
         }
         let (presence, last) = presence(&journal, s, dates, &mut listed, &mut warnings)?;
-        if matches!(presence, Presence::Deleted { .. }) && hide_deleted {
+        // A deletion in conflict with a change on the other side waits for the user: shown.
+        if matches!(presence, Presence::Deleted { .. }) && hide_deleted && s.status != Status::Conflict {
             continue;
         }
         rows.push((s, presence, last));
@@ -181,6 +182,11 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
             Presence::JournalOnly => detail.push("not in VS Code's storage".into()),
             Presence::Hidden => {
                 detail.push(format!("hidden: VS Code's index no longer lists it; {restore_hint}"));
+            }
+            // Deleted on one side and changed on the other: a conflict to settle first (taking
+            // the changed side brings it back), so it is listed as one.
+            Presence::Deleted { seq } if s.status == Status::Conflict => {
+                detail.push(format!("deleted at seq {seq}, changed on the other side; see `chasm conflicts`"));
             }
             Presence::Deleted { seq } => {
                 state = "deleted";
