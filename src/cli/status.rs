@@ -181,7 +181,12 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
             Presence::Present => {}
             Presence::JournalOnly => detail.push("not in VS Code's storage".into()),
             Presence::Hidden => {
-                detail.push(format!("hidden: VS Code's index no longer lists it; {restore_hint}"));
+                // Nearly always trimmed for its age: listed again, it lasts until VS Code next
+                // trims its list unless fewer are newer by then (the restore says which).
+                detail.push(format!(
+                    "hidden: VS Code's index no longer lists it (VS Code keeps its newest {}); `chasm restore {short} --push` lists it again",
+                    index::VSCODE_KEEPS_LISTED
+                ));
             }
             // Deleted on one side and changed on the other: a conflict to settle first (taking
             // the changed side brings it back), so it is listed as one.
