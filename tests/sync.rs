@@ -253,6 +253,23 @@ fn a_torn_line_from_vs_code_mid_write_is_never_appended_to() {
 }
 
 #[test]
+fn a_torn_line_left_behind_fails_the_push_instead_of_waiting_for_ever() {
+    let vs = Vs::new();
+    vs.sync(&[]);
+    vs.env.ok(&["rename", "9c2d", "Renamed after VS Code stopped mid-write"]);
+    let fragment = "{\"kind\":1,\"k\":[\"cust";
+    append(&vs.file(HAIKU), fragment);
+    // Left that way long since: no write under way will finish it.
+    age(&vs.file(HAIKU));
+    let out = vs.env.chasm(&["sync", "--root", &vs.root()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(common::assert_error_line(&out).contains("1 session could not be synced"));
+    assert!(stderr.contains("incomplete line that has not changed for a while"), "{stderr}");
+    assert!(std::fs::read_to_string(vs.file(HAIKU)).unwrap().ends_with(fragment), "nothing written after it");
+}
+
+#[test]
 fn vs_code_appending_while_chasm_syncs_loses_nothing() {
     let vs = Vs::new();
     vs.sync(&[]);

@@ -24,7 +24,16 @@ pub enum WriteError {
     Io { path: String, source: std::io::Error },
     #[error("{0}: changed in VS Code while chasm was syncing; it will be picked up next time")]
     ChangedMeanwhile(String),
+    #[error(
+        "{0}: ends with an incomplete line that has not changed for a while (VS Code stopped mid-write?); chasm writes nothing after it until the line is completed or removed"
+    )]
+    TornLeft(String),
 }
+
+/// How long a log's incomplete last line may stay as it is and still be taken for VS Code's
+/// write under way: a line is one write, done in far less; one older was left by a writer that
+/// stopped (a crash, a full disk), and waiting for the next sync will not finish it.
+pub const TORN_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WriteError + '_ {
     move |source| WriteError::Io { path: path.display().to_string(), source }
@@ -152,7 +161,11 @@ fn read_current(path: &Path, format: FileFormat) -> Result<Option<(Session, usiz
         FileFormat::Jsonl => {
             let log = jsonl::read(&bytes).map_err(|_| changed())?;
             if log.torn_tail {
-                return Err(changed());
+                let age = std::fs::metadata(path).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+                return Err(match age {
+                    Some(age) if age > TORN_FOR => WriteError::TornLeft(path.display().to_string()),
+                    _ => changed(),
+                });
             }
             (log.state, log.entries)
         }
@@ -240,5 +253,10 @@ mod tests {
             Err(WriteError::ChangedMeanwhile(_))
         ));
         delete_session(&path, FileFormat::Jsonl, None).unwrap_err();
+        // One left that way for longer than a write takes: not a race, but a writer that
+        // stopped; a failure to report, not a write to wait for.
+        let old = std::time::SystemTime::now() - TORN_FOR * 2;
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(old).unwrap();
+        assert!(matches!(write_session(&path, FileFormat::Jsonl, &v3, Some(&v2)), Err(WriteError::TornLeft(_))));
     }
 }
