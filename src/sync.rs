@@ -426,10 +426,13 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             continue;
         }
         let torn = |report: &mut Report| {
-            report.warnings.push(format!(
-                "{}: ignored an incomplete last line (VS Code may be writing it)",
-                listed.location.path.display()
-            ));
+            let path = &listed.location.path;
+            let why = if crate::provider::vscode::write::torn_left(path) {
+                "left standing: a writer stopped there, and chasm writes nothing after it"
+            } else {
+                "VS Code may be writing it"
+            };
+            report.warnings.push(format!("{}: ignored an incomplete last line ({why})", path.display()));
         };
         // Only the file changed since both sides were in step: what the session held then is
         // the journal's side. A log is read from where the last read ended and a `.json` not

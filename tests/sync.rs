@@ -266,6 +266,7 @@ fn a_torn_line_left_behind_fails_the_push_instead_of_waiting_for_ever() {
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(common::assert_error_line(&out).contains("1 session could not be synced"));
     assert!(stderr.contains("incomplete line that has not changed for a while"), "{stderr}");
+    assert!(stderr.contains("ignored an incomplete last line (left standing"), "{stderr}");
     assert!(std::fs::read_to_string(vs.file(HAIKU)).unwrap().ends_with(fragment), "nothing written after it");
 }
 

@@ -35,6 +35,13 @@ pub enum WriteError {
 /// stopped (a crash, a full disk), and waiting for the next sync will not finish it.
 pub const TORN_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Whether a log's incomplete last line has stood longer than [`TORN_FOR`] (the file unchanged
+/// since): left by a writer that stopped, not one under way.
+pub fn torn_left(path: &Path) -> bool {
+    let age = std::fs::metadata(path).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+    age.is_some_and(|age| age > TORN_FOR)
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WriteError + '_ {
     move |source| WriteError::Io { path: path.display().to_string(), source }
 }
@@ -161,11 +168,7 @@ fn read_current(path: &Path, format: FileFormat) -> Result<Option<(Session, usiz
         FileFormat::Jsonl => {
             let log = jsonl::read(&bytes).map_err(|_| changed())?;
             if log.torn_tail {
-                let age = std::fs::metadata(path).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
-                return Err(match age {
-                    Some(age) if age > TORN_FOR => WriteError::TornLeft(path.display().to_string()),
-                    _ => changed(),
-                });
+                return Err(if torn_left(path) { WriteError::TornLeft(path.display().to_string()) } else { changed() });
             }
             (log.state, log.entries)
         }
