@@ -399,30 +399,23 @@ fn state_db(chat: &std::path::Path) -> PathBuf {
 
 const INDEX_KEY: &str = "chat.ChatSessionStore.index";
 
-/// The entries of a workspace's list, by session id.
+/// The entries of a workspace's list, by session id (none before VS Code first writes it).
 fn index_entries(chat: &std::path::Path) -> serde_json::Map<String, Value> {
+    use rusqlite::OptionalExtension;
     let db = rusqlite::Connection::open(state_db(chat)).unwrap();
-    let text: String = db.query_row("SELECT value FROM ItemTable WHERE key = ?1", [INDEX_KEY], |r| r.get(0)).unwrap();
-    let mut index: Value = serde_json::from_str(&text).unwrap();
+    let text: Option<String> =
+        db.query_row("SELECT value FROM ItemTable WHERE key = ?1", [INDEX_KEY], |r| r.get(0)).optional().unwrap();
+    let mut index: Value = text.map_or(Value::Null, |t| serde_json::from_str(&t).unwrap());
     index["entries"].as_object_mut().map(std::mem::take).unwrap_or_default()
 }
 
 /// VS Code changing its list of a workspace's sessions.
 fn vscode_lists(chat: &std::path::Path, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) {
-    let mut entries = if state_db(chat).metadata().is_ok_and(|m| m.len() > 0) && has_index(chat) {
-        index_entries(chat)
-    } else {
-        serde_json::Map::new()
-    };
+    let mut entries = index_entries(chat);
     edit(&mut entries);
     let text = json!({"version": 1, "entries": entries}).to_string();
     let db = rusqlite::Connection::open(state_db(chat)).unwrap();
     db.execute("INSERT INTO ItemTable (key, value) VALUES (?1, ?2)", (INDEX_KEY, text)).unwrap();
-}
-
-fn has_index(chat: &std::path::Path) -> bool {
-    let db = rusqlite::Connection::open(state_db(chat)).unwrap();
-    db.query_row("SELECT count(*) FROM ItemTable WHERE key = ?1", [INDEX_KEY], |r| r.get::<_, i64>(0)).unwrap() > 0
 }
 
 /// The entry VS Code writes for a session it saves (the title is not checked on these).
