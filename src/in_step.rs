@@ -7,10 +7,17 @@
 //! journal is not even opened. Anything else — a new, changed or vanished file, a flag the note
 //! was not written for — takes the full sync.
 //!
+//! A file the listing passes over whatever it holds (a name that is no session id, a second
+//! copy of a session: see [`PassedOver`]) is noted too, with the sync's warning about it, which
+//! each sync the note holds for repeats: such a file would otherwise keep every later sync on
+//! the slow path, and VS Code leaves one wherever it copies a window's sessions into a new
+//! workspace.
+//!
 //! The journal drops the note (durably) before every change it makes, so a note that exists
 //! was written after the journal's last change: a change made through chasm, or an import, always
 //! leads to a full sync. The note is a cache; deleting it costs one full sync.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -18,7 +25,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::journal::{Journal, OpenMode};
-use crate::provider::vscode::discover::entry_metadata;
+use crate::provider::vscode::discover::{PassedOver, entry_metadata};
 use crate::provider::vscode::{VsCode, write_fingerprint};
 use crate::sync::{Action, Options, Report, SyncError};
 
@@ -26,7 +33,7 @@ use crate::sync::{Action, Options, Report, SyncError};
 pub const FILE: &str = "in-step.json";
 
 /// What the note's format is; a note in another is not read (it is only a cache).
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 /// The note. Its file names are borrowed from the file's bytes, as a no-op sync reads it every
 /// few seconds: a name that JSON had to escape (session ids have none) fails the read, which
@@ -36,63 +43,85 @@ struct Note<'a> {
     version: u32,
     #[serde(borrow)]
     dirs: Vec<Dir<'a>>,
+    /// The sync's warnings, all about files passed over: each sync the note holds for gives
+    /// them again, as the full sync would.
+    warnings: Vec<String>,
 }
 
 /// A chat folder the sync covered, and every session file in it by name (sorted), with its
-/// fingerprint.
+/// fingerprint; then the same of the files passed over. Their names may be anything a file
+/// system allows, so JSON may have had to escape them: they are borrowed where it did not.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct Dir<'a> {
     #[serde(borrow)]
-    path: std::borrow::Cow<'a, str>,
+    path: Cow<'a, str>,
     #[serde(borrow)]
     files: Vec<(&'a str, &'a str)>,
+    #[serde(borrow)]
+    passed: Vec<(Cow<'a, str>, &'a str)>,
+}
+
+/// What a sync that left everything in step saw: each session file and each file passed over
+/// by path, with its fingerprint, and the sync's warnings.
+#[derive(Debug, Default, Clone)]
+pub struct Seen {
+    pub files: BTreeMap<PathBuf, String>,
+    pub passed: BTreeMap<PathBuf, String>,
+    pub warnings: Vec<String>,
 }
 
 /// Writes the note (atomically) after a sync that left everything in step.
-pub fn record(journal_dir: &Path, provider: &VsCode, files: BTreeMap<PathBuf, String>) -> io::Result<()> {
+pub fn record(journal_dir: &Path, provider: &VsCode, seen: Seen) -> io::Result<()> {
+    // A folder or name that is not UTF-8 is left out: its files are then "new" to every
+    // fast-path check, which takes the full sync.
+    fn in_dir<'m>(files: &'m BTreeMap<PathBuf, String>, dir: &Path) -> impl Iterator<Item = (&'m str, &'m str)> {
+        files
+            .iter()
+            .filter(move |(p, _)| p.parent() == Some(dir))
+            .filter_map(|(p, token)| Some((p.file_name()?.to_str()?, token.as_str())))
+    }
     let mut dirs = Vec::with_capacity(provider.dirs.len());
     for dir in &provider.dirs {
-        // A folder or name that is not UTF-8 is left out: its files are then "new" to every
-        // fast-path check, which takes the full sync.
         let Some(path) = dir.path.to_str() else { continue };
-        let mut here: Vec<(&str, &str)> = files
-            .iter()
-            .filter(|(p, _)| p.parent() == Some(&dir.path))
-            .filter_map(|(p, token)| Some((p.file_name()?.to_str()?, token.as_str())))
-            .collect();
-        here.sort_unstable();
-        dirs.push(Dir { path: path.into(), files: here });
+        let mut files: Vec<(&str, &str)> = in_dir(&seen.files, &dir.path).collect();
+        files.sort_unstable();
+        let mut passed: Vec<(Cow<str>, &str)> = in_dir(&seen.passed, &dir.path).map(|(n, t)| (n.into(), t)).collect();
+        passed.sort_unstable();
+        dirs.push(Dir { path: path.into(), files, passed });
     }
-    let note = Note { version: VERSION, dirs };
+    let note = Note { version: VERSION, dirs, warnings: seen.warnings };
     crate::atomic::write(&journal_dir.join(FILE), &serde_json::to_vec(&note).expect("a note serializes"))
 }
 
-/// Whether everything is as the note says: the same folders, the same session files, each with
-/// the fingerprint noted. Any doubt (no note, an unreadable folder, a file too fresh to
-/// fingerprint) is a `false`.
-pub fn holds(journal_dir: &Path, provider: &VsCode) -> bool {
-    let Ok(bytes) = std::fs::read(journal_dir.join(FILE)) else { return false };
-    let Ok(note) = serde_json::from_slice::<Note>(&bytes) else { return false };
+/// Whether everything is as the note says: the same folders, the same session files and files
+/// passed over, each with the fingerprint noted. `Some` of the warnings to give again when it
+/// does; any doubt (no note, an unreadable folder, a file too fresh to fingerprint) is a `None`.
+pub fn holds(journal_dir: &Path, provider: &VsCode) -> Option<Vec<String>> {
+    let bytes = std::fs::read(journal_dir.join(FILE)).ok()?;
+    let note = serde_json::from_slice::<Note>(&bytes).ok()?;
     let paths = note.dirs.iter().map(|d| Path::new(d.path.as_ref()));
     if note.version != VERSION || !paths.eq(provider.dirs.iter().map(|d| &d.path)) {
-        return false;
+        return None;
     }
     // A listing and one stat per file, relative to the open folder: this runs every few seconds.
     let now = std::time::SystemTime::now();
     let mut token = String::with_capacity(64);
     for dir in &note.dirs {
-        let Ok(entries) = std::fs::read_dir(dir.path.as_ref()) else { return false };
+        let entries = std::fs::read_dir(dir.path.as_ref()).ok()?;
         let mut seen = 0;
         for entry in entries {
-            let Ok(entry) = entry else { return false };
+            let entry = entry.ok()?;
             let name = entry.file_name();
             let bytes = name.as_encoded_bytes();
             if !(bytes.ends_with(b".json") || bytes.ends_with(b".jsonl")) {
                 continue;
             }
             // Named like a session but not in UTF-8: the full sync says why it skips it.
-            let Some(name) = name.to_str() else { return false };
-            let Ok(at) = dir.files.binary_search_by(|(n, _)| (*n).cmp(name)) else { return false };
+            let name = name.to_str()?;
+            let noted = match dir.files.binary_search_by(|(n, _)| (*n).cmp(name)) {
+                Ok(at) => dir.files[at].1,
+                Err(_) => dir.passed[dir.passed.binary_search_by(|(n, _)| n.as_ref().cmp(name)).ok()?].1,
+            };
             // A link is fingerprinted by what it points to, as the provider does.
             let meta = match entry.file_type() {
                 Ok(t) if t.is_symlink() => std::fs::metadata(entry.path()),
@@ -101,15 +130,15 @@ pub fn holds(journal_dir: &Path, provider: &VsCode) -> bool {
             };
             token.clear();
             match meta {
-                Ok(meta) if write_fingerprint(&meta, now, &mut token) && token == dir.files[at].1 => seen += 1,
-                _ => return false,
+                Ok(meta) if write_fingerprint(&meta, now, &mut token) && token == noted => seen += 1,
+                _ => return None,
             }
         }
-        if seen != dir.files.len() {
-            return false;
+        if seen != dir.files.len() + dir.passed.len() {
+            return None;
         }
     }
-    true
+    Some(note.warnings)
 }
 
 /// One sync of the journal in `journal_dir`, as `chasm sync` and each round of `sync --watch`
@@ -118,8 +147,8 @@ pub fn holds(journal_dir: &Path, provider: &VsCode) -> bool {
 /// everything in step notes it for the next round. A sync of one session (`opts.only`) says
 /// nothing of the others, so it never notes.
 pub fn round(journal_dir: &Path, provider: &VsCode, opts: &Options) -> Result<Report, SyncError> {
-    if holds(journal_dir, provider) {
-        return Ok(Report::default());
+    if let Some(warnings) = holds(journal_dir, provider) {
+        return Ok(Report { warnings, ..Report::default() });
     }
     let mut journal = Journal::open(journal_dir, OpenMode::Create)?;
     let report = crate::sync::sync(&mut journal, provider, opts)?;
@@ -133,11 +162,21 @@ pub fn round(journal_dir: &Path, provider: &VsCode, opts: &Options) -> Result<Re
 
 /// After a sync that found nothing to do anywhere, notes each file's fingerprint for the fast
 /// path. Only then: a sync that wrote a file or recorded a change leaves fingerprints that the
-/// next sync must confirm the slow way.
+/// next sync must confirm the slow way; and only when its warnings are all about files the
+/// listing passed over, the ones the note can vouch for.
 fn note_if_in_step(journal_dir: &Path, provider: &VsCode, report: &Report) {
-    let quiet = report.appended == 0 && report.files_written == 0 && report.warnings.is_empty();
+    let passed_over = provider.passed_over();
+    let explained = |w: &String| passed_over.iter().any(|p| p.warning.as_ref() == Some(w));
+    let quiet = report.appended == 0 && report.files_written == 0 && report.warnings.iter().all(explained);
     if !quiet || report.sessions.iter().any(|s| s.action != Action::None || s.error.is_some()) {
         return;
+    }
+    let mut passed = BTreeMap::new();
+    for PassedOver { path, fingerprint, .. } in passed_over {
+        match fingerprint {
+            Some(token) => passed.insert(path, token),
+            None => return, // too fresh to fingerprint, or gone: no note this time
+        };
     }
     let mut files = BTreeMap::new();
     for s in &report.sessions {
@@ -152,7 +191,7 @@ fn note_if_in_step(journal_dir: &Path, provider: &VsCode, report: &Report) {
         }
     }
     // Only a cache: failing to write it costs the next sync a full run, nothing more.
-    let _ = record(journal_dir, provider, files);
+    let _ = record(journal_dir, provider, Seen { files, passed, warnings: report.warnings.clone() });
 }
 
 /// Drops the note, durably, before the journal changes. Cheap when there is none.
@@ -175,79 +214,110 @@ mod tests {
     use crate::provider::vscode::discover::ChatDir;
     use crate::provider::vscode::fingerprint_of;
 
-    /// Two chat folders with a session file each, aged past the fingerprint's window, and the
-    /// note a sync would write for them.
-    fn folders() -> (tempfile::TempDir, VsCode, BTreeMap<PathBuf, String>) {
-        let t = tempfile::tempdir().unwrap();
+    /// Writes a file aged past the fingerprint's window, and gives its fingerprint.
+    fn aged(file: &Path, text: &str) -> String {
         let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::write(file, text).unwrap();
+        std::fs::File::options().write(true).open(file).unwrap().set_modified(hour_ago).unwrap();
+        fingerprint_of(&std::fs::metadata(file).unwrap(), std::time::SystemTime::now()).unwrap()
+    }
+
+    /// Two chat folders with a session file each, and the note a sync would write for them.
+    fn folders() -> (tempfile::TempDir, VsCode, Seen) {
+        let t = tempfile::tempdir().unwrap();
         let mut dirs = Vec::new();
-        let mut files = BTreeMap::new();
+        let mut seen = Seen::default();
         // A folder name that JSON escapes, as every Windows path is.
         for (dir, name) in [("a", "s1.jsonl"), ("b\"q\\", "s2.json")] {
             let path = t.path().join(dir);
             std::fs::create_dir(&path).unwrap();
             let file = path.join(name);
-            std::fs::write(&file, "{}").unwrap();
-            std::fs::File::options().write(true).open(&file).unwrap().set_modified(hour_ago).unwrap();
-            let meta = std::fs::metadata(&file).unwrap();
-            files.insert(file, fingerprint_of(&meta, std::time::SystemTime::now()).unwrap());
+            seen.files.insert(file.clone(), aged(&file, "{}"));
             dirs.push(ChatDir { path, workspace: None });
         }
-        (t, VsCode::over(dirs), files)
+        (t, VsCode::over(dirs), seen)
     }
 
     #[test]
     fn the_note_holds_until_a_session_file_is_added_changed_or_removed() {
-        let (t, provider, files) = folders();
+        let (t, provider, seen) = folders();
         let journal = t.path().join("journal");
         std::fs::create_dir(&journal).unwrap();
-        assert!(!holds(&journal, &provider), "no note");
-        record(&journal, &provider, files.clone()).unwrap();
-        assert!(holds(&journal, &provider));
+        assert_eq!(holds(&journal, &provider), None, "no note");
+        record(&journal, &provider, seen.clone()).unwrap();
+        assert_eq!(holds(&journal, &provider), Some(vec![]));
 
         // Other files do not count; a new session file does.
         std::fs::write(t.path().join("a/notes.txt"), "x").unwrap();
-        assert!(holds(&journal, &provider));
+        assert!(holds(&journal, &provider).is_some());
         let b = &provider.dirs[1].path;
         let new = b.join("s3.json");
         std::fs::write(&new, "{}").unwrap();
-        assert!(!holds(&journal, &provider));
+        assert_eq!(holds(&journal, &provider), None);
         std::fs::remove_file(&new).unwrap();
-        assert!(holds(&journal, &provider));
+        assert!(holds(&journal, &provider).is_some());
         #[cfg(unix)]
         {
             // Named like a session, not in UTF-8: the full sync must see it (and say it skips it).
             use std::os::unix::ffi::OsStrExt;
             let odd = b.join(std::ffi::OsStr::from_bytes(b"s\xff.json"));
             std::fs::write(&odd, "{}").unwrap();
-            assert!(!holds(&journal, &provider));
+            assert_eq!(holds(&journal, &provider), None);
             std::fs::remove_file(&odd).unwrap();
-            assert!(holds(&journal, &provider));
+            assert!(holds(&journal, &provider).is_some());
         }
 
         // A changed file (a new size, or one too fresh to fingerprint), a removed one.
         let s2 = b.join("s2.json");
         std::fs::write(&s2, "{ }").unwrap();
-        assert!(!holds(&journal, &provider));
-        record(&journal, &provider, files).unwrap();
+        assert_eq!(holds(&journal, &provider), None);
+        record(&journal, &provider, seen).unwrap();
         std::fs::remove_file(&s2).unwrap();
-        assert!(!holds(&journal, &provider));
+        assert_eq!(holds(&journal, &provider), None);
+    }
+
+    #[test]
+    fn files_passed_over_hold_with_their_warnings_until_they_change() {
+        let (t, provider, mut seen) = folders();
+        let journal = t.path().join("journal");
+        std::fs::create_dir(&journal).unwrap();
+        // A second copy of s1, and a name that is no session id (one JSON escapes).
+        let b = provider.dirs[1].path.clone();
+        let copy = b.join("s1.jsonl");
+        let odd = b.join("a\"..b.json");
+        for file in [&copy, &odd] {
+            seen.passed.insert(file.clone(), aged(file, "{}"));
+        }
+        seen.warnings = vec!["s1 is also elsewhere".into(), "a name".into()];
+        record(&journal, &provider, seen.clone()).unwrap();
+        assert_eq!(holds(&journal, &provider), Some(seen.warnings.clone()), "the warnings come again");
+
+        // Changed, removed or joined by another, they take the full sync, as session files do.
+        std::fs::write(&copy, "{ }").unwrap();
+        assert_eq!(holds(&journal, &provider), None);
+        aged(&copy, "{}");
+        std::fs::remove_file(&odd).unwrap();
+        assert_eq!(holds(&journal, &provider), None);
+        record(&journal, &provider, seen.clone()).unwrap();
+        aged(&odd, "{}");
+        aged(&b.join("b..c.json"), "{}");
+        assert_eq!(holds(&journal, &provider), None);
     }
 
     #[test]
     fn a_note_for_other_folders_or_in_another_format_does_not_hold() {
-        let (t, provider, files) = folders();
+        let (t, provider, seen) = folders();
         let journal = t.path().join("journal");
         std::fs::create_dir(&journal).unwrap();
-        record(&journal, &provider, files).unwrap();
+        record(&journal, &provider, seen).unwrap();
         let fewer = VsCode::over(provider.dirs[..1].to_vec());
-        assert!(!holds(&journal, &fewer));
+        assert_eq!(holds(&journal, &fewer), None);
 
         let note = journal.join(FILE);
         let text = std::fs::read_to_string(&note).unwrap();
-        std::fs::write(&note, text.replace("\"version\":2", "\"version\":1")).unwrap();
-        assert!(!holds(&journal, &provider));
-        std::fs::write(&note, "{\"version\":2,").unwrap();
-        assert!(!holds(&journal, &provider));
+        std::fs::write(&note, text.replace("\"version\":3", "\"version\":2")).unwrap();
+        assert_eq!(holds(&journal, &provider), None);
+        std::fs::write(&note, "{\"version\":3,").unwrap();
+        assert_eq!(holds(&journal, &provider), None);
     }
 }

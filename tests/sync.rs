@@ -832,6 +832,49 @@ fn a_sync_with_nothing_to_do_is_noted_and_the_next_one_does_not_open_the_journal
     assert_eq!(vs.remote(READING)["customTitle"], "Noted");
 }
 
+/// VS Code copies a window's sessions into the workspace it enters and keeps the originals, so
+/// one session id can stand in two chat folders for good. The copy is skipped with a warning at
+/// every sync, and the note stands over it: the syncs after it still do not open the journal.
+#[test]
+fn a_copy_of_a_session_is_warned_of_at_every_sync_and_leaves_the_no_op_path_alone() {
+    let vs = Vs::new();
+    let note = vs.env.journal().join("in-step.json");
+    let other = vs.env.dir.path().join("User/workspaceStorage/9e8d7c6b5a/chatSessions");
+    std::fs::create_dir_all(&other).unwrap();
+    let copy = other.join(format!("{HAIKU}.jsonl"));
+    std::fs::copy(vs.file(HAIKU), &copy).unwrap();
+    age(&copy);
+    vs.age_files();
+    let root = vs.root();
+    let warning =
+        format!("warning: {}: skipped: session {HAIKU} is also at {}", copy.display(), vs.file(HAIKU).display());
+    let sync = || {
+        let out = vs.env.chasm(&["sync", "--root", &root]);
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for _ in 0..2 {
+        let (code, stderr) = sync();
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(stderr.contains(&warning), "{stderr}");
+    }
+    assert!(note.exists(), "a sync whose only warning is the copy notes it");
+
+    let held = common::open_journal(&vs.env.journal(), OpenMode::Existing);
+    let (code, stderr) = sync();
+    assert_eq!(code, Some(0), "the journal was opened: {stderr}");
+    assert_eq!(stderr.lines().collect::<Vec<_>>(), [warning.as_str()], "warned again, and only of the copy");
+    // A change to the copy takes the full path, as any session file's does.
+    append(&copy, &format!("{}\n", json!({"kind": 1, "k": ["customTitle"], "v": "In the copy"})));
+    age(&copy);
+    let (code, stderr) = sync();
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("locked"), "{stderr}");
+    drop(held);
+    let (code, stderr) = sync();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains(&warning), "{stderr}");
+}
+
 /// A file still for a tenth of a second is trusted by its fingerprint (its time has a
 /// fraction, as on every file system with nanosecond times): the sync after VS Code stops
 /// writing finds everything in step and notes it, so a background sync goes back to the no-op

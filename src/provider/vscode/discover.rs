@@ -104,18 +104,44 @@ fn project_of(workspace_dir: &Path) -> Option<String> {
     ["folder", "workspace"].iter().find_map(|k| v.get(k).and_then(Value::as_str)).map(str::to_owned)
 }
 
+/// A file named like a session that a listing leaves out whatever it holds: its name is not a
+/// session id, or another file of its id is taken instead (the `.jsonl` beside a `.json`, or the
+/// same id in an earlier chat folder). It stays out, with the same warning, for as long as it
+/// and the files listed stay as they are, which lets the no-op note stand over it (see
+/// `crate::in_step`) instead of every sync listing and warning the slow way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassedOver {
+    pub path: PathBuf,
+    /// As for a listed file; `None` (too fresh, or gone) keeps the note from being written.
+    pub fingerprint: Option<String>,
+    /// The listing's warning about it; a `.json` beside its `.jsonl` has none (as in VS Code).
+    pub warning: Option<String>,
+}
+
+/// What one listing of some chat dirs found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub found: Vec<Found>,
+    /// Why a file named like a session was skipped, and which folders could not be read.
+    pub warnings: Vec<String>,
+    /// The chat dirs that could not be read.
+    pub unread: Vec<PathBuf>,
+    pub passed_over: Vec<PassedOver>,
+}
+
 /// The session files in some chat dirs. A file whose name is not a safe session id, or that is
 /// a link leading outside its chat dir, is skipped with a warning. Where `.json` and `.jsonl`
 /// exist for one id, the `.jsonl` wins, as in VS Code; an id found in two chat dirs is taken
-/// from the first, with a warning. A chat dir that cannot be read goes to `unread`.
-pub fn list(dirs: &[ChatDir], warnings: &mut Vec<String>, unread: &mut Vec<PathBuf>) -> Vec<Found> {
-    let mut out: Vec<Found> = Vec::new();
+/// from the first, with a warning.
+pub fn list(dirs: &[ChatDir]) -> Scan {
+    let mut scan = Scan::default();
     // Where each id was taken, for the warning about a second one.
     let mut taken: HashMap<String, usize> = HashMap::new();
     for dir in dirs {
         let (Ok(canonical_dir), Ok(entries)) = (dir.path.canonicalize(), std::fs::read_dir(&dir.path)) else {
-            warnings.push(format!("{}: cannot read the folder; its sessions are left as they are", dir.path.display()));
-            unread.push(dir.path.clone());
+            scan.warnings
+                .push(format!("{}: cannot read the folder; its sessions are left as they are", dir.path.display()));
+            scan.unread.push(dir.path.clone());
             continue;
         };
         // Sorted by name (all in one folder): the order a listing gives is the file system's.
@@ -133,21 +159,29 @@ pub fn list(dirs: &[ChatDir], warnings: &mut Vec<String>, unread: &mut Vec<PathB
                 _ => continue,
             };
             let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
-                warnings.push(format!("{}: skipped: the file name is not UTF-8", path.display()));
+                scan.warnings.push(format!("{}: skipped: the file name is not UTF-8", path.display()));
                 continue;
             };
             if let Err(reason) = validate_session_id(stem) {
-                warnings.push(format!("{}: skipped: {reason}", path.display()));
+                let warning = format!("{}: skipped: {reason}", path.display());
+                // Fingerprinted as the no-op note does: through a link.
+                let meta = match entry.file_type() {
+                    Ok(t) if t.is_symlink() => std::fs::metadata(&path),
+                    _ => entry_metadata(&entry),
+                };
+                let fingerprint = meta.ok().and_then(|m| super::fingerprint_of(&m, now));
+                scan.warnings.push(warning.clone());
+                scan.passed_over.push(PassedOver { path, fingerprint, warning: Some(warning) });
                 continue;
             }
             let meta = match place(&entry, &canonical_dir) {
                 Ok(Place::File(meta)) => meta,
                 Ok(Place::Outside) => {
-                    warnings.push(format!("{}: skipped: a link leading outside its chat folder", path.display()));
+                    scan.warnings.push(format!("{}: skipped: a link leading outside its chat folder", path.display()));
                     continue;
                 }
                 Ok(Place::NotAFile) => {
-                    warnings.push(format!("{}: skipped: not a regular file", path.display()));
+                    scan.warnings.push(format!("{}: skipped: not a regular file", path.display()));
                     continue;
                 }
                 Err(_) => continue, // vanished since the listing, or a dangling link
@@ -162,22 +196,33 @@ pub fn list(dirs: &[ChatDir], warnings: &mut Vec<String>, unread: &mut Vec<PathB
                 .cmp(&b.session_id)
                 .then_with(|| (b.format == FileFormat::Jsonl).cmp(&(a.format == FileFormat::Jsonl)))
         });
-        here.dedup_by(|later, first| later.session_id == first.session_id);
+        let mut previous: Option<String> = None;
         for found in here {
+            if previous.as_deref() == Some(found.session_id.as_str()) {
+                scan.passed_over.push(PassedOver { path: found.path, fingerprint: found.fingerprint, warning: None });
+                continue;
+            }
+            previous = Some(found.session_id.clone());
             if let Some(&first) = taken.get(&found.session_id) {
-                warnings.push(format!(
+                let warning = format!(
                     "{}: skipped: session {} is also at {}",
                     found.path.display(),
                     found.session_id,
-                    out[first].path.display()
-                ));
+                    scan.found[first].path.display()
+                );
+                scan.warnings.push(warning.clone());
+                scan.passed_over.push(PassedOver {
+                    path: found.path,
+                    fingerprint: found.fingerprint,
+                    warning: Some(warning),
+                });
                 continue;
             }
-            taken.insert(found.session_id.clone(), out.len());
-            out.push(found);
+            taken.insert(found.session_id.clone(), scan.found.len());
+            scan.found.push(found);
         }
     }
-    out
+    scan
 }
 
 /// A listed entry's own metadata, a link not followed: what fingerprints are made of. On Unix
@@ -243,8 +288,7 @@ mod tests {
         let dirs = chat_dirs(&user);
         assert_eq!(dirs.len(), 2);
         assert_eq!(dirs[0].project().as_deref(), Some("file:///home/ada/proj"));
-        let mut warnings = Vec::new();
-        let found = list(&dirs, &mut warnings, &mut Vec::new());
+        let Scan { found, warnings, .. } = list(&dirs);
         let summary: Vec<(&str, FileFormat)> = found.iter().map(|f| (f.session_id.as_str(), f.format)).collect();
         assert_eq!(summary, [("s1", FileFormat::Jsonl), ("s2", FileFormat::Json), ("s3", FileFormat::Jsonl)]);
         let projects: Vec<Option<&str>> = found.iter().map(|f| f.project.as_deref()).collect();
@@ -266,8 +310,7 @@ mod tests {
                 touch(&storage.join(ws).join("chatSessions").join(name));
             }
         }
-        let mut warnings = Vec::new();
-        let found = list(&chat_dirs(&storage), &mut warnings, &mut Vec::new());
+        let Scan { found, warnings, passed_over, .. } = list(&chat_dirs(&storage));
         let summary: Vec<(&str, FileFormat, bool)> =
             found.iter().map(|f| (f.session_id.as_str(), f.format, f.path.starts_with(storage.join("a1")))).collect();
         assert_eq!(
@@ -277,6 +320,16 @@ mod tests {
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("b2/chatSessions/dup.jsonl: skipped: session dup is also at"), "{warnings:?}");
         assert!(warnings[0].ends_with("a1/chatSessions/dup.json"), "{warnings:?}");
+        // Both left out whatever they hold, the second with the warning.
+        let passed: Vec<(&Path, Option<&str>)> =
+            passed_over.iter().map(|p| (p.path.strip_prefix(&storage).unwrap(), p.warning.as_deref())).collect();
+        assert_eq!(
+            passed,
+            [
+                (Path::new("a1/chatSessions/only-a.json"), None),
+                (Path::new("b2/chatSessions/dup.jsonl"), Some(&*warnings[0]))
+            ]
+        );
     }
 
     #[cfg(unix)]
@@ -290,11 +343,13 @@ mod tests {
         touch(&chat.join("real.json"));
         std::os::unix::fs::symlink(chat.join("real.json"), chat.join("alias.json")).unwrap();
         touch(&chat.join("a..b.json"));
-        let mut warnings = Vec::new();
-        let found = list(&chat_dirs(&chat), &mut warnings, &mut Vec::new());
+        let Scan { found, warnings, passed_over, .. } = list(&chat_dirs(&chat));
         let ids: Vec<&str> = found.iter().map(|f| f.session_id.as_str()).collect();
         assert_eq!(ids, ["alias", "real"]);
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings.iter().any(|w| w.contains("evil.json") && w.contains("outside")));
+        // Only the name is left out whatever it holds: where a link leads can change.
+        let passed: Vec<&Path> = passed_over.iter().map(|p| p.path.as_path()).collect();
+        assert_eq!(passed, [chat.join("a..b.json")]);
     }
 }

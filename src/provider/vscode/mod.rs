@@ -161,10 +161,19 @@ pub enum ReadError {
 /// VS Code's chat storage under some chat dirs (see [`discover`]).
 pub struct VsCode {
     pub dirs: Vec<discover::ChatDir>,
-    /// The chat dirs the last listing could not read (missing, unmounted, no permission): not
-    /// covered until one can, for a file missing from a folder nobody could list is no sign that
-    /// VS Code deleted it. Set by each listing, as `sync --watch` lists again every round.
-    unread: std::sync::Mutex<Vec<PathBuf>>,
+    /// What the last listing left out, set by each (`sync --watch` lists again every round).
+    left_out: std::sync::Mutex<LeftOut>,
+}
+
+/// What a listing left out of the sessions it found.
+#[derive(Debug, Default)]
+struct LeftOut {
+    /// The chat dirs it could not read (missing, unmounted, no permission): not covered until
+    /// one can, for a file missing from a folder nobody could list is no sign that VS Code
+    /// deleted it.
+    unread: Vec<PathBuf>,
+    /// For the no-op note (see [`VsCode::passed_over`]).
+    passed_over: Vec<discover::PassedOver>,
 }
 
 impl VsCode {
@@ -177,12 +186,18 @@ impl VsCode {
 
     /// Exactly these chat dirs.
     pub fn over(dirs: Vec<discover::ChatDir>) -> VsCode {
-        VsCode { dirs, unread: std::sync::Mutex::default() }
+        VsCode { dirs, left_out: std::sync::Mutex::default() }
     }
 
-    fn unread(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
-        // A poisoned lock only means a panic elsewhere mid-update of a plain list.
-        self.unread.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn left_out(&self) -> std::sync::MutexGuard<'_, LeftOut> {
+        // A poisoned lock only means a panic elsewhere mid-update of plain lists.
+        self.left_out.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The files named like sessions that the last listing passed over whatever they hold
+    /// (see [`discover::PassedOver`]).
+    pub fn passed_over(&self) -> Vec<discover::PassedOver> {
+        self.left_out().passed_over.clone()
     }
 }
 
@@ -192,10 +207,10 @@ impl Provider for VsCode {
     }
 
     fn list(&self, warnings: &mut Vec<String>) -> Vec<Listed> {
-        let mut unread = Vec::new();
-        let found = discover::list(&self.dirs, warnings, &mut unread);
-        *self.unread() = unread;
-        found
+        let scan = discover::list(&self.dirs);
+        warnings.extend(scan.warnings);
+        *self.left_out() = LeftOut { unread: scan.unread, passed_over: scan.passed_over };
+        scan.found
             .into_iter()
             .map(|f| Listed {
                 session_id: f.session_id,
@@ -208,7 +223,7 @@ impl Provider for VsCode {
 
     fn covers(&self, location: &Location) -> bool {
         let Some(parent) = location.path.parent() else { return false };
-        self.dirs.iter().any(|d| d.path == parent) && !self.unread().iter().any(|d| d == parent)
+        self.dirs.iter().any(|d| d.path == parent) && !self.left_out().unread.iter().any(|d| d == parent)
     }
 
     fn pull(&self, location: &Location) -> Result<Pulled, ProviderError> {
