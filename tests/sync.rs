@@ -833,21 +833,30 @@ fn a_sync_with_nothing_to_do_is_noted_and_the_next_one_does_not_open_the_journal
 }
 
 /// VS Code copies a window's sessions into the workspace it enters and keeps the originals, so
-/// one session id can stand in two chat folders for good. The copy is skipped with a warning at
-/// every sync, and the note stands over it: the syncs after it still do not open the journal.
+/// one session id can stand in two chat folders for good. The copy the user goes on in, the
+/// one written last, is synced; the other is skipped with a warning at every sync, and the
+/// no-op note stands over it: the syncs after it still do not open the journal.
 #[test]
-fn a_copy_of_a_session_is_warned_of_at_every_sync_and_leaves_the_no_op_path_alone() {
+fn a_session_copied_to_another_workspace_is_followed_there_and_the_no_op_path_kept() {
     let vs = Vs::new();
     let note = vs.env.journal().join("in-step.json");
-    let other = vs.env.dir.path().join("User/workspaceStorage/9e8d7c6b5a/chatSessions");
+    vs.age_files();
+    vs.sync(&[]);
+    let original = vs.file(HAIKU);
+    let other = vs.env.dir.path().join("User/workspaceStorage/0a1b2c3d4e/chatSessions");
     std::fs::create_dir_all(&other).unwrap();
     let copy = other.join(format!("{HAIKU}.jsonl"));
-    std::fs::copy(vs.file(HAIKU), &copy).unwrap();
-    age(&copy);
-    vs.age_files();
+    std::fs::copy(&original, &copy).unwrap();
+    append(&copy, &format!("{}\n", json!({"kind": 1, "k": ["customTitle"], "v": "In the new workspace"})));
+    let half_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(1800);
+    std::fs::File::options().write(true).open(&copy).unwrap().set_modified(half_hour_ago).unwrap();
+
     let root = vs.root();
-    let warning =
-        format!("warning: {}: skipped: session {HAIKU} is also at {}", copy.display(), vs.file(HAIKU).display());
+    let warning = format!(
+        "warning: {}: skipped: session {HAIKU} is also at {}, written later",
+        original.display(),
+        copy.display()
+    );
     let sync = || {
         let out = vs.env.chasm(&["sync", "--root", &root]);
         (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
@@ -857,22 +866,25 @@ fn a_copy_of_a_session_is_warned_of_at_every_sync_and_leaves_the_no_op_path_alon
         assert_eq!(code, Some(0), "{stderr}");
         assert!(stderr.contains(&warning), "{stderr}");
     }
-    assert!(note.exists(), "a sync whose only warning is the copy notes it");
+    assert_eq!(vs.env.replay(HAIKU, None)["customTitle"], "In the new workspace");
+    assert!(note.exists(), "a sync whose only warning is the other copy notes it");
 
     let held = common::open_journal(&vs.env.journal(), OpenMode::Existing);
     let (code, stderr) = sync();
     assert_eq!(code, Some(0), "the journal was opened: {stderr}");
     assert_eq!(stderr.lines().collect::<Vec<_>>(), [warning.as_str()], "warned again, and only of the copy");
-    // A change to the copy takes the full path, as any session file's does.
-    append(&copy, &format!("{}\n", json!({"kind": 1, "k": ["customTitle"], "v": "In the copy"})));
-    age(&copy);
+    // A change to the copy not synced takes the full path, as a session file's does.
+    append(&original, &format!("{}\n", json!({"kind": 1, "k": ["customTitle"], "v": "In the old one"})));
+    age(&original);
     let (code, stderr) = sync();
     assert_ne!(code, Some(0));
     assert!(stderr.contains("locked"), "{stderr}");
     drop(held);
+    // Still the older, still skipped: what it says stays in the file, as VS Code shows it there.
     let (code, stderr) = sync();
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains(&warning), "{stderr}");
+    assert_eq!(vs.env.replay(HAIKU, None)["customTitle"], "In the new workspace");
 }
 
 /// A file still for a tenth of a second is trusted by its fingerprint (its time has a

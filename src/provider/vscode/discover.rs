@@ -135,8 +135,8 @@ pub struct Scan {
 /// from the first, with a warning.
 pub fn list(dirs: &[ChatDir]) -> Scan {
     let mut scan = Scan::default();
-    // Where each id was taken, for the warning about a second one.
-    let mut taken: HashMap<String, usize> = HashMap::new();
+    // Each folder's files, one per id, with the time each was last written.
+    let mut candidates: Vec<(Found, Option<std::time::SystemTime>)> = Vec::new();
     for dir in dirs {
         let (Ok(canonical_dir), Ok(entries)) = (dir.path.canonicalize(), std::fs::read_dir(&dir.path)) else {
             scan.warnings
@@ -150,7 +150,7 @@ pub fn list(dirs: &[ChatDir]) -> Scan {
         files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let now = std::time::SystemTime::now();
         let project = dir.project();
-        let mut here: Vec<Found> = Vec::with_capacity(files.len());
+        let mut here: Vec<(Found, Option<std::time::SystemTime>)> = Vec::with_capacity(files.len());
         for (_, entry) in files {
             let path = entry.path();
             let format = match path.extension().and_then(|e| e.to_str()) {
@@ -188,41 +188,74 @@ pub fn list(dirs: &[ChatDir]) -> Scan {
             };
             let fingerprint = super::fingerprint_of(&meta, now);
             let session_id = stem.to_owned();
-            here.push(Found { session_id, path, format, project: project.clone(), fingerprint });
+            let found = Found { session_id, path, format, project: project.clone(), fingerprint };
+            here.push((found, meta.modified().ok()));
         }
         // By id, the `.jsonl` first where both files exist: the one kept.
-        here.sort_unstable_by(|a, b| {
+        here.sort_unstable_by(|(a, _), (b, _)| {
             a.session_id
                 .cmp(&b.session_id)
                 .then_with(|| (b.format == FileFormat::Jsonl).cmp(&(a.format == FileFormat::Jsonl)))
         });
-        let mut previous: Option<String> = None;
-        for found in here {
-            if previous.as_deref() == Some(found.session_id.as_str()) {
-                scan.passed_over.push(PassedOver { path: found.path, fingerprint: found.fingerprint, warning: None });
-                continue;
+        for (found, modified) in here {
+            match candidates.last() {
+                Some((kept, _)) if kept.session_id == found.session_id => {
+                    let (path, fingerprint) = (found.path, found.fingerprint);
+                    scan.passed_over.push(PassedOver { path, fingerprint, warning: None });
+                }
+                _ => candidates.push((found, modified)),
             }
-            previous = Some(found.session_id.clone());
-            if let Some(&first) = taken.get(&found.session_id) {
-                let warning = format!(
-                    "{}: skipped: session {} is also at {}",
-                    found.path.display(),
-                    found.session_id,
-                    scan.found[first].path.display()
-                );
-                scan.warnings.push(warning.clone());
-                scan.passed_over.push(PassedOver {
-                    path: found.path,
-                    fingerprint: found.fingerprint,
-                    warning: Some(warning),
-                });
-                continue;
-            }
-            taken.insert(found.session_id.clone(), scan.found.len());
-            scan.found.push(found);
         }
     }
+    take_last_written(candidates, &mut scan);
     scan
+}
+
+/// Of the copies of a session in several chat folders, the one written last is listed and the
+/// others are passed over with a warning. VS Code copies a window's sessions into the workspace
+/// it enters and keeps the originals, and the user goes on in the new workspace; a choice by
+/// folder would follow the stale original for as long as the copy's folder sorts after it, and
+/// nothing said in the new workspace would be recorded. Copies written at the same time are
+/// taken from the first folder.
+fn take_last_written(candidates: Vec<(Found, Option<std::time::SystemTime>)>, scan: &mut Scan) {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(candidates.len());
+    for (at, (found, modified)) in candidates.iter().enumerate() {
+        last.entry(found.session_id.as_str())
+            .and_modify(|kept| {
+                if *modified > candidates[*kept].1 {
+                    *kept = at;
+                }
+            })
+            .or_insert(at);
+    }
+    // Worded while the kept copies can still be borrowed.
+    let warnings: Vec<Option<String>> = candidates
+        .iter()
+        .enumerate()
+        .map(|(at, (found, modified))| {
+            let kept = last[found.session_id.as_str()];
+            (kept != at).then(|| {
+                let (other, written) = &candidates[kept];
+                let later = if written > modified { ", written later" } else { "" };
+                format!(
+                    "{}: skipped: session {} is also at {}{later}",
+                    found.path.display(),
+                    found.session_id,
+                    other.path.display()
+                )
+            })
+        })
+        .collect();
+    for ((found, _), warning) in candidates.into_iter().zip(warnings) {
+        match warning {
+            None => scan.found.push(found),
+            Some(warning) => {
+                scan.warnings.push(warning.clone());
+                let (path, fingerprint) = (found.path, found.fingerprint);
+                scan.passed_over.push(PassedOver { path, fingerprint, warning: Some(warning) });
+            }
+        }
+    }
 }
 
 /// A listed entry's own metadata, a link not followed: what fingerprints are made of. On Unix
@@ -301,35 +334,58 @@ mod tests {
     }
 
     #[test]
-    fn a_session_in_two_folders_is_taken_from_the_first_with_a_warning() {
+    fn a_session_in_several_folders_is_taken_from_the_copy_written_last_with_a_warning() {
         let t = tempfile::tempdir().unwrap();
         let storage = t.path().join("workspaceStorage");
-        for (ws, names) in [("a1", &["dup.json", "only-a.jsonl", "only-a.json"][..]), ("b2", &["dup.jsonl", "z.json"])]
-        {
+        for (ws, names) in [
+            ("a1", &["dup.json", "only-a.jsonl", "only-a.json"][..]),
+            ("b2", &["dup.jsonl", "z.json"]),
+            ("c3", &["dup.json"]),
+        ] {
             for name in names {
                 touch(&storage.join(ws).join("chatSessions").join(name));
             }
         }
-        let Scan { found, warnings, passed_over, .. } = list(&chat_dirs(&storage));
-        let summary: Vec<(&str, FileFormat, bool)> =
-            found.iter().map(|f| (f.session_id.as_str(), f.format, f.path.starts_with(storage.join("a1")))).collect();
-        assert_eq!(
-            summary,
-            [("dup", FileFormat::Json, true), ("only-a", FileFormat::Jsonl, true), ("z", FileFormat::Json, false)]
-        );
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains("b2/chatSessions/dup.jsonl: skipped: session dup is also at"), "{warnings:?}");
-        assert!(warnings[0].ends_with("a1/chatSessions/dup.json"), "{warnings:?}");
-        // Both left out whatever they hold, the second with the warning.
-        let passed: Vec<(&Path, Option<&str>)> =
-            passed_over.iter().map(|p| (p.path.strip_prefix(&storage).unwrap(), p.warning.as_deref())).collect();
-        assert_eq!(
-            passed,
-            [
-                (Path::new("a1/chatSessions/only-a.json"), None),
-                (Path::new("b2/chatSessions/dup.jsonl"), Some(&*warnings[0]))
-            ]
-        );
+        let copy =
+            |ws: &str| storage.join(ws).join("chatSessions").join(if ws == "b2" { "dup.jsonl" } else { "dup.json" });
+        let written = |ws: &str, secs: u64| {
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000 + secs);
+            std::fs::File::options().write(true).open(copy(ws)).unwrap().set_modified(at).unwrap();
+        };
+        // Where `dup` is taken from, and the warnings about the other copies.
+        let dup_from = || {
+            let Scan { found, warnings, passed_over, .. } = list(&chat_dirs(&storage));
+            let mut ids: Vec<&str> = found.iter().map(|f| f.session_id.as_str()).collect();
+            ids.sort_unstable();
+            assert_eq!(ids, ["dup", "only-a", "z"]);
+            let passed: Vec<PathBuf> = passed_over.iter().map(|p| p.path.clone()).collect();
+            let from = found.iter().find(|f| f.session_id == "dup").unwrap().path.clone();
+            let others: Vec<PathBuf> = ["a1", "b2", "c3"].map(copy).into_iter().filter(|p| *p != from).collect();
+            assert_eq!(passed, [&[storage.join("a1/chatSessions/only-a.json")][..], &others].concat());
+            assert_eq!(passed_over[0].warning, None, "a .json beside its .jsonl is passed over silently");
+            for (p, w) in passed_over[1..].iter().zip(&warnings) {
+                assert_eq!(p.warning.as_ref(), Some(w));
+                let also = format!("{}: skipped: session dup is also at {}", p.path.display(), from.display());
+                assert!(w.starts_with(&also), "{w}");
+            }
+            (from.strip_prefix(&storage).unwrap().to_owned(), warnings)
+        };
+
+        written("a1", 10);
+        written("b2", 30);
+        written("c3", 20);
+        let (from, warnings) = dup_from();
+        assert_eq!(from, Path::new("b2/chatSessions/dup.jsonl"));
+        assert!(warnings.iter().all(|w| w.ends_with(", written later")), "{warnings:?}");
+        written("c3", 40);
+        assert_eq!(dup_from().0, Path::new("c3/chatSessions/dup.json"));
+        // Written at the same time: the first folder's.
+        for ws in ["a1", "b2", "c3"] {
+            written(ws, 50);
+        }
+        let (from, warnings) = dup_from();
+        assert_eq!(from, Path::new("a1/chatSessions/dup.json"));
+        assert!(warnings.iter().all(|w| !w.contains("later")), "{warnings:?}");
     }
 
     #[cfg(unix)]
