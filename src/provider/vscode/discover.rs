@@ -197,8 +197,9 @@ pub fn list(dirs: &[ChatDir]) -> Scan {
                 .cmp(&b.session_id)
                 .then_with(|| (b.format == FileFormat::Jsonl).cmp(&(a.format == FileFormat::Jsonl)))
         });
+        let first_here = candidates.len();
         for (found, modified) in here {
-            match candidates.last() {
+            match candidates[first_here..].last() {
                 Some((kept, _)) if kept.session_id == found.session_id => {
                     let (path, fingerprint) = (found.path, found.fingerprint);
                     scan.passed_over.push(PassedOver { path, fingerprint, warning: None });
@@ -337,9 +338,11 @@ mod tests {
     fn a_session_in_several_folders_is_taken_from_the_copy_written_last_with_a_warning() {
         let t = tempfile::tempdir().unwrap();
         let storage = t.path().join("workspaceStorage");
+        // `z` last in one folder and first in the next: copies still, not a `.json` beside its log.
         for (ws, names) in [
             ("a1", &["dup.json", "only-a.jsonl", "only-a.json"][..]),
             ("b2", &["dup.jsonl", "z.json"]),
+            ("b3", &["z.json"]),
             ("c3", &["dup.json"]),
         ] {
             for name in names {
@@ -348,16 +351,25 @@ mod tests {
         }
         let copy =
             |ws: &str| storage.join(ws).join("chatSessions").join(if ws == "b2" { "dup.jsonl" } else { "dup.json" });
-        let written = |ws: &str, secs: u64| {
+        let set_time = |file: PathBuf, secs: u64| {
             let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000 + secs);
-            std::fs::File::options().write(true).open(copy(ws)).unwrap().set_modified(at).unwrap();
+            std::fs::File::options().write(true).open(file).unwrap().set_modified(at).unwrap();
         };
+        let written = |ws: &str, secs: u64| set_time(copy(ws), secs);
+        set_time(storage.join("b2/chatSessions/z.json"), 1);
+        set_time(storage.join("b3/chatSessions/z.json"), 2);
         // Where `dup` is taken from, and the warnings about the other copies.
         let dup_from = || {
-            let Scan { found, warnings, passed_over, .. } = list(&chat_dirs(&storage));
+            let Scan { found, mut warnings, mut passed_over, .. } = list(&chat_dirs(&storage));
             let mut ids: Vec<&str> = found.iter().map(|f| f.session_id.as_str()).collect();
             ids.sort_unstable();
             assert_eq!(ids, ["dup", "only-a", "z"]);
+            let z = found.iter().find(|f| f.session_id == "z").unwrap();
+            assert_eq!(z.path, storage.join("b3/chatSessions/z.json"));
+            let at = passed_over.iter().position(|p| p.path.ends_with("b2/chatSessions/z.json")).unwrap();
+            let w = passed_over.remove(at).warning.unwrap();
+            assert!(w.ends_with(&format!("is also at {}, written later", z.path.display())), "{w}");
+            warnings.retain(|x| *x != w);
             let passed: Vec<PathBuf> = passed_over.iter().map(|p| p.path.clone()).collect();
             let from = found.iter().find(|f| f.session_id == "dup").unwrap().path.clone();
             let others: Vec<PathBuf> = ["a1", "b2", "c3"].map(copy).into_iter().filter(|p| *p != from).collect();
