@@ -50,5 +50,6 @@ pub mod provider;
 pub mod rewritten;
 pub mod session;
 pub mod shape;
+pub mod short_id;
 pub mod sync;
 pub mod transcript;

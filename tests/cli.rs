@@ -419,3 +419,45 @@ fn a_sync_that_finds_no_chat_folders_says_so() {
     let out = env.chasm(&["sync", "--root", p(&root)]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("no VS Code chat folders"));
 }
+
+/// Ids sharing their first eight characters are shown as long as it takes to tell them apart,
+/// as git abbreviates commit ids: what `log`, `status` and `conflicts` show, and the commands
+/// they suggest, can be typed back.
+#[test]
+fn lists_show_ids_long_enough_to_be_typed_back() {
+    let env = Env::new();
+    let a = write_session(&env, "9c2d4e6f-8a0b-1111", "First", &["hello"]);
+    let b = write_session(&env, "9c2d4e6f-8a0b-2222", "Second", &["other"]);
+    let c = write_session(&env, "77777777-cccc", "Third", &["more"]);
+    env.ok(&["capture", p(&a), p(&b), p(&c)]);
+    let log = env.ok(&["log"]);
+    for short in ["9c2d4e6f-8a0b-1 ", "9c2d4e6f-8a0b-2 ", "77777777 "] {
+        assert!(log.contains(short), "{short:?} in {log}");
+    }
+    let graph = env.ok(&["log", "--graph"]);
+    assert!(graph.contains("9c2d4e6f-8a0b-2  ") && graph.contains("77777777  "), "{graph}");
+    // What a list shows names one session.
+    assert_eq!(env.ok(&["log", "--json", "9c2d4e6f-8a0b-1"]).lines().count(), 2);
+    env.fails(&["log", "9c2d4e6f"]);
+
+    // `status` (a deleted session, with the command that brings it back).
+    let root = env.dir.path().join("User");
+    let status = |args: &[&str]| {
+        let mut all = vec!["status", "--root", p(&root)];
+        all.extend_from_slice(args);
+        env.ok(&all)
+    };
+    env.ok(&["sync", "--root", p(&root)]);
+    std::fs::remove_file(&b).unwrap();
+    env.ok(&["sync", "--root", p(&root)]);
+    let all = status(&["--all"]);
+    assert!(all.contains("`chasm restore 9c2d4e6f-8a0b-2 --push`"), "{all}");
+    // In columns as wide as the longest.
+    let plain = status(&[]);
+    assert!(
+        plain.contains("synced        9c2d4e6f-8a0b-1  First") && plain.contains("77777777         Third"),
+        "{plain}"
+    );
+    env.ok(&["restore", "9c2d4e6f-8a0b-2", "--push", "--root", p(&root)]);
+    assert!(b.exists());
+}

@@ -40,12 +40,13 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
         );
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut shorts = super::ShortIds::new(&journal);
     for s in &report.sessions {
         for c in &s.conflicts {
             if args.json {
                 writeln!(out, "{}", super::conflict_json(c))?;
             } else {
-                let short: String = s.session_id.chars().take(8).collect();
+                let short = shorts.of(&s.session_id)?;
                 writeln!(
                     out,
                     "{}  {:<16}  {short:<8}  {} {}: local {} / VS Code {}",

@@ -94,8 +94,9 @@ pub fn lines(events: &[SyncChange]) -> Vec<Line<'_>> {
     out
 }
 
-/// A line as text: seq, the two lanes, the time, what happened.
-pub fn render(line: &Line, what: &str, with_session: bool, colour: bool) -> String {
+/// A line as text: seq, the two lanes, the time, the session (its short id, when the graph is
+/// of several), what happened.
+pub fn render(line: &Line, what: &str, session: Option<&str>, colour: bool) -> String {
     let e = line.event;
     let lanes = match (e.change_type, e.origin) {
         (ChangeType::Merge, _) => "*=*",
@@ -103,8 +104,7 @@ pub fn render(line: &Line, what: &str, with_session: bool, colour: bool) -> Stri
         (_, Origin::Remote) => "| *",
     };
     let when = e.timestamp.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S");
-    let session =
-        if with_session { format!("{}  ", e.session_id.chars().take(8).collect::<String>()) } else { String::new() };
+    let session = session.map_or(String::new(), |short| format!("{short}  "));
     let what =
         if e.change_type == ChangeType::Merge { "checkpoint: both sides in step".to_owned() } else { what.to_owned() };
     let mark = match line.mark {
@@ -156,9 +156,9 @@ mod tests {
         let marks: Vec<Mark> = lines(&events).iter().map(|l| l.mark).collect();
         use Mark::*;
         assert_eq!(marks, [None, None, None, BothChanged, Resolution, None, None]);
-        let text = render(&lines(&events)[3], "customTitle = \"B\"", false, false);
+        let text = render(&lines(&events)[3], "customTitle = \"B\"", Option::None, false);
         assert!(text.contains("| *") && text.contains("changed on both sides"), "{text}");
-        assert!(render(&lines(&events)[5], "", false, false).contains("*=*"));
+        assert!(render(&lines(&events)[5], "", Option::None, false).contains("*=*"));
     }
 
     /// The marks as first written: one set of changed entities per side for all sessions,

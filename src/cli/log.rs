@@ -141,6 +141,7 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     let mut held: Vec<Vec<u8>> = Vec::new();
     let mut shown = 0;
     let mut human = Human::new(style::colour());
+    let mut shorts = super::ShortIds::new(&journal);
     let mut line = Vec::new();
     // Records are read a chunk at a time (one query per chunk) and each is decoded only as far
     // as its line needs: `--json` prints every field, a human line a few words of the payload.
@@ -156,7 +157,7 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
                     if !args.matches(&head) {
                         continue;
                     }
-                    let id = session.as_deref().unwrap_or_default();
+                    let id = shorts.of(session.as_deref().unwrap_or_default())?;
                     human.write(&mut line, &head, id, &l.summary);
                 }
                 Entry::Stored(seq, bytes) => {
@@ -172,7 +173,7 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
                     } else {
                         let b = &fields.body;
                         let summary = summary_of_payload(b.change_type, b.entity_type, b.entity_id, b.payload);
-                        human.write(&mut line, &head, b.session_id, &summary);
+                        human.write(&mut line, &head, shorts.of(b.session_id)?, &summary);
                     }
                 }
             }
@@ -282,6 +283,7 @@ fn graph(journal: &Journal, session: Option<&str>, args: &Args, limit: usize) ->
     let picked: Vec<&super::graph::Line> =
         lines.iter().rev().filter(|l| args.matches(&Head::of(l.event))).take(limit).collect();
     let mut shown = Vec::with_capacity(picked.len());
+    let mut shorts = super::ShortIds::new(journal);
     // Their records read a chunk at a time, over the seqs the chunk spans.
     for chunk in picked.chunks(CHUNK) {
         let span = chunk.last().map_or(0, |l| l.event.seq)..=chunk.first().map_or(0, |l| l.event.seq);
@@ -292,7 +294,8 @@ fn graph(journal: &Journal, session: Option<&str>, args: &Args, limit: usize) ->
         let words: std::collections::HashMap<u64, String> = words.into_iter().collect();
         for l in chunk {
             let what = words.get(&l.event.seq).map_or("", String::as_str);
-            shown.push(super::graph::render(l, what, session.is_none(), style::colour()));
+            let short = if session.is_none() { Some(shorts.of(&l.event.session_id)?) } else { None };
+            shown.push(super::graph::render(l, what, short, style::colour()));
         }
     }
     if args.reverse {
@@ -393,7 +396,8 @@ impl Human {
         }
     }
 
-    fn write(&mut self, out: &mut Vec<u8>, head: &Head, session_id: &str, summary: &str) {
+    /// A line; `short` is the session's id as lists show it (see [`crate::short_id`]).
+    fn write(&mut self, out: &mut Vec<u8>, head: &Head, short: &str, summary: &str) {
         push_right(out, head.seq, 6);
         out.extend_from_slice(b"  ");
         out.extend_from_slice(self.when.of(head.timestamp_ms).as_bytes());
@@ -405,7 +409,6 @@ impl Human {
         out.push(b'/');
         out.extend_from_slice(entity.as_bytes());
         push_spaces(out, 15usize.saturating_sub(change.len() + 1 + entity.len()) + 2);
-        let short = session_id.char_indices().nth(8).map_or(session_id, |(i, _)| &session_id[..i]);
         out.extend_from_slice(short.as_bytes());
         push_spaces(out, 8usize.saturating_sub(short.chars().count()) + 2);
         out.extend_from_slice(summary.as_bytes());
@@ -460,7 +463,7 @@ mod tests {
         ] {
             let head = Head { seq, timestamp_ms: 1_764_000_005_100, origin, change_type, entity_type };
             let mut out = Vec::new();
-            human.write(&mut out, &head, session, "said");
+            human.write(&mut out, &head, crate::short_id::cut(session, 8), "said");
             let when = human.when.of(head.timestamp_ms).to_owned();
             let short: String = session.chars().take(8).collect();
             let what = format!("{change_type}/{entity_type}");

@@ -221,6 +221,32 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
         .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
+/// Short session ids for lines printed one at a time (`log`, `conflicts`), each told from every
+/// session the journal knows (see [`crate::short_id`]) by one lookup of its neighbours.
+struct ShortIds<'j> {
+    journal: &'j Journal,
+    known: std::collections::HashMap<String, usize>,
+}
+
+impl<'j> ShortIds<'j> {
+    fn new(journal: &'j Journal) -> ShortIds<'j> {
+        ShortIds { journal, known: std::collections::HashMap::new() }
+    }
+
+    fn of<'a>(&mut self, id: &'a str) -> Result<&'a str, crate::journal::JournalError> {
+        let len = match self.known.get(id) {
+            Some(&len) => len,
+            None => {
+                let around = self.journal.ids_around(id)?;
+                let len = crate::short_id::len_among(id, around.iter().flatten().map(String::as_str));
+                self.known.insert(id.to_owned(), len);
+                len
+            }
+        };
+        Ok(crate::short_id::cut(id, len))
+    }
+}
+
 fn open_journal(dir: &std::path::Path, mode: OpenMode) -> Result<Journal> {
     Ok(Journal::open(dir, mode)?)
 }

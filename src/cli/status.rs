@@ -147,6 +147,14 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
     for w in &warnings {
         writeln!(err, "warning: {}", w.replace('\n', " "))?;
     }
+    // Told apart from every session either side knows, as `status PREFIX` and `restore` need.
+    let mut ids: Vec<&str> = report.sessions.iter().map(|s| s.session_id.as_str()).collect();
+    let in_journal = journal.session_ids()?;
+    ids.extend(in_journal.iter().map(String::as_str));
+    ids.sort_unstable();
+    ids.dedup();
+    let shorts: HashMap<&str, &str> = ids.iter().copied().zip(crate::short_id::of_sorted(&ids)).collect();
+    let width = rows.iter().map(|(s, ..)| shorts[s.session_id.as_str()].chars().count()).max().unwrap_or(0);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let colour = style::colour();
     for (s, presence, last) in rows {
@@ -164,7 +172,7 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
             writeln!(out, "{v}")?;
             continue;
         }
-        let short: String = s.session_id.chars().take(8).collect();
+        let short = shorts[s.session_id.as_str()];
         let mut detail = Vec::new();
         if s.local_changes > 0 {
             detail.push(format!("{} local", s.local_changes));
@@ -212,7 +220,7 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
             _ => Paint::Yellow,
         };
         let state = style::paint(colour, paint, &format!("{state:<12}"));
-        writeln!(out, "{state}  {short:<8}  {}{detail}", last_title.as_deref().unwrap_or(""))?;
+        writeln!(out, "{state}  {short:<width$}  {}{detail}", last_title.as_deref().unwrap_or(""))?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

@@ -760,6 +760,12 @@ impl Journal {
         self.store.session_ids()
     }
 
+    /// The session ids just before and just after `id` in id order (see
+    /// [`crate::short_id`]).
+    pub fn ids_around(&self, id: &str) -> Result<[Option<String>; 2], JournalError> {
+        self.store.ids_around(id)
+    }
+
     /// Resolves a full session id or a unique prefix of one, as git resolves commit ids.
     pub fn resolve_session(&self, prefix: &str) -> Result<String, JournalError> {
         if prefix.is_empty() {

@@ -773,6 +773,24 @@ impl Store {
         Ok(out)
     }
 
+    /// The session ids just before and just after `id` in id order (whether or not `id` is
+    /// one): the ids sharing the longest prefix with it are among them.
+    pub fn ids_around(&self, id: &str) -> Result<[Option<String>; 2], JournalError> {
+        let mut around = [None, None];
+        for (slot, sql) in around.iter_mut().zip([
+            "SELECT id FROM sessions WHERE id < ?1 ORDER BY id DESC LIMIT 1",
+            "SELECT id FROM sessions WHERE id > ?1 ORDER BY id LIMIT 1",
+        ]) {
+            let mut stmt = self.conn.prepare_cached(sql).map_err(storage)?;
+            let mut rows = stmt.query([id.as_bytes()]).map_err(storage)?;
+            if let Some(row) = rows.next().map_err(storage)? {
+                let other = row.get_ref(0).and_then(|v| Ok(v.as_blob()?)).map_err(storage)?;
+                *slot = Some(String::from_utf8(other.to_vec()).map_err(|_| not_utf8())?);
+            }
+        }
+        Ok(around)
+    }
+
     /// Up to `limit` sessions whose ids start with `prefix`, in id order.
     pub fn sessions_where(&self, prefix: &str, limit: usize) -> Result<Vec<SessionRow>, JournalError> {
         let mut stmt = self
