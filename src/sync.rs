@@ -709,7 +709,16 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
                     }
                     _ => {}
                 },
-                (None, _) => unlist(provider, loc, &id, &mut report.warnings),
+                (None, _) => {
+                    unlist(provider, loc, &id, &mut report.warnings);
+                    for copy in provider.other_copies(loc, &id) {
+                        report.warnings.push(format!(
+                            "{id} was deleted from {}, but VS Code has another copy of it at {}, which the next sync takes up as the session (`chasm delete` it again to delete that one too)",
+                            loc.path.display(),
+                            copy.display()
+                        ));
+                    }
+                }
             }
         }
         let next_seq = |batch: &Vec<NewChange>| journal.last_seq() + batch.len() as u64 + 1;

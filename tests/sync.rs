@@ -887,6 +887,44 @@ fn a_session_copied_to_another_workspace_is_followed_there_and_the_no_op_path_ke
     assert_eq!(vs.env.replay(HAIKU, None)["customTitle"], "In the new workspace");
 }
 
+/// A session deleted through chasm is deleted where chasm syncs it; a copy VS Code keeps in
+/// another workspace is said to stay, and is taken up by the next sync, as VS Code still shows
+/// it there (and a second delete deletes it too).
+#[test]
+fn deleting_a_session_with_a_copy_elsewhere_says_the_copy_stays() {
+    let vs = Vs::new();
+    vs.age_files();
+    let original = vs.file(HAIKU);
+    let other = vs.env.dir.path().join("User/workspaceStorage/0a1b2c3d4e/chatSessions");
+    std::fs::create_dir_all(&other).unwrap();
+    let copy = other.join(format!("{HAIKU}.jsonl"));
+    std::fs::copy(&original, &copy).unwrap();
+    let half_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(1800);
+    std::fs::File::options().write(true).open(&copy).unwrap().set_modified(half_hour_ago).unwrap();
+    vs.sync(&[]);
+
+    vs.env.ok(&["delete", HAIKU]);
+    let root = vs.root();
+    let out = vs.env.chasm(&["sync", "--root", &root]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!copy.exists() && original.exists());
+    let said = format!(
+        "{HAIKU} was deleted from {}, but VS Code has another copy of it at {}",
+        copy.display(),
+        original.display()
+    );
+    assert!(stderr.contains(&said), "{stderr}");
+    let (_, out) = vs.sync(&[]);
+    assert!(out.contains("pulled"), "{out}");
+    assert_eq!(vs.status(HAIKU), "synced");
+
+    vs.env.ok(&["delete", HAIKU]);
+    let out = vs.env.chasm(&["sync", "--root", &root]);
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    assert!(!original.exists());
+}
+
 /// A file still for a tenth of a second is trusted by its fingerprint (its time has a
 /// fraction, as on every file system with nanosecond times): the sync after VS Code stops
 /// writing finds everything in step and notes it, so a background sync goes back to the no-op

@@ -187,6 +187,13 @@ pub trait Provider {
     /// when it deletes one: listed with its file gone, it is shown but cannot be opened.
     /// `true` when an entry was removed.
     fn ensure_unlisted(&self, location: &Location, session_id: &str) -> Result<bool, ProviderError>;
+    /// The other copies of the session at `location` that the last listing passed over for it
+    /// (VS Code copies a window's sessions into the workspace it enters): what deleting it there
+    /// leaves of it.
+    fn other_copies(&self, location: &Location, session_id: &str) -> Vec<PathBuf> {
+        let _ = (location, session_id);
+        Vec::new()
+    }
     /// Removes what killed writes of chasm's left in the provider's storage (temporary files
     /// older than an hour); returns how many.
     fn tidy(&self) -> usize;

@@ -221,6 +221,14 @@ impl Provider for VsCode {
             .collect()
     }
 
+    fn other_copies(&self, location: &Location, session_id: &str) -> Vec<PathBuf> {
+        // A `.json` beside the log is deleted with it, as VS Code deletes both.
+        let here = location.path.parent();
+        let left_out = self.left_out();
+        let copies = left_out.passed_over.iter().map(|p| &p.path);
+        copies.filter(|p| p.parent() != here && p.file_stem().is_some_and(|stem| stem == session_id)).cloned().collect()
+    }
+
     fn covers(&self, location: &Location) -> bool {
         let Some(parent) = location.path.parent() else { return false };
         self.dirs.iter().any(|d| d.path == parent) && !self.left_out().unread.iter().any(|d| d == parent)
