@@ -421,8 +421,8 @@ fn a_sync_that_finds_no_chat_folders_says_so() {
 }
 
 /// Ids sharing their first eight characters are shown as long as it takes to tell them apart,
-/// as git abbreviates commit ids: what `log`, `status` and `conflicts` show, and the commands
-/// they suggest, can be typed back.
+/// as git abbreviates commit ids: what `log`, `status`, `sync` and `conflicts` show, and the
+/// commands they suggest, can be typed back.
 #[test]
 fn lists_show_ids_long_enough_to_be_typed_back() {
     let env = Env::new();
@@ -447,7 +447,8 @@ fn lists_show_ids_long_enough_to_be_typed_back() {
         all.extend_from_slice(args);
         env.ok(&all)
     };
-    env.ok(&["sync", "--root", p(&root)]);
+    let synced = env.ok(&["sync", "--root", p(&root)]);
+    assert!(synced.contains("  9c2d4e6f-8a0b-1  First"), "{synced}");
     std::fs::remove_file(&b).unwrap();
     env.ok(&["sync", "--root", p(&root)]);
     let all = status(&["--all"]);

@@ -150,8 +150,14 @@ pub fn print_report(report: &Report, dry_run: bool, as_json: bool) -> Result<()>
         writeln!(out, "{value}")?;
         return Ok(());
     }
+    // Told apart from every session the round saw (the journal is closed by now).
+    let mut ids: Vec<&str> = report.sessions.iter().map(|s| s.session_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let shorts: std::collections::HashMap<&str, &str> =
+        ids.iter().copied().zip(crate::short_id::of_sorted(&ids)).collect();
     for s in report.sessions.iter().filter(|s| s.action != Action::None) {
-        let short: String = s.session_id.chars().take(8).collect();
+        let short = shorts[s.session_id.as_str()];
         let mut line = format!("{:<10}  {short:<8}  {}", s.action.as_str(), s.title.as_deref().unwrap_or(""));
         if s.deleted {
             line.push_str("  (deleted)");
