@@ -131,8 +131,10 @@ pub struct Scan {
 
 /// The session files in some chat dirs. A file whose name is not a safe session id, or that is
 /// a link leading outside its chat dir, is skipped with a warning. Where `.json` and `.jsonl`
-/// exist for one id, the `.jsonl` wins, as in VS Code; an id found in two chat dirs is taken
-/// from the first, with a warning.
+/// exist for one id, the `.jsonl` wins, as in VS Code; of an id's copies in several chat dirs,
+/// the one written last is taken and the others are skipped with a warning (VS Code copies a
+/// window's sessions into the workspace it enters). Everything skipped whatever it holds is in
+/// `passed_over`.
 pub fn list(dirs: &[ChatDir]) -> Scan {
     let mut scan = Scan::default();
     // Each folder's files, one per id, with the time each was last written.

@@ -221,12 +221,12 @@ impl Provider for VsCode {
             .collect()
     }
 
-    fn other_copies(&self, location: &Location, session_id: &str) -> Vec<PathBuf> {
-        // A `.json` beside the log is deleted with it, as VS Code deletes both.
-        let here = location.path.parent();
+    fn other_copies(&self, _location: &Location, session_id: &str) -> Vec<PathBuf> {
+        // The copies skipped with a warning: a `.json` beside a log (passed over silently) is
+        // not what VS Code shows, and the one beside `location` is deleted with it.
         let left_out = self.left_out();
-        let copies = left_out.passed_over.iter().map(|p| &p.path);
-        copies.filter(|p| p.parent() != here && p.file_stem().is_some_and(|stem| stem == session_id)).cloned().collect()
+        let copies = left_out.passed_over.iter().filter(|p| p.warning.is_some()).map(|p| &p.path);
+        copies.filter(|p| p.file_stem().is_some_and(|stem| stem == session_id)).cloned().collect()
     }
 
     fn covers(&self, location: &Location) -> bool {
