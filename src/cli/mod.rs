@@ -226,14 +226,19 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 struct ShortIds<'j> {
     journal: &'j Journal,
     known: std::collections::HashMap<String, usize>,
+    /// The last id asked for, and its length: a log's lines come in runs of one session.
+    last: (String, usize),
 }
 
 impl<'j> ShortIds<'j> {
     fn new(journal: &'j Journal) -> ShortIds<'j> {
-        ShortIds { journal, known: std::collections::HashMap::new() }
+        ShortIds { journal, known: std::collections::HashMap::new(), last: (String::new(), 0) }
     }
 
     fn of<'a>(&mut self, id: &'a str) -> Result<&'a str, crate::journal::JournalError> {
+        if self.last.0 == id {
+            return Ok(crate::short_id::cut(id, self.last.1));
+        }
         let len = match self.known.get(id) {
             Some(&len) => len,
             None => {
@@ -243,6 +248,9 @@ impl<'j> ShortIds<'j> {
                 len
             }
         };
+        self.last.0.clear();
+        self.last.0.push_str(id);
+        self.last.1 = len;
         Ok(crate::short_id::cut(id, len))
     }
 }
