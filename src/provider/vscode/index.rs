@@ -184,8 +184,11 @@ fn put_entry(db: &Path, session_id: &str, session: &Session, add: bool) -> Resul
     Ok(Registered::Added)
 }
 
-/// How many sessions the index of `db` lists with a later `lastMessageDate` than a listed
-/// one's: from [`VSCODE_KEEPS_LISTED`] on, VS Code's next save of the list drops it.
+/// How many sessions the index of `db` lists ahead of a listed one as VS Code keeps them: from
+/// [`VSCODE_KEEPS_LISTED`] on, VS Code's next save of the list drops it. VS Code's
+/// `trimEntries` leaves out the entries of other chat providers (`isExternal`) and sorts the
+/// rest by `lastMessageDate`, newest first, keeping the list's own order among equal dates (a
+/// stable sort): an entry as old as this one and listed before it is kept before it.
 pub fn newer_listed(db: &Path, session_id: &str) -> Result<usize, IndexError> {
     let conn = open(db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let current = read_value(&conn, db)?;
@@ -194,7 +197,17 @@ pub fn newer_listed(db: &Path, session_id: &str) -> Result<usize, IndexError> {
     };
     let date = |e: &Value| e.get("lastMessageDate").and_then(Value::as_f64).unwrap_or(0.0);
     let Some(own) = entries.get(session_id).map(date) else { return Ok(0) };
-    Ok(entries.iter().filter(|(id, e)| id.as_str() != session_id && date(e) > own).count())
+    let external = |e: &Value| e.get("isExternal").and_then(Value::as_bool).unwrap_or(false);
+    let mut before = true;
+    let mut ahead = 0;
+    for (id, e) in entries {
+        if id == session_id {
+            before = false;
+        } else if !external(e) && (date(e) > own || (before && date(e) == own)) {
+            ahead += 1;
+        }
+    }
+    Ok(ahead)
 }
 
 /// Removes a session's entry from the index of `db`, as VS Code does when it deletes a
@@ -273,8 +286,16 @@ pub(crate) mod tests {
         make_state_db(&db, &["a", "b"]);
         register(&db, "c", &session("Sea")).unwrap(); // lastMessageDate 5, the others 1
         assert_eq!(newer_listed(&db, "c").unwrap(), 0);
-        assert_eq!(newer_listed(&db, "a").unwrap(), 1, "c is newer; b is as old, not newer");
+        assert_eq!(newer_listed(&db, "a").unwrap(), 1, "c is newer; b is as old, listed after");
+        assert_eq!(newer_listed(&db, "b").unwrap(), 2, "c is newer; a is as old, listed before");
         assert_eq!(newer_listed(&db, "nowhere").unwrap(), 0);
+        // Another chat provider's entry is not in VS Code's count, however new.
+        let mut conn = Connection::open(&db).unwrap();
+        change_entries(&mut conn, &db, |entries| {
+            entries.insert("vscode-chat-session://x/1".into(), json!({"lastMessageDate": 9, "isExternal": true}));
+        })
+        .unwrap();
+        assert_eq!(newer_listed(&db, "c").unwrap(), 0);
     }
 
     #[test]
