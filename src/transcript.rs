@@ -4,7 +4,9 @@
 //! `markdownContent`) verbatim; `inlineReference`s as the file they name; tool invocations and
 //! progress messages as quoted notes; edits as the file they touched. Reasoning (`thinking`)
 //! and bookkeeping parts (`undoStop`, `prepareToolInvocation`, `mcpServersStarting`,
-//! `codeblockUri`) are left out: the JSON formats keep everything.
+//! `codeblockUri`) are left out: the JSON formats keep everything. So is a code block left
+//! empty: an agent's edit is streamed as a fence, the file's `codeblockUri` and a closing
+//! fence, which VS Code shows as the file's edit and a transcript shows as the edit's note.
 
 use std::fmt::Write;
 
@@ -75,7 +77,55 @@ pub fn response_markdown(parts: &[Value]) -> String {
             _ => {}
         }
     }
-    out
+    without_empty_blocks(&out)
+}
+
+/// `text` without its empty fenced code blocks: an opening fence with no info string, blank
+/// lines at most, and its closing fence. Fences inside a block are its text, as in CommonMark.
+fn without_empty_blocks(text: &str) -> String {
+    // A fence's character, its length and what follows it on the line.
+    let fence = |line: &str| {
+        let line = line.trim();
+        let c = *line.as_bytes().first()?;
+        let n = line.bytes().take_while(|&b| b == c).count();
+        ((c == b'`' || c == b'~') && n >= 3).then(|| (c, n, line[n..].trim().is_empty()))
+    };
+    let closes = |line: &str, (c, n): (u8, usize)| fence(line).is_some_and(|(c2, n2, bare)| c2 == c && n2 >= n && bare);
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut kept: Vec<&str> = Vec::with_capacity(lines.len());
+    let mut open: Option<(u8, usize)> = None;
+    let mut at = 0;
+    while at < lines.len() {
+        let line = lines[at];
+        at += 1;
+        match open {
+            Some(block) => {
+                if closes(line, block) {
+                    open = None;
+                }
+            }
+            None => {
+                if let Some((c, n, bare)) = fence(line) {
+                    let next = (at..lines.len()).find(|&i| !lines[i].trim().is_empty());
+                    if let Some(close) = next.filter(|&i| bare && closes(lines[i], (c, n))) {
+                        // One blank line where the block was, at most.
+                        at = close + 1;
+                        let blank = |l: &&str| l.trim().is_empty();
+                        while kept.len() >= 2 && kept[kept.len() - 2..].iter().all(blank) {
+                            kept.pop();
+                        }
+                        while kept.last().is_some_and(blank) && lines.get(at).is_some_and(blank) {
+                            at += 1;
+                        }
+                        continue;
+                    }
+                    open = Some((c, n));
+                }
+            }
+        }
+        kept.push(line);
+    }
+    kept.join("\n")
 }
 
 /// A note on its own quoted paragraph; nothing for an empty one.
@@ -138,7 +188,11 @@ mod tests {
                     {"kind": "inlineReference", "inlineReference": {"fsPath": "/p/jokes.csv"}},
                     {"kind": "thinking", "value": "secret reasoning"},
                     {"kind": "toolInvocationSerialized", "invocationMessage": {"value": "Reading jokes.csv"}},
-                    {"kind": "textEditGroup", "uri": {"path": "/p/jokes.csv"}}
+                    {"value": "\n````\n"},
+                    {"kind": "codeblockUri", "uri": {"path": "/p/jokes.csv"}},
+                    {"value": "\n````\n"},
+                    {"kind": "textEditGroup", "uri": {"path": "/p/jokes.csv"}},
+                    {"value": "Done:\n```rust\nfn main() {}\n```\n"}
                 ]
             }]
         }))
@@ -152,5 +206,21 @@ mod tests {
         assert!(md.contains("> Reading jokes.csv"));
         assert!(md.contains("> edited `/p/jokes.csv`"));
         assert!(!md.contains("secret reasoning"));
+        // The edit's empty block is left out; a block with code in it is kept.
+        assert_eq!(md.matches("````").count(), 0, "{md}");
+        assert!(md.contains("Done:\n```rust\nfn main() {}\n```"), "{md}");
+    }
+
+    #[test]
+    fn only_empty_code_blocks_are_dropped() {
+        assert_eq!(without_empty_blocks("a\n```\n\n```\nb"), "a\nb");
+        assert_eq!(without_empty_blocks("a\n\n\n```\n```\n\nb"), "a\n\nb");
+        assert_eq!(without_empty_blocks("a\n````\n```\nb"), "a\n````\n```\nb");
+        assert_eq!(without_empty_blocks("```\nx\n```"), "```\nx\n```");
+        assert_eq!(without_empty_blocks("~~~\n~~~"), "");
+        // A fence inside a block is its text; a block with an info string is kept.
+        assert_eq!(without_empty_blocks("```text\n```\n```\nb"), "```text\n```\n```\nb");
+        assert_eq!(without_empty_blocks("````md\n```\n```\n````"), "````md\n```\n```\n````");
+        assert_eq!(without_empty_blocks("```rust\n```"), "```rust\n```");
     }
 }
