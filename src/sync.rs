@@ -20,7 +20,7 @@
 //! checkpoint is recorded with its changes (step 2), in the same commit.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 
@@ -392,7 +392,23 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     // Scan: every listed session, and every journal session last synced to a covered place.
     let mut work: Vec<Work> = Vec::new();
     let mut order: HashMap<String, usize> = HashMap::new();
-    let listing = provider.list(&mut report.warnings);
+    let mut listing = provider.list(&mut report.warnings);
+    // A session last seen in a folder the listing could not read is left as it is there,
+    // though a copy of it is listed elsewhere: the copy VS Code goes on in is the one written
+    // last, which may be the one nobody could see. (Only while a folder is away: a round
+    // otherwise reads no checkpoint for a listed session it finds in step.)
+    let unread = provider.unread();
+    if !unread.is_empty() {
+        let mut kept = Vec::with_capacity(listing.len());
+        for l in listing {
+            let home = journal.last_path(&l.session_id)?;
+            let home_dir = home.as_deref().map(Path::new).and_then(Path::parent);
+            if !home_dir.is_some_and(|dir| unread.iter().any(|u| u == dir) && Some(dir) != l.location.path.parent()) {
+                kept.push(l);
+            }
+        }
+        listing = kept;
+    }
     let listed_ids: BTreeSet<String> = listing.iter().map(|l| l.session_id.clone()).filter(|id| wanted(id)).collect();
     // Files as they were when both sides were last in step, for sessions with nothing newer.
     let in_step_files = if opts.overrides.is_empty() { journal.fingerprints_in_step()? } else { HashMap::new() };

@@ -227,6 +227,39 @@ fn a_chat_folder_that_cannot_be_read_is_not_read_as_every_session_deleted() {
     assert_eq!(env.log().len(), records);
 }
 
+/// A session with a copy in a second chat folder, synced from the copy written last: while that
+/// copy's folder cannot be read, the other copy is not taken up in its place (it may be the
+/// stale one, as it is here), and nothing is recorded for the session.
+#[test]
+fn a_copy_is_not_taken_up_while_the_followed_copys_folder_cannot_be_read() {
+    let env = Env::new();
+    let chat = env.chat_dir();
+    let other = env.dir.path().join("User/workspaceStorage/0a1b2c3d4e/chatSessions");
+    std::fs::create_dir_all(&other).unwrap();
+    let stale = other.join("s1.json");
+    std::fs::write(&stale, session("s1", "Before").to_string()).unwrap();
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options().write(true).open(&stale).unwrap().set_modified(hour_ago).unwrap();
+    std::fs::write(chat.join("s1.json"), session("s1", "After").to_string()).unwrap();
+    let roots = [chat.to_str().unwrap(), other.to_str().unwrap()];
+    let sync = || env.chasm(&["sync", "--root", roots[0], "--root", roots[1]]);
+    assert!(sync().status.success());
+    let records = env.log().len();
+
+    let away = env.dir.path().join("away");
+    std::fs::rename(&chat, &away).unwrap();
+    let out = sync();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("cannot read the folder"), "{stderr}");
+    assert_eq!(env.log().len(), records, "recorded: {}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(std::fs::read_to_string(&stale).unwrap(), session("s1", "Before").to_string(), "written to");
+
+    std::fs::rename(&away, &chat).unwrap();
+    assert!(sync().status.success());
+    assert_eq!(env.log().len(), records);
+}
+
 /// A 16 MB filesystem mounted in the test's directory, or `None` (with a notice) where the
 /// test may not mount one.
 fn small_disk(env: &Env) -> Option<Mount> {

@@ -893,18 +893,25 @@ impl Model {
                     let away = chat.with_file_name("chatSessions.away");
                     std::fs::rename(&chat, &away).unwrap();
                     let before: BTreeSet<String> = side.existing().intersection(&there).cloned().collect();
-                    // Over the user dir, which no longer shows that workspace's folder; then over
-                    // the two chat folders named as roots (as configured roots on a share are),
-                    // one of which cannot be read.
-                    let user = side.try_round(&options(SyncStrategy::AutoMerge));
-                    side.forget();
+                    // How many records each of them has.
+                    let history = || {
+                        let journal = open_journal(&side.journal(), OpenMode::Existing);
+                        there.iter().map(|id| (id.clone(), journal.session_seqs(id).unwrap().len())).collect::<Vec<_>>()
+                    };
+                    let history_before = history();
+                    // Over the two chat folders named as roots (as configured roots on a share
+                    // are), one of which cannot be read; then over the user dir, which no longer
+                    // shows that workspace's folder.
                     let named = chasm::provider::vscode::VsCode::new(&[side.chat(), side.moved()]);
                     let report = chasm::in_step::round(&side.journal(), &named, &options(SyncStrategy::AutoMerge));
+                    let history_after = history();
+                    side.forget();
+                    let user = side.try_round(&options(SyncStrategy::AutoMerge));
                     let after = side.existing();
                     std::fs::rename(&away, &chat).unwrap();
                     let failed = |e: SyncError| TestCaseError::fail(format!("a round without a folder: {e}"));
-                    user.map_err(failed)?;
                     let report = report.map_err(failed)?;
+                    user.map_err(failed)?;
                     let unread = chat.display().to_string();
                     prop_assert!(
                         report.warnings.iter().any(|w| w.contains(&unread)),
@@ -913,6 +920,12 @@ impl Model {
                     );
                     let lost: Vec<&String> = before.difference(&after).collect();
                     prop_assert!(lost.is_empty(), "taken for deleted while their folder was away: {:?}", lost);
+                    // Nor synced from a copy elsewhere while the folder that cannot be read is
+                    // one of the roots: the copy VS Code goes on in may be the one away. (Over
+                    // the user dir a missing folder is no folder of VS Code's, and the round
+                    // takes up a copy elsewhere, as it must once VS Code has removed a
+                    // workspace's storage.)
+                    prop_assert_eq!(history_after, history_before, "recorded while their folder was away");
                 }
             }
             Op::Careful(strategy) => {

@@ -600,6 +600,14 @@ impl Journal {
         Ok(texts.and_then(|t| serde_json::from_slice(&t[0]).ok()))
     }
 
+    /// The path the session's last checkpoint recorded for its file: where the last sync saw
+    /// it in the provider (`None`: never checkpointed, or in no file).
+    pub fn last_path(&self, session_id: &str) -> Result<Option<String>, JournalError> {
+        let Some(cp) = self.store.last_checkpoint(session_id)? else { return Ok(None) };
+        let record = self.get(cp)?;
+        Ok(record.and_then(|r| r.payload.get("path").and_then(serde_json::Value::as_str).map(str::to_owned)))
+    }
+
     /// A session's history from its merge base on (see [`Tail`]): the base from the nearest
     /// snapshot, the events since the last checkpoint. What a sync reads for a changed session,
     /// whatever the length of its history. A session never checkpointed is read whole.

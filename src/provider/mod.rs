@@ -187,6 +187,11 @@ pub trait Provider {
     /// when it deletes one: listed with its file gone, it is shown but cannot be opened.
     /// `true` when an entry was removed.
     fn ensure_unlisted(&self, location: &Location, session_id: &str) -> Result<bool, ProviderError>;
+    /// The folders of this provider's storage that the last listing could not read (a share
+    /// not mounted): what is in them is neither synced nor taken for deleted that round.
+    fn unread(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
     /// The other copies of the session at `location` that the last listing passed over for it
     /// (VS Code copies a window's sessions into the workspace it enters): what deleting it there
     /// leaves of it.

@@ -221,6 +221,10 @@ impl Provider for VsCode {
             .collect()
     }
 
+    fn unread(&self) -> Vec<PathBuf> {
+        self.left_out().unread.clone()
+    }
+
     fn other_copies(&self, _location: &Location, session_id: &str) -> Vec<PathBuf> {
         // The copies skipped with a warning: a `.json` beside a log (passed over silently) is
         // not what VS Code shows, and the one beside `location` is deleted with it.
