@@ -393,15 +393,18 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     let mut work: Vec<Work> = Vec::new();
     let mut order: HashMap<String, usize> = HashMap::new();
     let mut listing = provider.list(&mut report.warnings);
+    // Files as they were when both sides were last in step, for sessions with nothing newer.
+    let in_step_files = if opts.overrides.is_empty() { journal.fingerprints_in_step()? } else { HashMap::new() };
     // A session last seen in a folder the listing could not read is left as it is there,
     // though a copy of it is listed elsewhere: the copy VS Code goes on in is the one written
-    // last, which may be the one nobody could see. (Only while a folder is away: a round
-    // otherwise reads no checkpoint for a listed session it finds in step.)
+    // last, which may be the one nobody could see. Only while a folder is away, and only for a
+    // file other than the one last in step (another copy is another file).
     let unread = provider.unread();
     if !unread.is_empty() {
         let mut kept = Vec::with_capacity(listing.len());
         for l in listing {
-            let home = journal.last_path(&l.session_id)?;
+            let in_step = in_step_files.get(&l.session_id).is_some_and(|fp| l.fingerprint.as_ref() == Some(&fp.token));
+            let home = if in_step { None } else { journal.last_path(&l.session_id)? };
             let home_dir = home.as_deref().map(Path::new).and_then(Path::parent);
             if !home_dir.is_some_and(|dir| unread.iter().any(|u| u == dir) && Some(dir) != l.location.path.parent()) {
                 kept.push(l);
@@ -410,8 +413,6 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         listing = kept;
     }
     let listed_ids: BTreeSet<String> = listing.iter().map(|l| l.session_id.clone()).filter(|id| wanted(id)).collect();
-    // Files as they were when both sides were last in step, for sessions with nothing newer.
-    let in_step_files = if opts.overrides.is_empty() { journal.fingerprints_in_step()? } else { HashMap::new() };
     let total = listing.len() as u64;
     // What the quick paths find may be recorded while the scan goes on (bounding its memory)
     // unless a session could turn out deleted in VS Code: the check on how many may be
