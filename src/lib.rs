@@ -27,8 +27,11 @@
 //!   remote) that status, conflicts and sync decisions are derived from (pure).
 //! - [`merge`]: the three-way merge and the six conflict strategies (pure).
 //! - [`sync`]: the engine: scan, record, decide, push, checkpoint.
-//! - [`in_step`]: the no-op fast path: a note that everything was in step at the last sync.
+//! - [`in_step`]: the no-op fast path: a note that everything was in step at the last sync, and
+//!   of the files the listing passes over (a copy of a session, a name that is no session id).
 //! - [`transcript`]: a session as readable Markdown (pure).
+//! - [`short_id`]: session ids as lists print them, as long as it takes to tell them apart
+//!   (pure).
 //! - [`cli`]: one module per command; the only place that prints.
 //! - [`atomic`]: whole-file writes that never leave a torn file.
 //! - [`pretty`]: JSON text laid out as serde_json's pretty printer would, unparsed (pure).

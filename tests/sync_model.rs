@@ -805,6 +805,10 @@ impl Model {
                     let target = journal.state_at(&id, seqs[point.index(seqs.len())]).unwrap().unwrap();
                     let current = journal.state_at(&id, u64::MAX).unwrap();
                     drop(journal);
+                    // Back to a point where it was deleted is a deletion (see `LocalDelete`).
+                    if !target.exists && self.sides[0].copies(&id) > 1 {
+                        return Ok(());
+                    }
                     let changes: Vec<NewChange> = chasm::diff::restore(&id, current.as_ref(), &target)
                         .into_iter()
                         .map(|c| c.into_change(&id, chrono::Utc::now(), Origin::Local, "vscode"))
