@@ -536,7 +536,8 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         // Settled, and deleted or synced to a place this run does not cover: reported as found
         // ([`reported_as_settled`]). Such sessions pile up (every session deleted in VS Code
         // stays in the journal), so none of their history is read.
-        let noted = in_step_files.get(&id).and_then(|fp| fp.settled.clone());
+        // (A deleted one noted before what `status --all` shows of it was kept: read once more.)
+        let noted = in_step_files.get(&id).and_then(|fp| fp.settled.clone()).filter(|s| s.exists || s.gone.is_some());
         let settled = match noted {
             Some(settled) => Some((settled, false)),
             None if opts.overrides.is_empty() => journal.settled(&id)?.map(|s| (s, true)),

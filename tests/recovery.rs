@@ -211,6 +211,11 @@ fn status_dates_a_jsonl_session_by_its_last_request() {
     assert!(last.starts_with("2025-12-06"), "{last}");
     let text = vs.ok(&["status", "--all"]);
     assert!(text.contains("last message 2025-12-06"), "{text}");
+    // Once a sync has found it settled and gone, the same from what that sync kept of it.
+    let json = vs.ok(&["status", "--all", "--json"]);
+    vs.ok(&["sync"]);
+    assert_eq!(vs.ok(&["status", "--all"]), text);
+    assert_eq!(vs.ok(&["status", "--all", "--json"]), json);
 }
 
 /// A rename through chasm shows in VS Code's history, whose titles come from its index: the

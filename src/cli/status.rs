@@ -14,7 +14,7 @@ use super::style::{self, Paint};
 use super::sync::session_json;
 use super::time::rfc3339;
 use crate::config::Settings;
-use crate::journal::{Journal, OpenMode};
+use crate::journal::{Gone, Journal, OpenMode};
 use crate::merge::Strategy;
 use crate::provider::vscode::index;
 use crate::session::Session;
@@ -66,23 +66,32 @@ fn written_again(s: &SessionSync) -> bool {
     s.remote_changes > 0 && s.location.as_ref().is_some_and(|l| l.path.is_file())
 }
 
-/// Where a session stands in VS Code, and the last content the journal has of it (`dates`:
-/// enough of it to date the session's last message, see [`Journal::last_fields`]).
+/// Where a session stands in VS Code, and its last title and activity (ms) the journal has
+/// (`dates`: the activity too, see [`Journal::last_fields`]). `gone`: what a sync found of it
+/// settled and deleted, which spares reading its history.
 fn presence(
     journal: &Journal,
     s: &SessionSync,
+    gone: Option<&Gone>,
     dates: bool,
     listed: &mut HashMap<PathBuf, Option<BTreeSet<String>>>,
     warnings: &mut Vec<String>,
-) -> Result<(Presence, Option<Session>)> {
+) -> Result<(Presence, Option<String>, Option<i64>)> {
+    if let Some(gone) = gone.filter(|_| !written_again(s)) {
+        return Ok((Presence::Deleted { seq: gone.deleted_seq }, gone.title.clone(), gone.last_activity));
+    }
     let (last, deleted) = journal.last_fields(&s.session_id, dates)?;
+    let title = last.as_ref().and_then(Session::display_title);
+    let date = last.as_ref().and_then(Session::last_activity);
     if let Some(seq) = deleted.filter(|_| !written_again(s)) {
-        return Ok((Presence::Deleted { seq }, last));
+        return Ok((Presence::Deleted { seq }, title, date));
     }
     let Some(loc) = s.location.as_ref().filter(|l| l.path.is_file()) else {
-        return Ok((if s.location.is_none() { Presence::JournalOnly } else { Presence::Present }, last));
+        return Ok((if s.location.is_none() { Presence::JournalOnly } else { Presence::Present }, title, date));
     };
-    let Some(db) = loc.path.parent().and_then(index::state_db_for) else { return Ok((Presence::Present, last)) };
+    let Some(db) = loc.path.parent().and_then(index::state_db_for) else {
+        return Ok((Presence::Present, title, date));
+    };
     let ids = listed.entry(db.clone()).or_insert_with(|| match index::listed_ids(&db) {
         Ok(ids) => ids,
         Err(e) => {
@@ -91,7 +100,7 @@ fn presence(
         }
     });
     let hidden = ids.as_ref().is_some_and(|ids| !ids.contains(&s.session_id));
-    Ok((if hidden { Presence::Hidden } else { Presence::Present }, last))
+    Ok((if hidden { Presence::Hidden } else { Presence::Present }, title, date))
 }
 
 /// A dry-run sync: what the next sync would find.
@@ -118,30 +127,28 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
     // A date is shown in JSON, and beside a deleted session (listed with --all, or asked for).
     let dates = args.json || args.all || args.session.is_some();
     // Plain status lists no deleted session (but one in conflict). Those a sync found settled
-    // and gone, with no record since, are known gone from its cache: deleted sessions pile up,
-    // and reading what each last held costs a snapshot and a request.
+    // and gone, with no record since, are known gone from its cache, with what `--all` shows of
+    // them: deleted sessions pile up, and reading what each last held costs a snapshot and its
+    // records.
     let hide_deleted = !args.all && args.session.is_none();
-    let settled_gone: BTreeSet<String> = if hide_deleted {
-        (journal.fingerprints_in_step()?.into_iter())
-            .filter(|(_, fp)| fp.settled.as_ref().is_some_and(|s| !s.exists))
-            .map(|(id, _)| id)
-            .collect()
-    } else {
-        BTreeSet::new()
-    };
+    let settled_gone: HashMap<String, Option<Gone>> = (journal.fingerprints_in_step()?.into_iter())
+        .filter_map(|(id, fp)| fp.settled.filter(|s| !s.exists).map(|s| (id, s.gone)))
+        .collect();
     let mut listed = HashMap::new();
     let mut warnings = report.warnings.clone();
     let mut rows = Vec::new();
     for s in &report.sessions {
-        if settled_gone.contains(&s.session_id) && !written_again(s) {
+        let gone = settled_gone.get(&s.session_id);
+        if hide_deleted && gone.is_some() && !written_again(s) {
             continue;
         }
-        let (presence, last) = presence(&journal, s, dates, &mut listed, &mut warnings)?;
+        let (presence, title, date) =
+            presence(&journal, s, gone.and_then(Option::as_ref), dates, &mut listed, &mut warnings)?;
         // A deletion in conflict with a change on the other side waits for the user: shown.
         if matches!(presence, Presence::Deleted { .. }) && hide_deleted && s.status != Status::Conflict {
             continue;
         }
-        rows.push((s, presence, last));
+        rows.push((s, presence, title, date));
     }
     let mut err = std::io::stderr().lock();
     for w in &warnings {
@@ -157,10 +164,9 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
     let width = rows.iter().map(|(s, ..)| shorts[s.session_id.as_str()].chars().count()).max().unwrap_or(0);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let colour = style::colour();
-    for (s, presence, last) in rows {
-        let last_title = s.title.clone().or_else(|| last.as_ref().and_then(Session::display_title));
-        let last_date = last.as_ref().and_then(|l| l.last_activity());
-        let last_date = last_date.and_then(chrono::DateTime::from_timestamp_millis).map(|t| rfc3339(&t));
+    for (s, presence, title, date) in rows {
+        let last_title = s.title.clone().or(title);
+        let last_date = date.and_then(chrono::DateTime::from_timestamp_millis).map(|t| rfc3339(&t));
         if args.json {
             let mut v = session_json(s);
             v["presence"] = Value::from(presence.as_str());

@@ -16,13 +16,16 @@ use bincode::{BorrowDecode, Encode};
 use serde_json::{Map, Value};
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::{Fingerprint, Held, Settled};
+use super::{Fingerprint, Gone, Held, Settled};
 use crate::provider::LogMark;
 use crate::session::{hex, unhex};
 use crate::shape::Shape;
 
 /// The first byte of a binary row (a JSON row's is `{`).
 const BINARY: u8 = 1;
+/// The first byte of a `fingerprints` row that says what a deleted session last held (see
+/// [`Settled::gone`]); rows tagged [`BINARY`] are read as before.
+const BINARY_GONE: u8 = 2;
 
 /// Variable-length integers; a row claiming a vast length is refused before it is allocated
 /// (the largest shapes are a few hundred kilobytes).
@@ -53,13 +56,17 @@ struct StoredMark {
     requests: Vec<[u8; 16]>,
 }
 
+/// `G`: what a deleted session last held (seq of its deletion, title, last activity); `()`
+/// in rows written before it was kept.
 #[derive(Encode, BorrowDecode)]
-struct StoredFingerprint<'a> {
+struct StoredFingerprint<'a, G> {
     token: &'a str,
     events: u64,
     title: Option<&'a str>,
-    settled: Option<(bool, Option<&'a str>, Option<&'a str>)>,
+    settled: Option<(bool, Option<&'a str>, Option<&'a str>, G)>,
 }
+
+type StoredGone<'a> = Option<(u64, Option<&'a str>, Option<i64>)>;
 
 /// A `shapes` row's bytes.
 pub fn encode_held(held: &Held) -> Vec<u8> {
@@ -116,35 +123,64 @@ pub fn decode_held(bytes: &[u8]) -> Option<Held> {
 
 /// A `fingerprints` row's bytes.
 pub fn encode_fingerprint(fp: &Fingerprint) -> Vec<u8> {
-    framed(&StoredFingerprint {
-        token: &fp.token,
-        events: fp.events,
-        title: fp.title.as_deref(),
-        settled: fp.settled.as_ref().map(|s| (s.exists, s.title.as_deref(), s.path.as_deref())),
-    })
+    framed_as(
+        BINARY_GONE,
+        &StoredFingerprint {
+            token: &fp.token,
+            events: fp.events,
+            title: fp.title.as_deref(),
+            settled: fp.settled.as_ref().map(|s| (s.exists, s.title.as_deref(), s.path.as_deref(), stored_gone(s))),
+        },
+    )
+}
+
+fn stored_gone(s: &Settled) -> StoredGone<'_> {
+    s.gone.as_ref().map(|g| (g.deleted_seq, g.title.as_deref(), g.last_activity))
 }
 
 /// A `fingerprints` row read back; `None` for one damaged or not understood (a cache miss).
 pub fn decode_fingerprint(bytes: &[u8]) -> Option<Fingerprint> {
-    let Some(body) = body(bytes) else { return serde_json::from_slice(bytes).ok() };
-    let (stored, used): (StoredFingerprint, usize) = bincode::borrow_decode_from_slice(body, config()).ok()?;
-    (used == body.len()).then(|| Fingerprint {
+    let Some((tag, body)) = tagged_body(bytes) else { return serde_json::from_slice(bytes).ok() };
+    let stored: StoredFingerprint<StoredGone> = match tag {
+        BINARY_GONE => whole(body)?,
+        _ => {
+            let old: StoredFingerprint<()> = whole(body)?;
+            let settled = old.settled.map(|(exists, title, path, ())| (exists, title, path, None));
+            StoredFingerprint { token: old.token, events: old.events, title: old.title, settled }
+        }
+    };
+    Some(Fingerprint {
         token: stored.token.to_owned(),
         events: stored.events,
         title: stored.title.map(str::to_owned),
-        settled: stored.settled.map(|(exists, title, path)| Settled {
+        settled: stored.settled.map(|(exists, title, path, gone)| Settled {
             exists,
             title: title.map(str::to_owned),
             path: path.map(str::to_owned),
+            gone: gone.map(|(deleted_seq, title, last_activity)| Gone {
+                deleted_seq,
+                title: title.map(str::to_owned),
+                last_activity,
+            }),
         }),
     })
 }
 
+/// A row's body decoded, all of it.
+fn whole<'a, T: BorrowDecode<'a, ()>>(body: &'a [u8]) -> Option<T> {
+    let (stored, used): (T, usize) = bincode::borrow_decode_from_slice(body, config()).ok()?;
+    (used == body.len()).then_some(stored)
+}
+
 /// Tag ‖ XXH3-64 of the body (little-endian) ‖ body.
 fn framed(stored: &impl Encode) -> Vec<u8> {
+    framed_as(BINARY, stored)
+}
+
+fn framed_as(tag: u8, stored: &impl Encode) -> Vec<u8> {
     let body = bincode::encode_to_vec(stored, config()).expect("encoding to a Vec");
     let mut out = Vec::with_capacity(9 + body.len());
-    out.push(BINARY);
+    out.push(tag);
     out.extend_from_slice(&xxh3_64(&body).to_le_bytes());
     out.extend_from_slice(&body);
     out
@@ -153,9 +189,14 @@ fn framed(stored: &impl Encode) -> Vec<u8> {
 /// The body of a binary row whose checksum holds; `None` for anything else (a JSON row, or a
 /// damaged one, which JSON then refuses too).
 fn body(bytes: &[u8]) -> Option<&[u8]> {
+    tagged_body(bytes).filter(|(tag, _)| *tag == BINARY).map(|(_, body)| body)
+}
+
+/// [`body`] of a row with either binary tag, and the tag.
+fn tagged_body(bytes: &[u8]) -> Option<(u8, &[u8])> {
     let (&tag, rest) = bytes.split_first()?;
     let (sum, body) = rest.split_first_chunk::<8>()?;
-    (tag == BINARY && u64::from_le_bytes(*sum) == xxh3_64(body)).then_some(body)
+    (matches!(tag, BINARY | BINARY_GONE) && u64::from_le_bytes(*sum) == xxh3_64(body)).then_some((tag, body))
 }
 
 /// The bytes of a digest written as [`hex`] writes them (lowercase, the full width): the only
@@ -204,14 +245,20 @@ mod tests {
     }
 
     fn fingerprint() -> impl Strategy<Value = Fingerprint> {
-        let settled =
-            proptest::option::of((any::<bool>(), proptest::option::of(".{0,10}"), proptest::option::of(".{0,10}")));
+        let gone = proptest::option::of((any::<u64>(), proptest::option::of(".{0,10}"), any::<Option<i64>>()))
+            .prop_map(|g| g.map(|(deleted_seq, title, last_activity)| Gone { deleted_seq, title, last_activity }));
+        let settled = proptest::option::of((
+            any::<bool>(),
+            proptest::option::of(".{0,10}"),
+            proptest::option::of(".{0,10}"),
+            gone,
+        ));
         (".{0,40}", any::<u64>(), proptest::option::of(".{0,20}"), settled).prop_map(
             |(token, events, title, settled)| Fingerprint {
                 token,
                 events,
                 title,
-                settled: settled.map(|(exists, title, path)| Settled { exists, title, path }),
+                settled: settled.map(|(exists, title, path, gone)| Settled { exists, title, path, gone }),
             },
         )
     }
@@ -234,6 +281,21 @@ mod tests {
             prop_assert_eq!(decode_fingerprint(&serde_json::to_vec(&fp).unwrap()), Some(fp));
         }
 
+        /// A row written before deleted sessions' last fields were kept reads as it did.
+        #[test]
+        fn a_fingerprint_row_without_gone_is_still_read(mut fp in fingerprint()) {
+            if let Some(s) = fp.settled.as_mut() {
+                s.gone = None;
+            }
+            let old = framed(&StoredFingerprint {
+                token: &fp.token,
+                events: fp.events,
+                title: fp.title.as_deref(),
+                settled: fp.settled.as_ref().map(|s| (s.exists, s.title.as_deref(), s.path.as_deref(), ())),
+            });
+            prop_assert_eq!(decode_fingerprint(&old), Some(fp));
+        }
+
         /// Any change to a row's bytes is a cache miss, not another shape.
         #[test]
         fn a_damaged_row_is_a_miss(held in held(), at in any::<prop::sample::Index>(), flip in 1u8..) {
@@ -254,6 +316,8 @@ mod tests {
             framed.extend_from_slice(&xxh3_64(&bytes).to_le_bytes());
             framed.extend_from_slice(&bytes);
             let _ = decode_held(&framed);
+            let _ = decode_fingerprint(&framed);
+            framed[0] = BINARY_GONE;
             let _ = decode_fingerprint(&framed);
         }
     }

@@ -169,6 +169,21 @@ pub struct Settled {
     pub title: Option<String>,
     /// Where its last checkpoint says it was synced to.
     pub path: Option<String>,
+    /// For a deleted session, what `status --all` shows of it: deleted sessions pile up, and
+    /// reading what each last held costs a snapshot and its records decompressed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gone: Option<Gone>,
+}
+
+/// A deleted session as lists show it (see [`Journal::last_fields`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Gone {
+    /// The seq of its deletion.
+    pub deleted_seq: u64,
+    /// Its title before it was deleted.
+    pub title: Option<String>,
+    /// When it was last active before (see [`crate::session::Session::last_activity`]).
+    pub last_activity: Option<i64>,
 }
 
 /// What a session held when a sync left it in step (see [`Journal::held`]).
@@ -565,12 +580,19 @@ impl Journal {
         let Some(checkpoint) = self.get(cp)? else { return Ok(None) };
         let path = checkpoint.payload.get("path").and_then(serde_json::Value::as_str).map(str::to_owned);
         if !state.exists {
-            return Ok(Some(Settled { exists: false, title: None, path }));
+            let (last, deleted) = self.last_fields(session_id, true)?;
+            let gone = Gone {
+                // Deleted at or before its newest record, whichever reading finds it.
+                deleted_seq: deleted.unwrap_or(state.last_seq),
+                title: last.as_ref().and_then(crate::session::Session::display_title),
+                last_activity: last.as_ref().and_then(crate::session::Session::last_activity),
+            };
+            return Ok(Some(Settled { exists: false, title: None, path, gone: Some(gone) }));
         }
         if !self.fill_title_request(session_id, &mut state)? {
             return Ok(None);
         }
-        Ok(Some(Settled { exists: true, title: state.session.display_title(), path }))
+        Ok(Some(Settled { exists: true, title: state.session.display_title(), path, gone: None }))
     }
 
     /// In a state whose requests were left unread (see `placed_state_at`), reads the one a
