@@ -221,8 +221,9 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
         .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
-/// Short session ids for lines printed one at a time (`log`, `conflicts`), each told from every
-/// session the journal knows (see [`crate::short_id`]) by one lookup of its neighbours.
+/// Short session ids for lines printed one at a time (`log`, its graph, `conflicts`), each told
+/// from every session the journal knows (see [`crate::short_id`]) by one lookup of its
+/// neighbours.
 struct ShortIds<'j> {
     journal: &'j Journal,
     known: std::collections::HashMap<String, usize>,
