@@ -7,6 +7,8 @@
 //! `codeblockUri`) are left out: the JSON formats keep everything. So is a code block left
 //! empty: an agent's edit is streamed as a fence, the file's `codeblockUri` and a closing
 //! fence, which VS Code shows as the file's edit and a transcript shows as the edit's note.
+//! Headings inside a message or a response are put three levels down, below the
+//! transcript's own (`## 1. User`, `### Assistant`), so that its outline stays the turns.
 
 use std::fmt::Write;
 
@@ -31,7 +33,7 @@ pub fn markdown(session_id: &str, session: &Session) -> String {
     for (i, request) in session.requests.iter().enumerate() {
         let when = request.timestamp().and_then(format_ms).map(|t| format!(" · {t}")).unwrap_or_default();
         let _ = writeln!(out, "\n## {}. User{when}\n", i + 1);
-        let _ = writeln!(out, "{}", request.message_text().unwrap_or("").trim_end());
+        let _ = writeln!(out, "{}", tidied(request.message_text().unwrap_or("")).trim_end());
         let model = request.model_id().map(|m| format!(" · {m}")).unwrap_or_default();
         let _ = writeln!(out, "\n### Assistant{model}\n");
         let body = response_markdown(request.response_parts());
@@ -77,12 +79,13 @@ pub fn response_markdown(parts: &[Value]) -> String {
             _ => {}
         }
     }
-    without_empty_blocks(&out)
+    tidied(&out)
 }
 
-/// `text` without its empty fenced code blocks: an opening fence with no info string, blank
-/// lines at most, and its closing fence. Fences inside a block are its text, as in CommonMark.
-fn without_empty_blocks(text: &str) -> String {
+/// `text` without its empty fenced code blocks (an opening fence with no info string, blank
+/// lines at most, and its closing fence), and its ATX headings three levels down (at most to
+/// level 6). What is inside a block is its text, fences and `#` lines alike, as in CommonMark.
+fn tidied(text: &str) -> String {
     // A fence's character, its length and what follows it on the line.
     let fence = |line: &str| {
         let line = line.trim();
@@ -92,7 +95,7 @@ fn without_empty_blocks(text: &str) -> String {
     };
     let closes = |line: &str, (c, n): (u8, usize)| fence(line).is_some_and(|(c2, n2, bare)| c2 == c && n2 >= n && bare);
     let lines: Vec<&str> = text.split('\n').collect();
-    let mut kept: Vec<&str> = Vec::with_capacity(lines.len());
+    let mut kept: Vec<std::borrow::Cow<str>> = Vec::with_capacity(lines.len());
     let mut open: Option<(u8, usize)> = None;
     let mut at = 0;
     while at < lines.len() {
@@ -110,22 +113,36 @@ fn without_empty_blocks(text: &str) -> String {
                     if let Some(close) = next.filter(|&i| bare && closes(lines[i], (c, n))) {
                         // One blank line where the block was, at most.
                         at = close + 1;
-                        let blank = |l: &&str| l.trim().is_empty();
+                        let blank = |l: &std::borrow::Cow<str>| l.trim().is_empty();
                         while kept.len() >= 2 && kept[kept.len() - 2..].iter().all(blank) {
                             kept.pop();
                         }
-                        while kept.last().is_some_and(blank) && lines.get(at).is_some_and(blank) {
+                        while kept.last().is_some_and(blank) && lines.get(at).is_some_and(|l| l.trim().is_empty()) {
                             at += 1;
                         }
                         continue;
                     }
                     open = Some((c, n));
+                } else if let Some(demoted) = demoted(line) {
+                    kept.push(demoted.into());
+                    continue;
                 }
             }
         }
-        kept.push(line);
+        kept.push(line.into());
     }
     kept.join("\n")
+}
+
+/// An ATX heading (up to three spaces, one to six `#`, then a space or nothing) three levels
+/// down; `None` for any other line.
+fn demoted(line: &str) -> Option<String> {
+    let indent = line.len() - line.trim_start_matches(' ').len();
+    let rest = &line[indent..];
+    let level = rest.bytes().take_while(|&b| b == b'#').count();
+    let after = &rest[level..];
+    let heading = indent <= 3 && (1..=6).contains(&level) && (after.is_empty() || after.starts_with([' ', '\t']));
+    heading.then(|| format!("{}{after}", "#".repeat((level + 3).min(6))))
 }
 
 /// A note on its own quoted paragraph; nothing for an empty one.
@@ -192,7 +209,7 @@ mod tests {
                     {"kind": "codeblockUri", "uri": {"path": "/p/jokes.csv"}},
                     {"value": "\n````\n"},
                     {"kind": "textEditGroup", "uri": {"path": "/p/jokes.csv"}},
-                    {"value": "Done:\n```rust\nfn main() {}\n```\n"}
+                    {"value": "Done:\n```rust\nfn main() {}\n```\n## Next steps\n"}
                 ]
             }]
         }))
@@ -208,19 +225,29 @@ mod tests {
         assert!(!md.contains("secret reasoning"));
         // The edit's empty block is left out; a block with code in it is kept.
         assert_eq!(md.matches("````").count(), 0, "{md}");
-        assert!(md.contains("Done:\n```rust\nfn main() {}\n```"), "{md}");
+        assert!(md.contains("Done:\n```rust\nfn main() {}\n```\n##### Next steps"), "{md}");
+    }
+
+    #[test]
+    fn headings_go_below_the_transcripts_own_outside_code() {
+        assert_eq!(
+            tidied("# Plan\n## Steps\n###### Deep\n####### not one"),
+            "#### Plan\n##### Steps\n###### Deep\n####### not one"
+        );
+        assert_eq!(tidied("#hashtag\n  ## Indented\n    # code"), "#hashtag\n##### Indented\n    # code");
+        assert_eq!(tidied("```sh\n# a comment\n```\n# After"), "```sh\n# a comment\n```\n#### After");
     }
 
     #[test]
     fn only_empty_code_blocks_are_dropped() {
-        assert_eq!(without_empty_blocks("a\n```\n\n```\nb"), "a\nb");
-        assert_eq!(without_empty_blocks("a\n\n\n```\n```\n\nb"), "a\n\nb");
-        assert_eq!(without_empty_blocks("a\n````\n```\nb"), "a\n````\n```\nb");
-        assert_eq!(without_empty_blocks("```\nx\n```"), "```\nx\n```");
-        assert_eq!(without_empty_blocks("~~~\n~~~"), "");
+        assert_eq!(tidied("a\n```\n\n```\nb"), "a\nb");
+        assert_eq!(tidied("a\n\n\n```\n```\n\nb"), "a\n\nb");
+        assert_eq!(tidied("a\n````\n```\nb"), "a\n````\n```\nb");
+        assert_eq!(tidied("```\nx\n```"), "```\nx\n```");
+        assert_eq!(tidied("~~~\n~~~"), "");
         // A fence inside a block is its text; a block with an info string is kept.
-        assert_eq!(without_empty_blocks("```text\n```\n```\nb"), "```text\n```\n```\nb");
-        assert_eq!(without_empty_blocks("````md\n```\n```\n````"), "````md\n```\n```\n````");
-        assert_eq!(without_empty_blocks("```rust\n```"), "```rust\n```");
+        assert_eq!(tidied("```text\n```\n```\nb"), "```text\n```\n```\nb");
+        assert_eq!(tidied("````md\n```\n```\n````"), "````md\n```\n```\n````");
+        assert_eq!(tidied("```rust\n```"), "```rust\n```");
     }
 }
