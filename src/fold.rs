@@ -130,6 +130,11 @@ impl Checkpoint {
     pub fn payload(local_seq: u64, remote_seq: u64, hash: &str, path: Option<&str>) -> Value {
         json!({"local_seq": local_seq, "remote_seq": remote_seq, "hash": hash, "path": path})
     }
+
+    /// The path a checkpoint's payload records (see [`Checkpoint::payload`]).
+    pub fn path_of(payload: &Value) -> Option<&str> {
+        payload.get("path").and_then(Value::as_str)
+    }
 }
 
 /// A session seen three ways, as a three-way merge needs it: the merge base (the state at the
@@ -221,7 +226,7 @@ pub fn views_of(tail: Tail) -> Result<Views, FoldError> {
     let checkpoint = tail.checkpoint.as_ref().map(|e| Checkpoint {
         seq: e.seq,
         hash: e.payload.get("hash").and_then(Value::as_str).unwrap_or_default().to_owned(),
-        path: e.payload.get("path").and_then(Value::as_str).map(str::to_owned),
+        path: Checkpoint::path_of(&e.payload).map(str::to_owned),
     });
     let base = tail.base.map(Rc::new);
     let after = tail.after;

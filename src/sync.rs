@@ -551,8 +551,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             Some((location, settled)) => (Tail::default(), location, Some(settled)),
             None => {
                 let tail = journal.tail(&id)?;
-                let path =
-                    tail.checkpoint.as_ref().and_then(|c| c.payload.get("path")).and_then(serde_json::Value::as_str);
+                let path = tail.checkpoint.as_ref().and_then(|c| Checkpoint::path_of(&c.payload));
                 let location = path.and_then(covered);
                 (tail, location, None)
             }
@@ -982,10 +981,10 @@ pub fn placed_session(id: &str, session: &Session, loc: &Location, first_seq: u6
     out
 }
 
-/// Where the provider keeps a session, as its last checkpoint recorded.
-pub fn home_of(journal: &Journal, state: &SessionState) -> Result<Option<Location>, JournalError> {
-    let Some(seq) = state.last_checkpoint else { return Ok(None) };
-    Ok(journal.get(seq)?.and_then(|r| r.payload.get("path").and_then(serde_json::Value::as_str).map(location_of)))
+/// Where the provider keeps a session, as its last checkpoint recorded (see
+/// [`Journal::last_path`]).
+pub fn home_of(journal: &Journal, session_id: &str) -> Result<Option<Location>, JournalError> {
+    Ok(journal.last_path(session_id)?.as_deref().map(location_of))
 }
 
 /// The most records of what VS Code changed that a sync holds back to record with its

@@ -883,8 +883,7 @@ impl Model {
                     // one is: that it may take for deleted, and brings back with the folder.)
                     let journal = open_journal(&side.journal(), OpenMode::Existing);
                     let seen_there = |id: &String| {
-                        let state = journal.state_at(id, u64::MAX).unwrap();
-                        let home = state.and_then(|s| chasm::sync::home_of(&journal, &s).unwrap());
+                        let home = chasm::sync::home_of(&journal, id).unwrap();
                         home.is_some_and(|l| l.path.parent() == Some(chat.as_path()))
                     };
                     let there: BTreeSet<String> = side

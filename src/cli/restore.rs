@@ -62,7 +62,7 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
         },
     };
     if args.as_new {
-        return restore_as_new(&mut journal, &args.roots.provider(settings), &id, &current, target, &point);
+        return restore_as_new(&mut journal, &args.roots.provider(settings), &id, target, &point);
     }
 
     let changes = restore(&id, Some(&current), &target);
@@ -95,7 +95,7 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
     // sync has listed a file it wrote anew; a file that was there may still be unlisted).
     let listed_by_sync = report.sessions.iter().any(|s| s.session_id == id && s.listed);
     if let Some(state) = journal.state_at(&id, u64::MAX)?.filter(|s| s.exists && !listed_by_sync)
-        && let Some(home) = home_of(&journal, &state)?.filter(|l| l.path.is_file() && provider.covers(l))
+        && let Some(home) = home_of(&journal, &id)?.filter(|l| l.path.is_file() && provider.covers(l))
     {
         match provider.ensure_listed(&home, &id, &state.session) {
             Ok(Listing::Added) => println!("{id} is listed in VS Code's chat history again"),
@@ -114,7 +114,6 @@ fn restore_as_new(
     journal: &mut Journal,
     provider: &dyn Provider,
     id: &str,
-    current: &SessionState,
     mut target: SessionState,
     point: &str,
 ) -> Result<ExitCode> {
@@ -125,7 +124,7 @@ fn restore_as_new(
     target.session = target.session.as_copy(&new_id, "restored");
     let now = Utc::now();
     let mut batch = Vec::new();
-    let home = home_of(journal, current)?.filter(|l| provider.covers(l));
+    let home = home_of(journal, id)?.filter(|l| provider.covers(l));
     let placed = match home {
         Some(home) => {
             let loc = provider.location_for_new(&home, &new_id);

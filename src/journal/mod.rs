@@ -578,7 +578,7 @@ impl Journal {
         let Some(mut state) = self.placed_state_at(session_id, u64::MAX)? else { return Ok(None) };
         let Some(cp) = state.last_checkpoint.filter(|&cp| cp == state.last_seq) else { return Ok(None) };
         let Some(checkpoint) = self.get(cp)? else { return Ok(None) };
-        let path = checkpoint.payload.get("path").and_then(serde_json::Value::as_str).map(str::to_owned);
+        let path = crate::fold::Checkpoint::path_of(&checkpoint.payload).map(str::to_owned);
         if !state.exists {
             let (last, deleted) = self.last_fields(session_id, true)?;
             let gone = Gone {
@@ -627,7 +627,7 @@ impl Journal {
     pub fn last_path(&self, session_id: &str) -> Result<Option<String>, JournalError> {
         let Some(cp) = self.store.last_checkpoint(session_id)? else { return Ok(None) };
         let record = self.get(cp)?;
-        Ok(record.and_then(|r| r.payload.get("path").and_then(serde_json::Value::as_str).map(str::to_owned)))
+        Ok(record.and_then(|r| crate::fold::Checkpoint::path_of(&r.payload).map(str::to_owned)))
     }
 
     /// A session's history from its merge base on (see [`Tail`]): the base from the nearest
