@@ -335,6 +335,12 @@ impl Plan {
     }
 }
 
+/// The fingerprint noted when both sides were last in step, when the listed file is still
+/// that file (same size, time and inode) and nothing was recorded since.
+fn same_file<'a>(in_step: &'a HashMap<String, Fingerprint>, listed: &Listed) -> Option<&'a Fingerprint> {
+    in_step.get(&listed.session_id).filter(|fp| listed.fingerprint.as_ref() == Some(&fp.token))
+}
+
 /// Whether a file is known not to exist: one whose existence cannot be checked (a folder
 /// without search permission) may well be there, and must not be taken for deleted.
 fn gone(path: &std::path::Path) -> bool {
@@ -403,8 +409,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     if !unread.is_empty() {
         let mut kept = Vec::with_capacity(listing.len());
         for l in listing {
-            let in_step = in_step_files.get(&l.session_id).is_some_and(|fp| l.fingerprint.as_ref() == Some(&fp.token));
-            let home = if in_step { None } else { journal.last_path(&l.session_id)? };
+            let home = if same_file(&in_step_files, &l).is_some() { None } else { journal.last_path(&l.session_id)? };
             let home_dir = home.as_deref().map(Path::new).and_then(Path::parent);
             if !home_dir.is_some_and(|dir| unread.iter().any(|u| u == dir) && Some(dir) != l.location.path.parent()) {
                 kept.push(l);
@@ -433,7 +438,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         // The fast path: the same file as when both sides were last in step, and no record
         // since. Nothing to read, fold or write.
         let token = listed.fingerprint.clone();
-        if let Some(fp) = in_step_files.get(&listed.session_id).filter(|fp| token.as_ref() == Some(&fp.token)) {
+        if let Some(fp) = same_file(&in_step_files, &listed) {
             report.sessions.push(SessionSync::in_step(
                 listed.session_id,
                 fp.title.clone(),
