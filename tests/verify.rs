@@ -259,7 +259,7 @@ fn gc_compresses_the_journal_and_every_command_reads_the_same_history() {
     let size = |env: &Env| std::fs::metadata(env.journal().join("journal.sqlite")).unwrap().len();
     let (bytes_before, line) = (size(&env), env.ok(&["gc"]));
     assert!(
-        line.starts_with("gc: 10 record(s) compressed (runs of them in 2 block(s)), 0 snapshot(s); journal "),
+        line.starts_with("gc: 10 record(s) compressed (runs of them in 2 block(s)), 0 snapshot(s), 0 run(s) of log lines, 0 shape(s); journal "),
         "{line}"
     );
     assert!(size(&env) < bytes_before);
@@ -320,6 +320,7 @@ fn gc_of_a_long_session_stores_blocks_and_snapshots_and_every_point_replays_the_
     let packed: Value = serde_json::from_str(&env.ok(&["gc", "--json"])).unwrap();
     assert_eq!(packed["records_compressed"].as_u64(), Some(events), "{packed}");
     assert!(packed["blocks"].as_u64() > Some(1) && packed["snapshots_compressed"].as_u64() >= Some(3), "{packed}");
+    assert!(packed["line_runs_compressed"].as_u64() >= Some(3), "{packed}");
     assert!(packed["bytes_after"].as_u64().unwrap() < packed["bytes_before"].as_u64().unwrap() / 2, "{packed}");
     assert_eq!(views(&env), before);
     let report: Value = serde_json::from_str(&env.ok(&["verify", "--json"])).unwrap();

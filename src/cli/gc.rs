@@ -13,6 +13,7 @@ use crate::journal::OpenMode;
 ///
 /// Records are appended as they are, for speed; this stores runs of a session's records
 /// compressed together in blocks, and each other record that compresses alone, as zstd frames,
+/// then the derived rows kept beside them (snapshots, runs of log lines, the sync's shapes),
 /// and rewrites the database without the space that freed. Every command reads the same
 /// history afterwards. It holds the journal for its length (about 2 s for a journal of 300 MB),
 /// and needs free space for a copy of the database while it rewrites it.
@@ -33,6 +34,8 @@ pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress)
             "records_compressed": packed.records,
             "blocks": packed.blocks,
             "snapshots_compressed": packed.snapshots,
+            "line_runs_compressed": packed.lines,
+            "shapes_compressed": packed.shapes,
             "bytes_before": packed.bytes_before,
             "bytes_after": packed.bytes_after,
         });
@@ -41,10 +44,13 @@ pub fn run(journal_dir: &Path, args: Args, progress: &crate::progress::Progress)
         let mb = |b: u64| b as f64 / 1e6;
         writeln!(
             out,
-            "gc: {} record(s) compressed (runs of them in {} block(s)), {} snapshot(s); journal {:.1} MB -> {:.1} MB",
+            "gc: {} record(s) compressed (runs of them in {} block(s)), {} snapshot(s), {} run(s) of log lines, \
+             {} shape(s); journal {:.1} MB -> {:.1} MB",
             packed.records,
             packed.blocks,
             packed.snapshots,
+            packed.lines,
+            packed.shapes,
             mb(packed.bytes_before),
             mb(packed.bytes_after)
         )?;

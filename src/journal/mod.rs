@@ -840,8 +840,8 @@ impl Journal {
                 .sum::<u64>()
         };
         let bytes_before = size();
-        let store::Pack { records, blocks, snapshots } = self.store.pack(progress)?;
-        Ok(Packed { records, blocks, snapshots, bytes_before, bytes_after: size() })
+        let store::Pack { records, blocks, snapshots, lines, shapes } = self.store.pack(progress)?;
+        Ok(Packed { records, blocks, snapshots, lines, shapes, bytes_before, bytes_after: size() })
     }
 }
 
@@ -854,6 +854,10 @@ pub struct Packed {
     pub blocks: u64,
     /// Snapshots it stored compressed.
     pub snapshots: u64,
+    /// Runs of log lines it stored compressed.
+    pub lines: u64,
+    /// Shapes (the sync's cache of what a session held) it stored compressed.
+    pub shapes: u64,
     /// The database's size on disk before and after, its write-ahead log included.
     pub bytes_before: u64,
     pub bytes_after: u64,

@@ -1094,7 +1094,8 @@ impl Store {
     /// Every stored run of a session's log lines, by last seq.
     pub fn lines_of(&self, session_id: &str) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
         let Some(num) = self.num(session_id)? else { return Ok(Vec::new()) };
-        self.seq_rows("SELECT seq, body FROM lines WHERE session = ?1 ORDER BY seq", [num])
+        let rows = self.seq_rows("SELECT seq, body FROM lines WHERE session = ?1 ORDER BY seq", [num])?;
+        Ok(rows.into_iter().map(|(seq, row)| (seq, self.unpacked_row(seq, row))).collect())
     }
 
     /// Stores compressed what appends stored whole: runs of a session's consecutive records
@@ -1165,13 +1166,16 @@ impl Store {
             progress.report("compressing records", last, total);
         }
         progress.report("compressing snapshots", 0, 1);
-        let snapshots = self.pack_snapshots(chunk_rows)?;
+        let snapshots = self.pack_derived(Derived::Snapshots, chunk_rows)?;
+        progress.report("compressing the caches", 0, 1);
+        let lines = self.pack_derived(Derived::Lines, chunk_rows)?;
+        let shapes = self.pack_derived(Derived::Shapes, chunk_rows)?;
         let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0)).map_err(storage)?;
-        if packed > 0 || snapshots > 0 || free > 0 {
+        if packed > 0 || snapshots > 0 || lines > 0 || shapes > 0 || free > 0 {
             progress.report("giving the space back", 0, 1);
             self.conn.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);").map_err(storage)?;
         }
-        Ok(Pack { records: packed, blocks, snapshots })
+        Ok(Pack { records: packed, blocks, snapshots, lines, shapes })
     }
 
     /// The next chunk of rows after `after` that a pack may store otherwise: those stored whole
@@ -1206,39 +1210,50 @@ impl Store {
         Ok(rows)
     }
 
-    /// Stores compressed each snapshot row that compresses and is not yet (derived rows: an
-    /// older chasm passes over one it cannot read, and `verify` rewrites it). A WITHOUT ROWID
-    /// row of more than ~2 KB takes an overflow page of its own, so a snapshot of a few KB took
-    /// three times its bytes; compressed, most fit in their page. Returns how many it stored.
-    fn pack_snapshots(&self, chunk_rows: usize) -> Result<u64, JournalError> {
-        let (mut after, mut packed) = ((0i64, 0i64), 0u64);
+    /// Stores compressed each row of a derived table that compresses and is not yet: an older
+    /// chasm passes over a row it cannot read, as it does any damaged derived row, and
+    /// `verify` rewrites it. A WITHOUT ROWID row of more than ~2 KB takes an overflow page of
+    /// its own, so a snapshot of a few KB took three times its bytes; compressed, most fit in
+    /// their page. Runs of log lines (kept under that size) and shapes (a few hundred bytes to
+    /// tens of KB, a digest or two per request) take about half and four fifths of their bytes.
+    /// Returns how many rows it stored compressed.
+    fn pack_derived(&self, table: Derived, chunk_rows: usize) -> Result<u64, JournalError> {
+        use rusqlite::types::Value;
+        let (name, keys, body) = table.columns();
+        let n = keys.len();
+        let cols = keys.join(", ");
+        let holes = (1..=n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+        let select = format!(
+            "SELECT {cols}, {body} FROM {name} WHERE ({cols}) > ({holes}) AND length({body}) >= ?{} \
+             AND substr({body}, 1, 1) != X'C5' ORDER BY {cols} LIMIT ?{}",
+            n + 1,
+            n + 2
+        );
+        let matching = keys.iter().enumerate().map(|(i, k)| format!("{k} = ?{}", i + 1)).collect::<Vec<_>>();
+        let update = format!("UPDATE {name} SET {body} = ?{} WHERE {}", n + 1, matching.join(" AND "));
+        // Before every key: SQLite orders integers before any blob, and every key here is one
+        // or the other.
+        let (mut after, mut packed) = (vec![Value::Integer(i64::MIN); n], 0u64);
         loop {
-            let rows: Vec<(i64, i64, Vec<u8>)> = {
-                let mut stmt = self
-                    .conn
-                    .prepare_cached(
-                        "SELECT session, seq, body FROM snapshots WHERE (session, seq) > (?1, ?2) \
-                         AND length(body) >= ?3 AND substr(body, 1, 1) != X'C5' ORDER BY session, seq LIMIT ?4",
-                    )
-                    .map_err(storage)?;
+            let rows: Vec<(Vec<Value>, Vec<u8>)> = {
+                let mut stmt = self.conn.prepare_cached(&select).map_err(storage)?;
+                let bounds = [Value::Integer(super::compressed::MIN_LEN as i64), Value::Integer(chunk_rows as i64)];
                 let found = stmt
-                    .query_map(params![after.0, after.1, super::compressed::MIN_LEN as i64, chunk_rows as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    .query_map(rusqlite::params_from_iter(after.iter().chain(&bounds)), |r| {
+                        Ok(((0..n).map(|i| r.get(i)).collect::<Result<_, _>>()?, r.get(n)?))
                     })
                     .map_err(storage)?;
                 found.collect::<Result<_, _>>().map_err(storage)?
             };
-            let Some((session, seq, _)) = rows.last() else { break };
-            after = (*session, *seq);
-            let compressed = on_two_threads(&rows, |(_, _, body)| body.len(), |c, (_, _, body)| c.compress_row(body));
+            let Some((last, _)) = rows.last() else { break };
+            after = last.clone();
+            let compressed = on_two_threads(&rows, |(_, body)| body.len(), |c, (_, body)| c.compress_row(body));
             self.derived_transaction(|s| {
-                let mut update = s
-                    .conn
-                    .prepare_cached("UPDATE snapshots SET body = ?3 WHERE session = ?1 AND seq = ?2")
-                    .map_err(storage)?;
-                for ((session, seq, _), row) in rows.iter().zip(&compressed) {
+                let mut update = s.conn.prepare_cached(&update).map_err(storage)?;
+                for ((key, _), row) in rows.iter().zip(&compressed) {
                     if let Some(row) = row {
-                        update.execute(params![session, seq, row]).map_err(storage)?;
+                        let row = Value::Blob(row.clone());
+                        update.execute(rusqlite::params_from_iter(key.iter().chain([&row]))).map_err(storage)?;
                         packed += 1;
                     }
                 }
@@ -1246,6 +1261,18 @@ impl Store {
             })?;
         }
         Ok(packed)
+    }
+
+    /// A row of `lines` or `shapes` as it was written: `chasm gc` may have stored it compressed
+    /// ([`Store::pack_derived`]). A row that starts as a compressed one but does not
+    /// decompress is returned as it is: a run of lines whose checksum happens to start with
+    /// that byte, or damage, which the row's own check then refuses.
+    fn unpacked_row(&self, key: u64, stored: Vec<u8>) -> Vec<u8> {
+        if stored.first() != Some(&super::compressed::TAG) {
+            return stored;
+        }
+        let inner = self.decompressing(key, |d| d.unframe(&stored[1..], "a compressed row of derived data", 0));
+        inner.ok().filter(|inner| inner.first() != Some(&super::compressed::TAG)).unwrap_or(stored)
     }
 
     /// Removes one run of log lines.
@@ -1273,7 +1300,8 @@ impl Store {
     /// A cached shape's bytes (kept apart from the fingerprint, which every sync reads for
     /// every session, while a shape is read only for a changed file).
     pub fn shape(&self, session_id: &str) -> Result<Option<Vec<u8>>, JournalError> {
-        self.cached_value("SELECT value FROM shapes WHERE session = ?1", session_id)
+        let row = self.cached_value("SELECT value FROM shapes WHERE session = ?1", session_id)?;
+        Ok(row.map(|row| self.unpacked_row(0, row)))
     }
 
     fn cached_value(&self, sql: &str, session_id: &str) -> Result<Option<Vec<u8>>, JournalError> {
@@ -1412,12 +1440,34 @@ fn immutable_uri(_path: &Path) -> Option<String> {
     None
 }
 
-/// What [`Store::pack`] stored compressed: records (alone or in blocks), blocks, snapshots.
+/// What [`Store::pack`] stored compressed: records (alone or in blocks), blocks, snapshots,
+/// runs of log lines, shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pack {
     pub records: u64,
     pub blocks: u64,
     pub snapshots: u64,
+    pub lines: u64,
+    pub shapes: u64,
+}
+
+/// A table of derived rows [`Store::pack_derived`] stores compressed.
+#[derive(Debug, Clone, Copy)]
+enum Derived {
+    Snapshots,
+    Lines,
+    Shapes,
+}
+
+impl Derived {
+    /// Its name, its key's columns and its row's column.
+    fn columns(self) -> (&'static str, &'static [&'static str], &'static str) {
+        match self {
+            Derived::Snapshots => ("snapshots", &["session", "seq"], "body"),
+            Derived::Lines => ("lines", &["session", "seq"], "body"),
+            Derived::Shapes => ("shapes", &["session"], "value"),
+        }
+    }
 }
 
 /// A row a pack may store otherwise: see [`Store::packable_rows`].
@@ -1771,6 +1821,63 @@ mod tests {
         assert_eq!(j.store.pack(&crate::progress::Progress::default()).unwrap().snapshots, 1);
         let report = j.verify().unwrap();
         assert!(report.problems.is_empty() && report.snapshots_rebuilt == 0, "{report:?}");
+    }
+
+    /// The sync's shapes and the runs of log lines are stored compressed by a pack and read
+    /// back as they were written: the next sync still diffs a changed file against the shape
+    /// (none is a cache miss, a full read of the session), and `log SESSION` still reads the
+    /// runs (none is a read of every record).
+    #[test]
+    fn a_pack_stores_shapes_and_runs_of_lines_compressed_and_they_read_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Create).unwrap();
+        let ids: Vec<String> = (0..120).map(|i| format!("request_{i:08x}-0000")).collect();
+        let digest = |i: usize| crate::session::hex(&<sha2::Sha256 as sha2::Digest>::digest(i.to_le_bytes()));
+        let held = crate::journal::Held {
+            last_seq: 0,
+            local_seq: 0,
+            remote_seq: 0,
+            shape: crate::shape::Shape {
+                fields:
+                    serde_json::json!({"customTitle": "Why the borrow checker says the value moved", "requests": null})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                requests: ids.iter().enumerate().map(|(i, id)| (id.clone(), digest(i))).collect(),
+            },
+            sources: (0..120).map(|i| (i + 1, None)).collect(),
+            log: None,
+        };
+        let fingerprint = crate::journal::Fingerprint { token: "t".into(), events: 0, title: None, settled: None };
+        let mut in_step = vec![("s".to_owned(), Some(fingerprint), Some(held))];
+        j.append_noting((0..200).map(|i| request("s", i % 40)).collect(), &mut in_step).unwrap();
+        let (shape, runs) = (j.store.shape("s").unwrap().unwrap(), j.store.lines_of("s").unwrap());
+        let held = j.held("s").unwrap().unwrap();
+        assert_eq!(runs.len(), 3, "a run with each snapshot");
+
+        let pack = j.store.pack(&crate::progress::Progress::default()).unwrap();
+        assert_eq!((pack.lines, pack.shapes), (3, 1), "{pack:?}");
+        let stored = |sql: &str| j.store.seq_rows(sql, []).unwrap();
+        let rows = [stored("SELECT seq, body FROM lines"), stored("SELECT 0, value FROM shapes")].concat();
+        assert!(rows.iter().all(|(_, row)| row[0] == super::super::compressed::TAG), "{rows:?}");
+        // Read back from a fresh store: the same bytes, and the shape still in step.
+        drop(j);
+        let j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Existing).unwrap();
+        assert_eq!((j.store.shape("s").unwrap().unwrap(), j.store.lines_of("s").unwrap()), (shape, runs.clone()));
+        assert_eq!(j.held("s").unwrap(), Some(held));
+        let report = j.verify().unwrap();
+        assert!(report.problems.is_empty() && report.lines_rebuilt == 0, "{report:?}");
+        // A second pack finds nothing more to compress; a shape the next sync writes is stored
+        // as it is, until the next pack.
+        let again = j.store.pack(&crate::progress::Progress::default()).unwrap();
+        assert_eq!((again.lines, again.shapes), (0, 0), "{again:?}");
+
+        // A row that starts with the compressed rows' byte but holds no frame (a run whose
+        // checksum starts with that byte) comes back as it is, for the run's own checks.
+        let mut plain = runs[0].1.clone();
+        plain[0] = super::super::compressed::TAG;
+        j.store.put_lines("s", runs[0].0, &plain).unwrap();
+        assert_eq!(j.store.lines_of("s").unwrap()[0].1, plain);
     }
 
     #[test]
