@@ -11,7 +11,10 @@
 //! copy of a session: see [`PassedOver`]) is noted too, with the sync's warning about it, which
 //! each sync the note holds for repeats: such a file would otherwise keep every later sync on
 //! the slow path, and VS Code leaves one wherever it copies a window's sessions into a new
-//! workspace.
+//! workspace. So is a session file that does not read as its session (cut short by a crash,
+//! not a session at all): each sync the note holds for reports it failed again, with the full
+//! sync's words and exit code, where it would otherwise keep every later sync on the slow
+//! path until the file is mended. A note another chasm wrote is not read.
 //!
 //! The journal drops the note (durably) before every change it makes, so a note that exists
 //! was written after the journal's last change: a change made through chasm, or an import, always
@@ -27,13 +30,16 @@ use serde::{Deserialize, Serialize};
 use crate::journal::{Journal, OpenMode};
 use crate::provider::vscode::discover::{PassedOver, entry_metadata};
 use crate::provider::vscode::{VsCode, write_fingerprint};
-use crate::sync::{Action, Options, Report, SyncError};
+use crate::sync::{Action, Options, Report, SessionSync, SyncError, location_of, unreadable_warning};
 
 /// The note's file name inside the journal directory.
 pub const FILE: &str = "in-step.json";
 
 /// What the note's format is; a note in another is not read (it is only a cache).
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
+
+/// This chasm's version: a note another wrote is not read.
+const BY: &str = env!("CARGO_PKG_VERSION");
 
 /// The note. Its file names are borrowed from the file's bytes, as a no-op sync reads it every
 /// few seconds: a name that JSON had to escape (session ids have none) fails the read, which
@@ -41,11 +47,33 @@ const VERSION: u32 = 3;
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct Note<'a> {
     version: u32,
+    /// The chasm that wrote it: what a file passed over or failing to read is, another chasm
+    /// may judge otherwise.
+    #[serde(borrow)]
+    by: Cow<'a, str>,
     #[serde(borrow)]
     dirs: Vec<Dir<'a>>,
-    /// The sync's warnings, all about files passed over: each sync the note holds for gives
-    /// them again, as the full sync would.
+    /// The sync's warnings, all about files passed over or that did not read: each sync the
+    /// note holds for gives them again, as the full sync would.
     warnings: Vec<String>,
+    /// The sessions whose files did not read, as the sync reported them: each sync the note
+    /// holds for reports them again, and fails as the full sync would.
+    failed: Vec<Failed>,
+    /// When some failed, every session the sync reported, in its order: what their short ids
+    /// are told apart from, as the full sync's are.
+    #[serde(borrow)]
+    ids: Vec<Cow<'a, str>>,
+}
+
+/// A session whose file did not read (see [`SessionSync::unreadable`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Failed {
+    pub session_id: String,
+    pub title: Option<String>,
+    pub path: String,
+    pub local_changes: usize,
+    pub remote_changes: usize,
+    pub error: String,
 }
 
 /// A chat folder the sync covered, and every session file in it by name (sorted), with its
@@ -62,12 +90,15 @@ struct Dir<'a> {
 }
 
 /// What a sync that left everything in step saw: each session file and each file passed over
-/// by path, with its fingerprint, and the sync's warnings.
+/// by path, with its fingerprint, the sync's warnings, the sessions whose files did not read
+/// and, when there are any, every session it reported.
 #[derive(Debug, Default, Clone)]
 pub struct Seen {
     pub files: BTreeMap<PathBuf, String>,
     pub passed: BTreeMap<PathBuf, String>,
     pub warnings: Vec<String>,
+    pub failed: Vec<Failed>,
+    pub ids: Vec<String>,
 }
 
 /// Writes the note (atomically) after a sync that left everything in step.
@@ -89,18 +120,21 @@ pub fn record(journal_dir: &Path, provider: &VsCode, seen: Seen) -> io::Result<(
         passed.sort_unstable();
         dirs.push(Dir { path: path.into(), files, passed });
     }
-    let note = Note { version: VERSION, dirs, warnings: seen.warnings };
+    let ids = seen.ids.iter().map(|id| Cow::from(id.as_str())).collect();
+    let (by, warnings, failed) = (Cow::from(BY), seen.warnings, seen.failed);
+    let note = Note { version: VERSION, by, dirs, warnings, failed, ids };
     crate::atomic::write(&journal_dir.join(FILE), &serde_json::to_vec(&note).expect("a note serializes"))
 }
 
 /// Whether everything is as the note says: the same folders, the same session files and files
-/// passed over, each with the fingerprint noted. `Some` of the warnings to give again when it
-/// does; any doubt (no note, an unreadable folder, a file too fresh to fingerprint) is a `None`.
-pub fn holds(journal_dir: &Path, provider: &VsCode) -> Option<Vec<String>> {
+/// passed over, each with the fingerprint noted. `Some` of the report to give again when it
+/// does (the warnings, the sessions that did not read); any doubt (no note, an unreadable
+/// folder, a file too fresh to fingerprint) is a `None`.
+pub fn holds(journal_dir: &Path, provider: &VsCode) -> Option<Report> {
     let bytes = std::fs::read(journal_dir.join(FILE)).ok()?;
     let note = serde_json::from_slice::<Note>(&bytes).ok()?;
     let paths = note.dirs.iter().map(|d| Path::new(d.path.as_ref()));
-    if note.version != VERSION || !paths.eq(provider.dirs.iter().map(|d| &d.path)) {
+    if note.version != VERSION || note.by != BY || !paths.eq(provider.dirs.iter().map(|d| &d.path)) {
         return None;
     }
     // A listing and one stat per file, relative to the open folder: this runs every few seconds.
@@ -138,7 +172,31 @@ pub fn holds(journal_dir: &Path, provider: &VsCode) -> Option<Vec<String>> {
             return None;
         }
     }
-    Some(note.warnings)
+    Some(Report { warnings: note.warnings, sessions: reported(note.failed, note.ids), ..Report::default() })
+}
+
+/// The sessions of a report the note holds for: those that did not read, among every other
+/// session the sync reported as in step (nothing to print, only ids to tell apart).
+fn reported(failed: Vec<Failed>, ids: Vec<Cow<str>>) -> Vec<SessionSync> {
+    if failed.is_empty() {
+        return Vec::new();
+    }
+    let mut failed: BTreeMap<String, Failed> = failed.into_iter().map(|f| (f.session_id.clone(), f)).collect();
+    let mut sessions = Vec::with_capacity(ids.len());
+    for id in ids {
+        sessions.push(match failed.remove(id.as_ref()) {
+            Some(f) => {
+                let location = location_of(&f.path);
+                SessionSync {
+                    local_changes: f.local_changes,
+                    remote_changes: f.remote_changes,
+                    ..SessionSync::unreadable(f.session_id, f.title, location, f.error)
+                }
+            }
+            None => SessionSync::in_step(id.into_owned(), None, None, None),
+        });
+    }
+    sessions
 }
 
 /// One sync of the journal in `journal_dir`, as `chasm sync` and each round of `sync --watch`
@@ -147,8 +205,8 @@ pub fn holds(journal_dir: &Path, provider: &VsCode) -> Option<Vec<String>> {
 /// everything in step notes it for the next round. A sync of one session (`opts.only`) says
 /// nothing of the others, so it never notes.
 pub fn round(journal_dir: &Path, provider: &VsCode, opts: &Options) -> Result<Report, SyncError> {
-    if let Some(warnings) = holds(journal_dir, provider) {
-        return Ok(Report { warnings, ..Report::default() });
+    if let Some(report) = holds(journal_dir, provider) {
+        return Ok(report);
     }
     let mut journal = Journal::open(journal_dir, OpenMode::Create)?;
     let report = crate::sync::sync(&mut journal, provider, opts)?;
@@ -163,12 +221,18 @@ pub fn round(journal_dir: &Path, provider: &VsCode, opts: &Options) -> Result<Re
 /// After a sync that found nothing to do anywhere, notes each file's fingerprint for the fast
 /// path. Only then: a sync that wrote a file or recorded a change leaves fingerprints that the
 /// next sync must confirm the slow way; and only when its warnings are all about files the
-/// listing passed over, the ones the note can vouch for.
+/// note can vouch for: files the listing passed over, and files that did not read as their
+/// session (a file that cannot be written, or that VS Code was writing, is tried again).
 fn note_if_in_step(journal_dir: &Path, provider: &VsCode, report: &Report) {
     let passed_over = provider.passed_over();
-    let explained = |w: &String| passed_over.iter().any(|p| p.warning.as_ref() == Some(w));
+    let unread: Vec<&SessionSync> = report.sessions.iter().filter(|s| s.unreadable).collect();
+    let explained = |w: &String| {
+        passed_over.iter().any(|p| p.warning.as_ref() == Some(w))
+            || unread.iter().any(|s| s.error.as_deref().is_some_and(|e| *w == unreadable_warning(e)))
+    };
     let quiet = report.appended == 0 && report.files_written == 0 && report.warnings.iter().all(explained);
-    if !quiet || report.sessions.iter().any(|s| s.action != Action::None || s.error.is_some()) {
+    let settled = |s: &SessionSync| s.unreadable || (s.action == Action::None && s.error.is_none());
+    if !quiet || !report.sessions.iter().all(settled) {
         return;
     }
     let mut passed = BTreeMap::new();
@@ -190,8 +254,25 @@ fn note_if_in_step(journal_dir: &Path, provider: &VsCode, report: &Report) {
             (None, _) => {}            // only in the journal: no file to watch
         }
     }
+    let mut failed = Vec::with_capacity(unread.len());
+    for s in unread {
+        // A path that is not UTF-8 cannot be noted: no note this time.
+        let (Some(path), Some(error)) = (s.location.as_ref().and_then(|l| l.path.to_str()), &s.error) else { return };
+        failed.push(Failed {
+            session_id: s.session_id.clone(),
+            title: s.title.clone(),
+            path: path.to_owned(),
+            local_changes: s.local_changes,
+            remote_changes: s.remote_changes,
+            error: error.clone(),
+        });
+    }
+    let ids = match failed.is_empty() {
+        true => Vec::new(),
+        false => report.sessions.iter().map(|s| s.session_id.clone()).collect(),
+    };
     // Only a cache: failing to write it costs the next sync a full run, nothing more.
-    let _ = record(journal_dir, provider, Seen { files, passed, warnings: report.warnings.clone() });
+    let _ = record(journal_dir, provider, Seen { files, passed, warnings: report.warnings.clone(), failed, ids });
 }
 
 /// Drops the note, durably, before the journal changes. Cheap when there is none.
@@ -213,6 +294,12 @@ mod tests {
     use super::*;
     use crate::provider::vscode::discover::ChatDir;
     use crate::provider::vscode::fingerprint_of;
+    use crate::sync::Status;
+
+    /// The warnings of the report the note gives, when it holds.
+    fn warnings(journal: &Path, provider: &VsCode) -> Option<Vec<String>> {
+        holds(journal, provider).map(|r| r.warnings)
+    }
 
     /// Writes a file aged past the fingerprint's window, and gives its fingerprint.
     fn aged(file: &Path, text: &str) -> String {
@@ -243,9 +330,9 @@ mod tests {
         let (t, provider, seen) = folders();
         let journal = t.path().join("journal");
         std::fs::create_dir(&journal).unwrap();
-        assert_eq!(holds(&journal, &provider), None, "no note");
+        assert_eq!(warnings(&journal, &provider), None, "no note");
         record(&journal, &provider, seen.clone()).unwrap();
-        assert_eq!(holds(&journal, &provider), Some(vec![]));
+        assert_eq!(warnings(&journal, &provider), Some(vec![]));
 
         // Other files do not count; a new session file does.
         std::fs::write(t.path().join("a/notes.txt"), "x").unwrap();
@@ -253,7 +340,7 @@ mod tests {
         let b = &provider.dirs[1].path;
         let new = b.join("s3.json");
         std::fs::write(&new, "{}").unwrap();
-        assert_eq!(holds(&journal, &provider), None);
+        assert_eq!(warnings(&journal, &provider), None);
         std::fs::remove_file(&new).unwrap();
         assert!(holds(&journal, &provider).is_some());
         #[cfg(unix)]
@@ -262,7 +349,7 @@ mod tests {
             use std::os::unix::ffi::OsStrExt;
             let odd = b.join(std::ffi::OsStr::from_bytes(b"s\xff.json"));
             std::fs::write(&odd, "{}").unwrap();
-            assert_eq!(holds(&journal, &provider), None);
+            assert_eq!(warnings(&journal, &provider), None);
             std::fs::remove_file(&odd).unwrap();
             assert!(holds(&journal, &provider).is_some());
         }
@@ -270,10 +357,10 @@ mod tests {
         // A changed file (a new size, or one too fresh to fingerprint), a removed one.
         let s2 = b.join("s2.json");
         std::fs::write(&s2, "{ }").unwrap();
-        assert_eq!(holds(&journal, &provider), None);
+        assert_eq!(warnings(&journal, &provider), None);
         record(&journal, &provider, seen).unwrap();
         std::fs::remove_file(&s2).unwrap();
-        assert_eq!(holds(&journal, &provider), None);
+        assert_eq!(warnings(&journal, &provider), None);
     }
 
     #[test]
@@ -290,18 +377,53 @@ mod tests {
         }
         seen.warnings = vec!["s1 is also elsewhere".into(), "a name".into()];
         record(&journal, &provider, seen.clone()).unwrap();
-        assert_eq!(holds(&journal, &provider), Some(seen.warnings.clone()), "the warnings come again");
+        assert_eq!(warnings(&journal, &provider), Some(seen.warnings.clone()), "the warnings come again");
 
         // Changed, removed or joined by another, they take the full sync, as session files do.
         std::fs::write(&copy, "{ }").unwrap();
-        assert_eq!(holds(&journal, &provider), None);
+        assert_eq!(warnings(&journal, &provider), None);
         aged(&copy, "{}");
         std::fs::remove_file(&odd).unwrap();
-        assert_eq!(holds(&journal, &provider), None);
+        assert_eq!(warnings(&journal, &provider), None);
         record(&journal, &provider, seen.clone()).unwrap();
         aged(&odd, "{}");
         aged(&b.join("b..c.json"), "{}");
-        assert_eq!(holds(&journal, &provider), None);
+        assert_eq!(warnings(&journal, &provider), None);
+    }
+
+    /// A session whose file did not read is reported again as the sync reported it, among the
+    /// other sessions (in step, whose ids its short id is told apart from), until it changes.
+    #[test]
+    fn a_session_that_did_not_read_is_reported_failed_again_until_its_file_changes() {
+        let (t, provider, mut seen) = folders();
+        let journal = t.path().join("journal");
+        std::fs::create_dir(&journal).unwrap();
+        let path = provider.dirs[1].path.join("s2.json");
+        let error = format!("{}: not valid JSON", path.display());
+        seen.warnings = vec![unreadable_warning(&error)];
+        seen.failed = vec![Failed {
+            session_id: "s2".into(),
+            title: Some("Half a session".into()),
+            path: path.to_str().unwrap().into(),
+            local_changes: 1,
+            remote_changes: 0,
+            error: error.clone(),
+        }];
+        seen.ids = vec!["s1".into(), "s2".into(), "s3".into()];
+        record(&journal, &provider, seen.clone()).unwrap();
+        let report = holds(&journal, &provider).unwrap();
+        assert_eq!(report.warnings, seen.warnings);
+        let ids: Vec<&str> = report.sessions.iter().map(|s| s.session_id.as_str()).collect();
+        assert_eq!(ids, ["s1", "s2", "s3"]);
+        let failed = &report.sessions[1];
+        assert_eq!((failed.action, failed.status, failed.unreadable), (Action::Failed, Status::Error, true));
+        assert_eq!((failed.title.as_deref(), failed.error.as_deref()), (Some("Half a session"), Some(error.as_str())));
+        assert_eq!((failed.local_changes, failed.location.as_ref().map(|l| &l.path)), (1, Some(&path)));
+        assert!(report.sessions.iter().filter(|s| s.session_id != "s2").all(|s| s.action == Action::None));
+
+        // Mended (or changed any other way), it takes the full sync.
+        aged(&path, "{\"requests\": []}");
+        assert!(holds(&journal, &provider).is_none());
     }
 
     #[test]
@@ -311,13 +433,17 @@ mod tests {
         std::fs::create_dir(&journal).unwrap();
         record(&journal, &provider, seen).unwrap();
         let fewer = VsCode::over(provider.dirs[..1].to_vec());
-        assert_eq!(holds(&journal, &fewer), None);
+        assert_eq!(warnings(&journal, &fewer), None);
 
         let note = journal.join(FILE);
         let text = std::fs::read_to_string(&note).unwrap();
-        std::fs::write(&note, text.replace("\"version\":3", "\"version\":2")).unwrap();
-        assert_eq!(holds(&journal, &provider), None);
-        std::fs::write(&note, "{\"version\":3,").unwrap();
-        assert_eq!(holds(&journal, &provider), None);
+        std::fs::write(&note, text.replace("\"version\":4", "\"version\":3")).unwrap();
+        assert_eq!(warnings(&journal, &provider), None);
+        std::fs::write(&note, text.replace(&format!("\"by\":\"{BY}\""), "\"by\":\"0.0.1\"")).unwrap();
+        assert_eq!(warnings(&journal, &provider), None, "written by another chasm");
+        std::fs::write(&note, &text).unwrap();
+        assert!(warnings(&journal, &provider).is_some());
+        std::fs::write(&note, "{\"version\":4,").unwrap();
+        assert_eq!(warnings(&journal, &provider), None);
     }
 }

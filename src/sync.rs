@@ -128,6 +128,11 @@ impl Action {
     }
 }
 
+/// The warning a sync gives of a file it could not read as a session: "skipped: " and why.
+pub fn unreadable_warning(error: &str) -> String {
+    format!("skipped: {error}")
+}
+
 /// One session's part in a sync.
 #[derive(Debug, Clone)]
 pub struct SessionSync {
@@ -151,11 +156,16 @@ pub struct SessionSync {
     /// The provider's fingerprint of the file as this sync saw it (before reading it).
     pub fingerprint: Option<String>,
     pub error: Option<String>,
+    /// Failed because its file does not read as this session (not JSON, not a session,
+    /// another session's id): the same bytes fail the same way, so the next sync may say so
+    /// again without reading them while the file and the journal stay as they are (see
+    /// [`crate::in_step`]). A failure to write is not one: the next sync must try again.
+    pub unreadable: bool,
 }
 
 impl SessionSync {
     /// A session found in step, with nothing to do.
-    fn in_step(
+    pub(crate) fn in_step(
         session_id: String,
         title: Option<String>,
         location: Option<Location>,
@@ -176,6 +186,18 @@ impl SessionSync {
             listed: false,
             error: None,
             fingerprint,
+            unreadable: false,
+        }
+    }
+
+    /// A session whose file did not read (see [`SessionSync::unreadable`]), as a sync reports it.
+    pub(crate) fn unreadable(id: String, title: Option<String>, location: Location, error: String) -> Self {
+        SessionSync {
+            status: Status::Error,
+            action: Action::Failed,
+            error: Some(error),
+            unreadable: true,
+            ..SessionSync::in_step(id, title, Some(location), None)
         }
     }
 }
@@ -501,7 +523,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
                 (None, None, Some((format!("{e} (VS Code was changing it; left for the next sync)"), Action::Deferred)))
             }
             Some(Err(e)) => {
-                report.warnings.push(format!("skipped: {e}"));
+                report.warnings.push(unreadable_warning(&e.to_string()));
                 (None, None, Some((e.to_string(), Action::Failed)))
             }
         };
@@ -1004,7 +1026,7 @@ fn pending_records(batch: Vec<NewChange>, last_seq: u64) -> Vec<SyncChange> {
 }
 
 /// A location from a recorded path: the format follows the extension.
-fn location_of(path: &str) -> Location {
+pub(crate) fn location_of(path: &str) -> Location {
     let path = PathBuf::from(path);
     let format = if path.extension().is_some_and(|e| e == "jsonl") { FileFormat::Jsonl } else { FileFormat::Json };
     Location { path, format }
@@ -1071,6 +1093,7 @@ fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, Sy
         listed: false,
         error: w.error.as_ref().map(|(reason, _)| reason.clone()),
         fingerprint: w.token.clone(),
+        unreadable: matches!(w.error, Some((_, Action::Failed))),
     };
     let mut plan = Plan::reporting(report.clone());
     if w.error.is_some() {

@@ -887,6 +887,52 @@ fn a_session_copied_to_another_workspace_is_followed_there_and_the_no_op_path_ke
     assert_eq!(vs.env.replay(HAIKU, None)["customTitle"], "In the new workspace");
 }
 
+/// A session file that does not read (cut short by a crash, say) fails every sync until it is
+/// mended, and says so each time; the syncs after it that find nothing else to do take the
+/// no-op path all the same, with the same output and exit code as the full sync, until the
+/// file changes.
+#[test]
+fn a_file_that_does_not_read_fails_each_sync_and_the_no_op_path_is_kept() {
+    let vs = Vs::new();
+    let note = vs.env.journal().join("in-step.json");
+    vs.age_files();
+    vs.sync(&[]);
+    let path = vs.file(READING);
+    let whole = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &whole[..whole.len() / 2]).unwrap();
+    age(&path);
+    let root = vs.root();
+    let sync = |json: bool| {
+        let mut args = vec!["sync", "--root", root.as_str()];
+        args.extend(json.then_some("--json"));
+        let out = vs.env.chasm(&args);
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    // The full sync's report, the note dropped before each.
+    let full_sync = |json: bool| {
+        let _ = std::fs::remove_file(&note);
+        sync(json)
+    };
+    let full = [full_sync(false), full_sync(true)];
+    let (code, stdout, stderr) = &full[0];
+    assert_eq!(*code, Some(4), "{stderr}");
+    assert!(stdout.contains("failed") && stderr.contains("skipped: ") && stderr.contains("not valid JSON"), "{stderr}");
+    assert!(note.exists(), "a sync whose only failure is a file that does not read notes it");
+
+    // The journal held by another process: the same report, from the note.
+    let held = common::open_journal(&vs.env.journal(), OpenMode::Existing);
+    assert_eq!([sync(false), sync(true)], full);
+    // Mended, the file takes the full path, which needs the journal.
+    std::fs::write(&path, &whole).unwrap();
+    age(&path);
+    let (code, _, stderr) = sync(false);
+    assert!(code != Some(0) && stderr.contains("locked"), "{stderr}");
+    drop(held);
+    assert_eq!(vs.sync(&[]).0, 0);
+    assert_eq!(vs.status(READING), "synced");
+}
+
 /// A session deleted through chasm is deleted where chasm syncs it; a copy VS Code keeps in
 /// another workspace is said to stay, and is taken up by the next sync, as VS Code still shows
 /// it there (and a second delete deletes it too).
