@@ -1095,7 +1095,7 @@ impl Store {
     pub fn lines_of(&self, session_id: &str) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
         let Some(num) = self.num(session_id)? else { return Ok(Vec::new()) };
         let rows = self.seq_rows("SELECT seq, body FROM lines WHERE session = ?1 ORDER BY seq", [num])?;
-        Ok(rows.into_iter().map(|(seq, row)| (seq, self.unpacked_row(seq, row))).collect())
+        Ok(rows.into_iter().map(|(seq, row)| (seq, self.unpacked_row(row))).collect())
     }
 
     /// Stores compressed what appends stored whole: runs of a session's consecutive records
@@ -1252,8 +1252,9 @@ impl Store {
                 let mut update = s.conn.prepare_cached(&update).map_err(storage)?;
                 for ((key, _), row) in rows.iter().zip(&compressed) {
                     if let Some(row) = row {
-                        let row = Value::Blob(row.clone());
-                        update.execute(rusqlite::params_from_iter(key.iter().chain([&row]))).map_err(storage)?;
+                        let row: &dyn rusqlite::ToSql = row;
+                        let values: Vec<&dyn rusqlite::ToSql> = key.iter().map(|k| k as _).chain([row]).collect();
+                        update.execute(&values[..]).map_err(storage)?;
                         packed += 1;
                     }
                 }
@@ -1267,11 +1268,11 @@ impl Store {
     /// ([`Store::pack_derived`]). A row that starts as a compressed one but does not
     /// decompress is returned as it is: a run of lines whose checksum happens to start with
     /// that byte, or damage, which the row's own check then refuses.
-    fn unpacked_row(&self, key: u64, stored: Vec<u8>) -> Vec<u8> {
+    fn unpacked_row(&self, stored: Vec<u8>) -> Vec<u8> {
         if stored.first() != Some(&super::compressed::TAG) {
             return stored;
         }
-        let inner = self.decompressing(key, |d| d.unframe(&stored[1..], "a compressed row of derived data", 0));
+        let inner = self.decompressing(0, |d| d.unframe(&stored[1..], "a compressed row of derived data", 0));
         inner.ok().filter(|inner| inner.first() != Some(&super::compressed::TAG)).unwrap_or(stored)
     }
 
@@ -1301,7 +1302,7 @@ impl Store {
     /// every session, while a shape is read only for a changed file).
     pub fn shape(&self, session_id: &str) -> Result<Option<Vec<u8>>, JournalError> {
         let row = self.cached_value("SELECT value FROM shapes WHERE session = ?1", session_id)?;
-        Ok(row.map(|row| self.unpacked_row(0, row)))
+        Ok(row.map(|row| self.unpacked_row(row)))
     }
 
     fn cached_value(&self, sql: &str, session_id: &str) -> Result<Option<Vec<u8>>, JournalError> {
