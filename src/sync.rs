@@ -128,6 +128,15 @@ impl Action {
     }
 }
 
+/// Why a listed file could not be read.
+struct ReadFailure {
+    reason: String,
+    /// What that makes of the session this time: deferred (VS Code was changing it) or failed.
+    action: Action,
+    /// The file's bytes themselves are at fault (see [`SessionSync::unreadable`]).
+    in_content: bool,
+}
+
 /// The warning a sync gives of a file it could not read as a session: "skipped: " and why.
 pub fn unreadable_warning(error: &str) -> String {
     format!("skipped: {error}")
@@ -297,7 +306,7 @@ struct Work {
     /// How far the read of a log went.
     mark: Option<LogMark>,
     /// Why the file could not be read, and what that makes of the session this time.
-    error: Option<(String, Action)>,
+    error: Option<ReadFailure>,
     /// The provider's fingerprint of the file, taken before it was read.
     token: Option<String>,
     /// Set when only the file changed since both sides were last in step: then `tail` is left
@@ -509,7 +518,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             None => (None, None, None),
             Some(Ok(p)) if p.session.session_id().is_some_and(|sid| sid != listed.session_id) => {
                 let reason = format!("the file holds session {}", p.session.session_id().unwrap_or_default());
-                (None, None, Some((reason, Action::Failed)))
+                (None, None, Some(ReadFailure { reason, action: Action::Failed, in_content: true }))
             }
             Some(Ok(p)) => {
                 if p.torn_tail {
@@ -520,11 +529,13 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             // One changed a moment ago that does not parse may be half written by VS Code,
             // one gone since the listing deleted by it: either is read again by the next sync.
             Some(Err(e)) if e.is_transient() || (token.is_none() && e.may_be_half_written()) => {
-                (None, None, Some((format!("{e} (VS Code was changing it; left for the next sync)"), Action::Deferred)))
+                let reason = format!("{e} (VS Code was changing it; left for the next sync)");
+                (None, None, Some(ReadFailure { reason, action: Action::Deferred, in_content: false }))
             }
             Some(Err(e)) => {
                 report.warnings.push(unreadable_warning(&e.to_string()));
-                (None, None, Some((e.to_string(), Action::Failed)))
+                let in_content = e.is_in_content();
+                (None, None, Some(ReadFailure { reason: e.to_string(), action: Action::Failed, in_content }))
             }
         };
         // Never recorded: the session is all new, with nothing to fold or merge.
@@ -1083,7 +1094,7 @@ fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, Sy
         title,
         location: w.location.clone(),
         status: Status::Error,
-        action: w.error.as_ref().map_or(Action::Failed, |(_, action)| *action),
+        action: w.error.as_ref().map_or(Action::Failed, |f| f.action),
         local_changes: v.local_changes.len(),
         remote_changes: v.remote_changes.len(),
         conflicts: Vec::new(),
@@ -1091,9 +1102,9 @@ fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, Sy
         copy: None,
         deleted: false,
         listed: false,
-        error: w.error.as_ref().map(|(reason, _)| reason.clone()),
+        error: w.error.as_ref().map(|f| f.reason.clone()),
         fingerprint: w.token.clone(),
-        unreadable: matches!(w.error, Some((_, Action::Failed))),
+        unreadable: w.error.as_ref().is_some_and(|f| f.action == Action::Failed && f.in_content),
     };
     let mut plan = Plan::reporting(report.clone());
     if w.error.is_some() {

@@ -134,6 +134,17 @@ impl ProviderError {
         }
     }
 
+    /// Whether the file's bytes themselves are at fault (not JSON, not a session, another
+    /// session's id, too large): read again unchanged, they fail the same way. A failure to
+    /// read them at all (no permission, say) may pass with nothing written to the file.
+    pub fn is_in_content(&self) -> bool {
+        use vscode::ReadError::*;
+        matches!(
+            self,
+            ProviderError::Read(Json { .. } | Jsonl { .. } | Session { .. } | BadSessionId { .. } | TooLarge { .. })
+        )
+    }
+
     /// Whether the file may only be half written: it does not parse. Told apart from a broken
     /// file only by its age (one changed a moment ago may be VS Code's write under way).
     pub fn may_be_half_written(&self) -> bool {
@@ -204,4 +215,27 @@ pub trait Provider {
     fn tidy(&self) -> usize;
     /// Where a new session with this id goes, beside an existing one.
     fn location_for_new(&self, near: &Location, session_id: &str) -> Location;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a failure of the file's bytes is one the no-op note may vouch for: the same bytes
+    /// fail the same way, where a file that could not be read at all may read once its
+    /// permissions are mended, with nothing written to it.
+    #[test]
+    fn only_the_bytes_failing_are_in_the_content() {
+        let path = PathBuf::from("s.json");
+        let json = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+        let io = |kind| std::io::Error::new(kind, "no");
+        let in_content = |e: vscode::ReadError| ProviderError::Read(e).is_in_content();
+        assert!(in_content(vscode::ReadError::Json { path: path.clone(), source: json }));
+        assert!(in_content(vscode::ReadError::TooLarge { path: path.clone(), len: u64::MAX }));
+        assert!(!in_content(vscode::ReadError::Io {
+            path: path.clone(),
+            source: io(std::io::ErrorKind::PermissionDenied)
+        }));
+        assert!(!in_content(vscode::ReadError::NotAFile { path }));
+    }
 }
