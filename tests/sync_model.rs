@@ -65,6 +65,10 @@ enum Op {
     /// VS Code caught halfway through writing a request to a log: the first half of the line
     /// is there, the rest comes before VS Code's next write (or the end of the test).
     Tear(Index),
+    /// A `.json` cut short, as a crash leaves one: no round can read it, and each says so the
+    /// same way, on the no-op path as on the full one, until the user puts the file back (before
+    /// anything but a round or the files' ageing).
+    Damage(Index),
     /// `chasm rename` of a session the journal holds.
     LocalTitle(Index),
     /// A request added through chasm.
@@ -141,6 +145,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => i().prop_map(Op::Capture),
         2 => Just(Op::Age),
         1 => i().prop_map(Op::Tear),
+        1 => i().prop_map(Op::Damage),
         2 => i().prop_map(Op::LocalTitle),
         2 => i().prop_map(Op::LocalAdd),
         1 => i().prop_map(Op::LocalDelete),
@@ -495,6 +500,8 @@ struct Model {
     held: BTreeMap<String, BTreeSet<String>>,
     /// A log with half a line at its end (the first side's path), and the rest of the line.
     torn: Option<(PathBuf, String)>,
+    /// A `.json` cut short (the first side's path), and its whole bytes.
+    damaged: Option<(PathBuf, Vec<u8>)>,
     /// The twins are compared until a `most_recent` or `keep_both` sync (see `sync`); after it
     /// only the first side goes on.
     twins: bool,
@@ -556,6 +563,9 @@ impl Model {
                 | Op::Careful(_)
                 | Op::Unmounted(_)
         );
+        if !matches!(op, Op::Age | Op::Sync { .. }) {
+            self.put_back();
+        }
         if writes {
             self.mend();
         }
@@ -740,6 +750,15 @@ impl Model {
                         append(&side.twin(&path, self), first);
                     }
                     self.torn = Some((path, rest.to_owned()));
+                }
+            }
+            Op::Damage(at) => {
+                if let Some(path) = self.with_file(at).filter(|p| p.extension().is_some_and(|e| e == "json")) {
+                    let whole = std::fs::read(&path).unwrap();
+                    for side in self.live() {
+                        std::fs::write(side.twin(&path, self), &whole[..whole.len() / 2]).unwrap();
+                    }
+                    self.damaged = Some((path, whole));
                 }
             }
             Op::Age => {
@@ -969,6 +988,61 @@ impl Model {
         Ok(())
     }
 
+    /// The file cut short put back whole, if there is one.
+    fn put_back(&mut self) {
+        if let Some((path, whole)) = self.damaged.take() {
+            for side in self.live() {
+                std::fs::write(side.twin(&path, self), &whole).unwrap();
+            }
+        }
+    }
+
+    /// Rounds while a file is cut short, then the file put back. Each round fails that session
+    /// alone, with a warning of that file alone, and writes nothing to it; a round with the
+    /// files still after one that found nothing else to do takes the no-op path (on the first
+    /// side: on the full path's side the note is forgotten) and reports the same.
+    fn rounds_while_damaged(&mut self, opts: &Options) -> Result<(), TestCaseError> {
+        let Some((path, _)) = self.damaged.clone() else { return Ok(()) };
+        self.mend();
+        let failed = |report: &Report| -> Vec<(String, Option<String>, bool)> {
+            let failed = report.sessions.iter().filter(|s| s.action == Action::Failed);
+            failed.map(|s| (s.session_id.clone(), s.error.clone(), s.unreadable)).collect()
+        };
+        let mut last: Vec<Option<Report>> = vec![None; self.live().len()];
+        for k in 0..3 {
+            // Still files from the second round on: the third finds them as the second left them.
+            if k < 2 {
+                self.apply(&Op::Age)?;
+            }
+            for (side, last) in self.live().iter().zip(&mut last) {
+                let file = side.twin(&path, self);
+                let name = file.file_name().unwrap().to_str().unwrap().to_owned();
+                let before = std::fs::read(&file).unwrap();
+                side.forget();
+                let report = side.round(opts);
+                let id = name.trim_end_matches(".json");
+                let f = failed(&report);
+                prop_assert!(f.len() == 1 && f[0].0 == id && f[0].2, "{} not failed alone: {:?}", id, f);
+                let of_file = |w: &String| w.contains(&name) || of_a_copy(w);
+                prop_assert!(report.warnings.iter().all(of_file), "warnings: {:?}", report.warnings);
+                prop_assert!(std::fs::read(&file).unwrap() == before, "a file cut short was written to");
+                if let Some(last) = last.as_ref().filter(|_| k == 2)
+                    && last.appended == 0
+                    && last.files_written == 0
+                    && !last.sessions.iter().any(|s| s.action == Action::Conflicted)
+                {
+                    let noted = side.journal().join(chasm::in_step::FILE).exists();
+                    prop_assert!(side.full_path || noted, "no note after {:?}", last);
+                    prop_assert_eq!(failed(last), f, "the next round failed otherwise");
+                    prop_assert_eq!(&last.warnings, &report.warnings, "the next round warned otherwise");
+                }
+                *last = Some(report);
+            }
+        }
+        self.put_back();
+        Ok(())
+    }
+
     /// The torn line's rest written, if there is one.
     fn mend(&mut self) {
         if let Some((path, rest)) = self.torn.take() {
@@ -979,6 +1053,7 @@ impl Model {
     }
 
     fn sync(&mut self, opts: Options, settle: Settle) -> Result<(), TestCaseError> {
+        self.rounds_while_damaged(&opts)?;
         let strategy = opts.strategy;
         // What VS Code holds as the sync reads it: history from now on.
         for id in &self.ids {
@@ -1132,7 +1207,7 @@ proptest! {
     #[test]
     fn both_sides_converge_lose_nothing_and_the_full_path_agrees(ops in prop::collection::vec(op(), 1..60)) {
         let mut model = Model { sides: [Side::new(false), Side::new(true)], ids: Vec::new(), next: 0,
-                                held: BTreeMap::new(), torn: None, twins: true };
+                                held: BTreeMap::new(), torn: None, damaged: None, twins: true };
         // A log and a whole file to begin with, synced; the edits go on from there.
         let start = [Op::Create { log: true, requests: 2 }, Op::Create { log: false, requests: 2 }, PLAIN_SYNC];
         for op in start.iter().chain(&ops).chain([&PLAIN_SYNC]) {
