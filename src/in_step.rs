@@ -65,7 +65,7 @@ struct Note<'a> {
     ids: Vec<Cow<'a, str>>,
 }
 
-/// A session whose file did not read (see [`SessionSync::unreadable`]).
+/// A session whose file did not read (see [`SessionSync::bad_content`]).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Failed {
     pub session_id: String,
@@ -190,7 +190,7 @@ fn reported(failed: Vec<Failed>, ids: Vec<Cow<str>>) -> Vec<SessionSync> {
                 SessionSync {
                     local_changes: f.local_changes,
                     remote_changes: f.remote_changes,
-                    ..SessionSync::unreadable(f.session_id, f.title, location, f.error)
+                    ..SessionSync::with_bad_content(f.session_id, f.title, location, f.error)
                 }
             }
             None => SessionSync::in_step(id.into_owned(), None, None, None),
@@ -225,13 +225,13 @@ pub fn round(journal_dir: &Path, provider: &VsCode, opts: &Options) -> Result<Re
 /// session (a file that cannot be written, or that VS Code was writing, is tried again).
 fn note_if_in_step(journal_dir: &Path, provider: &VsCode, report: &Report) {
     let passed_over = provider.passed_over();
-    let unread: Vec<&SessionSync> = report.sessions.iter().filter(|s| s.unreadable).collect();
+    let unread: Vec<&SessionSync> = report.sessions.iter().filter(|s| s.bad_content).collect();
     let explained = |w: &String| {
         passed_over.iter().any(|p| p.warning.as_ref() == Some(w))
             || unread.iter().any(|s| s.error.as_deref().is_some_and(|e| *w == unreadable_warning(e)))
     };
     let quiet = report.appended == 0 && report.files_written == 0 && report.warnings.iter().all(explained);
-    let settled = |s: &SessionSync| s.unreadable || (s.action == Action::None && s.error.is_none());
+    let settled = |s: &SessionSync| s.bad_content || (s.action == Action::None && s.error.is_none());
     if !quiet || !report.sessions.iter().all(settled) {
         return;
     }
@@ -416,7 +416,7 @@ mod tests {
         let ids: Vec<&str> = report.sessions.iter().map(|s| s.session_id.as_str()).collect();
         assert_eq!(ids, ["s1", "s2", "s3"]);
         let failed = &report.sessions[1];
-        assert_eq!((failed.action, failed.status, failed.unreadable), (Action::Failed, Status::Error, true));
+        assert_eq!((failed.action, failed.status, failed.bad_content), (Action::Failed, Status::Error, true));
         assert_eq!((failed.title.as_deref(), failed.error.as_deref()), (Some("Half a session"), Some(error.as_str())));
         assert_eq!((failed.local_changes, failed.location.as_ref().map(|l| &l.path)), (1, Some(&path)));
         assert!(report.sessions.iter().filter(|s| s.session_id != "s2").all(|s| s.action == Action::None));

@@ -133,8 +133,8 @@ struct ReadFailure {
     reason: String,
     /// What that makes of the session this time: deferred (VS Code was changing it) or failed.
     action: Action,
-    /// The file's bytes themselves are at fault (see [`SessionSync::unreadable`]).
-    in_content: bool,
+    /// The file's bytes themselves are at fault (see [`SessionSync::bad_content`]).
+    bad_content: bool,
 }
 
 /// The warning a sync gives of a file it could not read as a session: "skipped: " and why.
@@ -165,11 +165,12 @@ pub struct SessionSync {
     /// The provider's fingerprint of the file as this sync saw it (before reading it).
     pub fingerprint: Option<String>,
     pub error: Option<String>,
-    /// Failed because its file does not read as this session (not JSON, not a session,
+    /// Failed because its file's bytes do not read as this session (not JSON, not a session,
     /// another session's id): the same bytes fail the same way, so the next sync may say so
     /// again without reading them while the file and the journal stay as they are (see
-    /// [`crate::in_step`]). A failure to write is not one: the next sync must try again.
-    pub unreadable: bool,
+    /// [`crate::in_step`]). A failure to write, or to read the file at all, is not one: the
+    /// next sync must try again.
+    pub bad_content: bool,
 }
 
 impl SessionSync {
@@ -195,17 +196,17 @@ impl SessionSync {
             listed: false,
             error: None,
             fingerprint,
-            unreadable: false,
+            bad_content: false,
         }
     }
 
-    /// A session whose file did not read (see [`SessionSync::unreadable`]), as a sync reports it.
-    pub(crate) fn unreadable(id: String, title: Option<String>, location: Location, error: String) -> Self {
+    /// A session whose file did not read (see [`SessionSync::bad_content`]), as a sync reports it.
+    pub(crate) fn with_bad_content(id: String, title: Option<String>, location: Location, error: String) -> Self {
         SessionSync {
             status: Status::Error,
             action: Action::Failed,
             error: Some(error),
-            unreadable: true,
+            bad_content: true,
             ..SessionSync::in_step(id, title, Some(location), None)
         }
     }
@@ -518,7 +519,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             None => (None, None, None),
             Some(Ok(p)) if p.session.session_id().is_some_and(|sid| sid != listed.session_id) => {
                 let reason = format!("the file holds session {}", p.session.session_id().unwrap_or_default());
-                (None, None, Some(ReadFailure { reason, action: Action::Failed, in_content: true }))
+                (None, None, Some(ReadFailure { reason, action: Action::Failed, bad_content: true }))
             }
             Some(Ok(p)) => {
                 if p.torn_tail {
@@ -530,12 +531,12 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             // one gone since the listing deleted by it: either is read again by the next sync.
             Some(Err(e)) if e.is_transient() || (token.is_none() && e.may_be_half_written()) => {
                 let reason = format!("{e} (VS Code was changing it; left for the next sync)");
-                (None, None, Some(ReadFailure { reason, action: Action::Deferred, in_content: false }))
+                (None, None, Some(ReadFailure { reason, action: Action::Deferred, bad_content: false }))
             }
             Some(Err(e)) => {
                 report.warnings.push(unreadable_warning(&e.to_string()));
-                let in_content = e.is_in_content();
-                (None, None, Some(ReadFailure { reason: e.to_string(), action: Action::Failed, in_content }))
+                let bad_content = e.is_bad_content();
+                (None, None, Some(ReadFailure { reason: e.to_string(), action: Action::Failed, bad_content }))
             }
         };
         // Never recorded: the session is all new, with nothing to fold or merge.
@@ -1104,7 +1105,7 @@ fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, Sy
         listed: false,
         error: w.error.as_ref().map(|f| f.reason.clone()),
         fingerprint: w.token.clone(),
-        unreadable: w.error.as_ref().is_some_and(|f| f.action == Action::Failed && f.in_content),
+        bad_content: w.error.as_ref().is_some_and(|f| f.action == Action::Failed && f.bad_content),
     };
     let mut plan = Plan::reporting(report.clone());
     if w.error.is_some() {

@@ -1006,7 +1006,7 @@ impl Model {
         self.mend();
         let failed = |report: &Report| -> Vec<(String, Option<String>, bool)> {
             let failed = report.sessions.iter().filter(|s| s.action == Action::Failed);
-            failed.map(|s| (s.session_id.clone(), s.error.clone(), s.unreadable)).collect()
+            failed.map(|s| (s.session_id.clone(), s.error.clone(), s.bad_content)).collect()
         };
         let mut last: Vec<Option<Report>> = vec![None; self.live().len()];
         for k in 0..3 {

@@ -137,7 +137,7 @@ impl ProviderError {
     /// Whether the file's bytes themselves are at fault (not JSON, not a session, another
     /// session's id, too large): read again unchanged, they fail the same way. A failure to
     /// read them at all (no permission, say) may pass with nothing written to the file.
-    pub fn is_in_content(&self) -> bool {
+    pub fn is_bad_content(&self) -> bool {
         use vscode::ReadError::*;
         matches!(
             self,
@@ -225,17 +225,17 @@ mod tests {
     /// fail the same way, where a file that could not be read at all may read once its
     /// permissions are mended, with nothing written to it.
     #[test]
-    fn only_the_bytes_failing_are_in_the_content() {
+    fn only_a_failure_of_the_bytes_is_bad_content() {
         let path = PathBuf::from("s.json");
         let json = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
         let io = |kind| std::io::Error::new(kind, "no");
-        let in_content = |e: vscode::ReadError| ProviderError::Read(e).is_in_content();
-        assert!(in_content(vscode::ReadError::Json { path: path.clone(), source: json }));
-        assert!(in_content(vscode::ReadError::TooLarge { path: path.clone(), len: u64::MAX }));
-        assert!(!in_content(vscode::ReadError::Io {
+        let bad_content = |e: vscode::ReadError| ProviderError::Read(e).is_bad_content();
+        assert!(bad_content(vscode::ReadError::Json { path: path.clone(), source: json }));
+        assert!(bad_content(vscode::ReadError::TooLarge { path: path.clone(), len: u64::MAX }));
+        assert!(!bad_content(vscode::ReadError::Io {
             path: path.clone(),
             source: io(std::io::ErrorKind::PermissionDenied)
         }));
-        assert!(!in_content(vscode::ReadError::NotAFile { path }));
+        assert!(!bad_content(vscode::ReadError::NotAFile { path }));
     }
 }
