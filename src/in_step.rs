@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::journal::{Journal, OpenMode};
 use crate::provider::vscode::discover::{PassedOver, entry_metadata};
 use crate::provider::vscode::{VsCode, write_fingerprint};
-use crate::sync::{Action, Options, Report, SessionSync, SyncError, location_of, unreadable_warning};
+use crate::sync::{Action, Options, Report, SessionSync, SyncError, location_of, skipped_warning};
 
 /// The note's file name inside the journal directory.
 pub const FILE: &str = "in-step.json";
@@ -221,14 +221,15 @@ pub fn round(journal_dir: &Path, provider: &VsCode, opts: &Options) -> Result<Re
 /// After a sync that found nothing to do anywhere, notes each file's fingerprint for the fast
 /// path. Only then: a sync that wrote a file or recorded a change leaves fingerprints that the
 /// next sync must confirm the slow way; and only when its warnings are all about files the
-/// note can vouch for: files the listing passed over, and files that did not read as their
-/// session (a file that cannot be written, or that VS Code was writing, is tried again).
+/// note can vouch for: files the listing passed over, and files whose bytes do not read as
+/// their session (a file that cannot be read at all or written, or that VS Code was writing,
+/// is tried again).
 fn note_if_in_step(journal_dir: &Path, provider: &VsCode, report: &Report) {
     let passed_over = provider.passed_over();
-    let unread: Vec<&SessionSync> = report.sessions.iter().filter(|s| s.bad_content).collect();
+    let bad: Vec<&SessionSync> = report.sessions.iter().filter(|s| s.bad_content).collect();
     let explained = |w: &String| {
         passed_over.iter().any(|p| p.warning.as_ref() == Some(w))
-            || unread.iter().any(|s| s.error.as_deref().is_some_and(|e| *w == unreadable_warning(e)))
+            || bad.iter().any(|s| s.error.as_deref().is_some_and(|e| *w == skipped_warning(e)))
     };
     let quiet = report.appended == 0 && report.files_written == 0 && report.warnings.iter().all(explained);
     let settled = |s: &SessionSync| s.bad_content || (s.action == Action::None && s.error.is_none());
@@ -254,8 +255,8 @@ fn note_if_in_step(journal_dir: &Path, provider: &VsCode, report: &Report) {
             (None, _) => {}            // only in the journal: no file to watch
         }
     }
-    let mut failed = Vec::with_capacity(unread.len());
-    for s in unread {
+    let mut failed = Vec::with_capacity(bad.len());
+    for s in bad {
         // A path that is not UTF-8 cannot be noted: no note this time.
         let (Some(path), Some(error)) = (s.location.as_ref().and_then(|l| l.path.to_str()), &s.error) else { return };
         failed.push(Failed {
@@ -400,7 +401,7 @@ mod tests {
         std::fs::create_dir(&journal).unwrap();
         let path = provider.dirs[1].path.join("s2.json");
         let error = format!("{}: not valid JSON", path.display());
-        seen.warnings = vec![unreadable_warning(&error)];
+        seen.warnings = vec![skipped_warning(&error)];
         seen.failed = vec![Failed {
             session_id: "s2".into(),
             title: Some("Half a session".into()),

@@ -137,8 +137,9 @@ struct ReadFailure {
     bad_content: bool,
 }
 
-/// The warning a sync gives of a file it could not read as a session: "skipped: " and why.
-pub fn unreadable_warning(error: &str) -> String {
+/// The warning a sync gives of a file it could not read as a session, whatever the reason:
+/// "skipped: " and why.
+pub fn skipped_warning(error: &str) -> String {
     format!("skipped: {error}")
 }
 
@@ -534,7 +535,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
                 (None, None, Some(ReadFailure { reason, action: Action::Deferred, bad_content: false }))
             }
             Some(Err(e)) => {
-                report.warnings.push(unreadable_warning(&e.to_string()));
+                report.warnings.push(skipped_warning(&e.to_string()));
                 let bad_content = e.is_bad_content();
                 (None, None, Some(ReadFailure { reason: e.to_string(), action: Action::Failed, bad_content }))
             }
