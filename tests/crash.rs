@@ -164,8 +164,7 @@ fn assert_no_torn_files(dir: &Path) {
 
 #[test]
 fn killed_syncs_and_captures_lose_nothing_and_converge() {
-    let trials: usize = std::env::var("CHASM_CRASH_TRIALS").ok().and_then(|s| s.parse().ok()).unwrap_or(12);
-    let seed: u64 = std::env::var("CHASM_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_c0de);
+    let (trials, seed) = (setting("CHASM_CRASH_TRIALS", 12) as usize, setting("CHASM_CRASH_SEED", 0x5eed_c0de));
     let mut rng = Rng(seed);
     let (killed, twin) = (World::new(), World::new());
     killed.sync();
@@ -250,6 +249,17 @@ fn compressed_rows(journal: &Path) -> (i64, i64, i64) {
     (count(log, 0xC5), count(log, 0xB0), count(derived, 0xC5))
 }
 
+/// A number from the environment, decimal or `0x` hex, or `default` when it is not set; one
+/// set but not a number stops the test rather than run another seed than the one asked for.
+fn setting(name: &str, default: u64) -> u64 {
+    let Ok(text) = std::env::var(name) else { return default };
+    let parsed = match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16).ok(),
+        None => text.replace('_', "").parse().ok(),
+    };
+    parsed.unwrap_or_else(|| panic!("{name}={text:?} is not a number"))
+}
+
 /// A copy of a closed journal's files, for a twin run.
 fn copy_journal(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -261,8 +271,7 @@ fn copy_journal(from: &Path, to: &Path) {
 
 #[test]
 fn killed_gcs_lose_nothing() {
-    let trials: usize = std::env::var("CHASM_CRASH_TRIALS").ok().and_then(|s| s.parse().ok()).unwrap_or(12) / 2;
-    let seed: u64 = std::env::var("CHASM_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_c0de);
+    let (trials, seed) = (setting("CHASM_CRASH_TRIALS", 12) as usize / 2, setting("CHASM_CRASH_SEED", 0x5eed_c0de));
     let mut rng = Rng(seed ^ 0x6c);
     let world = World::new();
     world.sync();
