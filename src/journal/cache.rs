@@ -16,7 +16,7 @@ use bincode::{BorrowDecode, Encode};
 use serde_json::{Map, Value};
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::{Fingerprint, Gone, Held, Settled};
+use super::{Fingerprint, Gone, Held, HeldFields, Settled};
 use crate::provider::LogMark;
 use crate::session::{hex, unhex};
 use crate::shape::Shape;
@@ -119,6 +119,20 @@ pub fn decode_held(bytes: &[u8]) -> Option<Held> {
         sources: stored.sources,
         log,
     })
+}
+
+/// What a `shapes` row says of a session's fields alone (see [`HeldFields`]); `None` as for
+/// [`decode_held`]. A listing (`status`) asks it of every session, and turning each request's
+/// digest into text was most of the time [`decode_held`] took there.
+pub fn decode_held_fields(bytes: &[u8]) -> Option<HeldFields> {
+    let Some(body) = body(bytes) else {
+        let held: Held = serde_json::from_slice(bytes).ok()?;
+        let fields = held.shape.fields;
+        return Some(HeldFields { last_seq: held.last_seq, fields, last_source: held.sources.last().copied() });
+    };
+    let stored: StoredHeld<Sources> = whole(body)?;
+    let fields: Map<String, Value> = serde_json::from_str(stored.fields).ok()?;
+    Some(HeldFields { last_seq: stored.last_seq, fields, last_source: stored.sources.last().copied() })
 }
 
 /// A `fingerprints` row's bytes.
@@ -275,6 +289,18 @@ mod tests {
             prop_assert_eq!(decode_held(&serde_json::to_vec(&held).unwrap()), Some(held));
         }
 
+        /// A row's fields read alone are the fields of the shape it holds, from either form.
+        #[test]
+        fn a_shapes_fields_read_alone_are_its_fields(held in held()) {
+            let fields = HeldFields {
+                last_seq: held.last_seq,
+                fields: held.shape.fields.clone(),
+                last_source: held.sources.last().copied(),
+            };
+            prop_assert_eq!(decode_held_fields(&encode_held(&held)), Some(fields.clone()));
+            prop_assert_eq!(decode_held_fields(&serde_json::to_vec(&held).unwrap()), Some(fields));
+        }
+
         #[test]
         fn a_fingerprint_reads_back_as_it_was_written(fp in fingerprint()) {
             prop_assert_eq!(decode_fingerprint(&encode_fingerprint(&fp)), Some(fp.clone()));
@@ -304,6 +330,7 @@ mod tests {
             let at = at.index(bytes.len());
             bytes[at] ^= flip;
             prop_assert_eq!(decode_held(&bytes), None);
+            prop_assert_eq!(decode_held_fields(&bytes), None);
         }
 
         /// Any bytes, and any body under a checksum that holds (which bincode then reads): a
@@ -316,6 +343,7 @@ mod tests {
             framed.extend_from_slice(&xxh3_64(&bytes).to_le_bytes());
             framed.extend_from_slice(&bytes);
             let _ = decode_held(&framed);
+            let _ = decode_held_fields(&framed);
             let _ = decode_fingerprint(&framed);
             framed[0] = BINARY_GONE;
             let _ = decode_fingerprint(&framed);

@@ -186,6 +186,18 @@ pub struct Gone {
     pub last_activity: Option<i64>,
 }
 
+/// The top-level fields of what a session held when a sync left it in step, without its
+/// requests (see [`Journal::held_fields`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldFields {
+    /// As [`Held::last_seq`].
+    pub last_seq: u64,
+    /// The top-level fields, in order, `requests` among them as a `null` placeholder.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// Where the last request's value is in the journal (see [`Held::sources`]).
+    pub last_source: Option<(u64, Option<u32>)>,
+}
+
 /// What a session held when a sync left it in step (see [`Journal::held`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Held {
@@ -689,6 +701,14 @@ impl Journal {
         Ok((held.last_seq > 0 && self.session_last_seq(session_id)? == held.last_seq).then_some(held))
     }
 
+    /// [`Journal::held`]'s top-level fields and last request's place alone, without reading
+    /// every request's digest: what a listing needs of each session.
+    pub fn held_fields(&self, session_id: &str) -> Result<Option<HeldFields>, JournalError> {
+        let Some(v) = self.store.shape(session_id)? else { return Ok(None) };
+        let Some(held) = cache::decode_held_fields(&v) else { return Ok(None) };
+        Ok((held.last_seq > 0 && self.session_last_seq(session_id)? == held.last_seq).then_some(held))
+    }
+
     /// Appends a batch (see [`Journal::append`]) and, in the same durable commit, records each
     /// session's fingerprint (see [`Journal::fingerprints_in_step`]) and what it held (see
     /// [`Journal::held`]), stamped with its record count and newest seq as the batch leaves
@@ -736,11 +756,11 @@ impl Journal {
         activity: bool,
     ) -> Result<(Option<crate::session::Session>, Option<u64>), StateError> {
         let undated = |s: &crate::session::Session| activity && s.last_message_date().is_none();
-        if let Some(held) = self.held(session_id)? {
-            let fields = held.shape.metadata().map(|(k, v)| (k.to_owned(), v.clone())).collect();
+        if let Some(held) = self.held_fields(session_id)? {
+            let fields = held.fields.into_iter().filter(|(k, _)| k != REQUESTS_KEY).collect();
             let mut session = crate::session::Session::from_value(serde_json::Value::Object(fields)).ok();
             if let Some(s) = session.as_mut().filter(|s| undated(s))
-                && let Some(&(seq, index)) = held.sources.last()
+                && let Some((seq, index)) = held.last_source
                 && let Some(request) = self.placed_request(session_id, Source { seq, index })?
             {
                 s.requests.push(request);
