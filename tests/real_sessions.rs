@@ -133,7 +133,7 @@ fn a_real_sessions_log_says_from_its_stored_lines_what_its_records_say() {
             j.append(changes).unwrap();
         }
         assert!(j.session_seqs(&id).unwrap().len() > 64, "{}", path.display());
-        assert!(!j.session_line_runs(&id).unwrap().is_empty(), "{}", path.display());
+        assert!(!j.session_line_runs(&id, 0).unwrap().is_empty(), "{}", path.display());
         drop(j);
         for args in [&[][..], &["--reverse"], &["-n", "30"], &["--type", "create"]] {
             let all = env.ok(&[&["log"][..], args].concat());

@@ -100,6 +100,22 @@ impl Head {
 }
 
 impl Args {
+    /// The oldest seq of `seqs` (a session's, ascending) that a log of its newest `limit`
+    /// lines can show (`-n` shows the newest, `--reverse` or not): when nothing is filtered
+    /// out, no run of lines ending before it is read (gc stores runs compressed, and `-n 20`
+    /// of a long session needs one or two of its runs).
+    fn newest_shown(&self, seqs: &[u64], limit: usize) -> u64 {
+        let filtered = self.origin.is_some()
+            || self.change_type.is_some()
+            || self.entity.is_some()
+            || self.since.is_some()
+            || self.until.is_some();
+        match seqs.len().checked_sub(limit) {
+            Some(first) if !filtered => seqs[first],
+            _ => 0,
+        }
+    }
+
     fn matches(&self, r: &Head) -> bool {
         self.origin.is_none_or(|o| r.origin == o)
             && self.change_type.is_none_or(|t| r.change_type == t)
@@ -128,13 +144,13 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     let oldest_first = args.reverse && args.max_count.is_none();
     // One session's human lines come from the runs of lines stored beside its snapshots where
     // they are whole, so its records need not be read (`--json` prints every field: records).
-    let runs = match &session {
-        Some(id) if !args.json => journal.session_line_runs(id)?,
-        _ => Vec::new(),
-    };
     let seqs = match &session {
         Some(id) => journal.session_seqs(id)?,
         None => Vec::new(),
+    };
+    let runs = match &session {
+        Some(id) if !args.json => journal.session_line_runs(id, args.newest_shown(&seqs, limit))?,
+        _ => Vec::new(),
     };
     // A long session's log is a megabyte or more: written in 64 KB pieces, not 8 KB ones.
     let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
@@ -439,6 +455,28 @@ fn push_right(out: &mut Vec<u8>, mut n: u64, width: usize) {
 mod tests {
     use super::*;
 
+    fn args(words: &[&str]) -> Args {
+        #[derive(clap::Parser)]
+        struct Log {
+            #[command(flatten)]
+            args: Args,
+        }
+        <Log as clap::Parser>::parse_from(std::iter::once("log").chain(words.iter().copied())).args
+    }
+
+    /// `-n N` reads only the runs of lines that can hold the newest N; with a filter, which
+    /// may pass over any number of lines, or asking for more than there are, every run.
+    #[test]
+    fn a_limited_log_reads_the_runs_it_can_show_from() {
+        let seqs = [3, 5, 9, 12, 20];
+        assert_eq!(args(&["-n", "2"]).newest_shown(&seqs, 2), 12);
+        assert_eq!(args(&["-n", "2", "--reverse"]).newest_shown(&seqs, 2), 12);
+        assert_eq!(args(&["-n", "5"]).newest_shown(&seqs, 5), 3);
+        assert_eq!(args(&["-n", "9"]).newest_shown(&seqs, 9), 0);
+        assert_eq!(args(&["-n", "2", "--origin", "local"]).newest_shown(&seqs, 2), 0);
+        assert_eq!(args(&["-n", "2", "--since", "4"]).newest_shown(&seqs, 2), 0);
+    }
+
     /// Made once per second, the time reads as it would made for each line: the same local
     /// time, and the same "ago" even where a second's records straddle one.
     #[test]
@@ -494,7 +532,7 @@ mod tests {
             journal.append(vec![change("s", i), change("other", i)]).unwrap();
         }
         let seqs = journal.session_seqs("s").unwrap();
-        let runs = journal.session_line_runs("s").unwrap();
+        let runs = journal.session_line_runs("s", 0).unwrap();
         let count = |session, oldest_first| {
             let (mut lines, mut stored) = (Vec::new(), Vec::new());
             for chunk in chunks(&journal, session, &seqs, &runs, oldest_first, usize::MAX) {

@@ -799,10 +799,10 @@ impl Journal {
         self.store.session_seqs(session_id, 0, u64::MAX)
     }
 
-    /// A session's stored runs of log lines, by last seq: derived data, to be checked against
-    /// its seqs before use (see [`lines::plan`]).
-    pub fn session_line_runs(&self, session_id: &str) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
-        self.store.lines_of(session_id)
+    /// A session's stored runs of log lines that end at `from` or later, by last seq: derived
+    /// data, to be checked against its seqs before use (see [`lines::plan`]).
+    pub fn session_line_runs(&self, session_id: &str, from: u64) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
+        self.store.lines_of(session_id, from)
     }
 
     /// Every session id the journal knows, sorted.
@@ -1653,7 +1653,7 @@ mod tests {
         drop(j);
         let mut j = Journal::open(dir.path(), OpenMode::Existing).unwrap();
         records.extend(j.append((90..300).map(kinds).collect()).unwrap());
-        let runs = j.session_line_runs("s").unwrap();
+        let runs = j.session_line_runs("s", 0).unwrap();
         // Runs end at the 64th, 128th … records (and may be stored in parts), and their lines
         // are the records', in order.
         let read: Vec<Vec<lines::Line>> = runs.iter().map(|(_, bytes)| lines::decode(bytes).unwrap()).collect();
@@ -1673,13 +1673,13 @@ mod tests {
         j.store.put_lines("s", runs[1].0, &bad).unwrap();
         j.store.remove_lines("s", runs[2].0).unwrap();
         let seqs = j.session_seqs("s").unwrap();
-        let left = j.session_line_runs("s").unwrap();
+        let left = j.session_line_runs("s", 0).unwrap();
         let plan: Vec<lines::Piece> = lines::plan(&seqs, &left, false).collect();
         assert_eq!(plan.len(), 4);
         assert_eq!(plan[1], lines::Piece::Records(64..192));
         assert_eq!(plan[3], lines::Piece::Records(256..300));
         assert_eq!(j.verify().unwrap().lines_rebuilt, 2);
-        assert_eq!(j.session_line_runs("s").unwrap(), runs);
+        assert_eq!(j.session_line_runs("s", 0).unwrap(), runs);
     }
 
     /// A session whose requests stream in: each created, then `versions - 1` updates, each a

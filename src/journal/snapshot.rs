@@ -474,7 +474,7 @@ impl Store {
             }
         }
         let have = self.snapshots_of(session_id)?;
-        let have_lines = self.lines_of(session_id)?;
+        let have_lines = self.lines_of(session_id, 0)?;
         let changed = (differing(&have, &want), differing(&have_lines, &want_lines));
         // Only a set that differs is rewritten: a journal from before runs of lines existed
         // gains them without its snapshots being written again.

@@ -1091,10 +1091,13 @@ impl Store {
         Ok(())
     }
 
-    /// Every stored run of a session's log lines, by last seq.
-    pub fn lines_of(&self, session_id: &str) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
+    /// Every stored run of a session's log lines that ends at `from` or later, by last seq.
+    pub fn lines_of(&self, session_id: &str, from: u64) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
         let Some(num) = self.num(session_id)? else { return Ok(Vec::new()) };
-        let rows = self.seq_rows("SELECT seq, body FROM lines WHERE session = ?1 ORDER BY seq", [num])?;
+        let rows = self.seq_rows(
+            "SELECT seq, body FROM lines WHERE session = ?1 AND seq >= ?2 ORDER BY seq",
+            params![num, int(from)],
+        )?;
         Ok(rows.into_iter().map(|(seq, row)| (seq, self.unpacked_row(row))).collect())
     }
 
@@ -1852,7 +1855,7 @@ mod tests {
         let fingerprint = crate::journal::Fingerprint { token: "t".into(), events: 0, title: None, settled: None };
         let mut in_step = vec![("s".to_owned(), Some(fingerprint), Some(held))];
         j.append_noting((0..200).map(|i| request("s", i % 40)).collect(), &mut in_step).unwrap();
-        let (shape, runs) = (j.store.shape("s").unwrap().unwrap(), j.store.lines_of("s").unwrap());
+        let (shape, runs) = (j.store.shape("s").unwrap().unwrap(), j.store.lines_of("s", 0).unwrap());
         let held = j.held("s").unwrap().unwrap();
         assert_eq!(runs.len(), 3, "a run with each snapshot");
 
@@ -1864,7 +1867,7 @@ mod tests {
         // Read back from a fresh store: the same bytes, and the shape still in step.
         drop(j);
         let j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Existing).unwrap();
-        assert_eq!((j.store.shape("s").unwrap().unwrap(), j.store.lines_of("s").unwrap()), (shape, runs.clone()));
+        assert_eq!((j.store.shape("s").unwrap().unwrap(), j.store.lines_of("s", 0).unwrap()), (shape, runs.clone()));
         assert_eq!(j.held("s").unwrap(), Some(held));
         let report = j.verify().unwrap();
         assert!(report.problems.is_empty() && report.lines_rebuilt == 0, "{report:?}");
@@ -1878,7 +1881,7 @@ mod tests {
         let mut plain = runs[0].1.clone();
         plain[0] = super::super::compressed::TAG;
         j.store.put_lines("s", runs[0].0, &plain).unwrap();
-        assert_eq!(j.store.lines_of("s").unwrap()[0].1, plain);
+        assert_eq!(j.store.lines_of("s", 0).unwrap()[0].1, plain);
     }
 
     #[test]
