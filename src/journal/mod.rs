@@ -698,7 +698,7 @@ impl Journal {
     pub fn held(&self, session_id: &str) -> Result<Option<Held>, JournalError> {
         let Some(v) = self.store.shape(session_id)? else { return Ok(None) };
         let Some(held) = cache::decode_held(&v) else { return Ok(None) };
-        Ok((held.last_seq > 0 && self.session_last_seq(session_id)? == held.last_seq).then_some(held))
+        Ok(self.still_newest(session_id, held.last_seq)?.then_some(held))
     }
 
     /// [`Journal::held`]'s top-level fields and last request's place alone, without reading
@@ -706,7 +706,13 @@ impl Journal {
     pub fn held_fields(&self, session_id: &str) -> Result<Option<HeldFields>, JournalError> {
         let Some(v) = self.store.shape(session_id)? else { return Ok(None) };
         let Some(held) = cache::decode_held_fields(&v) else { return Ok(None) };
-        Ok((held.last_seq > 0 && self.session_last_seq(session_id)? == held.last_seq).then_some(held))
+        Ok(self.still_newest(session_id, held.last_seq)?.then_some(held))
+    }
+
+    /// Whether a kept shape stamped with `last_seq` still stands for the session: nothing has
+    /// been recorded for it since.
+    fn still_newest(&self, session_id: &str, last_seq: u64) -> Result<bool, JournalError> {
+        Ok(last_seq > 0 && self.session_last_seq(session_id)? == last_seq)
     }
 
     /// Appends a batch (see [`Journal::append`]) and, in the same durable commit, records each
