@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 use crate::diff::{EntityChange, diff_shape};
 use crate::journal::{ChangeType, EntityType};
 use crate::provider::vscode::jsonl;
-use crate::session::{REQUESTS_KEY, Request, Session, base_id, first_words, hex};
+use crate::session::{REQUESTS_KEY, Request, Session, base_id, first_words};
 use crate::shape::{Shape, request_digest};
 
 /// The key of a stand-in for a request not read. Its value is a nonce drawn for each
@@ -105,7 +105,7 @@ pub(crate) fn settle(old: &Shape, state: Value, nonce: &str) -> Option<Applied> 
     for (request, h) in session.requests.iter().zip(&held) {
         let (id, digest) = match h {
             Some(k) => old.requests.get(*k)?.clone(),
-            None => (base_id(request), hex(&request_digest(request))),
+            None => (base_id(request), request_digest(request)),
         };
         // Ids are the requests' own only while none repeats (`entity_ids` numbers repeats).
         if id.contains('#') || !seen.insert(id.clone()) {

@@ -79,7 +79,7 @@ pub fn creation(session_id: &str, mut new: Session) -> Vec<EntityChange> {
 /// where the shapes say it did not change; nothing is taken from it but its place). Gives the
 /// same changes as [`diff`] against the state the old shape was taken from.
 pub fn diff_shape(old: &Shape, new: &Session, new_shape: &Shape) -> Vec<EntityChange> {
-    let digests: HashMap<&str, &str> = old.requests.iter().map(|(id, d)| (id.as_str(), d.as_str())).collect();
+    let digests: HashMap<&str, &[u8; 32]> = old.requests.iter().map(|(id, d)| (id.as_str(), d)).collect();
     let ids: Vec<String> = new_shape.requests.iter().map(|(id, _)| id.clone()).collect();
     changes(&ShapeSide { shape: old, new: new_shape, digests }, new, &ids)
 }
@@ -111,7 +111,7 @@ impl OldSide for SessionState {
 struct ShapeSide<'a> {
     shape: &'a Shape,
     new: &'a Shape,
-    digests: HashMap<&'a str, &'a str>,
+    digests: HashMap<&'a str, &'a [u8; 32]>,
 }
 
 impl OldSide for ShapeSide<'_> {
@@ -125,7 +125,7 @@ impl OldSide for ShapeSide<'_> {
         self.shape.requests.iter().map(|(id, _)| id.as_str())
     }
     fn holds(&self, id: &str, index: usize, _request: &Request) -> bool {
-        self.digests.get(id).is_some_and(|d| *d == self.new.requests[index].1)
+        self.digests.get(id).is_some_and(|d| **d == self.new.requests[index].1)
     }
 }
 

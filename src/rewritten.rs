@@ -23,8 +23,8 @@ use crate::shape::Shape;
 /// `old`'s requests in order.
 pub fn apply(old: &Shape, mark: &LogMark, rewritten: Rewritten) -> Option<(Applied, LogMark)> {
     // Digests that do not line up with the shape's requests name nothing here.
-    let known: HashMap<&str, usize> = if mark.requests.len() == old.requests.len() {
-        mark.requests.iter().enumerate().map(|(k, d)| (d.as_str(), k)).collect()
+    let known: HashMap<u128, usize> = if mark.requests.len() == old.requests.len() {
+        mark.requests.iter().enumerate().map(|(k, &d)| (d, k)).collect()
     } else {
         HashMap::new()
     };
@@ -33,7 +33,7 @@ pub fn apply(old: &Shape, mark: &LogMark, rewritten: Rewritten) -> Option<(Appli
     let requests = requests
         .iter()
         .zip(&new_mark.requests)
-        .map(|(text, digest)| match known.get(digest.as_str()) {
+        .map(|(text, digest)| match known.get(digest) {
             Some(&k) => Some(stand_in(&nonce, k)),
             None => serde_json::from_str(text.get()).ok(),
         })
@@ -59,17 +59,13 @@ mod tests {
         let requests = split.digests();
         let session = Session::from_value(split.into_value().unwrap()).unwrap();
         let shape = Shape::of(&session);
-        (session, shape, LogMark { len: 0, digest: String::new(), requests })
+        (session, shape, LogMark { len: 0, digest: 0, requests })
     }
 
     fn rewritten(text: &str) -> Rewritten {
         let split = json::split(text.as_bytes()).unwrap();
         let requests = split.digests();
-        Rewritten {
-            fields: split.fields,
-            requests: split.requests,
-            mark: LogMark { len: 0, digest: String::new(), requests },
-        }
+        Rewritten { fields: split.fields, requests: split.requests, mark: LogMark { len: 0, digest: 0, requests } }
     }
 
     fn request(id: &str, text: &str) -> Value {

@@ -229,8 +229,7 @@ impl Session {
     /// can hash a session it holds only as a [`crate::shape::Shape`]. (Checkpoints written
     /// before this form hashed the session's canonical JSON whole, under a `v1` domain.)
     pub fn content_hash(&self) -> [u8; 32] {
-        let digests: Vec<String> = self.requests.iter().map(|r| hex(&crate::shape::request_digest(r))).collect();
-        crate::shape::content_hash(self.metadata(), digests.iter().map(String::as_str))
+        crate::shape::content_hash(self.metadata(), self.requests.iter().map(crate::shape::request_digest))
     }
 }
 
@@ -385,13 +384,19 @@ pub fn depth(value: &Value) -> usize {
 
 /// Lower-case hex of some bytes.
 pub fn hex(bytes: &[u8]) -> String {
+    let mut s = vec![0; bytes.len() * 2];
+    hex_into(bytes, &mut s);
+    String::from_utf8(s).expect("hex digits are ASCII")
+}
+
+/// [`hex`] written into `out`, which is exactly twice as long as `bytes`.
+pub fn hex_into(bytes: &[u8], out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 0xf) as usize] as char);
+    assert_eq!(out.len(), bytes.len() * 2, "two digits a byte");
+    for (b, o) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        o[0] = DIGITS[(b >> 4) as usize];
+        o[1] = DIGITS[(b & 0xf) as usize];
     }
-    s
 }
 
 /// The bytes that exactly `2 × N` hex digits (either case) stand for: what [`hex`] wrote, read
@@ -612,6 +617,18 @@ mod tests {
         assert_eq!(a.content_hash(), b.content_hash());
         assert_ne!(a.content_hash(), c.content_hash());
         assert_ne!(a.content_hash(), d.content_hash());
+    }
+
+    /// Checkpoints store the content hash: it is the same for the same session in every
+    /// version (this one was computed before the digests were held as bytes).
+    #[test]
+    fn the_content_hash_is_pinned() {
+        let s = Session::from_value(json!({"version": 3, "sessionId": "s1", "requests": [
+            {"requestId": "r1", "message": {"text": "hi"}},
+            {"requestId": "r2", "response": [{"value": "é"}]}
+        ], "customTitle": "t"}))
+        .unwrap();
+        assert_eq!(hex(&s.content_hash()), "febc2bf1a16a7066bddc72d1bc0426f7968353cec01ebf40f0c9883b65758188");
     }
 
     #[test]

@@ -8,24 +8,25 @@
 //! [`crate::diff::diff_shape`] gives exactly the changes [`crate::diff::diff`] gives against
 //! the state the shape was taken from.
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::fold::SessionState;
-use crate::session::{REQUESTS_KEY, Request, SESSION_HASH_DOMAIN, Session, entity_ids, hex, write_canonical_object};
+use crate::session::{
+    REQUESTS_KEY, Request, SESSION_HASH_DOMAIN, Session, entity_ids, hex_into, write_canonical_object,
+};
 
 /// Domain prefix of a request's digest.
 const REQUEST_DOMAIN: &[u8] = b"chasm/request/v1\0";
 
 /// What a session held, in digests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shape {
     /// The top-level fields verbatim and in order (they are small: ids, dates, a title), with
     /// `requests` as a `null` placeholder for where the requests go.
     pub fields: Map<String, Value>,
-    /// Each request's entity id and [`request_digest`] (hex), in order.
-    pub requests: Vec<(String, String)>,
+    /// Each request's entity id and [`request_digest`], in order.
+    pub requests: Vec<(String, [u8; 32])>,
 }
 
 impl Shape {
@@ -33,14 +34,14 @@ impl Shape {
     pub fn of(session: &Session) -> Shape {
         let fields = session.fields().map(|(k, v)| (k.to_owned(), v.clone())).collect();
         let ids = entity_ids(&session.requests);
-        let requests = ids.into_iter().zip(&session.requests).map(|(id, r)| (id, hex(&request_digest(r)))).collect();
+        let requests = ids.into_iter().zip(&session.requests).map(|(id, r)| (id, request_digest(r))).collect();
         Shape { fields, requests }
     }
 
     /// The shape of the journal's state of a session, under the entity ids the journal holds.
     pub fn of_state(state: &SessionState) -> Shape {
         let fields = state.session.fields().map(|(k, v)| (k.to_owned(), v.clone())).collect();
-        let digests = state.session.requests.iter().map(|r| hex(&request_digest(r)));
+        let digests = state.session.requests.iter().map(request_digest);
         Shape { fields, requests: state.ids.iter().cloned().zip(digests).collect() }
     }
 
@@ -56,7 +57,7 @@ impl Shape {
 
     /// The session's content hash ([`Session::content_hash`]) from its shape alone.
     pub fn content_hash(&self) -> [u8; 32] {
-        content_hash(self.metadata(), self.requests.iter().map(|(_, d)| d.as_str()))
+        content_hash(self.metadata(), self.requests.iter().map(|(_, d)| *d))
     }
 }
 
@@ -71,20 +72,22 @@ pub fn request_digest(request: &Request) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// The content hash over top-level fields (`requests` aside) and the requests' digests (hex):
-/// see [`Session::content_hash`].
+/// The content hash over top-level fields (`requests` aside) and the requests' digests, each
+/// as its hex text: see [`Session::content_hash`].
 pub(crate) fn content_hash<'a>(
     metadata: impl Iterator<Item = (&'a str, &'a Value)>,
-    digests: impl Iterator<Item = &'a str>,
+    digests: impl Iterator<Item = [u8; 32]>,
 ) -> [u8; 32] {
     let mut buf = Vec::new();
     write_canonical_object(metadata, &mut buf);
     let mut hasher = Sha256::new();
     hasher.update(SESSION_HASH_DOMAIN);
     hasher.update(&buf);
+    let mut text = [0; 65];
+    text[0] = b'\n';
     for d in digests {
-        hasher.update(b"\n");
-        hasher.update(d.as_bytes());
+        hex_into(&d, &mut text[1..]);
+        hasher.update(text);
     }
     hasher.finalize().into()
 }

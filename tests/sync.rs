@@ -1538,7 +1538,7 @@ fn tamper_shape_digest(vs: &Vs, id: &str, request: usize) -> String {
         db.query_row("SELECT value FROM shapes WHERE session = ?1", [id.as_bytes()], |r| r.get(0)).unwrap();
     let mut held = chasm::journal::cache::decode_held(&held).unwrap();
     let entity = held.shape.requests[request].0.clone();
-    held.shape.requests[request].1 = "0".repeat(64);
+    held.shape.requests[request].1 = [0; 32];
     db.execute(
         "UPDATE shapes SET value = ?1 WHERE session = ?2",
         rusqlite::params![chasm::journal::cache::encode_held(&held), id.as_bytes()],

@@ -8,9 +8,10 @@
 //! of that spilling into overflow pages read cold. Rows are now bincode, the digests as bytes,
 //! after a tag byte (JSON rows begin with `{`) and an XXH3-64 of the body: a damaged row is a
 //! cache miss, never a wrong shape (a fast hash suffices, as for a mark, since a cache guards
-//! against damage, not against anyone). JSON rows left by earlier versions are still read, and
-//! a row whose digests are not the usual hex (a mark from before XXH3) is still written as
-//! JSON, so that every value round-trips exactly.
+//! against damage, not against anyone). JSON rows left by earlier versions are still read
+//! (with a mark from before XXH3 left out: that file is read whole once), and written back in
+//! the binary form. In memory the digests are bytes too: a sync compares and hashes them, and
+//! never shows them.
 
 use bincode::{BorrowDecode, Encode};
 use serde_json::{Map, Value};
@@ -18,7 +19,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::{Fingerprint, Gone, Held, HeldFields, Settled};
 use crate::provider::LogMark;
-use crate::session::{hex, unhex};
+use crate::session::unhex;
 use crate::shape::Shape;
 
 /// The first byte of a binary row (a JSON row's is `{`).
@@ -70,20 +71,12 @@ type StoredGone<'a> = Option<(u64, Option<&'a str>, Option<i64>)>;
 
 /// A `shapes` row's bytes.
 pub fn encode_held(held: &Held) -> Vec<u8> {
-    binary_held(held).unwrap_or_else(|| serde_json::to_vec(held).expect("a shape serializes"))
-}
-
-fn binary_held(held: &Held) -> Option<Vec<u8>> {
-    let requests =
-        held.shape.requests.iter().map(|(id, d)| Some((id.as_str(), digest_bytes(d)?))).collect::<Option<_>>()?;
-    let log = match &held.log {
-        None => None,
-        Some(m) => Some(StoredMark {
-            len: m.len,
-            digest: digest_bytes(&m.digest)?,
-            requests: m.requests.iter().map(|d| digest_bytes(d)).collect::<Option<_>>()?,
-        }),
-    };
+    let requests = held.shape.requests.iter().map(|(id, d)| (id.as_str(), *d)).collect();
+    let log = held.log.as_ref().map(|m| StoredMark {
+        len: m.len,
+        digest: m.digest.to_be_bytes(),
+        requests: m.requests.iter().map(|d| d.to_be_bytes()).collect(),
+    });
     let fields = serde_json::to_string(&held.shape.fields).expect("JSON values serialize");
     let stored = StoredHeld {
         last_seq: held.last_seq,
@@ -94,22 +87,22 @@ fn binary_held(held: &Held) -> Option<Vec<u8>> {
         sources: held.sources.as_slice(),
         log,
     };
-    Some(framed(&stored))
+    framed(&stored)
 }
 
 /// A `shapes` row read back; `None` for one damaged or not understood (a cache miss).
 pub fn decode_held(bytes: &[u8]) -> Option<Held> {
-    let Some(body) = body(bytes) else { return serde_json::from_slice(bytes).ok() };
+    let Some(body) = body(bytes) else { return serde_json::from_slice::<JsonHeld>(bytes).ok()?.held() };
     let (stored, used): (StoredHeld<Sources>, usize) = bincode::borrow_decode_from_slice(body, config()).ok()?;
     if used != body.len() {
         return None;
     }
     let fields: Map<String, Value> = serde_json::from_str(stored.fields).ok()?;
-    let requests = stored.requests.into_iter().map(|(id, d)| (id.to_owned(), hex(&d))).collect();
+    let requests = stored.requests.into_iter().map(|(id, d)| (id.to_owned(), d)).collect();
     let log = stored.log.map(|m| LogMark {
         len: m.len,
-        digest: hex(&m.digest),
-        requests: m.requests.iter().map(|d| hex(d)).collect(),
+        digest: u128::from_be_bytes(m.digest),
+        requests: m.requests.iter().map(|d| u128::from_be_bytes(*d)).collect(),
     });
     Some(Held {
         last_seq: stored.last_seq,
@@ -121,12 +114,62 @@ pub fn decode_held(bytes: &[u8]) -> Option<Held> {
     })
 }
 
+/// A `shapes` row as versions before the binary form wrote it: JSON, each digest as hex.
+#[derive(serde::Deserialize)]
+struct JsonHeld {
+    last_seq: u64,
+    local_seq: u64,
+    remote_seq: u64,
+    shape: JsonShape,
+    #[serde(default)]
+    sources: Sources,
+    #[serde(default)]
+    log: Option<JsonMark>,
+}
+
+#[derive(serde::Deserialize)]
+struct JsonShape {
+    fields: Map<String, Value>,
+    requests: Vec<(String, String)>,
+}
+
+#[derive(serde::Deserialize)]
+struct JsonMark {
+    len: u64,
+    digest: String,
+    #[serde(default)]
+    requests: Vec<String>,
+}
+
+impl JsonHeld {
+    /// The row's shape; `None` when a request's digest is not a SHA-256's hex. A mark whose
+    /// digest is not an XXH3-128's (the SHA-256 of the bytes, in versions before XXH3) is
+    /// dropped, so the file is read whole once; its requests' digests, where not all are
+    /// XXH3-128's, are dropped too, so that each request is parsed.
+    fn held(self) -> Option<Held> {
+        let requests = self.shape.requests.into_iter().map(|(id, d)| Some((id, unhex(&d)?))).collect::<Option<_>>()?;
+        let log = self.log.and_then(|m| {
+            let digest = u128::from_be_bytes(unhex(&m.digest)?);
+            let requests = m.requests.iter().map(|d| unhex(d).map(u128::from_be_bytes)).collect::<Option<_>>();
+            Some(LogMark { len: m.len, digest, requests: requests.unwrap_or_default() })
+        });
+        Some(Held {
+            last_seq: self.last_seq,
+            local_seq: self.local_seq,
+            remote_seq: self.remote_seq,
+            shape: Shape { fields: self.shape.fields, requests },
+            sources: self.sources,
+            log,
+        })
+    }
+}
+
 /// What a `shapes` row says of a session's fields alone (see [`HeldFields`]); `None` as for
 /// [`decode_held`]. A listing (`status`) asks it of every session, and turning each request's
 /// digest into text was most of the time [`decode_held`] took there.
 pub fn decode_held_fields(bytes: &[u8]) -> Option<HeldFields> {
     let Some(body) = body(bytes) else {
-        let held: Held = serde_json::from_slice(bytes).ok()?;
+        let held = serde_json::from_slice::<JsonHeld>(bytes).ok()?.held()?;
         let fields = held.shape.fields;
         return Some(HeldFields { last_seq: held.last_seq, fields, last_source: held.sources.last().copied() });
     };
@@ -213,24 +256,31 @@ fn tagged_body(bytes: &[u8]) -> Option<(u8, &[u8])> {
     (matches!(tag, BINARY | BINARY_GONE) && u64::from_le_bytes(*sum) == xxh3_64(body)).then_some((tag, body))
 }
 
-/// The bytes of a digest written as [`hex`] writes them (lowercase, the full width): the only
-/// text a binary row may stand for, so that it reads back as the same string.
-fn digest_bytes<const N: usize>(s: &str) -> Option<[u8; N]> {
-    unhex(s).filter(|_| !s.bytes().any(|b| b.is_ascii_uppercase()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::hex;
     use proptest::prelude::*;
+    use serde_json::json;
 
-    fn hex_of(len: usize) -> impl Strategy<Value = String> {
-        proptest::collection::vec(any::<u8>(), len).prop_map(|b| hex(&b))
-    }
-
-    /// A digest as a row may hold one: mostly the usual hex, sometimes anything else.
-    fn digest(len: usize) -> impl Strategy<Value = String> {
-        prop_oneof![8 => hex_of(len), 1 => ".{0,70}", 1 => hex_of(len).prop_map(|h| h.to_uppercase())]
+    /// A `shapes` row as versions before the binary form wrote it, its digests' hex in
+    /// upper case where `upper` says.
+    fn json_row(held: &Held, upper: bool) -> Vec<u8> {
+        let hex = |b: &[u8]| if upper { hex(b).to_uppercase() } else { hex(b) };
+        let mark = held.log.as_ref().map(|m| {
+            let requests: Vec<String> = m.requests.iter().map(|d| hex(&d.to_be_bytes())).collect();
+            json!({"len": m.len, "digest": hex(&m.digest.to_be_bytes()), "requests": requests})
+        });
+        let requests: Vec<(&str, String)> = held.shape.requests.iter().map(|(id, d)| (id.as_str(), hex(d))).collect();
+        serde_json::to_vec(&json!({
+            "last_seq": held.last_seq,
+            "local_seq": held.local_seq,
+            "remote_seq": held.remote_seq,
+            "shape": {"fields": held.shape.fields, "requests": requests},
+            "sources": held.sources,
+            "log": mark,
+        }))
+        .unwrap()
     }
 
     fn value() -> impl Strategy<Value = Value> {
@@ -245,9 +295,9 @@ mod tests {
 
     fn held() -> impl Strategy<Value = Held> {
         let fields = proptest::collection::vec((".{0,8}", value()), 0..5).prop_map(|kv| kv.into_iter().collect());
-        let requests = proptest::collection::vec((".{0,24}", digest(32)), 0..6);
+        let requests = proptest::collection::vec((".{0,24}", any::<[u8; 32]>()), 0..6);
         let sources = proptest::collection::vec((any::<u64>(), any::<Option<u32>>()), 0..6);
-        let log = proptest::option::of((any::<u64>(), digest(16), proptest::collection::vec(digest(16), 0..6)));
+        let log = proptest::option::of((any::<u64>(), any::<u128>(), proptest::collection::vec(any::<u128>(), 0..6)));
         (any::<[u64; 3]>(), fields, requests, sources, log).prop_map(|(seqs, fields, requests, sources, log)| Held {
             last_seq: seqs[0],
             local_seq: seqs[1],
@@ -283,10 +333,10 @@ mod tests {
             prop_assert_eq!(decode_held(&encode_held(&held)), Some(held));
         }
 
-        /// What earlier versions wrote is read as they read it.
+        /// What earlier versions wrote is read as they read it, whatever the case of its hex.
         #[test]
-        fn a_json_shape_row_is_still_read(held in held()) {
-            prop_assert_eq!(decode_held(&serde_json::to_vec(&held).unwrap()), Some(held));
+        fn a_json_shape_row_is_still_read(held in held(), upper: bool) {
+            prop_assert_eq!(decode_held(&json_row(&held, upper)), Some(held));
         }
 
         /// A row's fields read alone are the fields of the shape it holds, from either form.
@@ -298,7 +348,7 @@ mod tests {
                 last_source: held.sources.last().copied(),
             };
             prop_assert_eq!(decode_held_fields(&encode_held(&held)), Some(fields.clone()));
-            prop_assert_eq!(decode_held_fields(&serde_json::to_vec(&held).unwrap()), Some(fields));
+            prop_assert_eq!(decode_held_fields(&json_row(&held, false)), Some(fields));
         }
 
         #[test]
@@ -358,26 +408,43 @@ mod tests {
             remote_seq: 38_700,
             shape: Shape {
                 fields: serde_json::from_str(r#"{"version":3,"sessionId":"0035d2e7","requests":null}"#).unwrap(),
-                requests: (0..300).map(|i| (format!("request_{i:08x}-{i:04}"), hex(&[i as u8; 32]))).collect(),
+                requests: (0..300).map(|i| (format!("request_{i:08x}-{i:04}"), [i as u8; 32])).collect(),
             },
             sources: (0..300).map(|i| (38_000 + i, None)).collect(),
-            log: Some(LogMark {
-                len: 974_190,
-                digest: hex(&[7; 16]),
-                requests: (0..300).map(|i| hex(&[i as u8; 16])).collect(),
-            }),
+            log: Some(LogMark { len: 974_190, digest: 7, requests: (0..300).collect() }),
         };
-        let (binary, json) = (encode_held(&held), serde_json::to_vec(&held).unwrap());
+        let (binary, json) = (encode_held(&held), json_row(&held, false));
         assert_eq!(binary[0], BINARY);
         assert!(binary.len() * 100 < json.len() * 55, "{} bytes against JSON's {}", binary.len(), json.len());
         assert_eq!(decode_held(&binary), Some(held));
     }
 
+    /// A JSON row from before XXH3 marks holds the SHA-256 of the file's bytes: its mark is
+    /// left out (the file is read whole once), the rest read as it is. A mark whose requests'
+    /// digests are not all XXH3-128's keeps none (each request is parsed), and a request
+    /// digest that is not a SHA-256's makes the row a miss.
     #[test]
-    fn only_lowercase_hex_of_the_full_width_is_taken_as_bytes() {
-        assert_eq!(digest_bytes::<2>("0aff"), Some([0x0a, 0xff]));
-        for s in ["0AFF", "0af", "0aff0", "0agf", "+aff", "é0a"] {
-            assert_eq!(digest_bytes::<2>(s), None, "{s}");
-        }
+    fn json_rows_whose_digests_are_of_other_widths() {
+        let held = Held {
+            last_seq: 9,
+            local_seq: 8,
+            remote_seq: 9,
+            shape: Shape { fields: Map::new(), requests: vec![("r1".into(), [1; 32]), ("r2".into(), [2; 32])] },
+            sources: vec![(3, None), (9, Some(0))],
+            log: Some(LogMark { len: 40, digest: 5, requests: vec![1, 2] }),
+        };
+        let row = |edit: &dyn Fn(&mut Value)| {
+            let mut v: Value = serde_json::from_slice(&json_row(&held, false)).unwrap();
+            edit(&mut v);
+            decode_held(&serde_json::to_vec(&v).unwrap())
+        };
+        let sha256_mark = row(&|v| v["log"]["digest"] = json!(hex(&[5; 32])));
+        assert_eq!(sha256_mark, Some(Held { log: None, ..held.clone() }));
+        let short_requests = row(&|v| v["log"]["requests"][1] = json!("02"));
+        let bytes_only = held.log.as_ref().map(LogMark::bytes_only);
+        assert_eq!(short_requests, Some(Held { log: bytes_only, ..held.clone() }));
+        assert_eq!(row(&|v| v["shape"]["requests"][0][1] = json!(hex(&[1; 16]))), None);
+        assert_eq!(row(&|v| v["shape"]["requests"][0][1] = json!("g".repeat(64))), None);
+        assert_eq!(row(&|_| ()), Some(held));
     }
 }

@@ -199,7 +199,7 @@ pub struct HeldFields {
 }
 
 /// What a session held when a sync left it in step (see [`Journal::held`]).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
     /// The session's newest seq then: the shape stands for the journal's state only while this
     /// is still the newest.
@@ -211,10 +211,8 @@ pub struct Held {
     pub shape: crate::shape::Shape,
     /// Where each request's value is in the journal (seq, and index in a whole-session
     /// event), parallel to the shape's requests: how a request a log reaches into is read.
-    #[serde(default)]
     pub sources: Vec<(u64, Option<u32>)>,
     /// How far the read it was taken from went into the file (see [`crate::provider::LogMark`]).
-    #[serde(default)]
     pub log: Option<crate::provider::LogMark>,
 }
 

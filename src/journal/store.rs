@@ -1836,7 +1836,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Create).unwrap();
         let ids: Vec<String> = (0..120).map(|i| format!("request_{i:08x}-0000")).collect();
-        let digest = |i: usize| crate::session::hex(&<sha2::Sha256 as sha2::Digest>::digest(i.to_le_bytes()));
+        let digest = |i: usize| <[u8; 32]>::from(<sha2::Sha256 as sha2::Digest>::digest(i.to_le_bytes()));
         let held = crate::journal::Held {
             last_seq: 0,
             local_seq: 0,

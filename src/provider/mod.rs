@@ -40,21 +40,21 @@ pub struct Pulled {
     pub mark: Option<LogMark>,
 }
 
-/// How far into a session file a read went, and a 128-bit hash of the file's bytes up to there
-/// (hex): a later read of a file that still begins with those bytes needs only what follows —
+/// How far into a session file a read went, and a 128-bit hash of the file's bytes up to there:
+/// a later read of a file that still begins with those bytes needs only what follows —
 /// for an append-only log (VS Code's `.jsonl`), the lines appended since; for a file rewritten
 /// whole, nothing at all when it is still exactly those bytes. The content-hash check behind
 /// a fingerprint that cannot be trusted yet.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogMark {
     pub len: u64,
-    pub digest: String,
+    /// The XXH3-128 of the bytes read (see `vscode::mark_of`).
+    pub digest: u128,
     /// For a file rewritten whole, the digest of each request's text as the read found it
     /// (see [`vscode::json`]), in order: how the next read knows the requests it need not
     /// parse. They stand for the requests of the shape taken from the same read, and only
     /// beside that shape (see [`LogMark::bytes_only`]).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub requests: Vec<String>,
+    pub requests: Vec<u128>,
 }
 
 impl LogMark {
@@ -62,7 +62,7 @@ impl LogMark {
     /// anything but the read it was made by (the journal's state, a merge), whose requests its
     /// digests would misname.
     pub fn bytes_only(&self) -> LogMark {
-        LogMark { len: self.len, digest: self.digest.clone(), requests: Vec::new() }
+        LogMark { len: self.len, digest: self.digest, requests: Vec::new() }
     }
 
     /// Whether a mark names the same bytes as this one.
