@@ -88,7 +88,7 @@ enum Op {
     /// `then_still`, the files are then left still long enough to be trusted and synced once
     /// more, which notes everything in step: the next round starts on the no-op path. With
     /// `bit_by_bit`, the round records what it has read after every file where it may (as a
-    /// first sync of a large folder does every 64 MB).
+    /// first sync of a large folder does every 16 MB).
     Sync { strategy: SyncStrategy, settle: Settle, then_still: bool, bit_by_bit: bool },
     /// A round while one workspace's chat folder cannot be read (a share not mounted, the
     /// second one when the flag is set), put back after it: none of its sessions may be taken
