@@ -11,7 +11,8 @@
 //! against damage, not against anyone). JSON rows left by earlier versions are still read
 //! (with a mark from before XXH3 left out: that file is read whole once), and written back in
 //! the binary form. In memory the digests are bytes too: a sync compares and hashes them, and
-//! never shows them.
+//! never shows them. A long session's shape is kept in parts (see [`Shaped`]), so that a
+//! sync rewrites what changed of it rather than all of it.
 
 use bincode::{BorrowDecode, Encode};
 use serde_json::{Map, Value};
@@ -27,6 +28,13 @@ const BINARY: u8 = 1;
 /// The first byte of a `fingerprints` row that says what a deleted session last held (see
 /// [`Settled::gone`]); rows tagged [`BINARY`] are read as before.
 const BINARY_GONE: u8 = 2;
+/// The first byte of the head of a shape kept in parts (see [`Shaped::Parted`]).
+const PARTED: u8 = 3;
+
+/// Requests per `shape_parts` row: few enough that a row stays in its page (a WITHOUT ROWID
+/// row over ~2 KB spills into an overflow page of its own), with VS Code's 44-character
+/// request ids and every digest.
+pub const PART_REQUESTS: usize = 16;
 
 /// Variable-length integers; a row claiming a vast length is refused before it is allocated
 /// (the largest shapes are a few hundred kilobytes).
@@ -57,6 +65,29 @@ struct StoredMark {
     requests: Vec<[u8; 16]>,
 }
 
+/// A shape's head: the shape without its requests, which its parts hold.
+#[derive(Encode, BorrowDecode)]
+struct StoredHeader<'a> {
+    last_seq: u64,
+    local_seq: u64,
+    remote_seq: u64,
+    fields: &'a str,
+    /// How many requests the parts hold, in all.
+    requests: u64,
+    /// The last request's source (see [`HeldFields::last_source`]), for a reader of the row
+    /// alone.
+    last_source: Option<(u64, Option<u32>)>,
+    /// The mark's length and digest, and whether the parts hold its requests' digests.
+    log: Option<(u64, [u8; 16], bool)>,
+    /// The XXH3-64 of the parts' bytes one after another: parts that are not the head's own
+    /// (only a hand on the database leaves such) are a miss.
+    parts: u64,
+}
+
+/// A `shape_parts` row: each of its requests' id, digest, source and (where the mark has
+/// them) text digest.
+type StoredPart<'a> = Vec<(&'a str, [u8; 32], (u64, Option<u32>), Option<[u8; 16]>)>;
+
 /// `G`: what a deleted session last held (seq of its deletion, title, last activity); `()`
 /// in rows written before it was kept.
 #[derive(Encode, BorrowDecode)]
@@ -69,7 +100,116 @@ struct StoredFingerprint<'a, G> {
 
 type StoredGone<'a> = Option<(u64, Option<&'a str>, Option<i64>)>;
 
-/// A `shapes` row's bytes.
+/// A shape as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shaped {
+    /// One `shapes` row: a session of up to [`PART_REQUESTS`] requests, or one whose sources
+    /// or mark do not line up with its requests.
+    Whole(Vec<u8>),
+    /// A head and the requests, [`PART_REQUESTS`] to a part, as `shape_parts` rows (the head
+    /// after the parts): a sync that changes one request of a long session, or adds one,
+    /// rewrites the head and one part, in one page, instead of every request's digests (a
+    /// whole shape of a few hundred requests spills into overflow pages: half of what a 1%
+    /// round wrote).
+    Parted(Vec<u8>, Vec<Vec<u8>>),
+}
+
+/// How a shape is stored: in parts when it has more than [`PART_REQUESTS`] requests.
+pub fn shaped(held: &Held) -> Shaped {
+    let n = held.shape.requests.len();
+    let mark_requests = held.log.as_ref().map_or(0, |m| m.requests.len());
+    if n <= PART_REQUESTS || held.sources.len() != n || (mark_requests != 0 && mark_requests != n) {
+        return Shaped::Whole(encode_held(held));
+    }
+    let mark = held.log.as_ref().filter(|m| !m.requests.is_empty());
+    let parts: Vec<Vec<u8>> = (0..n)
+        .step_by(PART_REQUESTS)
+        .map(|start| {
+            let end = (start + PART_REQUESTS).min(n);
+            let part: StoredPart = (start..end)
+                .map(|i| {
+                    let (id, digest) = &held.shape.requests[i];
+                    (id.as_str(), *digest, held.sources[i], mark.map(|m| m.requests[i].to_be_bytes()))
+                })
+                .collect();
+            bincode::encode_to_vec(&part, config()).expect("encoding to a Vec")
+        })
+        .collect();
+    let fields = serde_json::to_string(&held.shape.fields).expect("JSON values serialize");
+    let header = StoredHeader {
+        last_seq: held.last_seq,
+        local_seq: held.local_seq,
+        remote_seq: held.remote_seq,
+        fields: &fields,
+        requests: n as u64,
+        last_source: held.sources.last().copied(),
+        log: held.log.as_ref().map(|m| (m.len, m.digest.to_be_bytes(), mark.is_some())),
+        parts: parts_digest(&parts),
+    };
+    Shaped::Parted(framed_as(PARTED, &header), parts)
+}
+
+fn parts_digest(parts: &[impl AsRef<[u8]>]) -> u64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for p in parts {
+        hasher.update(p.as_ref());
+    }
+    hasher.digest()
+}
+
+/// Whether a shape's row is the head of one kept in parts (read them, and [`decode_parted`]).
+pub fn is_parted(row: &[u8]) -> bool {
+    row.first() == Some(&PARTED)
+}
+
+/// A shape's head and its parts, in order, read back; `None` for any that is damaged, left
+/// from another write, or not understood (a cache miss).
+pub fn decode_parted(row: &[u8], parts: &[Vec<u8>]) -> Option<Held> {
+    let header: StoredHeader = whole(parted_body(row)?)?;
+    let n = usize::try_from(header.requests).ok()?;
+    if parts.len() != n.div_ceil(PART_REQUESTS) || parts_digest(parts) != header.parts {
+        return None;
+    }
+    let with_marks = header.log.is_some_and(|(_, _, requests)| requests);
+    let mut requests = Vec::with_capacity(n);
+    let mut sources = Vec::with_capacity(n);
+    let mut marks = Vec::with_capacity(if with_marks { n } else { 0 });
+    for (k, part) in parts.iter().enumerate() {
+        let part: StoredPart = whole(part)?;
+        if part.len() != PART_REQUESTS.min(n - k * PART_REQUESTS) {
+            return None;
+        }
+        for (id, digest, source, mark) in part {
+            requests.push((id.to_owned(), digest));
+            sources.push(source);
+            match (with_marks, mark) {
+                (true, Some(m)) => marks.push(u128::from_be_bytes(m)),
+                (false, None) => {}
+                _ => return None,
+            }
+        }
+    }
+    if sources.last().copied() != header.last_source {
+        return None;
+    }
+    Some(Held {
+        last_seq: header.last_seq,
+        local_seq: header.local_seq,
+        remote_seq: header.remote_seq,
+        shape: Shape { fields: serde_json::from_str(header.fields).ok()?, requests },
+        sources,
+        log: header.log.map(|(len, digest, _)| LogMark { len, digest: u128::from_be_bytes(digest), requests: marks }),
+    })
+}
+
+/// The body of a shape's head whose checksum holds.
+fn parted_body(bytes: &[u8]) -> Option<&[u8]> {
+    let (&tag, rest) = bytes.split_first()?;
+    let (sum, body) = rest.split_first_chunk::<8>()?;
+    (tag == PARTED && u64::from_le_bytes(*sum) == xxh3_64(body)).then_some(body)
+}
+
+/// A `shapes` row's bytes, whole.
 pub fn encode_held(held: &Held) -> Vec<u8> {
     let requests = held.shape.requests.iter().map(|(id, d)| (id.as_str(), *d)).collect();
     let log = held.log.as_ref().map(|m| StoredMark {
@@ -168,6 +308,11 @@ impl JsonHeld {
 /// [`decode_held`]. A listing (`status`) asks it of every session, and turning each request's
 /// digest into text was most of the time [`decode_held`] took there.
 pub fn decode_held_fields(bytes: &[u8]) -> Option<HeldFields> {
+    if let Some(body) = parted_body(bytes) {
+        let header: StoredHeader = whole(body)?;
+        let fields: Map<String, Value> = serde_json::from_str(header.fields).ok()?;
+        return Some(HeldFields { last_seq: header.last_seq, fields, last_source: header.last_source });
+    }
     let Some(body) = body(bytes) else {
         let held = serde_json::from_slice::<JsonHeld>(bytes).ok()?.held()?;
         let fields = held.shape.fields;
@@ -308,6 +453,31 @@ mod tests {
         })
     }
 
+    /// A shape as a sync keeps one: sources beside every request, and a mark with every
+    /// request's text digest or none; long enough, often, to be kept in parts.
+    fn aligned_held() -> impl Strategy<Value = Held> {
+        (held(), 0..3 * PART_REQUESTS + 3, any::<bool>(), any::<u64>()).prop_map(|(mut held, n, marks, seed)| {
+            let mut next = seed;
+            let mut step = || {
+                next = next.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                next
+            };
+            held.shape.requests = (0..n).map(|i| (format!("request_{i}"), [step() as u8; 32])).collect();
+            held.sources = (0..n).map(|_| (step() % 1000, (step() % 3 == 0).then_some(step() as u32))).collect();
+            if let Some(m) = held.log.as_mut() {
+                m.requests = if marks { (0..n).map(|_| u128::from(step())).collect() } else { Vec::new() };
+            }
+            held
+        })
+    }
+
+    fn read_back(shaped: &Shaped) -> Option<Held> {
+        match shaped {
+            Shaped::Whole(row) => decode_held(row),
+            Shaped::Parted(row, parts) => decode_parted(row, parts),
+        }
+    }
+
     fn fingerprint() -> impl Strategy<Value = Fingerprint> {
         let gone = proptest::option::of((any::<u64>(), proptest::option::of(".{0,10}"), any::<Option<i64>>()))
             .prop_map(|g| g.map(|(deleted_seq, title, last_activity)| Gone { deleted_seq, title, last_activity }));
@@ -349,6 +519,64 @@ mod tests {
             };
             prop_assert_eq!(decode_held_fields(&encode_held(&held)), Some(fields.clone()));
             prop_assert_eq!(decode_held_fields(&json_row(&held, false)), Some(fields));
+        }
+
+        /// A shape reads back as it was stored, whole or in parts, and its fields alone from
+        /// its row alone; one of more than [`PART_REQUESTS`] requests is kept in parts.
+        #[test]
+        fn a_shape_reads_back_whole_or_in_parts(held in aligned_held()) {
+            let stored = shaped(&held);
+            prop_assert_eq!(matches!(stored, Shaped::Parted(..)), held.shape.requests.len() > PART_REQUESTS);
+            prop_assert_eq!(read_back(&stored), Some(held.clone()));
+            let row = match &stored { Shaped::Whole(row) | Shaped::Parted(row, _) => row };
+            let fields = HeldFields {
+                last_seq: held.last_seq,
+                fields: held.shape.fields.clone(),
+                last_source: held.sources.last().copied(),
+            };
+            prop_assert_eq!(decode_held_fields(row), Some(fields));
+            // A shape whose sources or mark do not line up with its requests is kept whole.
+            let mut odd = held.clone();
+            odd.sources.push((1, None));
+            prop_assert!(matches!(shaped(&odd), Shaped::Whole(_)));
+            prop_assert_eq!(read_back(&shaped(&odd)), Some(odd));
+        }
+
+        /// Parts that are not the row's own (one missing, one more, two swapped, one from
+        /// another write, a byte changed) are a miss, never another shape.
+        #[test]
+        fn parts_that_are_not_the_rows_own_are_a_miss(
+            held in aligned_held(),
+            other in aligned_held(),
+            at in any::<prop::sample::Index>(),
+            flip in 1u8..,
+        ) {
+            let Shaped::Parted(row, parts) = shaped(&held) else { return Ok(()) };
+            let mut missing = parts.clone();
+            missing.pop();
+            prop_assert_eq!(decode_parted(&row, &missing), None);
+            let mut more = parts.clone();
+            more.push(parts[0].clone());
+            prop_assert_eq!(decode_parted(&row, &more), None);
+            let mut swapped = parts.clone();
+            swapped.swap(0, 1);
+            prop_assume!(swapped != parts);
+            prop_assert_eq!(decode_parted(&row, &swapped), None);
+            if let Shaped::Parted(_, theirs) = shaped(&other) {
+                let mut mixed = parts.clone();
+                mixed[0] = theirs[0].clone();
+                prop_assume!(mixed != parts);
+                prop_assert_eq!(decode_parted(&row, &mixed), None);
+            }
+            let mut damaged = parts.clone();
+            let k = at.index(damaged.len());
+            let i = at.index(damaged[k].len());
+            damaged[k][i] ^= flip;
+            prop_assert_eq!(decode_parted(&row, &damaged), None);
+            let mut row = row;
+            let i = at.index(row.len());
+            row[i] ^= flip;
+            prop_assert_eq!(decode_parted(&row, &parts), None);
         }
 
         #[test]

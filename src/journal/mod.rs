@@ -695,7 +695,12 @@ impl Journal {
     /// cache like the fingerprints; one that cannot be read, or that is out of date, is none.
     pub fn held(&self, session_id: &str) -> Result<Option<Held>, JournalError> {
         let Some(v) = self.store.shape(session_id)? else { return Ok(None) };
-        let Some(held) = cache::decode_held(&v) else { return Ok(None) };
+        let held = if cache::is_parted(&v) {
+            cache::decode_parted(&v, &self.store.shape_parts(session_id)?)
+        } else {
+            cache::decode_held(&v)
+        };
+        let Some(held) = held else { return Ok(None) };
         Ok(self.still_newest(session_id, held.last_seq)?.then_some(held))
     }
 
@@ -918,7 +923,7 @@ fn note_in_step(store: &Store, in_step: &mut [InStep]) -> Result<(), JournalErro
         }
     }
     store.put_fingerprints(in_step.iter().map(|(id, fp, held)| {
-        (id.as_str(), fp.as_ref().map(cache::encode_fingerprint), held.as_ref().map(cache::encode_held))
+        (id.as_str(), fp.as_ref().map(cache::encode_fingerprint), held.as_ref().map(cache::shaped))
     }))
 }
 

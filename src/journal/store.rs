@@ -23,6 +23,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use super::JournalError;
 use super::block::{self, Block};
+use super::cache::Shaped;
 use super::compressed::{Compressor, Decompressor};
 use super::delta::{self, Form, StoredSnapshot};
 use super::lines::Line;
@@ -71,9 +72,16 @@ CREATE TABLE snapshots (session INTEGER NOT NULL, seq INTEGER NOT NULL, body BLO
 CREATE TABLE fingerprints (session BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 ";
 
+/// The key, in `shape_parts`, of a shape's head (the row [`Shaped::Parted`] names first): after
+/// its parts, so that it lies beside the last one, which a sync changes most (a request added
+/// or streamed), and both are written in one page.
+const HEAD_PART: i64 = i64::MAX;
+
 /// Tables added to format 2 after journals were first written in it (caches), created with the
 /// others and, on open, where missing.
 const LATER_TABLES: &str = "CREATE TABLE IF NOT EXISTS shapes (session BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID; \
+     CREATE TABLE IF NOT EXISTS shape_parts (session BLOB NOT NULL, part INTEGER NOT NULL, value BLOB NOT NULL, \
+     PRIMARY KEY (session, part)) WITHOUT ROWID; \
      CREATE TABLE IF NOT EXISTS lines (session INTEGER NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, \
      PRIMARY KEY (session, seq)) WITHOUT ROWID; \
      CREATE TABLE IF NOT EXISTS finals (key INTEGER PRIMARY KEY, record BLOB NOT NULL); \
@@ -1312,9 +1320,29 @@ impl Store {
 
     /// A cached shape's bytes (kept apart from the fingerprint, which every sync reads for
     /// every session, while a shape is read only for a changed file).
+    /// A kept shape's row: the `shapes` row of one kept whole, or the head of one kept in parts.
     pub fn shape(&self, session_id: &str) -> Result<Option<Vec<u8>>, JournalError> {
         let row = self.cached_value("SELECT value FROM shapes WHERE session = ?1", session_id)?;
-        Ok(row.map(|row| self.unpacked_row(row)))
+        match row {
+            Some(row) => Ok(Some(self.unpacked_row(row))),
+            None => self
+                .conn
+                .prepare_cached("SELECT value FROM shape_parts WHERE session = ?1 AND part = ?2")
+                .and_then(|mut s| s.query_row(params![session_id.as_bytes(), HEAD_PART], |r| r.get(0)).optional())
+                .map_err(storage),
+        }
+    }
+
+    /// The parts of a shape kept in parts (see [`crate::journal::cache::Shaped`]), in order.
+    pub fn shape_parts(&self, session_id: &str) -> Result<Vec<Vec<u8>>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT value FROM shape_parts WHERE session = ?1 AND part >= 0 AND part < ?2 ORDER BY part",
+            )
+            .map_err(storage)?;
+        let rows = stmt.query_map(params![session_id.as_bytes(), HEAD_PART], |r| r.get(0)).map_err(storage)?;
+        rows.collect::<Result<_, _>>().map_err(storage)
     }
 
     fn cached_value(&self, sql: &str, session_id: &str) -> Result<Option<Vec<u8>>, JournalError> {
@@ -1324,27 +1352,55 @@ impl Store {
             .map_err(storage)
     }
 
-    /// Stores fingerprints and shapes; `None` removes one. Inside the caller's transaction.
+    /// Stores fingerprints and shapes; `None` removes one. Inside the caller's transaction. Of a
+    /// shape kept in parts, only the parts that differ from those stored are written.
     pub fn put_fingerprints<'a>(
         &self,
-        entries: impl IntoIterator<Item = (&'a str, Option<Vec<u8>>, Option<Vec<u8>>)>,
+        entries: impl IntoIterator<Item = (&'a str, Option<Vec<u8>>, Option<Shaped>)>,
     ) -> Result<(), JournalError> {
         let prepare = |sql| self.conn.prepare_cached(sql).map_err(storage);
         let mut put = prepare("INSERT OR REPLACE INTO fingerprints (session, value) VALUES (?1, ?2)")?;
         let mut del = prepare("DELETE FROM fingerprints WHERE session = ?1")?;
         let mut put_shape = prepare("INSERT OR REPLACE INTO shapes (session, value) VALUES (?1, ?2)")?;
         let mut del_shape = prepare("DELETE FROM shapes WHERE session = ?1")?;
+        let mut stored_parts = prepare("SELECT part, value FROM shape_parts WHERE session = ?1")?;
+        let mut put_part = prepare("INSERT OR REPLACE INTO shape_parts (session, part, value) VALUES (?1, ?2, ?3)")?;
+        let mut del_part = prepare("DELETE FROM shape_parts WHERE session = ?1 AND part = ?2")?;
         for (id, value, shape) in entries {
+            let key = id.as_bytes();
             match value {
-                Some(v) => put.execute(params![id.as_bytes(), v]),
-                None => del.execute([id.as_bytes()]),
+                Some(v) => put.execute(params![key, v]),
+                None => del.execute([key]),
             }
             .map_err(storage)?;
-            match shape {
-                Some(v) => put_shape.execute(params![id.as_bytes(), v]),
-                None => del_shape.execute([id.as_bytes()]),
+            // What `shape_parts` should hold for the session: nothing, or the head and the parts.
+            let parts: Vec<(i64, Vec<u8>)> = match shape {
+                Some(Shaped::Whole(v)) => {
+                    put_shape.execute(params![key, v]).map_err(storage)?;
+                    Vec::new()
+                }
+                Some(Shaped::Parted(head, parts)) => {
+                    del_shape.execute([key]).map_err(storage)?;
+                    let parts = parts.into_iter().enumerate().map(|(k, p)| (k as i64, p));
+                    parts.chain([(HEAD_PART, head)]).collect()
+                }
+                None => {
+                    del_shape.execute([key]).map_err(storage)?;
+                    Vec::new()
+                }
+            };
+            let mut stored: HashMap<i64, Vec<u8>> = stored_parts
+                .query_map([key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(storage)?;
+            for (k, part) in parts {
+                if stored.remove(&k).as_ref() != Some(&part) {
+                    put_part.execute(params![key, k, part]).map_err(storage)?;
+                }
             }
-            .map_err(storage)?;
+            for k in stored.into_keys() {
+                del_part.execute(params![key, k]).map_err(storage)?;
+            }
         }
         Ok(())
     }
@@ -1681,6 +1737,63 @@ mod tests {
         assert_eq!(rows, [("a".to_owned(), b"a".to_vec(), 2), ("b".to_owned(), b"b".to_vec(), 1)]);
     }
 
+    /// A shape kept in parts is written part by part: a request added or changed rewrites the
+    /// head and the part that holds it, nothing else; a shorter shape takes its extra parts
+    /// away, and one stored whole, or none, all of them and the head.
+    #[test]
+    fn a_shape_in_parts_rewrites_only_the_parts_that_changed() {
+        use crate::journal::cache::{PART_REQUESTS, Shaped, shaped};
+        let dir = tempfile::tempdir().unwrap();
+        let j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Create).unwrap();
+        let held = |n: usize, changed: usize| crate::journal::Held {
+            last_seq: 7,
+            local_seq: 0,
+            remote_seq: 7,
+            shape: crate::shape::Shape {
+                fields: serde_json::Map::new(),
+                requests: (0..n).map(|i| (format!("r{i}"), [u8::from(i == changed); 32])).collect(),
+            },
+            sources: (0..n as u64).map(|i| (i + 1, None)).collect(),
+            log: None,
+        };
+        let put = |h: Option<Shaped>| {
+            let before = j.store.conn.total_changes();
+            j.store.put_fingerprints([("s", None, h)]).unwrap();
+            j.store.conn.total_changes() - before
+        };
+        let parts = || j.store.shape_parts("s").unwrap();
+        let n = 3 * PART_REQUESTS + 2;
+        assert!(matches!(shaped(&held(n, n)), Shaped::Parted(_, ref p) if p.len() == 4));
+        // Everything the first time: the head and four parts.
+        assert_eq!(put(Some(shaped(&held(n, n)))), 1 + 4);
+        let first = parts();
+        // One request of the second part changed: the head and that part.
+        assert_eq!(put(Some(shaped(&held(n, PART_REQUESTS + 3)))), 1 + 1);
+        let second = parts();
+        assert_eq!((first[0] == second[0], first[1] == second[1], first[2..] == second[2..]), (true, false, true));
+        // One request added: the head and the last part.
+        assert_eq!(put(Some(shaped(&held(n + 1, PART_REQUESTS + 3)))), 1 + 1);
+        // Two parts fewer: the head, the new last part, and two taken away.
+        assert_eq!(put(Some(shaped(&held(2 * PART_REQUESTS - 1, PART_REQUESTS + 3)))), 1 + 1 + 2);
+        assert_eq!(parts().len(), 2);
+        let back = crate::journal::cache::decode_parted(&j.store.shape("s").unwrap().unwrap(), &parts());
+        assert_eq!(back, Some(held(2 * PART_REQUESTS - 1, PART_REQUESTS + 3)));
+        // Whole (a `shapes` row), or none: no part left, nor the head.
+        assert!(matches!(shaped(&held(PART_REQUESTS, 0)), Shaped::Whole(_)));
+        assert_eq!(put(Some(shaped(&held(PART_REQUESTS, 0)))), 1 + 2 + 1);
+        let rows = j.store.seq_rows("SELECT part, value FROM shape_parts", []).unwrap();
+        assert!(rows.is_empty());
+        assert_eq!(
+            crate::journal::cache::decode_held(&j.store.shape("s").unwrap().unwrap()),
+            Some(held(PART_REQUESTS, 0))
+        );
+        // In parts again: the `shapes` row goes, the head and parts come.
+        assert_eq!(put(Some(shaped(&held(n, n)))), 1 + 4 + 1);
+        assert!(crate::journal::cache::is_parted(&j.store.shape("s").unwrap().unwrap()));
+        assert_eq!(put(None), 4 + 1);
+        assert!(parts().is_empty() && j.store.shape("s").unwrap().is_none());
+    }
+
     #[test]
     fn heads_round_trip() {
         let v = head_value(258, &[7; 32], 200);
@@ -1861,7 +1974,9 @@ mod tests {
     fn a_pack_stores_shapes_and_runs_of_lines_compressed_and_they_read_back_the_same() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = crate::journal::Journal::open(dir.path(), crate::journal::OpenMode::Create).unwrap();
-        let ids: Vec<String> = (0..120).map(|i| format!("request_{i:08x}-0000")).collect();
+        // A shape kept whole (one kept in parts has no row large enough to compress).
+        let n = super::super::cache::PART_REQUESTS as u64;
+        let ids: Vec<String> = (0..n).map(|i| format!("request_{i:08x}-0000")).collect();
         let digest = |i: usize| <[u8; 32]>::from(<sha2::Sha256 as sha2::Digest>::digest(i.to_le_bytes()));
         let held = crate::journal::Held {
             last_seq: 0,
@@ -1869,13 +1984,14 @@ mod tests {
             remote_seq: 0,
             shape: crate::shape::Shape {
                 fields:
-                    serde_json::json!({"customTitle": "Why the borrow checker says the value moved", "requests": null})
-                        .as_object()
-                        .unwrap()
-                        .clone(),
+                    serde_json::json!({"customTitle": "Why the borrow checker says the value moved", "requests": null,
+                        "inputState": {"inputText": "why does the value move here ".repeat(40)}})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
                 requests: ids.iter().enumerate().map(|(i, id)| (id.clone(), digest(i))).collect(),
             },
-            sources: (0..120).map(|i| (i + 1, None)).collect(),
+            sources: (0..n).map(|i| (i + 1, None)).collect(),
             log: None,
         };
         let fingerprint = crate::journal::Fingerprint { token: "t".into(), events: 0, title: None, settled: None };
