@@ -1318,9 +1318,9 @@ impl Store {
         Ok(out)
     }
 
-    /// A cached shape's bytes (kept apart from the fingerprint, which every sync reads for
-    /// every session, while a shape is read only for a changed file).
-    /// A kept shape's row: the `shapes` row of one kept whole, or the head of one kept in parts.
+    /// A cached shape's row (kept apart from the fingerprint, which every sync reads for every
+    /// session, while a shape is read only for a changed file): the `shapes` row of one kept
+    /// whole, or the head of one kept in parts (see [`Store::shape_parts`]).
     pub fn shape(&self, session_id: &str) -> Result<Option<Vec<u8>>, JournalError> {
         let row = self.cached_value("SELECT value FROM shapes WHERE session = ?1", session_id)?;
         match row {
