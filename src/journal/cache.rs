@@ -626,6 +626,29 @@ mod tests {
             framed[0] = BINARY_GONE;
             let _ = decode_fingerprint(&framed);
         }
+
+        /// A head that holds (its checksum, and its parts' digest over the parts given) over
+        /// parts of any bytes, claiming any number of requests: a shape or a miss, never a
+        /// panic or an allocation the parts do not pay for.
+        #[test]
+        fn any_parts_under_a_head_that_holds_decode_or_are_refused(
+            parts in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..120), 0..4),
+            requests in prop_oneof![0u64..70, any::<u64>()],
+            log in proptest::option::of((any::<u64>(), any::<[u8; 16]>(), any::<bool>())),
+        ) {
+            let head = framed_as(PARTED, &StoredHeader {
+                last_seq: 1,
+                local_seq: 0,
+                remote_seq: 1,
+                fields: "{}",
+                requests,
+                last_source: None,
+                log,
+                parts: parts_digest(&parts),
+            });
+            let _ = decode_parted(&head, &parts);
+            prop_assert!(decode_held_fields(&head).is_some());
+        }
     }
 
     #[test]
