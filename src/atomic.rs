@@ -57,26 +57,21 @@ pub fn is_temporary(name: &str) -> bool {
     }
 }
 
-/// Removes the temporaries of killed writes in `dir` that are older than `age` (a younger one
-/// may belong to a write under way). Returns how many were removed.
-pub fn remove_stale_temporaries(dir: &Path, age: std::time::Duration) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    let mut removed = 0;
-    // The name first: a chat folder holds hundreds of sessions and a few temporaries at most,
-    // and only a temporary is worth a stat.
-    for entry in entries.flatten().filter(|e| e.file_name().to_str().is_some_and(is_temporary)) {
-        let stale = entry
-            .metadata()
+/// Removes those of `paths` that are temporaries of killed writes (by name: see
+/// [`is_temporary`]) older than `age` (a younger one may belong to a write under way). The paths
+/// come from a listing of the folder that was made anyway (a sync lists every chat folder), so
+/// that tidying takes no second listing of hundreds of sessions. Returns how many were removed.
+pub fn remove_stale_temporaries<'a>(paths: impl IntoIterator<Item = &'a Path>, age: std::time::Duration) -> usize {
+    let ours = |path: &&Path| path.file_name().and_then(|n| n.to_str()).is_some_and(is_temporary);
+    let stale = |path: &&Path| {
+        std::fs::symlink_metadata(path)
             .ok()
             .filter(std::fs::Metadata::is_file)
             .and_then(|m| m.modified().ok())
             .and_then(|t| t.elapsed().ok())
-            .is_some_and(|elapsed| elapsed > age);
-        if stale && std::fs::remove_file(entry.path()).is_ok() {
-            removed += 1;
-        }
-    }
-    removed
+            .is_some_and(|elapsed| elapsed > age)
+    };
+    paths.into_iter().filter(ours).filter(stale).filter(|path| std::fs::remove_file(path).is_ok()).count()
 }
 
 #[cfg(test)]
@@ -106,7 +101,9 @@ mod tests {
         }
         let fresh = ".t.json.chasm-fedcba9876543210fedcba9876543210.tmp";
         std::fs::write(dir.path().join(fresh), "x").unwrap();
-        assert_eq!(super::remove_stale_temporaries(dir.path(), std::time::Duration::from_secs(3600)), 1);
+        let listed: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+        let hour = std::time::Duration::from_secs(3600);
+        assert_eq!(super::remove_stale_temporaries(listed.iter().map(|p| p.as_path()), hour), 1);
         assert!(!dir.path().join(ours).exists());
         assert!(dir.path().join(".s.json.tmp").exists() && dir.path().join(fresh).exists());
     }

@@ -426,14 +426,13 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     let now = Utc::now();
     let wanted = |id: &str| opts.only.as_deref().is_none_or(|only| only == id);
 
-    if !opts.dry_run {
-        provider.tidy();
-    }
-
     // Scan: every listed session, and every journal session last synced to a covered place.
     let mut work: Vec<Work> = Vec::new();
     let mut order: HashMap<String, usize> = HashMap::new();
     let mut listing = provider.list(&mut report.warnings);
+    if !opts.dry_run {
+        provider.tidy();
+    }
     // Files as they were when both sides were last in step, for sessions with nothing newer.
     let in_step_files = if opts.overrides.is_empty() { journal.fingerprints_in_step()? } else { HashMap::new() };
     // A session last seen in a folder the listing could not read is left as it is there,

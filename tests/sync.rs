@@ -156,6 +156,30 @@ fn first_sync_checkpoints_real_sessions_and_a_second_sync_touches_nothing() {
     assert_eq!(mtimes(&chat), before, "a second sync touched a file");
 }
 
+/// What a write of chasm's killed before its rename leaves (`.NAME.chasm-<32 hex>.tmp`) is
+/// removed by a sync once it is an hour old, and by nothing that only reads; a younger one (a
+/// write may be under way) and anything not chasm's stay.
+#[test]
+fn a_sync_removes_the_stale_temporaries_of_killed_writes() {
+    let vs = Vs::new();
+    assert_eq!(vs.sync(&[]).0, 0);
+    let chat = vs.env.chat_dir();
+    let stale = chat.join(format!(".{HAIKU}.jsonl.chasm-0123456789abcdef0123456789abcdef.tmp"));
+    let fresh = chat.join(format!(".{READING}.json.chasm-fedcba9876543210fedcba9876543210.tmp"));
+    let foreign = chat.join(format!(".{READING}.json.tmp"));
+    for (path, hours) in [(&stale, 2), (&fresh, 0), (&foreign, 2)] {
+        std::fs::write(path, "{").unwrap();
+        let written = std::time::SystemTime::now() - std::time::Duration::from_secs(hours * 3600);
+        std::fs::File::options().write(true).open(path).unwrap().set_modified(written).unwrap();
+    }
+    vs.with_root(&["status"]);
+    assert!(stale.exists(), "status removed a file");
+    let (code, out) = vs.sync(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!stale.exists(), "the stale temporary was left");
+    assert!(fresh.exists() && foreign.exists(), "a file that may be in use, or not chasm's, was removed");
+}
+
 #[test]
 fn local_edits_reach_vs_code_in_each_file_format() {
     let vs = Vs::new();

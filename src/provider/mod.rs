@@ -211,7 +211,7 @@ pub trait Provider {
         Vec::new()
     }
     /// Removes what killed writes of chasm's left in the provider's storage (temporary files
-    /// older than an hour); returns how many.
+    /// older than an hour) where the last listing found it; returns how many.
     fn tidy(&self) -> usize;
     /// Where a new session with this id goes, beside an existing one.
     fn location_for_new(&self, near: &Location, session_id: &str) -> Location;

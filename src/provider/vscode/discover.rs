@@ -127,6 +127,9 @@ pub struct Scan {
     /// The chat dirs that could not be read.
     pub unread: Vec<PathBuf>,
     pub passed_over: Vec<PassedOver>,
+    /// Temporaries of chasm's own writes (see [`crate::atomic::is_temporary`]): what a sync
+    /// tidies, found by the listing it makes anyway.
+    pub temporaries: Vec<PathBuf>,
 }
 
 /// The session files in some chat dirs. A file whose name is not a safe session id, or that is
@@ -153,11 +156,15 @@ pub fn list(dirs: &[ChatDir]) -> Scan {
         let now = std::time::SystemTime::now();
         let project = dir.project();
         let mut here: Vec<(Found, Option<std::time::SystemTime>)> = Vec::with_capacity(files.len());
-        for (_, entry) in files {
+        for (name, entry) in files {
             let path = entry.path();
             let format = match path.extension().and_then(|e| e.to_str()) {
                 Some("json") => FileFormat::Json,
                 Some("jsonl") => FileFormat::Jsonl,
+                Some("tmp") if name.to_str().is_some_and(crate::atomic::is_temporary) => {
+                    scan.temporaries.push(path);
+                    continue;
+                }
                 _ => continue,
             };
             let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {

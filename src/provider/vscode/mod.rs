@@ -173,6 +173,8 @@ struct LeftOut {
     unread: Vec<PathBuf>,
     /// For the no-op note (see [`VsCode::passed_over`]).
     passed_over: Vec<discover::PassedOver>,
+    /// What [`Provider::tidy`] may remove.
+    temporaries: Vec<PathBuf>,
 }
 
 impl VsCode {
@@ -208,7 +210,8 @@ impl Provider for VsCode {
     fn list(&self, warnings: &mut Vec<String>) -> Vec<Listed> {
         let scan = discover::list(&self.dirs);
         warnings.extend(scan.warnings);
-        *self.left_out() = LeftOut { unread: scan.unread, passed_over: scan.passed_over };
+        *self.left_out() =
+            LeftOut { unread: scan.unread, passed_over: scan.passed_over, temporaries: scan.temporaries };
         scan.found
             .into_iter()
             .map(|f| Listed {
@@ -294,7 +297,8 @@ impl Provider for VsCode {
 
     fn tidy(&self) -> usize {
         let hour = std::time::Duration::from_secs(3600);
-        self.dirs.iter().map(|d| crate::atomic::remove_stale_temporaries(&d.path, hour)).sum()
+        let temporaries = std::mem::take(&mut self.left_out().temporaries);
+        crate::atomic::remove_stale_temporaries(temporaries.iter().map(PathBuf::as_path), hour)
     }
 
     fn location_for_new(&self, near: &Location, session_id: &str) -> Location {
