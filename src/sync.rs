@@ -944,7 +944,7 @@ fn held(journal: &Journal, id: &str, opts: &Options) -> Result<Option<Held>, Jou
 
 /// Reports list sessions in the provider's order, then the journal's.
 fn sort_by_listing(report: &mut Report, order: &HashMap<String, usize>) {
-    report.sessions.sort_by_key(|s| order.get(&s.session_id).copied().unwrap_or(usize::MAX));
+    report.sessions.sort_by_cached_key(|s| order.get(&s.session_id).copied().unwrap_or(usize::MAX));
 }
 
 /// A `merge` event: both sides hold the session whose content hash is `hash`, as of these
