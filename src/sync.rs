@@ -32,7 +32,7 @@ use crate::journal::{
     SyncChange,
 };
 use crate::merge::{ChangeTimes, Conflict, MergeError, Sides, Strategy, Take, merge};
-use crate::provider::{FileFormat, Listed, Location, LogMark, Provider, Since};
+use crate::provider::{FileFormat, Listed, Location, LogMark, Provider, ProviderError, Pulled, Since};
 use crate::session::{Session, hex};
 use crate::shape::Shape;
 
@@ -463,111 +463,124 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     // How many of VS Code's changes are recorded so far (what a sync stopped by the delete
     // limit says it kept; the checkpoints recorded with them are not counted).
     let mut changes_recorded = 0;
-    for (n, listed) in listing.into_iter().enumerate() {
-        opts.progress.report("reading sessions", n as u64, total);
-        if !wanted(&listed.session_id) {
-            continue;
-        }
-        order.insert(listed.session_id.clone(), order.len());
-        // The fast path: the same file as when both sides were last in step, and no record
-        // since. Nothing to read, fold or write.
-        let token = listed.fingerprint.clone();
-        if let Some(fp) = same_file(&in_step_files, &listed) {
-            report.sessions.push(SessionSync::in_step(
-                listed.session_id,
-                fp.title.clone(),
-                Some(listed.location),
-                token,
-            ));
-            continue;
-        }
-        let torn = |report: &mut Report| {
-            let path = &listed.location.path;
-            let why = if crate::provider::vscode::write::torn_left(path) {
-                "left standing: a writer stopped there, and chasm writes nothing after it"
-            } else {
-                "VS Code may be writing it"
+    // Sessions the journal has never recorded are read whole whatever else is found (all of
+    // them in a first sync): read ahead, on another thread, while this one records.
+    let ahead: Vec<(usize, Location)> = listing
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| wanted(&l.session_id) && journal_ids.binary_search(&l.session_id).is_err())
+        .map(|(n, l)| (n, l.location.clone()))
+        .collect();
+    std::thread::scope(|scope| -> Result<(), SyncError> {
+        let mut ahead = ReadAhead::start(scope, provider, ahead);
+        for (n, listed) in listing.into_iter().enumerate() {
+            opts.progress.report("reading sessions", n as u64, total);
+            let read_ahead = ahead.take(n);
+            if !wanted(&listed.session_id) {
+                continue;
+            }
+            order.insert(listed.session_id.clone(), order.len());
+            // The fast path: the same file as when both sides were last in step, and no record
+            // since. Nothing to read, fold or write.
+            let token = listed.fingerprint.clone();
+            if let Some(fp) = same_file(&in_step_files, &listed) {
+                report.sessions.push(SessionSync::in_step(
+                    listed.session_id,
+                    fp.title.clone(),
+                    Some(listed.location),
+                    token,
+                ));
+                continue;
+            }
+            let torn = |report: &mut Report| {
+                let path = &listed.location.path;
+                let why = if crate::provider::vscode::write::torn_left(path) {
+                    "left standing: a writer stopped there, and chasm writes nothing after it"
+                } else {
+                    "VS Code may be writing it"
+                };
+                report.warnings.push(format!("{}: ignored an incomplete last line ({why})", path.display()));
             };
-            report.warnings.push(format!("{}: ignored an incomplete last line ({why})", path.display()));
-        };
-        // Only the file changed since both sides were in step: what the session held then is
-        // the journal's side. A log is read from where the last read ended and a `.json` not
-        // parsed when it is still the bytes last read, when that can be told.
-        let mut held = held(journal, &listed.session_id, opts)?;
-        let since = held.as_ref().and_then(|h| h.log.clone());
-        let mut quick = None;
-        let read = match since.map(|mark| provider.pull_since(&listed.location, &mark)) {
-            Some(Ok(since @ (Since::Appended(_) | Since::Rewritten(_)))) => {
-                let torn_tail = matches!(&since, Since::Appended(a) if a.torn_tail);
-                let applied = held.as_ref().and_then(|h| since_quick(journal, &listed, h, since));
-                // What the session held is moved into the plan, not copied, once it is settled.
-                match applied.and_then(|applied| Some((applied, held.take()?))) {
-                    Some(((shape, changes, title, mark), held)) => {
-                        if torn_tail {
-                            torn(&mut report);
+            // Only the file changed since both sides were in step: what the session held then is
+            // the journal's side. A log is read from where the last read ended and a `.json` not
+            // parsed when it is still the bytes last read, when that can be told.
+            let mut held = held(journal, &listed.session_id, opts)?;
+            let since = held.as_ref().and_then(|h| h.log.clone());
+            let mut quick = None;
+            let read = match since.map(|mark| provider.pull_since(&listed.location, &mark)) {
+                Some(Ok(since @ (Since::Appended(_) | Since::Rewritten(_)))) => {
+                    let torn_tail = matches!(&since, Since::Appended(a) if a.torn_tail);
+                    let applied = held.as_ref().and_then(|h| since_quick(journal, &listed, h, since));
+                    // What the session held is moved into the plan, not copied, once it is settled.
+                    match applied.and_then(|applied| Some((applied, held.take()?))) {
+                        Some(((shape, changes, title, mark), held)) => {
+                            if torn_tail {
+                                torn(&mut report);
+                            }
+                            quick = Some(Quick { held, shape, changes, title, mark: Some(mark) });
+                            None
                         }
-                        quick = Some(Quick { held, shape, changes, title, mark: Some(mark) });
-                        None
+                        // New lines, or new text, only a whole read settles.
+                        None => Some(provider.pull(&listed.location)),
                     }
-                    // New lines, or new text, only a whole read settles.
-                    None => Some(provider.pull(&listed.location)),
                 }
-            }
-            Some(Ok(Since::Whole(p))) => Some(Ok(p)),
-            Some(Err(e)) => Some(Err(e)),
-            None => Some(provider.pull(&listed.location)),
-        };
-        let (pulled, mark, error) = match read {
-            None => (None, None, None),
-            Some(Ok(p)) if p.session.session_id().is_some_and(|sid| sid != listed.session_id) => {
-                let reason = format!("the file holds session {}", p.session.session_id().unwrap_or_default());
-                (None, None, Some(ReadFailure { reason, action: Action::Failed, bad_content: true }))
-            }
-            Some(Ok(p)) => {
-                if p.torn_tail {
-                    torn(&mut report);
+                Some(Ok(Since::Whole(p))) => Some(Ok(p)),
+                Some(Err(e)) => Some(Err(e)),
+                None => Some(read_ahead.unwrap_or_else(|| provider.pull(&listed.location))),
+            };
+            let (pulled, mark, error) = match read {
+                None => (None, None, None),
+                Some(Ok(p)) if p.session.session_id().is_some_and(|sid| sid != listed.session_id) => {
+                    let reason = format!("the file holds session {}", p.session.session_id().unwrap_or_default());
+                    (None, None, Some(ReadFailure { reason, action: Action::Failed, bad_content: true }))
                 }
-                (Some(p.session), p.mark, None)
+                Some(Ok(p)) => {
+                    if p.torn_tail {
+                        torn(&mut report);
+                    }
+                    (Some(p.session), p.mark, None)
+                }
+                // One changed a moment ago that does not parse may be half written by VS Code,
+                // one gone since the listing deleted by it: either is read again by the next sync.
+                Some(Err(e)) if e.is_transient() || (token.is_none() && e.may_be_half_written()) => {
+                    let reason = format!("{e} (VS Code was changing it; left for the next sync)");
+                    (None, None, Some(ReadFailure { reason, action: Action::Deferred, bad_content: false }))
+                }
+                Some(Err(e)) => {
+                    report.warnings.push(skipped_warning(&e.to_string()));
+                    let bad_content = e.is_bad_content();
+                    (None, None, Some(ReadFailure { reason: e.to_string(), action: Action::Failed, bad_content }))
+                }
+            };
+            // Never recorded: the session is all new, with nothing to fold or merge.
+            let new = held.is_none()
+                && pulled.is_some()
+                && opts.overrides.is_empty()
+                && journal.session_event_count(&listed.session_id)? == 0;
+            let (quick, pulled) = match (quick, held, pulled) {
+                (Some(quick), _, _) => (Some(quick), None),
+                (None, Some(held), Some(session)) => {
+                    let shape = Shape::of(&session);
+                    let changes = diff_shape(&held.shape, &session, &shape);
+                    (Some(Quick { held, shape, changes, title: session.display_title(), mark: mark.clone() }), None)
+                }
+                (None, None, Some(session)) if new => (Some(created(&listed.session_id, session, mark.clone())), None),
+                (None, _, pulled) => (None, pulled),
+            };
+            report.quick += usize::from(quick.is_some());
+            let tail = if quick.is_some() { Tail::default() } else { journal.tail(&listed.session_id)? };
+            let location = Some(listed.location);
+            unrecorded += mark.as_ref().or(quick.as_ref().and_then(|q| q.mark.as_ref())).map_or(0, |m| m.len);
+            work.push(Work { id: listed.session_id, tail, location, pulled, mark, error, token, quick, settled: None });
+            if record_early && unrecorded >= opts.record_after.unwrap_or(RECORD_AFTER) {
+                let (appended, changes) = record_quick(journal, &mut work, now, provider.name())?;
+                report.appended += appended;
+                changes_recorded += changes;
+                unrecorded = 0;
             }
-            // One changed a moment ago that does not parse may be half written by VS Code,
-            // one gone since the listing deleted by it: either is read again by the next sync.
-            Some(Err(e)) if e.is_transient() || (token.is_none() && e.may_be_half_written()) => {
-                let reason = format!("{e} (VS Code was changing it; left for the next sync)");
-                (None, None, Some(ReadFailure { reason, action: Action::Deferred, bad_content: false }))
-            }
-            Some(Err(e)) => {
-                report.warnings.push(skipped_warning(&e.to_string()));
-                let bad_content = e.is_bad_content();
-                (None, None, Some(ReadFailure { reason: e.to_string(), action: Action::Failed, bad_content }))
-            }
-        };
-        // Never recorded: the session is all new, with nothing to fold or merge.
-        let new = held.is_none()
-            && pulled.is_some()
-            && opts.overrides.is_empty()
-            && journal.session_event_count(&listed.session_id)? == 0;
-        let (quick, pulled) = match (quick, held, pulled) {
-            (Some(quick), _, _) => (Some(quick), None),
-            (None, Some(held), Some(session)) => {
-                let shape = Shape::of(&session);
-                let changes = diff_shape(&held.shape, &session, &shape);
-                (Some(Quick { held, shape, changes, title: session.display_title(), mark: mark.clone() }), None)
-            }
-            (None, None, Some(session)) if new => (Some(created(&listed.session_id, session, mark.clone())), None),
-            (None, _, pulled) => (None, pulled),
-        };
-        report.quick += usize::from(quick.is_some());
-        let tail = if quick.is_some() { Tail::default() } else { journal.tail(&listed.session_id)? };
-        let location = Some(listed.location);
-        unrecorded += mark.as_ref().or(quick.as_ref().and_then(|q| q.mark.as_ref())).map_or(0, |m| m.len);
-        work.push(Work { id: listed.session_id, tail, location, pulled, mark, error, token, quick, settled: None });
-        if record_early && unrecorded >= opts.record_after.unwrap_or(RECORD_AFTER) {
-            let (appended, changes) = record_quick(journal, &mut work, now, provider.name())?;
-            report.appended += appended;
-            changes_recorded += changes;
-            unrecorded = 0;
         }
-    }
+        Ok(())
+    })?;
     // Sessions recorded since the ids were read are listed ones, skipped here anyway.
     for id in journal_ids {
         if listed_ids.contains(&id) || !wanted(&id) {
@@ -940,6 +953,56 @@ fn held(journal: &Journal, id: &str, opts: &Options) -> Result<Option<Held>, Jou
         return Ok(None);
     }
     journal.held(id)
+}
+
+/// Whole reads made ahead of the scan, on a thread of their own, in the scan's order. Reading
+/// and parsing a session file is most of a first sync's work, and recording what was read the
+/// rest: on two cores the one goes on while the other is done. A few reads at most wait to be
+/// taken, so memory stays bounded as the scan's own recording bounds it.
+struct ReadAhead {
+    reads: Option<std::sync::mpsc::Receiver<Result<Pulled, ProviderError>>>,
+    /// The listing's indexes of the reads not taken yet, in order.
+    pending: std::collections::VecDeque<usize>,
+}
+
+impl ReadAhead {
+    /// How many reads may wait to be taken.
+    const WAITING: usize = 4;
+    /// Fewer reads than this are left to the scan: a thread costs more than it would save.
+    const WORTH_A_THREAD: usize = 4;
+
+    /// Starts reading the sessions at these places (with their indexes in the listing, rising).
+    fn start<'scope>(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        provider: &'scope dyn Provider,
+        places: Vec<(usize, Location)>,
+    ) -> ReadAhead {
+        if places.len() < Self::WORTH_A_THREAD {
+            return ReadAhead { reads: None, pending: Default::default() };
+        }
+        let pending = places.iter().map(|(n, _)| *n).collect();
+        let (tx, rx) = std::sync::mpsc::sync_channel(Self::WAITING);
+        scope.spawn(move || {
+            for (_, location) in places {
+                // The scan stopped (an error): nothing more is wanted.
+                if tx.send(provider.pull(&location)).is_err() {
+                    return;
+                }
+            }
+        });
+        ReadAhead { reads: Some(rx), pending }
+    }
+
+    /// The read of the listing's `n`-th session, when it was made ahead. The scan asks for
+    /// every index in turn, and takes each read made ahead whether it uses it or not, so that
+    /// the reads stay in step with it.
+    fn take(&mut self, n: usize) -> Option<Result<Pulled, ProviderError>> {
+        if self.pending.front() != Some(&n) {
+            return None;
+        }
+        self.pending.pop_front();
+        self.reads.as_ref()?.recv().ok()
+    }
 }
 
 /// Reports list sessions in the provider's order, then the journal's.

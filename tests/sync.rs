@@ -911,6 +911,37 @@ fn a_session_copied_to_another_workspace_is_followed_there_and_the_no_op_path_ke
     assert_eq!(vs.env.replay(HAIKU, None)["customTitle"], "In the new workspace");
 }
 
+/// A first sync reads the sessions the journal has never seen ahead of its scan, on another
+/// thread: each is recorded as its own file holds it, in the listing's order, and a file that
+/// does not read among them fails alone, as it would read in turn.
+#[test]
+fn a_first_sync_reads_new_sessions_ahead_and_each_is_its_own() {
+    let vs = Vs::new();
+    let chat = vs.env.chat_dir();
+    let mut reading: Value = serde_json::from_slice(&std::fs::read(vs.file(READING)).unwrap()).unwrap();
+    let ids: Vec<String> = (0..9).map(|k| format!("0000000{k}-6c1d-4a9e-b7f2-0e4d6c8a1f35")).collect();
+    for (k, id) in ids.iter().enumerate() {
+        reading["sessionId"] = json!(id);
+        reading["customTitle"] = json!(format!("Copy {k}"));
+        let text = serde_json::to_string_pretty(&reading).unwrap();
+        // The fourth cut short, as a crash leaves a file.
+        let text = if k == 3 { &text[..text.len() / 2] } else { &text[..] };
+        std::fs::write(chat.join(format!("{id}.json")), text).unwrap();
+        age(&chat.join(format!("{id}.json")));
+    }
+    vs.age_files();
+    let out = vs.env.chasm(&["sync", "--root", &vs.root()]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stdout.contains("sync: 10 pulled"), "{stdout}");
+    assert!(stderr.contains(&format!("{}.json", ids[3])) && stderr.contains("not valid JSON"), "{stderr}");
+    for (k, id) in ids.iter().enumerate().filter(|(k, _)| *k != 3) {
+        assert_eq!(vs.env.replay(id, None), vscode_read(&chat.join(format!("{id}.json"))), "copy {k}");
+        assert_eq!(vs.status(id), "synced", "copy {k}");
+    }
+    assert_eq!(vs.env.replay(HAIKU, None), vs.remote(HAIKU));
+}
+
 /// A session file that does not read (cut short by a crash, say) fails every sync until it is
 /// mended, and says so each time; the syncs after it that find nothing else to do take the
 /// no-op path all the same, with the same output and exit code as the full sync, until the

@@ -175,8 +175,9 @@ pub enum Listing {
     NoList,
 }
 
-/// Provider-native storage: what the sync engine reads from and writes to.
-pub trait Provider {
+/// Provider-native storage: what the sync engine reads from and writes to. Shared between
+/// threads: a sync reads ahead on a second one.
+pub trait Provider: Sync {
     /// The provider name recorded in journal events.
     fn name(&self) -> &'static str;
     /// Every session the provider holds, each with its fingerprint as of the listing (taken
