@@ -28,16 +28,16 @@ pub fn apply(old: &Shape, mark: &LogMark, rewritten: Rewritten) -> Option<(Appli
     } else {
         HashMap::new()
     };
+    let Rewritten { mut fields, requests, mark: new_mark } = rewritten;
     let nonce = uuid::Uuid::new_v4().to_string();
-    let requests = rewritten
-        .requests()
-        .zip(&rewritten.mark.requests)
+    let requests = requests
+        .iter()
+        .zip(&new_mark.requests)
         .map(|(text, digest)| match known.get(digest) {
             Some(&k) => Some(stand_in(&nonce, k)),
-            None => serde_json::from_slice(text).ok(),
+            None => serde_json::from_str(text.get()).ok(),
         })
         .collect::<Option<Vec<Value>>>()?;
-    let Rewritten { mut fields, mark: new_mark, .. } = rewritten;
     fields.insert(REQUESTS_KEY.to_owned(), Value::Array(requests));
     Some((settle(old, Value::Object(fields), &nonce)?, new_mark))
 }
@@ -64,9 +64,8 @@ mod tests {
 
     fn rewritten(text: &str) -> Rewritten {
         let split = json::split(text.as_bytes()).unwrap();
-        let (requests, digests) = (split.ranges_in(text.as_bytes()), split.digests());
-        let mark = LogMark { len: 0, digest: 0, requests: digests };
-        Rewritten { fields: split.fields, text: text.as_bytes().to_vec(), requests, mark }
+        let requests = split.digests();
+        Rewritten { fields: split.fields, requests: split.requests, mark: LogMark { len: 0, digest: 0, requests } }
     }
 
     fn request(id: &str, text: &str) -> Value {

@@ -88,19 +88,10 @@ pub enum Since {
 pub struct Rewritten {
     /// Every top-level field in file order, `requests` as a `null` placeholder.
     pub fields: serde_json::Map<String, serde_json::Value>,
-    /// The file's bytes, which hold the requests' texts.
-    pub text: Vec<u8>,
-    /// Where each request's text lies in `text`, in order.
-    pub requests: Vec<std::ops::Range<usize>>,
+    /// Each request's text, in order.
+    pub requests: Vec<Box<serde_json::value::RawValue>>,
     /// How far the read went, with each request's digest ([`LogMark::requests`]).
     pub mark: LogMark,
-}
-
-impl Rewritten {
-    /// Each request's text, as written, in order.
-    pub fn requests(&self) -> impl Iterator<Item = &[u8]> {
-        self.requests.iter().map(|r| &self.text[r.clone()])
-    }
 }
 
 /// What was appended to a log since a [`LogMark`].

@@ -17,45 +17,32 @@ use crate::session::REQUESTS_KEY;
 
 /// A session object in parts.
 #[derive(Debug)]
-pub struct Split<'a> {
+pub struct Split {
     /// Every top-level field in file order, `requests` as a `null` placeholder.
     pub fields: Map<String, Value>,
-    /// Each request's text, as written: borrowed from the file's bytes, for a sync keeps few of
-    /// them (only those it has not seen are parsed), and a copy of each was a tenth of the split.
-    pub requests: Vec<&'a RawValue>,
+    /// Each request's text, as written.
+    pub requests: Vec<Box<RawValue>>,
 }
 
 /// Splits a session file's text (without its byte-order mark). `None` for anything but an
 /// object with a `requests` array and no key twice: such a file is parsed whole, which says what
 /// is wrong with it or reads it as it always has.
-pub fn split(text: &[u8]) -> Option<Split<'_>> {
+pub fn split(text: &[u8]) -> Option<Split> {
     serde_json::from_slice(text).ok()
 }
 
 /// The digest of a request's text: its XXH3-128. Not a cryptographic hash: it
 /// tells a request's own earlier text from a changed one within one file, which nobody gains
 /// by making collide (whoever can write the file can write the change itself).
-fn text_digest(request: &[u8]) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(request)
+fn text_digest(request: &RawValue) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(request.get().as_bytes())
 }
 
-impl<'a> Split<'a> {
+impl Split {
     /// Each request's text digest, in order (what a mark keeps: see
     /// [`crate::provider::LogMark::requests`]).
     pub fn digests(&self) -> Vec<u128> {
-        self.requests.iter().map(|r| text_digest(r.get().as_bytes())).collect()
-    }
-
-    /// Where each request's text lies in `whole`, the bytes this split was made from (with
-    /// anything before the part given to [`split`], such as a byte-order mark): what a caller
-    /// that keeps the bytes keeps of the split's requests.
-    pub fn ranges_in(&self, whole: &[u8]) -> Vec<std::ops::Range<usize>> {
-        let base = whole.as_ptr() as usize;
-        let range = |r: &&RawValue| {
-            let start = r.get().as_ptr() as usize - base;
-            start..start + r.get().len()
-        };
-        self.requests.iter().map(range).collect()
+        self.requests.iter().map(|r| text_digest(r)).collect()
     }
 
     /// The whole session as one value, each request parsed from its text; `None` when a request
@@ -69,8 +56,8 @@ impl<'a> Split<'a> {
     }
 }
 
-impl<'de> Deserialize<'de> for Split<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Split<'de>, D::Error> {
+impl<'de> Deserialize<'de> for Split {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Split, D::Error> {
         deserializer.deserialize_map(SplitVisitor)
     }
 }
@@ -78,13 +65,13 @@ impl<'de> Deserialize<'de> for Split<'de> {
 struct SplitVisitor;
 
 impl<'de> Visitor<'de> for SplitVisitor {
-    type Value = Split<'de>;
+    type Value = Split;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a session object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Split<'de>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Split, A::Error> {
         let mut fields = Map::new();
         let mut requests = None;
         while let Some(key) = map.next_key::<String>()? {
@@ -92,7 +79,7 @@ impl<'de> Visitor<'de> for SplitVisitor {
                 return Err(de::Error::custom("a key given twice"));
             }
             let value = if key == REQUESTS_KEY {
-                requests = Some(map.next_value::<Vec<&'de RawValue>>()?);
+                requests = Some(map.next_value::<Vec<Box<RawValue>>>()?);
                 Value::Null
             } else {
                 map.next_value::<Value>()?
@@ -142,16 +129,6 @@ mod tests {
         ] {
             assert!(split(text.as_bytes()).is_none(), "{text}");
         }
-    }
-
-    /// A request's range in the bytes the split was made from is its text, wherever the split
-    /// began in them (after a byte-order mark, say).
-    #[test]
-    fn a_requests_range_is_where_its_text_lies() {
-        let whole = "\u{feff}{\"requests\": [ {\"a\": \"é\"} ,[1, 2]], \"b\": {}}".as_bytes();
-        let split = split(&whole[3..]).unwrap();
-        let texts: Vec<&[u8]> = split.ranges_in(whole).into_iter().map(|r| &whole[r]).collect();
-        assert_eq!(texts, [r#"{"a": "é"}"#.as_bytes(), b"[1, 2]"]);
     }
 
     /// The same text, the same digest, wherever it stands; any other text, another.

@@ -131,12 +131,11 @@ fn appended(bytes: &[u8], format: FileFormat, mark: &LogMark) -> Option<Appended
 }
 
 /// A `.json` file's bytes in parts, with each request's digest in the mark (see [`json`]);
-/// the bytes back where they cannot be split (the whole read then says why, or reads them as
-/// ever).
-fn rewritten(bytes: Vec<u8>) -> Result<Rewritten, Vec<u8>> {
-    let Some(split) = json::split(bytes.strip_prefix(BOM).unwrap_or(&bytes)) else { return Err(bytes) };
-    let (requests, mark) = (split.ranges_in(&bytes), LogMark { requests: split.digests(), ..mark_of(&bytes) });
-    Ok(Rewritten { fields: split.fields, text: bytes, requests, mark })
+/// `None` where they cannot be split (the whole read then says why, or reads them as ever).
+fn rewritten(bytes: &[u8]) -> Option<Rewritten> {
+    let split = json::split(bytes.strip_prefix(BOM).unwrap_or(bytes))?;
+    let mark = LogMark { requests: split.digests(), ..mark_of(bytes) };
+    Some(Rewritten { fields: split.fields, requests: split.requests, mark })
 }
 
 /// Why a session file cannot be read.
@@ -250,13 +249,11 @@ impl Provider for VsCode {
         if let Some(appended) = appended(&bytes, location.format, mark) {
             return Ok(Since::Appended(appended));
         }
-        let bytes = match location.format {
-            FileFormat::Json => match rewritten(bytes) {
-                Ok(rewritten) => return Ok(Since::Rewritten(rewritten)),
-                Err(bytes) => bytes,
-            },
-            FileFormat::Jsonl => bytes,
-        };
+        if location.format == FileFormat::Json
+            && let Some(rewritten) = rewritten(&bytes)
+        {
+            return Ok(Since::Rewritten(rewritten));
+        }
         Ok(Since::Whole(pulled(session_file_of(&location.path, bytes)?)))
     }
 
@@ -535,8 +532,7 @@ mod tests {
         let digests = &rewritten.mark.requests;
         assert_eq!((&digests[0], &digests[2]), (&mark.requests[0], &mark.requests[1]));
         assert!(!mark.requests.contains(&digests[1]));
-        let second = std::str::from_utf8(rewritten.requests().nth(1).unwrap()).unwrap();
-        assert_eq!(second.split_whitespace().collect::<String>(), r#"{"requestId":"c"}"#);
+        assert_eq!(rewritten.requests[1].get().split_whitespace().collect::<String>(), r#"{"requestId":"c"}"#);
         assert_eq!(rewritten.fields.keys().collect::<Vec<_>>(), ["version", "requests", "sessionId"]);
         assert!(rewritten.mark.same_bytes(&read_session_file(&file).unwrap().mark.unwrap()));
 
