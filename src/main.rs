@@ -25,7 +25,7 @@ fn main() -> ExitCode {
 /// Asks glibc's allocator to keep 8 MB of freed heap instead of returning it to the system at
 /// once (its default pad is 128 KB). A sync reads each changed session file into a buffer of
 /// hundreds of kilobytes and frees it; given back, the next buffer comes from fresh pages, and
-/// faulting them in was a twentieth of a sync round. A process holds at most that much more.
+/// faulting them in was 4% of a sync round. A process holds at most that much more.
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `mallopt` only sets a tunable of the allocator; called before any other thread

@@ -984,15 +984,19 @@ impl ReadAhead {
         }
         let pending = places.iter().map(|(n, _)| *n).collect();
         let (tx, rx) = std::sync::mpsc::sync_channel(Self::WAITING);
-        scope.spawn(move || {
+        let reader = move || {
             for (_, location) in places {
                 // The scan stopped (an error): nothing more is wanted.
                 if tx.send(provider.pull(&location)).is_err() {
                     return;
                 }
             }
-        });
-        ReadAhead { reads: Some(rx), pending }
+        };
+        // A thread the system will not give leaves every read to the scan.
+        match std::thread::Builder::new().name("read-ahead".into()).spawn_scoped(scope, reader) {
+            Ok(_) => ReadAhead { reads: Some(rx), pending },
+            Err(_) => ReadAhead { reads: None, pending: Default::default() },
+        }
     }
 
     /// The read of the listing's `n`-th session, when it was made ahead. The scan asks for
