@@ -174,6 +174,8 @@ fn a_sync_removes_the_stale_temporaries_of_killed_writes() {
     }
     vs.with_root(&["status"]);
     assert!(stale.exists(), "status removed a file");
+    // In full (the first sync recorded its sessions, so it left no note for the no-op path,
+    // which lists nothing and tidies nothing).
     let (code, out) = vs.sync(&[]);
     assert_eq!(code, 0, "{out}");
     assert!(!stale.exists(), "the stale temporary was left");
