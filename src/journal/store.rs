@@ -78,7 +78,7 @@ CREATE TABLE fingerprints (session BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOU
 const HEAD_PART: i64 = i64::MAX;
 
 /// Tables added to format 2 after journals were first written in it (caches), created with the
-/// others and, on open, where missing.
+/// others and, on open, where missing. Each is named in [`LATER_TABLE_NAMES`].
 const LATER_TABLES: &str = "CREATE TABLE IF NOT EXISTS shapes (session BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID; \
      CREATE TABLE IF NOT EXISTS shape_parts (session BLOB NOT NULL, part INTEGER NOT NULL, value BLOB NOT NULL, \
      PRIMARY KEY (session, part)) WITHOUT ROWID; \
@@ -86,6 +86,11 @@ const LATER_TABLES: &str = "CREATE TABLE IF NOT EXISTS shapes (session BLOB PRIM
      PRIMARY KEY (session, seq)) WITHOUT ROWID; \
      CREATE TABLE IF NOT EXISTS finals (key INTEGER PRIMARY KEY, record BLOB NOT NULL); \
      CREATE TABLE IF NOT EXISTS blocks (first INTEGER PRIMARY KEY, frame BLOB NOT NULL);";
+
+/// The tables [`LATER_TABLES`] creates: a read-only open finds them all, or leaves the journal
+/// to the read-write open that creates them (a reader asking for one that is missing would fail
+/// with "no such table").
+const LATER_TABLE_NAMES: [&str; 5] = ["shapes", "shape_parts", "lines", "finals", "blocks"];
 
 /// A `finals` row's key is its session's number times this, plus its seq: rowid order is then
 /// each session's rows in seq order, and a row of up to a page stays in its page (a WITHOUT
@@ -278,16 +283,18 @@ impl Store {
         .map_err(cannot_open(dir))?;
         // The tables and the format in one query. A journal without them, or a file that is
         // not one, is left to the read-write open, which creates them or says what is wrong.
+        let tables = LATER_TABLE_NAMES.map(|t| format!("'{t}'")).join(", ");
         let found = conn.execute_batch(READ_PRAGMAS).and_then(|()| {
             conn.query_row(
-                "SELECT (SELECT count(*) FROM sqlite_schema WHERE type = 'table' \
-                 AND name IN ('meta', 'shapes', 'lines', 'finals', 'blocks')), \
-                 (SELECT value FROM meta WHERE key = ?1)",
+                &format!(
+                    "SELECT (SELECT count(*) FROM sqlite_schema WHERE type = 'table' \
+                     AND name IN ('meta', {tables})), (SELECT value FROM meta WHERE key = ?1)"
+                ),
                 [META_FORMAT],
                 |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?)),
             )
         });
-        let Ok((5, format)) = found else {
+        let Ok((format, true)) = found.map(|(n, format)| (format, n == 1 + LATER_TABLE_NAMES.len() as i64)) else {
             drop(conn);
             return read_write(lock);
         };
@@ -1719,6 +1726,38 @@ impl Inserting<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A journal written before one of the later tables existed is opened, by a command that
+    /// only reads, as a writing command opens it: the table is made, and a reader that asks
+    /// for it does not fail with "no such table".
+    #[test]
+    fn reading_a_journal_without_a_later_table_makes_it() {
+        use crate::journal::{Journal, OpenMode};
+        let mut made = Connection::open_in_memory().unwrap();
+        made.execute_batch(LATER_TABLES).unwrap();
+        let tables = |c: &mut Connection| -> Vec<String> {
+            let mut q = c.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").unwrap();
+            q.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        };
+        let mut named = LATER_TABLE_NAMES.map(str::to_owned).to_vec();
+        named.sort();
+        assert_eq!(tables(&mut made), named, "every later table is named in LATER_TABLE_NAMES");
+
+        for table in LATER_TABLE_NAMES {
+            let dir = tempfile::tempdir().unwrap();
+            Journal::open(dir.path(), OpenMode::Create)
+                .unwrap()
+                .append(vec![crate::journal::tests::change("s1", "a")])
+                .unwrap();
+            let mut raw = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            raw.execute_batch(&format!("DROP TABLE {table}")).unwrap();
+            assert!(!tables(&mut raw).contains(&table.to_owned()));
+            drop(raw);
+            let mut j = Journal::open(dir.path(), OpenMode::Read).unwrap();
+            assert!(tables(&mut j.store.conn).contains(&table.to_owned()), "{table} is missing after the open");
+            assert_eq!(j.last_seq(), 1);
+        }
+    }
 
     /// Each fingerprint comes with its session's record count; one whose session has no
     /// records, or whose key is not the BLOB chasm writes (only a hand on the database makes
