@@ -77,20 +77,29 @@ CREATE TABLE fingerprints (session BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOU
 /// or streamed), and both are written in one page.
 const HEAD_PART: i64 = i64::MAX;
 
-/// Tables added to format 2 after journals were first written in it (caches), created with the
-/// others and, on open, where missing. Each is named in [`LATER_TABLE_NAMES`].
-const LATER_TABLES: &str = "CREATE TABLE IF NOT EXISTS shapes (session BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID; \
-     CREATE TABLE IF NOT EXISTS shape_parts (session BLOB NOT NULL, part INTEGER NOT NULL, value BLOB NOT NULL, \
-     PRIMARY KEY (session, part)) WITHOUT ROWID; \
-     CREATE TABLE IF NOT EXISTS lines (session INTEGER NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, \
-     PRIMARY KEY (session, seq)) WITHOUT ROWID; \
-     CREATE TABLE IF NOT EXISTS finals (key INTEGER PRIMARY KEY, record BLOB NOT NULL); \
-     CREATE TABLE IF NOT EXISTS blocks (first INTEGER PRIMARY KEY, frame BLOB NOT NULL);";
+/// Tables added to format 2 after journals were first written in it, by name and columns. Each
+/// is a cache, or is filled only by the chasm that made it, so an empty one reads as a journal
+/// that never had it: they are made with the others, by a writer's open where missing, and
+/// for a reader, where missing, as empty temporary tables (see [`Store::open_for_reading`]).
+const LATER_TABLES: [(&str, &str); 5] = [
+    ("shapes", "(session BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"),
+    (
+        "shape_parts",
+        "(session BLOB NOT NULL, part INTEGER NOT NULL, value BLOB NOT NULL, PRIMARY KEY (session, part)) WITHOUT ROWID",
+    ),
+    (
+        "lines",
+        "(session INTEGER NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (session, seq)) WITHOUT ROWID",
+    ),
+    ("finals", "(key INTEGER PRIMARY KEY, record BLOB NOT NULL)"),
+    ("blocks", "(first INTEGER PRIMARY KEY, frame BLOB NOT NULL)"),
+];
 
-/// The tables [`LATER_TABLES`] creates: a read-only open finds them all, or leaves the journal
-/// to the read-write open that creates them (a reader asking for one that is missing would fail
-/// with "no such table").
-const LATER_TABLE_NAMES: [&str; 5] = ["shapes", "shape_parts", "lines", "finals", "blocks"];
+/// `create` (`CREATE TABLE IF NOT EXISTS`, `CREATE TEMP TABLE`) for each later table `wanted`.
+fn later_tables(create: &str, wanted: impl Fn(&str) -> bool) -> String {
+    let wanted = LATER_TABLES.iter().filter(|(name, _)| wanted(name));
+    wanted.map(|(name, columns)| format!("{create} {name} {columns};")).collect()
+}
 
 /// A `finals` row's key is its session's number times this, plus its seq: rowid order is then
 /// each session's rows in seq order, and a row of up to a page stays in its page (a WITHOUT
@@ -261,10 +270,12 @@ impl Store {
     /// with other readers, as the commands that only read do: nothing is written, not even the
     /// write-ahead log a read-write open creates and its close checkpoints and deletes (0.2 ms
     /// of a 3 ms `replay`). With the lock held no chasm process writes meanwhile, so the
-    /// database is opened as immutable (no locking, no log). Where a write-ahead log with
-    /// content is left (a writer stopped before it could close), or tables added since the
-    /// journal was written are missing, it is opened as [`Store::open`] opens it, under the
-    /// exclusive lock: that recovers the log and adds the tables.
+    /// database is opened as immutable (no locking, no log). Tables added since the journal was
+    /// written are made empty in the connection's own memory (the next writer adds them to the
+    /// journal): a reader of a journal an older chasm wrote writes nothing either, and reads
+    /// one on read-only media. Where a write-ahead log with content is left (a writer stopped
+    /// before it could close), it is opened as [`Store::open`] opens it, under the exclusive
+    /// lock: that recovers the log.
     pub fn open_for_reading(dir: &Path) -> Result<Store, JournalError> {
         let lock = lock_shared(dir)?;
         // What a read-write open would change is changed under the writers' lock (the shared
@@ -281,25 +292,28 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(cannot_open(dir))?;
-        // The tables and the format in one query. A journal without them, or a file that is
-        // not one, is left to the read-write open, which creates them or says what is wrong.
-        let tables = LATER_TABLE_NAMES.map(|t| format!("'{t}'")).join(", ");
+        // The tables and the format in one query. A file without `meta` (a new journal, or
+        // not one) is left to the read-write open, which creates it or says what is wrong.
         let found = conn.execute_batch(READ_PRAGMAS).and_then(|()| {
             conn.query_row(
-                &format!(
-                    "SELECT (SELECT count(*) FROM sqlite_schema WHERE type = 'table' \
-                     AND name IN ('meta', {tables})), (SELECT value FROM meta WHERE key = ?1)"
-                ),
+                "SELECT (SELECT group_concat(name, ' ') FROM sqlite_schema WHERE type = 'table'), \
+                 (SELECT value FROM meta WHERE key = ?1)",
                 [META_FORMAT],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?)),
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<Vec<u8>>>(1)?)),
             )
         });
-        let Ok((format, true)) = found.map(|(n, format)| (format, n == 1 + LATER_TABLE_NAMES.len() as i64)) else {
+        let Ok((tables, format)) = found else {
             drop(conn);
             return read_write(lock);
         };
         let store = Store::new(dir, conn, lock);
         store.check_version(format)?;
+        let missing = later_tables("CREATE TEMP TABLE", |name| !tables.split(' ').any(|t| t == name));
+        if !missing.is_empty() {
+            (store.conn.execute_batch("PRAGMA temp_store = MEMORY;"))
+                .and_then(|()| store.conn.execute_batch(&missing))
+                .map_err(storage)?;
+        }
         Ok(store)
     }
 
@@ -358,7 +372,7 @@ impl Store {
             }
             self.transaction(|s| {
                 s.conn.execute_batch(SCHEMA).map_err(storage)?;
-                s.conn.execute_batch(LATER_TABLES).map_err(storage)?;
+                s.conn.execute_batch(&later_tables("CREATE TABLE", |_| true)).map_err(storage)?;
                 s.conn
                     .execute(
                         "INSERT INTO meta (key, value) VALUES (?1, ?2)",
@@ -371,7 +385,7 @@ impl Store {
             return Ok(());
         }
         self.check_version(self.meta(META_FORMAT)?)?;
-        self.conn.execute_batch(LATER_TABLES).map_err(storage)
+        self.conn.execute_batch(&later_tables("CREATE TABLE IF NOT EXISTS", |_| true)).map_err(storage)
     }
 
     /// Refuses a journal whose `meta` format value `v` names a format this chasm cannot read;
@@ -1727,35 +1741,39 @@ impl Inserting<'_> {
 mod tests {
     use super::*;
 
-    /// A journal written before one of the later tables existed is opened, by a command that
-    /// only reads, as a writing command opens it: the table is made, and a reader that asks
-    /// for it does not fail with "no such table".
+    /// A journal written before one of the later tables existed is read as it is: the reader
+    /// finds the table empty (no "no such table"), the records as they were, and writes nothing
+    /// (so a backup on read-only media reads too); the next writer adds the table to the journal.
     #[test]
-    fn reading_a_journal_without_a_later_table_makes_it() {
+    fn reading_a_journal_without_a_later_table_writes_nothing() {
         use crate::journal::{Journal, OpenMode};
-        let mut made = Connection::open_in_memory().unwrap();
-        made.execute_batch(LATER_TABLES).unwrap();
-        let tables = |c: &mut Connection| -> Vec<String> {
-            let mut q = c.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").unwrap();
-            q.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        let in_main = |c: &Connection, table: &str| -> bool {
+            let q = "SELECT count(*) FROM main.sqlite_schema WHERE type = 'table' AND name = ?1";
+            c.query_row(q, [table], |r| r.get::<_, i64>(0)).unwrap() == 1
         };
-        let mut named = LATER_TABLE_NAMES.map(str::to_owned).to_vec();
-        named.sort();
-        assert_eq!(tables(&mut made), named, "every later table is named in LATER_TABLE_NAMES");
-
-        for table in LATER_TABLE_NAMES {
+        for (table, _) in LATER_TABLES {
             let dir = tempfile::tempdir().unwrap();
-            Journal::open(dir.path(), OpenMode::Create)
-                .unwrap()
-                .append(vec![crate::journal::tests::change("s1", "a")])
-                .unwrap();
-            let mut raw = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            let mut j = Journal::open(dir.path(), OpenMode::Create).unwrap();
+            let change = crate::journal::tests::change;
+            let records = j.append(vec![change("s1", "a"), change("s1", "b")]).unwrap();
+            drop(j);
+            let raw = Connection::open(dir.path().join(DB_FILE)).unwrap();
             raw.execute_batch(&format!("DROP TABLE {table}")).unwrap();
-            assert!(!tables(&mut raw).contains(&table.to_owned()));
             drop(raw);
-            let mut j = Journal::open(dir.path(), OpenMode::Read).unwrap();
-            assert!(tables(&mut j.store.conn).contains(&table.to_owned()), "{table} is missing after the open");
-            assert_eq!(j.last_seq(), 1);
+            let before = std::fs::read(dir.path().join(DB_FILE)).unwrap();
+
+            let j = Journal::open(dir.path(), OpenMode::Read).unwrap();
+            assert!(!in_main(&j.store.conn, table), "{table} made in the journal by a reader");
+            let rows = j.store.conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get::<_, i64>(0));
+            assert_eq!(rows.unwrap(), 0, "{table}");
+            assert_eq!((j.get(1).unwrap(), j.get(2).unwrap()), (Some(records[0].clone()), Some(records[1].clone())));
+            assert_eq!(j.session_events("s1").unwrap(), records);
+            drop(j);
+            assert!(std::fs::read(dir.path().join(DB_FILE)).unwrap() == before, "{table}: the journal was written");
+            assert!(!dir.path().join(WAL_FILE).exists());
+
+            let j = Journal::open(dir.path(), OpenMode::Existing).unwrap();
+            assert!(in_main(&j.store.conn, table), "{table} not made by a writer");
         }
     }
 
