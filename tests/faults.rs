@@ -99,17 +99,30 @@ fn a_read_only_chat_folder_is_a_warning_and_a_retry_later() {
     env.ok(&["verify"]);
 }
 
-/// A journal on read-only media (a backup, a file-system snapshot) is read as any other; a
-/// command that would write to it says in one line that it cannot, and nothing changes.
+/// A journal on read-only media (a backup, a file-system snapshot) is read as any other, and
+/// so is what the next sync would do (`status`, `conflicts`); a command that would write to it
+/// says in one line that it cannot, and nothing changes.
 #[test]
 fn a_journal_on_read_only_media_is_read_and_not_written() {
     let env = Env::new();
     std::fs::write(env.chat_dir().join("s1.json"), session("s1", "Kept").to_string()).unwrap();
     let root = env.dir.path().join("User");
-    env.ok(&["sync", "--root", root.to_str().unwrap()]);
+    let root = root.to_str().unwrap();
+    env.ok(&["sync", "--root", root]);
+    // One change waiting in VS Code, for `status` to tell.
+    std::fs::write(env.chat_dir().join("s1.json"), session("s1", "Changed in VS Code").to_string()).unwrap();
     // (`--json`: a human line says how long ago, which moves on as the test runs.)
-    let read = |env: &Env| [env.ok(&["log", "--json"]), env.ok(&["log", "s1", "--json"]), env.ok(&["replay", "s1"])];
+    let read = |env: &Env| {
+        [
+            env.ok(&["log", "--json"]),
+            env.ok(&["log", "s1", "--json"]),
+            env.ok(&["replay", "s1"]),
+            env.ok(&["status", "--root", root, "--json"]),
+            env.ok(&["conflicts", "--root", root]),
+        ]
+    };
     let before = read(&env);
+    assert!(before[3].contains("\"remote_ahead\""), "{}", before[3]);
 
     let Some(guard) = make_read_only(&env.journal()) else {
         notice("cannot make a folder read-only here; skipping the read-only journal case");

@@ -29,7 +29,7 @@ pub struct Args {
 }
 
 pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCode> {
-    let mut journal = super::open_journal(journal_dir, OpenMode::Existing)?;
+    let mut journal = super::open_journal(journal_dir, OpenMode::Read)?;
     let report = survey(&mut journal, &args.roots, settings, args.strategy.unwrap_or(settings.strategy))?;
     // Conflicts are named, and settled, where the session's file is: one outside the storage
     // this run covers is only counted, as `status` shows it.

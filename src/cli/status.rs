@@ -110,7 +110,7 @@ pub fn survey(journal: &mut Journal, roots: &RootArgs, settings: &Settings, stra
 }
 
 pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCode> {
-    let mut journal = super::open_journal(journal_dir, OpenMode::Existing)?;
+    let mut journal = super::open_journal(journal_dir, OpenMode::Read)?;
     let mut report = survey(&mut journal, &args.roots, settings, Strategy::AutoMerge)?;
     if let Some(prefix) = &args.session {
         // Sessions VS Code has and the journal does not yet count too.
