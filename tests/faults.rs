@@ -138,6 +138,59 @@ fn a_journal_on_read_only_media_is_read_and_not_written() {
     assert!(env.ok(&["verify"]).starts_with("ok:"));
 }
 
+/// A journal copied to read-only media while a writer had it open (its last commits still in
+/// the write-ahead log, which only a writable open can take in) is not read as if they were
+/// not there: one `error:` line says why, and nothing changes.
+#[test]
+fn a_journal_with_commits_left_in_its_log_on_read_only_media_is_refused_with_the_reason() {
+    let env = Env::new();
+    let live = env.dir.path().join("live");
+    let mut journal = chasm::journal::Journal::open(&live, OpenMode::Create).unwrap();
+    let change = |entity: &str| chasm::journal::NewChange {
+        session_id: "s1".into(),
+        change_type: chasm::journal::ChangeType::Create,
+        entity_type: chasm::journal::EntityType::Session,
+        entity_id: entity.into(),
+        timestamp: chrono::Utc::now(),
+        origin: chasm::journal::Origin::Remote,
+        provider: "vscode".into(),
+        payload: json!({"version": 3, "sessionId": "s1", "requests": []}),
+    };
+    journal.append(vec![change("s1")]).unwrap();
+    // The files as a copy made meanwhile holds them: the commit still in the log.
+    std::fs::create_dir(env.journal()).unwrap();
+    for name in ["journal.sqlite", "journal.sqlite-wal", "lock"] {
+        std::fs::copy(live.join(name), env.journal().join(name)).unwrap();
+    }
+    drop(journal);
+    assert!(std::fs::metadata(env.journal().join("journal.sqlite-wal")).unwrap().len() > 0);
+    let files = || {
+        let mut all: Vec<(String, Vec<u8>)> = std::fs::read_dir(env.journal())
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| (e.file_name().into_string().unwrap(), std::fs::read(e.path()).unwrap()))
+            .collect();
+        all.sort();
+        all
+    };
+    let before = files();
+
+    let Some(guard) = make_read_only(&env.journal()) else {
+        notice("cannot make a folder read-only here; skipping the log left on read-only media case");
+        return;
+    };
+    for args in [&["log"][..], &["replay", "s1"], &["status"]] {
+        let line = assert_error_line(&env.chasm(args));
+        assert!(line.contains("write-ahead log"), "{args:?}: {line}");
+    }
+    drop(guard);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(env.journal(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(files(), before);
+    // Writable again, the commit is taken in and read.
+    assert!(env.ok(&["log", "--json"]).contains("\"seq\":1"));
+}
+
 /// A journal an older chasm wrote, before the tables later versions keep beside the records
 /// (caches, packed blocks), is read from read-only media too: a reader writes nothing, so it
 /// does not add them there. The next writer does.

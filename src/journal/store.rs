@@ -278,14 +278,21 @@ impl Store {
     /// lock: that recovers the log.
     pub fn open_for_reading(dir: &Path) -> Result<Store, JournalError> {
         let lock = lock_shared(dir)?;
+        let path = dir.join(DB_FILE);
+        let wal = std::fs::metadata(dir.join(WAL_FILE)).map_or(0, |m| m.len());
         // What a read-write open would change is changed under the writers' lock (the shared
         // one let go first: `flock` may not trade one for the other in a single step).
         let read_write = |lock: File| {
             drop(lock);
-            Store::open(dir)
+            // Read without its log, the journal would look older than it is: a reader that
+            // cannot take the log in says so.
+            Store::open(dir).map_err(|e| match e {
+                JournalError::Io(why) if wal > 0 => JournalError::Io(format!(
+                    "its last commits are still in its write-ahead log ({WAL_FILE}), which only a writable open can take in: {why}"
+                )),
+                e => e,
+            })
         };
-        let path = dir.join(DB_FILE);
-        let wal = std::fs::metadata(dir.join(WAL_FILE)).map_or(0, |m| m.len());
         let Some(uri) = immutable_uri(&path).filter(|_| wal == 0) else { return read_write(lock) };
         let conn = Connection::open_with_flags(
             &uri,
