@@ -179,7 +179,9 @@ fn a_journal_with_commits_left_in_its_log_on_read_only_media_is_refused_with_the
         notice("cannot make a folder read-only here; skipping the log left on read-only media case");
         return;
     };
-    for args in [&["log"][..], &["replay", "s1"], &["status"]] {
+    env.chat_dir();
+    let root = env.dir.path().join("User");
+    for args in [&["log"][..], &["replay", "s1"], &["status", "--root", root.to_str().unwrap()]] {
         let line = assert_error_line(&env.chasm(args));
         assert!(line.contains("write-ahead log"), "{args:?}: {line}");
     }
