@@ -57,6 +57,10 @@ pub fn is_temporary(name: &str) -> bool {
     }
 }
 
+/// How old a temporary must be before a sync takes it for a killed write's and removes it: a
+/// younger one may belong to a write under way (in another chasm, say).
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Removes those of `paths` that are temporaries of killed writes (by name: see
 /// [`is_temporary`]) older than `age` (a younger one may belong to a write under way). The paths
 /// come from a listing of the folder that was made anyway (a sync lists every chat folder), so

@@ -128,9 +128,10 @@ pub fn record(journal_dir: &Path, provider: &VsCode, seen: Seen) -> io::Result<(
 
 /// Whether everything is as the note says: the same folders, the same session files and files
 /// passed over, each with the fingerprint noted. `Some` of the report to give again when it
-/// does (the warnings, the sessions that did not read); any doubt (no note, an unreadable
-/// folder, a file too fresh to fingerprint) is a `None`.
-pub fn holds(journal_dir: &Path, provider: &VsCode) -> Option<Report> {
+/// does (the warnings, the sessions that did not read), with the temporaries of killed writes
+/// the listing met (which the full sync's tidying removes once stale, and so the round does);
+/// any doubt (no note, an unreadable folder, a file too fresh to fingerprint) is a `None`.
+pub fn holds(journal_dir: &Path, provider: &VsCode) -> Option<(Report, Vec<PathBuf>)> {
     let bytes = std::fs::read(journal_dir.join(FILE)).ok()?;
     let note = serde_json::from_slice::<Note>(&bytes).ok()?;
     let paths = note.dirs.iter().map(|d| Path::new(d.path.as_ref()));
@@ -140,6 +141,7 @@ pub fn holds(journal_dir: &Path, provider: &VsCode) -> Option<Report> {
     // A listing and one stat per file, relative to the open folder: this runs every few seconds.
     let now = std::time::SystemTime::now();
     let mut token = String::with_capacity(64);
+    let mut temporaries = Vec::new();
     for dir in &note.dirs {
         let entries = std::fs::read_dir(dir.path.as_ref()).ok()?;
         let mut seen = 0;
@@ -148,6 +150,9 @@ pub fn holds(journal_dir: &Path, provider: &VsCode) -> Option<Report> {
             let name = entry.file_name();
             let bytes = name.as_encoded_bytes();
             if !(bytes.ends_with(b".json") || bytes.ends_with(b".jsonl")) {
+                if bytes.ends_with(b".tmp") && name.to_str().is_some_and(crate::atomic::is_temporary) {
+                    temporaries.push(entry.path());
+                }
                 continue;
             }
             // Named like a session but not in UTF-8: the full sync says why it skips it.
@@ -172,7 +177,8 @@ pub fn holds(journal_dir: &Path, provider: &VsCode) -> Option<Report> {
             return None;
         }
     }
-    Some(Report { warnings: note.warnings, sessions: reported(note.failed, note.ids), ..Report::default() })
+    let report = Report { warnings: note.warnings, sessions: reported(note.failed, note.ids), ..Report::default() };
+    Some((report, temporaries))
 }
 
 /// The sessions of a report the note holds for: those that did not read, among every other
@@ -200,12 +206,21 @@ fn reported(failed: Vec<Failed>, ids: Vec<Cow<str>>) -> Vec<SessionSync> {
 }
 
 /// One sync of the journal in `journal_dir`, as `chasm sync` and each round of `sync --watch`
-/// run it: nothing at all when the note [`holds`]; otherwise the journal is opened for the
+/// run it: nothing but the removal of stale temporaries of killed writes when the note
+/// [`holds`] (the journal is not opened); otherwise the journal is opened for the
 /// sync's length only (other chasm commands can run between rounds), and a sync that found
 /// everything in step notes it for the next round. A sync of one session (`opts.only`) says
 /// nothing of the others, so it never notes.
 pub fn round(journal_dir: &Path, provider: &VsCode, opts: &Options) -> Result<Report, SyncError> {
-    if let Some(report) = holds(journal_dir, provider) {
+    if let Some((report, temporaries)) = holds(journal_dir, provider) {
+        // Tidied as a full sync tidies: a stale temporary would otherwise stay as long as
+        // every round finds nothing to do.
+        if !opts.dry_run {
+            crate::atomic::remove_stale_temporaries(
+                temporaries.iter().map(PathBuf::as_path),
+                crate::atomic::STALE_AFTER,
+            );
+        }
         return Ok(report);
     }
     let mut journal = Journal::open(journal_dir, OpenMode::Create)?;
@@ -299,7 +314,7 @@ mod tests {
 
     /// The warnings of the report the note gives, when it holds.
     fn warnings(journal: &Path, provider: &VsCode) -> Option<Vec<String>> {
-        holds(journal, provider).map(|r| r.warnings)
+        holds(journal, provider).map(|(r, _)| r.warnings)
     }
 
     /// Writes a file aged past the fingerprint's window, and gives its fingerprint.
@@ -412,7 +427,7 @@ mod tests {
         }];
         seen.ids = vec!["s1".into(), "s2".into(), "s3".into()];
         record(&journal, &provider, seen.clone()).unwrap();
-        let report = holds(&journal, &provider).unwrap();
+        let (report, _) = holds(&journal, &provider).unwrap();
         assert_eq!(report.warnings, seen.warnings);
         let ids: Vec<&str> = report.sessions.iter().map(|s| s.session_id.as_str()).collect();
         assert_eq!(ids, ["s1", "s2", "s3"]);

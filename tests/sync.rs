@@ -174,12 +174,44 @@ fn a_sync_removes_the_stale_temporaries_of_killed_writes() {
     }
     vs.with_root(&["status"]);
     assert!(stale.exists(), "status removed a file");
-    // In full (the first sync recorded its sessions, so it left no note for the no-op path,
-    // which lists nothing and tidies nothing).
+    // In full: the first sync recorded its sessions, so it left no note for the no-op path
+    // (which tidies too: the next test).
     let (code, out) = vs.sync(&[]);
     assert_eq!(code, 0, "{out}");
     assert!(!stale.exists(), "the stale temporary was left");
     assert!(fresh.exists() && foreign.exists(), "a file that may be in use, or not chasm's, was removed");
+}
+
+/// A sync that finds nothing to do (the no-op path, which does not open the journal) removes
+/// a stale temporary too; a dry run does not.
+#[test]
+fn a_no_op_sync_removes_the_stale_temporaries_of_killed_writes_too() {
+    let vs = Vs::new();
+    vs.age_files();
+    vs.sync(&[]);
+    // In step: this one notes it, for the no-op path to take from here.
+    vs.sync(&[]);
+    assert!(vs.env.journal().join(chasm::in_step::FILE).exists(), "no note for the no-op path");
+    let chat = vs.env.chat_dir();
+    let stale = chat.join(format!(".{HAIKU}.jsonl.chasm-0123456789abcdef0123456789abcdef.tmp"));
+    let fresh = chat.join(format!(".{READING}.json.chasm-fedcba9876543210fedcba9876543210.tmp"));
+    let foreign = chat.join(format!(".{READING}.json.tmp"));
+    for (path, hours) in [(&stale, 2), (&fresh, 0), (&foreign, 2)] {
+        std::fs::write(path, "{").unwrap();
+        let written = std::time::SystemTime::now() - std::time::Duration::from_secs(hours * 3600);
+        std::fs::File::options().write(true).open(path).unwrap().set_modified(written).unwrap();
+    }
+    let journal_before = vs.env.ok(&["log", "--json"]);
+    // The journal held by another process: only the no-op path, which never opens it, succeeds.
+    let held = common::open_journal(&vs.env.journal(), OpenMode::Existing);
+    assert_eq!(vs.sync(&["--dry-run"]).0, 0);
+    assert!(stale.exists(), "a dry run removed a file");
+    let (code, out) = vs.sync(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!stale.exists(), "the stale temporary was left");
+    assert!(fresh.exists() && foreign.exists(), "a file that may be in use, or not chasm's, was removed");
+    drop(held);
+    assert_eq!(vs.env.ok(&["log", "--json"]), journal_before);
 }
 
 #[test]

@@ -296,9 +296,8 @@ impl Provider for VsCode {
     }
 
     fn tidy(&self) -> usize {
-        let hour = std::time::Duration::from_secs(3600);
         let temporaries = std::mem::take(&mut self.left_out().temporaries);
-        crate::atomic::remove_stale_temporaries(temporaries.iter().map(PathBuf::as_path), hour)
+        crate::atomic::remove_stale_temporaries(temporaries.iter().map(PathBuf::as_path), crate::atomic::STALE_AFTER)
     }
 
     fn location_for_new(&self, near: &Location, session_id: &str) -> Location {
