@@ -156,14 +156,10 @@ fn first_sync_checkpoints_real_sessions_and_a_second_sync_touches_nothing() {
     assert_eq!(mtimes(&chat), before, "a second sync touched a file");
 }
 
-/// What a write of chasm's killed before its rename leaves (`.NAME.chasm-<32 hex>.tmp`) is
-/// removed by a sync once it is an hour old, and by nothing that only reads; a younger one (a
-/// write may be under way) and anything not chasm's stay.
-#[test]
-fn a_sync_removes_the_stale_temporaries_of_killed_writes() {
-    let vs = Vs::new();
-    assert_eq!(vs.sync(&[]).0, 0);
-    let chat = vs.env.chat_dir();
+/// In `chat`: a temporary of chasm's two hours old, as a write killed before its rename leaves
+/// it (`.NAME.chasm-<32 hex>.tmp`); one just made, as a write under way has it; and an old
+/// `.tmp` that is not chasm's.
+fn temporaries(chat: &Path) -> [PathBuf; 3] {
     let stale = chat.join(format!(".{HAIKU}.jsonl.chasm-0123456789abcdef0123456789abcdef.tmp"));
     let fresh = chat.join(format!(".{READING}.json.chasm-fedcba9876543210fedcba9876543210.tmp"));
     let foreign = chat.join(format!(".{READING}.json.tmp"));
@@ -172,6 +168,17 @@ fn a_sync_removes_the_stale_temporaries_of_killed_writes() {
         let written = std::time::SystemTime::now() - std::time::Duration::from_secs(hours * 3600);
         std::fs::File::options().write(true).open(path).unwrap().set_modified(written).unwrap();
     }
+    [stale, fresh, foreign]
+}
+
+/// What a write of chasm's killed before its rename leaves (`.NAME.chasm-<32 hex>.tmp`) is
+/// removed by a sync once it is an hour old, and by nothing that only reads; a younger one (a
+/// write may be under way) and anything not chasm's stay.
+#[test]
+fn a_sync_removes_the_stale_temporaries_of_killed_writes() {
+    let vs = Vs::new();
+    assert_eq!(vs.sync(&[]).0, 0);
+    let [stale, fresh, foreign] = temporaries(&vs.env.chat_dir());
     vs.with_root(&["status"]);
     assert!(stale.exists(), "status removed a file");
     // In full: the first sync recorded its sessions, so it left no note for the no-op path
@@ -192,15 +199,7 @@ fn a_no_op_sync_removes_the_stale_temporaries_of_killed_writes_too() {
     // In step: this one notes it, for the no-op path to take from here.
     vs.sync(&[]);
     assert!(vs.env.journal().join(chasm::in_step::FILE).exists(), "no note for the no-op path");
-    let chat = vs.env.chat_dir();
-    let stale = chat.join(format!(".{HAIKU}.jsonl.chasm-0123456789abcdef0123456789abcdef.tmp"));
-    let fresh = chat.join(format!(".{READING}.json.chasm-fedcba9876543210fedcba9876543210.tmp"));
-    let foreign = chat.join(format!(".{READING}.json.tmp"));
-    for (path, hours) in [(&stale, 2), (&fresh, 0), (&foreign, 2)] {
-        std::fs::write(path, "{").unwrap();
-        let written = std::time::SystemTime::now() - std::time::Duration::from_secs(hours * 3600);
-        std::fs::File::options().write(true).open(path).unwrap().set_modified(written).unwrap();
-    }
+    let [stale, fresh, foreign] = temporaries(&vs.env.chat_dir());
     let journal_before = vs.env.ok(&["log", "--json"]);
     // The journal held by another process: only the no-op path, which never opens it, succeeds.
     let held = common::open_journal(&vs.env.journal(), OpenMode::Existing);
