@@ -1350,14 +1350,13 @@ impl Store {
     /// session, while a shape is read only for a changed file): the `shapes` row of one kept
     /// whole, or the head of one kept in parts (see [`Store::shape_parts`]).
     pub fn shape(&self, session_id: &str) -> Result<Option<Vec<u8>>, JournalError> {
-        let row = self.cached_value("SELECT value FROM shapes WHERE session = ?1", session_id)?;
-        match row {
+        let key = session_id.as_bytes();
+        match self.cached_value("SELECT value FROM shapes WHERE session = ?1", [key])? {
             Some(row) => Ok(Some(self.unpacked_row(row))),
-            None => self
-                .conn
-                .prepare_cached("SELECT value FROM shape_parts WHERE session = ?1 AND part = ?2")
-                .and_then(|mut s| s.query_row(params![session_id.as_bytes(), HEAD_PART], |r| r.get(0)).optional())
-                .map_err(storage),
+            None => self.cached_value(
+                "SELECT value FROM shape_parts WHERE session = ?1 AND part = ?2",
+                params![key, HEAD_PART],
+            ),
         }
     }
 
@@ -1373,11 +1372,9 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(storage)
     }
 
-    fn cached_value(&self, sql: &str, session_id: &str) -> Result<Option<Vec<u8>>, JournalError> {
-        self.conn
-            .prepare_cached(sql)
-            .and_then(|mut s| s.query_row([session_id.as_bytes()], |r| r.get(0)).optional())
-            .map_err(storage)
+    /// The one value `sql` selects with `params`, if any, by a statement kept prepared.
+    fn cached_value(&self, sql: &str, params: impl rusqlite::Params) -> Result<Option<Vec<u8>>, JournalError> {
+        self.conn.prepare_cached(sql).and_then(|mut s| s.query_row(params, |r| r.get(0)).optional()).map_err(storage)
     }
 
     /// Stores fingerprints and shapes; `None` removes one. Inside the caller's transaction. Of a
