@@ -28,7 +28,8 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone)]
 enum Op {
     /// VS Code creates a session, as a mutation log or a whole `.json`, now and then one long
-    /// enough for the sync to keep its shape in parts.
+    /// enough for the sync to keep its shape in parts, or for its first read to be a large
+    /// batch.
     Create { log: bool, requests: usize },
     /// A request added to a session VS Code has.
     Add(Index),
@@ -131,6 +132,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<bool>(), 0usize..3).prop_map(|(log, requests)| Op::Create { log, requests }),
         // Long enough for the sync to keep its shape in parts.
         1 => (any::<bool>(), 17usize..50).prop_map(|(log, requests)| Op::Create { log, requests }),
+        // Long enough that the round reading it records a large batch: sealed on a second
+        // thread from 64 records, and recorded at once, before the checkpoints, past 128.
+        1 => (any::<bool>(), 64usize..160).prop_map(|(log, requests)| Op::Create { log, requests }),
         3 => i().prop_map(Op::Add),
         3 => (i(), i()).prop_map(|(s, r)| Op::Stream(s, r)),
         1 => i().prop_map(Op::Pop),
@@ -576,7 +580,7 @@ impl Model {
             Op::Create { log, requests } => {
                 let id = format!("{n:08x}-0000-4000-8000-000000000000");
                 // Numbered apart from the requests added later (`n * 10`) however many there are.
-                let base = if *requests > 3 { 1_000_000 + n * 64 } else { n * 10 };
+                let base = if *requests > 3 { 1_000_000 + n * 256 } else { n * 10 };
                 let requests: Vec<Value> =
                     (0..*requests as u64).map(|k| request(base + k, &format!("q {n} {k}"))).collect();
                 let v = json!({"version": 3, "sessionId": id, "creationDate": 1_764_000_000_000u64,
