@@ -273,7 +273,9 @@ fn a_session_whose_file_comes_back_after_its_deletion_is_present_again() {
     vs.ok(&["sync"]);
     std::fs::remove_file(vs.file(ID)).unwrap();
     assert!(vs.ok(&["sync"]).contains("deleted"));
-    // A second sync finds it settled, gone, and notes so: plain status leaves it out.
+    // Deleted on both sides and in step: plain status leaves it out, read from the journal
+    // and then, once a second sync has found it settled and gone and noted so, from the note.
+    assert!(!vs.ok(&["status"]).contains(&ID[..8]));
     vs.ok(&["sync"]);
     assert!(!vs.ok(&["status"]).contains(&ID[..8]));
     let row = |vs: &Vs| vs.status_all().into_iter().find(|r| r["session_id"] == ID).expect("listed");
@@ -285,9 +287,13 @@ fn a_session_whose_file_comes_back_after_its_deletion_is_present_again() {
     assert!(plain.lines().any(|l| l.starts_with("remote_ahead") && !l.contains("chasm restore")), "{plain}");
     vs.ok(&["sync"]);
     assert_eq!(row(&vs)["status"], "synced");
-    // A deletion made through chasm, not yet pushed, leaves the file: deleted, as asked.
+    let plain = vs.ok(&["status"]);
+    assert!(plain.lines().any(|l| l.starts_with("synced") && l.ends_with("Borrow checker")), "{plain}");
+    // A deletion made through chasm, not yet pushed, leaves the file: deleted, as asked, and
+    // left out of plain status like any deleted session.
     vs.env.ok(&["delete", ID]);
     assert_eq!(row(&vs)["presence"], "deleted");
+    assert!(!vs.ok(&["status"]).contains(&ID[..8]));
     // Edits to a deleted session are refused, with the way back.
     let line = vs.env.fails(&["rename", ID, "Renamed"]);
     assert!(line.contains("was deleted at seq") && line.contains(&format!("`chasm restore {ID}`")), "{line}");
