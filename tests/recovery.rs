@@ -299,6 +299,23 @@ fn a_session_whose_file_comes_back_after_its_deletion_is_present_again() {
     assert!(line.contains("was deleted at seq") && line.contains(&format!("`chasm restore {ID}`")), "{line}");
 }
 
+/// A session VS Code deleted since the last sync, its file and its entry in VS Code's list
+/// gone, is VS Code's change waiting for the sync: status says so, and not that VS Code's list
+/// hides it.
+#[test]
+fn a_session_deleted_in_vs_code_since_the_last_sync_is_a_change_waiting_not_a_hidden_one() {
+    let vs = Vs::new();
+    write(&vs.file(ID), &session(ID, "Borrow checker", &[request(1, "why E0502")]));
+    write(&vs.file(OTHER), &session(OTHER, "Other", &[request(1, "hello")]));
+    vs.set_index(&[ID, OTHER]);
+    vs.ok(&["sync"]);
+    std::fs::remove_file(vs.file(ID)).unwrap();
+    vs.set_index(&[OTHER]);
+    let plain = vs.ok(&["status"]);
+    let line = plain.lines().find(|l| l.contains(&ID[..8])).unwrap_or_else(|| panic!("{plain}"));
+    assert!(line.starts_with("remote_ahead") && !line.contains("hidden"), "{plain}");
+}
+
 #[test]
 fn a_session_deleted_in_vs_code_is_listed_and_restored_into_vs_code_and_its_index() {
     let vs = Vs::new();

@@ -81,7 +81,9 @@ fn presence(
     if let Some(gone) = gone.filter(|_| !written_again(s)) {
         return Ok((Presence::Deleted { seq: gone.deleted_seq }, gone.title.clone(), gone.last_activity));
     }
-    let file = s.location.as_ref().filter(|l| l.path.is_file());
+    // A file the sync listed a moment ago (it carries the fingerprint the listing took) is not
+    // looked up again.
+    let file = s.location.as_ref().filter(|l| s.fingerprint.is_some() || l.path.is_file());
     // In step, with its file there: the checkpoint the file agrees with holds the session (a
     // file standing where the journal last has it deleted is a change of VS Code's), and the
     // sync has its title. The journal is asked only for a date, which plain status does not
