@@ -490,6 +490,19 @@ fn bench_sync(scale: &Scale, tmp: &Path, rep: &mut Report) {
     run(&mut git(&user, &["init", "-q"]));
     run(&mut git(&user, &["add", "-A"]));
     run(&mut git(&user, &["commit", "-qm", "first"]));
+    // What a user of either runs to see where things stand, nothing changed since: `chasm
+    // status` (a dry-run sync, then each session's place in VS Code) and `git status`.
+    let [status, git_status] = time_side_by_side(
+        "status",
+        [chasm(&journal, &["status", "--root", &root]), git(&user, &["status", "--porcelain"])],
+    );
+    rep.row(
+        &format!("`chasm status` of {} sessions, nothing changed (vs `git status`)", files.len()),
+        ms(status),
+        format!("{} (git status)", ms(git_status)),
+        format!("{:.2}× git's time", status.as_secs_f64() / git_status.as_secs_f64()),
+        "",
+    );
     // The round a background sync runs most: one session's log gains a request while the
     // user chats, and `sync --watch` runs once the files have been quiet for its debounce
     // (300 ms; here 350). Its fixed costs, not the files, are most of it.
