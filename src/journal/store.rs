@@ -317,9 +317,7 @@ impl Store {
         store.check_version(format)?;
         let missing = later_tables("CREATE TEMP TABLE", |name| !tables.split(' ').any(|t| t == name));
         if !missing.is_empty() {
-            (store.conn.execute_batch("PRAGMA temp_store = MEMORY;"))
-                .and_then(|()| store.conn.execute_batch(&missing))
-                .map_err(storage)?;
+            store.conn.execute_batch(&format!("PRAGMA temp_store = MEMORY; {missing}")).map_err(storage)?;
         }
         Ok(store)
     }
