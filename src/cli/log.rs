@@ -1,6 +1,7 @@
 //! `chasm log`: what happened, newest first, like `git log`.
 
 use std::io::Write;
+use std::ops::Range;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -223,8 +224,9 @@ enum Entry<'a> {
 
 /// The lines to show, newest first (or oldest first), a chunk at a time: one session's (its
 /// `seqs` by the index) from its stored runs of lines and, where those do not cover it, from
-/// its records; the whole journal's from its records by seq, newest first in a first chunk of
-/// `limit` records (`-n 20` reads twenty rows: a packed row costs its decompression).
+/// its records; the whole journal's from its records by seq. Newest first, records are read
+/// in a first chunk of `limit` (`-n 20` reads twenty rows: a packed row costs its
+/// decompression, and a session's record may hold a whole session).
 fn chunks<'a>(
     journal: &'a Journal,
     session: Option<&'a str>,
@@ -263,12 +265,11 @@ fn chunks<'a>(
                 }
                 Box::new(std::iter::once(Ok(lines.into_iter().map(Entry::Line).collect())))
             }
-            // A range of records, CHUNK at a time.
+            // A range of records (positions in `seqs`), CHUNK at a time; newest first, from its
+            // end in a first chunk of `limit` records, as the whole journal's.
             Piece::Records(range) => {
-                let end = range.end;
-                let read = move |at: usize| -> Result<Vec<Entry<'a>>, JournalError> {
-                    let upto = seqs[(at + CHUNK).min(end) - 1];
-                    let mut rows: Vec<Entry> = (journal.session_raw(id, seqs[at] - 1, upto)?.into_iter())
+                let read = move |(from, to): (usize, usize)| -> Result<Vec<Entry<'a>>, JournalError> {
+                    let mut rows: Vec<Entry> = (journal.session_raw(id, seqs[from] - 1, seqs[to - 1])?.into_iter())
                         .map(|(seq, b)| Entry::Stored(seq, b))
                         .collect();
                     if !oldest_first {
@@ -276,8 +277,18 @@ fn chunks<'a>(
                     }
                     Ok(rows)
                 };
-                let starts = range.step_by(CHUNK);
-                if oldest_first { Box::new(starts.map(read)) } else { Box::new(starts.rev().map(read)) }
+                let Range { start, end } = range;
+                if start >= end {
+                    return Box::new(std::iter::empty());
+                }
+                if oldest_first {
+                    return Box::new((start..end).step_by(CHUNK).map(move |at| (at, (at + CHUNK).min(end))).map(read));
+                }
+                let first = (end.saturating_sub(limit.clamp(1, CHUNK)).max(start), end);
+                let ranges = std::iter::successors(Some(first), move |&(from, _)| {
+                    (from > start).then(|| (from.saturating_sub(CHUNK).max(start), from))
+                });
+                Box::new(ranges.map(read))
             }
         }
     }))
@@ -561,5 +572,16 @@ mod tests {
             })
             .collect();
         assert_eq!(newest, (1..=2 * events as u64).rev().collect::<Vec<_>>());
+        // A session's records where no run covers them (`--json`, or `-n 3` past the newest
+        // run) alike: the newest first, in a first chunk of the limit's size.
+        let session = |limit| -> (Vec<usize>, Vec<u64>) {
+            let chunks: Vec<Vec<u64>> = chunks(&journal, Some("s"), &seqs, &[], false, limit)
+                .map(|c| c.unwrap().into_iter().map(|e| if let Entry::Stored(seq, _) = e { seq } else { 0 }).collect())
+                .collect();
+            (chunks.iter().map(Vec::len).collect(), chunks.concat())
+        };
+        let all: Vec<u64> = seqs.iter().rev().copied().collect();
+        assert_eq!(session(3), (vec![3, events - 3], all.clone()));
+        assert_eq!(session(usize::MAX), (vec![events], all));
     }
 }
