@@ -751,6 +751,19 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
         format!("{:.1}× faster", theirs.as_secs_f64() / ours.as_secs_f64()),
         "≥ 10× faster",
     );
+    // Its newest lines, as a user looks at a session first: a page of the newest runs and
+    // records, against git's newest commits of the file.
+    let [ours, theirs] = time_side_by_side(
+        "log -n 20 SESSION",
+        [chasm(&large, &["log", "-n", "20", big_id]), git(&repo, &["log", "-n", "20", "--", "chat.json"])],
+    );
+    rep.row(
+        "`chasm log -n 20 SESSION`, the same session (vs `git log -n 20 -- FILE`)",
+        ms(ours),
+        ms(theirs),
+        format!("{:.2}× git's time", ours.as_secs_f64() / theirs.as_secs_f64()),
+        "",
+    );
     let big_seqs: Vec<u64> = {
         let j = Journal::open(&large, OpenMode::Existing).unwrap();
         j.session_seqs(big_id).unwrap()

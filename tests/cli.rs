@@ -126,6 +126,15 @@ fn a_long_sessions_log_says_what_its_records_say() {
         &["--reverse"],
         &["-n", "100"],
         &["-n", "100", "--reverse"],
+        // Under `-n N` only the newest N seqs and the runs that hold them are read.
+        &["-n", "1"],
+        &["-n", "5"],
+        &["-n", "31", "--reverse"],
+        &["-n", "33"],
+        &["-n", "64"],
+        &["-n", "65"],
+        &["-n", "129"],
+        &["-n", "5", "--json"],
         &["--type", "update"],
         &["--origin", "local"],
         &["--entity", "message", "--since", "60", "--until", &newest],
@@ -136,6 +145,8 @@ fn a_long_sessions_log_says_what_its_records_say() {
         assert_eq!(one, all, "{args:?}");
     }
     assert!(env.ok(&["log", id]).contains(r#"changed #70 "question number 69 about lifetimes" (2 response parts)"#));
+    // Nothing asked for, nothing shown (as `git log -n 0`).
+    assert_eq!(env.ok(&["log", "-n", "0", id]), "");
 }
 
 #[test]

@@ -101,18 +101,23 @@ impl Head {
 }
 
 impl Args {
+    /// Whether a filter may pass over lines, so that which lines `-n N` shows is known only
+    /// as they are read.
+    fn filtered(&self) -> bool {
+        self.origin.is_some()
+            || self.change_type.is_some()
+            || self.entity.is_some()
+            || self.since.is_some()
+            || self.until.is_some()
+    }
+
     /// The oldest seq of `seqs` (a session's, ascending) that a log of its newest `limit`
     /// lines can show (`-n` shows the newest, `--reverse` or not): when nothing is filtered
     /// out, no run of lines ending before it is read (gc stores runs compressed, and `-n 20`
     /// of a long session needs one or two of its runs).
     fn newest_shown(&self, seqs: &[u64], limit: usize) -> u64 {
-        let filtered = self.origin.is_some()
-            || self.change_type.is_some()
-            || self.entity.is_some()
-            || self.since.is_some()
-            || self.until.is_some();
-        match seqs.len().checked_sub(limit) {
-            Some(first) if !filtered => seqs[first],
+        match seqs.len().checked_sub(limit).and_then(|first| seqs.get(first)) {
+            Some(&first) if !self.filtered() => first,
             _ => 0,
         }
     }
@@ -145,13 +150,9 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     let oldest_first = args.reverse && args.max_count.is_none();
     // One session's human lines come from the runs of lines stored beside its snapshots where
     // they are whole, so its records need not be read (`--json` prints every field: records).
-    let seqs = match &session {
-        Some(id) => journal.session_seqs(id)?,
-        None => Vec::new(),
-    };
-    let runs = match &session {
-        Some(id) if !args.json => journal.session_line_runs(id, args.newest_shown(&seqs, limit))?,
-        _ => Vec::new(),
+    let (seqs, runs) = match &session {
+        Some(id) => seqs_and_runs(&journal, id, &args, limit)?,
+        None => (Vec::new(), Vec::new()),
     };
     // A long session's log is a megabyte or more: written in 64 KB pieces, not 8 KB ones.
     let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
@@ -211,6 +212,36 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A session's stored runs of lines, by last seq.
+type Runs = Vec<(u64, Vec<u8>)>;
+
+/// A session's seqs by its index and, for human lines, its stored runs of lines, as far back
+/// as its log needs them: all of them; but under `-n N` with nothing filtered out, the runs
+/// that end at the oldest of its newest N seqs or later, and the seqs from the first line of
+/// the oldest of those runs (so that each run is checked against the index as ever). A long
+/// session's whole index was most of the time `log -n 20 SESSION` took.
+fn seqs_and_runs(journal: &Journal, id: &str, args: &Args, limit: usize) -> Result<(Vec<u64>, Runs), JournalError> {
+    let runs_from = |from| if args.json { Ok(Vec::new()) } else { journal.session_line_runs(id, from) };
+    if args.max_count.is_none() || args.filtered() {
+        let seqs = journal.session_seqs(id)?;
+        let runs = runs_from(args.newest_shown(&seqs, limit))?;
+        return Ok((seqs, runs));
+    }
+    if limit == 0 {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let newest = journal.newest_session_seqs(id, limit)?;
+    // Fewer than N: every seq is read already, and every run is wanted.
+    let oldest = if newest.len() < limit { 0 } else { newest[0] };
+    let runs = runs_from(oldest)?;
+    let first_line = runs.first().and_then(|(_, bytes)| Some(lines::decode(bytes)?.first()?.seq));
+    let seqs = match first_line {
+        Some(from) if from < oldest => journal.session_seqs_from(id, from)?,
+        _ => newest,
+    };
+    Ok((seqs, runs))
 }
 
 /// Records read per query.
@@ -484,6 +515,7 @@ mod tests {
         assert_eq!(args(&["-n", "2", "--reverse"]).newest_shown(&seqs, 2), 12);
         assert_eq!(args(&["-n", "5"]).newest_shown(&seqs, 5), 3);
         assert_eq!(args(&["-n", "9"]).newest_shown(&seqs, 9), 0);
+        assert_eq!(args(&["-n", "0"]).newest_shown(&seqs, 0), 0);
         assert_eq!(args(&["-n", "2", "--origin", "local"]).newest_shown(&seqs, 2), 0);
         assert_eq!(args(&["-n", "2", "--since", "4"]).newest_shown(&seqs, 2), 0);
     }

@@ -808,6 +808,17 @@ impl Journal {
         self.store.session_seqs(session_id, 0, u64::MAX)
     }
 
+    /// [`Journal::session_seqs`] from `from` on.
+    pub fn session_seqs_from(&self, session_id: &str, from: u64) -> Result<Vec<u64>, JournalError> {
+        self.store.session_seqs(session_id, from.saturating_sub(1), u64::MAX)
+    }
+
+    /// The seqs of a session's newest `n` records, ascending: what a log of its newest lines
+    /// needs of a long session's index.
+    pub fn newest_session_seqs(&self, session_id: &str, n: usize) -> Result<Vec<u64>, JournalError> {
+        self.store.newest_session_seqs(session_id, n)
+    }
+
     /// A session's stored runs of log lines that end at `from` or later, by last seq: derived
     /// data, to be checked against its seqs before use (see [`lines::plan`]).
     pub fn session_line_runs(&self, session_id: &str, from: u64) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
