@@ -1104,6 +1104,45 @@ fn the_graph_shows_both_sides_the_conflict_and_its_resolution() {
     assert!(checkpoints[0] < local && checkpoints[1] == resolution + 1, "{graph}");
 }
 
+/// `--graph -n N` reads back only as far as the checkpoints its lines' marks depend on, and
+/// shows what the whole graph shows of them: its newest N lines, marks and all, for the
+/// journal and for one session, in either order.
+#[test]
+fn a_limited_graph_shows_the_whole_graphs_newest_lines() {
+    let vs = title_conflict();
+    assert_eq!(vs.sync(&[]).0, 3);
+    // The other session goes on changing meanwhile, and then the conflict is settled.
+    vs.env.ok(&["rename", "3b5e", "Reading, renamed"]);
+    vs.sync(&[]);
+    vs.env.ok(&["tag", "3b5e", "later"]);
+    let id = vs.conflicts()[0]["id"].as_str().unwrap().to_owned();
+    vs.with_root(&["resolve", &id, "--take", "local"]);
+    vs.sync(&[]);
+    // And once more the other way round, VS Code's change first (captured: no checkpoint),
+    // so that the one chasm makes after it is the one marked.
+    vs.vscode_writes(HAIKU, json!({"kind": 1, "k": ["customTitle"], "v": "VS Code again"}));
+    vs.env.ok(&["capture", vs.file(HAIKU).to_str().unwrap()]);
+    vs.env.ok(&["rename", "9c2d", "Local again"]);
+    for session in [&[][..], &["9c2d"], &["3b5e"]] {
+        let graph = |args: &[&str]| vs.env.ok(&[&["log", "--graph"][..], session, args].concat());
+        let whole = graph(&[]);
+        let (header, lines) = whole.split_once('\n').unwrap();
+        let lines: Vec<&str> = lines.lines().collect();
+        if session.is_empty() {
+            assert!(whole.contains("changed on both sides") && whole.contains("<- resolution"), "{whole}");
+            assert!(lines[0].contains("Local again") && lines[0].contains("changed on both sides"), "{whole}");
+        }
+        for n in 0..=lines.len() + 1 {
+            let newest = &lines[..n.min(lines.len())];
+            let shown = |lines: Vec<&str>| lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+            let n = n.to_string();
+            assert_eq!(graph(&["-n", &n]), format!("{header}\n{}", shown(newest.to_vec())), "{session:?} -n {n}");
+            let oldest_first = newest.iter().rev().copied().collect();
+            assert_eq!(graph(&["-n", &n, "--reverse"]), format!("{header}\n{}", shown(oldest_first)), "{session:?}");
+        }
+    }
+}
+
 /// VS Code changes one of the two sessions, as the generator picks: a request added, a
 /// response streamed, the last request removed or a title set, in the `.jsonl` log, or the same
 /// kinds of change written as a whole new `.json` file.

@@ -1,5 +1,6 @@
 //! `chasm log`: what happened, newest first, like `git log`.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::ops::Range;
 use std::path::Path;
@@ -232,7 +233,7 @@ fn seqs_and_runs(journal: &Journal, id: &str, args: &Args, limit: usize) -> Resu
     if limit == 0 {
         return Ok((Vec::new(), Vec::new()));
     }
-    let newest = journal.newest_session_seqs(id, limit)?;
+    let newest = journal.newest_session_seqs(id, u64::MAX, limit)?;
     // Fewer than N: every seq is read already, and every run is wanted.
     let oldest = if newest.len() < limit { 0 } else { newest[0] };
     let runs = runs_from(oldest)?;
@@ -333,10 +334,7 @@ fn graph(journal: &Journal, session: Option<&str>, args: &Args, limit: usize) ->
     // A session's seqs by its index, read once for both passes.
     let seqs = session.map(|id| journal.session_seqs(id)).transpose()?;
     let session_seqs = session.zip(seqs.as_deref());
-    let events = stored_in_order(journal, session_seqs, None, |seq, bytes| {
-        SyncChange::decode_with(bytes, |_| Some(serde_json::Value::Null))
-            .map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })
-    })?;
+    let events = graph_events(journal, session_seqs, args, limit)?;
     let lines = super::graph::lines(&events);
     let picked: Vec<&super::graph::Line> =
         lines.iter().rev().filter(|l| args.matches(&Head::of(l.event))).take(limit).collect();
@@ -366,6 +364,95 @@ fn graph(journal: &Journal, session: Option<&str>, args: &Args, limit: usize) ->
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The events `--graph` marks, oldest first, held without their payloads: all of them; but
+/// under `-n N` with nothing filtered out, the newest N and, for each of their sessions, its
+/// events back to its last checkpoint before its oldest among them. A line's mark depends only
+/// on its own session's events since that checkpoint (which clears what each side changed and
+/// gives the session its merge base) and up to its next one, so those lines are marked as a
+/// read of the whole history marks them; `log --graph -n 20` read every record of the journal.
+fn graph_events(
+    journal: &Journal,
+    session: Option<(&str, &[u64])>,
+    args: &Args,
+    limit: usize,
+) -> Result<Vec<SyncChange>, JournalError> {
+    if args.max_count.is_none() || args.filtered() {
+        return stored_in_order(journal, session, None, decode_head);
+    }
+    let (id, seqs) = session.map_or((None, &[][..]), |(id, seqs)| (Some(id), seqs));
+    let mut events = Vec::new();
+    for chunk in chunks(journal, id, seqs, &[], false, limit) {
+        for entry in chunk? {
+            // Without runs of lines, every entry is a record.
+            if let Entry::Stored(seq, bytes) = entry {
+                events.push(decode_head(seq, &bytes)?);
+            }
+        }
+        if events.len() >= limit {
+            break;
+        }
+    }
+    events.truncate(limit);
+    // Newest first: each session's last event here is its oldest line.
+    let mut oldest: HashMap<&str, &SyncChange> = HashMap::new();
+    for event in &events {
+        oldest.insert(&event.session_id, event);
+    }
+    let mut before = Vec::new();
+    for (session, event) in oldest {
+        if event.change_type != ChangeType::Merge {
+            before.extend(back_to_checkpoint(journal, session, seqs, event.seq)?);
+        }
+    }
+    events.extend(before);
+    // Newest first, unless several sessions went back (a session's alone need only turning).
+    if events.is_sorted_by(|a, b| a.seq > b.seq) {
+        events.reverse();
+    } else {
+        events.sort_unstable_by_key(|e| e.seq);
+    }
+    Ok(events)
+}
+
+/// A session's events before seq `before`, newest first, back to its last checkpoint among
+/// them (all of them if it has none), a chunk at a time by its seqs: `known` when the caller
+/// has read them all (a graph of one session), else from the index a few at a time, as a
+/// checkpoint is seldom more than a sync's changes away.
+fn back_to_checkpoint(
+    journal: &Journal,
+    session: &str,
+    known: &[u64],
+    mut before: u64,
+) -> Result<Vec<SyncChange>, JournalError> {
+    let mut events = Vec::new();
+    let mut step = 16;
+    loop {
+        let seqs = if known.is_empty() {
+            journal.newest_session_seqs(session, before, step)?
+        } else {
+            let end = known.partition_point(|&s| s < before);
+            known[end.saturating_sub(CHUNK)..end].to_vec()
+        };
+        let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) else { return Ok(events) };
+        for (seq, bytes) in journal.session_raw(session, first - 1, last)?.into_iter().rev() {
+            let event = decode_head(seq, &bytes)?;
+            let checkpoint = event.change_type == ChangeType::Merge;
+            events.push(event);
+            if checkpoint {
+                return Ok(events);
+            }
+        }
+        before = first;
+        step = (step * 2).min(CHUNK);
+    }
+}
+
+/// A record without its payload: what the graph's marks need.
+fn decode_head(seq: u64, bytes: &[u8]) -> Result<SyncChange, JournalError> {
+    SyncChange::decode_with(bytes, |_| Some(serde_json::Value::Null))
+        .map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })
 }
 
 /// The `--json` form of a record (the schema is in the README): the same object as a line of

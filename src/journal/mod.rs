@@ -813,10 +813,10 @@ impl Journal {
         self.store.session_seqs(session_id, from.saturating_sub(1), u64::MAX)
     }
 
-    /// The seqs of a session's newest `n` records, ascending: what a log of its newest lines
-    /// needs of a long session's index.
-    pub fn newest_session_seqs(&self, session_id: &str, n: usize) -> Result<Vec<u64>, JournalError> {
-        self.store.newest_session_seqs(session_id, n)
+    /// The seqs of a session's newest `n` records before seq `before`, ascending: what a log
+    /// of its newest lines needs of a long session's index.
+    pub fn newest_session_seqs(&self, session_id: &str, before: u64, n: usize) -> Result<Vec<u64>, JournalError> {
+        self.store.newest_session_seqs(session_id, before, n)
     }
 
     /// A session's stored runs of log lines that end at `from` or later, by last seq: derived

@@ -715,16 +715,16 @@ impl Store {
         rows.map(|r| r.map(|s| s as u64)).collect::<Result<_, _>>().map_err(storage)
     }
 
-    /// A session's newest `n` seqs, ascending, from the per-session index (read backwards, so
-    /// that the newest of a long session cost what they are, not the whole index).
-    pub fn newest_session_seqs(&self, session_id: &str, n: usize) -> Result<Vec<u64>, JournalError> {
+    /// A session's newest `n` seqs before `before`, ascending, from the per-session index (read
+    /// backwards, so that the newest of a long session cost what they are, not the whole index).
+    pub fn newest_session_seqs(&self, session_id: &str, before: u64, n: usize) -> Result<Vec<u64>, JournalError> {
         let Some(num) = self.num(session_id)? else { return Ok(Vec::new()) };
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT seq FROM log WHERE session = ?1 ORDER BY seq DESC LIMIT ?2")
+            .prepare_cached("SELECT seq FROM log WHERE session = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3")
             .map_err(storage)?;
         let limit = i64::try_from(n).unwrap_or(i64::MAX);
-        let rows = stmt.query_map(params![num, limit], |r| r.get::<_, i64>(0)).map_err(storage)?;
+        let rows = stmt.query_map(params![num, int(before), limit], |r| r.get::<_, i64>(0)).map_err(storage)?;
         let mut seqs = rows.map(|r| r.map(|s| s as u64)).collect::<Result<Vec<_>, _>>().map_err(storage)?;
         seqs.reverse();
         Ok(seqs)
