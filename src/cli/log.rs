@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -123,6 +123,21 @@ impl Args {
         }
     }
 
+    /// The seqs `--since SEQ` and `--until SEQ` bound the journal's log to, so that it reads
+    /// no others. (A time bounds none: records' times need not rise with their seqs, as an
+    /// import keeps the times it was given.)
+    fn seq_span(&self) -> RangeInclusive<u64> {
+        let from = match self.since {
+            Some(Point::Seq(s)) => s,
+            _ => 1,
+        };
+        let to = match self.until {
+            Some(Point::Seq(s)) => s,
+            _ => u64::MAX,
+        };
+        from..=to
+    }
+
     fn matches(&self, r: &Head) -> bool {
         self.origin.is_none_or(|o| r.origin == o)
             && self.change_type.is_none_or(|t| r.change_type == t)
@@ -164,7 +179,7 @@ pub fn run(journal_dir: &Path, args: Args) -> Result<ExitCode> {
     let mut line = Vec::new();
     // Records are read a chunk at a time (one query per chunk) and each is decoded only as far
     // as its line needs: `--json` prints every field, a human line a few words of the payload.
-    for chunk in chunks(&journal, session.as_deref(), &seqs, &runs, oldest_first, limit) {
+    for chunk in chunks(&journal, session.as_deref(), &seqs, &runs, oldest_first, limit, args.seq_span()) {
         for entry in chunk? {
             if shown >= limit {
                 break;
@@ -256,7 +271,8 @@ enum Entry<'a> {
 
 /// The lines to show, newest first (or oldest first), a chunk at a time: one session's (its
 /// `seqs` by the index) from its stored runs of lines and, where those do not cover it, from
-/// its records; the whole journal's from its records by seq. Newest first, records are read
+/// its records; the whole journal's from its records by seq, within `span` (seqs that
+/// `--since`/`--until` leave out are not read). Newest first, records are read
 /// in a first chunk of `limit` (`-n 20` reads twenty rows: a packed row costs its
 /// decompression, and a session's record may hold a whole session).
 fn chunks<'a>(
@@ -266,9 +282,11 @@ fn chunks<'a>(
     runs: &'a [(u64, Vec<u8>)],
     oldest_first: bool,
     limit: usize,
+    span: RangeInclusive<u64>,
 ) -> Box<dyn Iterator<Item = Result<Vec<Entry<'a>>, JournalError>> + 'a> {
     let Some(id) = session else {
-        let last = journal.last_seq();
+        // Within the seqs asked for: (`after`, `last`].
+        let (after, last) = (span.start().saturating_sub(1), journal.last_seq().min(*span.end()));
         let read = move |(after, upto)| -> Result<Vec<Entry<'a>>, JournalError> {
             let mut rows: Vec<Entry> =
                 journal.raw_between(after, upto)?.into_iter().map(|(seq, b)| Entry::Stored(seq, b)).collect();
@@ -278,15 +296,14 @@ fn chunks<'a>(
             Ok(rows)
         };
         if oldest_first {
-            let ranges =
-                (0..last.div_ceil(CHUNK as u64)).map(move |i| (i * CHUNK as u64, ((i + 1) * CHUNK as u64).min(last)));
+            let ranges = (after..last).step_by(CHUNK).map(move |from| (from, (from + CHUNK as u64).min(last)));
             return Box::new(ranges.map(read));
         }
-        let first = (last.saturating_sub(limit.clamp(1, CHUNK) as u64), last);
-        let ranges = std::iter::successors(Some(first), |&(after, _)| {
-            (after > 0).then(|| (after.saturating_sub(CHUNK as u64), after))
+        let first = (last.saturating_sub(limit.clamp(1, CHUNK) as u64).max(after), last);
+        let ranges = std::iter::successors(Some(first), move |&(from, _)| {
+            (from > after).then(|| (from.saturating_sub(CHUNK as u64).max(after), from))
         });
-        return Box::new(ranges.take_while(|&(after, upto)| after < upto).map(read));
+        return Box::new(ranges.take_while(|&(from, upto)| from < upto).map(read));
     };
     type Chunks<'a> = Box<dyn Iterator<Item = Result<Vec<Entry<'a>>, JournalError>> + 'a>;
     Box::new(lines::plan(seqs, runs, !oldest_first).flat_map(move |piece| -> Chunks<'a> {
@@ -383,7 +400,7 @@ fn graph_events(
     }
     let (id, seqs) = session.map_or((None, &[][..]), |(id, seqs)| (Some(id), seqs));
     let mut events = Vec::new();
-    for chunk in chunks(journal, id, seqs, &[], false, limit) {
+    for chunk in chunks(journal, id, seqs, &[], false, limit, 1..=u64::MAX) {
         for entry in chunk? {
             // Without runs of lines, every entry is a record.
             if let Entry::Stored(seq, bytes) = entry {
@@ -665,7 +682,7 @@ mod tests {
         let runs = journal.session_line_runs("s", 0).unwrap();
         let count = |session, oldest_first| {
             let (mut lines, mut stored) = (Vec::new(), Vec::new());
-            for chunk in chunks(&journal, session, &seqs, &runs, oldest_first, usize::MAX) {
+            for chunk in chunks(&journal, session, &seqs, &runs, oldest_first, usize::MAX, 1..=u64::MAX) {
                 for entry in chunk.unwrap() {
                     match entry {
                         Entry::Line(l) => lines.push(l.seq),
@@ -682,19 +699,30 @@ mod tests {
         assert_eq!(newest_first.1, tail.into_iter().rev().collect::<Vec<_>>());
         assert_eq!(count(None, true), (0, (1..=2 * events as u64).collect()));
         // The whole journal newest first under `-n 20`: twenty records first, then the rest.
-        let sizes: Vec<usize> = chunks(&journal, None, &[], &[], false, 20).map(|c| c.unwrap().len()).collect();
+        let sizes: Vec<usize> =
+            chunks(&journal, None, &[], &[], false, 20, 1..=u64::MAX).map(|c| c.unwrap().len()).collect();
         assert_eq!(sizes, [20, 2 * events - 20], "the rest fits in one chunk of {CHUNK}");
-        let newest: Vec<u64> = (chunks(&journal, None, &[], &[], false, 20).flat_map(|c| c.unwrap()))
+        let newest: Vec<u64> = (chunks(&journal, None, &[], &[], false, 20, 1..=u64::MAX).flat_map(|c| c.unwrap()))
             .map(|e| match e {
                 Entry::Stored(seq, _) => seq,
                 Entry::Line(l) => l.seq,
             })
             .collect();
         assert_eq!(newest, (1..=2 * events as u64).rev().collect::<Vec<_>>());
+        // `--since 5 --until 9` reads those seqs and no others, in either order.
+        let within = |oldest_first| -> Vec<u64> {
+            (chunks(&journal, None, &[], &[], oldest_first, usize::MAX, 5..=9).flat_map(|c| c.unwrap()))
+                .map(|e| if let Entry::Stored(seq, _) = e { seq } else { 0 })
+                .collect()
+        };
+        assert_eq!(within(false), [9, 8, 7, 6, 5]);
+        assert_eq!(within(true), [5, 6, 7, 8, 9]);
+        let beyond = chunks(&journal, None, &[], &[], false, 20, RangeInclusive::new(9, 5));
+        assert_eq!(beyond.flat_map(|c| c.unwrap()).count(), 0);
         // A session's records where no run covers them (`--json`, or `-n 3` past the newest
         // run) alike: the newest first, in a first chunk of the limit's size.
         let session = |limit| -> (Vec<usize>, Vec<u64>) {
-            let chunks: Vec<Vec<u64>> = chunks(&journal, Some("s"), &seqs, &[], false, limit)
+            let chunks: Vec<Vec<u64>> = chunks(&journal, Some("s"), &seqs, &[], false, limit, 1..=u64::MAX)
                 .map(|c| c.unwrap().into_iter().map(|e| if let Entry::Stored(seq, _) = e { seq } else { 0 }).collect())
                 .collect();
             (chunks.iter().map(Vec::len).collect(), chunks.concat())
