@@ -153,6 +153,12 @@ fn before_deletions(
     while let Some(st) = state.as_ref().filter(|st| !st.exists) {
         let seq = st.deleted_seq.unwrap_or(st.last_seq);
         deleted.get_or_insert(seq);
+        // Not there and not deleted: never created so far (only a deletion ends a session
+        // that was), so not before either. Walking back a record at a time found that out
+        // at the cost of a snapshot and its records for each of the session's records.
+        if st.deleted_seq.is_none() {
+            return Ok((None, deleted));
+        }
         state = at(seq - 1)?;
     }
     Ok((state, deleted))
@@ -1024,6 +1030,27 @@ mod tests {
     use super::*;
     use chrono::Utc;
     use serde_json::{Value, json};
+
+    /// The walk back over deletions stops at a session never created (records of its fields
+    /// alone, as an import of part of a history leaves): asked once, not once per record.
+    #[test]
+    fn the_walk_back_over_deletions_stops_where_nothing_was_created() {
+        let asked = std::cell::Cell::new(Vec::new());
+        let at = |upto: u64, exists: bool, deleted_seq: Option<u64>| {
+            asked.set([asked.take(), vec![upto]].concat());
+            Ok(Some(SessionState { exists, deleted_seq, last_seq: upto.min(1000), ..SessionState::default() }))
+        };
+        let (state, deleted) = before_deletions(|upto| at(upto, false, None)).unwrap();
+        assert!(state.is_none());
+        assert_eq!((deleted, asked.take()), (Some(1000), vec![u64::MAX]));
+        // Deleted at 50 and never created before it: the seq before the deletion is asked too.
+        let (state, deleted) = before_deletions(|upto| at(upto, false, (upto > 50).then_some(50))).unwrap();
+        assert!(state.is_none());
+        assert_eq!((deleted, asked.take()), (Some(50), vec![u64::MAX, 49]));
+        // Deleted at 50 and there before it.
+        let (state, deleted) = before_deletions(|upto| at(upto, upto < 50, (upto > 50).then_some(50))).unwrap();
+        assert_eq!((state.map(|s| s.last_seq), deleted, asked.take()), (Some(49), Some(50), vec![u64::MAX, 49]));
+    }
 
     pub(crate) fn change(session: &str, entity: &str) -> NewChange {
         NewChange {
