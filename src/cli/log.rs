@@ -272,9 +272,9 @@ enum Entry<'a> {
 /// The lines to show, newest first (or oldest first), a chunk at a time: one session's (its
 /// `seqs` by the index) from its stored runs of lines and, where those do not cover it, from
 /// its records; the whole journal's from its records by seq, within `span` (seqs that
-/// `--since`/`--until` leave out are not read). Newest first, records are read
-/// in a first chunk of `limit` (`-n 20` reads twenty rows: a packed row costs its
-/// decompression, and a session's record may hold a whole session).
+/// `--since`/`--until` leave out are not read). Newest first, records are read in a first
+/// chunk of `limit` (`-n 20` reads twenty rows: a packed row costs its decompression, and a
+/// session's record may hold a whole session).
 fn chunks<'a>(
     journal: &'a Journal,
     session: Option<&'a str>,

@@ -820,7 +820,8 @@ impl Journal {
     }
 
     /// The seqs of a session's newest `n` records before seq `before`, ascending: what a log
-    /// of its newest lines needs of a long session's index.
+    /// of its newest lines, or a graph walking back to a checkpoint, needs of a long session's
+    /// index.
     pub fn newest_session_seqs(&self, session_id: &str, before: u64, n: usize) -> Result<Vec<u64>, JournalError> {
         self.store.newest_session_seqs(session_id, before, n)
     }
