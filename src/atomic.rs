@@ -59,13 +59,13 @@ pub fn is_temporary(name: &str) -> bool {
 
 /// How old a temporary must be before a sync takes it for a killed write's and removes it: a
 /// younger one may belong to a write under way (in another chasm, say).
-pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Removes those of `paths` that are temporaries of killed writes (by name: see
-/// [`is_temporary`]) older than `age` (a younger one may belong to a write under way). The paths
+/// [`is_temporary`]) older than [`STALE_AFTER`]. The paths
 /// come from a listing of the folder that was made anyway (a sync lists every chat folder), so
 /// that tidying takes no second listing of hundreds of sessions. Returns how many were removed.
-pub fn remove_stale_temporaries<'a>(paths: impl IntoIterator<Item = &'a Path>, age: std::time::Duration) -> usize {
+pub fn remove_stale_temporaries<'a>(paths: impl IntoIterator<Item = &'a Path>) -> usize {
     let ours = |path: &&Path| path.file_name().and_then(|n| n.to_str()).is_some_and(is_temporary);
     let stale = |path: &&Path| {
         std::fs::symlink_metadata(path)
@@ -73,7 +73,7 @@ pub fn remove_stale_temporaries<'a>(paths: impl IntoIterator<Item = &'a Path>, a
             .filter(std::fs::Metadata::is_file)
             .and_then(|m| m.modified().ok())
             .and_then(|t| t.elapsed().ok())
-            .is_some_and(|elapsed| elapsed > age)
+            .is_some_and(|elapsed| elapsed > STALE_AFTER)
     };
     paths.into_iter().filter(ours).filter(stale).filter(|path| std::fs::remove_file(path).is_ok()).count()
 }
@@ -106,8 +106,7 @@ mod tests {
         let fresh = ".t.json.chasm-fedcba9876543210fedcba9876543210.tmp";
         std::fs::write(dir.path().join(fresh), "x").unwrap();
         let listed: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
-        let hour = std::time::Duration::from_secs(3600);
-        assert_eq!(super::remove_stale_temporaries(listed.iter().map(|p| p.as_path()), hour), 1);
+        assert_eq!(super::remove_stale_temporaries(listed.iter().map(|p| p.as_path())), 1);
         assert!(!dir.path().join(ours).exists());
         assert!(dir.path().join(".s.json.tmp").exists() && dir.path().join(fresh).exists());
     }

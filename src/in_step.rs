@@ -216,10 +216,7 @@ pub fn round(journal_dir: &Path, provider: &VsCode, opts: &Options) -> Result<Re
         // Tidied as a full sync tidies: a stale temporary would otherwise stay as long as
         // every round finds nothing to do.
         if !opts.dry_run {
-            crate::atomic::remove_stale_temporaries(
-                temporaries.iter().map(PathBuf::as_path),
-                crate::atomic::STALE_AFTER,
-            );
+            crate::atomic::remove_stale_temporaries(temporaries.iter().map(PathBuf::as_path));
         }
         return Ok(report);
     }

@@ -297,7 +297,7 @@ impl Provider for VsCode {
 
     fn tidy(&self) -> usize {
         let temporaries = std::mem::take(&mut self.left_out().temporaries);
-        crate::atomic::remove_stale_temporaries(temporaries.iter().map(PathBuf::as_path), crate::atomic::STALE_AFTER)
+        crate::atomic::remove_stale_temporaries(temporaries.iter().map(PathBuf::as_path))
     }
 
     fn location_for_new(&self, near: &Location, session_id: &str) -> Location {
