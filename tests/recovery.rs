@@ -60,6 +60,16 @@ impl Vs {
         Vs { env }
     }
 
+    /// [`ID`] with these requests and [`OTHER`] with one, both listed by VS Code and synced.
+    fn synced_pair(requests: &[Value]) -> Vs {
+        let vs = Vs::new();
+        write(&vs.file(ID), &session(ID, "Borrow checker", requests));
+        write(&vs.file(OTHER), &session(OTHER, "Other", &[request(1, "hello")]));
+        vs.set_index(&[ID, OTHER]);
+        vs.ok(&["sync"]);
+        vs
+    }
+
     fn db_path(&self) -> PathBuf {
         self.env.chat_dir().parent().unwrap().join("state.vscdb")
     }
@@ -240,11 +250,7 @@ fn a_rename_through_chasm_reaches_vs_codes_list() {
 /// holding its database, the file still goes and a warning says what is left.
 #[test]
 fn a_session_chasm_deletes_in_vs_code_leaves_its_index_too() {
-    let vs = Vs::new();
-    write(&vs.file(ID), &session(ID, "Borrow checker", &[request(1, "why E0502")]));
-    write(&vs.file(OTHER), &session(OTHER, "Other", &[request(1, "hello")]));
-    vs.set_index(&[ID, OTHER]);
-    vs.ok(&["sync"]);
+    let vs = Vs::synced_pair(&[request(1, "why E0502")]);
     vs.env.ok(&["delete", ID]);
     vs.ok(&["sync"]);
     assert!(!vs.file(ID).exists());
@@ -304,11 +310,7 @@ fn a_session_whose_file_comes_back_after_its_deletion_is_present_again() {
 /// hides it.
 #[test]
 fn a_session_deleted_in_vs_code_since_the_last_sync_is_a_change_waiting_not_a_hidden_one() {
-    let vs = Vs::new();
-    write(&vs.file(ID), &session(ID, "Borrow checker", &[request(1, "why E0502")]));
-    write(&vs.file(OTHER), &session(OTHER, "Other", &[request(1, "hello")]));
-    vs.set_index(&[ID, OTHER]);
-    vs.ok(&["sync"]);
+    let vs = Vs::synced_pair(&[request(1, "why E0502")]);
     std::fs::remove_file(vs.file(ID)).unwrap();
     vs.set_index(&[OTHER]);
     let plain = vs.ok(&["status"]);
@@ -318,11 +320,7 @@ fn a_session_deleted_in_vs_code_since_the_last_sync_is_a_change_waiting_not_a_hi
 
 #[test]
 fn a_session_deleted_in_vs_code_is_listed_and_restored_into_vs_code_and_its_index() {
-    let vs = Vs::new();
-    write(&vs.file(ID), &session(ID, "Borrow checker", &[request(1, "why E0502"), request(2, "fix it")]));
-    write(&vs.file(OTHER), &session(OTHER, "Other", &[request(1, "hello")]));
-    vs.set_index(&[ID, OTHER]);
-    vs.ok(&["sync"]);
+    let vs = Vs::synced_pair(&[request(1, "why E0502"), request(2, "fix it")]);
     let original = vs.env.replay(ID, None);
     // In step, a session's last title and date are its own (read from what the sync kept).
     let row = vs.status_all().into_iter().find(|r| r["session_id"] == OTHER).expect("listed");
