@@ -29,7 +29,7 @@ use crate::diff::{EntityChange, diff, diff_shape};
 use crate::fold::{Checkpoint, FoldError, SessionState, Source, Tail, Views, remote_of, views_of};
 use crate::journal::{
     ChangeType, EntityType, Fingerprint, Held, InStep, Journal, JournalError, NewChange, Origin, Settled, StateError,
-    SyncChange,
+    SyncChange, Unsynced,
 };
 use crate::merge::{ChangeTimes, Conflict, MergeError, Sides, Strategy, Take, merge};
 use crate::provider::{FileFormat, Listed, Location, LogMark, Provider, ProviderError, Pulled, Since};
@@ -227,6 +227,9 @@ pub struct Report {
     /// Sessions read by a quick path: diffed against what they held, or recorded for the first
     /// time, with no fold or merge. Where a sync's time went, for diagnostics and tests.
     pub quick: usize,
+    /// Sessions only the journal has reported from the last sync's notes, their history
+    /// unread (see [`Fingerprint`]); for the same.
+    pub noted: usize,
 }
 
 /// What a sync stopped by [`SyncError::TooManyDeletes`] left as it was. Sessions deleted in VS
@@ -316,10 +319,27 @@ struct Work {
     /// Set when only the file changed since both sides were last in step: then `tail` is left
     /// empty, and the file is diffed against what the session held.
     quick: Option<Quick>,
-    /// Set for a session only the journal has whose newest record is its checkpoint (one
-    /// VS Code deleted, say): there is nothing to do, and `tail` is left empty. The flag says
-    /// whether it was read from the journal this time, rather than from the last sync's note.
-    settled: Option<(Settled, bool)>,
+    /// Set for a session only the journal has whose plan nothing recorded in this sync can
+    /// change — settled (see [`Journal::settled`]), or never synced anywhere — planned as it
+    /// was found; `tail` is then left empty.
+    planned: Option<Result<Plan, SyncError>>,
+}
+
+impl Work {
+    /// A session only the journal has, planned as it was found.
+    fn planned(id: String, plan: Result<Plan, SyncError>) -> Work {
+        Work {
+            id,
+            tail: Tail::default(),
+            location: None,
+            pulled: None,
+            mark: None,
+            error: None,
+            token: None,
+            quick: None,
+            planned: Some(plan),
+        }
+    }
 }
 
 /// A session whose file changed while the journal recorded nothing newer than what both sides
@@ -349,9 +369,10 @@ struct Plan {
     /// What the session holds once the plan is carried out, kept if it leaves both sides in step
     /// (`last_seq` is set then).
     held: Option<Held>,
-    /// A settled session only the journal has, read this time: noted for the next sync, which
-    /// then need not read it at all.
-    settled: Option<Settled>,
+    /// For a session only the journal has, what the next sync may report it from while the
+    /// session has the same records, instead of reading them: what a settled session was
+    /// found to be (when read this time), or a never-synced session's changes.
+    note: Option<Fingerprint>,
 }
 
 impl Plan {
@@ -365,7 +386,7 @@ impl Plan {
             copy: None,
             checkpoint: None,
             held: None,
-            settled: None,
+            note: None,
         }
     }
 }
@@ -399,11 +420,12 @@ fn reported_as_settled(settled: &Settled, location: Option<&Location>) -> bool {
 
 /// Whether none of the journal's sessions can turn out deleted in VS Code in this run, so
 /// that what is read may be recorded before the scan ends (the delete limit must see every
-/// deletion first). A session cannot when it is listed, not wanted, or noted settled and
-/// reported so ([`reported_as_settled`]): the loop over sessions only the journal has reports
-/// it from its note and records nothing for it. Every session VS Code deletes stays in the
-/// journal, so without that last case a journal that ever saw a deletion (or that another
-/// profile's sessions share) would never record early again.
+/// deletion first). A session cannot when it is listed, not wanted, noted settled and
+/// reported so ([`reported_as_settled`]), or noted never synced (it has no place to be deleted
+/// from): the loop over sessions only the journal has reports it from its note and records
+/// nothing for it. Every session VS Code deletes stays in the journal, so without the settled
+/// case a journal that ever saw a deletion (or that another profile's sessions share) would
+/// never record early again; nor, without the other, one that ever captured a session.
 fn none_may_be_deleted(
     journal_ids: &[String],
     listed: &BTreeSet<String>,
@@ -412,10 +434,12 @@ fn none_may_be_deleted(
     provider: &dyn Provider,
 ) -> bool {
     let reported_from_note = |id: &str| {
-        noted.get(id).and_then(|fp| fp.settled.as_ref()).is_some_and(|settled| {
-            let location = settled.path.as_deref().and_then(|path| covered(provider, id, path));
-            reported_as_settled(settled, location.as_ref())
-        })
+        let note = noted.get(id);
+        note.is_some_and(|fp| fp.unsynced.is_some())
+            || note.and_then(|fp| fp.settled.as_ref()).is_some_and(|settled| {
+                let location = settled.path.as_deref().and_then(|path| covered(provider, id, path));
+                reported_as_settled(settled, location.as_ref())
+            })
     };
     journal_ids.iter().all(|id| listed.contains(id) || !wanted(id) || reported_from_note(id))
 }
@@ -571,7 +595,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             let tail = if quick.is_some() { Tail::default() } else { journal.tail(&listed.session_id)? };
             let location = Some(listed.location);
             unrecorded += mark.as_ref().or(quick.as_ref().and_then(|q| q.mark.as_ref())).map_or(0, |m| m.len);
-            work.push(Work { id: listed.session_id, tail, location, pulled, mark, error, token, quick, settled: None });
+            work.push(Work { id: listed.session_id, tail, location, pulled, mark, error, token, quick, planned: None });
             if record_early && unrecorded >= opts.record_after.unwrap_or(RECORD_AFTER) {
                 let (appended, changes) = record_quick(journal, &mut work, now, provider.name())?;
                 report.appended += appended;
@@ -587,11 +611,18 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             continue;
         }
         let covered = |path: &str| covered(provider, &id, path);
+        let noted = in_step_files.get(&id);
+        // Never synced anywhere, and noted so with the same records: reported from the note.
+        if let Some(unsynced) = noted.and_then(|fp| unsynced_report(&id, fp)) {
+            report.noted += 1;
+            work.push(Work::planned(id, Ok(Plan::reporting(unsynced))));
+            continue;
+        }
         // Settled, and deleted or synced to a place this run does not cover: reported as found
         // ([`reported_as_settled`]). Such sessions pile up (every session deleted in VS Code
         // stays in the journal), so none of their history is read.
         // (A deleted one noted before what `status --all` shows of it was kept: read once more.)
-        let noted = in_step_files.get(&id).and_then(|fp| fp.settled.clone()).filter(|s| s.exists || s.gone.is_some());
+        let noted = noted.and_then(|fp| fp.settled.clone()).filter(|s| s.exists || s.gone.is_some());
         let settled = match noted {
             Some(settled) => Some((settled, false)),
             None if opts.overrides.is_empty() => journal.settled(&id)?.map(|s| (s, true)),
@@ -601,17 +632,18 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             let location = settled.path.as_deref().and_then(covered);
             reported_as_settled(&settled, location.as_ref()).then_some((location, (settled, read)))
         });
-        let (tail, location, settled) = match settled {
-            Some((location, settled)) => (Tail::default(), location, Some(settled)),
-            None => {
-                let tail = journal.tail(&id)?;
-                let path = tail.checkpoint.as_ref().and_then(|c| Checkpoint::path_of(&c.payload));
-                let location = path.and_then(covered);
-                (tail, location, None)
-            }
-        };
-        work.push(Work {
-            id,
+        if let Some((location, (settled, read))) = settled {
+            report.noted += usize::from(!read);
+            let plan = plan_settled(id.clone(), location, settled, read);
+            work.push(Work::planned(id, Ok(plan)));
+            continue;
+        }
+        let tail = journal.tail(&id)?;
+        let path = tail.checkpoint.as_ref().and_then(|c| Checkpoint::path_of(&c.payload));
+        let location = path.and_then(covered);
+        let never_synced = tail.checkpoint.is_none();
+        let w = Work {
+            id: id.clone(),
             tail,
             location,
             pulled: None,
@@ -619,8 +651,17 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             error: None,
             token: None,
             quick: None,
-            settled,
-        });
+            planned: None,
+        };
+        if never_synced {
+            // Nothing a sync does can change it, or anything it will record: planned now, so
+            // that its history (read whole, having no checkpoint to begin from) is let go
+            // before the next session's is read.
+            let plan = plan(w, provider, opts);
+            work.push(Work::planned(id, plan));
+        } else {
+            work.push(w);
+        }
     }
 
     opts.progress.report("reading sessions", total, total);
@@ -628,7 +669,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     // Record what VS Code changed.
     let mut remote_batch: Vec<NewChange> = Vec::new();
     let mut remote_deletes = 0;
-    for w in work.iter_mut().filter(|w| w.error.is_none() && w.settled.is_none()) {
+    for w in work.iter_mut().filter(|w| w.error.is_none() && w.planned.is_none()) {
         if w.quick.is_some() {
             let first_seq = journal.last_seq() + remote_batch.len() as u64 + 1;
             let (changes, checkpoint) = quick_records(w, first_seq, now, provider.name());
@@ -814,11 +855,9 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
                 }
             }
         }
-        if let Some(settled) = p.settled {
+        if let Some(note) = p.note {
             // Noted beside what the session held, which stays as it is.
-            let title = settled.title.clone();
-            let fp = Fingerprint { token: String::new(), events: 0, title, settled: Some(settled) };
-            in_step.push((id.clone(), Some(fp), journal.held(&id)?));
+            in_step.push((id.clone(), Some(note), journal.held(&id)?));
         }
         // In step and the file not written by us: its fingerprint (when it has one yet: not
         // while VS Code is still writing it) stands for its content, and what it holds is kept.
@@ -829,7 +868,13 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             && (p.report.fingerprint.is_some() || p.held.is_some())
         {
             let title = p.report.title.clone();
-            let fp = p.report.fingerprint.clone().map(|token| Fingerprint { token, events: 0, title, settled: None });
+            let fp = p.report.fingerprint.clone().map(|token| Fingerprint {
+                token,
+                events: 0,
+                title,
+                settled: None,
+                unsynced: None,
+            });
             in_step.push((id.clone(), fp, p.held));
         }
         report.sessions.push(p.report);
@@ -1144,16 +1189,41 @@ pub fn status_of(v: &Views, has_conflicts: bool) -> Status {
     }
 }
 
+/// The plan of a settled session only the journal has, as the full path finds it: both sides
+/// the same since the checkpoint, so in step; one synced to a covered place and deleted is
+/// reported as deleted there. `read`: found from the journal this time, so noted for the next
+/// sync, which then need not read it at all.
+fn plan_settled(id: String, location: Option<Location>, settled: Settled, read: bool) -> Plan {
+    let deleted = location.is_some() && !settled.exists;
+    let report = SessionSync { deleted, ..SessionSync::in_step(id, settled.title.clone(), location, None) };
+    let note = read.then(|| Fingerprint {
+        token: String::new(),
+        events: 0,
+        title: settled.title.clone(),
+        settled: Some(settled),
+        unsynced: None,
+    });
+    Plan { note, ..Plan::reporting(report) }
+}
+
+/// A never-synced session only the journal has, as [`plan`] reported it when it noted it (see
+/// [`Fingerprint::unsynced`]); `None` without such a note.
+fn unsynced_report(id: &str, fp: &Fingerprint) -> Option<SessionSync> {
+    let unsynced = fp.unsynced?;
+    Some(SessionSync {
+        status: Status::Unsynced,
+        local_changes: unsynced.local_changes as usize,
+        remote_changes: unsynced.remote_changes as usize,
+        ..SessionSync::in_step(id.to_owned(), fp.title.clone(), None, None)
+    })
+}
+
 fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, SyncError> {
     if let Some(q) = w.quick.take() {
         return Ok(plan_quick(w, q));
     }
-    if let Some((settled, read)) = w.settled.take() {
-        // As the full path finds it: both sides the same since the checkpoint, so in step; a
-        // session synced to a covered place and deleted is reported as deleted there.
-        let deleted = w.location.is_some() && !settled.exists;
-        let report = SessionSync { deleted, ..SessionSync::in_step(w.id, settled.title.clone(), w.location, None) };
-        return Ok(Plan { settled: read.then_some(settled), ..Plan::reporting(report) });
+    if let Some(planned) = w.planned.take() {
+        return planned;
     }
     let last_seqs = (w.tail.last_seq(Origin::Local), w.tail.last_seq(Origin::Remote));
     let v = views_of(w.tail)?;
@@ -1204,6 +1274,16 @@ fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, Sy
     report.action = Action::None;
     let Some(location) = w.location.clone() else {
         // Never synced to a place this run covers (say, captured from an export): nothing to do.
+        // One never synced at all is noted so, when the strategy cannot matter (see
+        // [`Unsynced`]): the next sync reports it without folding its history again.
+        let one_sided = v.local_changes.is_empty() || v.remote_changes.is_empty();
+        if v.checkpoint.is_none() && one_sided && opts.overrides.is_empty() && !conflicting {
+            let unsynced =
+                Unsynced { local_changes: report.local_changes as u64, remote_changes: report.remote_changes as u64 };
+            let title = report.title.clone();
+            plan.note =
+                Some(Fingerprint { token: String::new(), events: 0, title, settled: None, unsynced: Some(unsynced) });
+        }
         plan.report = report;
         return Ok(plan);
     };

@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 
 const HAIKU: &str = "9c2d4e6f-8a0b-4c1d-9e3f-5a7b9c1d3e5f";
 const READING: &str = "3b5e8f20-6c1d-4a9e-b7f2-0e4d6c8a1f35";
+/// A session kept outside VS Code's storage (captured from there).
+const OUTSIDE: &str = "0c4e6a8b-1d3f-4b5a-8c7e-9f1a3b5c7d9e";
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sessions").join(name)
@@ -1441,6 +1443,60 @@ fn settled_sessions_only_the_journal_has_are_reported_as_the_full_path_reports_t
     assert!(status.contains(&READING[..8]) && status.contains(&HAIKU[..8]), "{status}");
 }
 
+/// A session never synced anywhere (captured from a file outside VS Code's storage) cannot be
+/// synced, and having no checkpoint to begin from, finding that out folds its whole history:
+/// a sync notes what it found, and the next reports it from the note as the full path does,
+/// until anything is recorded for it. One changed on both sides is not noted (a strategy
+/// could matter there).
+#[test]
+fn a_never_synced_session_is_reported_from_the_sync_s_note_as_the_full_path_reports_it() {
+    let vs = Vs::new();
+    vs.age_files();
+    let outside = tempfile::tempdir().unwrap();
+    let file = outside.path().join(format!("{OUTSIDE}.json"));
+    let mut session = vs.remote(READING);
+    session["sessionId"] = json!(OUTSIDE);
+    std::fs::write(&file, session.to_string()).unwrap();
+    vs.env.ok(&["capture", file.to_str().unwrap()]);
+    // What a dry run reports of the session, and of how many from notes; beside it the full
+    // path's (forced with a resolution for a conflict that does not exist).
+    let report = |overrides: std::collections::HashMap<String, chasm::merge::Take>| {
+        let options = chasm::sync::Options { overrides, dry_run: true, ..Default::default() };
+        let report = vs.sync_with(options).0.unwrap();
+        let outside = report.sessions.iter().find(|s| s.session_id == OUTSIDE).unwrap();
+        (format!("{outside:?}"), report.noted)
+    };
+    let check = |noted: usize, changes: (u64, u64)| {
+        let (sessions, n) = report(Default::default());
+        assert_eq!(sessions, report([("no-such-conflict".to_owned(), chasm::merge::Take::Local)].into()).0);
+        assert_eq!(n, noted, "{sessions}");
+        let line = vs.with_root(&["status", OUTSIDE, "--json"]);
+        let status: Value = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(status["status"], "unsynced", "{status}");
+        assert_eq!(
+            (status["local_changes"].as_u64(), status["remote_changes"].as_u64()),
+            (Some(changes.0), Some(changes.1))
+        );
+    };
+    check(0, (0, 0));
+    assert_eq!(vs.sync(&[]).0, 0);
+    check(1, (0, 0));
+    let (first, again) = (vs.sync(&["--json"]), vs.sync(&["--json"]));
+    assert_eq!(first, again);
+    // Renamed through chasm: the note no longer holds; the next sync notes it again.
+    vs.env.ok(&["rename", OUTSIDE, "Renamed here"]);
+    check(0, (1, 0));
+    assert_eq!(vs.sync(&[]).0, 0);
+    check(1, (1, 0));
+    // A request added where it was captured from, captured again: changed on both sides.
+    session["requests"].as_array_mut().unwrap().push(request("request_outside", 1_700_000_000_000, "more"));
+    std::fs::write(&file, session.to_string()).unwrap();
+    vs.env.ok(&["capture", file.to_str().unwrap()]);
+    assert_eq!(vs.sync(&[]).0, 0);
+    check(0, (1, 1));
+    assert!(vs.env.ok(&["verify"]).starts_with("ok:"));
+}
+
 /// A sync that would delete more sessions than allowed records nothing, even one that would
 /// otherwise record what it reads as it goes: a session missing from VS Code holds that back.
 #[test]
@@ -1482,24 +1538,10 @@ fn a_session_deleted_long_ago_does_not_hold_back_recording_as_a_sync_reads() {
     assert_eq!(vs.sync(&[]).0, 0, "notes HAIKU settled");
     let sync =
         |max_delete| vs.sync_with(chasm::sync::Options { record_after: Some(1), max_delete, ..Default::default() }).0;
-    // Both changed in VS Code; READING's kept shape lost, so only THIRD takes the quick path,
-    // whose changes are recorded as they are read: before READING's, which are recorded when
-    // the scan ends, although READING is read first.
+    assert!(recorded_as_read(&vs, &vs.env.chat_dir(), READING, THIRD, || {
+        sync(0).unwrap();
+    }));
     let mut reading = vs.remote(READING);
-    for (id, title) in [(READING, "Changed while the other was long gone"), (THIRD, "Changed too")] {
-        let mut v = vs.remote(id);
-        v["customTitle"] = json!(title);
-        std::fs::write(vs.file(id), v.to_string()).unwrap();
-        age(&vs.file(id));
-    }
-    let db = rusqlite::Connection::open(vs.env.journal().join("journal.sqlite")).unwrap();
-    db.execute("DELETE FROM shapes WHERE session = ?1", [READING.as_bytes()]).unwrap();
-    drop(db);
-    let before = vs.env.log().len();
-    sync(0).unwrap();
-    let new: Vec<Value> = vs.env.log().into_iter().skip(before).collect();
-    let first_of = |id: &str| new.iter().position(|r| r["session_id"] == id).unwrap();
-    assert!(first_of(THIRD) < first_of(READING), "{new:#?}");
     // Now THIRD is gone from VS Code: a deletion this run must count first, so nothing is
     // recorded, READING's next change included.
     std::fs::remove_file(vs.file(THIRD)).unwrap();
@@ -1543,9 +1585,44 @@ fn another_user_dirs_sessions_do_not_hold_back_recording_as_a_sync_reads() {
     };
     sync_other(None);
     sync_other(None); // notes HAIKU and READING settled for this root
-    // Both changed; FIRST's kept shape lost, so only THIRD takes the quick path and is
-    // recorded as it is read, before FIRST, which is read first.
-    for id in [FIRST, THIRD] {
+    assert!(recorded_as_read(&vs, &chat, FIRST, THIRD, || sync_other(Some(1))));
+    // The first user dir's sessions are untouched, and still in step there.
+    assert_eq!(vs.sync(&["--json"]).0, 0);
+    assert_eq!(vs.status(READING), "synced");
+    assert!(vs.env.ok(&["verify"]).starts_with("ok:"));
+}
+
+/// Nor does a session never synced anywhere (captured from outside VS Code's storage), noted
+/// so: it has no place to be deleted from.
+#[test]
+fn a_captured_session_does_not_hold_back_recording_as_a_sync_reads() {
+    const THIRD: &str = "5d7f9b31-2e4a-4c6b-8d0f-1a3c5e7b9d2f";
+    let vs = Vs::new();
+    let outside = tempfile::tempdir().unwrap();
+    for (id, dir) in [(THIRD, vs.env.chat_dir()), (OUTSIDE, outside.path().to_owned())] {
+        let mut v = vs.remote(READING);
+        v["sessionId"] = json!(id);
+        std::fs::write(dir.join(format!("{id}.json")), v.to_string()).unwrap();
+    }
+    vs.env.ok(&["capture", outside.path().join(format!("{OUTSIDE}.json")).to_str().unwrap()]);
+    vs.age_files();
+    age(&vs.file(THIRD));
+    assert_eq!(vs.sync(&[]).0, 0, "notes OUTSIDE never synced");
+    let sync = || {
+        let report = vs.sync_with(chasm::sync::Options { record_after: Some(1), ..Default::default() }).0.unwrap();
+        assert_eq!(report.noted, 1);
+    };
+    assert!(recorded_as_read(&vs, &vs.env.chat_dir(), READING, THIRD, sync));
+    assert_eq!(vs.status(OUTSIDE), "unsynced");
+    assert!(vs.env.ok(&["verify"]).starts_with("ok:"));
+}
+
+/// Changes `first` and `then` in VS Code (in `chat`) and drops `first`'s kept shape, so that
+/// only `then` takes the quick path; runs `sync`; says whether `then`'s changes were recorded
+/// before `first`'s, which is read first: whether the sync recorded the quick path's as it
+/// read them, rather than all when the scan ended.
+fn recorded_as_read(vs: &Vs, chat: &Path, first: &str, then: &str, sync: impl FnOnce()) -> bool {
+    for id in [first, then] {
         let path = chat.join(format!("{id}.json"));
         let mut v = vscode_read(&path);
         v["customTitle"] = json!(format!("{id} changed"));
@@ -1553,17 +1630,13 @@ fn another_user_dirs_sessions_do_not_hold_back_recording_as_a_sync_reads() {
         age(&path);
     }
     let db = rusqlite::Connection::open(vs.env.journal().join("journal.sqlite")).unwrap();
-    db.execute("DELETE FROM shapes WHERE session = ?1", [FIRST.as_bytes()]).unwrap();
+    db.execute("DELETE FROM shapes WHERE session = ?1", [first.as_bytes()]).unwrap();
     drop(db);
     let before = vs.env.log().len();
-    sync_other(Some(1));
+    sync();
     let new: Vec<Value> = vs.env.log().into_iter().skip(before).collect();
     let first_of = |id: &str| new.iter().position(|r| r["session_id"] == id).unwrap();
-    assert!(first_of(THIRD) < first_of(FIRST), "{new:#?}");
-    // The first user dir's sessions are untouched, and still in step there.
-    assert_eq!(vs.sync(&["--json"]).0, 0);
-    assert_eq!(vs.status(READING), "synced");
-    assert!(vs.env.ok(&["verify"]).starts_with("ok:"));
+    first_of(then) < first_of(first)
 }
 
 /// A round that only pulls records what VS Code changed with its checkpoints, in one durable

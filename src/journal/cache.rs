@@ -18,7 +18,7 @@ use bincode::{BorrowDecode, Encode};
 use serde_json::{Map, Value};
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::{Fingerprint, Gone, Held, HeldFields, Settled};
+use super::{Fingerprint, Gone, Held, HeldFields, Settled, Unsynced};
 use crate::provider::LogMark;
 use crate::session::unhex;
 use crate::shape::Shape;
@@ -30,6 +30,11 @@ const BINARY: u8 = 1;
 const BINARY_GONE: u8 = 2;
 /// The first byte of the head of a shape kept in parts (see [`Shaped::Parted`]).
 const PARTED: u8 = 3;
+/// The first byte of a `fingerprints` row for a session never synced (see
+/// [`Fingerprint::unsynced`]): [`BINARY_GONE`]'s fields and the counts after them. Only such
+/// rows take it, so that every other row stays as an earlier chasm reads it (to which one
+/// of these is a miss).
+const BINARY_UNSYNCED: u8 = 4;
 
 /// Requests per `shape_parts` row: few enough that a row stays in its page (a WITHOUT ROWID
 /// row over ~2 KB spills into an overflow page of its own), with VS Code's 44-character
@@ -99,6 +104,14 @@ struct StoredFingerprint<'a, G> {
 }
 
 type StoredGone<'a> = Option<(u64, Option<&'a str>, Option<i64>)>;
+
+/// A [`BINARY_UNSYNCED`] row: the fingerprint, then the counts of [`Unsynced`].
+#[derive(Encode, BorrowDecode)]
+struct StoredUnsynced<'a> {
+    fingerprint: StoredFingerprint<'a, StoredGone<'a>>,
+    local_changes: u64,
+    remote_changes: u64,
+}
 
 /// A shape as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -325,15 +338,18 @@ pub fn decode_held_fields(bytes: &[u8]) -> Option<HeldFields> {
 
 /// A `fingerprints` row's bytes.
 pub fn encode_fingerprint(fp: &Fingerprint) -> Vec<u8> {
-    framed_as(
-        BINARY_GONE,
-        &StoredFingerprint {
-            token: &fp.token,
-            events: fp.events,
-            title: fp.title.as_deref(),
-            settled: fp.settled.as_ref().map(|s| (s.exists, s.title.as_deref(), s.path.as_deref(), stored_gone(s))),
-        },
-    )
+    let fingerprint = StoredFingerprint {
+        token: &fp.token,
+        events: fp.events,
+        title: fp.title.as_deref(),
+        settled: fp.settled.as_ref().map(|s| (s.exists, s.title.as_deref(), s.path.as_deref(), stored_gone(s))),
+    };
+    match fp.unsynced {
+        None => framed_as(BINARY_GONE, &fingerprint),
+        Some(Unsynced { local_changes, remote_changes }) => {
+            framed_as(BINARY_UNSYNCED, &StoredUnsynced { fingerprint, local_changes, remote_changes })
+        }
+    }
 }
 
 fn stored_gone(s: &Settled) -> StoredGone<'_> {
@@ -343,12 +359,16 @@ fn stored_gone(s: &Settled) -> StoredGone<'_> {
 /// A `fingerprints` row read back; `None` for one damaged or not understood (a cache miss).
 pub fn decode_fingerprint(bytes: &[u8]) -> Option<Fingerprint> {
     let Some((tag, body)) = tagged_body(bytes) else { return serde_json::from_slice(bytes).ok() };
-    let stored: StoredFingerprint<StoredGone> = match tag {
-        BINARY_GONE => whole(body)?,
+    let (stored, unsynced): (StoredFingerprint<StoredGone>, _) = match tag {
+        BINARY_GONE => (whole(body)?, None),
+        BINARY_UNSYNCED => {
+            let StoredUnsynced { fingerprint, local_changes, remote_changes } = whole(body)?;
+            (fingerprint, Some(Unsynced { local_changes, remote_changes }))
+        }
         _ => {
             let old: StoredFingerprint<()> = whole(body)?;
             let settled = old.settled.map(|(exists, title, path, ())| (exists, title, path, None));
-            StoredFingerprint { token: old.token, events: old.events, title: old.title, settled }
+            (StoredFingerprint { token: old.token, events: old.events, title: old.title, settled }, None)
         }
     };
     Some(Fingerprint {
@@ -365,6 +385,7 @@ pub fn decode_fingerprint(bytes: &[u8]) -> Option<Fingerprint> {
                 last_activity,
             }),
         }),
+        unsynced,
     })
 }
 
@@ -398,7 +419,8 @@ fn body(bytes: &[u8]) -> Option<&[u8]> {
 fn tagged_body(bytes: &[u8]) -> Option<(u8, &[u8])> {
     let (&tag, rest) = bytes.split_first()?;
     let (sum, body) = rest.split_first_chunk::<8>()?;
-    (matches!(tag, BINARY | BINARY_GONE) && u64::from_le_bytes(*sum) == xxh3_64(body)).then_some((tag, body))
+    (matches!(tag, BINARY | BINARY_GONE | BINARY_UNSYNCED) && u64::from_le_bytes(*sum) == xxh3_64(body))
+        .then_some((tag, body))
 }
 
 #[cfg(test)]
@@ -487,12 +509,15 @@ mod tests {
             proptest::option::of(".{0,10}"),
             gone,
         ));
-        (".{0,40}", any::<u64>(), proptest::option::of(".{0,20}"), settled).prop_map(
-            |(token, events, title, settled)| Fingerprint {
+        let unsynced = proptest::option::of((any::<u64>(), any::<u64>()))
+            .prop_map(|u| u.map(|(local_changes, remote_changes)| Unsynced { local_changes, remote_changes }));
+        (".{0,40}", any::<u64>(), proptest::option::of(".{0,20}"), settled, unsynced).prop_map(
+            |(token, events, title, settled, unsynced)| Fingerprint {
                 token,
                 events,
                 title,
                 settled: settled.map(|(exists, title, path, gone)| Settled { exists, title, path, gone }),
+                unsynced,
             },
         )
     }
@@ -581,7 +606,11 @@ mod tests {
 
         #[test]
         fn a_fingerprint_reads_back_as_it_was_written(fp in fingerprint()) {
-            prop_assert_eq!(decode_fingerprint(&encode_fingerprint(&fp)), Some(fp.clone()));
+            let row = encode_fingerprint(&fp);
+            // Only a never-synced session's note takes the new tag: an earlier chasm reads
+            // every other row as before.
+            prop_assert_eq!(row[0] == BINARY_GONE, fp.unsynced.is_none());
+            prop_assert_eq!(decode_fingerprint(&row), Some(fp.clone()));
             prop_assert_eq!(decode_fingerprint(&serde_json::to_vec(&fp).unwrap()), Some(fp));
         }
 
@@ -591,6 +620,7 @@ mod tests {
             if let Some(s) = fp.settled.as_mut() {
                 s.gone = None;
             }
+            fp.unsynced = None;
             let old = framed(&StoredFingerprint {
                 token: &fp.token,
                 events: fp.events,

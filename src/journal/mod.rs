@@ -74,6 +74,22 @@ pub struct Fingerprint {
     /// the same records: that is what it was read from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settled: Option<Settled>,
+    /// For a session only the journal has and never synced anywhere (captured from a file
+    /// outside VS Code's storage, say), how many changes a sync found on each side: there is
+    /// nothing a sync can do with it, yet finding that out folds its whole history, since
+    /// it has no checkpoint to begin from. Valid, as `settled` is, while the session has the
+    /// same records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsynced: Option<Unsynced>,
+}
+
+/// See [`Fingerprint::unsynced`]: the changes since the merge base on each side (one of them
+/// none, so that the sync's strategy cannot matter: a merge with one side unchanged is the
+/// other side, whatever the strategy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Unsynced {
+    pub local_changes: u64,
+    pub remote_changes: u64,
 }
 
 /// A session at some point as JSON text: see [`Journal::session_text_at`].
@@ -1456,7 +1472,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path(), OpenMode::Create).unwrap();
         j.append(vec![change("s", "a")]).unwrap();
-        let noted = |token: &str| Fingerprint { token: token.into(), events: 0, title: None, settled: None };
+        let noted =
+            |token: &str| Fingerprint { token: token.into(), events: 0, title: None, settled: None, unsynced: None };
         let held = Held {
             last_seq: 0,
             local_seq: 0,
