@@ -1278,8 +1278,13 @@ fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, Sy
         // [`Unsynced`]): the next sync reports it without folding its history again.
         let one_sided = v.local_changes.is_empty() || v.remote_changes.is_empty();
         if v.checkpoint.is_none() && one_sided && opts.overrides.is_empty() && !conflicting {
-            let unsynced =
-                Unsynced { local_changes: report.local_changes as u64, remote_changes: report.remote_changes as u64 };
+            let full = existing(&v.full);
+            let unsynced = Unsynced {
+                local_changes: report.local_changes as u64,
+                remote_changes: report.remote_changes as u64,
+                exists: full.is_some(),
+                last_activity: full.and_then(Session::last_activity),
+            };
             let title = report.title.clone();
             plan.note =
                 Some(Fingerprint { token: String::new(), events: 0, title, settled: None, unsynced: Some(unsynced) });

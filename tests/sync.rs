@@ -1446,18 +1446,22 @@ fn settled_sessions_only_the_journal_has_are_reported_as_the_full_path_reports_t
 /// A session never synced anywhere (captured from a file outside VS Code's storage) cannot be
 /// synced, and having no checkpoint to begin from, finding that out folds its whole history:
 /// a sync notes what it found, and the next reports it from the note as the full path does,
-/// until anything is recorded for it. One changed on both sides is not noted (a strategy
-/// could matter there).
+/// and `status` shows it as it did before, until anything is recorded for it. One changed on
+/// both sides is not noted (a strategy could matter there).
 #[test]
 fn a_never_synced_session_is_reported_from_the_sync_s_note_as_the_full_path_reports_it() {
+    const GONE: &str = "7e9a1c3d-5f7b-4d9e-a1c3-e5f7a9b1c3d5";
     let vs = Vs::new();
     vs.age_files();
     let outside = tempfile::tempdir().unwrap();
-    let file = outside.path().join(format!("{OUTSIDE}.json"));
+    let file = |id: &str| outside.path().join(format!("{id}.json"));
     let mut session = vs.remote(READING);
-    session["sessionId"] = json!(OUTSIDE);
-    std::fs::write(&file, session.to_string()).unwrap();
-    vs.env.ok(&["capture", file.to_str().unwrap()]);
+    for id in [GONE, OUTSIDE] {
+        session["sessionId"] = json!(id);
+        std::fs::write(file(id), session.to_string()).unwrap();
+    }
+    vs.env.ok(&["capture", file(OUTSIDE).to_str().unwrap(), file(GONE).to_str().unwrap()]);
+    vs.env.ok(&["delete", GONE]);
     // What a dry run reports of the session, and of how many from notes; beside it the full
     // path's (forced with a resolution for a conflict that does not exist).
     let report = |overrides: std::collections::HashMap<String, chasm::merge::Take>| {
@@ -1478,22 +1482,39 @@ fn a_never_synced_session_is_reported_from_the_sync_s_note_as_the_full_path_repo
             (Some(changes.0), Some(changes.1))
         );
     };
+    // What `status` shows of a session, every way it can be asked.
+    let shown = |id: &str| -> Vec<String> {
+        let all =
+            [vec!["status"], vec!["status", "--all"], vec!["status", "--json"], vec!["status", "--all", "--json"]];
+        all.iter()
+            .flat_map(|args| {
+                vs.with_root(args).lines().filter(|l| l.contains(&id[..8])).map(str::to_owned).collect::<Vec<_>>()
+            })
+            .collect()
+    };
     check(0, (0, 0));
+    let before = (shown(OUTSIDE), shown(GONE));
+    assert_eq!((before.0.len(), before.1.len()), (4, 2), "{before:?}");
+    assert!(before.1.iter().all(|l| l.contains("deleted")), "{:?}", before.1);
     assert_eq!(vs.sync(&[]).0, 0);
-    check(1, (0, 0));
+    check(2, (0, 0));
+    assert_eq!((shown(OUTSIDE), shown(GONE)), before);
     let (first, again) = (vs.sync(&["--json"]), vs.sync(&["--json"]));
     assert_eq!(first, again);
     // Renamed through chasm: the note no longer holds; the next sync notes it again.
     vs.env.ok(&["rename", OUTSIDE, "Renamed here"]);
-    check(0, (1, 0));
-    assert_eq!(vs.sync(&[]).0, 0);
     check(1, (1, 0));
-    // A request added where it was captured from, captured again: changed on both sides.
-    session["requests"].as_array_mut().unwrap().push(request("request_outside", 1_700_000_000_000, "more"));
-    std::fs::write(&file, session.to_string()).unwrap();
-    vs.env.ok(&["capture", file.to_str().unwrap()]);
+    let before = shown(OUTSIDE);
     assert_eq!(vs.sync(&[]).0, 0);
-    check(0, (1, 1));
+    check(2, (1, 0));
+    assert_eq!(shown(OUTSIDE), before);
+    // A request added where it was captured from, captured again: changed on both sides.
+    session["sessionId"] = json!(OUTSIDE);
+    session["requests"].as_array_mut().unwrap().push(request("request_outside", 1_700_000_000_000, "more"));
+    std::fs::write(file(OUTSIDE), session.to_string()).unwrap();
+    vs.env.ok(&["capture", file(OUTSIDE).to_str().unwrap()]);
+    assert_eq!(vs.sync(&[]).0, 0);
+    check(1, (1, 1));
     assert!(vs.env.ok(&["verify"]).starts_with("ok:"));
 }
 

@@ -14,7 +14,7 @@ use super::style::{self, Paint};
 use super::sync::session_json;
 use super::time::rfc3339;
 use crate::config::Settings;
-use crate::journal::{Gone, Journal, OpenMode};
+use crate::journal::{Fingerprint, Gone, Journal, OpenMode};
 use crate::merge::Strategy;
 use crate::provider::vscode::index;
 use crate::session::Session;
@@ -68,18 +68,24 @@ fn written_again(s: &SessionSync) -> bool {
 
 /// Where a session stands in VS Code, and its last title and activity (ms) the journal has
 /// (`dates`: the activity too, see [`Journal::last_fields`]; neither for a session in step
-/// with its file when no date is asked, whose title the sync has). `gone`: what a sync found
-/// of it settled and deleted, which spares reading its history.
+/// with its file when no date is asked, whose title the sync has). `note`: what the last sync
+/// noted of it while it has the same records (see [`Fingerprint`]): a session found settled
+/// and deleted, or never synced, is shown from it, which spares reading its history.
 fn presence(
     journal: &Journal,
     s: &SessionSync,
-    gone: Option<&Gone>,
+    note: Option<&Fingerprint>,
     dates: bool,
     listed: &mut HashMap<PathBuf, Option<BTreeSet<String>>>,
     warnings: &mut Vec<String>,
 ) -> Result<(Presence, Option<String>, Option<i64>)> {
-    if let Some(gone) = gone.filter(|_| !written_again(s)) {
+    if let Some(gone) = note.and_then(settled_gone).flatten().filter(|_| !written_again(s)) {
         return Ok((Presence::Deleted { seq: gone.deleted_seq }, gone.title.clone(), gone.last_activity));
+    }
+    // Never synced, and there: the sync took its title from the note, the date is in it.
+    // (The title returned is only a fallback for the sync's.)
+    if let Some(unsynced) = note.and_then(|n| n.unsynced).filter(|u| u.exists && s.location.is_none()) {
+        return Ok((Presence::JournalOnly, None, unsynced.last_activity));
     }
     // A file the sync listed a moment ago (it carries the fingerprint the listing took) is not
     // looked up again.
@@ -116,6 +122,11 @@ fn presence(
     Ok((if hidden { Presence::Hidden } else { Presence::Present }, title, date))
 }
 
+/// A session a sync found settled and deleted (with what `--all` shows of it, when noted).
+fn settled_gone(note: &Fingerprint) -> Option<Option<&Gone>> {
+    note.settled.as_ref().filter(|s| !s.exists).map(|s| s.gone.as_ref())
+}
+
 /// A dry-run sync: what the next sync would find.
 pub fn survey(journal: &mut Journal, roots: &RootArgs, settings: &Settings, strategy: Strategy) -> Result<Report> {
     let opts = Options { strategy, dry_run: true, max_delete: usize::MAX, ..Options::default() };
@@ -144,19 +155,16 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
     // them: deleted sessions pile up, and reading what each last held costs a snapshot and its
     // records.
     let hide_deleted = !args.all && args.session.is_none();
-    let settled_gone: HashMap<String, Option<Gone>> = (journal.fingerprints_in_step()?.into_iter())
-        .filter_map(|(id, fp)| fp.settled.filter(|s| !s.exists).map(|s| (id, s.gone)))
-        .collect();
+    let notes = journal.fingerprints_in_step()?;
     let mut listed = HashMap::new();
     let mut warnings = report.warnings.clone();
     let mut rows = Vec::new();
     for s in &report.sessions {
-        let gone = settled_gone.get(&s.session_id);
-        if hide_deleted && gone.is_some() && !written_again(s) {
+        let note = notes.get(&s.session_id);
+        if hide_deleted && note.and_then(settled_gone).is_some() && !written_again(s) {
             continue;
         }
-        let (presence, title, date) =
-            presence(&journal, s, gone.and_then(Option::as_ref), dates, &mut listed, &mut warnings)?;
+        let (presence, title, date) = presence(&journal, s, note, dates, &mut listed, &mut warnings)?;
         // A deletion in conflict with a change on the other side waits for the user: shown.
         if matches!(presence, Presence::Deleted { .. }) && hide_deleted && s.status != Status::Conflict {
             continue;

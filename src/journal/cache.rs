@@ -111,6 +111,8 @@ struct StoredUnsynced<'a> {
     fingerprint: StoredFingerprint<'a, StoredGone<'a>>,
     local_changes: u64,
     remote_changes: u64,
+    exists: bool,
+    last_activity: Option<i64>,
 }
 
 /// A shape as stored.
@@ -346,8 +348,9 @@ pub fn encode_fingerprint(fp: &Fingerprint) -> Vec<u8> {
     };
     match fp.unsynced {
         None => framed_as(BINARY_GONE, &fingerprint),
-        Some(Unsynced { local_changes, remote_changes }) => {
-            framed_as(BINARY_UNSYNCED, &StoredUnsynced { fingerprint, local_changes, remote_changes })
+        Some(Unsynced { local_changes, remote_changes, exists, last_activity }) => {
+            let stored = StoredUnsynced { fingerprint, local_changes, remote_changes, exists, last_activity };
+            framed_as(BINARY_UNSYNCED, &stored)
         }
     }
 }
@@ -362,8 +365,8 @@ pub fn decode_fingerprint(bytes: &[u8]) -> Option<Fingerprint> {
     let (stored, unsynced): (StoredFingerprint<StoredGone>, _) = match tag {
         BINARY_GONE => (whole(body)?, None),
         BINARY_UNSYNCED => {
-            let StoredUnsynced { fingerprint, local_changes, remote_changes } = whole(body)?;
-            (fingerprint, Some(Unsynced { local_changes, remote_changes }))
+            let StoredUnsynced { fingerprint, local_changes, remote_changes, exists, last_activity } = whole(body)?;
+            (fingerprint, Some(Unsynced { local_changes, remote_changes, exists, last_activity }))
         }
         _ => {
             let old: StoredFingerprint<()> = whole(body)?;
@@ -509,8 +512,15 @@ mod tests {
             proptest::option::of(".{0,10}"),
             gone,
         ));
-        let unsynced = proptest::option::of((any::<u64>(), any::<u64>()))
-            .prop_map(|u| u.map(|(local_changes, remote_changes)| Unsynced { local_changes, remote_changes }));
+        let unsynced = proptest::option::of((any::<u64>(), any::<u64>(), any::<bool>(), any::<Option<i64>>()))
+            .prop_map(|u| {
+                u.map(|(local_changes, remote_changes, exists, last_activity)| Unsynced {
+                    local_changes,
+                    remote_changes,
+                    exists,
+                    last_activity,
+                })
+            });
         (".{0,40}", any::<u64>(), proptest::option::of(".{0,20}"), settled, unsynced).prop_map(
             |(token, events, title, settled, unsynced)| Fingerprint {
                 token,

@@ -85,11 +85,15 @@ pub struct Fingerprint {
 
 /// See [`Fingerprint::unsynced`]: the changes since the merge base on each side (one of them
 /// none, so that the sync's strategy cannot matter: a merge with one side unchanged is the
-/// other side, whatever the strategy).
+/// other side, whatever the strategy), and what `status` shows of it beside the sync's report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Unsynced {
     pub local_changes: u64,
     pub remote_changes: u64,
+    /// Whether it exists now (not deleted through chasm).
+    pub exists: bool,
+    /// When it was last active (see [`crate::session::Session::last_activity`]).
+    pub last_activity: Option<i64>,
 }
 
 /// A session at some point as JSON text: see [`Journal::session_text_at`].
