@@ -82,8 +82,9 @@ fn presence(
     if let Some(gone) = note.and_then(settled_gone).flatten().filter(|_| !written_again(s)) {
         return Ok((Presence::Deleted { seq: gone.deleted_seq }, gone.title.clone(), gone.last_activity));
     }
-    // Never synced, and there: the sync took its title from the note, the date is in it.
-    // (The title returned is only a fallback for the sync's.)
+    // Never synced, and there: the sync took its title from the note, the date is in it. (The
+    // title returned is only a fallback for the sync's.) One deleted, or never created, is
+    // shown from what it last held, as before.
     if let Some(unsynced) = note.and_then(|n| n.unsynced).filter(|u| u.exists && s.location.is_none()) {
         return Ok((Presence::JournalOnly, None, unsynced.last_activity));
     }

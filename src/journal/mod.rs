@@ -90,9 +90,10 @@ pub struct Fingerprint {
 pub struct Unsynced {
     pub local_changes: u64,
     pub remote_changes: u64,
-    /// Whether it exists now (not deleted through chasm).
+    /// Whether it exists now (not deleted, nor only fields never created, as an import of
+    /// part of a history leaves): `status` shows such a one from the note alone.
     pub exists: bool,
-    /// When it was last active (see [`crate::session::Session::last_activity`]).
+    /// When it was last active, if it exists (see [`crate::session::Session::last_activity`]).
     pub last_activity: Option<i64>,
 }
 
