@@ -839,6 +839,30 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
         "".into(),
         "",
     );
+
+    // What every sync round, `status` and `conflicts` reads of a history (a dry-run sync:
+    // `conflicts` alone) once a sync has noted what it found of each session: none was ever
+    // synced anywhere (as sessions captured from outside VS Code's storage are), and without
+    // the note each would be folded from its first record. Last, so that the syncs' notes are
+    // in no size above.
+    let user = tmp.join("history/vscode/User");
+    std::fs::create_dir_all(user.join("globalStorage/emptyWindowChatSessions")).unwrap();
+    let user = user.to_str().unwrap();
+    for journal in [&large, &tiny] {
+        run(&mut chasm(journal, &["sync", "--quiet", "--root", user]));
+    }
+    settle();
+    let [large_survey, tiny_survey] = time_side_by_side(
+        "conflicts",
+        [chasm(&large, &["conflicts", "--root", user]), chasm(&tiny, &["conflicts", "--root", user])],
+    );
+    rep.row(
+        &format!("`chasm conflicts` after a sync, {} events of sessions never synced vs 1,000", scale.log_events),
+        ms(large_survey),
+        format!("{} (1,000 events)", ms(tiny_survey)),
+        format!("{:.2}×", large_survey.as_secs_f64() / tiny_survey.as_secs_f64()),
+        "",
+    );
 }
 
 /// The workloads' directory: removed at the end unless kept.
