@@ -1,13 +1,15 @@
 //! Both sides under random edits, as a model check of whole sync rounds.
 //!
 //! Steps on VS Code's side (its session files, in both formats and two workspaces), on chasm's
-//! (rename, add, delete, tag, restore, capture) and rounds of sync (`in_step::round`, as `chasm
+//! (rename, add, delete, tag, restore, capture, and capture of sessions kept outside VS Code's
+//! storage, which no round can place) and rounds of sync (`in_step::round`, as `chasm
 //! sync` and `sync --watch` run them) with every strategy, conflicts settled by a strategy or
 //! by `resolve`. After every round: both sides hold the same sessions, field for field (the
 //! journal's state, and the text `replay` prints); another round has nothing to do; no round
 //! changed a tag; and a twin given the same steps, whose rounds forget every kept shape and the
 //! no-op note first (the full path, reading the history), recorded the same events for each
-//! session. At the end every request and title VS Code held when a round read it, and every
+//! session, and reported each session no file holds as the first did from the notes its last
+//! round left. At the end every request and title VS Code held when a round read it, and every
 //! request added through chasm, is in the history, and the journal verifies. RELIABILITY.md
 //! says more, and how to run a longer hunt.
 
@@ -83,6 +85,10 @@ enum Op {
     /// `chasm capture FILE` of a session the journal holds: VS Code's changes recorded
     /// outside a round.
     Capture(Index),
+    /// `chasm capture FILE` of a session kept outside VS Code's storage: a new one, or (with
+    /// the index) one captured before, a request added there. No round can place it; each
+    /// reports it, from the note the round before left while nothing was recorded for it.
+    Outside(Option<Index>),
     /// `chasm restore --at`: a session brought back to a point of its history; with `--push`
     /// (the flag) written to VS Code at once, by a round over that session alone.
     LocalRestore(Index, Index, bool),
@@ -150,6 +156,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => i().prop_map(Op::Copy),
         1 => (i(), i(), any::<bool>()).prop_map(|(s, at, push)| Op::LocalRestore(s, at, push)),
         1 => i().prop_map(Op::Capture),
+        1 => proptest::option::of(i()).prop_map(Op::Outside),
         2 => Just(Op::Age),
         1 => i().prop_map(Op::Tear),
         1 => i().prop_map(Op::Damage),
@@ -233,6 +240,11 @@ impl Side {
         self.dir.path().join("journal")
     }
 
+    /// Where sessions kept outside VS Code's storage are (see [`Op::Outside`]).
+    fn outside(&self) -> PathBuf {
+        self.dir.path().join("outside")
+    }
+
     /// The session's file in one chat folder, whichever format it is in.
     fn file_in(&self, chat: &std::path::Path, id: &str) -> Option<PathBuf> {
         let found: Vec<PathBuf> =
@@ -266,6 +278,28 @@ impl Side {
         self.dir.path().join(of.strip_prefix(model.sides[0].dir.path()).unwrap())
     }
 
+    /// What a dry run of the sync reports of each session no file holds (deleted, or kept
+    /// outside VS Code's storage), all of it but the place's path and the file's fingerprint,
+    /// which differ between the twins; nothing before the first round. Past the no-op path,
+    /// which would report none of them.
+    fn without_file(&self, opts: &Options) -> Vec<String> {
+        if !self.journal().exists() {
+            return Vec::new();
+        }
+        let mut journal = open_journal(&self.journal(), OpenMode::Existing);
+        let provider = chasm::provider::vscode::VsCode::new(&[self.root()]);
+        let report = chasm::sync::sync(&mut journal, &provider, &Options { dry_run: true, ..opts.clone() }).unwrap();
+        report
+            .sessions
+            .into_iter()
+            .filter(|s| self.file(&s.session_id).is_none())
+            .map(|mut s| {
+                let (placed, fingerprinted) = (s.location.take().is_some(), s.fingerprint.take().is_some());
+                format!("{s:?} placed: {placed}, fingerprinted: {fingerprinted}")
+            })
+            .collect()
+    }
+
     /// One round of `chasm sync --strategy STRATEGY`.
     fn sync(&self, strategy: SyncStrategy) -> Report {
         self.forget();
@@ -277,6 +311,20 @@ impl Side {
         if self.full_path && self.journal().exists() {
             let db = rusqlite::Connection::open(self.journal().join("journal.sqlite")).unwrap();
             db.execute_batch("DELETE FROM shapes").unwrap();
+            // And what the last round noted of each session only the journal has (its token
+            // empty): settled, or never synced anywhere.
+            let rows: Vec<(Vec<u8>, Vec<u8>)> = db
+                .prepare("SELECT session, value FROM fingerprints")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            for (session, value) in rows {
+                if chasm::journal::cache::decode_fingerprint(&value).is_some_and(|fp| fp.token.is_empty()) {
+                    db.execute("DELETE FROM fingerprints WHERE session = ?1", [session]).unwrap();
+                }
+            }
             drop(db);
             let _ = std::fs::remove_file(self.journal().join(chasm::in_step::FILE));
         }
@@ -499,8 +547,10 @@ fn lists_kept(
 /// The state of the test: the sessions made so far, and what must never be lost.
 struct Model {
     sides: [Side; 2],
-    /// Every session VS Code created, by id.
+    /// Every session VS Code created, by id (and those captured from outside).
     ids: Vec<String>,
+    /// The sessions kept outside VS Code's storage (see [`Op::Outside`]).
+    outside: BTreeSet<String>,
     next: u64,
     /// Each session's requests (as JSON text) and titles that a sync read from VS Code or that
     /// chasm added: each must be in the history.
@@ -565,6 +615,7 @@ impl Model {
                 | Op::LocalTag(..)
                 | Op::LocalRestore(..)
                 | Op::Capture(_)
+                | Op::Outside(_)
                 | Op::Sync { .. }
                 | Op::DryRun(_)
                 | Op::Careful(_)
@@ -850,7 +901,9 @@ impl Model {
                         let report = side.round(&only);
                         let ids: Vec<&str> = report.sessions.iter().map(|s| s.session_id.as_str()).collect();
                         prop_assert!(ids.iter().all(|s| *s == id), "a round of {} reported {:?}", id, ids);
-                        if report.sessions.iter().all(|s| s.action != Action::Conflicted && s.error.is_none()) {
+                        if report.sessions.iter().all(|s| s.action != Action::Conflicted && s.error.is_none())
+                            && !self.outside.contains(&id)
+                        {
                             converged_one(side, &open_journal(&side.journal(), OpenMode::Existing), &id)?;
                         }
                     }
@@ -884,6 +937,43 @@ impl Model {
                             .unwrap();
                         prop_assert!(out.status.success(), "capture: {}", String::from_utf8_lossy(&out.stderr));
                     }
+                }
+            }
+            Op::Outside(at) => {
+                let outside: Vec<&String> = self.outside.iter().collect();
+                let (id, session) = match at {
+                    Some(at) if !outside.is_empty() => {
+                        let id = outside[at.index(outside.len())].clone();
+                        let path = self.sides[0].outside().join(format!("{id}.json"));
+                        let mut v: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+                        v["requests"].as_array_mut().unwrap().push(request(n * 10, &format!("outside {n}")));
+                        (id, v)
+                    }
+                    _ => {
+                        let id = format!("{n:08x}-0000-4000-8000-00000000000f");
+                        let v = json!({"version": 3, "sessionId": id, "creationDate": 1_764_000_000_000u64,
+                                       "requesterUsername": "ada", "responderUsername": "GitHub Copilot",
+                                       "initialLocation": "panel", "requests": [request(n * 10, &format!("outside {n}"))]});
+                        (id, v)
+                    }
+                };
+                let requests = session["requests"].as_array().unwrap().iter().map(Value::to_string);
+                self.held.entry(id.clone()).or_default().extend(requests);
+                for side in self.live() {
+                    std::fs::create_dir_all(side.outside()).unwrap();
+                    let path = side.outside().join(format!("{id}.json"));
+                    std::fs::write(&path, serde_json::to_string_pretty(&session).unwrap()).unwrap();
+                    let out = common::chasm_command()
+                        .arg("--journal")
+                        .arg(side.journal())
+                        .arg("capture")
+                        .arg(&path)
+                        .output()
+                        .unwrap();
+                    prop_assert!(out.status.success(), "capture: {}", String::from_utf8_lossy(&out.stderr));
+                }
+                if self.outside.insert(id.clone()) {
+                    self.ids.push(id);
                 }
             }
             Op::DryRun(strategy) => {
@@ -1098,10 +1188,14 @@ impl Model {
             }
             self.mend();
         }
+        // What a dry run before the round reports of the sessions no file holds: the first side
+        // from the notes its last round left, the full path's side from their histories.
+        let mut unplaced = Vec::new();
         for side in self.live() {
             let tags_before = self.tags(side);
             let (listed_before, files_before) = (side.listed(), side.files());
             side.forget();
+            unplaced.push(side.without_file(&opts));
             let report = side.round(&opts);
             if report.sessions.iter().any(|s| s.action == Action::Conflicted) {
                 let settled = side.settle(strategy, settle);
@@ -1128,6 +1222,7 @@ impl Model {
         }
         if self.twins {
             prop_assert_eq!(self.sides[0].events(), self.sides[1].events(), "the full path recorded other events");
+            prop_assert_eq!(&unplaced[0], &unplaced[1], "the full path reported otherwise");
         }
         // Copies `keep_both` made are sessions like any other from now on.
         let journal = open_journal(&self.sides[0].journal(), OpenMode::Existing);
@@ -1148,6 +1243,11 @@ impl Model {
     fn converged(&self, side: &Side) -> Result<(), TestCaseError> {
         let journal = open_journal(&side.journal(), OpenMode::Existing);
         for id in &self.ids {
+            if self.outside.contains(id) {
+                // Never placed: no round writes it to VS Code.
+                prop_assert!(side.file(id).is_none(), "{} kept outside is in VS Code", id);
+                continue;
+            }
             converged_one(side, &journal, id)?;
         }
         Ok(())
@@ -1215,7 +1315,7 @@ proptest! {
 
     #[test]
     fn both_sides_converge_lose_nothing_and_the_full_path_agrees(ops in prop::collection::vec(op(), 1..60)) {
-        let mut model = Model { sides: [Side::new(false), Side::new(true)], ids: Vec::new(), next: 0,
+        let mut model = Model { sides: [Side::new(false), Side::new(true)], ids: Vec::new(), outside: BTreeSet::new(), next: 0,
                                 held: BTreeMap::new(), torn: None, damaged: None, twins: true };
         // A log and a whole file to begin with, synced; the edits go on from there.
         let start = [Op::Create { log: true, requests: 2 }, Op::Create { log: false, requests: 2 }, PLAIN_SYNC];
