@@ -33,13 +33,20 @@ pub const TARGETS: &[(&str, Body)] = &[
 
 /// Arbitrary bytes as a cache row (`fingerprints`, `shapes`), as they are and as the body of a
 /// row under a checksum that holds (which random bytes almost never carry, and which bincode
-/// reads past): reading never panics, and a row that reads is written and read back the same.
+/// reads past), under each tag a row may carry (a shape or fingerprint, one with a deleted
+/// session's last fields, a head of parts, a never-synced session's note): reading never
+/// panics, and a row that reads is written and read back the same.
 pub fn cache_rows(data: &[u8]) {
     use chasm::journal::cache;
-    let mut framed = vec![1];
-    framed.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(data).to_le_bytes());
-    framed.extend_from_slice(data);
-    for bytes in [data, &framed[..]] {
+    let framed: Vec<Vec<u8>> = (1u8..=4)
+        .map(|tag| {
+            let mut row = vec![tag];
+            row.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(data).to_le_bytes());
+            row.extend_from_slice(data);
+            row
+        })
+        .collect();
+    for bytes in std::iter::once(data).chain(framed.iter().map(Vec::as_slice)) {
         if let Some(held) = cache::decode_held(bytes) {
             assert_eq!(cache::decode_held(&cache::encode_held(&held)), Some(held));
         }
