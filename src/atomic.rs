@@ -62,9 +62,9 @@ pub fn is_temporary(name: &str) -> bool {
 const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Removes those of `paths` that are temporaries of killed writes (by name: see
-/// [`is_temporary`]) older than [`STALE_AFTER`]. The paths
-/// come from a listing of the folder that was made anyway (a sync lists every chat folder), so
-/// that tidying takes no second listing of hundreds of sessions. Returns how many were removed.
+/// [`is_temporary`]) older than an hour (`STALE_AFTER`). The paths come from a listing of the
+/// folder that was made anyway (a sync lists every chat folder), so that tidying takes no
+/// second listing of hundreds of sessions. Returns how many were removed.
 pub fn remove_stale_temporaries<'a>(paths: impl IntoIterator<Item = &'a Path>) -> usize {
     let ours = |path: &&Path| path.file_name().and_then(|n| n.to_str()).is_some_and(is_temporary);
     let stale = |path: &&Path| {

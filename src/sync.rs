@@ -17,7 +17,10 @@
 //! the journal holds nothing newer, it is not even read: a stat, and a lookup in what one query
 //! read of every fingerprint. When only the file changed, it is diffed against the [`Shape`]
 //! the session had then, without reading its history: there is nothing local to merge, so its
-//! checkpoint is recorded with its changes (step 2), in the same commit.
+//! checkpoint is recorded with its changes (step 2), in the same commit. A session only the
+//! journal has that nothing can change in this run — settled since its checkpoint, or never
+//! synced anywhere — is reported from what the last sync noted of it, while it has the same
+//! records (see [`Fingerprint`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
