@@ -658,23 +658,24 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
     let (big, big_files) = streaming_session(big_id, scale.session_events, &mut rng);
     let (small, _) = streaming_session(small_id, 100, &mut rng);
 
-    // A journal of `log_events` events: the big and small sessions spread through filler
-    // traffic of many other sessions.
-    let build = |dir: &Path, total: usize, rng: &mut Rng| {
+    // A journal of `total` events: the sessions given spread through filler traffic of many
+    // other sessions, each at its length's share of the picks (their events left over after
+    // `total`, at the end).
+    let build = |dir: &Path, total: usize, spread: &[&[NewChange]], rng: &mut Rng| {
         let mut j = Journal::open(dir, OpenMode::Create).unwrap();
-        let mut big_left = big.iter();
-        let mut small_left = small.iter();
+        let mut left: Vec<std::slice::Iter<NewChange>> = spread.iter().map(|s| s.iter()).collect();
         let mut batch = Vec::new();
         let mut n = 0;
         while n < total {
-            let pick = rng.below(total as u64) as usize;
-            let change = if pick < big.len() {
-                big_left.next().cloned()
-            } else if pick < big.len() + small.len() {
-                small_left.next().cloned()
-            } else {
-                None
-            };
+            let mut pick = rng.below(total as u64) as usize;
+            let mut change = None;
+            for (session, events) in spread.iter().zip(&mut left) {
+                if pick < session.len() {
+                    change = events.next().cloned();
+                    break;
+                }
+                pick -= session.len();
+            }
             let change = change.unwrap_or_else(|| NewChange {
                 session_id: format!("filler-{:04}", rng.below(1000)),
                 change_type: ChangeType::Update,
@@ -691,16 +692,18 @@ fn bench_history(scale: &Scale, tmp: &Path, rep: &mut Report) {
                 j.append(std::mem::take(&mut batch)).unwrap();
             }
         }
-        batch.extend(big_left.cloned());
-        batch.extend(small_left.cloned());
+        for events in left {
+            batch.extend(events.cloned());
+        }
         j.append(batch).unwrap();
     };
     let large = tmp.join("history/large");
     let t = Instant::now();
-    build(&large, scale.log_events, &mut rng);
+    build(&large, scale.log_events, &[&big, &small], &mut rng);
     eprintln!("built a {}-event journal in {:?}", scale.log_events, t.elapsed());
+    // Of 1,000 events: the short session and fillers (the long session alone is 10,000).
     let tiny = tmp.join("history/tiny");
-    build(&tiny, 1_000, &mut Rng(5));
+    build(&tiny, 1_000, &[&small], &mut Rng(5));
     settle();
 
     let [large_page, tiny_page] =
