@@ -31,9 +31,9 @@ const BINARY_GONE: u8 = 2;
 /// The first byte of the head of a shape kept in parts (see [`Shaped::Parted`]).
 const PARTED: u8 = 3;
 /// The first byte of a `fingerprints` row for a session never synced (see
-/// [`Fingerprint::unsynced`]): [`BINARY_GONE`]'s fields and the counts after them. Only such
-/// rows take it, so that every other row stays as an earlier chasm reads it (to which one
-/// of these is a miss).
+/// [`Fingerprint::unsynced`]): [`BINARY_GONE`]'s fields and [`Unsynced`]'s after them. Only
+/// such rows take it, so that every other row stays as an earlier chasm reads it (to which
+/// one of these is a miss).
 const BINARY_UNSYNCED: u8 = 4;
 
 /// Requests per `shape_parts` row: few enough that a row stays in its page (a WITHOUT ROWID
@@ -105,7 +105,7 @@ struct StoredFingerprint<'a, G> {
 
 type StoredGone<'a> = Option<(u64, Option<&'a str>, Option<i64>)>;
 
-/// A [`BINARY_UNSYNCED`] row: the fingerprint, then the counts of [`Unsynced`].
+/// A [`BINARY_UNSYNCED`] row: the fingerprint, then [`Unsynced`]'s fields.
 #[derive(Encode, BorrowDecode)]
 struct StoredUnsynced<'a> {
     fingerprint: StoredFingerprint<'a, StoredGone<'a>>,
