@@ -31,7 +31,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("cache_rows", cache_rows),
 ];
 
-/// Arbitrary bytes as a cache row (`fingerprints`, `shapes`), as they are and as the body of a
+/// Arbitrary bytes as a cache row (`fingerprints`, `shapes`, `captures`), as they are and as the body of a
 /// row under a checksum that holds (which random bytes almost never carry, and which bincode
 /// reads past), under each tag a row may carry (a shape or fingerprint, one with a deleted
 /// session's last fields, a head of parts, a never-synced session's note): reading never
@@ -52,6 +52,9 @@ pub fn cache_rows(data: &[u8]) {
         }
         if let Some(fp) = cache::decode_fingerprint(bytes) {
             assert_eq!(cache::decode_fingerprint(&cache::encode_fingerprint(&fp)), Some(fp));
+        }
+        if let Some(note) = cache::decode_captured(bytes) {
+            assert_eq!(cache::decode_captured(&cache::encode_captured(&note)), Some(note));
         }
     }
 }

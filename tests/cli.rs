@@ -219,6 +219,75 @@ fn bad_input_is_refused_and_stores_nothing() {
     assert!(verified.starts_with(&format!("ok: {} records in 1 session;", before.len())), "{verified}");
 }
 
+/// A file `capture` read before, unchanged since (size, modification time and inode) and
+/// whose session has had nothing recorded since, is not read again, as a sync skips a file by
+/// its fingerprint: a capture of files it has seen costs a stat each. Anything recorded for
+/// the session since, any change to the file, or an earlier file of the same session in the
+/// same run, and it is read as ever.
+#[test]
+fn capture_does_not_read_again_a_file_unchanged_since_it_read_it() {
+    let env = Env::new();
+    let id = "abc-1";
+    let a = write_session(&env, id, "A", &["x"]);
+    common::age(&a);
+    // The journal is new: the note is made with it.
+    env.ok(&["capture", p(&a)]);
+    let before = env.log();
+    // Other bytes of the same size, the time put back: what a read would see, a capture that
+    // trusts the file's token does not.
+    let same_token = |title: &str| {
+        let modified = std::fs::metadata(&a).unwrap().modified().unwrap();
+        write_session(&env, id, title, &["x"]);
+        std::fs::File::options().write(true).open(&a).unwrap().set_modified(modified).unwrap();
+    };
+    same_token("B");
+    assert_eq!(env.ok(&["capture", p(&a)]), format!("{}: session {id} unchanged\n", p(&a)));
+    assert_eq!(env.log(), before);
+
+    // A change recorded for the session since (here through chasm), and the file is read.
+    env.ok(&["rename", id, "Renamed"]);
+    assert!(env.ok(&["capture", p(&a)]).contains(": 1 change"));
+    assert_eq!(env.replay(id, None)["customTitle"], "B", "the title read, recorded after the rename");
+    let seen = env.log().len();
+    same_token("C");
+    assert!(env.ok(&["capture", p(&a)]).ends_with("unchanged\n"));
+
+    // A change to the file moves its time: read.
+    write_session(&env, id, "D", &["x", "y"]);
+    common::age(&a);
+    assert!(env.ok(&["capture", p(&a)]).contains(": 2 changes"), "the title and a request");
+    assert!(env.ok(&["capture", p(&a)]).ends_with("unchanged\n"));
+
+    // A copy of the session read first in the same run changes what the noted file is
+    // compared with: both are read, and the file's title is recorded back after the copy's.
+    let copy = env.chat_dir().join("copy.json");
+    write_session(&env, id, "E", &["x", "y"]);
+    std::fs::rename(&a, &copy).unwrap();
+    write_session(&env, id, "D", &["x", "y"]);
+    common::age(&a);
+    common::age(&copy);
+    env.ok(&["capture", p(&a)]);
+    let out = env.ok(&["capture", p(&copy), p(&a)]);
+    assert!(
+        out.contains("copy.json: session abc-1: 1 change") && out.contains("abc-1.json: session abc-1: 1 change"),
+        "{out}"
+    );
+    assert_eq!(env.replay(id, None)["customTitle"], "D");
+    // Only the file a session's run ended at is noted: the copy, read before it, is read again.
+    assert!(env.ok(&["capture", p(&copy)]).contains("copy.json: session abc-1: 1 change"));
+
+    // A log read short of a torn last line is read again: the line may be finished since.
+    let log = env.chat_dir().join("torn.jsonl");
+    std::fs::write(&log, "{\"kind\":0,\"v\":{\"sessionId\":\"torn-1\",\"requests\":[]}}\n{\"kind\":1,\"k\":[\"custo")
+        .unwrap();
+    common::age(&log);
+    for _ in 0..2 {
+        let out = env.chasm(&["capture", p(&log)]);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("incomplete last line"));
+    }
+    assert!(env.log().len() > seen);
+}
+
 #[test]
 fn a_locked_journal_is_a_clear_error() {
     let env = Env::new();

@@ -13,12 +13,15 @@
 //! the binary form. In memory the digests are bytes too: a sync compares and hashes them, and
 //! never shows them. A long session's shape is kept in parts (see [`Shaped`]), so that a
 //! sync rewrites what changed of it rather than all of it.
+//!
+//! A third cache is `capture`'s: what it last read from each file it was given (`captures`),
+//! in the same frame.
 
 use bincode::{BorrowDecode, Encode};
 use serde_json::{Map, Value};
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::{Fingerprint, Gone, Held, HeldFields, Settled, Unsynced};
+use super::{Captured, Fingerprint, Gone, Held, HeldFields, Settled, Unsynced};
 use crate::provider::LogMark;
 use crate::session::unhex;
 use crate::shape::Shape;
@@ -113,6 +116,14 @@ struct StoredUnsynced<'a> {
     remote_changes: u64,
     exists: bool,
     last_activity: Option<i64>,
+}
+
+/// A `captures` row (tagged [`BINARY`]).
+#[derive(Encode, BorrowDecode)]
+struct StoredCaptured<'a> {
+    token: &'a str,
+    session: &'a str,
+    events: u64,
 }
 
 /// A shape as stored.
@@ -392,6 +403,17 @@ pub fn decode_fingerprint(bytes: &[u8]) -> Option<Fingerprint> {
     })
 }
 
+/// A `captures` row (see [`Captured`]).
+pub fn encode_captured(c: &Captured) -> Vec<u8> {
+    framed(&StoredCaptured { token: &c.token, session: &c.session_id, events: c.events })
+}
+
+/// A `captures` row read back; `None` for one damaged or not understood (a cache miss).
+pub fn decode_captured(bytes: &[u8]) -> Option<Captured> {
+    let stored: StoredCaptured = whole(body(bytes)?)?;
+    Some(Captured { token: stored.token.to_owned(), session_id: stored.session.to_owned(), events: stored.events })
+}
+
 /// A row's body decoded, all of it.
 fn whole<'a, T: BorrowDecode<'a, ()>>(body: &'a [u8]) -> Option<T> {
     let (stored, used): (T, usize) = bincode::borrow_decode_from_slice(body, config()).ok()?;
@@ -624,6 +646,24 @@ mod tests {
             prop_assert_eq!(decode_fingerprint(&serde_json::to_vec(&fp).unwrap()), Some(fp));
         }
 
+        /// What `capture` noted of a file reads back as written; any change to its bytes is a
+        /// miss.
+        #[test]
+        fn a_capture_note_reads_back_and_a_damaged_one_is_a_miss(
+            token in ".{0,40}",
+            session_id in ".{0,50}",
+            events in any::<u64>(),
+            at in any::<prop::sample::Index>(),
+            flip in 1u8..,
+        ) {
+            let note = Captured { token, session_id, events };
+            let mut row = encode_captured(&note);
+            prop_assert_eq!(decode_captured(&row), Some(note));
+            let at = at.index(row.len());
+            row[at] ^= flip;
+            prop_assert_eq!(decode_captured(&row), None);
+        }
+
         /// A row written before deleted sessions' last fields were kept reads as it did.
         #[test]
         fn a_fingerprint_row_without_gone_is_still_read(mut fp in fingerprint()) {
@@ -657,12 +697,14 @@ mod tests {
         fn any_bytes_decode_or_are_refused(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode_held(&bytes);
             let _ = decode_fingerprint(&bytes);
+            let _ = decode_captured(&bytes);
             let mut framed = vec![BINARY];
             framed.extend_from_slice(&xxh3_64(&bytes).to_le_bytes());
             framed.extend_from_slice(&bytes);
             let _ = decode_held(&framed);
             let _ = decode_held_fields(&framed);
             let _ = decode_fingerprint(&framed);
+            let _ = decode_captured(&framed);
             framed[0] = BINARY_GONE;
             let _ = decode_fingerprint(&framed);
         }

@@ -97,6 +97,18 @@ pub struct Unsynced {
     pub last_activity: Option<i64>,
 }
 
+/// What `chasm capture` read from a file, noted by its path: see
+/// [`Journal::captured_unchanged`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Captured {
+    /// The file's token then (see [`Fingerprint::token`]), taken before it was read.
+    pub token: String,
+    pub session_id: String,
+    /// The session's record count once that capture's batch was in: what the file held was
+    /// then what the journal last saw of the session in VS Code.
+    pub events: u64,
+}
+
 /// A session at some point as JSON text: see [`Journal::session_text_at`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionText {
@@ -759,14 +771,57 @@ impl Journal {
         batch: Vec<NewChange>,
         in_step: &mut [InStep],
     ) -> Result<Vec<SyncChange>, JournalError> {
+        let note = !in_step.is_empty();
+        self.append_deriving(batch, note, &mut |store| note_in_step(store, in_step))
+    }
+
+    /// The session the file at `path` held when `chasm capture` last read it, if the file
+    /// still has the `token` it had then and nothing has been recorded for that session
+    /// since: the file is then what the journal last saw of the session in VS Code, and a
+    /// capture of it would record nothing. `None`: read it. A cache like the fingerprints.
+    pub fn captured_unchanged(&self, path: &[u8], token: &str) -> Result<Option<String>, JournalError> {
+        let Some(note) = self.store.captured(path)?.as_deref().and_then(cache::decode_captured) else {
+            return Ok(None);
+        };
+        let unchanged =
+            note.token == token && note.events > 0 && note.events == self.session_event_count(&note.session_id)?;
+        Ok(unchanged.then_some(note.session_id))
+    }
+
+    /// Appends a capture's batch (see [`Journal::append`]) and, in the same commit, notes what
+    /// it read of each file, by path (see [`Journal::captured_unchanged`]), each stamped with
+    /// its session's record count as the batch leaves it.
+    pub fn append_capturing(
+        &mut self,
+        batch: Vec<NewChange>,
+        mut read: Vec<(Vec<u8>, Captured)>,
+    ) -> Result<Vec<SyncChange>, JournalError> {
+        let note = !read.is_empty();
+        self.append_deriving(batch, note, &mut |store| {
+            for (_, c) in read.iter_mut() {
+                c.events = store.session(&c.session_id)?.map_or(0, |s| s.events);
+            }
+            store.put_captured(read.iter().map(|(path, c)| (path.as_slice(), cache::encode_captured(c))))
+        })
+    }
+
+    /// Appends a batch with rows derived from it written by `then` in the same durable commit;
+    /// with nothing to append, `then` runs (where `note`) in a transaction of its own without
+    /// a flush (a cache: a power cut may lose it).
+    fn append_deriving(
+        &mut self,
+        batch: Vec<NewChange>,
+        note: bool,
+        then: Then,
+    ) -> Result<Vec<SyncChange>, JournalError> {
         if batch.is_empty() {
-            if !in_step.is_empty() {
-                self.store.derived_transaction(|store| note_in_step(store, in_step))?;
+            if note {
+                self.store.derived_transaction(|store| then(store))?;
             }
             return Ok(Vec::new());
         }
         let ids = random_ids(batch.len())?;
-        self.append_sealed(ids.into_iter().zip(batch).collect(), &mut |store| note_in_step(store, in_step))
+        self.append_sealed(ids.into_iter().zip(batch).collect(), then)
     }
 
     /// The newest state in which a session existed — now, or just before it was deleted — and
@@ -1504,6 +1559,39 @@ mod tests {
         j.append_noting(Vec::new(), &mut in_step).unwrap();
         assert_eq!(j.fingerprints_in_step().unwrap()["s"], Fingerprint { events: 3, ..noted("t2") });
         assert!(j.held("s").unwrap().is_none(), "None forgets what the session held");
+    }
+
+    /// What a capture read goes in with its batch, in its one commit, stamped with the counts
+    /// the batch leaves, and holds while the file's token and its session's count are the
+    /// same; a batch refused takes the notes with it.
+    #[test]
+    fn a_captures_notes_share_its_commit_and_hold_until_the_session_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), OpenMode::Create).unwrap();
+        let read = |path: &str, id: &str| {
+            (path.as_bytes().to_vec(), Captured { token: "t1".into(), session_id: id.into(), events: 0 })
+        };
+        let refused = vec![change("s", "a"), NewChange { session_id: String::new(), ..change("s", "bad") }];
+        assert!(matches!(j.append_capturing(refused, vec![read("/a", "s")]), Err(JournalError::InvalidChange(_))));
+        assert_eq!(j.store.captured(b"/a").unwrap(), None);
+
+        let commits = j.store.commits();
+        j.append_capturing(vec![change("s", "a"), change("t", "b")], vec![read("/a", "s"), read("/b", "t")]).unwrap();
+        assert_eq!(j.store.commits(), commits + 1, "one commit for the records and the notes");
+        assert_eq!(j.captured_unchanged(b"/a", "t1").unwrap().as_deref(), Some("s"));
+        assert_eq!(j.captured_unchanged(b"/b", "t1").unwrap().as_deref(), Some("t"));
+        assert_eq!(j.captured_unchanged(b"/a", "t2").unwrap(), None, "another token: the file changed");
+        assert_eq!(j.captured_unchanged(b"/c", "t1").unwrap(), None);
+
+        j.append(vec![change("s", "c")]).unwrap();
+        assert_eq!(j.captured_unchanged(b"/a", "t1").unwrap(), None, "recorded for since");
+        assert_eq!(j.captured_unchanged(b"/b", "t1").unwrap().as_deref(), Some("t"));
+        // With nothing to append, noted on their own, with the counts as they are.
+        j.append_capturing(Vec::new(), vec![read("/a", "s")]).unwrap();
+        assert_eq!(j.captured_unchanged(b"/a", "t1").unwrap().as_deref(), Some("s"));
+        // A note for a session with no records vouches for nothing.
+        j.append_capturing(Vec::new(), vec![read("/d", "none")]).unwrap();
+        assert_eq!(j.captured_unchanged(b"/d", "t1").unwrap(), None);
     }
 
     /// Each session a batch touches has its own count stored, batch after batch, as a new

@@ -81,7 +81,7 @@ const HEAD_PART: i64 = i64::MAX;
 /// is a cache, or is filled only by the chasm that made it, so an empty one reads as a journal
 /// that never had it: they are made with the others, by a writer's open where missing, and
 /// for a reader, where missing, as empty temporary tables (see [`Store::open_for_reading`]).
-const LATER_TABLES: [(&str, &str); 5] = [
+const LATER_TABLES: [(&str, &str); 6] = [
     ("shapes", "(session BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"),
     (
         "shape_parts",
@@ -93,6 +93,7 @@ const LATER_TABLES: [(&str, &str); 5] = [
     ),
     ("finals", "(key INTEGER PRIMARY KEY, record BLOB NOT NULL)"),
     ("blocks", "(first INTEGER PRIMARY KEY, frame BLOB NOT NULL)"),
+    ("captures", "(path BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"),
 ];
 
 /// `create` (`CREATE TABLE IF NOT EXISTS`, `CREATE TEMP TABLE`) for each later table `wanted`.
@@ -1388,6 +1389,23 @@ impl Store {
     /// The one value `sql` selects with `params`, if any, by a statement kept prepared.
     fn cached_value(&self, sql: &str, params: impl rusqlite::Params) -> Result<Option<Vec<u8>>, JournalError> {
         self.conn.prepare_cached(sql).and_then(|mut s| s.query_row(params, |r| r.get(0)).optional()).map_err(storage)
+    }
+
+    /// What `capture` noted of the file at `path` (see [`crate::journal::Captured`]).
+    pub fn captured(&self, path: &[u8]) -> Result<Option<Vec<u8>>, JournalError> {
+        self.cached_value("SELECT value FROM captures WHERE path = ?1", [path])
+    }
+
+    /// Stores `capture`'s notes, by path. Inside the caller's transaction.
+    pub fn put_captured<'a>(&self, rows: impl IntoIterator<Item = (&'a [u8], Vec<u8>)>) -> Result<(), JournalError> {
+        let mut put = self
+            .conn
+            .prepare_cached("INSERT OR REPLACE INTO captures (path, value) VALUES (?1, ?2)")
+            .map_err(storage)?;
+        for (path, value) in rows {
+            put.execute(params![path, value]).map_err(storage)?;
+        }
+        Ok(())
     }
 
     /// Stores fingerprints and shapes; `None` removes one. Inside the caller's transaction. Of a
