@@ -486,6 +486,25 @@ fn bench_sync(scale: &Scale, tmp: &Path, rep: &mut Report) {
         );
     }
 
+    // The files captured, as README's first example does, into a journal of their own, then
+    // captured again with nothing changed: what a capture run over and over (by hand, or by a
+    // cron job) costs. Its journal is removed after, so that no size row counts it.
+    let captured = tmp.join("sync/captured");
+    let all: Vec<&str> = files.iter().map(|f| f.to_str().expect("UTF-8 paths")).collect();
+    let capture = || run(&mut chasm(&captured, &[&["capture"][..], &all].concat()));
+    capture();
+    settle();
+    let again = time_runs(SHORT_RUNS, capture);
+    let read_beside = time_runs(SHORT_RUNS, read_files);
+    rep.row(
+        &format!("`chasm capture` of the {} files again, nothing changed", files.len()),
+        ms(again),
+        format!("{} (read the bytes once)", ms(read_beside)),
+        format!("{:.1}% of the read", 100.0 * again.as_secs_f64() / read_beside.as_secs_f64()),
+        "",
+    );
+    std::fs::remove_dir_all(&captured).unwrap();
+
     // git over the same folder: one commit of everything, then a commit per round.
     run(&mut git(&user, &["init", "-q"]));
     run(&mut git(&user, &["add", "-A"]));
