@@ -85,6 +85,11 @@ enum Op {
     /// `chasm capture FILE` of a session the journal holds: VS Code's changes recorded
     /// outside a round.
     Capture(Index),
+    /// `chasm capture` of every session the journal holds that VS Code has a file of (its
+    /// newest copy), as README's example runs it over a whole chat folder, again and again:
+    /// a file an earlier capture read, unchanged since (aged, its session recorded nothing
+    /// since), is not read again — on the first side; the full path's twin reads every one.
+    CaptureAll,
     /// `chasm capture FILE` of a session kept outside VS Code's storage: a new one, or (with
     /// the index) one captured before, a request added there. No round can place it; each
     /// reports it, from the note the round before left while nothing was recorded for it.
@@ -156,6 +161,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => i().prop_map(Op::Copy),
         1 => (i(), i(), any::<bool>()).prop_map(|(s, at, push)| Op::LocalRestore(s, at, push)),
         1 => i().prop_map(Op::Capture),
+        1 => Just(Op::CaptureAll),
         1 => proptest::option::of(i()).prop_map(Op::Outside),
         2 => Just(Op::Age),
         1 => i().prop_map(Op::Tear),
@@ -306,11 +312,12 @@ impl Side {
         self.round(&options(strategy))
     }
 
-    /// On the full path's side, the kept shapes and the note forgotten.
+    /// On the full path's side, the kept shapes, the notes and what captures noted of files
+    /// forgotten.
     fn forget(&self) {
         if self.full_path && self.journal().exists() {
             let db = rusqlite::Connection::open(self.journal().join("journal.sqlite")).unwrap();
-            db.execute_batch("DELETE FROM shapes").unwrap();
+            db.execute_batch("DELETE FROM shapes; DELETE FROM captures").unwrap();
             // And what the last round noted of each session only the journal has (its token
             // empty): settled, or never synced anywhere.
             let rows: Vec<(Vec<u8>, Vec<u8>)> = db
@@ -582,6 +589,23 @@ impl Model {
         (!live.is_empty()).then(|| live[at.index(live.len())].clone())
     }
 
+    /// `chasm capture` of these files (the first side's) on each side; the full path's twin
+    /// reads each, whatever an earlier capture noted of it.
+    fn capture(&self, paths: &[PathBuf]) -> Result<(), TestCaseError> {
+        for side in self.live() {
+            side.forget();
+            let out = common::chasm_command()
+                .arg("--journal")
+                .arg(side.journal())
+                .arg("capture")
+                .args(paths.iter().map(|p| side.twin(p, self)))
+                .output()
+                .unwrap();
+            prop_assert!(out.status.success(), "capture: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+
     /// VS Code writes a line to a session's log, or the whole changed `.json`, on each side;
     /// `None` from `line`, nothing.
     fn vscode_change(&self, at: &Index, line: impl Fn(&Value) -> Option<Value>, edit: impl Fn(&mut Value)) {
@@ -615,6 +639,7 @@ impl Model {
                 | Op::LocalTag(..)
                 | Op::LocalRestore(..)
                 | Op::Capture(_)
+                | Op::CaptureAll
                 | Op::Outside(_)
                 | Op::Sync { .. }
                 | Op::DryRun(_)
@@ -927,16 +952,14 @@ impl Model {
             Op::Capture(at) => {
                 let Some(id) = self.in_journal(at) else { return Ok(()) };
                 if let Some(path) = self.sides[0].file(&id) {
-                    for side in self.live() {
-                        let out = common::chasm_command()
-                            .arg("--journal")
-                            .arg(side.journal())
-                            .arg("capture")
-                            .arg(side.twin(&path, self))
-                            .output()
-                            .unwrap();
-                        prop_assert!(out.status.success(), "capture: {}", String::from_utf8_lossy(&out.stderr));
-                    }
+                    self.capture(&[path])?;
+                }
+            }
+            Op::CaptureAll => {
+                let live = self.ids.iter().filter(|id| self.sides[0].journal_state(id).is_some());
+                let paths: Vec<PathBuf> = live.filter_map(|id| self.sides[0].file(id)).collect();
+                if !paths.is_empty() {
+                    self.capture(&paths)?;
                 }
             }
             Op::Outside(at) => {
