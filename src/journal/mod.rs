@@ -684,7 +684,22 @@ impl Journal {
     /// whatever the length of its history. A session never checkpointed is read whole.
     pub fn tail(&self, session_id: &str) -> Result<Tail, StateError> {
         let Some(cp) = self.store.last_checkpoint(session_id)? else {
-            return Ok(Tail::of(&self.session_events(session_id)?)?);
+            // Never synced: the base is implicit (see `Tail::of`), the state just before the
+            // first local change — all of it, for a session only ever seen in VS Code (one
+            // captured again and again): built from a snapshot, not by folding every event.
+            let (first_local, remote) = self.implicit_base(session_id)?;
+            let upto = first_local.map_or(u64::MAX, |seq| seq - 1);
+            let base = self.state_at(session_id, upto)?;
+            let after = match first_local {
+                None => Vec::new(),
+                Some(seq) => self
+                    .store
+                    .session_records(session_id, seq - 1, u64::MAX)?
+                    .iter()
+                    .map(|(seq, bytes)| decode(*seq, bytes))
+                    .collect::<Result<_, _>>()?,
+            };
+            return Ok(Tail { base, checkpoint: None, after, before: (0, remote) });
         };
         let checkpoint =
             self.get(cp)?.ok_or_else(|| JournalError::Corrupt { seq: cp, reason: "a checkpoint is missing".into() })?;
@@ -702,6 +717,51 @@ impl Journal {
         let resolved = self.store.newest_change_between(session_id, Origin::Local, local, cp)?;
         let before = (resolved.max(local), remote);
         Ok(Tail { base, checkpoint: Some(checkpoint), after, before })
+    }
+
+    /// Where a session never checkpointed has its implicit merge base (see [`Tail::of`]): its
+    /// first local change, if any, and the newest change seen in VS Code before it (0: none).
+    /// From its runs of log lines where they stand for its records, and its records' fields
+    /// elsewhere, oldest first: no payload parsed, and a session only ever seen in VS Code
+    /// read as a few rows.
+    fn implicit_base(&self, session_id: &str) -> Result<(Option<u64>, u64), JournalError> {
+        let seqs = self.session_seqs(session_id)?;
+        let runs = self.session_line_runs(session_id, 0)?;
+        let mut remote = 0;
+        // Whether this change is the first local one; the newest remote one kept until then.
+        let mut local = |seq: u64, origin: Origin, change_type: ChangeType| match origin {
+            Origin::Local => true,
+            Origin::Remote => {
+                if change_type != ChangeType::Merge {
+                    remote = seq;
+                }
+                false
+            }
+        };
+        for piece in lines::plan(&seqs, &runs, false) {
+            match piece {
+                lines::Piece::Run(lines) => {
+                    if let Some(line) = lines.iter().find(|l| local(l.seq, l.origin, l.change_type)) {
+                        return Ok((Some(line.seq), remote));
+                    }
+                }
+                lines::Piece::Records(range) => {
+                    // A chunk at a time: a long session's records, rebuilt, can be many times
+                    // their size on disk.
+                    for chunk in seqs[range].chunks(512) {
+                        let (first, last) = (chunk[0], chunk[chunk.len() - 1]);
+                        for (seq, bytes) in self.store.session_records(session_id, first - 1, last)? {
+                            let fields = record::Fields::of(&bytes)
+                                .map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })?;
+                            if local(seq, fields.body.origin, fields.body.change_type) {
+                                return Ok((Some(seq), remote));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok((None, remote))
     }
 
     /// The seq of a session's newest record (0: none), from one step of the per-session index.
@@ -1522,6 +1582,48 @@ mod tests {
             j.session_events("s").unwrap().iter().rev().find(|e| e.change_type == ChangeType::Merge).unwrap().seq;
         assert_eq!(tail.checkpoint.as_ref().map(|c| c.seq), Some(merge_seq));
         assert!(tail.after.iter().all(|e| e.seq > merge_seq) && tail.after.len() < 200, "{}", tail.after.len());
+    }
+
+    /// A session never synced has its merge base just before its first local change: its
+    /// tail is what splitting the whole history there gives, read from a snapshot and its runs
+    /// of log lines rather than by folding every event — and, where the runs are gone, from
+    /// its records' fields.
+    #[test]
+    fn a_never_synced_sessions_tail_is_its_history_split_at_the_first_local_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), OpenMode::Create).unwrap();
+        long_session(&mut j, 200);
+        let same_as_whole = |j: &Journal| {
+            let tail = j.tail("s").unwrap();
+            let whole = Tail::of(&j.session_events("s").unwrap()).unwrap();
+            let state = |s: &Option<SessionState>| {
+                s.as_ref().map(|s| {
+                    (s.session.to_value(), s.ids.clone(), s.sources.clone(), s.exists, s.tags.clone(), s.last_seq)
+                })
+            };
+            assert_eq!(state(&tail.base), state(&whole.base));
+            let marks = |s: &Option<SessionState>| s.as_ref().map(|s| (s.deleted_seq, s.last_checkpoint));
+            assert_eq!(marks(&tail.base), marks(&whole.base));
+            assert!(tail.checkpoint.is_none() && whole.checkpoint.is_none());
+            assert_eq!(tail.after, whole.after);
+            assert_eq!(tail.before, whole.before);
+            tail
+        };
+        // Only ever seen in VS Code: all of it is the base, from the newest snapshot.
+        let tail = same_as_whole(&j);
+        assert!(tail.after.is_empty() && tail.base.as_ref().unwrap().events_read < SNAPSHOT_INTERVAL);
+        // A change through chasm, then VS Code's, past more snapshots: the base is the state
+        // just before it.
+        let tag =
+            NewChange { entity_type: EntityType::Tag, origin: Origin::Local, payload: Value::Null, ..change("s", "t") };
+        let first_local = j.append(vec![tag]).unwrap()[0].seq;
+        long_session(&mut j, 150);
+        let tail = same_as_whole(&j);
+        assert_eq!(tail.after.first().map(|e| e.seq), Some(first_local));
+        assert!(tail.base.as_ref().unwrap().events_read < SNAPSHOT_INTERVAL);
+        // Without the runs of lines (derived data: gone, or from before they were kept).
+        j.store.execute("DELETE FROM lines").unwrap();
+        same_as_whole(&j);
     }
 
     /// A sync's fingerprints go in with its batch, in its one commit, stamped with the counts
