@@ -658,8 +658,8 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
         };
         if never_synced {
             // Nothing a sync does can change it, or anything it will record: planned now, so
-            // that its history (read whole, having no checkpoint to begin from) is let go
-            // before the next session's is read.
+            // that its history (read from its first change through chasm on, having no
+            // checkpoint to begin from) is let go before the next session's is read.
             let plan = plan(w, provider, opts);
             work.push(Work::planned(id, plan));
         } else {
@@ -1278,7 +1278,7 @@ fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, Sy
     let Some(location) = w.location.clone() else {
         // Never synced to a place this run covers (say, captured from an export): nothing to do.
         // One never synced at all is noted so, when the strategy cannot matter (see
-        // [`Unsynced`]): the next sync reports it without folding its history again.
+        // [`Unsynced`]): the next sync reports it without reading its history again.
         let one_sided = v.local_changes.is_empty() || v.remote_changes.is_empty();
         if v.checkpoint.is_none() && one_sided && opts.overrides.is_empty() && !conflicting {
             let full = existing(&v.full);

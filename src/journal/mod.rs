@@ -76,9 +76,9 @@ pub struct Fingerprint {
     pub settled: Option<Settled>,
     /// For a session only the journal has and never synced anywhere (captured from a file
     /// outside VS Code's storage, say), how many changes a sync found on each side: there is
-    /// nothing a sync can do with it, yet finding that out folds its whole history, since
-    /// it has no checkpoint to begin from. Valid, as `settled` is, while the session has the
-    /// same records.
+    /// nothing a sync can do with it, yet finding that out reads its history, which has no
+    /// checkpoint to begin from (all of it from its first change through chasm on; see
+    /// [`Journal::tail`]). Valid, as `settled` is, while the session has the same records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unsynced: Option<Unsynced>,
 }
@@ -681,7 +681,9 @@ impl Journal {
 
     /// A session's history from its merge base on (see [`Tail`]): the base from the nearest
     /// snapshot, the events since the last checkpoint. What a sync reads for a changed session,
-    /// whatever the length of its history. A session never checkpointed is read whole.
+    /// whatever the length of its history. A session never checkpointed has its base just
+    /// before its first local change (see [`Tail::of`]): the events from that change on are
+    /// read, none for a session only ever seen in VS Code.
     pub fn tail(&self, session_id: &str) -> Result<Tail, StateError> {
         let Some(cp) = self.store.last_checkpoint(session_id)? else {
             // Never synced: the base is implicit (see `Tail::of`), the state just before the
