@@ -443,6 +443,47 @@ fn empty_environment_variables_count_as_unset() {
     assert!(line.contains(&format!("no journal at {}", home.join(".local/share/chasm/journal").display())), "{line}");
 }
 
+/// A session never synced has its merge base at its first change through chasm: before it,
+/// nothing was changed on both sides. `--graph -n N` reads back no further than that, not to
+/// the session's first record, and shows what the whole graph shows of its newest lines, marks
+/// and all, for the journal and for the session, in either order.
+#[test]
+fn a_limited_graph_of_a_never_synced_session_shows_the_whole_graphs_newest_lines() {
+    let env = Env::new();
+    let id = "dddd4444-graph";
+    let texts: Vec<String> = (0..40).map(|i| format!("question {i}")).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    // Seen in VS Code a request at a time, then renamed through chasm; in VS Code more
+    // requests, more than a first read back takes, and then a title: changed on both sides.
+    for k in 1..=10 {
+        env.ok(&["capture", p(&write_session(&env, id, "First", &refs[..k]))]);
+    }
+    env.ok(&["rename", id, "Through chasm"]);
+    for k in 11..=36 {
+        env.ok(&["capture", p(&write_session(&env, id, "First", &refs[..k]))]);
+    }
+    for k in 36..=40 {
+        env.ok(&["capture", p(&write_session(&env, id, "In VS Code", &refs[..k]))]);
+    }
+    let other = write_session(&env, "eeee5555-other", "Other", &["x"]);
+    env.ok(&["capture", p(&other)]);
+    for session in [&[][..], &[id]] {
+        let graph = |args: &[&str]| env.ok(&[&["log", "--graph"][..], session, args].concat());
+        let whole = graph(&[]);
+        assert!(whole.contains("changed on both sides"), "{whole}");
+        let (header, lines) = whole.split_once('\n').unwrap();
+        let lines: Vec<&str> = lines.lines().collect();
+        for n in 0..=lines.len() + 1 {
+            let newest = &lines[..n.min(lines.len())];
+            let shown = |lines: Vec<&str>| lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+            let n = n.to_string();
+            assert_eq!(graph(&["-n", &n]), format!("{header}\n{}", shown(newest.to_vec())), "{session:?} -n {n}");
+            let oldest_first = newest.iter().rev().copied().collect();
+            assert_eq!(graph(&["-n", &n, "--reverse"]), format!("{header}\n{}", shown(oldest_first)), "{session:?}");
+        }
+    }
+}
+
 /// The graph holds events without what they changed and reads the words of the lines it
 /// shows afterwards, a chunk of records at a time: each line still says what the plain log's
 /// line for the same record says, for the whole journal and for one session, across chunks.

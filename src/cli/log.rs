@@ -434,9 +434,12 @@ fn graph_events(
 }
 
 /// A session's events before seq `before`, newest first, back to its last checkpoint among
-/// them (all of them if it has none), a chunk at a time by its seqs: `known` when the caller
-/// has read them all (a graph of one session), else from the index a few at a time, as a
-/// checkpoint is seldom more than a sync's changes away.
+/// them, or to its first change through chasm (before which nothing was made on both sides:
+/// the graph's implicit base, as the sync's), a chunk at a time by its seqs: `known` when the
+/// caller has read them all (a graph of one session), else from the index a few at a time, as
+/// a checkpoint is seldom more than a sync's changes away. Past the first chunk, the first
+/// change through chasm is looked up (a never-synced session's history read back to its
+/// first record was most of what the graph of its newest lines cost).
 fn back_to_checkpoint(
     journal: &Journal,
     session: &str,
@@ -445,7 +448,18 @@ fn back_to_checkpoint(
 ) -> Result<Vec<SyncChange>, JournalError> {
     let mut events = Vec::new();
     let mut step = 16;
+    let mut first_local = None;
     loop {
+        if step > 16 {
+            let first = match first_local {
+                Some(first) => first,
+                None => *first_local.insert(journal.first_local_seq(session)?),
+            };
+            // Every change before `before` was only ever seen in VS Code.
+            if first.is_none_or(|seq| seq >= before) {
+                return Ok(events);
+            }
+        }
         let seqs = if known.is_empty() {
             journal.newest_session_seqs(session, before, step)?
         } else {

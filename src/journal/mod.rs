@@ -721,6 +721,13 @@ impl Journal {
         Ok(Tail { base, checkpoint: Some(checkpoint), after, before })
     }
 
+    /// The seq of a session's first change through chasm, or checkpoint (`None`: neither):
+    /// where its merge base is first set. What came before it was only ever seen in VS Code,
+    /// and nothing of it can meet a change made through chasm (see [`Tail::of`]).
+    pub fn first_local_seq(&self, session_id: &str) -> Result<Option<u64>, JournalError> {
+        Ok(self.implicit_base(session_id)?.0)
+    }
+
     /// Where a session never checkpointed has its implicit merge base (see [`Tail::of`]): its
     /// first local change, if any, and the newest change seen in VS Code before it (0: none).
     /// From its runs of log lines where they stand for its records, and its records' fields
