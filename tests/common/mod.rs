@@ -59,6 +59,25 @@ impl Env {
         String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 
+    /// `log --graph [SESSION]` whole, after checking that `-n N` shows its newest N lines, marks
+    /// and all, newest first and oldest first, for every N (`--graph -n` reads back only as far
+    /// as those lines' marks depend on).
+    pub fn graph_as_limited_graphs_show_it(&self, session: &[&str]) -> String {
+        let graph = |args: &[&str]| self.ok(&[&["log", "--graph"][..], session, args].concat());
+        let whole = graph(&[]);
+        let (header, lines) = whole.split_once('\n').unwrap();
+        let lines: Vec<&str> = lines.lines().collect();
+        for n in 0..=lines.len() + 1 {
+            let newest = &lines[..n.min(lines.len())];
+            let shown = |lines: Vec<&str>| lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+            let n = n.to_string();
+            assert_eq!(graph(&["-n", &n]), format!("{header}\n{}", shown(newest.to_vec())), "{session:?} -n {n}");
+            let oldest_first = newest.iter().rev().copied().collect();
+            assert_eq!(graph(&["-n", &n, "--reverse"]), format!("{header}\n{}", shown(oldest_first)), "{session:?}");
+        }
+        whole
+    }
+
     /// `replay SESSION --at SEQ` (or latest) as a JSON value.
     pub fn replay(&self, session: &str, at: Option<u64>) -> Value {
         let mut args = vec!["replay".to_string(), session.to_string()];
