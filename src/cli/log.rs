@@ -435,10 +435,10 @@ fn graph_events(
 
 /// A session's events before seq `before`, newest first, back to its last checkpoint among
 /// them, or to its first change through chasm (before which nothing was made on both sides:
-/// the graph's implicit base, as the sync's), a chunk at a time by its seqs: `known` when the
-/// caller has read them all (a graph of one session), else from the index a few at a time, as
-/// a checkpoint is seldom more than a sync's changes away. Past the first chunk, the first
-/// change through chasm is looked up (a never-synced session's history read back to its
+/// the graph's implicit base, as the sync's), a chunk at a time by its seqs (`known` when the
+/// caller has read them all, a graph of one session; else from the index): a few first, as a
+/// checkpoint is seldom more than a sync's changes away, and twice as many each time after, up
+/// to [`CHUNK`]. Past the first chunk, the first change through chasm is looked up (a never-synced session's history read back to its
 /// first record was most of what the graph of its newest lines cost).
 fn back_to_checkpoint(
     journal: &Journal,
@@ -464,7 +464,7 @@ fn back_to_checkpoint(
             journal.newest_session_seqs(session, before, step)?
         } else {
             let end = known.partition_point(|&s| s < before);
-            known[end.saturating_sub(CHUNK)..end].to_vec()
+            known[end.saturating_sub(step)..end].to_vec()
         };
         let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) else { return Ok(events) };
         for (seq, bytes) in journal.session_raw(session, first - 1, last)?.into_iter().rev() {
