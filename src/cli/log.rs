@@ -438,8 +438,9 @@ fn graph_events(
 /// the graph's implicit base, as the sync's), a chunk at a time by its seqs (`known` when the
 /// caller has read them all, a graph of one session; else from the index): a few first, as a
 /// checkpoint is seldom more than a sync's changes away, and twice as many each time after, up
-/// to [`CHUNK`]. Past the first chunk, the first change through chasm is looked up (a never-synced session's history read back to its
-/// first record was most of what the graph of its newest lines cost).
+/// to [`CHUNK`]. Past the first chunk, the first change through chasm is looked up (a
+/// never-synced session's history read back to its first record was most of what the graph
+/// of its newest lines cost).
 fn back_to_checkpoint(
     journal: &Journal,
     session: &str,
