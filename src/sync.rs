@@ -871,13 +871,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             && (p.report.fingerprint.is_some() || p.held.is_some())
         {
             let title = p.report.title.clone();
-            let fp = p.report.fingerprint.clone().map(|token| Fingerprint {
-                token,
-                events: 0,
-                title,
-                settled: None,
-                unsynced: None,
-            });
+            let fp = p.report.fingerprint.clone().map(|token| Fingerprint { token, title, ..Fingerprint::default() });
             in_step.push((id.clone(), fp, p.held));
         }
         report.sessions.push(p.report);
@@ -1199,13 +1193,8 @@ pub fn status_of(v: &Views, has_conflicts: bool) -> Status {
 fn plan_settled(id: String, location: Option<Location>, settled: Settled, read: bool) -> Plan {
     let deleted = location.is_some() && !settled.exists;
     let report = SessionSync { deleted, ..SessionSync::in_step(id, settled.title.clone(), location, None) };
-    let note = read.then(|| Fingerprint {
-        token: String::new(),
-        events: 0,
-        title: settled.title.clone(),
-        settled: Some(settled),
-        unsynced: None,
-    });
+    let note =
+        read.then(|| Fingerprint { title: settled.title.clone(), settled: Some(settled), ..Fingerprint::default() });
     Plan { note, ..Plan::reporting(report) }
 }
 
@@ -1289,8 +1278,7 @@ fn plan(mut w: Work, provider: &dyn Provider, opts: &Options) -> Result<Plan, Sy
                 last_activity: full.and_then(Session::last_activity),
             };
             let title = report.title.clone();
-            plan.note =
-                Some(Fingerprint { token: String::new(), events: 0, title, settled: None, unsynced: Some(unsynced) });
+            plan.note = Some(Fingerprint { title, unsynced: Some(unsynced), ..Fingerprint::default() });
         }
         plan.report = report;
         return Ok(plan);

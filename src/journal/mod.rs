@@ -58,8 +58,9 @@ pub enum JournalError {
     AmbiguousSession { prefix: String, count: usize, examples: String },
 }
 
-/// See [`Journal::fingerprints_in_step`].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// See [`Journal::fingerprints_in_step`]. The default is a note with no token and no count (the
+/// count is stamped when it is stored), to be filled in with what it notes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Fingerprint {
     /// The provider's token for the file (size, modification time, inode).
     pub token: String,
@@ -1643,8 +1644,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path(), OpenMode::Create).unwrap();
         j.append(vec![change("s", "a")]).unwrap();
-        let noted =
-            |token: &str| Fingerprint { token: token.into(), events: 0, title: None, settled: None, unsynced: None };
+        let noted = |token: &str| Fingerprint { token: token.into(), ..Fingerprint::default() };
         let held = Held {
             last_seq: 0,
             local_seq: 0,

@@ -2086,8 +2086,7 @@ mod tests {
             sources: (0..n).map(|i| (i + 1, None)).collect(),
             log: None,
         };
-        let fingerprint =
-            crate::journal::Fingerprint { token: "t".into(), events: 0, title: None, settled: None, unsynced: None };
+        let fingerprint = crate::journal::Fingerprint { token: "t".into(), ..Default::default() };
         let mut in_step = vec![("s".to_owned(), Some(fingerprint), Some(held))];
         j.append_noting((0..200).map(|i| request("s", i % 40)).collect(), &mut in_step).unwrap();
         let (shape, runs) = (j.store.shape("s").unwrap().unwrap(), j.store.lines_of("s", 0).unwrap());
