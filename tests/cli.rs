@@ -286,6 +286,40 @@ fn capture_does_not_read_again_a_file_unchanged_since_it_read_it() {
     }
 }
 
+/// `chasm gc` drops the notes `capture` kept of files that can no longer spare a read (their
+/// session has had records since) and keeps the rest: a file captured again after it is still
+/// passed over.
+#[test]
+fn gc_drops_stale_capture_notes_and_keeps_the_rest() {
+    let env = Env::new();
+    let (a, b) = (write_session(&env, "abc-1", "A", &["x"]), write_session(&env, "abc-2", "B", &["y"]));
+    common::age(&a);
+    common::age(&b);
+    env.ok(&["capture", p(&a), p(&b)]);
+    env.ok(&["rename", "abc-1", "Renamed"]);
+    let notes = || {
+        let db = rusqlite::Connection::open(env.journal().join("journal.sqlite")).unwrap();
+        db.query_row("SELECT count(*) FROM captures", [], |r| r.get::<_, i64>(0)).unwrap()
+    };
+    assert_eq!(notes(), 2);
+    let line = env.ok(&["gc"]);
+    assert!(line.contains("; 1 stale capture note(s) dropped; journal "), "{line}");
+    assert_eq!(notes(), 1);
+    let again: Value = serde_json::from_str(&env.ok(&["gc", "--json"])).unwrap();
+    assert_eq!(again["capture_notes_dropped"], 0, "{again}");
+    assert!(!env.ok(&["gc"]).contains("capture note"));
+    // Each file's bytes swapped for others of the same size, its time put back: only a read
+    // sees it. The note kept still spares one; the file whose note went is read.
+    for (path, id, title) in [(&a, "abc-1", "C"), (&b, "abc-2", "D")] {
+        let modified = std::fs::metadata(path).unwrap().modified().unwrap();
+        write_session(&env, id, title, &[if id == "abc-1" { "x" } else { "y" }]);
+        std::fs::File::options().write(true).open(path).unwrap().set_modified(modified).unwrap();
+    }
+    assert!(env.ok(&["capture", p(&b)]).ends_with("session abc-2 unchanged\n"));
+    assert!(env.ok(&["capture", p(&a)]).contains("session abc-1: 1 change"));
+    assert_eq!(env.replay("abc-1", None)["customTitle"], "C");
+}
+
 #[test]
 fn a_locked_journal_is_a_clear_error() {
     let env = Env::new();

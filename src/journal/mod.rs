@@ -1033,8 +1033,29 @@ impl Journal {
                 .sum::<u64>()
         };
         let bytes_before = size();
+        // Before the records, so that the rewrite at the end gives their space back too.
+        let captures = self.drop_dead_captures()?;
         let store::Pack { records, blocks, snapshots, lines, shapes } = self.store.pack(progress)?;
-        Ok(Packed { records, blocks, snapshots, lines, shapes, bytes_before, bytes_after: size() })
+        Ok(Packed { records, blocks, snapshots, lines, shapes, captures, bytes_before, bytes_after: size() })
+    }
+
+    /// Drops the notes `capture` keeps of files (see [`Journal::captured_unchanged`]) that can
+    /// never vouch for a file again: their session has had records since, or has none (a
+    /// count only grows). One is kept per path ever captured, so a user who captures exports
+    /// or temporary copies would otherwise pile them up for good. A note that does not read
+    /// is left: it may be a later chasm's, and it costs that chasm nothing but a read.
+    fn drop_dead_captures(&self) -> Result<u64, JournalError> {
+        let mut dead = Vec::new();
+        for (path, value) in self.store.all_captured()? {
+            let Some(note) = cache::decode_captured(&value) else { continue };
+            if note.events == 0 || note.events != self.session_event_count(&note.session_id)? {
+                dead.push(path);
+            }
+        }
+        if !dead.is_empty() {
+            self.store.derived_transaction(|s| s.drop_captured(&dead))?;
+        }
+        Ok(dead.len() as u64)
     }
 }
 
@@ -1051,6 +1072,8 @@ pub struct Packed {
     pub lines: u64,
     /// Shapes (the sync's cache of what a session held) it stored compressed.
     pub shapes: u64,
+    /// Notes `capture` kept of files that could no longer vouch for them, dropped.
+    pub captures: u64,
     /// The database's size on disk before and after, its write-ahead log included.
     pub bytes_before: u64,
     pub bytes_after: u64,
@@ -1703,6 +1726,28 @@ mod tests {
         // A note for a session with no records vouches for nothing.
         j.append_capturing(Vec::new(), vec![read("/d", "none")]).unwrap();
         assert_eq!(j.captured_unchanged(b"/d", "t1").unwrap(), None);
+    }
+
+    /// gc drops the notes that can never match again (the session has had records since, or
+    /// has none) and keeps the ones that still spare a read, and one it cannot read.
+    #[test]
+    fn gc_drops_the_capture_notes_that_can_no_longer_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), OpenMode::Create).unwrap();
+        let read = |path: &str, id: &str| {
+            (path.as_bytes().to_vec(), Captured { token: "t1".into(), session_id: id.into(), events: 0 })
+        };
+        j.append_capturing(vec![change("s", "a"), change("t", "b")], vec![read("/a", "s"), read("/b", "t")]).unwrap();
+        j.append_capturing(Vec::new(), vec![read("/d", "none")]).unwrap();
+        j.append(vec![change("s", "c")]).unwrap();
+        j.store.derived_transaction(|s| s.put_captured([(&b"/e"[..], b"\x07not a note".to_vec())])).unwrap();
+
+        let packed = j.pack(&crate::progress::Progress::default()).unwrap();
+        assert_eq!(packed.captures, 2, "/a (recorded for since) and /d (no records)");
+        let paths: Vec<Vec<u8>> = j.store.all_captured().unwrap().into_iter().map(|(path, _)| path).collect();
+        assert_eq!(paths, [b"/b".to_vec(), b"/e".to_vec()]);
+        assert_eq!(j.captured_unchanged(b"/b", "t1").unwrap().as_deref(), Some("t"), "still spares a read");
+        assert_eq!(j.pack(&crate::progress::Progress::default()).unwrap().captures, 0);
     }
 
     /// Each session a batch touches has its own count stored, batch after batch, as a new

@@ -1396,6 +1396,22 @@ impl Store {
         self.cached_value("SELECT value FROM captures WHERE path = ?1", [path])
     }
 
+    /// Every note `capture` has kept, path and value, in path order.
+    pub fn all_captured(&self) -> Result<Vec<PathNote>, JournalError> {
+        let mut stmt = self.conn.prepare_cached("SELECT path, value FROM captures ORDER BY path").map_err(storage)?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(storage)?;
+        rows.collect::<Result<_, _>>().map_err(storage)
+    }
+
+    /// Removes `capture`'s notes of these paths. Inside the caller's transaction.
+    pub fn drop_captured(&self, paths: &[Vec<u8>]) -> Result<(), JournalError> {
+        let mut drop = self.conn.prepare_cached("DELETE FROM captures WHERE path = ?1").map_err(storage)?;
+        for path in paths {
+            drop.execute([path]).map_err(storage)?;
+        }
+        Ok(())
+    }
+
     /// Stores `capture`'s notes, by path. Inside the caller's transaction.
     pub fn put_captured<'a>(&self, rows: impl IntoIterator<Item = (&'a [u8], Vec<u8>)>) -> Result<(), JournalError> {
         let mut put = self
@@ -1575,6 +1591,9 @@ pub struct Pack {
     pub lines: u64,
     pub shapes: u64,
 }
+
+/// A `captures` row: a file's path (the operating system's bytes) and the note kept of it.
+pub type PathNote = (Vec<u8>, Vec<u8>);
 
 /// A table of derived rows [`Store::pack_derived`] stores compressed.
 #[derive(Debug, Clone, Copy)]
