@@ -449,6 +449,20 @@ fn none_may_be_deleted(
 
 /// Runs one sync.
 pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> Result<Report, SyncError> {
+    // Files as they were when both sides were last in step, for sessions with nothing newer.
+    let in_step_files = if opts.overrides.is_empty() { journal.fingerprints_in_step()? } else { HashMap::new() };
+    sync_noted(journal, provider, opts, &in_step_files)
+}
+
+/// [`sync`] given what [`Journal::fingerprints_in_step`] returns (empty under overrides), for
+/// a caller that needs those notes too: `status` shows sessions from them, and reading them
+/// twice was a tenth of its time.
+pub fn sync_noted(
+    journal: &mut Journal,
+    provider: &dyn Provider,
+    opts: &Options,
+    in_step_files: &HashMap<String, Fingerprint>,
+) -> Result<Report, SyncError> {
     let mut report = Report::default();
     let now = Utc::now();
     let wanted = |id: &str| opts.only.as_deref().is_none_or(|only| only == id);
@@ -460,8 +474,6 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     if !opts.dry_run {
         provider.tidy();
     }
-    // Files as they were when both sides were last in step, for sessions with nothing newer.
-    let in_step_files = if opts.overrides.is_empty() { journal.fingerprints_in_step()? } else { HashMap::new() };
     // A session last seen in a folder the listing could not read is left as it is there,
     // though a copy of it is listed elsewhere: the copy VS Code goes on in is the one written
     // last, which may be the one nobody could see. Only while a folder is away, and only for a
@@ -470,7 +482,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     if !unread.is_empty() {
         let mut kept = Vec::with_capacity(listing.len());
         for l in listing {
-            let home = if same_file(&in_step_files, &l).is_some() { None } else { journal.last_path(&l.session_id)? };
+            let home = if same_file(in_step_files, &l).is_some() { None } else { journal.last_path(&l.session_id)? };
             let home_dir = home.as_deref().map(Path::new).and_then(Path::parent);
             if !home_dir.is_some_and(|dir| unread.iter().any(|u| u == dir) && Some(dir) != l.location.path.parent()) {
                 kept.push(l);
@@ -484,8 +496,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
     // unless a session could turn out deleted in VS Code: the check on how many may be
     // deleted must come before anything is recorded.
     let journal_ids = journal.session_ids()?;
-    let record_early =
-        !opts.dry_run && none_may_be_deleted(&journal_ids, &listed_ids, &in_step_files, wanted, provider);
+    let record_early = !opts.dry_run && none_may_be_deleted(&journal_ids, &listed_ids, in_step_files, wanted, provider);
     let mut unrecorded: u64 = 0;
     // How many of VS Code's changes are recorded so far (what a sync stopped by the delete
     // limit says it kept; the checkpoints recorded with them are not counted).
@@ -510,7 +521,7 @@ pub fn sync(journal: &mut Journal, provider: &dyn Provider, opts: &Options) -> R
             // The fast path: the same file as when both sides were last in step, and no record
             // since. Nothing to read, fold or write.
             let token = listed.fingerprint.clone();
-            if let Some(fp) = same_file(&in_step_files, &listed) {
+            if let Some(fp) = same_file(in_step_files, &listed) {
                 report.sessions.push(SessionSync::in_step(
                     listed.session_id,
                     fp.title.clone(),

@@ -18,7 +18,7 @@ use crate::journal::{Fingerprint, Gone, Journal, OpenMode};
 use crate::merge::Strategy;
 use crate::provider::vscode::index;
 use crate::session::Session;
-use crate::sync::{Options, Report, SessionSync, Status, sync};
+use crate::sync::{Options, Report, SessionSync, Status, sync, sync_noted};
 
 /// Show whether each session is synced, ahead on one side, or in conflict
 #[derive(Debug, clap::Args)]
@@ -130,13 +130,20 @@ fn settled_gone(note: &Fingerprint) -> Option<Option<&Gone>> {
 
 /// A dry-run sync: what the next sync would find.
 pub fn survey(journal: &mut Journal, roots: &RootArgs, settings: &Settings, strategy: Strategy) -> Result<Report> {
-    let opts = Options { strategy, dry_run: true, max_delete: usize::MAX, ..Options::default() };
-    Ok(sync(journal, &roots.provider(settings), &opts)?)
+    Ok(sync(journal, &roots.provider(settings), &survey_options(strategy))?)
+}
+
+fn survey_options(strategy: Strategy) -> Options {
+    Options { strategy, dry_run: true, max_delete: usize::MAX, ..Options::default() }
 }
 
 pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCode> {
     let mut journal = super::open_journal(journal_dir, OpenMode::Read)?;
-    let mut report = survey(&mut journal, &args.roots, settings, Strategy::AutoMerge)?;
+    // What the last sync noted of each session: the survey reads its files against them, and
+    // sessions found settled or never synced are shown from them.
+    let notes = journal.fingerprints_in_step()?;
+    let opts = survey_options(Strategy::AutoMerge);
+    let mut report = sync_noted(&mut journal, &args.roots.provider(settings), &opts, &notes)?;
     if let Some(prefix) = &args.session {
         // Sessions VS Code has and the journal does not yet count too.
         report.sessions.retain(|s| s.session_id.starts_with(prefix.as_str()));
@@ -156,7 +163,6 @@ pub fn run(journal_dir: &Path, args: Args, settings: &Settings) -> Result<ExitCo
     // them: deleted sessions pile up, and reading what each last held costs a snapshot and its
     // records.
     let hide_deleted = !args.all && args.session.is_none();
-    let notes = journal.fingerprints_in_step()?;
     let mut listed = HashMap::new();
     let mut warnings = report.warnings.clone();
     let mut rows = Vec::new();
