@@ -1695,6 +1695,11 @@ mod tests {
         assert!(j.held("s").unwrap().is_none(), "None forgets what the session held");
     }
 
+    /// What a capture read of the file at `path`, holding session `id`, with the token "t1".
+    fn read(path: &str, id: &str) -> (Vec<u8>, Captured) {
+        (path.as_bytes().to_vec(), Captured { token: "t1".into(), session_id: id.into(), events: 0 })
+    }
+
     /// What a capture read goes in with its batch, in its one commit, stamped with the counts
     /// the batch leaves, and holds while the file's token and its session's count are the
     /// same; a batch refused takes the notes with it.
@@ -1702,9 +1707,6 @@ mod tests {
     fn a_captures_notes_share_its_commit_and_hold_until_the_session_changes() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path(), OpenMode::Create).unwrap();
-        let read = |path: &str, id: &str| {
-            (path.as_bytes().to_vec(), Captured { token: "t1".into(), session_id: id.into(), events: 0 })
-        };
         let refused = vec![change("s", "a"), NewChange { session_id: String::new(), ..change("s", "bad") }];
         assert!(matches!(j.append_capturing(refused, vec![read("/a", "s")]), Err(JournalError::InvalidChange(_))));
         assert_eq!(j.store.captured(b"/a").unwrap(), None);
@@ -1734,9 +1736,6 @@ mod tests {
     fn gc_drops_the_capture_notes_that_can_no_longer_match() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path(), OpenMode::Create).unwrap();
-        let read = |path: &str, id: &str| {
-            (path.as_bytes().to_vec(), Captured { token: "t1".into(), session_id: id.into(), events: 0 })
-        };
         j.append_capturing(vec![change("s", "a"), change("t", "b")], vec![read("/a", "s"), read("/b", "t")]).unwrap();
         j.append_capturing(Vec::new(), vec![read("/d", "none")]).unwrap();
         j.append(vec![change("s", "c")]).unwrap();
