@@ -310,9 +310,9 @@ fn gc_drops_stale_capture_notes_and_keeps_the_rest() {
     assert!(!env.ok(&["gc"]).contains("capture note"));
     // Each file's bytes swapped for others of the same size, its time put back: only a read
     // sees it. The note kept still spares one; the file whose note went is read.
-    for (path, id, title) in [(&a, "abc-1", "C"), (&b, "abc-2", "D")] {
+    for (path, id, title, request) in [(&a, "abc-1", "C", "x"), (&b, "abc-2", "D", "y")] {
         let modified = std::fs::metadata(path).unwrap().modified().unwrap();
-        write_session(&env, id, title, &[if id == "abc-1" { "x" } else { "y" }]);
+        write_session(&env, id, title, &[request]);
         std::fs::File::options().write(true).open(path).unwrap().set_modified(modified).unwrap();
     }
     assert!(env.ok(&["capture", p(&b)]).ends_with("session abc-2 unchanged\n"));

@@ -15,8 +15,9 @@ use crate::journal::OpenMode;
 /// compressed together in blocks, and each other record that compresses alone, as zstd frames,
 /// then the derived rows kept beside them (snapshots, runs of log lines, the sync's shapes),
 /// and rewrites the database without the space that freed; notes `capture` kept of files that
-/// can no longer spare a read are dropped. Every command reads the same history afterwards. It holds the journal for its length (about 2 s for a journal of 300 MB),
-/// and needs free space for a copy of the database while it rewrites it.
+/// can no longer spare a read are dropped. Every command reads the same history afterwards.
+/// It holds the journal for its length (about 2 s for a journal of 300 MB), and needs free
+/// space for a copy of the database while it rewrites it.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Print the result as one JSON object

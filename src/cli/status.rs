@@ -133,6 +133,7 @@ pub fn survey(journal: &mut Journal, roots: &RootArgs, settings: &Settings, stra
     Ok(sync(journal, &roots.provider(settings), &survey_options(strategy))?)
 }
 
+/// A dry run that may report any number of deletions: nothing is deleted.
 fn survey_options(strategy: Strategy) -> Options {
     Options { strategy, dry_run: true, max_delete: usize::MAX, ..Options::default() }
 }
