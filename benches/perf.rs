@@ -630,6 +630,92 @@ fn bench_sync(scale: &Scale, tmp: &Path, rep: &mut Report) {
     );
 }
 
+// ---------------------------------------------------------------- workspaces: a user dir as it is
+
+/// A user dir laid out as VS Code keeps one: many workspaces, each with a few sessions and a
+/// `state.vscdb` beside its chat folder holding VS Code's session index among its other
+/// keys. `chasm status` reads each index to tell the sessions VS Code hides; the sync
+/// workload above is one workspace without one.
+fn bench_workspaces(scale: &Scale, tmp: &Path, rep: &mut Report) {
+    const WORKSPACES: usize = 60;
+    /// Keys of a workspace's `state.vscdb` beside the index, where VS Code keeps the state
+    /// of its views and editors: a few hundred (here each of 50 to 800 bytes).
+    const OTHER_KEYS: usize = 300;
+    let per_workspace = (scale.sessions * 15 / 1000).max(2);
+    let mut rng = Rng(17);
+    let user = tmp.join("workspaces/User");
+    for w in 0..WORKSPACES {
+        let dir = user.join(format!("workspaceStorage/{:032x}", rng.next() as u128 * 0x9e37_79b9 + w as u128));
+        let chat = dir.join("chatSessions");
+        std::fs::create_dir_all(&chat).unwrap();
+        std::fs::write(dir.join("workspace.json"), json!({"folder": format!("file:///home/ada/p{w}")}).to_string())
+            .unwrap();
+        let mut entries = serde_json::Map::new();
+        for i in 0..per_workspace {
+            let n = 3 + rng.below(38) as usize;
+            let reqs: Vec<Value> = (0..n)
+                .map(|k| {
+                    let words = 40 + rng.below(80) as usize;
+                    request(&mut rng, k, words)
+                })
+                .collect();
+            let id = format!("{:08x}-0000-4000-8000-{:06}{i:06}", rng.next() as u32, w);
+            let v = session(&id, reqs);
+            let path = if i % 2 == 0 {
+                let p = chat.join(format!("{id}.jsonl"));
+                std::fs::write(&p, format!("{}\n", json!({"kind": 0, "v": v}))).unwrap();
+                p
+            } else {
+                let p = chat.join(format!("{id}.json"));
+                std::fs::write(&p, vscode_json(&v)).unwrap();
+                p
+            };
+            age(&path);
+            // VS Code has dropped each workspace's first session from its list.
+            if i > 0 {
+                let entry = json!({"sessionId": id, "title": format!("Session {id}"), "lastMessageDate": 1_764_000_000_000u64 + i as u64,
+                                   "initialLocation": "panel", "hasPendingEdits": false, "isEmpty": false});
+                entries.insert(id, entry);
+            }
+        }
+        let db = rusqlite::Connection::open(dir.join("state.vscdb")).unwrap();
+        db.execute_batch("CREATE TABLE ItemTable (key TEXT UNIQUE ON CONFLICT REPLACE, value BLOB); BEGIN").unwrap();
+        let mut insert = db.prepare("INSERT INTO ItemTable (key, value) VALUES (?1, ?2)").unwrap();
+        for k in 0..OTHER_KEYS {
+            let words = 5 + rng.below(120) as usize;
+            let value = json!({"state": prose(&mut rng, words), "n": k}).to_string();
+            insert.execute(rusqlite::params![format!("workbench.view.{k:03}.state"), value]).unwrap();
+        }
+        let index = json!({"version": 1, "entries": entries}).to_string();
+        insert.execute(rusqlite::params!["chat.ChatSessionStore.index", index]).unwrap();
+        drop(insert);
+        db.execute_batch("COMMIT").unwrap();
+    }
+    let root = user.to_str().unwrap().to_owned();
+    let journal = tmp.join("workspaces/journal");
+    // The first sync, then the one that finds everything in step and writes the notes.
+    run(&mut chasm(&journal, &["sync", "--root", &root]));
+    run(&mut chasm(&journal, &["sync", "--root", &root]));
+    run(&mut git(&user, &["init", "-q"]));
+    run(&mut git(&user, &["add", "-A"]));
+    run(&mut git(&user, &["commit", "-qm", "first"]));
+    settle();
+    let [status, git_status] = time_side_by_side(
+        "status of the workspaces",
+        [chasm(&journal, &["status", "--root", &root]), git(&user, &["status", "--porcelain"])],
+    );
+    rep.row(
+        &format!(
+            "`chasm status` of {} sessions in {WORKSPACES} workspaces, each with VS Code's index (vs `git status`)",
+            WORKSPACES * per_workspace
+        ),
+        ms(status),
+        format!("{} (git status)", ms(git_status)),
+        format!("{:.2}× git's time", status.as_secs_f64() / git_status.as_secs_f64()),
+        "",
+    );
+}
+
 // ---------------------------------------------------------------- history: log, replay, size
 
 /// The events of one session streaming `events` changes (requests added, their responses
@@ -931,6 +1017,9 @@ fn main() {
     }
     if want("sync") {
         bench_sync(&scale, tmp.path(), &mut rep);
+    }
+    if want("workspaces") {
+        bench_workspaces(&scale, tmp.path(), &mut rep);
     }
     if want("history") {
         bench_history(&scale, tmp.path(), &mut rep);
