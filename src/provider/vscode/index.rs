@@ -85,18 +85,21 @@ fn open(path: &Path, flags: OpenFlags) -> Result<Connection, IndexError> {
     Ok(conn)
 }
 
+/// The index's bytes as VS Code stored them; `None` when the database has no index.
+fn read_bytes(conn: &Connection, path: &Path) -> Result<Option<Vec<u8>>, IndexError> {
+    conn.query_row("SELECT value FROM ItemTable WHERE key = ?1", [INDEX_KEY], |row| {
+        // VS Code stores text; a BLOB holding the same bytes reads the same.
+        match row.get_ref(0)? {
+            rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => Ok(t.to_vec()),
+            _ => Ok(Vec::new()),
+        }
+    })
+    .optional()
+    .map_err(|e| error(path, e))
+}
+
 fn read_value(conn: &Connection, path: &Path) -> Result<Option<Value>, IndexError> {
-    let text: Option<Vec<u8>> = conn
-        .query_row("SELECT value FROM ItemTable WHERE key = ?1", [INDEX_KEY], |row| {
-            // VS Code stores text; a BLOB holding the same bytes reads the same.
-            match row.get_ref(0)? {
-                rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => Ok(t.to_vec()),
-                _ => Ok(Vec::new()),
-            }
-        })
-        .optional()
-        .map_err(|e| error(path, e))?;
-    match text {
+    match read_bytes(conn, path)? {
         None => Ok(None),
         Some(bytes) => match serde_json::from_slice::<Value>(&bytes) {
             Ok(v) if v.get("entries").is_some_and(Value::is_object) => Ok(Some(v)),
@@ -111,14 +114,46 @@ pub fn listed_ids(db: &Path) -> Result<Option<BTreeSet<String>>, IndexError> {
         return Ok(None);
     }
     let conn = open(db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let value = read_value(&conn, db)?;
-    let ids = value
-        .as_ref()
-        .and_then(|v| v.get("entries"))
-        .and_then(Value::as_object)
-        .map(|entries| entries.keys().cloned().collect())
-        .unwrap_or_default();
+    let ids = match read_bytes(&conn, db)? {
+        None => BTreeSet::new(),
+        Some(bytes) => match serde_json::from_slice::<EntryKeys>(&bytes) {
+            Ok(EntryKeys(Some(ids))) => ids,
+            _ => return Err(IndexError::BadIndex { path: db.to_owned() }),
+        },
+    };
     Ok(Some(ids))
+}
+
+/// The keys of an index's `entries` object (`None`: it has none), read without building its
+/// entries: `status` reads every workspace's index, and parsing each whole into a [`Value`]
+/// took as long as opening its database. What reads as an index is what [`read_value`]
+/// accepts: a JSON object whose `entries` is an object (the last, if named twice).
+struct EntryKeys(Option<BTreeSet<String>>);
+
+impl<'de> serde::Deserialize<'de> for EntryKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, Visitor};
+        struct Root;
+        impl<'de> Visitor<'de> for Root {
+            type Value = EntryKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "entries" {
+                        let each = map.next_value::<std::collections::BTreeMap<String, IgnoredAny>>()?;
+                        entries = Some(each.into_keys().collect());
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(EntryKeys(entries))
+            }
+        }
+        d.deserialize_map(Root)
+    }
 }
 
 /// The index entry VS Code would write for a session.
@@ -369,6 +404,47 @@ pub(crate) mod tests {
         );
         assert!(matches!(listed_ids(&db), Err(IndexError::NotAStateDb { .. })));
         assert_eq!(std::fs::read(&db).unwrap()[..4], *b"this");
+    }
+
+    /// `listed_ids` reads only the keys of the index's entries: it must take for an index
+    /// exactly what the whole parse the edits make does, and list the same ids.
+    #[test]
+    fn listed_ids_accepts_and_lists_what_the_whole_parse_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.vscdb");
+        make_state_db(&db, &[]);
+        let conn = Connection::open(&db).unwrap();
+        let texts = [
+            r#"{"version": 1, "entries": {"a": {"title": "t", "n": [1, 2.5e300, {"x": null}]}, "b": 7}}"#,
+            r#"{"entries": {}, "after": {"entries": {"nested": 1}}}"#,
+            r#"{"entries": {"a": 1}, "entries": {"b": 1}}"#,
+            r#"{"entries": {"a": 1, "a": 2, "\u0062": 3}}"#,
+            r#"{"version": 1}"#,
+            r#"{"entries": null}"#,
+            r#"{"entries": ["a"]}"#,
+            r#"[{"entries": {"a": 1}}]"#,
+            r#"{"entries": {"a": 1}"#,
+            r#"{"entries": {"a": 1}} trailing"#,
+            "",
+        ];
+        for text in texts {
+            for value in [rusqlite::types::Value::Text(text.into()), rusqlite::types::Value::Blob(text.into())] {
+                conn.execute("INSERT INTO ItemTable (key, value) VALUES (?1, ?2)", rusqlite::params![INDEX_KEY, value])
+                    .unwrap();
+                let whole = read_value(&conn, &db).map(|v| {
+                    let entries = v.as_ref().and_then(|v| v["entries"].as_object());
+                    entries.map(|e| e.keys().cloned().collect::<BTreeSet<_>>()).unwrap_or_default()
+                });
+                match (listed_ids(&db), whole) {
+                    (Ok(Some(keys)), Ok(expected)) => assert_eq!(keys, expected, "{text}"),
+                    (Err(IndexError::BadIndex { .. }), Err(IndexError::BadIndex { .. })) => {}
+                    (ours, whole) => panic!("{text}: {ours:?} where the whole parse gives {whole:?}"),
+                }
+            }
+        }
+        // No index at all: a database VS Code lists nothing in.
+        conn.execute("DELETE FROM ItemTable WHERE key = ?1", [INDEX_KEY]).unwrap();
+        assert_eq!(listed_ids(&db).unwrap(), Some(BTreeSet::new()));
     }
 
     #[test]
