@@ -127,7 +127,9 @@ pub fn listed_ids(db: &Path) -> Result<Option<BTreeSet<String>>, IndexError> {
 /// The keys of an index's `entries` object (`None`: it has none), read without building its
 /// entries: `status` reads every workspace's index, and parsing each whole into a [`Value`]
 /// took as long as opening its database. What reads as an index is what [`read_value`]
-/// accepts: a JSON object whose `entries` is an object (the last, if named twice).
+/// accepts: a JSON object whose `entries` is an object (the last, if named twice). Only an
+/// entry nested deeper than serde_json builds a [`Value`] of (128 levels) differs: its keys
+/// are listed where the edits refuse the index as not JSON, which VS Code never writes.
 struct EntryKeys(Option<BTreeSet<String>>);
 
 impl<'de> serde::Deserialize<'de> for EntryKeys {
@@ -442,6 +444,11 @@ pub(crate) mod tests {
                 }
             }
         }
+        // An entry nested past the whole parse's depth: listed all the same.
+        let deep = format!(r#"{{"entries": {{"a": {}1{}}}}}"#, "[".repeat(200), "]".repeat(200));
+        conn.execute("INSERT INTO ItemTable (key, value) VALUES (?1, ?2)", [INDEX_KEY, &deep]).unwrap();
+        assert!(matches!(read_value(&conn, &db), Err(IndexError::BadIndex { .. })));
+        assert_eq!(listed_ids(&db).unwrap(), Some(BTreeSet::from(["a".to_string()])));
         // No index at all: a database VS Code lists nothing in.
         conn.execute("DELETE FROM ItemTable WHERE key = ?1", [INDEX_KEY]).unwrap();
         assert_eq!(listed_ids(&db).unwrap(), Some(BTreeSet::new()));
