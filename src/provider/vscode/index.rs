@@ -101,11 +101,19 @@ fn read_bytes(conn: &Connection, path: &Path) -> Result<Option<Vec<u8>>, IndexEr
 fn read_value(conn: &Connection, path: &Path) -> Result<Option<Value>, IndexError> {
     match read_bytes(conn, path)? {
         None => Ok(None),
-        Some(bytes) => match serde_json::from_slice::<Value>(&bytes) {
-            Ok(v) if v.get("entries").is_some_and(Value::is_object) => Ok(Some(v)),
-            _ => Err(IndexError::BadIndex { path: path.to_owned() }),
-        },
+        Some(bytes) => parse_index(&bytes).map(Some).ok_or_else(|| IndexError::BadIndex { path: path.to_owned() }),
     }
+}
+
+/// An index's text parsed whole, as the edits need it; `None`: not an index (not JSON, or no
+/// `entries` object).
+fn parse_index(bytes: &[u8]) -> Option<Value> {
+    serde_json::from_slice::<Value>(bytes).ok().filter(|v| v.get("entries").is_some_and(Value::is_object))
+}
+
+/// The ids an index's text lists, read as [`EntryKeys`]; `None`: not an index.
+fn entry_keys(bytes: &[u8]) -> Option<BTreeSet<String>> {
+    serde_json::from_slice::<EntryKeys>(bytes).ok()?.0
 }
 
 /// The session ids the index lists; `None` when there is no `state.vscdb`.
@@ -114,14 +122,10 @@ pub fn listed_ids(db: &Path) -> Result<Option<BTreeSet<String>>, IndexError> {
         return Ok(None);
     }
     let conn = open(db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let ids = match read_bytes(&conn, db)? {
-        None => BTreeSet::new(),
-        Some(bytes) => match serde_json::from_slice::<EntryKeys>(&bytes) {
-            Ok(EntryKeys(Some(ids))) => ids,
-            _ => return Err(IndexError::BadIndex { path: db.to_owned() }),
-        },
-    };
-    Ok(Some(ids))
+    match read_bytes(&conn, db)? {
+        None => Ok(Some(BTreeSet::new())),
+        Some(bytes) => entry_keys(&bytes).map(Some).ok_or_else(|| IndexError::BadIndex { path: db.to_owned() }),
+    }
 }
 
 /// The keys of an index's `entries` object (`None`: it has none), read without building its
@@ -293,6 +297,7 @@ fn change_entries(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// A `state.vscdb` with VS Code's schema and an index listing `ids`.
     pub fn make_state_db(path: &Path, ids: &[&str]) {
@@ -452,6 +457,70 @@ pub(crate) mod tests {
         // No index at all: a database VS Code lists nothing in.
         conn.execute("DELETE FROM ItemTable WHERE key = ?1", [INDEX_KEY]).unwrap();
         assert_eq!(listed_ids(&db).unwrap(), Some(BTreeSet::new()));
+    }
+
+    /// JSON texts like an index and unlike one: objects with or without `entries` (an object
+    /// or not, sometimes twice), values of any kind, then perhaps cut short or with a stray
+    /// character put in.
+    fn index_like_text() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            "(\\PC|[\"\\\\{}\\[\\],:])*".prop_map(Value::from),
+        ];
+        let value = leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec(("(\\PC|[\":{}])*|entries", inner), 0..4)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        });
+        let entries = prop::collection::vec(("[a-z0-9\"\\\\-]{0,8}", value.clone()), 0..5)
+            .prop_map(|kv| Value::Object(kv.into_iter().collect()));
+        let root = (
+            prop::option::of(prop_oneof![3 => entries, 1 => Just(Value::Null), 1 => value.clone()]),
+            prop::option::of(value),
+            any::<bool>(),
+        );
+        let text = root.prop_map(|(entries, other, twice)| {
+            let mut parts = vec![r#""version": 1"#.to_string()];
+            if let Some(o) = other {
+                parts.push(format!(r#""other": {o}"#));
+            }
+            if let Some(e) = entries {
+                if twice {
+                    parts.insert(0, r#""entries": {"first": 1}"#.into());
+                }
+                parts.push(format!(r#""entries": {e}"#));
+            }
+            format!("{{{}}}", parts.join(", "))
+        });
+        (
+            text,
+            0..4u8,
+            any::<prop::sample::Index>(),
+            prop::sample::select(&['{', '}', '[', ']', ',', ':', '"', '\\', 'x'][..]),
+        )
+            .prop_map(|(text, how, at, c)| {
+                let cut = text.char_indices().map(|(i, _)| i).nth(at.index(text.chars().count())).unwrap_or(0);
+                match how {
+                    0 => text[..cut].to_string(),
+                    1 => format!("{}{c}{}", &text[..cut], &text[cut..]),
+                    _ => text,
+                }
+            })
+    }
+
+    proptest::proptest! {
+        /// Reading only the keys takes for an index what the whole parse takes, and lists the
+        /// keys it lists.
+        #[test]
+        fn reading_only_the_keys_agrees_with_the_whole_parse(text in index_like_text()) {
+            let whole = parse_index(text.as_bytes()).map(|v| v["entries"].as_object().unwrap().keys().cloned().collect());
+            proptest::prop_assert_eq!(entry_keys(text.as_bytes()), whole, "{}", text);
+        }
     }
 
     #[test]
