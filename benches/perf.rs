@@ -122,6 +122,22 @@ fn vscode_json(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap()
 }
 
+/// Writes a session into a chat folder as VS Code does, a `.jsonl` log (`log`) or a `.json`
+/// file, aged so that its fingerprint is trusted; returns its path.
+fn write_session(chat: &Path, id: &str, v: &Value, log: bool) -> PathBuf {
+    let path = if log {
+        let p = chat.join(format!("{id}.jsonl"));
+        std::fs::write(&p, format!("{}\n", json!({"kind": 0, "v": v}))).unwrap();
+        p
+    } else {
+        let p = chat.join(format!("{id}.json"));
+        std::fs::write(&p, vscode_json(v)).unwrap();
+        p
+    };
+    age(&path);
+    path
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -425,18 +441,7 @@ fn bench_sync(scale: &Scale, tmp: &Path, rep: &mut Report) {
             })
             .collect();
         let id = format!("{:08x}-0000-4000-8000-{i:012}", rng.next() as u32);
-        let v = session(&id, reqs);
-        let path = if i % 2 == 0 {
-            let p = chat.join(format!("{id}.jsonl"));
-            std::fs::write(&p, format!("{}\n", json!({"kind": 0, "v": v}))).unwrap();
-            p
-        } else {
-            let p = chat.join(format!("{id}.json"));
-            std::fs::write(&p, vscode_json(&v)).unwrap();
-            p
-        };
-        age(&path);
-        files.push(path);
+        files.push(write_session(&chat, &id, &session(&id, reqs), i % 2 == 0));
     }
     let total: u64 = files.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
     let root = user.to_str().unwrap().to_owned();
@@ -660,17 +665,7 @@ fn bench_workspaces(scale: &Scale, tmp: &Path, rep: &mut Report) {
                 })
                 .collect();
             let id = format!("{:08x}-0000-4000-8000-{:06}{i:06}", rng.next() as u32, w);
-            let v = session(&id, reqs);
-            let path = if i % 2 == 0 {
-                let p = chat.join(format!("{id}.jsonl"));
-                std::fs::write(&p, format!("{}\n", json!({"kind": 0, "v": v}))).unwrap();
-                p
-            } else {
-                let p = chat.join(format!("{id}.json"));
-                std::fs::write(&p, vscode_json(&v)).unwrap();
-                p
-            };
-            age(&path);
+            write_session(&chat, &id, &session(&id, reqs), i % 2 == 0);
             // VS Code has dropped each workspace's first session from its list.
             if i > 0 {
                 let entry = json!({"sessionId": id, "title": format!("Session {id}"), "lastMessageDate": 1_764_000_000_000u64 + i as u64,
