@@ -650,7 +650,8 @@ fn bench_workspaces(scale: &Scale, tmp: &Path, rep: &mut Report) {
     let mut rng = Rng(17);
     let user = tmp.join("workspaces/User");
     for w in 0..WORKSPACES {
-        let dir = user.join(format!("workspaceStorage/{:032x}", rng.next() as u128 * 0x9e37_79b9 + w as u128));
+        // Named as VS Code names them: 32 hex digits.
+        let dir = user.join(format!("workspaceStorage/{:016x}{w:016x}", rng.next()));
         let chat = dir.join("chatSessions");
         std::fs::create_dir_all(&chat).unwrap();
         std::fs::write(dir.join("workspace.json"), json!({"folder": format!("file:///home/ada/p{w}")}).to_string())
@@ -682,7 +683,7 @@ fn bench_workspaces(scale: &Scale, tmp: &Path, rep: &mut Report) {
             insert.execute(rusqlite::params![format!("workbench.view.{k:03}.state"), value]).unwrap();
         }
         let index = json!({"version": 1, "entries": entries}).to_string();
-        insert.execute(rusqlite::params!["chat.ChatSessionStore.index", index]).unwrap();
+        insert.execute(rusqlite::params![chasm::provider::vscode::index::INDEX_KEY, index]).unwrap();
         drop(insert);
         db.execute_batch("COMMIT").unwrap();
     }
