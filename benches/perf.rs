@@ -533,7 +533,11 @@ fn bench_sync(scale: &Scale, tmp: &Path, rep: &mut Report) {
     // Its own random numbers: the rounds below write what they wrote before this was added.
     let mut chat_rng = Rng(13);
     let log = files.iter().find(|f| f.extension().is_some_and(|e| e == "jsonl")).expect("a .jsonl session");
+    // Each is followed by the round `sync --watch` runs next, the files as that round left
+    // them: a full sync that finds nothing and writes the no-op's note (which the next round
+    // that records anything drops first, as it does under a watcher), beside `git status`.
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut quiet, mut quiet_git) = (Vec::new(), Vec::new());
     for round in 0..SHORT_RUNS {
         let line = json!({"kind": 2, "k": ["requests"], "v": [request(&mut chat_rng, 2000 + round, 150)]});
         std::fs::OpenOptions::new().append(true).open(log).unwrap().write_all(format!("{line}\n").as_bytes()).unwrap();
@@ -543,6 +547,8 @@ fn bench_sync(scale: &Scale, tmp: &Path, rep: &mut Report) {
             run(&mut git(&user, &["add", "-A"]));
             run(&mut git(&user, &["commit", "-qm", "round"]));
         }));
+        quiet.push(timed(|| run(&mut chasm(&journal, &["sync", "--root", &root]))));
+        quiet_git.push(timed(|| run(&mut git(&user, &["status", "--porcelain"]))));
     }
     let (ours, theirs) = (median(ours), median(theirs));
     rep.row(
@@ -550,6 +556,14 @@ fn bench_sync(scale: &Scale, tmp: &Path, rep: &mut Report) {
         ms(ours),
         format!("{} (git add -A && git commit)", ms(theirs)),
         format!("{:.1}× faster", theirs.as_secs_f64() / ours.as_secs_f64()),
+        "",
+    );
+    let (quiet, quiet_git) = (median(quiet), median(quiet_git));
+    rep.row(
+        "the sync after it, nothing changed (writes the no-op's note; vs `git status`)",
+        ms(quiet),
+        format!("{} (git status)", ms(quiet_git)),
+        format!("{:.2}× git's time", quiet.as_secs_f64() / quiet_git.as_secs_f64()),
         "",
     );
     let changed = (scale.sessions / 100).max(1);
@@ -708,6 +722,22 @@ fn bench_workspaces(scale: &Scale, tmp: &Path, rep: &mut Report) {
         ms(status),
         format!("{} (git status)", ms(git_status)),
         format!("{:.2}× git's time", status.as_secs_f64() / git_status.as_secs_f64()),
+        "",
+    );
+    // The sync after a recorded change, which finds nothing and writes the no-op's note: the
+    // note removed by hand, as every change to the journal removes it.
+    let (mut quiet, mut quiet_git) = (Vec::new(), Vec::new());
+    for _ in 0..SHORT_RUNS {
+        std::fs::remove_file(journal.join(chasm::in_step::FILE)).unwrap();
+        quiet.push(timed(|| run(&mut chasm(&journal, &["sync", "--root", &root]))));
+        quiet_git.push(timed(|| run(&mut git(&user, &["status", "--porcelain"]))));
+    }
+    let (quiet, quiet_git) = (median(quiet), median(quiet_git));
+    rep.row(
+        "the sync that writes the no-op's note there, after a change (vs `git status`)",
+        ms(quiet),
+        format!("{} (git status)", ms(quiet_git)),
+        format!("{:.2}× git's time", quiet.as_secs_f64() / quiet_git.as_secs_f64()),
         "",
     );
 }
