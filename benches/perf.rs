@@ -548,6 +548,7 @@ fn bench_sync(scale: &Scale, tmp: &Path, rep: &mut Report) {
             run(&mut git(&user, &["commit", "-qm", "round"]));
         }));
         quiet.push(timed(|| run(&mut chasm(&journal, &["sync", "--root", &root]))));
+        assert!(journal.join(chasm::in_step::FILE).exists(), "the sync after a round wrote no note");
         quiet_git.push(timed(|| run(&mut git(&user, &["status", "--porcelain"]))));
     }
     let (ours, theirs) = (median(ours), median(theirs));
@@ -730,6 +731,7 @@ fn bench_workspaces(scale: &Scale, tmp: &Path, rep: &mut Report) {
     for _ in 0..SHORT_RUNS {
         std::fs::remove_file(journal.join(chasm::in_step::FILE)).unwrap();
         quiet.push(timed(|| run(&mut chasm(&journal, &["sync", "--root", &root]))));
+        assert!(journal.join(chasm::in_step::FILE).exists(), "the sync wrote no note");
         quiet_git.push(timed(|| run(&mut git(&user, &["status", "--porcelain"]))));
     }
     let (quiet, quiet_git) = (median(quiet), median(quiet_git));
