@@ -134,7 +134,7 @@ pub fn record(journal_dir: &Path, provider: &VsCode, seen: Seen) -> io::Result<(
     let mut dirs = Vec::with_capacity(n);
     for (dir, first) in provider.dirs.iter().zip(first) {
         let Some(path) = dir.path.to_str() else { continue };
-        let passed = passed[first].iter().map(|&(n, t)| (n.into(), t)).collect();
+        let passed = passed[first].iter().map(|&(name, token)| (name.into(), token)).collect();
         dirs.push(Dir { path: path.into(), files: files[first].clone(), passed });
     }
     let ids = seen.ids.iter().map(|id| Cow::from(id.as_str())).collect();
