@@ -90,8 +90,9 @@ struct Dir<'a> {
 }
 
 /// What a sync that left everything in step saw: each session file and each file passed over
-/// by path, with its fingerprint, the sync's warnings, the sessions whose files did not read
-/// and, when there are any, every session it reported.
+/// by path (in any order: [`record`] puts them in their folders, sorted by name), with its
+/// fingerprint, the sync's warnings, the sessions whose files did not read and, when there
+/// are any, every session it reported.
 #[derive(Debug, Default, Clone)]
 pub struct Seen {
     pub files: Vec<(PathBuf, String)>,
@@ -410,7 +411,7 @@ mod tests {
         );
         record(&journal, &twice, seen.clone()).unwrap();
         assert_eq!(warnings(&journal, &twice), Some(vec![]));
-        // And only as it stands: a file changed there is seen through either name.
+        // A file changed there is seen through either name: the full sync again.
         std::fs::write(a.join("s1.jsonl"), "{ }").unwrap();
         assert_eq!(warnings(&journal, &twice), None);
     }
