@@ -335,6 +335,12 @@ impl Report {
         let ratio = format!("{:.1}× git's size", journal as f64 / git as f64);
         self.row(what, mb(journal), mb(git), ratio, target);
     }
+
+    /// A row of a chasm command's time beside `git status --porcelain`'s over the same folder.
+    fn beside_git_status(&mut self, what: &str, chasm: Duration, git_status: Duration) {
+        let ratio = format!("{:.2}× git's time", chasm.as_secs_f64() / git_status.as_secs_f64());
+        self.row(what, ms(chasm), format!("{} (git status)", ms(git_status)), ratio, "");
+    }
 }
 
 fn ms(d: Duration) -> String {
@@ -520,12 +526,10 @@ fn bench_sync(scale: &Scale, tmp: &Path, rep: &mut Report) {
         "status",
         [chasm(&journal, &["status", "--root", &root]), git(&user, &["status", "--porcelain"])],
     );
-    rep.row(
+    rep.beside_git_status(
         &format!("`chasm status` of {} sessions, nothing changed (vs `git status`)", files.len()),
-        ms(status),
-        format!("{} (git status)", ms(git_status)),
-        format!("{:.2}× git's time", status.as_secs_f64() / git_status.as_secs_f64()),
-        "",
+        status,
+        git_status,
     );
     // The round a background sync runs most: one session's log gains a request while the
     // user chats, and `sync --watch` runs once the files have been quiet for its debounce
@@ -560,12 +564,10 @@ fn bench_sync(scale: &Scale, tmp: &Path, rep: &mut Report) {
         "",
     );
     let (quiet, quiet_git) = (median(quiet), median(quiet_git));
-    rep.row(
+    rep.beside_git_status(
         "the sync after it, nothing changed (writes the no-op's note; vs `git status`)",
-        ms(quiet),
-        format!("{} (git status)", ms(quiet_git)),
-        format!("{:.2}× git's time", quiet.as_secs_f64() / quiet_git.as_secs_f64()),
-        "",
+        quiet,
+        quiet_git,
     );
     let changed = (scale.sessions / 100).max(1);
     // Rounds in which `changed` of `files` gain a request, each synced by chasm and committed
@@ -715,15 +717,13 @@ fn bench_workspaces(scale: &Scale, tmp: &Path, rep: &mut Report) {
         "status of the workspaces",
         [chasm(&journal, &["status", "--root", &root]), git(&user, &["status", "--porcelain"])],
     );
-    rep.row(
+    rep.beside_git_status(
         &format!(
             "`chasm status` of {} sessions in {WORKSPACES} workspaces, each with VS Code's index (vs `git status`)",
             WORKSPACES * per_workspace
         ),
-        ms(status),
-        format!("{} (git status)", ms(git_status)),
-        format!("{:.2}× git's time", status.as_secs_f64() / git_status.as_secs_f64()),
-        "",
+        status,
+        git_status,
     );
     // The sync after a recorded change, which finds nothing and writes the no-op's note: the
     // note removed by hand, as every change to the journal removes it.
@@ -735,12 +735,10 @@ fn bench_workspaces(scale: &Scale, tmp: &Path, rep: &mut Report) {
         quiet_git.push(timed(|| run(&mut git(&user, &["status", "--porcelain"]))));
     }
     let (quiet, quiet_git) = (median(quiet), median(quiet_git));
-    rep.row(
+    rep.beside_git_status(
         "the sync that writes the no-op's note there, after a change (vs `git status`)",
-        ms(quiet),
-        format!("{} (git status)", ms(quiet_git)),
-        format!("{:.2}× git's time", quiet.as_secs_f64() / quiet_git.as_secs_f64()),
-        "",
+        quiet,
+        quiet_git,
     );
 }
 
